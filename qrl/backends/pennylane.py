@@ -1,0 +1,76 @@
+"""PennyLane backend: the circuit as a QNode on any PennyLane device, ``lightning.qubit`` first-class.
+
+Pitfalls handled here, each measured on PennyLane 0.45 / Lightning 0.45:
+
+- With the default ``device_vjp=False`` a torch QNode on Lightning computes full Jacobians during the
+  forward pass whenever inputs require grad; with ``device_vjp=True`` the forward pass is forward only
+  and the backward pass is one adjoint VJP per tape. Under ``torch.no_grad()`` (SB3 rollouts) a second
+  QNode with ``diff_method=None`` is used, so no derivative work happens at all (tested with
+  ``qml.Tracker``).
+- A *list* of expvals comes back as ``n_outputs`` tensors of shape ``(B,)`` (a tuple would come back
+  as ``(n_meas, B, 1)``-like shapes); they are stacked to ``(B, n_outputs)``.
+- Lightning devices cannot be pickled after their first execution: the backend holds only the spec and
+  device name, and the module that owns it rebuilds it after unpickling (see :class:`qrl.nn.VQC`).
+- Lightning returns expvals as Python floats and PennyLane's torch interface wraps them with
+  ``torch.as_tensor``, which gives torch's *default* dtype: float64 circuits came back rounded to
+  float32 (errors ~1e-8). The call runs with the default dtype set to the weights' dtype.
+- Lightning's OpenMP threads: see :mod:`qrl.threads`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pennylane as qml
+import torch
+
+from qrl.circuits.spec import CircuitSpec
+
+LIGHTNING = ("lightning.qubit", "lightning.gpu", "lightning.kokkos")
+
+
+def default_diff_method(device_name: str) -> str:
+    """Adjoint on Lightning (exact, O(gates) memory), PennyLane's choice elsewhere."""
+    return "adjoint" if device_name in LIGHTNING else "best"
+
+
+class PennyLaneQNode:
+    """Run a :class:`CircuitSpec` as a torch QNode on a PennyLane device.
+
+    :param spec: the circuit.
+    :param device: a PennyLane device already created (see :func:`qrl.backends.select.make_device`).
+    :param diff_method: ``None`` for PennyLane's choice per device (adjoint on Lightning).
+
+    Call: ``angles`` of shape ``(B, n_encoding_layers, n_inputs)``, ``weights`` of shape
+    ``spec.weight_shape``; returns ``(B, n_outputs)`` in the dtype of ``weights``.
+    """
+
+    def __init__(self, spec: CircuitSpec, device, diff_method: str | None = None):
+        self.spec = spec
+        self.device = device
+        name = getattr(device, "short_name", None) or getattr(device, "name", "")
+        self.diff_method = diff_method or default_diff_method(name)
+        qfunc = spec.qfunc()
+        kwargs = {"device_vjp": True} if self.diff_method == "adjoint" else {}
+        self._qnode_grad = qml.QNode(qfunc, device, interface="torch", diff_method=self.diff_method, **kwargs)
+        self._qnode_value = qml.QNode(qfunc, device, interface="torch", diff_method=None)
+
+    def __call__(self, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        needs_grad = torch.is_grad_enabled() and (angles.requires_grad or weights.requires_grad)
+        qnode = self._qnode_grad if needs_grad else self._qnode_value
+        with _default_dtype(weights.dtype):
+            result = qnode(angles, weights)
+        out = torch.stack([torch.as_tensor(r) for r in result], dim=-1)
+        if out.dim() == 1:  # unbroadcast call (B would be absent)
+            out = out.unsqueeze(0)
+        return out.to(dtype=weights.dtype, device=weights.device)
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype):
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)

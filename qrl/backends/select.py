@@ -1,0 +1,105 @@
+"""Choosing and creating a backend from a device name: ``"auto"``, ``"torch"`` or a PennyLane device."""
+
+from __future__ import annotations
+
+import os
+
+import pennylane as qml
+
+from qrl.backends.torch import TorchStatevector, state_bytes
+from qrl.circuits.spec import CircuitSpec
+from qrl.errors import QRLError
+
+# Until `qrl bench` measures real crossovers, the compiled torch path is used up to this size (it is
+# exact and 20-300x faster than PennyLane's per-call paths at QRL sizes); above it Lightning's
+# in-place C++ kernels win on memory.
+AUTO_TORCH_MAX_QUBITS = 14
+
+# Where to get a device that is not installed (PennyLane only says "does not exist").
+_PLUGIN_HINTS = {
+    "lightning.gpu": "pip install 'qrl[gpu]' (pennylane-lightning-gpu, needs an NVIDIA GPU with CUDA)",
+    "lightning.kokkos": "pip install pennylane-lightning-kokkos",
+    "qiskit.": "pip install 'qrl[hardware]' (pennylane-qiskit, qiskit-aer)",
+    "braket.": "pip install amazon-braket-pennylane-plugin",
+    "ionq.": "pip install pennylane-ionq",
+    "cirq.": "pip install pennylane-cirq",
+    "qulacs.": "pip install pennylane-qulacs",
+}
+
+
+def resolve_device_name(device: str, spec: CircuitSpec) -> str:
+    """``"auto"`` -> the fastest exact backend for this size; other names pass through."""
+    if not isinstance(device, str) or not device:
+        raise QRLError(f"device must be a name such as 'auto', 'torch' or 'lightning.qubit'; got {device!r}")
+    if device == "auto":
+        return "torch" if spec.n_qubits <= AUTO_TORCH_MAX_QUBITS else "lightning.qubit"
+    return device
+
+
+def available_memory() -> int:
+    """Physical memory in bytes (an upper bound on what a state vector can use)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 1 << 40
+
+
+def check_memory(spec: CircuitSpec, device: str) -> None:
+    """Refuse circuits whose single state vector does not fit in memory."""
+    if device.startswith(("torch", "lightning", "default.qubit")):
+        need, have = state_bytes(spec.n_qubits), available_memory()
+        if need > have // 2:
+            raise QRLError(
+                f"n_qubits={spec.n_qubits} needs {_fmt_bytes(need)} for one state vector; this machine has "
+                f"{_fmt_bytes(have)}; try n_qubits <= {_max_qubits(have)}"
+            )
+
+
+def _max_qubits(memory: int) -> int:
+    n = 1
+    while state_bytes(n + 1) <= memory // 2:
+        n += 1
+    return n
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}"
+        n /= 1024
+    return f"{n:.0f} ZiB"
+
+
+def installed_devices() -> list[str]:
+    """Names of the PennyLane devices installed here (from their plugins' entry points)."""
+    from importlib.metadata import entry_points
+
+    return sorted({ep.name for ep in entry_points(group="pennylane.plugins")})
+
+
+def make_device(name: str, n_qubits: int, **kwargs):
+    """Create a PennyLane device, with an install hint when its plugin is missing."""
+    if name not in installed_devices():
+        hint = next((h for prefix, h in _PLUGIN_HINTS.items() if name.startswith(prefix)), None)
+        known = ", ".join(["auto", "torch", *installed_devices()])
+        if hint:
+            raise QRLError(f"device {name!r} is not installed; try {hint}")
+        raise QRLError(f"unknown device {name!r}; expected one of: {known}")
+    try:
+        return qml.device(name, wires=n_qubits, **kwargs)
+    except Exception as exc:  # plugin-specific failures (no GPU, bad option, ...)
+        raise QRLError(f"could not create device {name!r}: {exc}") from exc
+
+
+def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | None = None):
+    """A callable ``f(angles, weights) -> (B, n_outputs)`` running ``spec`` on ``device``."""
+    name = resolve_device_name(device, spec)
+    check_memory(spec, name)
+    if name == "torch":
+        if diff_method not in (None, "backprop"):
+            raise QRLError(f"the torch backend differentiates by backprop; got diff_method={diff_method!r}; "
+                           f"try a PennyLane device such as 'lightning.qubit' for {diff_method!r}")
+        return TorchStatevector(spec)
+    from qrl.backends.pennylane import PennyLaneQNode
+
+    return PennyLaneQNode(spec, make_device(name, spec.n_qubits), diff_method=diff_method)

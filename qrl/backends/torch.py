@@ -1,0 +1,297 @@
+"""Torch backend: the PennyLane circuit compiled once into batched torch statevector operations.
+
+How it compiles. The circuit's qfunc is traced twice with *tagged* parameters: every encoding angle
+and every weight is replaced by a unique number (two different tag sets for the two traces). Each gate
+parameter in the resulting tape is then looked up among the tags, which says where it comes from
+(``angles[..., layer, i]`` or ``weights.flat[k]``); a parameter found in neither trace must be the same
+number in both (a constant, e.g. ``pi``), otherwise the circuit computes on its parameters inside the
+qfunc and the compiler refuses it rather than guess. Templates (``StronglyEntanglingLayers``, ``Rot``
+...) are decomposed with PennyLane's own decompositions until every gate is one this module knows.
+
+How it runs. The state is a ``(B, 2**n)`` complex tensor (wire 0 most significant, as in PennyLane).
+Consecutive single-qubit gates on a wire are fused into one 2x2 matrix (batched when an input angle is
+involved) before touching the state; runs of constant diagonal two-qubit gates (the CZ ring) are fused
+into one sign/phase vector. The readout is ``|psi|^2 @ D`` where ``D`` holds the eigenvalues of each
+Z-type observable. Gradients come from torch autograd; values are exact (no sampling).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pennylane as qml
+import torch
+
+from qrl.circuits.spec import CircuitSpec
+from qrl.errors import QRLError
+
+# Tags sit far from any angle a circuit would use as a constant; the second trace shifts them so a
+# coincidence with a true constant is detected instead of silently misread.
+_TAG_BASES = ((-7.0e5, -9.0e5), (-3.0e5, -5.0e5))
+
+_PARAMETRIC_1Q = {"RX", "RY", "RZ", "PhaseShift", "Rot"}
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where a gate parameter comes from: ``kind`` is "angle", "weight" or "const"."""
+
+    kind: str
+    index: int = 0
+    value: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Gate:
+    name: str
+    wires: tuple[int, ...]
+    params: tuple[_Source, ...]
+    matrix: np.ndarray | None = None  # constant gates only
+
+
+def _tags(shape: tuple[int, ...], base: float) -> np.ndarray:
+    return base - np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape)
+
+
+def _flatten_ops(ops) -> list:
+    """Decompose until every op is a known parametric 1-qubit gate or a constant 1-2 qubit gate."""
+    out = []
+    for op in ops:
+        if op.name in _PARAMETRIC_1Q or (op.num_params == 0 and len(op.wires) <= 2 and op.has_matrix):
+            out.append(op)
+        elif op.has_decomposition:
+            out.extend(_flatten_ops(op.decomposition()))
+        else:
+            raise QRLError(
+                f"gate {op.name} on wires {op.wires.tolist()} is not supported by the torch backend; "
+                f"try device='lightning.qubit' (any PennyLane device runs every gate)"
+            )
+    return out
+
+
+def trace_gates(spec: CircuitSpec) -> tuple[list[_Gate], list]:
+    """Trace the spec's qfunc into a gate list with parameter sources, and its observables."""
+    angle_shape = (spec.n_encoding_layers, spec.n_inputs)
+    n_angle = int(np.prod(angle_shape))
+    n_weight = int(np.prod(spec.weight_shape))
+    qfunc = spec.qfunc()
+    traces = []
+    for base_a, base_w in _TAG_BASES:
+        tape = qml.tape.make_qscript(qfunc)(_tags(angle_shape, base_a), _tags(spec.weight_shape, base_w))
+        traces.append((tape, base_a, base_w))
+    flat = [_flatten_ops(t.operations) for t, _, _ in traces]
+    if len(flat[0]) != len(flat[1]):
+        raise QRLError("the circuit's gate sequence depends on its parameter values; the torch backend "
+                       "needs a fixed gate sequence; try device='lightning.qubit'")
+
+    def source(v0: float, v1: float) -> _Source:
+        (_, a0, w0), (_, a1, w1) = traces
+        for kind, b0, b1, n in (("angle", a0, a1, n_angle), ("weight", w0, w1, n_weight)):
+            k0, k1 = b0 - v0, b1 - v1
+            if 0 <= k0 < n and k0 == k1 and float(k0).is_integer():
+                return _Source(kind, int(k0))
+        if v0 == v1:
+            return _Source("const", value=v0)
+        raise QRLError("a gate angle is computed from the parameters inside the circuit; the torch "
+                       "backend needs each angle to be one input angle, one weight or a constant; "
+                       "try device='lightning.qubit'")
+
+    gates = []
+    for op0, op1 in zip(*flat, strict=True):
+        if op0.name != op1.name or op0.wires != op1.wires:
+            raise QRLError("the circuit's gate sequence depends on its parameter values; "
+                           "try device='lightning.qubit'")
+        wires = tuple(int(w) for w in op0.wires)
+        if op0.name in _PARAMETRIC_1Q:
+            params = tuple(source(float(np.asarray(p0)), float(np.asarray(p1)))
+                           for p0, p1 in zip(op0.data, op1.data, strict=True))
+            if all(p.kind == "const" for p in params):
+                gates.append(_Gate("const", wires, (), qml.matrix(op0)))
+            else:
+                gates.append(_Gate(op0.name, wires, params))
+        else:
+            gates.append(_Gate("const", wires, (), qml.matrix(op0)))
+    return gates, traces[0][0].observables
+
+
+def _z_diagonal(obs, n_qubits: int) -> np.ndarray:
+    """Eigenvalues of a sum of Z-strings over the computational basis, shape ``(2**n,)``."""
+    rep = obs.pauli_rep
+    if rep is None:
+        raise QRLError(f"observable {obs} has no Pauli form; the torch backend reads out Z-type observables "
+                       f"only; try device='lightning.qubit'")
+    bits = (np.arange(2**n_qubits)[:, None] >> (n_qubits - 1 - np.arange(n_qubits))[None, :]) & 1
+    signs = 1.0 - 2.0 * bits  # (2**n, n): eigenvalue of Z_w on each basis state
+    diag = np.zeros(2**n_qubits)
+    for word, coeff in rep.items():
+        term = np.full(2**n_qubits, float(np.real(coeff)))
+        for wire, letter in word.items():
+            if letter != "Z":
+                raise QRLError(f"observable {obs} contains Pauli {letter}; the torch backend reads out "
+                               f"Z-type observables only; try device='lightning.qubit'")
+            term = term * signs[:, int(wire)]
+        diag += term
+    return diag
+
+
+class TorchStatevector:
+    """A circuit compiled into batched torch ops; call it like the QNode: ``f(angles, weights)``.
+
+    :param spec: the circuit.
+
+    Call: ``angles`` of shape ``(B, n_encoding_layers, n_inputs)`` and ``weights`` of shape
+    ``spec.weight_shape``, real, float32 or float64; returns ``(B, n_outputs)`` of the same dtype.
+    """
+
+    def __init__(self, spec: CircuitSpec):
+        self.spec = spec
+        self.n = spec.n_qubits
+        gates, obs = trace_gates(spec)
+        self._program = self._schedule(gates)
+        diag = np.stack([_z_diagonal(o, self.n) for o in obs], axis=1)  # (2**n, n_outputs)
+        self._readout = diag
+        self._const_cache: dict = {}
+
+    # -- compile -----------------------------------------------------------------------------------
+    def _schedule(self, gates: list[_Gate]) -> list[tuple]:
+        """Group gates into steps: ("1q", wire, gates) fused per wire, ("diag", vector), ("2q", wires, M).
+
+        A wire's pending single-qubit gates are emitted before the next two-qubit gate on that wire;
+        consecutive diagonal two-qubit gates accumulate into one diagonal, emitted before the next
+        single-qubit gate or non-diagonal gate. Pending gates on wires a diagonal does not touch
+        commute with it, so their relative order does not matter.
+        """
+        program: list[tuple] = []
+        pending: dict[int, list[_Gate]] = {}
+        diag: np.ndarray | None = None
+
+        def emit_diag() -> None:
+            nonlocal diag
+            if diag is not None:
+                program.append(("diag", diag))
+                diag = None
+
+        def emit_pending(w: int) -> None:
+            if pending.get(w):
+                program.append(("1q", w, pending.pop(w)))
+
+        for g in gates:
+            if len(g.wires) == 1:
+                emit_diag()
+                pending.setdefault(g.wires[0], []).append(g)
+                continue
+            for w in g.wires:
+                emit_pending(w)
+            m = g.matrix
+            if np.allclose(m, np.diag(np.diag(m))):
+                d = self._full_diagonal(np.diag(m), g.wires)
+                diag = d if diag is None else diag * d
+            else:
+                emit_diag()
+                program.append(("2q", g.wires, m))
+        emit_diag()
+        for w in sorted(pending):
+            emit_pending(w)
+        return program
+
+    def _full_diagonal(self, d: np.ndarray, wires: tuple[int, ...]) -> np.ndarray:
+        idx = np.arange(2**self.n)
+        local = np.zeros_like(idx)
+        for w in wires:
+            local = (local << 1) | ((idx >> (self.n - 1 - w)) & 1)
+        return d[local]
+
+    # -- run ---------------------------------------------------------------------------------------
+    def _const(self, key, value: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """A constant of the program as a tensor, converted once per dtype and device."""
+        k = (key, dtype, device)
+        if k not in self._const_cache:
+            self._const_cache[k] = torch.as_tensor(value, dtype=dtype, device=device)
+        return self._const_cache[k]
+
+    @staticmethod
+    def _matrix(name: str, thetas: list[torch.Tensor], cdtype: torch.dtype) -> torch.Tensor:
+        """2x2 matrix of a parametric gate; angles are real tensors of shape () or (B,)."""
+        if name == "Rot":
+            phi, theta, omega = thetas
+            return TorchStatevector._matrix("RZ", [omega], cdtype) @ (
+                TorchStatevector._matrix("RY", [theta], cdtype) @ TorchStatevector._matrix("RZ", [phi], cdtype))
+        (t,) = thetas
+        if name == "PhaseShift":
+            one, zero = torch.ones_like(t), torch.zeros_like(t)
+            ph = torch.polar(one, t)
+            rows = [[one.to(cdtype), zero.to(cdtype)], [zero.to(cdtype), ph]]
+        else:
+            c, s = torch.cos(t / 2), torch.sin(t / 2)
+            zero = torch.zeros_like(c)
+            if name == "RX":
+                cc, js = torch.complex(c, zero), torch.complex(zero, -s)
+                rows = [[cc, js], [js, cc]]
+            elif name == "RY":
+                cc, ss = torch.complex(c, zero), torch.complex(s, zero)
+                rows = [[cc, -ss], [ss, cc]]
+            else:  # RZ
+                rows = [[torch.complex(c, -s), torch.complex(zero, zero)],
+                        [torch.complex(zero, zero), torch.complex(c, s)]]
+        return torch.stack([torch.stack(r, dim=-1) for r in rows], dim=-2).to(cdtype)
+
+    def __call__(self, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        if angles.dim() != 3:
+            raise QRLError(f"angles must have shape (B, {self.spec.n_encoding_layers}, {self.spec.n_inputs}); "
+                           f"got {tuple(angles.shape)}")
+        rdtype = weights.dtype
+        cdtype = torch.complex128 if rdtype == torch.float64 else torch.complex64
+        dev = weights.device
+        batch = angles.shape[0]
+        flat_a = angles.reshape(batch, -1).to(rdtype)
+        flat_w = weights.reshape(-1)
+        n = self.n
+        state = torch.zeros(batch, 2**n, dtype=cdtype, device=dev)
+        state[:, 0] = 1
+        for step_i, step in enumerate(self._program):
+            kind = step[0]
+            if kind == "1q":
+                _, w, gates = step
+                mat = None
+                for gate_i, g in enumerate(gates):
+                    if g.name == "const":
+                        gm = self._const((step_i, gate_i), g.matrix, cdtype, dev)
+                    else:
+                        thetas = []
+                        for p in g.params:
+                            if p.kind == "angle":
+                                thetas.append(flat_a[:, p.index])
+                            elif p.kind == "weight":
+                                thetas.append(flat_w[p.index])
+                            else:
+                                thetas.append(torch.tensor(p.value, dtype=rdtype, device=dev))
+                        gm = self._matrix(g.name, thetas, cdtype)
+                    mat = gm if mat is None else gm @ mat
+                psi = state.view(batch, 2**w, 2, 2 ** (n - w - 1))
+                if mat.dim() == 2:
+                    state = torch.einsum("ij,bajc->baic", mat, psi).reshape(batch, -1)
+                else:
+                    state = torch.einsum("bij,bajc->baic", mat, psi).reshape(batch, -1)
+            elif kind == "diag":
+                state = state * self._const(("diag", step_i), step[1], cdtype, dev)
+            else:
+                _, (w0, w1), m = step
+                mat = self._const(("2q", step_i), m, cdtype, dev).view(2, 2, 2, 2)
+                psi = self._two_qubit_view(state, batch, w0, w1)
+                out = torch.einsum("ijkl,bakcld->baicjd", mat, psi) if w0 < w1 else \
+                    torch.einsum("ijkl,balckd->bajcid", mat, psi)
+                state = out.reshape(batch, -1)
+        probs = state.real**2 + state.imag**2
+        return probs @ self._const("readout", self._readout, rdtype, dev)
+
+    def _two_qubit_view(self, state: torch.Tensor, batch: int, w0: int, w1: int) -> torch.Tensor:
+        lo, hi = min(w0, w1), max(w0, w1)
+        n = self.n
+        return state.view(batch, 2**lo, 2, 2 ** (hi - lo - 1), 2, 2 ** (n - hi - 1))
+
+
+def state_bytes(n_qubits: int, batch: int = 1, itemsize: int = 16) -> int:
+    """Memory of ``batch`` complex state vectors of ``n_qubits`` qubits."""
+    return batch * itemsize * int(math.pow(2, n_qubits))
