@@ -27,6 +27,7 @@ import torch
 from qrl.circuits.spec import CircuitSpec
 
 LIGHTNING = ("lightning.qubit", "lightning.gpu", "lightning.kokkos")
+GRADIENT_TRANSFORMS = ("parameter-shift", "finite-diff", "spsa", "hadamard")
 
 
 def default_diff_method(device_name: str) -> str:
@@ -53,6 +54,10 @@ class PennyLaneQNode:
         qfunc = spec.qfunc()
         kwargs = {"device_vjp": True} if self.diff_method == "adjoint" else {}
         self._qnode_grad = qml.QNode(qfunc, device, interface="torch", diff_method=self.diff_method, **kwargs)
+        if self.diff_method in GRADIENT_TRANSFORMS:
+            # PennyLane's gradient transforms cannot differentiate a broadcast tape with respect to
+            # the broadcast (input) angles: expand the batch into one tape per sample first.
+            self._qnode_grad = qml.transforms.broadcast_expand(self._qnode_grad)
         self._qnode_value = qml.QNode(qfunc, device, interface="torch", diff_method=None)
 
     def __call__(self, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

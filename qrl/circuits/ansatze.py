@@ -58,7 +58,7 @@ class StronglyEntangling:
     @staticmethod
     def layer(weights, layer: int, wires: Sequence[int]) -> None:
         n = len(wires)
-        ranges = [layer % (n - 1) + 1] if n > 1 else [0]
+        ranges = [layer % (n - 1) + 1] if n > 1 else None  # one wire: no CNOTs, no range
         qml.StronglyEntanglingLayers(weights[layer : layer + 1], wires=wires, ranges=ranges)
 
 

@@ -1,0 +1,154 @@
+"""The ``qrl`` command: train, eval, compare, list.
+
+Bad input is reported as one line, ``qrl: error: ...``, with exit status 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from qrl.errors import QRLError
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", required=True, help="environment id, e.g. CartPole-v1 (see `qrl list`)")
+    p.add_argument("--steps", type=int, default=None, help="training timesteps (default: the agent's n_timesteps)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default=None,
+                   help="circuit backend: auto, torch or a PennyLane device such as lightning.qubit")
+    p.add_argument("--out", default="runs", help="folder for run folders (default runs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a hyperparameter, e.g. --set learning_rate=0.005 "
+                        "--set policy_kwargs.n_layers=3 (repeatable)")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="show a progress bar (default: when the terminal is interactive)")
+    bar.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qrl", description="Reinforcement learning with variational quantum circuit policies.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train one agent on one environment; writes runs/<run>/")
+    p.add_argument("--agent", required=True, help="agent preset, e.g. ppo-vqc or ppo-mlp (see `qrl list`)")
+    _add_train_options(p)
+
+    p = sub.add_parser("eval", help="evaluate a trained run: mean +- std return")
+    p.add_argument("run_dir", help="a run folder written by `qrl train`")
+    p.add_argument("--episodes", type=int, default=20, help="episodes (default 20)")
+    p.add_argument("--device", default=None, help="run the circuits on another backend")
+    p.add_argument("--seed", type=int, default=None, help="evaluation seed (default: the run's)")
+
+    p = sub.add_parser("compare", help="train several agents on one environment and print a table")
+    p.add_argument("--agents", nargs="+", required=True, help="agent presets, e.g. ppo-vqc ppo-mlp")
+    _add_train_options(p)
+
+    sub.add_parser("list", help="available agents, environments and devices")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "progress", False) is None:
+        args.progress = sys.stderr.isatty()
+    try:
+        return _COMMANDS[args.command](args)
+    except QRLError as exc:
+        print(f"qrl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qrl: interrupted", file=sys.stderr)
+        return 130
+
+
+def _train_one(agent: str, args) -> Path:
+    from qrl.config import parse_set, resolve
+    from qrl.train import train
+
+    overrides = parse_set(args.overrides)
+    config = resolve(agent, args.env, seed=args.seed, steps=args.steps, device=args.device, overrides=overrides)
+    print(f"training {agent} on {args.env}: {config.n_timesteps} steps, seed {args.seed}", file=sys.stderr)
+    return train(config, out=args.out, progress=args.progress)
+
+
+def cmd_train(args) -> int:
+    import json
+
+    run_dir = _train_one(args.agent, args)
+    results = json.loads((run_dir / "results.json").read_text())
+    print(f"{run_dir}")
+    print(f"final eval return {results['final_eval_mean']:.1f} +- {results['final_eval_std']:.1f}; "
+          f"{results['timesteps']} steps in {results['wall_clock_s']:.0f} s ({results['steps_per_s']:.0f} steps/s); "
+          f"{results['parameters']['total']} parameters")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from qrl.train import evaluate_run
+
+    mean, std, config = evaluate_run(Path(args.run_dir), episodes=args.episodes, device=args.device, seed=args.seed)
+    where = f" on {args.device}" if args.device else ""
+    print(f"{config.agent} on {config.env}{where}: return {mean:.1f} +- {std:.1f} over {args.episodes} episodes")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    import json
+
+    from qrl.config import parse_set, resolve
+
+    overrides = parse_set(args.overrides)
+    for agent in args.agents:  # validate every agent before training any
+        resolve(agent, args.env, seed=args.seed, steps=args.steps, device=args.device, overrides=overrides)
+    rows = []
+    for agent in args.agents:
+        run_dir = _train_one(agent, args)
+        rows.append(json.loads((run_dir / "results.json").read_text()) | {"run_dir": str(run_dir)})
+    print(format_comparison(rows))
+    return 0
+
+
+def format_comparison(rows: list[dict]) -> str:
+    """A markdown table of run results (one row per run)."""
+    head = ("| agent | params (quantum) | final return | best eval | steps | wall-clock | steps/s |\n"
+            "|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        p = r["parameters"]
+        best = "-" if r["best_eval_mean"] is None else f"{r['best_eval_mean']:.1f}"
+        lines.append(f"| {r['agent']} | {p['total']} ({p['quantum']}) | {r['final_eval_mean']:.1f} +- "
+                     f"{r['final_eval_std']:.1f} | {best} | {r['timesteps']} | {r['wall_clock_s']:.0f} s | "
+                     f"{r['steps_per_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def cmd_list(args) -> int:
+    from qrl.backends.select import installed_devices
+    from qrl.config import agent_algo, list_agents, list_envs, load_agent, load_env_spec
+
+    print("agents (agents/*.yaml):")
+    for name in list_agents():
+        sections = load_agent(name)
+        policy = {str(s.get("policy", "MlpPolicy")).rpartition(".")[2] for s in sections.values()}
+        print(f"  {name:<12} {agent_algo(name).upper():<4} {', '.join(sorted(policy)):<22} envs: {', '.join(sections)}")
+    print("environments (envs/*.yaml):")
+    for env_id in list_envs():
+        spec = load_env_spec(env_id)
+        print(f"  {env_id:<14} threshold {spec.reward_threshold}, budget {spec.budget} steps")
+    print("devices:")
+    print("  auto           the fastest exact backend for the circuit size (torch for small circuits)")
+    print("  torch          the circuit compiled to batched torch statevector ops (exact, autograd)")
+    for name in installed_devices():
+        print(f"  {name}")
+    return 0
+
+
+_COMMANDS = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "list": cmd_list}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

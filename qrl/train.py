@@ -1,0 +1,200 @@
+"""One run: config -> environments -> model -> learn -> run folder.
+
+A run folder ``runs/{env}__{agent}__{seed}__{timestamp}/`` holds (see ``runs/README.md``):
+``config.yaml`` (the resolved config), ``model.zip`` (SB3's format), ``evaluations.npz`` and
+``evaluations.csv`` (evaluation returns over training), ``results.json`` (summary), ``tb/``
+(TensorBoard) and, for normalised agents, ``vecnormalize.pkl``. Everything is validated and built
+before the folder is created, so bad input leaves nothing behind; files are written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from qrl.config import RunConfig, algo_class, algo_kwargs, resolve_policy
+from qrl.envs import check_env_id, make_vec
+from qrl.errors import QRLError
+from qrl.io import atomic_write, write_json, write_text, write_yaml
+from qrl.sb3.networks import count_parameters
+
+EVAL_SEED_OFFSET = 10_000  # evaluation episodes never share seeds with training episodes
+
+
+def build_model(config: RunConfig) -> tuple[BaseAlgorithm, VecEnv]:
+    """The SB3 algorithm with its training environments, from a config (validates everything)."""
+    check_env_id(config.env_spec)
+    env = make_vec(config.env_spec, config.n_envs, config.seed)
+    if config.normalize:
+        env = VecNormalize(env)
+    try:
+        model = algo_class(config.algo)(
+            resolve_policy(config.policy), env, seed=config.seed, device="cpu", verbose=0,
+            policy_kwargs=dict(config.policy_kwargs), **algo_kwargs(config),
+        )
+    except QRLError:
+        env.close()
+        raise
+    except (TypeError, ValueError, AssertionError) as exc:
+        env.close()
+        raise QRLError(
+            f"cannot build {config.algo.upper()} with policy {config.policy} on {config.env}: {exc}"
+        ) from exc
+    return model, env
+
+
+def make_eval_env(config: RunConfig, train_env: VecEnv | None = None) -> VecEnv:
+    env = make_vec(config.env_spec, 1, config.seed + EVAL_SEED_OFFSET)
+    if isinstance(train_env, VecNormalize):
+        env = VecNormalize(env, training=False, norm_reward=False)
+        env.obs_rms = train_env.obs_rms
+    return env
+
+
+def new_run_dir(out: Path, config: RunConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{config.env}__{config.agent}__{config.seed}__{stamp}"
+    run_dir, k = Path(out) / base, 1
+    while run_dir.exists():
+        k += 1
+        run_dir = Path(out) / f"{base}-{k}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+class EvalLog(BaseCallback):
+    """After each evaluation: append to ``evaluations.csv`` (rewritten atomically) and the wall-clock."""
+
+    def __init__(self, run_dir: Path, started: float):
+        super().__init__()
+        self.run_dir, self.started = run_dir, started
+        self.rows: list[dict[str, Any]] = []
+
+    def _on_step(self) -> bool:
+        parent: EvalCallback = self.parent  # type: ignore[assignment]
+        self.add(int(parent.evaluations_timesteps[-1]), parent.evaluations_results[-1])
+        return True
+
+    def add(self, timesteps: int, returns) -> None:
+        self.rows.append({
+            "timesteps": timesteps,
+            "mean_return": float(np.mean(returns)),
+            "std_return": float(np.std(returns)),
+            "wall_clock_s": round(time.perf_counter() - self.started, 3),
+        })
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(self.rows[0]))
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text(self.run_dir / "evaluations.csv", buf.getvalue())
+
+
+def steps_to_threshold(rows: list[dict[str, Any]], threshold: float | None) -> int | None:
+    """First evaluated timestep whose mean return reaches the threshold (``None`` if never)."""
+    if threshold is None:
+        return None
+    return next((r["timesteps"] for r in rows if r["mean_return"] >= threshold), None)
+
+
+def train(config: RunConfig, out: str | Path = "runs", progress: bool = False) -> Path:
+    """Train one agent as configured; returns the run folder."""
+    model, env = build_model(config)
+    run_dir = new_run_dir(Path(out), config)
+    write_yaml(run_dir / "config.yaml", config.to_dict())
+    model.tensorboard_log = str(run_dir / "tb")
+
+    eval_env = make_eval_env(config, env)
+    started = time.perf_counter()
+    log = EvalLog(run_dir, started)
+    evaluator = EvalCallback(
+        eval_env, n_eval_episodes=config.env_spec.eval_episodes,
+        eval_freq=max(config.env_spec.eval_freq // config.n_envs, 1), log_path=str(run_dir),
+        deterministic=True, verbose=0, callback_after_eval=log,
+    )
+    status = "finished"
+    try:
+        model.learn(config.n_timesteps, callback=evaluator, progress_bar=progress, tb_log_name="tb")
+    except KeyboardInterrupt:
+        status = "interrupted"
+    wall = time.perf_counter() - started
+
+    atomic_write(run_dir / "model.zip", lambda p: model.save(p))
+    if isinstance(env, VecNormalize):
+        atomic_write(run_dir / "vecnormalize.pkl", lambda p: env.save(p))
+    final_returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=config.env_spec.eval_episodes,
+                                       deterministic=True, return_episode_rewards=True)
+    final_mean, final_std = float(np.mean(final_returns)), float(np.std(final_returns))
+    if not log.rows or log.rows[-1]["timesteps"] != model.num_timesteps:
+        log.add(int(model.num_timesteps), final_returns)
+    results = {
+        "status": status,
+        "agent": config.agent,
+        "env": config.env,
+        "seed": config.seed,
+        "timesteps": int(model.num_timesteps),
+        "wall_clock_s": round(wall, 3),
+        "steps_per_s": round(model.num_timesteps / wall, 1) if wall > 0 else None,
+        "final_eval_mean": final_mean,
+        "final_eval_std": final_std,
+        "best_eval_mean": max((r["mean_return"] for r in log.rows), default=None),
+        "reward_threshold": config.env_spec.reward_threshold,
+        "steps_to_threshold": steps_to_threshold(log.rows, config.env_spec.reward_threshold),
+        "parameters": count_parameters(model.policy),
+    }
+    write_json(run_dir / "results.json", results)
+    env.close()
+    eval_env.close()
+    return run_dir
+
+
+# -- loading and evaluating a run --------------------------------------------------------------------
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    run_dir = Path(run_dir)
+    path = run_dir / "config.yaml"
+    if not path.is_file() or not (run_dir / "model.zip").is_file():
+        raise QRLError(f"{run_dir} is not a finished run folder (expected config.yaml and model.zip); "
+                       f"runs are made by `qrl train`")
+    return RunConfig.from_dict(yaml.safe_load(path.read_text()))
+
+
+def load_model(run_dir: Path, device: str | None = None) -> tuple[BaseAlgorithm, RunConfig]:
+    """Load a run's model; ``device`` moves its circuits to another backend (VQC agents only)."""
+    config = load_run_config(run_dir)
+    model = algo_class(config.algo).load(Path(run_dir) / "model.zip", device="cpu")
+    if device is not None:
+        if not hasattr(model.policy, "set_circuit_device"):
+            raise QRLError(f"--device {device} names a circuit backend but run {run_dir} has no circuit "
+                           f"(policy {config.policy}); drop --device")
+        model.policy.set_circuit_device(device)
+    return model, config
+
+
+def evaluate_run(run_dir: Path, episodes: int = 20, device: str | None = None,
+                 seed: int | None = None) -> tuple[float, float, RunConfig]:
+    """Mean and std of the deterministic policy's return over ``episodes`` episodes."""
+    if episodes < 1:
+        raise QRLError(f"episodes must be positive; got {episodes}")
+    model, config = load_model(run_dir, device)
+    if seed is not None:
+        config.seed = seed
+    env = make_vec(config.env_spec, 1, config.seed + EVAL_SEED_OFFSET)
+    norm = Path(run_dir) / "vecnormalize.pkl"
+    if norm.is_file():
+        env = VecNormalize.load(str(norm), env)
+        env.training, env.norm_reward = False, False
+    mean, std = evaluate_policy(model, env, n_eval_episodes=episodes, deterministic=True)
+    env.close()
+    return float(mean), float(std), config

@@ -1,0 +1,171 @@
+"""Backends: the compiled torch path against lightning.qubit, Lightning pitfalls, device errors."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pennylane as qml
+import pytest
+import torch
+
+from qrl.backends import PennyLaneQNode, TorchStatevector, make_backend
+from qrl.backends.select import resolve_device_name
+from qrl.circuits import ANSATZE, ENCODINGS, READOUTS, CircuitSpec
+from qrl.errors import QRLError
+
+F64_TOL = 1e-9  # float64: both paths are exact up to rounding (measured ~1e-15)
+F32_TOL = 1e-5  # float32 torch path against float64 Lightning
+
+
+def random_specs(count: int, seed: int = 0) -> list[CircuitSpec]:
+    """Random circuits covering every encoding x ansatz x readout, with random sizes."""
+    rng = np.random.default_rng(seed)
+    combos = list(itertools.product(ENCODINGS, ANSATZE, READOUTS, (True, False)))
+    specs = []
+    for i in range(count):
+        encoding, ansatz, readout, reupload = combos[i % len(combos)]
+        n_qubits = int(rng.integers(1, 6))
+        specs.append(CircuitSpec(
+            n_qubits=n_qubits, n_layers=int(rng.integers(1, 4)), n_inputs=int(rng.integers(1, n_qubits + 1)),
+            n_outputs=int(rng.integers(1, n_qubits + 1)), encoding=encoding, ansatz=ansatz, readout=readout,
+            data_reuploading=reupload,
+        ))
+    return specs
+
+
+def values_and_grads(backend, angles, weights, cotangent):
+    a = angles.clone().requires_grad_(True)
+    w = weights.clone().requires_grad_(True)
+    out = backend(a, w)
+    ga, gw = torch.autograd.grad((out * cotangent).sum(), (a, w))
+    return out.detach(), ga, gw
+
+
+SPECS = random_specs(24)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.encoding}-{s.ansatz}-{s.readout}-q{s.n_qubits}")
+@pytest.mark.parametrize("batch", [1, 64])
+def test_torch_matches_lightning_float64(spec, batch):
+    gen = torch.Generator().manual_seed(batch)
+    angles = (torch.rand(batch, spec.n_encoding_layers, spec.n_inputs, generator=gen, dtype=torch.float64) - 0.5) * 6
+    weights = (torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) - 0.5) * 6
+    cot = torch.randn(batch, spec.n_outputs, generator=gen, dtype=torch.float64)
+    ref = values_and_grads(make_backend(spec, "lightning.qubit"), angles, weights, cot)
+    got = values_and_grads(make_backend(spec, "torch"), angles, weights, cot)
+    for r, g, name in zip(ref, got, ("values", "d/d angles", "d/d weights"), strict=True):
+        assert g.dtype == torch.float64
+        np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0, err_msg=name)
+
+
+@pytest.mark.parametrize("spec", SPECS[:8], ids=lambda s: f"{s.encoding}-{s.ansatz}-{s.readout}-q{s.n_qubits}")
+@pytest.mark.parametrize("batch", [1, 64])
+def test_torch_float32_matches_lightning(spec, batch):
+    gen = torch.Generator().manual_seed(7 + batch)
+    angles = (torch.rand(batch, spec.n_encoding_layers, spec.n_inputs, generator=gen, dtype=torch.float64) - 0.5) * 6
+    weights = (torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) - 0.5) * 6
+    cot = torch.randn(batch, spec.n_outputs, generator=gen, dtype=torch.float64)
+    ref = values_and_grads(make_backend(spec, "lightning.qubit"), angles, weights, cot)
+    got = values_and_grads(make_backend(spec, "torch"), angles.float(), weights.float(), cot.float())
+    for r, g, name in zip(ref, got, ("values", "d/d angles", "d/d weights"), strict=True):
+        assert g.dtype == torch.float32
+        np.testing.assert_allclose(g.double().numpy(), r.numpy(), atol=F32_TOL, rtol=0, err_msg=name)
+
+
+def test_lightning_float64_is_not_rounded_to_float32():
+    # Regression: PennyLane's torch interface wrapped Lightning's float results in float32.
+    spec = CircuitSpec(n_qubits=1, n_layers=1, n_inputs=1)
+    backend = make_backend(spec, "lightning.qubit")
+    out = backend(torch.tensor([[[0.3]]], dtype=torch.float64, requires_grad=True),
+                  torch.tensor([[[0.5, 0.7]]], dtype=torch.float64, requires_grad=True))
+    assert out.dtype == torch.float64
+    assert abs(out.item() - np.cos(0.3) * np.cos(0.5)) < 1e-14
+
+
+def _tracker_totals(backend, angles, weights, grad: bool) -> dict:
+    with qml.Tracker(backend.device) as tracker:
+        if grad:
+            backend(angles, weights).sum().backward()
+        else:
+            with torch.no_grad():
+                backend(angles, weights)
+    return dict(tracker.totals)
+
+
+DERIVATIVE_KEYS = ("derivatives", "derivative_batches", "vjps", "vjp_batches", "execute_and_derivative_batches",
+                   "execute_and_derivatives", "jvps", "jacobians")
+
+
+def test_lightning_no_grad_forward_does_no_derivative_work():
+    spec = CircuitSpec(n_outputs=2)
+    backend = make_backend(spec, "lightning.qubit")
+    assert isinstance(backend, PennyLaneQNode)
+    angles = torch.rand(8, spec.n_encoding_layers, spec.n_inputs, dtype=torch.float64)
+    weights = torch.rand(spec.weight_shape, dtype=torch.float64, requires_grad=True)
+    totals = _tracker_totals(backend, angles, weights, grad=False)
+    assert totals.get("executions") == 8
+    assert not [k for k in DERIVATIVE_KEYS if totals.get(k)], totals
+    # ...while a forward + backward does use the adjoint VJP (so the check above can fail).
+    totals = _tracker_totals(backend, angles, weights, grad=True)
+    assert any(totals.get(k) for k in ("vjps", "vjp_batches")), totals
+    assert not totals.get("derivatives"), totals  # device_vjp: no full Jacobians
+
+
+def test_lightning_uses_one_execute_per_batch():
+    spec = CircuitSpec(n_outputs=2)
+    backend = make_backend(spec, "lightning.qubit")
+    with qml.Tracker(backend.device) as tracker, torch.no_grad():
+        backend(torch.rand(16, spec.n_encoding_layers, spec.n_inputs), torch.rand(spec.weight_shape))
+    assert tracker.totals["batches"] == 1
+
+
+def test_torch_backend_follows_weight_device_and_dtype():
+    spec = CircuitSpec(n_outputs=2)
+    backend = make_backend(spec, "torch")
+    assert isinstance(backend, TorchStatevector)
+    out = backend(torch.rand(3, 5, 4), torch.rand(spec.weight_shape))
+    assert out.shape == (3, 2) and out.dtype == torch.float32
+
+
+def test_auto_picks_torch_for_small_circuits():
+    assert resolve_device_name("auto", CircuitSpec()) == "torch"
+    assert resolve_device_name("lightning.qubit", CircuitSpec()) == "lightning.qubit"
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("lightning.gpu", r"device 'lightning.gpu' is not installed; try pip install 'qrl\[gpu\]'"),
+        ("qiskit.aer", r"device 'qiskit.aer' is not installed; try pip install 'qrl\[hardware\]'"),
+        ("no.such.device", r"unknown device 'no.such.device'; expected one of: auto, torch, .*lightning.qubit"),
+        ("", r"device must be a name"),
+    ],
+)
+def test_device_errors_name_the_fix(device, message):
+    with pytest.raises(QRLError, match=message):
+        make_backend(CircuitSpec(), device)
+
+
+@pytest.mark.parametrize("device", ["torch", "lightning.qubit"])
+def test_too_many_qubits_for_memory(device):
+    spec = CircuitSpec(n_qubits=40, n_inputs=4)
+    with pytest.raises(QRLError, match=r"n_qubits=40 needs 16 TiB for one state vector; this machine has .*; "
+                                       r"try n_qubits <= \d+"):
+        make_backend(spec, device)
+
+
+def test_torch_backend_refuses_other_diff_methods():
+    with pytest.raises(QRLError, match="the torch backend differentiates by backprop"):
+        make_backend(CircuitSpec(), "torch", diff_method="parameter-shift")
+
+
+def test_default_qubit_and_parameter_shift_agree_with_torch():
+    spec = CircuitSpec(n_qubits=2, n_layers=2, n_inputs=2, n_outputs=2)
+    angles = torch.rand(4, 2, 2, dtype=torch.float64)
+    weights = torch.rand(spec.weight_shape, dtype=torch.float64)
+    cot = torch.ones(4, 2, dtype=torch.float64)
+    ref = values_and_grads(make_backend(spec, "torch"), angles, weights, cot)
+    got = values_and_grads(make_backend(spec, "default.qubit", diff_method="parameter-shift"), angles, weights, cot)
+    for r, g in zip(ref, got, strict=True):
+        np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0)
