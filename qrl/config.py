@@ -88,8 +88,10 @@ def load_env_spec(env_id: str) -> EnvSpec:
     import gymnasium as gym
 
     if env_id not in gym.registry:
-        suggestions = [e for e in list_envs() if e.split("-")[0].lower() in env_id.lower()]
-        hint = f"did you mean {suggestions[0]}? " if suggestions else ""
+        import difflib
+
+        close = difflib.get_close_matches(env_id, [*list_envs(), *gym.registry], n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
         raise QRLError(f"unknown environment {env_id!r}; {hint}expected one of the suite "
                        f"({', '.join(list_envs())}) or a registered Gymnasium id; see `qrl list`")
     threshold = gym.registry[env_id].reward_threshold

@@ -1,0 +1,123 @@
+"""Config resolution: presets in rl-zoo3 format, overrides, schedules, shipped data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from qrl.config import (
+    algo_kwargs,
+    data_dir,
+    linear_schedule,
+    list_agents,
+    list_envs,
+    load_env_spec,
+    parse_policy_kwargs,
+    parse_set,
+    resolve,
+)
+from qrl.errors import QRLError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_suite_and_presets_exist():
+    assert {"CartPole-v1", "Acrobot-v1", "Pendulum-v1"} <= set(list_envs())
+    assert {"ppo-vqc", "ppo-mlp"} <= set(list_agents())
+    assert load_env_spec("CartPole-v1").reward_threshold == 475
+
+
+def test_ppo_mlp_preset_is_rl_zoo3_cartpole():
+    config = resolve("ppo-mlp", "CartPole-v1")
+    assert config.algo == "ppo" and config.policy == "MlpPolicy"
+    assert (config.n_envs, config.n_timesteps) == (8, 100_000)
+    assert config.hyperparams == {"n_steps": 32, "batch_size": 256, "gae_lambda": 0.8, "gamma": 0.98,
+                                  "n_epochs": 20, "ent_coef": 0.0, "learning_rate": "lin_0.001",
+                                  "clip_range": "lin_0.2"}
+
+
+def test_vqc_preset_gets_env_obs_map_and_device():
+    config = resolve("ppo-vqc", "CartPole-v1", device="lightning.qubit", seed=4, steps=1000)
+    assert config.policy == "qrl.sb3.VQCActorCriticPolicy"
+    assert config.policy_kwargs["obs_map"] == "arctan"
+    assert config.policy_kwargs["device"] == "lightning.qubit"
+    assert (config.seed, config.n_timesteps) == (4, 1000)
+
+
+def test_overrides():
+    overrides = parse_set(["learning_rate=0.005", "policy_kwargs.n_layers=3", "n_envs=2", "gamma=0.9"])
+    config = resolve("ppo-vqc", "CartPole-v1", overrides=overrides)
+    assert config.hyperparams["learning_rate"] == 0.005
+    assert config.hyperparams["gamma"] == 0.9
+    assert config.policy_kwargs["n_layers"] == 3
+    assert config.n_envs == 2
+
+
+def test_schedules():
+    sched = algo_kwargs(resolve("ppo-mlp", "CartPole-v1"))["learning_rate"]
+    assert sched(1.0) == pytest.approx(0.001) and sched(0.5) == pytest.approx(0.0005) and sched(0.0) == 0.0
+    assert linear_schedule(2.0)(0.25) == 0.5
+
+
+def test_policy_kwargs_strings_are_evaluated_without_builtins():
+    assert parse_policy_kwargs("dict(n_layers=3, actor=dict(readout='zz'))") == {
+        "n_layers": 3, "actor": {"readout": "zz"}}
+    assert parse_policy_kwargs({"a": 1}) == {"a": 1}
+    with pytest.raises(QRLError, match="could not read policy_kwargs"):
+        parse_policy_kwargs("__import__('os').system('true')")
+    with pytest.raises(QRLError, match="must evaluate to a dict"):
+        parse_policy_kwargs("[1, 2]")
+
+
+@pytest.mark.parametrize("item", ["learning_rate", "=3", "policy_kwargs.=3", "a..b=1", "x=[1,"])
+def test_malformed_set(item):
+    with pytest.raises(QRLError, match="malformed"):
+        parse_set([item])
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: resolve("ppo-vqc", "CartPol-v1"), r"unknown environment 'CartPol-v1'; did you mean CartPole-v1\?"),
+        (lambda: resolve("ppo-quantum", "CartPole-v1"), r"unknown agent 'ppo-quantum'; expected one of .*ppo-vqc"),
+        (lambda: resolve("ppo-vqc", "MountainCar-v0"), r"agent 'ppo-vqc' has no section for 'MountainCar-v0'"),
+        (lambda: resolve("ppo-vqc", "CartPole-v1", overrides={"lerning_rate": 1}),
+         r"unknown hyperparameter\(s\) lerning_rate for PPO"),
+        (lambda: resolve("ppo-mlp", "CartPole-v1", device="lightning.qubit"),
+         r"--device lightning.qubit names a circuit backend but agent 'ppo-mlp' has no circuit"),
+        (lambda: resolve("ppo-vqc", "CartPole-v1", overrides={"a.b": 1}), r"only policy_kwargs.<name>"),
+    ],
+)
+def test_resolve_errors(call, message):
+    with pytest.raises(QRLError, match=message):
+        call()
+
+
+def test_data_dir_is_the_checkout_in_a_checkout():
+    assert data_dir("envs") == REPO / "envs"
+    assert data_dir("agents") == REPO / "agents"
+
+
+def test_wheel_ships_envs_and_agents(tmp_path):
+    # A non-editable install must find the suite and presets inside the package.
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(REPO)], check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("qrl-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for kind, items in (("envs", list_envs()), ("agents", list_agents())):
+        for item in items:
+            assert f"qrl/data/{kind}/{item}.yaml" in names
+    assert "qrl/cli.py" in names
+    # Installed without the checkout around it, qrl reads the copies inside the package.
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    code = "import qrl.config as c; print(c.data_dir('envs')); print(c.list_envs()); print(c.list_agents())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target)},
+                         capture_output=True, text=True, check=True, timeout=300).stdout.splitlines()
+    assert out[0] == str(target / "qrl" / "data" / "envs")
+    assert eval(out[1]) == list_envs() and eval(out[2]) == list_agents()
