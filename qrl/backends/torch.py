@@ -136,6 +136,29 @@ def _z_diagonal(obs, n_qubits: int) -> np.ndarray:
     return diag
 
 
+# Every parametric single-qubit gate is, up to a global phase, exp(-i theta/2 P) for a Pauli P:
+# M = cos(theta/2) I + sin(theta/2) K with K = -i P. So all gate matrices of a call are built at once
+# from one gather, one cos, one sin and two broadcast products, whatever the gate mix.
+_PAULI_K = {
+    "X": -1j * np.array([[0, 1], [1, 0]], dtype=complex),
+    "Y": -1j * np.array([[0, -1j], [1j, 0]], dtype=complex),
+    "Z": -1j * np.array([[1, 0], [0, -1]], dtype=complex),
+}
+
+
+def _as_rotations(gate: _Gate) -> list[tuple[str, _Source]]:
+    """A parametric gate as Pauli rotations in the order they act, dropping global phases.
+
+    ``Rot(phi, theta, omega) = RZ(omega) RY(theta) RZ(phi)``; ``PhaseShift(phi) = e^{i phi/2} RZ(phi)``.
+    Global phases never change an expectation value.
+    """
+    if gate.name == "Rot":
+        phi, theta, omega = gate.params
+        return [("Z", phi), ("Y", theta), ("Z", omega)]
+    axis = {"RX": "X", "RY": "Y", "RZ": "Z", "PhaseShift": "Z"}[gate.name]
+    return [(axis, gate.params[0])]
+
+
 class TorchStatevector:
     """A circuit compiled into batched torch ops; call it like the QNode: ``f(angles, weights)``.
 
@@ -143,45 +166,94 @@ class TorchStatevector:
 
     Call: ``angles`` of shape ``(B, n_encoding_layers, n_inputs)`` and ``weights`` of shape
     ``spec.weight_shape``, real, float32 or float64; returns ``(B, n_outputs)`` of the same dtype.
+
+    The compiled program is a list of steps: ``("1q", wires, index)`` applies one fused 2x2 matrix
+    per wire (a *moment*: single-qubit gates between two-qubit gates, fused per wire with one batched
+    matmul per gate depth, across all wires of the moment at once); ``("diag", d)`` multiplies by a
+    fused diagonal (e.g. a whole CZ ring); ``("2q", wires, M)`` applies a constant 4x4 matrix.
     """
 
     def __init__(self, spec: CircuitSpec):
         self.spec = spec
         self.n = spec.n_qubits
         gates, obs = trace_gates(spec)
-        self._program = self._schedule(gates)
-        diag = np.stack([_z_diagonal(o, self.n) for o in obs], axis=1)  # (2**n, n_outputs)
-        self._readout = diag
+        self._compile(gates)
+        self._readout = np.stack([_z_diagonal(o, self.n) for o in obs], axis=1)  # (2**n, n_outputs)
         self._const_cache: dict = {}
 
     # -- compile -----------------------------------------------------------------------------------
-    def _schedule(self, gates: list[_Gate]) -> list[tuple]:
-        """Group gates into steps: ("1q", wire, gates) fused per wire, ("diag", vector), ("2q", wires, M).
+    def _compile(self, gates: list[_Gate]) -> None:
+        n_angle = self.spec.n_encoding_layers * self.spec.n_inputs
+        n_weight = int(np.prod(self.spec.weight_shape))
+        # Matrices a moment can pick from: [parametric rotations ... | identity, constant gates ...].
+        rot_source: list[int] = []  # index into the pool [angles | weights | constants]
+        rot_k: list[np.ndarray] = []
+        consts: list[float] = []
+        const_mats: list[np.ndarray] = [np.eye(2, dtype=complex)]
+        entries: list[tuple[int, tuple[str, int]]] = []  # (wire, ("rot" | "const", index))
+        for g in gates:
+            if len(g.wires) != 1:
+                entries.append((-1, ("2q", len(entries))))
+                continue
+            if g.name == "const":
+                const_mats.append(g.matrix)
+                entries.append((g.wires[0], ("const", len(const_mats) - 1)))
+                continue
+            for axis, src in _as_rotations(g):
+                if src.kind == "angle":
+                    rot_source.append(src.index)
+                elif src.kind == "weight":
+                    rot_source.append(n_angle + src.index)
+                else:
+                    consts.append(src.value)
+                    rot_source.append(-len(consts))  # fixed up below, once the pool size is known
+                rot_k.append(_PAULI_K[axis])
+                entries.append((g.wires[0], ("rot", len(rot_k) - 1)))
+        n_pool = n_angle + n_weight
+        self._rot_source = np.array([i if i >= 0 else n_pool + (-i - 1) for i in rot_source], dtype=np.int64)
+        self._rot_consts = np.array(consts, dtype=np.float64)
+        self._rot_k = np.array(rot_k, dtype=complex).reshape(-1, 2, 2)
+        self._const_mats = np.array(const_mats, dtype=complex)
+        self._n_rot = len(rot_k)
+        self._program = self._schedule(gates, entries)
+
+    def _schedule(self, gates: list[_Gate], entries: list) -> list[tuple]:
+        """Order the work into moments, diagonals and two-qubit gates (see the class docstring).
 
         A wire's pending single-qubit gates are emitted before the next two-qubit gate on that wire;
         consecutive diagonal two-qubit gates accumulate into one diagonal, emitted before the next
         single-qubit gate or non-diagonal gate. Pending gates on wires a diagonal does not touch
-        commute with it, so their relative order does not matter.
+        commute with it, so their relative order does not matter; single-qubit steps emitted next to
+        each other act on distinct wires and form one moment.
         """
         program: list[tuple] = []
-        pending: dict[int, list[_Gate]] = {}
+        pending: dict[int, list[tuple[str, int]]] = {}
         diag: np.ndarray | None = None
+        moment: dict[int, list[tuple[str, int]]] = {}
+
+        def emit_moment() -> None:
+            if moment:
+                program.append(("1q", *self._moment_index(moment)))
+                moment.clear()
 
         def emit_diag() -> None:
             nonlocal diag
             if diag is not None:
+                emit_moment()
                 program.append(("diag", diag))
                 diag = None
 
         def emit_pending(w: int) -> None:
             if pending.get(w):
-                program.append(("1q", w, pending.pop(w)))
+                moment[w] = pending.pop(w)
 
-        for g in gates:
-            if len(g.wires) == 1:
+        gate_of = iter(g for g in gates if len(g.wires) != 1)
+        for wire, item in entries:
+            if wire >= 0:
                 emit_diag()
-                pending.setdefault(g.wires[0], []).append(g)
+                pending.setdefault(wire, []).append(item)
                 continue
+            g = next(gate_of)
             for w in g.wires:
                 emit_pending(w)
             m = g.matrix
@@ -190,11 +262,23 @@ class TorchStatevector:
                 diag = d if diag is None else diag * d
             else:
                 emit_diag()
+                emit_moment()
                 program.append(("2q", g.wires, m))
         emit_diag()
         for w in sorted(pending):
             emit_pending(w)
+        emit_moment()
         return program
+
+    def _moment_index(self, moment: dict[int, list[tuple[str, int]]]) -> tuple[tuple[int, ...], np.ndarray]:
+        """Wires of a moment and a (depth, n_wires) index into [rotations | constants], identity-padded."""
+        wires = tuple(sorted(moment))
+        depth = max(len(v) for v in moment.values())
+        index = np.full((depth, len(wires)), self._n_rot, dtype=np.int64)  # identity
+        for k, w in enumerate(wires):
+            for j, (kind, i) in enumerate(moment[w]):
+                index[j, k] = i if kind == "rot" else self._n_rot + i
+        return wires, index
 
     def _full_diagonal(self, d: np.ndarray, wires: tuple[int, ...]) -> np.ndarray:
         idx = np.arange(2**self.n)
@@ -211,31 +295,17 @@ class TorchStatevector:
             self._const_cache[k] = torch.as_tensor(value, dtype=dtype, device=device)
         return self._const_cache[k]
 
-    @staticmethod
-    def _matrix(name: str, thetas: list[torch.Tensor], cdtype: torch.dtype) -> torch.Tensor:
-        """2x2 matrix of a parametric gate; angles are real tensors of shape () or (B,)."""
-        if name == "Rot":
-            phi, theta, omega = thetas
-            return TorchStatevector._matrix("RZ", [omega], cdtype) @ (
-                TorchStatevector._matrix("RY", [theta], cdtype) @ TorchStatevector._matrix("RZ", [phi], cdtype))
-        (t,) = thetas
-        if name == "PhaseShift":
-            one, zero = torch.ones_like(t), torch.zeros_like(t)
-            ph = torch.polar(one, t)
-            rows = [[one.to(cdtype), zero.to(cdtype)], [zero.to(cdtype), ph]]
-        else:
-            c, s = torch.cos(t / 2), torch.sin(t / 2)
-            zero = torch.zeros_like(c)
-            if name == "RX":
-                cc, js = torch.complex(c, zero), torch.complex(zero, -s)
-                rows = [[cc, js], [js, cc]]
-            elif name == "RY":
-                cc, ss = torch.complex(c, zero), torch.complex(s, zero)
-                rows = [[cc, -ss], [ss, cc]]
-            else:  # RZ
-                rows = [[torch.complex(c, -s), torch.complex(zero, zero)],
-                        [torch.complex(zero, zero), torch.complex(c, s)]]
-        return torch.stack([torch.stack(r, dim=-1) for r in rows], dim=-2).to(cdtype)
+    def _gate_matrices(self, flat_a: torch.Tensor, flat_w: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
+        """All single-qubit matrices of one call, shape ``(B, n_rot + n_const, 2, 2)``."""
+        batch, dev, rdtype = flat_a.shape[0], flat_a.device, flat_w.dtype
+        consts = self._const("rot_consts", self._rot_consts, rdtype, dev)
+        pool = torch.cat([flat_a, flat_w.unsqueeze(0).expand(batch, -1), consts.unsqueeze(0).expand(batch, -1)], 1)
+        half = pool[:, self._const("rot_source", self._rot_source, torch.int64, dev)] / 2  # (B, n_rot)
+        eye = self._const("eye", np.eye(2), cdtype, dev)
+        k = self._const("rot_k", self._rot_k, cdtype, dev)
+        rot = torch.cos(half)[..., None, None] * eye + torch.sin(half)[..., None, None] * k
+        fixed = self._const("const_mats", self._const_mats, cdtype, dev)
+        return torch.cat([rot, fixed.unsqueeze(0).expand(batch, -1, -1, -1)], dim=1)
 
     def __call__(self, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         if angles.dim() != 3:
@@ -245,35 +315,21 @@ class TorchStatevector:
         cdtype = torch.complex128 if rdtype == torch.float64 else torch.complex64
         dev = weights.device
         batch = angles.shape[0]
-        flat_a = angles.reshape(batch, -1).to(rdtype)
-        flat_w = weights.reshape(-1)
         n = self.n
+        mats = self._gate_matrices(angles.reshape(batch, -1).to(rdtype), weights.reshape(-1), cdtype)
         state = torch.zeros(batch, 2**n, dtype=cdtype, device=dev)
         state[:, 0] = 1
         for step_i, step in enumerate(self._program):
             kind = step[0]
             if kind == "1q":
-                _, w, gates = step
-                mat = None
-                for gate_i, g in enumerate(gates):
-                    if g.name == "const":
-                        gm = self._const((step_i, gate_i), g.matrix, cdtype, dev)
-                    else:
-                        thetas = []
-                        for p in g.params:
-                            if p.kind == "angle":
-                                thetas.append(flat_a[:, p.index])
-                            elif p.kind == "weight":
-                                thetas.append(flat_w[p.index])
-                            else:
-                                thetas.append(torch.tensor(p.value, dtype=rdtype, device=dev))
-                        gm = self._matrix(g.name, thetas, cdtype)
-                    mat = gm if mat is None else gm @ mat
-                psi = state.view(batch, 2**w, 2, 2 ** (n - w - 1))
-                if mat.dim() == 2:
-                    state = torch.einsum("ij,bajc->baic", mat, psi).reshape(batch, -1)
-                else:
-                    state = torch.einsum("bij,bajc->baic", mat, psi).reshape(batch, -1)
+                _, wires, index = step
+                index_t = self._const(("index", step_i), index, torch.int64, dev)
+                fused = mats[:, index_t[0]]  # (B, n_wires, 2, 2)
+                for j in range(1, index.shape[0]):
+                    fused = mats[:, index_t[j]] @ fused
+                for k, w in enumerate(wires):
+                    psi = state.view(batch, 2**w, 2, 2 ** (n - w - 1))
+                    state = torch.einsum("bij,bajc->baic", fused[:, k], psi).reshape(batch, -1)
             elif kind == "diag":
                 state = state * self._const(("diag", step_i), step[1], cdtype, dev)
             else:
