@@ -32,7 +32,7 @@ def trained_run(tmp_path_factory):
 def test_train_writes_a_complete_run_folder(trained_run):
     assert trained_run.name.startswith("CartPole-v1__ppo-vqc__1__")
     names = {p.name for p in trained_run.iterdir()}
-    assert {"config.yaml", "model.zip", "results.json", "evaluations.csv", "tb"} <= names
+    assert {"config.yaml", "model.zip", "results.json", "evaluations.csv", "tb", "vecnormalize.pkl"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
     config = yaml.safe_load((trained_run / "config.yaml").read_text())
     assert config["policy_kwargs"]["n_layers"] == 2 and config["hyperparams"]["n_epochs"] == 2
@@ -120,17 +120,24 @@ def test_bad_input_one_line_error_no_files(tmp_path, capsys, args, message):
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_image_observations_error(tmp_path, image_env_id):
-    # No preset has a section for the test env, so build the run through the same code path as
-    # `qrl train` with the env spec swapped.
-    from qrl.config import EnvSpec, resolve
-    from qrl.errors import QRLError
-    from qrl.train import build_model
+def test_image_observations_error(tmp_path, capsys, monkeypatch, image_env_id):
+    # A preset with a section for the image env, in a temporary agents/ folder.
+    import qrl.config
 
-    config = resolve("ppo-vqc", "CartPole-v1", steps=64)
-    config.env_spec = EnvSpec(id=image_env_id)
-    with pytest.raises(QRLError, match=r"image observations .* are not supported by VQC policies"):
-        build_model(config)
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "ppo-vqc.yaml").write_text(f"{image_env_id}:\n  policy: qrl.sb3.VQCActorCriticPolicy\n  n_steps: 64\n")
+    real = qrl.config.data_dir
+    monkeypatch.setattr(qrl.config, "data_dir", lambda kind: agents if kind == "agents" else real(kind))
+    out = tmp_path / "runs"
+    code = run_cli("train", "--agent", "ppo-vqc", "--env", image_env_id, "--steps", "64", "--out", str(out),
+                   "--no-progress")
+    err = capsys.readouterr().err
+    assert code == 2
+    (line,) = [line for line in err.splitlines() if line.startswith("qrl: error:")]
+    assert "image observations (shape (3, 8, 8)) are not supported by VQC policies" in line
+    assert "Traceback" not in err
+    assert not out.exists()
 
 
 def test_eval_of_a_non_run_folder(tmp_path, capsys):

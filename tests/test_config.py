@@ -121,3 +121,19 @@ def test_wheel_ships_envs_and_agents(tmp_path):
                          capture_output=True, text=True, check=True, timeout=300).stdout.splitlines()
     assert out[0] == str(target / "qrl" / "data" / "envs")
     assert eval(out[1]) == list_envs() and eval(out[2]) == list_agents()
+
+
+def _preset_sections():
+    from qrl.config import load_agent
+
+    return [(agent, env) for agent in list_agents() for env in load_agent(agent)]
+
+
+@pytest.mark.parametrize(("agent", "env"), _preset_sections())
+def test_every_preset_section_builds(agent, env):
+    from qrl.train import build_model
+
+    config = resolve(agent, env)
+    model, vec_env = build_model(config)
+    assert model.n_envs == config.n_envs
+    vec_env.close()
