@@ -179,18 +179,13 @@ class RunConfig:
     env_spec: EnvSpec
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        return d
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         data = dict(data)
         data["env_spec"] = EnvSpec(**data["env_spec"])
         return cls(**data)
-
-    @property
-    def is_vqc(self) -> bool:
-        return "VQC" in self.policy
 
 
 def algo_class(algo: str):
@@ -237,18 +232,16 @@ def resolve(agent: str, env: str, *, seed: int = 0, steps: int | None = None, de
     if unknown:
         raise QRLError(f"unknown hyperparameter(s) {', '.join(unknown)} for {algo.upper()}; expected some of "
                        f"{', '.join(sorted(accepted | set(ZOO_KEYS)))}")
-    is_vqc = "VQC" in policy
-    if is_vqc:
+    if is_vqc_policy(policy):
         policy_kwargs.setdefault("obs_map", env_spec.obs_map)
         if device is not None:
             policy_kwargs["device"] = device
     elif device not in (None, "auto"):
         raise QRLError(f"--device {device} names a circuit backend but agent {agent!r} has no circuit "
                        f"(policy {policy}); drop --device or pick a VQC agent")
-    config = RunConfig(agent=agent, env=env, algo=algo, seed=int(seed), n_timesteps=n_timesteps,
-                       n_envs=n_envs, policy=policy, normalize=normalize, hyperparams=params,
-                       policy_kwargs=policy_kwargs, env_spec=env_spec)
-    return config
+    return RunConfig(agent=agent, env=env, algo=algo, seed=int(seed), n_timesteps=n_timesteps,
+                     n_envs=n_envs, policy=policy, normalize=normalize, hyperparams=params,
+                     policy_kwargs=policy_kwargs, env_spec=env_spec)
 
 
 def linear_schedule(initial: float):
@@ -271,6 +264,12 @@ def algo_kwargs(config: RunConfig) -> dict[str, Any]:
                 raise QRLError(f"{key}: malformed schedule {value!r}; expected lin_<number>") from exc
         kwargs[key] = value
     return kwargs
+
+
+def is_vqc_policy(policy: str) -> bool:
+    """Whether the policy runs circuits (qrl's VQC policies can move them to another backend)."""
+    cls = resolve_policy(policy)
+    return isinstance(cls, type) and hasattr(cls, "set_circuit_device")
 
 
 def resolve_policy(policy: str):

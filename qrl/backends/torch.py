@@ -9,10 +9,18 @@ qfunc and the compiler refuses it rather than guess. Templates (``StronglyEntang
 ...) are decomposed with PennyLane's own decompositions until every gate is one this module knows.
 
 How it runs. The state is a ``(B, 2**n)`` complex tensor (wire 0 most significant, as in PennyLane).
-Consecutive single-qubit gates on a wire are fused into one 2x2 matrix (batched when an input angle is
-involved) before touching the state; runs of constant diagonal two-qubit gates (the CZ ring) are fused
-into one sign/phase vector. The readout is ``|psi|^2 @ D`` where ``D`` holds the eigenvalues of each
-Z-type observable. Gradients come from torch autograd; values are exact (no sampling).
+At QRL sizes the cost is the number of torch calls, not arithmetic, so the program minimises calls:
+
+- every single-qubit rotation is ``cos(t/2) I + sin(t/2) (-iP)`` up to a global phase, so all gate
+  matrices of a call are built at once (one gather of the angles, one cos, one sin);
+- the single-qubit gates between two-qubit gates form a *moment*; they are fused per wire into one 2x2
+  matrix with one batched matmul per gate depth, for all wires of the moment together;
+- runs of constant diagonal two-qubit gates (the CZ ring) are fused into one sign vector;
+- the readout is ``|psi|^2 @ D``, ``D`` holding the eigenvalues of each Z-type observable.
+
+Measured (2 cores, one thread; ``VQC(CircuitSpec(n_outputs=2))``, 4 qubits x 5 layers, forward +
+backward): building and applying gates one by one took 14.0 ms at batch 8 and 15.6 ms at batch 256;
+this form takes 3.9 ms and 8.1 ms. Gradients come from torch autograd; values are exact (no sampling).
 """
 
 from __future__ import annotations

@@ -52,7 +52,10 @@ class VQCActorCriticPolicy(ActorCriticPolicy):
     ``RX(lambda * arctan(s))`` encoding, RY-RZ rotations and a CZ ring, Pauli-Z readout.
 
     Every option is a plain value, so SB3 can save it in ``model.zip`` and ``PPO.load`` rebuilds the
-    circuits in a fresh process. Use it as ``PPO(VQCActorCriticPolicy, env, policy_kwargs=dict(...))``.
+    circuits in a fresh process. Use it as ``PPO(VQCActorCriticPolicy, env, policy_kwargs=dict(...),
+    device="cpu")``: SB3's default torch device ``"auto"`` moves the policy to a GPU when there is one,
+    which does not pay for circuits this small (``qrl train`` always uses the CPU; the circuit backend is
+    chosen separately, by ``device`` in ``policy_kwargs``).
 
     :param observation_space: observation space (flat: Box, Discrete, MultiDiscrete, MultiBinary).
     :param action_space: action space.
