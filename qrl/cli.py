@@ -71,8 +71,7 @@ def _train_one(agent: str, args) -> Path:
 
     overrides = parse_set(args.overrides)
     config = resolve(agent, args.env, seed=args.seed, steps=args.steps, device=args.device, overrides=overrides)
-    print(f"training {agent} on {args.env}: {config.n_timesteps} steps, seed {args.seed}", file=sys.stderr)
-    return train(config, out=args.out, progress=args.progress)
+    return train(config, out=args.out, progress=args.progress, announce=lambda msg: print(msg, file=sys.stderr))
 
 
 def cmd_train(args) -> int:

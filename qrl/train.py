@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -107,10 +108,17 @@ def steps_to_threshold(rows: list[dict[str, Any]], threshold: float | None) -> i
     return next((r["timesteps"] for r in rows if r["mean_return"] >= threshold), None)
 
 
-def train(config: RunConfig, out: str | Path = "runs", progress: bool = False) -> Path:
-    """Train one agent as configured; returns the run folder."""
+def train(config: RunConfig, out: str | Path = "runs", progress: bool = False,
+          announce: Callable[[str], None] | None = None) -> Path:
+    """Train one agent as configured; returns the run folder.
+
+    :param announce: called with a one-line description once the model is built (validation passed).
+    """
     model, env = build_model(config)
     run_dir = new_run_dir(Path(out), config)
+    if announce is not None:
+        announce(f"training {config.agent} on {config.env}: {config.n_timesteps} steps, seed {config.seed} "
+                 f"-> {run_dir}")
     write_yaml(run_dir / "config.yaml", config.to_dict())
     model.tensorboard_log = str(run_dir / "tb")
 

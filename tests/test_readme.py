@@ -24,3 +24,35 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "torch.Size([8, 2])" in out
     assert (tmp_path / "vqc_ppo_cartpole.zip").is_file()
+
+
+def cli_lines() -> list[list[str]]:
+    """``qrl ...`` lines of the README's bash blocks, split into arguments (comments dropped)."""
+    import shlex
+
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S):
+        for line in block.splitlines():
+            if line.startswith("qrl "):
+                lines.append(shlex.split(line, comments=True)[1:])
+    return lines
+
+
+def test_readme_cli_lines_parse_and_resolve(monkeypatch, capsys):
+    from qrl.cli import build_parser, main
+    from qrl.config import parse_set, resolve
+
+    monkeypatch.chdir(README.parent)
+    lines = cli_lines()
+    assert {args[0] for args in lines} >= {"list", "train", "eval", "compare"}
+    for args in lines:
+        parsed = build_parser().parse_args(args)
+        if parsed.command in ("train", "compare"):  # validate fully, without the minutes of training
+            for agent in getattr(parsed, "agents", None) or [parsed.agent]:
+                resolve(agent, parsed.env, seed=parsed.seed, steps=parsed.steps, device=parsed.device,
+                        overrides=parse_set(parsed.overrides))
+        else:
+            if parsed.command == "eval":
+                args = [*args, "--episodes", "2"]
+            assert main(args) == 0, args
+    assert "return 500.0 +- 0.0" in capsys.readouterr().out
