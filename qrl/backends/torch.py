@@ -191,57 +191,72 @@ class TorchStatevector:
 
     # -- compile -----------------------------------------------------------------------------------
     def _compile(self, gates: list[_Gate]) -> None:
-        n_angle = self.spec.n_encoding_layers * self.spec.n_inputs
-        n_weight = int(np.prod(self.spec.weight_shape))
-        # Matrices a moment can pick from: [parametric rotations ... | identity, constant gates ...].
-        rot_source: list[int] = []  # index into the pool [angles | weights | constants]
-        rot_k: list[np.ndarray] = []
-        consts: list[float] = []
-        const_mats: list[np.ndarray] = [np.eye(2, dtype=complex)]
-        entries: list[tuple[int, tuple[str, int]]] = []  # (wire, ("rot" | "const", index))
-        for g in gates:
-            if len(g.wires) != 1:
-                entries.append((-1, ("2q", len(entries))))
-                continue
-            if g.name == "const":
-                const_mats.append(g.matrix)
-                entries.append((g.wires[0], ("const", len(const_mats) - 1)))
-                continue
-            for axis, src in _as_rotations(g):
-                if src.kind == "angle":
-                    rot_source.append(src.index)
-                elif src.kind == "weight":
-                    rot_source.append(n_angle + src.index)
-                else:
-                    consts.append(src.value)
-                    rot_source.append(-len(consts))  # fixed up below, once the pool size is known
-                rot_k.append(_PAULI_K[axis])
-                entries.append((g.wires[0], ("rot", len(rot_k) - 1)))
-        n_pool = n_angle + n_weight
-        self._rot_source = np.array([i if i >= 0 else n_pool + (-i - 1) for i in rot_source], dtype=np.int64)
-        self._rot_consts = np.array(consts, dtype=np.float64)
-        self._rot_k = np.array(rot_k, dtype=complex).reshape(-1, 2, 2)
-        self._const_mats = np.array(const_mats, dtype=complex)
-        self._n_rot = len(rot_k)
-        self._program = self._schedule(gates, entries)
+        """Turn the gate list into slots (one per single-qubit matrix) and a program over them.
 
-    def _schedule(self, gates: list[_Gate], entries: list) -> list[tuple]:
+        Every single-qubit matrix is ``cos(h) A + sin(h) B`` with ``h`` half an angle from the pool
+        ``[angles | weights | constants]``: a rotation has ``A = I, B = -iP``; a constant gate ``M``
+        has ``A = M, B = 0, h = 0``; identity padding has ``A = I, B = 0, h = 0``. Slots are laid out in
+        program order, moment by moment and depth by depth, so one ``split`` of the matrices of a call
+        yields the operands of every fused step (its backward is one concatenation, where indexing a
+        large tensor step by step cost a full-size zero tensor per step).
+        """
+        n_angle = self.spec.n_encoding_layers * self.spec.n_inputs
+        n_pool = n_angle + int(np.prod(self.spec.weight_shape))
+        consts: list[float] = [0.0]
+        eye, zero = np.eye(2, dtype=complex), np.zeros((2, 2), dtype=complex)
+
+        def slot(g: _Gate) -> list[tuple[int, np.ndarray, np.ndarray]]:
+            if g.name == "const":
+                return [(n_pool, g.matrix, zero)]
+            out = []
+            for axis, src in _as_rotations(g):
+                if src.kind == "const":
+                    consts.append(src.value)
+                    out.append((n_pool + len(consts) - 1, eye, _PAULI_K[axis]))
+                else:
+                    out.append((src.index + (n_angle if src.kind == "weight" else 0), eye, _PAULI_K[axis]))
+            return out
+
+        entries = [(g.wires[0], s) if len(g.wires) == 1 else (-1, g) for g in gates for s in
+                   (slot(g) if len(g.wires) == 1 else [None])]
+        scheduled = self._schedule(entries)
+        slots: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self._program, self._chunk_sizes = [], []
+        identity = (n_pool, eye, zero)
+        for step in scheduled:
+            if step[0] != "1q":
+                self._program.append(step)
+                continue
+            moment = step[1]
+            wires = tuple(sorted(moment))
+            depth = max(len(v) for v in moment.values())
+            self._program.append(("1q", wires, len(self._chunk_sizes), depth))
+            for d in range(depth):
+                slots.extend(moment[w][d] if d < len(moment[w]) else identity for w in wires)
+                self._chunk_sizes.append(len(wires))
+        self._slot_source = np.array([s[0] for s in slots], dtype=np.int64)
+        self._slot_a = np.array([s[1] for s in slots], dtype=complex).reshape(-1, 2, 2)
+        self._slot_b = np.array([s[2] for s in slots], dtype=complex).reshape(-1, 2, 2)
+        self._pool_consts = np.array(consts, dtype=np.float64)
+
+    def _schedule(self, entries: list) -> list[tuple]:
         """Order the work into moments, diagonals and two-qubit gates (see the class docstring).
 
-        A wire's pending single-qubit gates are emitted before the next two-qubit gate on that wire;
-        consecutive diagonal two-qubit gates accumulate into one diagonal, emitted before the next
-        single-qubit gate or non-diagonal gate. Pending gates on wires a diagonal does not touch
-        commute with it, so their relative order does not matter; single-qubit steps emitted next to
-        each other act on distinct wires and form one moment.
+        ``entries`` is the gate sequence: ``(wire, slot)`` for single-qubit matrices, ``(-1, gate)``
+        for two-qubit gates. A wire's pending single-qubit gates are emitted before the next two-qubit
+        gate on that wire; consecutive diagonal two-qubit gates accumulate into one diagonal, emitted
+        before the next single-qubit gate or non-diagonal gate. Pending gates on wires a diagonal does
+        not touch commute with it, so their relative order does not matter; single-qubit runs emitted
+        next to each other act on distinct wires and form one moment.
         """
         program: list[tuple] = []
-        pending: dict[int, list[tuple[str, int]]] = {}
+        pending: dict[int, list] = {}
         diag: np.ndarray | None = None
-        moment: dict[int, list[tuple[str, int]]] = {}
+        moment: dict[int, list] = {}
 
         def emit_moment() -> None:
             if moment:
-                program.append(("1q", *self._moment_index(moment)))
+                program.append(("1q", dict(moment)))
                 moment.clear()
 
         def emit_diag() -> None:
@@ -255,38 +270,26 @@ class TorchStatevector:
             if pending.get(w):
                 moment[w] = pending.pop(w)
 
-        gate_of = iter(g for g in gates if len(g.wires) != 1)
         for wire, item in entries:
             if wire >= 0:
                 emit_diag()
                 pending.setdefault(wire, []).append(item)
                 continue
-            g = next(gate_of)
-            for w in g.wires:
+            for w in item.wires:
                 emit_pending(w)
-            m = g.matrix
+            m = item.matrix
             if np.allclose(m, np.diag(np.diag(m))):
-                d = self._full_diagonal(np.diag(m), g.wires)
+                d = self._full_diagonal(np.diag(m), item.wires)
                 diag = d if diag is None else diag * d
             else:
                 emit_diag()
                 emit_moment()
-                program.append(("2q", g.wires, m))
+                program.append(("2q", item.wires, m))
         emit_diag()
         for w in sorted(pending):
             emit_pending(w)
         emit_moment()
         return program
-
-    def _moment_index(self, moment: dict[int, list[tuple[str, int]]]) -> tuple[tuple[int, ...], np.ndarray]:
-        """Wires of a moment and a (depth, n_wires) index into [rotations | constants], identity-padded."""
-        wires = tuple(sorted(moment))
-        depth = max(len(v) for v in moment.values())
-        index = np.full((depth, len(wires)), self._n_rot, dtype=np.int64)  # identity
-        for k, w in enumerate(wires):
-            for j, (kind, i) in enumerate(moment[w]):
-                index[j, k] = i if kind == "rot" else self._n_rot + i
-        return wires, index
 
     def _full_diagonal(self, d: np.ndarray, wires: tuple[int, ...]) -> np.ndarray:
         idx = np.arange(2**self.n)
@@ -303,17 +306,16 @@ class TorchStatevector:
             self._const_cache[k] = torch.as_tensor(value, dtype=dtype, device=device)
         return self._const_cache[k]
 
-    def _gate_matrices(self, flat_a: torch.Tensor, flat_w: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
-        """All single-qubit matrices of one call, shape ``(B, n_rot + n_const, 2, 2)``."""
+    def _slot_matrices(self, flat_a: torch.Tensor, flat_w: torch.Tensor, cdtype: torch.dtype) -> tuple:
+        """The single-qubit matrices of one call, split per fused step: each ``(B, n_wires, 2, 2)``."""
         batch, dev, rdtype = flat_a.shape[0], flat_a.device, flat_w.dtype
-        consts = self._const("rot_consts", self._rot_consts, rdtype, dev)
+        consts = self._const("pool_consts", self._pool_consts, rdtype, dev)
         pool = torch.cat([flat_a, flat_w.unsqueeze(0).expand(batch, -1), consts.unsqueeze(0).expand(batch, -1)], 1)
-        half = pool[:, self._const("rot_source", self._rot_source, torch.int64, dev)] / 2  # (B, n_rot)
-        eye = self._const("eye", np.eye(2), cdtype, dev)
-        k = self._const("rot_k", self._rot_k, cdtype, dev)
-        rot = torch.cos(half)[..., None, None] * eye + torch.sin(half)[..., None, None] * k
-        fixed = self._const("const_mats", self._const_mats, cdtype, dev)
-        return torch.cat([rot, fixed.unsqueeze(0).expand(batch, -1, -1, -1)], dim=1)
+        half = (pool[:, self._const("slot_source", self._slot_source, torch.int64, dev)] * 0.5)[..., None, None]
+        a = self._const("slot_a", self._slot_a, cdtype, dev)
+        b = self._const("slot_b", self._slot_b, cdtype, dev)
+        mats = torch.cos(half) * a + torch.sin(half) * b  # (B, n_slots, 2, 2)
+        return mats.split(self._chunk_sizes, dim=1)
 
     def __call__(self, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         if angles.dim() != 3:
@@ -324,20 +326,21 @@ class TorchStatevector:
         dev = weights.device
         batch = angles.shape[0]
         n = self.n
-        mats = self._gate_matrices(angles.reshape(batch, -1).to(rdtype), weights.reshape(-1), cdtype)
-        state = torch.zeros(batch, 2**n, dtype=cdtype, device=dev)
-        state[:, 0] = 1
+        chunks = self._slot_matrices(angles.reshape(batch, -1).to(rdtype), weights.reshape(-1), cdtype)
+        init = np.zeros((1, 2**n), dtype=complex)
+        init[0, 0] = 1
+        state = self._const("init", init, cdtype, dev).expand(batch, -1)
         for step_i, step in enumerate(self._program):
             kind = step[0]
             if kind == "1q":
-                _, wires, index = step
-                index_t = self._const(("index", step_i), index, torch.int64, dev)
-                fused = mats[:, index_t[0]]  # (B, n_wires, 2, 2)
-                for j in range(1, index.shape[0]):
-                    fused = mats[:, index_t[j]] @ fused
-                for k, w in enumerate(wires):
-                    psi = state.view(batch, 2**w, 2, 2 ** (n - w - 1))
-                    state = torch.einsum("bij,bajc->baic", fused[:, k], psi).reshape(batch, -1)
+                _, wires, first, depth = step
+                fused = chunks[first]
+                for d in range(1, depth):
+                    fused = chunks[first + d] @ fused
+                for w, mat in zip(wires, fused.unbind(1), strict=True):
+                    # (B, 1, 2, 2) @ (B, 2**w, 2, rest): a broadcast matmul, no permutes or copies.
+                    psi = state.reshape(batch, 2**w, 2, 2 ** (n - w - 1))
+                    state = torch.matmul(mat.unsqueeze(1), psi).reshape(batch, -1)
             elif kind == "diag":
                 state = state * self._const(("diag", step_i), step[1], cdtype, dev)
             else:
