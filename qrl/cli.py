@@ -48,6 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(p)
 
     sub.add_parser("list", help="available agents, environments and devices")
+
+    p = sub.add_parser("bench", help="benchmarks: policy update, end-to-end training, scaling in qubits")
+    p.add_argument("what", choices=("policy", "train", "scaling"))
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64, 256], help="batch sizes (policy)")
+    p.add_argument("--steps", type=int, default=10_000, help="training steps per policy (train)")
+    p.add_argument("--env", default="CartPole-v1", help="environment (train)")
+    p.add_argument("--qubits", type=int, nargs="+", default=[4, 6, 8, 10, 12, 14, 16], help="qubit counts (scaling)")
+    p.add_argument("--batch", type=int, default=8, help="batch size (scaling)")
+    p.add_argument("--budget", type=float, default=1.0, help="seconds of repeats per measurement (default 1)")
+    p.add_argument("--skip-slow", action="store_true",
+                   help="leave out the status-quo Lightning TorchLayer path (policy; it takes minutes at B=256)")
+    p.add_argument("--update-auto", action="store_true",
+                   help="store the measured fastest backend per size for device='auto' (scaling)")
+    p.add_argument("--out", default="runs/bench", help="folder for the JSON result (default runs/bench/)")
     return parser
 
 
@@ -146,7 +160,38 @@ def cmd_list(args) -> int:
     return 0
 
 
-_COMMANDS = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "list": cmd_list}
+def cmd_bench(args) -> int:
+    from qrl import bench
+
+    if args.what == "policy":
+        if any(b < 1 for b in args.batches):
+            raise QRLError(f"batch sizes must be positive; got {args.batches}")
+        result = bench.bench_policy(tuple(args.batches), budget_s=args.budget, include_slow=not args.skip_slow)
+        table = bench.format_policy(result)
+    elif args.what == "train":
+        result = bench.bench_train(args.env, steps=args.steps)
+        table = bench.format_train(result)
+    else:
+        if any(n < 1 for n in args.qubits) or args.batch < 1:
+            raise QRLError(f"qubit counts and batch must be positive; got {args.qubits} and {args.batch}")
+        result = bench.bench_scaling(tuple(args.qubits), batch=args.batch, budget_s=args.budget)
+        table = bench.format_scaling(result)
+        if args.update_auto:
+            from qrl.backends import select
+            from qrl.io import write_json
+
+            write_json(select.CROSSOVERS, {"command": "qrl bench scaling " + " ".join(
+                ["--qubits", *map(str, args.qubits), "--batch", str(args.batch), "--update-auto"]),
+                "batch": args.batch, "fastest": result["fastest"], "machine": bench.machine()})
+            select.auto_table.cache_clear()
+            table += f"\n\n(device='auto' now follows the 'fastest' column: {select.CROSSOVERS})"
+    path = bench.save(result, args.out)
+    print(table)
+    print(f"\n(written to {path})")
+    return 0
+
+
+_COMMANDS = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "list": cmd_list, "bench": cmd_bench}
 
 
 if __name__ == "__main__":

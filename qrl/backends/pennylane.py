@@ -2,11 +2,13 @@
 
 Pitfalls handled here, each measured on PennyLane 0.45 / Lightning 0.45:
 
-- With the default ``device_vjp=False`` a torch QNode on Lightning computes full Jacobians during the
-  forward pass whenever inputs require grad; with ``device_vjp=True`` the forward pass is forward only
-  and the backward pass is one adjoint VJP per tape. Under ``torch.no_grad()`` (SB3 rollouts) a second
-  QNode with ``diff_method=None`` is used, so no derivative work happens at all (tested with
-  ``qml.Tracker``).
+- With ``device_vjp=False`` (PennyLane's default) a torch QNode on Lightning computes Jacobians in the
+  forward pass whenever inputs require grad -- including SB3 rollouts under ``torch.no_grad()``, when
+  nothing is differentiated. qrl runs ``no_grad`` calls through a second QNode with
+  ``diff_method=None``: forward only, no derivative work (tested with ``qml.Tracker``). For calls that
+  are differentiated, ``device_vjp=True`` was measured *slower* here (4 qubits x 5 layers, forward +
+  backward, 2 outputs: 62 vs 50 ms at batch 8, 475 vs 336 ms at batch 64; 1 output: 539 vs 420 ms at
+  batch 64), so the gradient QNode keeps ``device_vjp=False`` (adjoint Jacobians with the forward pass).
 - A *list* of expvals comes back as ``n_outputs`` tensors of shape ``(B,)`` (a tuple would come back
   as ``(n_meas, B, 1)``-like shapes); they are stacked to ``(B, n_outputs)``.
 - Lightning devices cannot be pickled after their first execution: the backend holds only the spec and
@@ -52,8 +54,7 @@ class PennyLaneQNode:
         name = getattr(device, "short_name", None) or getattr(device, "name", "")
         self.diff_method = diff_method or default_diff_method(name)
         qfunc = spec.qfunc()
-        kwargs = {"device_vjp": True} if self.diff_method == "adjoint" else {}
-        self._qnode_grad = qml.QNode(qfunc, device, interface="torch", diff_method=self.diff_method, **kwargs)
+        self._qnode_grad = qml.QNode(qfunc, device, interface="torch", diff_method=self.diff_method)
         if self.diff_method in GRADIENT_TRANSFORMS:
             # PennyLane's gradient transforms cannot differentiate a broadcast tape with respect to
             # the broadcast (input) angles: expand the batch into one tape per sample first.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+from pathlib import Path
 
 import pennylane as qml
 
@@ -10,10 +13,21 @@ from qrl.backends.torch import TorchStatevector, state_bytes
 from qrl.circuits.spec import CircuitSpec
 from qrl.errors import QRLError
 
-# Until `qrl bench` measures real crossovers, the compiled torch path is used up to this size (it is
-# exact and 20-300x faster than PennyLane's per-call paths at QRL sizes); above it Lightning's
-# in-place C++ kernels win on memory.
+# `device="auto"` picks, for a circuit of n qubits, the backend that `qrl bench scaling` measured
+# fastest at the largest measured size <= n (stored in qrl/data/crossovers.json by
+# `qrl bench scaling --update-auto`). Without that file: torch up to this size, Lightning above.
 AUTO_TORCH_MAX_QUBITS = 14
+CROSSOVERS = Path(__file__).resolve().parents[1] / "data" / "crossovers.json"
+
+
+@functools.lru_cache(maxsize=1)
+def auto_table() -> dict[int, str]:
+    """Measured fastest backend per qubit count (empty if never measured)."""
+    try:
+        data = json.loads(CROSSOVERS.read_text())
+        return {int(n): str(b) for n, b in data["fastest"].items()}
+    except (OSError, ValueError, KeyError):
+        return {}
 
 # Where to get a device that is not installed (PennyLane only says "does not exist").
 _PLUGIN_HINTS = {
@@ -32,7 +46,11 @@ def resolve_device_name(device: str, spec: CircuitSpec) -> str:
     if not isinstance(device, str) or not device:
         raise QRLError(f"device must be a name such as 'auto', 'torch' or 'lightning.qubit'; got {device!r}")
     if device == "auto":
-        return "torch" if spec.n_qubits <= AUTO_TORCH_MAX_QUBITS else "lightning.qubit"
+        table = auto_table()
+        if not table:
+            return "torch" if spec.n_qubits <= AUTO_TORCH_MAX_QUBITS else "lightning.qubit"
+        measured = [n for n in table if n <= spec.n_qubits]
+        return table[max(measured) if measured else min(table)]
     return device
 
 

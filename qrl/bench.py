@@ -1,0 +1,274 @@
+"""Benchmarks, measured as ratios of paths run side by side in one process: ``qrl bench``.
+
+- :func:`bench_policy`: one PPO-style network update (actor + critic forward and backward) per backend
+  and batch size, including the status-quo PennyLane paths (``TorchLayer`` on ``lightning.qubit`` with
+  adjoint, on ``default.qubit`` with backprop) and SB3's MLP policy.
+- :func:`bench_train`: end-to-end PPO steps/s, VQC policy vs ``MlpPolicy`` with the same
+  hyperparameters.
+- :func:`bench_scaling`: time per batch against the number of qubits, per backend.
+
+Timing: each measurement is the median of repeated calls after warm-up; paths are interleaved so
+machine noise hits them alike. Results are written as JSON under ``runs/bench/``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from qrl.errors import QRLError
+from qrl.io import write_json
+
+BATCHES = (1, 8, 64, 256)
+
+
+def _median_time(fn: Callable[[], None], min_repeats: int = 5, budget_s: float = 1.0) -> float:
+    """Median wall time of ``fn()`` in seconds, over ``min_repeats`` calls or ``budget_s``, whichever is more."""
+    fn()  # warm-up (compilation of programs, caches)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_repeats or (time.perf_counter() - start < budget_s and len(times) < 1000):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+# -- networks under test ------------------------------------------------------------------------------
+
+CARTPOLE_OBS = spaces.Box(-np.inf, np.inf, shape=(4,), dtype=np.float32)
+CARTPOLE_ACT = spaces.Discrete(2)
+
+
+def _sb3_policy(policy_cls, **kwargs):
+    return policy_cls(CARTPOLE_OBS, CARTPOLE_ACT, lr_schedule=lambda _: 1e-3, **kwargs)
+
+
+def _status_quo_layer(device: str, diff_method: str, n_layers: int, n_outputs: int, **qnode_kwargs) -> nn.Module:
+    """The circuit as users write it today: a PennyLane QNode wrapped in ``qml.qnn.TorchLayer``.
+
+    Same gates as qrl's default circuit (RX(lambda * arctan x) encoding, RY-RZ, CZ ring, Z readout),
+    with the encoding computed inside the QNode.
+    """
+    import pennylane as qml
+
+    n = 4
+    dev = qml.device(device, wires=n)
+
+    @qml.qnode(dev, interface="torch", diff_method=diff_method, **qnode_kwargs)
+    def circuit(inputs, weights, scaling):
+        for layer in range(n_layers):
+            for i in range(n):
+                qml.RX(scaling[layer, i] * inputs[..., i], wires=i)
+            for i in range(n):
+                qml.RY(weights[layer, i, 0], wires=i)
+                qml.RZ(weights[layer, i, 1], wires=i)
+            for i in range(n):
+                qml.CZ(wires=[i, (i + 1) % n])
+        return [qml.expval(qml.PauliZ(i)) for i in range(n_outputs)]
+
+    layer = qml.qnn.TorchLayer(circuit, {"weights": (n_layers, n, 2), "scaling": (n_layers, n)})
+
+    class StatusQuo(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = layer
+            self.out = nn.Parameter(torch.ones(n_outputs))
+
+        def forward(self, x):
+            return self.layer(torch.atan(x)) * self.out
+
+    return StatusQuo()
+
+
+def policy_paths(n_layers: int = 5, include_slow: bool = True) -> dict[str, Callable[[], Any]]:
+    """Constructors of the paths compared by :func:`bench_policy`: each returns ``update(obs)``."""
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    from qrl.sb3 import VQCActorCriticPolicy
+
+    def sb3_update(policy):
+        def update(obs: torch.Tensor) -> None:
+            actions = torch.zeros(obs.shape[0], dtype=torch.long)
+            values, log_prob, entropy = policy.evaluate_actions(obs, actions)
+            (values.sum() + log_prob.sum() + entropy.sum()).backward()
+
+        return update
+
+    def pair_update(actor: nn.Module, critic: nn.Module):
+        def update(obs: torch.Tensor) -> None:
+            logits = actor(obs)
+            value = critic(obs)
+            (torch.log_softmax(logits, -1)[:, 0].sum() + value.sum()).backward()
+
+        return update
+
+    paths: dict[str, Callable[[], Any]] = {
+        "mlp (SB3 MlpPolicy 64x64)": lambda: sb3_update(_sb3_policy(ActorCriticPolicy)),
+        "qrl torch": lambda: sb3_update(_sb3_policy(VQCActorCriticPolicy, n_layers=n_layers, device="torch")),
+        "qrl lightning.qubit": lambda: sb3_update(
+            _sb3_policy(VQCActorCriticPolicy, n_layers=n_layers, device="lightning.qubit")),
+        "TorchLayer default.qubit backprop": lambda: pair_update(
+            _status_quo_layer("default.qubit", "backprop", n_layers, 2),
+            _status_quo_layer("default.qubit", "backprop", n_layers, 1)),
+    }
+    if include_slow:
+        paths["TorchLayer lightning.qubit adjoint"] = lambda: pair_update(
+            _status_quo_layer("lightning.qubit", "adjoint", n_layers, 2),
+            _status_quo_layer("lightning.qubit", "adjoint", n_layers, 1))
+    return paths
+
+
+def bench_policy(batches: tuple[int, ...] = BATCHES, n_layers: int = 5, budget_s: float = 1.0,
+                 include_slow: bool = True) -> dict[str, Any]:
+    """Actor + critic forward and backward, per path and batch size (CartPole shapes, 4 qubits)."""
+    constructors = policy_paths(n_layers, include_slow)
+    updates = {name: make() for name, make in constructors.items()}
+    gen = torch.Generator().manual_seed(0)
+    times: dict[str, dict[int, float]] = {name: {} for name in updates}
+    for batch in batches:
+        obs = torch.randn(batch, 4, generator=gen)
+        for name, update in updates.items():  # interleaved: all paths at one batch size, then the next
+            times[name][batch] = _median_time(lambda u=update, o=obs: u(o), budget_s=budget_s)
+    return {"kind": "policy", "n_qubits": 4, "n_layers": n_layers, "batches": list(batches),
+            "seconds": {name: {str(b): t for b, t in by_batch.items()} for name, by_batch in times.items()}}
+
+
+# -- end to end -----------------------------------------------------------------------------------------
+
+
+def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0) -> dict[str, Any]:
+    """PPO steps/s with the VQC policy and with ``MlpPolicy``, same (rl-zoo3) hyperparameters."""
+    from qrl.config import resolve
+    from qrl.train import build_model
+
+    base = resolve("ppo-mlp", env, seed=seed, steps=steps)
+    results: dict[str, dict[str, float]] = {}
+    for name, policy, policy_kwargs in (("mlp", "MlpPolicy", {}),
+                                        ("vqc", "qrl.sb3.VQCActorCriticPolicy", {"device": "torch"})):
+        config = resolve("ppo-mlp", env, seed=seed, steps=steps)
+        config.policy, config.policy_kwargs = policy, policy_kwargs
+        model, vec_env = build_model(config)
+        start = time.perf_counter()
+        model.learn(steps)
+        wall = time.perf_counter() - start
+        vec_env.close()
+        results[name] = {"steps": int(model.num_timesteps), "seconds": wall, "steps_per_s": model.num_timesteps / wall}
+    return {"kind": "train", "algo": "ppo", "env": env, "hyperparams": base.hyperparams, "n_envs": base.n_envs,
+            "results": results, "vqc_over_mlp": results["vqc"]["steps_per_s"] / results["mlp"]["steps_per_s"]}
+
+
+# -- scaling --------------------------------------------------------------------------------------------
+
+
+def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: int = 8, n_layers: int = 5,
+                  backends: tuple[str, ...] = ("torch", "lightning.qubit", "default.qubit"),
+                  budget_s: float = 0.5, max_call_s: float = 20.0) -> dict[str, Any]:
+    """Forward + backward of one circuit (Z on every qubit) per qubit count and backend.
+
+    A backend whose single call took longer than ``max_call_s`` is not run at larger sizes.
+    """
+    from qrl.circuits import CircuitSpec
+    from qrl.nn import VQC
+
+    seconds: dict[str, dict[str, float]] = {b: {} for b in backends}
+    dropped: set[str] = set()
+    for n in qubits:
+        spec = CircuitSpec(n_qubits=n, n_layers=n_layers, n_inputs=n, n_outputs=n)
+        x = torch.randn(batch, n, generator=torch.Generator().manual_seed(n))
+        for backend in backends:
+            if backend in dropped:
+                continue
+            vqc = VQC(spec, device=backend, seed=0)
+
+            def step(v=vqc, x=x):
+                v.zero_grad(set_to_none=True)
+                v(x).sum().backward()
+
+            start = time.perf_counter()
+            step()
+            if time.perf_counter() - start > max_call_s:
+                dropped.add(backend)
+            seconds[backend][str(n)] = _median_time(step, min_repeats=3, budget_s=budget_s)
+    best = {str(n): min((b for b in backends if str(n) in seconds[b]), key=lambda b: seconds[b][str(n)])
+            for n in qubits}
+    return {"kind": "scaling", "batch": batch, "n_layers": n_layers, "qubits": list(qubits),
+            "seconds": seconds, "fastest": best}
+
+
+# -- reporting ------------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    import os
+
+    return {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+
+
+def save(result: dict[str, Any], out: str | Path = "runs/bench") -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{result['kind']}-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    write_json(path, {**result, "machine": machine()})
+    return path
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f}" if seconds < 1 else f"{seconds * 1e3:.0f}"
+
+
+def format_policy(result: dict[str, Any]) -> str:
+    """Markdown: absolute times, then ratios against the MLP and against qrl's torch path."""
+    secs, batches = result["seconds"], [str(b) for b in result["batches"]]
+    mlp = next(name for name in secs if name.startswith("mlp"))
+    lines = ["| path (actor + critic, fwd + bwd) | " + " | ".join(f"B={b} (ms)" for b in batches) + " |",
+             "|---|" + "---|" * len(batches)]
+    lines += [f"| {name} | " + " | ".join(_ms(secs[name][b]) for b in batches) + " |" for name in secs]
+    lines += ["", "| ratio | " + " | ".join(f"B={b}" for b in batches) + " |", "|---|" + "---|" * len(batches)]
+    lines.append("| qrl torch / MLP (goal <= 5) | " +
+                 " | ".join(f"{secs['qrl torch'][b] / secs[mlp][b]:.1f}x" for b in batches) + " |")
+    for name in secs:
+        if name.startswith("TorchLayer") or name == "qrl lightning.qubit":
+            lines.append(f"| {name} / qrl torch | " +
+                         " | ".join(f"{secs[name][b] / secs['qrl torch'][b]:.1f}x" for b in batches) + " |")
+    return "\n".join(lines)
+
+
+def format_train(result: dict[str, Any]) -> str:
+    r = result["results"]
+    return "\n".join([
+        f"| PPO on {result['env']} ({r['mlp']['steps']} steps, rl-zoo3 hyperparameters) | steps/s |",
+        "|---|---|",
+        f"| MlpPolicy | {r['mlp']['steps_per_s']:.0f} |",
+        f"| VQCActorCriticPolicy (torch) | {r['vqc']['steps_per_s']:.0f} |",
+        f"| VQC / MLP (goal >= 0.5) | {result['vqc_over_mlp']:.2f}x |",
+    ])
+
+
+def format_scaling(result: dict[str, Any]) -> str:
+    backends = list(result["seconds"])
+    lines = ["| qubits | " + " | ".join(f"{b} (ms)" for b in backends) + " | fastest |",
+             "|---|" + "---|" * (len(backends) + 1)]
+    for n in result["qubits"]:
+        cells = [_ms(result["seconds"][b][str(n)]) if str(n) in result["seconds"][b] else "-" for b in backends]
+        lines.append(f"| {n} | " + " | ".join(cells) + f" | {result['fastest'][str(n)]} |")
+    return "\n".join(lines)
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise QRLError(f"cannot read benchmark result {path}: {exc}") from exc
