@@ -131,7 +131,7 @@ def policy_paths(n_layers: int = 5, include_slow: bool = True) -> dict[str, Call
 
 
 def bench_policy(batches: tuple[int, ...] = BATCHES, n_layers: int = 5, budget_s: float = 1.0,
-                 include_slow: bool = True) -> dict[str, Any]:
+                 include_slow: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Actor + critic forward and backward, per path and batch size (CartPole shapes, 4 qubits)."""
     constructors = policy_paths(n_layers, include_slow)
     updates = {name: make() for name, make in constructors.items()}
@@ -141,6 +141,8 @@ def bench_policy(batches: tuple[int, ...] = BATCHES, n_layers: int = 5, budget_s
         obs = torch.randn(batch, 4, generator=gen)
         for name, update in updates.items():  # interleaved: all paths at one batch size, then the next
             times[name][batch] = _median_time(lambda u=update, o=obs: u(o), budget_s=budget_s)
+            if log:
+                log(f"B={batch:<4} {name}: {times[name][batch] * 1e3:.2f} ms")
     return {"kind": "policy", "n_qubits": 4, "n_layers": n_layers, "batches": list(batches),
             "seconds": {name: {str(b): t for b, t in by_batch.items()} for name, by_batch in times.items()}}
 
@@ -148,7 +150,8 @@ def bench_policy(batches: tuple[int, ...] = BATCHES, n_layers: int = 5, budget_s
 # -- end to end -----------------------------------------------------------------------------------------
 
 
-def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0) -> dict[str, Any]:
+def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0,
+                log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """PPO steps/s with the VQC policy and with ``MlpPolicy``, same (rl-zoo3) hyperparameters."""
     from qrl.config import resolve
     from qrl.train import build_model
@@ -165,6 +168,8 @@ def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0) ->
         wall = time.perf_counter() - start
         vec_env.close()
         results[name] = {"steps": int(model.num_timesteps), "seconds": wall, "steps_per_s": model.num_timesteps / wall}
+        if log:
+            log(f"{name}: {results[name]['steps_per_s']:.0f} steps/s")
     return {"kind": "train", "algo": "ppo", "env": env, "hyperparams": base.hyperparams, "n_envs": base.n_envs,
             "results": results, "vqc_over_mlp": results["vqc"]["steps_per_s"] / results["mlp"]["steps_per_s"]}
 
@@ -174,7 +179,8 @@ def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0) ->
 
 def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: int = 8, n_layers: int = 5,
                   backends: tuple[str, ...] = ("torch", "lightning.qubit", "default.qubit"),
-                  budget_s: float = 0.5, max_call_s: float = 20.0) -> dict[str, Any]:
+                  budget_s: float = 0.5, max_call_s: float = 20.0,
+                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Forward + backward of one circuit (Z on every qubit) per qubit count and backend.
 
     A backend whose single call took longer than ``max_call_s`` is not run at larger sizes.
@@ -201,6 +207,8 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
             if time.perf_counter() - start > max_call_s:
                 dropped.add(backend)
             seconds[backend][str(n)] = _median_time(step, min_repeats=3, budget_s=budget_s)
+            if log:
+                log(f"n={n:<3} {backend}: {seconds[backend][str(n)] * 1e3:.2f} ms")
     best = {str(n): min((b for b in backends if str(n) in seconds[b]), key=lambda b: seconds[b][str(n)])
             for n in qubits}
     return {"kind": "scaling", "batch": batch, "n_layers": n_layers, "qubits": list(qubits),

@@ -163,18 +163,22 @@ def cmd_list(args) -> int:
 def cmd_bench(args) -> int:
     from qrl import bench
 
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
     if args.what == "policy":
         if any(b < 1 for b in args.batches):
             raise QRLError(f"batch sizes must be positive; got {args.batches}")
-        result = bench.bench_policy(tuple(args.batches), budget_s=args.budget, include_slow=not args.skip_slow)
+        result = bench.bench_policy(tuple(args.batches), budget_s=args.budget, include_slow=not args.skip_slow,
+                                    log=log)
         table = bench.format_policy(result)
     elif args.what == "train":
-        result = bench.bench_train(args.env, steps=args.steps)
+        result = bench.bench_train(args.env, steps=args.steps, log=log)
         table = bench.format_train(result)
     else:
         if any(n < 1 for n in args.qubits) or args.batch < 1:
             raise QRLError(f"qubit counts and batch must be positive; got {args.qubits} and {args.batch}")
-        result = bench.bench_scaling(tuple(args.qubits), batch=args.batch, budget_s=args.budget)
+        result = bench.bench_scaling(tuple(args.qubits), batch=args.batch, budget_s=args.budget, log=log)
         table = bench.format_scaling(result)
         if args.update_auto:
             from qrl.backends import select

@@ -176,6 +176,9 @@ def test_auto_follows_measured_crossovers(monkeypatch):
     monkeypatch.setattr(select, "auto_table", lambda: {4: "torch", 10: "lightning.qubit"})
     assert resolve_device_name("auto", CircuitSpec(n_qubits=2, n_inputs=2)) == "torch"
     assert resolve_device_name("auto", CircuitSpec(n_qubits=9, n_inputs=4)) == "torch"
-    assert resolve_device_name("auto", CircuitSpec(n_qubits=12, n_inputs=4)) == "lightning.qubit"
+    assert resolve_device_name("auto", CircuitSpec(n_qubits=10, n_inputs=4)) == "lightning.qubit"
+    monkeypatch.setattr(select, "auto_table", lambda: {4: "torch", 10: "torch"})
+    assert resolve_device_name("auto", CircuitSpec(n_qubits=10, n_inputs=4)) == "torch"
+    assert resolve_device_name("auto", CircuitSpec(n_qubits=11, n_inputs=4)) == "lightning.qubit"  # unmeasured
     monkeypatch.setattr(select, "auto_table", lambda: {})
     assert resolve_device_name("auto", CircuitSpec(n_qubits=20, n_inputs=4)) == "lightning.qubit"

@@ -112,6 +112,7 @@ def test_wheel_ships_envs_and_agents(tmp_path):
         for item in items:
             assert f"qrl/data/{kind}/{item}.yaml" in names
     assert "qrl/cli.py" in names
+    assert "qrl/data/crossovers.json" in names  # device="auto" reads it
     # Installed without the checkout around it, qrl reads the copies inside the package.
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],

@@ -15,7 +15,9 @@ from qrl.errors import QRLError
 
 # `device="auto"` picks, for a circuit of n qubits, the backend that `qrl bench scaling` measured
 # fastest at the largest measured size <= n (stored in qrl/data/crossovers.json by
-# `qrl bench scaling --update-auto`). Without that file: torch up to this size, Lightning above.
+# `qrl bench scaling --update-auto`). Above the largest measured size it picks Lightning: the torch
+# path keeps a state per gate step for autograd (about 12 GB at 20 qubits, batch 8), Lightning's
+# adjoint method a few. Without the file: torch up to AUTO_TORCH_MAX_QUBITS, Lightning above.
 AUTO_TORCH_MAX_QUBITS = 14
 CROSSOVERS = Path(__file__).resolve().parents[1] / "data" / "crossovers.json"
 
@@ -49,6 +51,8 @@ def resolve_device_name(device: str, spec: CircuitSpec) -> str:
         table = auto_table()
         if not table:
             return "torch" if spec.n_qubits <= AUTO_TORCH_MAX_QUBITS else "lightning.qubit"
+        if spec.n_qubits > max(table):
+            return "lightning.qubit"
         measured = [n for n in table if n <= spec.n_qubits]
         return table[max(measured) if measured else min(table)]
     return device
