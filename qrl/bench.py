@@ -93,38 +93,52 @@ def _status_quo_layer(device: str, diff_method: str, n_layers: int, n_outputs: i
 
 
 def policy_paths(n_layers: int = 5, include_slow: bool = True) -> dict[str, Callable[[], Any]]:
-    """Constructors of the paths compared by :func:`bench_policy`: each returns ``update(obs)``."""
+    """Constructors of the paths compared by :func:`bench_policy`.
+
+    Each returns ``(update, rollout)``: ``update(obs)`` is a PPO-style actor + critic forward and
+    backward; ``rollout(obs)`` is the forward pass SB3 makes at every environment step, under
+    ``torch.no_grad()``.
+    """
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     from qrl.sb3 import VQCActorCriticPolicy
 
-    def sb3_update(policy):
+    def sb3_paths(policy):
         def update(obs: torch.Tensor) -> None:
             actions = torch.zeros(obs.shape[0], dtype=torch.long)
             values, log_prob, entropy = policy.evaluate_actions(obs, actions)
             (values.sum() + log_prob.sum() + entropy.sum()).backward()
 
-        return update
+        def rollout(obs: torch.Tensor) -> None:
+            with torch.no_grad():
+                policy(obs)
 
-    def pair_update(actor: nn.Module, critic: nn.Module):
+        return update, rollout
+
+    def pair_paths(actor: nn.Module, critic: nn.Module):
         def update(obs: torch.Tensor) -> None:
             logits = actor(obs)
             value = critic(obs)
             (torch.log_softmax(logits, -1)[:, 0].sum() + value.sum()).backward()
 
-        return update
+        def rollout(obs: torch.Tensor) -> None:
+            with torch.no_grad():
+                actor(obs)
+                critic(obs)
+
+        return update, rollout
 
     paths: dict[str, Callable[[], Any]] = {
-        "mlp (SB3 MlpPolicy 64x64)": lambda: sb3_update(_sb3_policy(ActorCriticPolicy)),
-        "qrl torch": lambda: sb3_update(_sb3_policy(VQCActorCriticPolicy, n_layers=n_layers, device="torch")),
-        "qrl lightning.qubit": lambda: sb3_update(
+        "mlp (SB3 MlpPolicy 64x64)": lambda: sb3_paths(_sb3_policy(ActorCriticPolicy)),
+        "qrl torch": lambda: sb3_paths(_sb3_policy(VQCActorCriticPolicy, n_layers=n_layers, device="torch")),
+        "qrl lightning.qubit": lambda: sb3_paths(
             _sb3_policy(VQCActorCriticPolicy, n_layers=n_layers, device="lightning.qubit")),
-        "TorchLayer default.qubit backprop": lambda: pair_update(
+        "TorchLayer default.qubit backprop": lambda: pair_paths(
             _status_quo_layer("default.qubit", "backprop", n_layers, 2),
             _status_quo_layer("default.qubit", "backprop", n_layers, 1)),
     }
     if include_slow:
-        paths["TorchLayer lightning.qubit adjoint"] = lambda: pair_update(
+        paths["TorchLayer lightning.qubit adjoint"] = lambda: pair_paths(
             _status_quo_layer("lightning.qubit", "adjoint", n_layers, 2),
             _status_quo_layer("lightning.qubit", "adjoint", n_layers, 1))
     return paths
@@ -132,19 +146,23 @@ def policy_paths(n_layers: int = 5, include_slow: bool = True) -> dict[str, Call
 
 def bench_policy(batches: tuple[int, ...] = BATCHES, n_layers: int = 5, budget_s: float = 1.0,
                  include_slow: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Actor + critic forward and backward, per path and batch size (CartPole shapes, 4 qubits)."""
+    """Update (forward + backward) and rollout (no-grad forward) times per path and batch size.
+
+    CartPole shapes: 4 features, 2 actions, 4 qubits. Result: ``seconds[mode][path][batch]``.
+    """
     constructors = policy_paths(n_layers, include_slow)
-    updates = {name: make() for name, make in constructors.items()}
+    fns = {name: make() for name, make in constructors.items()}
     gen = torch.Generator().manual_seed(0)
-    times: dict[str, dict[int, float]] = {name: {} for name in updates}
+    times: dict[str, dict[str, dict[str, float]]] = {"update": {}, "rollout": {}}
     for batch in batches:
         obs = torch.randn(batch, 4, generator=gen)
-        for name, update in updates.items():  # interleaved: all paths at one batch size, then the next
-            times[name][batch] = _median_time(lambda u=update, o=obs: u(o), budget_s=budget_s)
-            if log:
-                log(f"B={batch:<4} {name}: {times[name][batch] * 1e3:.2f} ms")
-    return {"kind": "policy", "n_qubits": 4, "n_layers": n_layers, "batches": list(batches),
-            "seconds": {name: {str(b): t for b, t in by_batch.items()} for name, by_batch in times.items()}}
+        for name, (update, rollout) in fns.items():  # interleaved: all paths at one batch size
+            for mode, fn in (("update", update), ("rollout", rollout)):
+                t = _median_time(lambda f=fn, o=obs: f(o), budget_s=budget_s)
+                times[mode].setdefault(name, {})[str(batch)] = t
+                if log:
+                    log(f"B={batch:<4} {mode:<7} {name}: {t * 1e3:.2f} ms")
+    return {"kind": "policy", "n_qubits": 4, "n_layers": n_layers, "batches": list(batches), "seconds": times}
 
 
 # -- end to end -----------------------------------------------------------------------------------------
@@ -237,20 +255,34 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.2f}" if seconds < 1 else f"{seconds * 1e3:.0f}"
 
 
+_PATH_ORDER = ("mlp", "qrl torch", "qrl lightning", "TorchLayer default", "TorchLayer lightning")
+
+
+def _ordered(names) -> list[str]:
+    return sorted(names, key=lambda n: next((i for i, p in enumerate(_PATH_ORDER) if n.startswith(p)), 99))
+
+
 def format_policy(result: dict[str, Any]) -> str:
-    """Markdown: absolute times, then ratios against the MLP and against qrl's torch path."""
-    secs, batches = result["seconds"], [str(b) for b in result["batches"]]
-    mlp = next(name for name in secs if name.startswith("mlp"))
-    lines = ["| path (actor + critic, fwd + bwd) | " + " | ".join(f"B={b} (ms)" for b in batches) + " |",
-             "|---|" + "---|" * len(batches)]
-    lines += [f"| {name} | " + " | ".join(_ms(secs[name][b]) for b in batches) + " |" for name in secs]
-    lines += ["", "| ratio | " + " | ".join(f"B={b}" for b in batches) + " |", "|---|" + "---|" * len(batches)]
-    lines.append("| qrl torch / MLP (goal <= 5) | " +
-                 " | ".join(f"{secs['qrl torch'][b] / secs[mlp][b]:.1f}x" for b in batches) + " |")
-    for name in secs:
-        if name.startswith("TorchLayer") or name == "qrl lightning.qubit":
-            lines.append(f"| {name} / qrl torch | " +
-                         " | ".join(f"{secs[name][b] / secs['qrl torch'][b]:.1f}x" for b in batches) + " |")
+    """Markdown: absolute times per mode, then ratios against the MLP and against qrl's torch path."""
+    batches = [str(b) for b in result["batches"]]
+    lines: list[str] = []
+    for mode, title in (("update", "update: actor + critic, fwd + bwd"), ("rollout", "rollout: no-grad fwd")):
+        secs = result["seconds"][mode]
+        lines += [f"| {title} | " + " | ".join(f"B={b} (ms)" for b in batches) + " |",
+                  "|---|" + "---|" * len(batches)]
+        lines += [f"| {name} | " + " | ".join(_ms(secs[name][b]) for b in batches) + " |" for name in _ordered(secs)]
+        lines.append("")
+    lines += ["| ratio | " + " | ".join(f"B={b}" for b in batches) + " |", "|---|" + "---|" * len(batches)]
+    for mode in ("update", "rollout"):
+        secs = result["seconds"][mode]
+        mlp = next(name for name in secs if name.startswith("mlp"))
+        goal = " (goal <= 5)" if mode == "update" else ""
+        lines.append(f"| {mode}: qrl torch / MLP{goal} | " +
+                     " | ".join(f"{secs['qrl torch'][b] / secs[mlp][b]:.1f}x" for b in batches) + " |")
+        for name in _ordered(secs):
+            if name.startswith("TorchLayer") or name == "qrl lightning.qubit":
+                lines.append(f"| {mode}: {name} / qrl torch | " +
+                             " | ".join(f"{secs[name][b] / secs['qrl torch'][b]:.1f}x" for b in batches) + " |")
     return "\n".join(lines)
 
 

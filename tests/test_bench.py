@@ -10,13 +10,15 @@ from qrl.cli import main
 
 def test_policy_bench_measures_every_path(tmp_path):
     result = bench.bench_policy(batches=(1, 3), n_layers=1, budget_s=0.0, include_slow=True)
-    names = set(result["seconds"])
-    assert {"mlp (SB3 MlpPolicy 64x64)", "qrl torch", "qrl lightning.qubit", "TorchLayer default.qubit backprop",
-            "TorchLayer lightning.qubit adjoint"} == names
-    for by_batch in result["seconds"].values():
-        assert set(by_batch) == {"1", "3"} and all(t > 0 for t in by_batch.values())
+    assert set(result["seconds"]) == {"update", "rollout"}
+    for by_path in result["seconds"].values():
+        assert {"mlp (SB3 MlpPolicy 64x64)", "qrl torch", "qrl lightning.qubit", "TorchLayer default.qubit backprop",
+                "TorchLayer lightning.qubit adjoint"} == set(by_path)
+        for by_batch in by_path.values():
+            assert set(by_batch) == {"1", "3"} and all(t > 0 for t in by_batch.values())
     table = bench.format_policy(result)
-    assert "qrl torch / MLP (goal <= 5)" in table and "TorchLayer lightning.qubit adjoint / qrl torch" in table
+    assert "update: qrl torch / MLP (goal <= 5)" in table
+    assert "rollout: TorchLayer lightning.qubit adjoint / qrl torch" in table
     path = bench.save(result, tmp_path)
     saved = json.loads(path.read_text())
     assert saved["kind"] == "policy" and saved["machine"]["torch_threads"] == 1
