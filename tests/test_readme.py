@@ -44,9 +44,11 @@ def test_readme_cli_lines_parse_and_resolve(monkeypatch, capsys):
 
     monkeypatch.chdir(README.parent)
     lines = cli_lines()
-    assert {args[0] for args in lines} >= {"list", "train", "eval", "compare"}
+    assert {args[0] for args in lines} >= {"list", "train", "eval", "compare", "bench"}
     for args in lines:
         parsed = build_parser().parse_args(args)
+        if parsed.command == "bench":  # minutes of timing: parsing is what can rot here
+            continue
         if parsed.command in ("train", "compare"):  # validate fully, without the minutes of training
             for agent in getattr(parsed, "agents", None) or [parsed.agent]:
                 resolve(agent, parsed.env, seed=parsed.seed, steps=parsed.steps, device=parsed.device,
@@ -55,4 +57,5 @@ def test_readme_cli_lines_parse_and_resolve(monkeypatch, capsys):
             if parsed.command == "eval":
                 args = [*args, "--episodes", "2"]
             assert main(args) == 0, args
-    assert "return 500.0 +- 0.0" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.count("ppo-vqc on CartPole-v1") >= 3 and "on lightning.qubit: return" in out
