@@ -182,3 +182,51 @@ def test_auto_follows_measured_crossovers(monkeypatch):
     assert resolve_device_name("auto", CircuitSpec(n_qubits=11, n_inputs=4)) == "lightning.qubit"  # unmeasured
     monkeypatch.setattr(select, "auto_table", lambda: {})
     assert resolve_device_name("auto", CircuitSpec(n_qubits=20, n_inputs=4)) == "lightning.qubit"
+
+
+class _CustomSpec(CircuitSpec):
+    """A spec whose circuit is given directly, to test what the compiler does with any qfunc."""
+
+    def qfunc(self):
+        return type(self).body
+
+
+def _custom(body, **kwargs):
+    cls = type("Spec", (_CustomSpec,), {"body": staticmethod(body)})
+    return cls(**kwargs)
+
+
+def test_constant_gates_and_constant_angles_compile_exactly():
+    import math
+
+    def body(angles, weights):
+        qml.Hadamard(wires=0)
+        qml.RZ(0.3, wires=0)  # a constant angle
+        qml.RX(angles[..., 0, 0], wires=0)
+        qml.S(wires=1)
+        qml.CNOT(wires=[0, 1])
+        qml.PhaseShift(weights[0, 1, 1], wires=1)
+        qml.Rot(weights[0, 0, 0], math.pi / 3, weights[0, 1, 0], wires=1)
+        qml.SWAP(wires=[0, 1])
+        qml.RY(weights[0, 0, 1], wires=0)
+        return [qml.expval(qml.PauliZ(0)), qml.expval(qml.PauliZ(0) @ qml.PauliZ(1))]
+
+    spec = _custom(body, n_qubits=2, n_layers=1, n_inputs=1, n_outputs=2)
+    gen = torch.Generator().manual_seed(5)
+    angles = torch.rand(6, 1, 1, generator=gen, dtype=torch.float64) * 3
+    weights = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) * 3
+    cot = torch.randn(6, 2, generator=gen, dtype=torch.float64)
+    ref = values_and_grads(make_backend(spec, "lightning.qubit"), angles, weights, cot)
+    got = values_and_grads(make_backend(spec, "torch"), angles, weights, cot)
+    for r, g in zip(ref, got, strict=True):
+        np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0)
+
+
+def test_compiler_refuses_arithmetic_on_parameters():
+    def body(angles, weights):
+        qml.RX(2 * angles[..., 0, 0], wires=0)
+        return [qml.expval(qml.PauliZ(0))]
+
+    spec = _custom(body, n_qubits=1, n_layers=1, n_inputs=1, n_outputs=1)
+    with pytest.raises(QRLError, match="a gate angle is computed from the parameters inside the circuit"):
+        make_backend(spec, "torch")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pennylane as qml
@@ -217,8 +218,12 @@ class TorchStatevector:
                     out.append((src.index + (n_angle if src.kind == "weight" else 0), eye, _PAULI_K[axis]))
             return out
 
-        entries = [(g.wires[0], s) if len(g.wires) == 1 else (-1, g) for g in gates for s in
-                   (slot(g) if len(g.wires) == 1 else [None])]
+        entries: list[tuple[int, Any]] = []  # (wire, slot) for 1-qubit matrices, (-1, gate) for 2-qubit gates
+        for g in gates:
+            if len(g.wires) == 1:
+                entries.extend((g.wires[0], s) for s in slot(g))
+            else:
+                entries.append((-1, g))
         scheduled = self._schedule(entries)
         slots: list[tuple[int, np.ndarray, np.ndarray]] = []
         self._program, self._chunk_sizes = [], []
