@@ -1,4 +1,4 @@
-"""The ``qrl`` command: train, eval, compare, list.
+"""The ``qrl`` command: train, eval, compare, list, plot, bench.
 
 Bad input is reported as one line, ``qrl: error: ...``, with exit status 2 and no traceback.
 """
@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(p)
 
     sub.add_parser("list", help="available agents, environments and devices")
+
+    p = sub.add_parser("plot", help="plot evaluation curves of run folders to a PNG")
+    p.add_argument("run_dirs", nargs="+", help="run folders written by `qrl train`")
+    p.add_argument("--out", required=True, help="image file to write, e.g. curves.png")
+    p.add_argument("--title", default=None)
 
     p = sub.add_parser("bench", help="benchmarks: policy update, end-to-end training, scaling in qubits")
     p.add_argument("what", choices=("policy", "train", "scaling"))
@@ -160,6 +165,13 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from qrl.plots import plot_runs
+
+    print(plot_runs([Path(d) for d in args.run_dirs], Path(args.out), title=args.title))
+    return 0
+
+
 def cmd_bench(args) -> int:
     from qrl import bench
 
@@ -195,7 +207,8 @@ def cmd_bench(args) -> int:
     return 0
 
 
-_COMMANDS = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "list": cmd_list, "bench": cmd_bench}
+_COMMANDS = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "list": cmd_list, "bench": cmd_bench,
+             "plot": cmd_plot}
 
 
 if __name__ == "__main__":

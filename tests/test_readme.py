@@ -38,13 +38,13 @@ def cli_lines() -> list[list[str]]:
     return lines
 
 
-def test_readme_cli_lines_parse_and_resolve(monkeypatch, capsys):
+def test_readme_cli_lines_parse_and_resolve(monkeypatch, capsys, tmp_path):
     from qrl.cli import build_parser, main
     from qrl.config import parse_set, resolve
 
     monkeypatch.chdir(README.parent)
     lines = cli_lines()
-    assert {args[0] for args in lines} >= {"list", "train", "eval", "compare", "bench"}
+    assert {args[0] for args in lines} >= {"list", "train", "eval", "compare", "bench", "plot"}
     for args in lines:
         parsed = build_parser().parse_args(args)
         if parsed.command == "bench":  # minutes of timing: parsing is what can rot here
@@ -56,6 +56,8 @@ def test_readme_cli_lines_parse_and_resolve(monkeypatch, capsys):
         else:
             if parsed.command == "eval":
                 args = [*args, "--episodes", "2"]
+            if parsed.command == "plot":  # write the image elsewhere, not over committed files
+                args = [*args, "--out", str(tmp_path / "plot.png")]
             assert main(args) == 0, args
     out = capsys.readouterr().out
     assert out.count("ppo-vqc on CartPole-v1") >= 3 and "on lightning.qubit: return" in out
