@@ -201,12 +201,17 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Forward + backward of one circuit (Z on every qubit) per qubit count and backend.
 
-    A backend whose single call took longer than ``max_call_s`` is not run at larger sizes.
+    A backend whose single call took longer than ``max_call_s`` is not run at larger sizes. Memory:
+    ``peak_rss_gb`` is this process's peak resident memory after each point (it only grows, so a
+    jump shows what that point needed); ``state_mb`` is one batch of complex64 state vectors.
     """
+    import resource
+
     from qrl.circuits import CircuitSpec
     from qrl.nn import VQC
 
     seconds: dict[str, dict[str, float]] = {b: {} for b in backends}
+    peak_rss_gb: dict[str, dict[str, float]] = {b: {} for b in backends}
     dropped: set[str] = set()
     for n in qubits:
         spec = CircuitSpec(n_qubits=n, n_layers=n_layers, n_inputs=n, n_outputs=n)
@@ -225,12 +230,15 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
             if time.perf_counter() - start > max_call_s:
                 dropped.add(backend)
             seconds[backend][str(n)] = _median_time(step, min_repeats=3, budget_s=budget_s)
+            peak_rss_gb[backend][str(n)] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
             if log:
-                log(f"n={n:<3} {backend}: {seconds[backend][str(n)] * 1e3:.2f} ms")
+                log(f"n={n:<3} {backend}: {seconds[backend][str(n)] * 1e3:.2f} ms, "
+                    f"peak RSS {peak_rss_gb[backend][str(n)]:.2f} GiB")
     best = {str(n): min((b for b in backends if str(n) in seconds[b]), key=lambda b: seconds[b][str(n)])
             for n in qubits}
     return {"kind": "scaling", "batch": batch, "n_layers": n_layers, "qubits": list(qubits),
-            "seconds": seconds, "fastest": best}
+            "seconds": seconds, "fastest": best, "peak_rss_gb": peak_rss_gb,
+            "state_mb": {str(n): batch * 8 * 2**n / 2**20 for n in qubits}}
 
 
 # -- reporting ------------------------------------------------------------------------------------------
@@ -299,11 +307,17 @@ def format_train(result: dict[str, Any]) -> str:
 
 def format_scaling(result: dict[str, Any]) -> str:
     backends = list(result["seconds"])
-    lines = ["| qubits | " + " | ".join(f"{b} (ms)" for b in backends) + " | fastest |",
-             "|---|" + "---|" * (len(backends) + 1)]
+    rss = result.get("peak_rss_gb", {})
+    lines = ["| qubits | " + " | ".join(f"{b} (ms)" for b in backends) + " | fastest | state (MiB) | peak RSS (GiB) |",
+             "|---|" + "---|" * (len(backends) + 3)]
     for n in result["qubits"]:
-        cells = [_ms(result["seconds"][b][str(n)]) if str(n) in result["seconds"][b] else "-" for b in backends]
-        lines.append(f"| {n} | " + " | ".join(cells) + f" | {result['fastest'][str(n)]} |")
+        key = str(n)
+        cells = [_ms(result["seconds"][b][key]) if key in result["seconds"][b] else "-" for b in backends]
+        peak = max((rss[b][key] for b in rss if key in rss[b]), default=None)
+        state = result.get("state_mb", {}).get(key)
+        lines.append(f"| {n} | " + " | ".join(cells) + f" | {result['fastest'][key]} | "
+                     + ("-" if state is None else f"{state:.3g}") + " | "
+                     + ("-" if peak is None else f"{peak:.2f}") + " |")
     return "\n".join(lines)
 
 

@@ -61,6 +61,8 @@ def test_scaling_bench_and_cli(tmp_path, capsys, monkeypatch):
     result = json.loads(path.read_text())
     assert set(result["seconds"]) == {"torch", "lightning.qubit", "default.qubit"}
     assert set(result["fastest"]) == {"2", "3"}
+    assert all(v > 0 for by_n in result["peak_rss_gb"].values() for v in by_n.values())
+    assert result["state_mb"]["3"] == 2 * 8 * 2**3 / 2**20
     stored = json.loads(crossovers.read_text())
     assert stored["fastest"] == result["fastest"] and "--update-auto" in stored["command"]
     assert select.auto_table() == {int(n): b for n, b in result["fastest"].items()}
