@@ -16,8 +16,8 @@ from qrl.errors import QRLError
 # `device="auto"` picks, for a circuit of n qubits, the backend that `qrl bench scaling` measured
 # fastest at the largest measured size <= n (stored in qrl/data/crossovers.json by
 # `qrl bench scaling --update-auto`). Above the largest measured size it picks Lightning: the torch
-# path keeps a state per gate step for autograd (about 12 GB at 20 qubits, batch 8), Lightning's
-# adjoint method a few. Without the file: torch up to AUTO_TORCH_MAX_QUBITS, Lightning above.
+# path keeps a state per gate step for autograd, Lightning's adjoint method a few.
+# Without the file: torch up to AUTO_TORCH_MAX_QUBITS, Lightning above.
 AUTO_TORCH_MAX_QUBITS = 14
 CROSSOVERS = Path(__file__).resolve().parents[1] / "data" / "crossovers.json"
 
