@@ -25,21 +25,21 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None) -> Path
     One line per run, labelled by the run folder's name; a dashed line at the environment's
     reward threshold when the runs share one.
     """
+    from qrl.train import load_run_config
+
+    if not run_dirs:
+        raise QRLError("expected at least one run folder")
+    runs = [(Path(d), load_run_config(d), read_evaluations(d)) for d in run_dirs]  # validate before drawing
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from qrl.train import load_run_config
-
-    if not run_dirs:
-        raise QRLError("expected at least one run folder")
     fig, ax = plt.subplots(figsize=(7, 4))
     thresholds = set()
-    for run_dir in run_dirs:
-        config = load_run_config(run_dir)
+    for run_dir, config, ev in runs:
         thresholds.add(config.env_spec.reward_threshold)
-        ev = read_evaluations(run_dir)
         if not ev:
             continue
         lo = [m - s for m, s in zip(ev["mean_return"], ev["std_return"], strict=True)]
