@@ -13,6 +13,7 @@ machine noise hits them alike. Results are written as JSON under ``runs/bench/``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import statistics
@@ -178,8 +179,7 @@ def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0,
     results: dict[str, dict[str, float]] = {}
     for name, policy, policy_kwargs in (("mlp", "MlpPolicy", {}),
                                         ("vqc", "qrl.sb3.VQCActorCriticPolicy", {"device": "torch"})):
-        config = resolve("ppo-mlp", env, seed=seed, steps=steps)
-        config.policy, config.policy_kwargs = policy, policy_kwargs
+        config = dataclasses.replace(base, policy=policy, policy_kwargs=policy_kwargs)
         model, vec_env = build_model(config)
         start = time.perf_counter()
         model.learn(steps)
