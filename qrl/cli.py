@@ -84,19 +84,23 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _train_one(agent: str, args) -> Path:
+def _resolve(agent: str, args):
     from qrl.config import parse_set, resolve
+
+    return resolve(agent, args.env, seed=args.seed, steps=args.steps, device=args.device,
+                   overrides=parse_set(args.overrides))
+
+
+def _train(config, args) -> Path:
     from qrl.train import train
 
-    overrides = parse_set(args.overrides)
-    config = resolve(agent, args.env, seed=args.seed, steps=args.steps, device=args.device, overrides=overrides)
     return train(config, out=args.out, progress=args.progress, announce=lambda msg: print(msg, file=sys.stderr))
 
 
 def cmd_train(args) -> int:
     import json
 
-    run_dir = _train_one(args.agent, args)
+    run_dir = _train(_resolve(args.agent, args), args)
     results = json.loads((run_dir / "results.json").read_text())
     print(f"{run_dir}")
     print(f"final eval return {results['final_eval_mean']:.1f} +- {results['final_eval_std']:.1f}; "
@@ -117,14 +121,10 @@ def cmd_eval(args) -> int:
 def cmd_compare(args) -> int:
     import json
 
-    from qrl.config import parse_set, resolve
-
-    overrides = parse_set(args.overrides)
-    for agent in args.agents:  # validate every agent before training any
-        resolve(agent, args.env, seed=args.seed, steps=args.steps, device=args.device, overrides=overrides)
+    configs = [_resolve(agent, args) for agent in args.agents]  # validate every agent before training any
     rows = []
-    for agent in args.agents:
-        run_dir = _train_one(agent, args)
+    for config in configs:
+        run_dir = _train(config, args)
         rows.append(json.loads((run_dir / "results.json").read_text()) | {"run_dir": str(run_dir)})
     print(format_comparison(rows))
     return 0

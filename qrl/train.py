@@ -198,7 +198,7 @@ def evaluate_run(run_dir: Path, episodes: int = 20, device: str | None = None,
     model, config = load_model(run_dir, device)
     if seed is not None:
         config.seed = seed
-    env = make_vec(config.env_spec, 1, config.seed + EVAL_SEED_OFFSET)
+    env = make_eval_env(config)
     norm = Path(run_dir) / "vecnormalize.pkl"
     if norm.is_file():
         env = VecNormalize.load(str(norm), env)

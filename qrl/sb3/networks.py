@@ -47,13 +47,14 @@ class VQCNetwork(nn.Module):
     :param n_features: input width.
     :param n_outputs: output width.
     :param config: circuit and run options (keys of :data:`CIRCUIT_KEYS`, plain values).
+    :param role: what the network is (``"actor"``, ``"critic"``), for error messages.
     """
 
-    def __init__(self, n_features: int, n_outputs: int, config: dict[str, Any]):
+    def __init__(self, n_features: int, n_outputs: int, config: dict[str, Any], role: str = "circuit"):
         super().__init__()
         unknown = sorted(set(config) - set(CIRCUIT_KEYS))
         if unknown:
-            raise QRLError(f"unknown circuit option(s) {', '.join(unknown)}; expected some of "
+            raise QRLError(f"unknown {role} option(s) {', '.join(unknown)}; expected some of "
                            f"{', '.join(CIRCUIT_KEYS)}")
         pre, post = bool(config.get("pre_layer", False)), bool(config.get("post_layer", False))
         n_qubits = config.get("n_qubits")
@@ -73,7 +74,6 @@ class VQCNetwork(nn.Module):
         self.vqc = VQC(spec, device=config.get("device", "auto"), diff_method=config.get("diff_method"))
         self.vqc.to(_DTYPES[dtype])
         self.post = nn.Linear(n_qubits, n_outputs) if post else None
-        self.n_outputs = n_outputs
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         x = self.pre(features) if self.pre is not None else features

@@ -14,7 +14,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from qrl.errors import QRLError
-from qrl.sb3.networks import CIRCUIT_KEYS, VQCNetwork, action_outputs, check_observation_space
+from qrl.sb3.networks import VQCNetwork, action_outputs, check_observation_space
 
 
 class VQCExtractor(nn.Module):
@@ -123,17 +123,12 @@ class VQCActorCriticPolicy(ActorCriticPolicy):
         }
         self.actor_config = {"output_scale_init": actor_output_scale, **(actor or {})}
         self.critic_config = {"output_scale_init": critic_output_scale, **(critic or {})}
-        for role, cfg in (("actor", self.actor_config), ("critic", self.critic_config)):
-            unknown = sorted(set(cfg) - set(CIRCUIT_KEYS))
-            if unknown:
-                raise QRLError(f"unknown {role} option(s) {', '.join(unknown)}; expected some of "
-                               f"{', '.join(CIRCUIT_KEYS)}")
         super().__init__(observation_space, action_space, lr_schedule, net_arch=[], **kwargs)
 
     def _build_mlp_extractor(self) -> None:
         n_act = action_outputs(self.action_space)
-        actor = VQCNetwork(self.features_dim, n_act, {**self.circuit_config, **self.actor_config})
-        critic = VQCNetwork(self.features_dim, 1, {**self.circuit_config, **self.critic_config})
+        actor = VQCNetwork(self.features_dim, n_act, {**self.circuit_config, **self.actor_config}, role="actor")
+        critic = VQCNetwork(self.features_dim, 1, {**self.circuit_config, **self.critic_config}, role="critic")
         self.mlp_extractor = VQCExtractor(actor, critic, n_act)
 
     def _build(self, lr_schedule: Schedule) -> None:
