@@ -43,17 +43,19 @@ def values_and_grads(backend, angles, weights, cotangent):
 
 
 SPECS = random_specs(24)
+PROGRAMS = ("dense", "wires")  # the two torch programs (qrl.backends.torch), each against Lightning
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.encoding}-{s.ansatz}-{s.readout}-q{s.n_qubits}")
 @pytest.mark.parametrize("batch", [1, 64])
-def test_torch_matches_lightning_float64(spec, batch):
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_torch_matches_lightning_float64(spec, batch, program):
     gen = torch.Generator().manual_seed(batch)
     angles = (torch.rand(batch, spec.n_encoding_layers, spec.n_inputs, generator=gen, dtype=torch.float64) - 0.5) * 6
     weights = (torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) - 0.5) * 6
     cot = torch.randn(batch, spec.n_outputs, generator=gen, dtype=torch.float64)
     ref = values_and_grads(make_backend(spec, "lightning.qubit"), angles, weights, cot)
-    got = values_and_grads(make_backend(spec, "torch"), angles, weights, cot)
+    got = values_and_grads(TorchStatevector(spec, program), angles, weights, cot)
     for r, g, name in zip(ref, got, ("values", "d/d angles", "d/d weights"), strict=True):
         assert g.dtype == torch.float64
         np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0, err_msg=name)
@@ -61,13 +63,14 @@ def test_torch_matches_lightning_float64(spec, batch):
 
 @pytest.mark.parametrize("spec", SPECS[:8], ids=lambda s: f"{s.encoding}-{s.ansatz}-{s.readout}-q{s.n_qubits}")
 @pytest.mark.parametrize("batch", [1, 64])
-def test_torch_float32_matches_lightning(spec, batch):
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_torch_float32_matches_lightning(spec, batch, program):
     gen = torch.Generator().manual_seed(7 + batch)
     angles = (torch.rand(batch, spec.n_encoding_layers, spec.n_inputs, generator=gen, dtype=torch.float64) - 0.5) * 6
     weights = (torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) - 0.5) * 6
     cot = torch.randn(batch, spec.n_outputs, generator=gen, dtype=torch.float64)
     ref = values_and_grads(make_backend(spec, "lightning.qubit"), angles, weights, cot)
-    got = values_and_grads(make_backend(spec, "torch"), angles.float(), weights.float(), cot.float())
+    got = values_and_grads(TorchStatevector(spec, program), angles.float(), weights.float(), cot.float())
     for r, g, name in zip(ref, got, ("values", "d/d angles", "d/d weights"), strict=True):
         assert g.dtype == torch.float32
         np.testing.assert_allclose(g.double().numpy(), r.numpy(), atol=F32_TOL, rtol=0, err_msg=name)
@@ -196,7 +199,8 @@ def _custom(body, **kwargs):
     return cls(**kwargs)
 
 
-def test_constant_gates_and_constant_angles_compile_exactly():
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_constant_gates_and_constant_angles_compile_exactly(program):
     import math
 
     def body(angles, weights):
@@ -217,9 +221,46 @@ def test_constant_gates_and_constant_angles_compile_exactly():
     weights = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) * 3
     cot = torch.randn(6, 2, generator=gen, dtype=torch.float64)
     ref = values_and_grads(make_backend(spec, "lightning.qubit"), angles, weights, cot)
-    got = values_and_grads(make_backend(spec, "torch"), angles, weights, cot)
+    got = values_and_grads(TorchStatevector(spec, program), angles, weights, cot)
     for r, g in zip(ref, got, strict=True):
         np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0)
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_encoding_gates_anywhere_compile_exactly(program):
+    """Several encoding gates on one wire, encoding after trainable and two-qubit gates, an input used
+    twice, encoding inside ``Rot``: the dense program's phase layers must keep every wire's gate order."""
+
+    def body(angles, weights):
+        qml.RY(weights[0, 0, 0], wires=0)
+        qml.RX(angles[..., 0, 0], wires=0)
+        qml.RZ(angles[..., 0, 1], wires=0)
+        qml.RY(angles[..., 0, 0], wires=1)
+        qml.CNOT(wires=[0, 2])
+        qml.RY(angles[..., 0, 2], wires=2)
+        qml.Rot(angles[..., 0, 1], weights[0, 1, 0], angles[..., 0, 2], wires=1)
+        qml.CZ(wires=[1, 2])
+        qml.RX(weights[0, 2, 1], wires=2)
+        qml.RX(angles[..., 0, 0], wires=2)
+        qml.CRX(0.4, wires=[0, 1])
+        qml.RZ(weights[0, 1, 1], wires=1)
+        return [qml.expval(qml.PauliZ(0)), qml.expval(qml.PauliZ(1) @ qml.PauliZ(2)), qml.expval(qml.PauliZ(2))]
+
+    spec = _custom(body, n_qubits=3, n_layers=1, n_inputs=3, n_outputs=3)
+    gen = torch.Generator().manual_seed(11)
+    angles = (torch.rand(5, 1, 3, generator=gen, dtype=torch.float64) - 0.5) * 6
+    weights = (torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) - 0.5) * 6
+    cot = torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    ref = values_and_grads(make_backend(spec, "lightning.qubit"), angles, weights, cot)
+    got = values_and_grads(TorchStatevector(spec, program), angles, weights, cot)
+    for r, g in zip(ref, got, strict=True):
+        np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0)
+
+
+def test_torch_program_choice():
+    assert TorchStatevector(CircuitSpec()).program == "dense"
+    with pytest.raises(QRLError, match="expected 'dense' or 'wires'"):
+        TorchStatevector(CircuitSpec(), "fast")
 
 
 def test_compiler_refuses_arithmetic_on_parameters():
@@ -230,3 +271,32 @@ def test_compiler_refuses_arithmetic_on_parameters():
     spec = _custom(body, n_qubits=1, n_layers=1, n_inputs=1, n_outputs=1)
     with pytest.raises(QRLError, match="a gate angle is computed from the parameters inside the circuit"):
         make_backend(spec, "torch")
+
+
+def test_dense_unitary_cache_follows_weight_updates():
+    """No-grad calls reuse the weight unitaries; any change of the weights must be seen."""
+    spec = CircuitSpec(n_outputs=2)
+    f = TorchStatevector(spec, "dense")
+    gen = torch.Generator().manual_seed(3)
+    angles = torch.rand(8, spec.n_encoding_layers, spec.n_inputs, generator=gen)
+    w = torch.nn.Parameter(torch.rand(spec.weight_shape, generator=gen) * 3)
+
+    def fresh(weights):
+        return TorchStatevector(spec, "dense")(angles, weights.detach().clone())
+
+    with torch.no_grad():
+        before = f(angles, w)
+    torch.testing.assert_close(before, fresh(w))
+    opt = torch.optim.SGD([w], lr=0.5)
+    f(angles, w).sum().backward()  # grad path: not cached
+    opt.step()
+    with torch.no_grad():
+        after_step = f(angles, w)
+    assert not torch.allclose(before, after_step)
+    torch.testing.assert_close(after_step, fresh(w))
+    w.data = torch.rand(spec.weight_shape, generator=gen)  # new storage, same Parameter object
+    with torch.no_grad():
+        torch.testing.assert_close(f(angles, w), fresh(w))
+        other = w.detach().clone() + 1.0  # another tensor
+        torch.testing.assert_close(f(angles, other), fresh(other))
+        torch.testing.assert_close(f(angles, w), fresh(w))
