@@ -201,6 +201,10 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Forward + backward of one circuit (Z on every qubit) per qubit count and backend.
 
+    A backend is a device name (``"torch"``, ``"lightning.qubit"`` ...) or ``"torch:dense"`` /
+    ``"torch:wires"`` for one of the torch backend's two programs (this is how
+    :data:`qrl.backends.torch.DENSE_MAX_QUBITS` is measured).
+
     A backend whose single call took longer than ``max_call_s`` is not run at larger sizes. Memory:
     ``peak_rss_gb`` is this process's peak resident memory after each point (it only grows, so a
     jump shows what that point needed); ``state_mb`` is one batch of complex64 state vectors.
@@ -208,7 +212,6 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
     import resource
 
     from qrl.circuits import CircuitSpec
-    from qrl.nn import VQC
 
     seconds: dict[str, dict[str, float]] = {b: {} for b in backends}
     peak_rss_gb: dict[str, dict[str, float]] = {b: {} for b in backends}
@@ -219,7 +222,7 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
         for backend in backends:
             if backend in dropped:
                 continue
-            vqc = VQC(spec, device=backend, seed=0)
+            vqc = _scaling_vqc(spec, backend)
 
             def step(v=vqc, x=x):
                 v.zero_grad(set_to_none=True)
@@ -239,6 +242,19 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
     return {"kind": "scaling", "batch": batch, "n_layers": n_layers, "qubits": list(qubits),
             "seconds": seconds, "fastest": best, "peak_rss_gb": peak_rss_gb,
             "state_mb": {str(n): batch * 8 * 2**n / 2**20 for n in qubits}}
+
+
+def _scaling_vqc(spec, backend: str):
+    from qrl.backends.torch import TorchStatevector
+    from qrl.nn import VQC
+
+    device, _, program = backend.partition(":")
+    if program and device != "torch":
+        raise QRLError(f"a program can be chosen for the torch backend only (torch:dense, torch:wires); got {backend}")
+    vqc = VQC(spec, device=device, seed=0)
+    if program:
+        vqc._backend = TorchStatevector(spec, program)
+    return vqc
 
 
 # -- reporting ------------------------------------------------------------------------------------------

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", default="CartPole-v1", help="environment (train)")
     p.add_argument("--qubits", type=int, nargs="+", default=[4, 6, 8, 10, 12, 14, 16], help="qubit counts (scaling)")
     p.add_argument("--batch", type=int, default=8, help="batch size (scaling)")
+    p.add_argument("--backends", nargs="+", default=["torch", "lightning.qubit", "default.qubit"],
+                   help="backends (scaling); torch:dense and torch:wires time the torch backend's two programs")
     p.add_argument("--budget", type=float, default=1.0, help="seconds of repeats per measurement (default 1)")
     p.add_argument("--skip-slow", action="store_true",
                    help="leave out the status-quo Lightning TorchLayer path (policy; it takes minutes at B=256)")
@@ -190,14 +192,19 @@ def cmd_bench(args) -> int:
     else:
         if any(n < 1 for n in args.qubits) or args.batch < 1:
             raise QRLError(f"qubit counts and batch must be positive; got {args.qubits} and {args.batch}")
-        result = bench.bench_scaling(tuple(args.qubits), batch=args.batch, budget_s=args.budget, log=log)
+        if args.update_auto and any(":" in b for b in args.backends):
+            raise QRLError(f"--update-auto stores device names for device='auto'; got {' '.join(args.backends)}; "
+                           f"leave out torch:dense / torch:wires or --update-auto")
+        result = bench.bench_scaling(tuple(args.qubits), batch=args.batch, backends=tuple(args.backends),
+                                     budget_s=args.budget, log=log)
         table = bench.format_scaling(result)
         if args.update_auto:
             from qrl.backends import select
             from qrl.io import write_json
 
             write_json(select.CROSSOVERS, {"command": "qrl bench scaling " + " ".join(
-                ["--qubits", *map(str, args.qubits), "--batch", str(args.batch), "--update-auto"]),
+                ["--qubits", *map(str, args.qubits), "--batch", str(args.batch), "--backends", *args.backends,
+                 "--update-auto"]),
                 "batch": args.batch, "fastest": result["fastest"], "machine": bench.machine()})
             select.auto_table.cache_clear()
             table += f"\n\n(device='auto' now follows the 'fastest' column: {select.CROSSOVERS})"

@@ -67,3 +67,15 @@ def test_scaling_bench_and_cli(tmp_path, capsys, monkeypatch):
     assert stored["fastest"] == result["fastest"] and "--update-auto" in stored["command"]
     assert select.auto_table() == {int(n): b for n, b in result["fastest"].items()}
     select.auto_table.cache_clear()
+
+
+def test_scaling_bench_times_both_torch_programs(tmp_path, capsys):
+    args = ["bench", "scaling", "--qubits", "2", "--batch", "2", "--budget", "0", "--out", str(tmp_path),
+            "--backends", "torch:dense", "torch:wires"]
+    assert main(args) == 0
+    (path,) = tmp_path.glob("scaling-*.json")
+    assert set(json.loads(path.read_text())["seconds"]) == {"torch:dense", "torch:wires"}
+    assert main([*args, "--update-auto"]) == 2  # device names only: refused before any work
+    assert "--update-auto stores device names" in capsys.readouterr().err
+    assert main(["bench", "scaling", "--qubits", "2", "--backends", "lightning.qubit:dense"]) == 2
+    assert "torch backend only" in capsys.readouterr().err

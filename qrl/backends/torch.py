@@ -9,7 +9,16 @@ qfunc and the compiler refuses it rather than guess. Templates (``StronglyEntang
 ...) are decomposed with PennyLane's own decompositions until every gate is one this module knows.
 
 How it runs. The state is a ``(B, 2**n)`` complex tensor (wire 0 most significant, as in PennyLane).
-At QRL sizes the cost is the number of torch calls, not arithmetic, so the program minimises calls:
+At QRL sizes the cost is the number of torch calls, not arithmetic, so both programs minimise calls.
+Gradients come from torch autograd; values are exact (tested against lightning.qubit to 1e-9 in float64).
+
+*Dense program* (up to :data:`DENSE_MAX_QUBITS` qubits, :class:`_DenseProgram`): every encoding gate
+is a Pauli rotation, diagonal in a fixed basis, so the encoding gates acting at one time are one
+per-sample phase vector; everything between them does not depend on the sample and is one
+``2**n x 2**n`` unitary per layer, built from the weights once per call and kept across no-grad calls
+while the weights are unchanged. A layer costs two ops on the batch (multiply, matmul).
+
+*Per-wire program* (larger circuits, :class:`_WireProgram`): memory and work linear in ``2**n``:
 
 - every single-qubit rotation is ``cos(t/2) I + sin(t/2) (-iP)`` up to a global phase, so all gate
   matrices of a call are built at once (one gather of the angles, one cos, one sin);
@@ -19,13 +28,16 @@ At QRL sizes the cost is the number of torch calls, not arithmetic, so the progr
   large tensor per step cost a full-size zero tensor per step in the backward pass);
 - a 2x2 is applied by a broadcast ``matmul`` on a view of the state (``einsum`` permuted and copied);
 - runs of constant diagonal two-qubit gates (the CZ ring) are fused into one sign vector;
-- the readout is ``|psi|^2 @ D``, ``D`` holding the eigenvalues of each Z-type observable.
+- the readout is ``|psi|^2 @ D``, ``D`` holding the eigenvalues of each Z-type observable (both programs).
 
 Measured (2 cores, one thread; ``VQC(CircuitSpec(n_outputs=2))``, 4 qubits x 5 layers, forward +
-backward, at batch 8 / 256): building and applying gates one by one took 14.0 / 15.6 ms; vectorised
-matrix building and per-moment fusion 3.9 / 8.1 ms; with the split and the broadcast matmul 2.4-3.3 /
-5.9-7.6 ms (run-to-run noise on this machine is tens of percent). Applying each moment as one 2**n x 2**n
-Kronecker matrix was tried and dropped: 3.1 / 22 ms. Gradients come from torch autograd; values are exact.
+backward, at batch 8 / 256; run-to-run noise on this machine is tens of percent): building and applying
+gates one by one took 14.0 / 15.6 ms; vectorised matrix building and per-moment fusion 3.9 / 8.1 ms;
+with the split and the broadcast matmul (the per-wire program) 1.9-3.3 / 5.4-7.6 ms; the dense program
+0.8-0.9 / 1.1-1.4 ms, and 0.17 / 0.30 ms without grad (per-wire: 0.39 / 2.6 ms). Tried and dropped:
+each moment as one per-sample ``2**n x 2**n`` Kronecker matrix (3.1 / 22 ms; with the encoding split
+off as per-sample Kronecker factors applied from left and right, 1.2 / 2.9 ms). Where the dense program
+stops paying: ``qrl bench scaling --backends torch:dense torch:wires`` (the README has the table).
 """
 
 from __future__ import annotations
@@ -606,7 +618,7 @@ class _DenseProgram:
         return psi
 
 
-DENSE_MAX_QUBITS = 8
+DENSE_MAX_QUBITS = 6
 """Circuits up to this many qubits run the dense program, larger ones the per-wire program."""
 
 
