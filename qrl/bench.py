@@ -169,16 +169,25 @@ def bench_policy(batches: tuple[int, ...] = BATCHES, n_layers: int = 5, budget_s
 # -- end to end -----------------------------------------------------------------------------------------
 
 
-def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0,
+_TRAIN_VQC_POLICY = {"ppo": "qrl.sb3.VQCActorCriticPolicy", "dqn": "qrl.sb3.VQCDQNPolicy"}
+
+
+def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0, algo: str = "ppo",
                 log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """PPO steps/s with the VQC policy and with ``MlpPolicy``, same (rl-zoo3) hyperparameters."""
+    """Steps/s of ``algo`` with the VQC policy and with ``MlpPolicy``, same (rl-zoo3) hyperparameters.
+
+    Both runs take every hyperparameter from the rl-zoo3 preset ``<algo>-mlp``; only the policy
+    differs (the VQC policy with its defaults on the torch backend). No evaluation callbacks.
+    """
     from qrl.config import resolve
     from qrl.train import build_model
 
-    base = resolve("ppo-mlp", env, seed=seed, steps=steps)
+    if algo not in _TRAIN_VQC_POLICY:
+        raise QRLError(f"unknown algorithm {algo!r} for bench train; expected one of {', '.join(_TRAIN_VQC_POLICY)}")
+    base = resolve(f"{algo}-mlp", env, seed=seed, steps=steps)
     results: dict[str, dict[str, float]] = {}
-    for name, policy, policy_kwargs in (("mlp", "MlpPolicy", {}),
-                                        ("vqc", "qrl.sb3.VQCActorCriticPolicy", {"device": "torch"})):
+    for name, policy, policy_kwargs in (("mlp", "MlpPolicy", base.policy_kwargs),
+                                        ("vqc", _TRAIN_VQC_POLICY[algo], {"device": "torch"})):
         config = dataclasses.replace(base, policy=policy, policy_kwargs=policy_kwargs)
         model, vec_env = build_model(config)
         start = time.perf_counter()
@@ -187,8 +196,8 @@ def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0,
         vec_env.close()
         results[name] = {"steps": int(model.num_timesteps), "seconds": wall, "steps_per_s": model.num_timesteps / wall}
         if log:
-            log(f"{name}: {results[name]['steps_per_s']:.0f} steps/s")
-    return {"kind": "train", "algo": "ppo", "env": env, "hyperparams": base.hyperparams, "n_envs": base.n_envs,
+            log(f"{algo} {name}: {results[name]['steps_per_s']:.0f} steps/s")
+    return {"kind": "train", "algo": algo, "env": env, "hyperparams": base.hyperparams, "n_envs": base.n_envs,
             "results": results, "vqc_over_mlp": results["vqc"]["steps_per_s"] / results["mlp"]["steps_per_s"]}
 
 
@@ -310,15 +319,18 @@ def format_policy(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_train(result: dict[str, Any]) -> str:
-    r = result["results"]
-    return "\n".join([
-        f"| PPO on {result['env']} ({r['mlp']['steps']} steps, rl-zoo3 hyperparameters) | steps/s |",
-        "|---|---|",
-        f"| MlpPolicy | {r['mlp']['steps_per_s']:.0f} |",
-        f"| VQCActorCriticPolicy (torch) | {r['vqc']['steps_per_s']:.0f} |",
-        f"| VQC / MLP (goal >= 0.5) | {result['vqc_over_mlp']:.2f}x |",
-    ])
+def format_train(results: list[dict[str, Any]] | dict[str, Any]) -> str:
+    """Markdown: steps/s of MLP and VQC per algorithm (one result or a list of them)."""
+    results = [results] if isinstance(results, dict) else results
+    lines = ["| algorithm, env (steps; rl-zoo3 hyperparameters) | MlpPolicy (steps/s) | VQC policy, torch "
+             "(steps/s) | VQC / MLP |", "|---|---|---|---|"]
+    for result in results:
+        r = result["results"]
+        goal = " (goal >= 0.5)" if result.get("algo", "ppo") == "ppo" else ""
+        lines.append(f"| {result.get('algo', 'ppo').upper()}, {result['env']} ({r['mlp']['steps']}) | "
+                     f"{r['mlp']['steps_per_s']:.0f} | {r['vqc']['steps_per_s']:.0f} | "
+                     f"{result['vqc_over_mlp']:.2f}x{goal} |")
+    return "\n".join(lines)
 
 
 def format_scaling(result: dict[str, Any]) -> str:

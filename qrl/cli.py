@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64, 256], help="batch sizes (policy)")
     p.add_argument("--steps", type=int, default=10_000, help="training steps per policy (train)")
     p.add_argument("--env", default="CartPole-v1", help="environment (train)")
+    p.add_argument("--algos", nargs="+", default=["ppo", "dqn"], choices=("ppo", "dqn"),
+                   help="algorithms (train; default: ppo dqn)")
     p.add_argument("--qubits", type=int, nargs="+", default=[4, 6, 8, 10, 12, 14, 16], help="qubit counts (scaling)")
     p.add_argument("--batch", type=int, default=8, help="batch size (scaling)")
     p.add_argument("--backends", nargs="+", default=["torch", "lightning.qubit", "default.qubit"],
@@ -187,8 +189,9 @@ def cmd_bench(args) -> int:
                                     log=log)
         table = bench.format_policy(result)
     elif args.what == "train":
-        result = bench.bench_train(args.env, steps=args.steps, log=log)
-        table = bench.format_train(result)
+        runs = [bench.bench_train(args.env, steps=args.steps, algo=algo, log=log) for algo in args.algos]
+        result = {"kind": "train", "env": args.env, "runs": runs}
+        table = bench.format_train(runs)
     else:
         if any(n < 1 for n in args.qubits) or args.batch < 1:
             raise QRLError(f"qubit counts and batch must be positive; got {args.qubits} and {args.batch}")

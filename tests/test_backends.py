@@ -294,6 +294,11 @@ def test_dense_unitary_cache_follows_weight_updates():
         after_step = f(angles, w)
     assert not torch.allclose(before, after_step)
     torch.testing.assert_close(after_step, fresh(w))
+    with torch.no_grad():  # as SB3's polyak_update: in place through .data (no version bump)
+        w.data.mul_(0.5)
+        after_polyak = f(angles, w)
+    torch.testing.assert_close(after_polyak, fresh(w))
+    assert not torch.allclose(after_polyak, after_step)
     w.data = torch.rand(spec.weight_shape, generator=gen)  # new storage, same Parameter object
     with torch.no_grad():
         torch.testing.assert_close(f(angles, w), fresh(w))

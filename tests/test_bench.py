@@ -45,7 +45,17 @@ def test_train_bench_runs_both_policies():
     assert set(result["results"]) == {"mlp", "vqc"}
     assert all(r["steps"] >= 256 and r["steps_per_s"] > 0 for r in result["results"].values())
     assert result["hyperparams"]["n_epochs"] == 20  # rl-zoo3's PPO CartPole settings for both
-    assert "VQC / MLP (goal >= 0.5)" in bench.format_train(result)
+    assert "0.5" in bench.format_train(result)
+
+
+def test_train_bench_dqn_and_cli(tmp_path, capsys):
+    args = ["bench", "train", "--algos", "dqn", "--steps", "1100", "--out", str(tmp_path)]
+    assert main(args) == 0  # learning_starts 1000 (rl-zoo3): 100 steps of training included
+    (path,) = tmp_path.glob("train-*.json")
+    (run,) = json.loads(path.read_text())["runs"]
+    assert run["algo"] == "dqn" and set(run["results"]) == {"mlp", "vqc"}
+    assert run["hyperparams"]["target_update_interval"] == 10  # rl-zoo3's DQN CartPole settings for both
+    assert "| DQN, CartPole-v1" in capsys.readouterr().out
 
 
 def test_scaling_bench_and_cli(tmp_path, capsys, monkeypatch):

@@ -43,7 +43,6 @@ stops paying: ``qrl bench scaling --backends torch:dense torch:wires`` (the READ
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -591,17 +590,18 @@ class _DenseProgram:
 
         During a rollout SB3 calls the policy at every environment step with the same weights; the
         unitaries are then built once per rollout instead of once per step (measured: the build is
-        about half of a no-grad call at batch 8). The key is the weights tensor itself (a weak
-        reference), its storage and its version counter, which every in-place update (optimizer step,
-        ``load_state_dict``, polyak averaging) increments.
+        about half of a no-grad call at batch 8). The cache is keyed on the weight *values* (one
+        ``torch.equal`` against a copy): version counters would miss SB3's polyak update of target
+        networks, which writes through ``.data``.
         """
         if torch.is_grad_enabled() and weights.requires_grad:
             return self._unitaries(weights.reshape(-1), cdtype)
-        key = (weights._version, weights.data_ptr(), cdtype, weights.device)
-        ref, cached_key, units = self._cache
-        if ref is None or ref() is not weights or cached_key != key:
-            units = [u.detach() for u in self._unitaries(weights.detach().reshape(-1), cdtype)]
-            self._cache = (weakref.ref(weights), key, units)
+        cached_w, cached_dtype, units = self._cache
+        if (cached_w is None or cached_dtype != cdtype or cached_w.device != weights.device
+                or cached_w.shape != weights.shape or not torch.equal(cached_w, weights)):
+            w = weights.detach().clone()
+            units = [u.detach() for u in self._unitaries(w.reshape(-1), cdtype)]
+            self._cache = (w, cdtype, units)
         return units
 
     def state(self, flat_a: torch.Tensor, weights: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:

@@ -22,6 +22,26 @@ CIRCUIT_KEYS = SPEC_KEYS + RUN_KEYS
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
+# Circuit options every VQC policy takes as keyword arguments, with their defaults (Jerbi et al. 2021,
+# Skolik et al. 2022: 5 layers of RX(lambda * arctan(s)) encoding, RY-RZ rotations, a CZ ring).
+CIRCUIT_DEFAULTS: dict[str, Any] = {
+    "n_qubits": None, "n_layers": 5, "encoding": "rx", "ansatz": "hea", "readout": "z", "obs_map": "arctan",
+    "input_scaling": True, "output_scaling": True, "data_reuploading": True, "device": "auto",
+    "diff_method": None, "pre_layer": False, "post_layer": False, "dtype": "float32",
+}
+
+
+def pop_circuit_options(kwargs: dict[str, Any], **defaults: Any) -> dict[str, Any]:
+    """Take the circuit options out of a policy's ``kwargs`` (the rest goes to SB3).
+
+    Also refuses the MLP options of SB3 policies, which mean nothing for a circuit.
+    """
+    for name in ("net_arch", "activation_fn"):
+        if kwargs.pop(name, None) is not None:
+            raise QRLError(f"{name} sets the MLP of MlpPolicy and has no meaning for a VQC policy; "
+                           f"try n_layers=..., pre_layer=True or post_layer=True")
+    return {k: kwargs.pop(k, defaults.get(k, v)) for k, v in CIRCUIT_DEFAULTS.items()}
+
 
 def check_observation_space(space: spaces.Space) -> None:
     """VQC policies read flat feature vectors; refuse what they cannot encode, with the fix."""
@@ -85,11 +105,20 @@ class VQCNetwork(nn.Module):
 
 
 def count_parameters(module: nn.Module) -> dict[str, int]:
-    """Trainable parameters split into quantum (circuit, input/output scaling) and classical."""
-    quantum = sum(p.numel() for m in module.modules() if isinstance(m, VQC)
-                  for p in m.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in module.parameters() if p.requires_grad)
-    return {"quantum": quantum, "classical": total - quantum, "total": total}
+    """Trainable parameters split into quantum (circuit, input/output scaling) and classical.
+
+    Target networks (SB3 names them ``q_net_target``, ``actor_target``, ``critic_target``) are copies
+    that no optimizer trains, so they are not counted.
+    """
+    def trained(name: str) -> bool:
+        return not any(part.endswith("_target") for part in name.split("."))
+
+    quantum_ids = {id(p) for m in module.modules() if isinstance(m, VQC) for p in m.parameters()}
+    counts = {"quantum": 0, "classical": 0}
+    for name, p in module.named_parameters():
+        if p.requires_grad and trained(name):
+            counts["quantum" if id(p) in quantum_ids else "classical"] += p.numel()
+    return {**counts, "total": counts["quantum"] + counts["classical"]}
 
 
 def action_outputs(space: spaces.Space) -> int:

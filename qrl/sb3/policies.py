@@ -14,7 +14,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from qrl.errors import QRLError
-from qrl.sb3.networks import VQCNetwork, action_outputs, check_observation_space
+from qrl.sb3.networks import VQCNetwork, action_outputs, check_observation_space, pop_circuit_options
 
 
 class VQCExtractor(nn.Module):
@@ -79,8 +79,9 @@ class VQCActorCriticPolicy(ActorCriticPolicy):
     :param critic_output_scale: initial output weight of the critic.
     :param actor: options for the actor circuit only, overriding the shared ones (a dict).
     :param critic: options for the critic circuit only, overriding the shared ones (a dict).
-    :param kwargs: passed to SB3's ``ActorCriticPolicy`` (``ortho_init``, ``log_std_init``,
-        ``optimizer_class``, ...). ``ortho_init`` touches classical layers only, never circuit weights.
+    :param kwargs: the circuit options above, and SB3's ``ActorCriticPolicy`` options (``ortho_init``,
+        ``log_std_init``, ``optimizer_class``, ...). ``ortho_init`` touches classical layers only, never
+        circuit weights.
     """
 
     def __init__(
@@ -88,20 +89,6 @@ class VQCActorCriticPolicy(ActorCriticPolicy):
         observation_space: spaces.Space,
         action_space: spaces.Space,
         lr_schedule: Schedule,
-        n_qubits: int | None = None,
-        n_layers: int = 5,
-        encoding: str = "rx",
-        ansatz: str = "hea",
-        readout: str = "z",
-        obs_map: str = "arctan",
-        input_scaling: bool = True,
-        output_scaling: bool = True,
-        data_reuploading: bool = True,
-        device: str = "auto",
-        diff_method: str | None = None,
-        pre_layer: bool = False,
-        post_layer: bool = False,
-        dtype: str = "float32",
         actor_output_scale: float = 1.0,
         critic_output_scale: float = 1.0,
         actor: dict[str, Any] | None = None,
@@ -111,16 +98,7 @@ class VQCActorCriticPolicy(ActorCriticPolicy):
         check_observation_space(observation_space)
         if kwargs.get("use_sde"):
             raise QRLError("use_sde=True (gSDE) is not supported by VQC policies; try use_sde=False")
-        for name in ("net_arch", "activation_fn"):
-            if kwargs.pop(name, None) is not None:
-                raise QRLError(f"{name} sets the MLP of MlpPolicy and has no meaning for a VQC policy; "
-                               f"try n_layers=..., pre_layer=True or post_layer=True")
-        self.circuit_config = {
-            "n_qubits": n_qubits, "n_layers": n_layers, "encoding": encoding, "ansatz": ansatz,
-            "readout": readout, "obs_map": obs_map, "input_scaling": input_scaling,
-            "output_scaling": output_scaling, "data_reuploading": data_reuploading, "device": device,
-            "diff_method": diff_method, "pre_layer": pre_layer, "post_layer": post_layer, "dtype": dtype,
-        }
+        self.circuit_config = pop_circuit_options(kwargs)
         self.actor_config = {"output_scale_init": actor_output_scale, **(actor or {})}
         self.critic_config = {"output_scale_init": critic_output_scale, **(critic or {})}
         super().__init__(observation_space, action_space, lr_schedule, net_arch=[], **kwargs)
