@@ -8,6 +8,7 @@ from qrl.threads import limit_threads
 
 limit_threads()
 
+import qrl.qenv  # noqa: E402, F401  (registers QubitTarget-v0 with Gymnasium)
 from qrl.circuits import CircuitSpec  # noqa: E402
 from qrl.errors import QRLError  # noqa: E402
 from qrl.nn import VQC  # noqa: E402
