@@ -1,4 +1,4 @@
-"""The ``qrl`` command: train, eval, compare, list, plot, bench.
+"""The ``qrl`` command: train, eval, compare, list, plot, bench, circuit.
 
 Bad input is reported as one line, ``qrl: error: ...``, with exit status 2 and no traceback.
 """
@@ -53,6 +53,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+", help="run folders written by `qrl train`")
     p.add_argument("--out", required=True, help="image file to write, e.g. curves.png")
     p.add_argument("--title", default=None)
+
+    p = sub.add_parser("circuit", help="describe a circuit: gates, observables, weight shape, parameter counts")
+    p.add_argument("--n-qubits", type=int, default=4, help="qubits (default 4)")
+    p.add_argument("--n-layers", type=int, default=5, help="layers (default 5)")
+    p.add_argument("--n-inputs", type=int, default=None, help="encoded features (default: one per qubit)")
+    p.add_argument("--n-outputs", type=int, default=1, help="readout values (default 1)")
+    p.add_argument("--encoding", default="rx", help="rx, ry or rz (default rx)")
+    p.add_argument("--ansatz", default="hea", help="hea, strongly_entangling or unentangled (default hea)")
+    p.add_argument("--readout", default="z", help="z, zz or parity (default z)")
+    p.add_argument("--obs-map", default="arctan", help="arctan, tanh, identity, bounds or basis (default arctan)")
+    p.add_argument("--input-scaling", action=argparse.BooleanOptionalAction, default=None,
+                   help="trainable input scaling lambda (default: yes, except with --obs-map basis)")
+    p.add_argument("--output-scaling", action=argparse.BooleanOptionalAction, default=True,
+                   help="trainable output weights (default: yes)")
+    p.add_argument("--reuploading", action=argparse.BooleanOptionalAction, default=True,
+                   help="encode in every layer (default: yes)")
 
     p = sub.add_parser("bench", help="benchmarks: policy update, end-to-end training, scaling in qubits")
     p.add_argument("what", choices=("policy", "train", "scaling"))
@@ -150,17 +166,24 @@ def format_comparison(rows: list[dict]) -> str:
 
 def cmd_list(args) -> int:
     from qrl.backends.select import installed_devices
-    from qrl.config import agent_algo, list_agents, list_envs, load_agent, load_env_spec
+    from qrl.config import agent_algo, list_agents, list_envs, load_agent, load_env_spec, resolve
+    from qrl.train import preset_parameters
 
-    print("agents (agents/*.yaml):")
+    print("agents (agents/*.yaml), with the trainable parameters of the policy on each environment:")
     for name in list_agents():
         sections = load_agent(name)
         policy = {str(s.get("policy", "MlpPolicy")).rpartition(".")[2] for s in sections.values()}
-        print(f"  {name:<12} {agent_algo(name).upper():<4} {', '.join(sorted(policy)):<22} envs: {', '.join(sections)}")
+        counts = []
+        for env_id in sections:
+            try:
+                counts.append(f"{env_id} ({preset_parameters(resolve(name, env_id))['total']})")
+            except QRLError:  # e.g. an environment whose extra is not installed
+                counts.append(f"{env_id} (-)")
+        print(f"  {name:<16} {agent_algo(name).upper():<4} {', '.join(sorted(policy)):<22} {', '.join(counts)}")
     print("environments (envs/*.yaml):")
     for env_id in list_envs():
         spec = load_env_spec(env_id)
-        print(f"  {env_id:<14} threshold {spec.reward_threshold}, budget {spec.budget} steps")
+        print(f"  {env_id:<28} threshold {spec.reward_threshold}, budget {spec.budget} steps")
     print("devices:")
     print("  auto           the fastest exact backend for the circuit size (torch for small circuits)")
     print("  torch          the circuit compiled to batched torch statevector ops (exact, autograd)")
@@ -173,6 +196,19 @@ def cmd_plot(args) -> int:
     from qrl.plots import plot_runs
 
     print(plot_runs([Path(d) for d in args.run_dirs], Path(args.out), title=args.title))
+    return 0
+
+
+def cmd_circuit(args) -> int:
+    from qrl.circuits import CircuitSpec, summary
+
+    spec = CircuitSpec(
+        n_qubits=args.n_qubits, n_layers=args.n_layers,
+        n_inputs=args.n_inputs if args.n_inputs is not None else args.n_qubits, n_outputs=args.n_outputs,
+        encoding=args.encoding, ansatz=args.ansatz, readout=args.readout, obs_map=args.obs_map,
+        input_scaling=args.input_scaling, output_scaling=args.output_scaling, data_reuploading=args.reuploading,
+    )
+    print(summary(spec))
     return 0
 
 
@@ -218,7 +254,7 @@ def cmd_bench(args) -> int:
 
 
 _COMMANDS = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "list": cmd_list, "bench": cmd_bench,
-             "plot": cmd_plot}
+             "plot": cmd_plot, "circuit": cmd_circuit}
 
 
 if __name__ == "__main__":

@@ -16,11 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from qrl.errors import QRLError
 
 ALGOS = ("ppo", "a2c", "dqn", "sac", "td3")
+# rl-zoo3's action-noise keys for off-policy algorithms, turned into SB3's action_noise.
+NOISE_KEYS = ("noise_type", "noise_std")
+NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
 # Keys rl-zoo3 reads itself rather than passing to the algorithm.
 ZOO_KEYS = ("n_timesteps", "policy", "n_envs", "normalize", "policy_kwargs")
 # rl-zoo3 keys qrl does not implement yet: refused rather than silently ignored.
@@ -228,6 +232,10 @@ def resolve(agent: str, env: str, *, seed: int = 0, steps: int | None = None, de
     if n_timesteps < 1 or n_envs < 1:
         raise QRLError(f"n_timesteps and n_envs must be positive; got {n_timesteps} and {n_envs}")
     accepted = set(inspect.signature(algo_class(algo).__init__).parameters) - {"self", "policy", "env"}
+    if "action_noise" in accepted:
+        accepted |= set(NOISE_KEYS)
+        if params.get("noise_type", "normal") not in NOISE_TYPES:
+            raise QRLError(f"unknown noise_type {params['noise_type']!r}; expected one of {', '.join(NOISE_TYPES)}")
     unknown = sorted(set(params) - accepted)
     if unknown:
         raise QRLError(f"unknown hyperparameter(s) {', '.join(unknown)} for {algo.upper()}; expected some of "
@@ -253,10 +261,25 @@ def linear_schedule(initial: float):
     return schedule
 
 
-def algo_kwargs(config: RunConfig) -> dict[str, Any]:
-    """Hyperparameters as the algorithm takes them (``lin_<x>`` strings made into schedules)."""
+def algo_kwargs(config: RunConfig, action_space=None) -> dict[str, Any]:
+    """Hyperparameters as the algorithm takes them (``lin_<x>`` strings made into schedules).
+
+    rl-zoo3's ``noise_type`` / ``noise_std`` (off-policy algorithms) become SB3's ``action_noise``
+    for ``action_space``, as rl-zoo3 does: Gaussian or Ornstein-Uhlenbeck noise of that scale on every
+    action dimension.
+    """
     kwargs = {}
-    for key, value in config.hyperparams.items():
+    hyperparams = dict(config.hyperparams)
+    noise_type, noise_std = hyperparams.pop("noise_type", None), float(hyperparams.pop("noise_std", 0.1))
+    if noise_type is not None:
+        from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+
+        n_actions = int(np.prod(action_space.shape))
+        cls = NormalActionNoise if noise_type == "normal" else OrnsteinUhlenbeckActionNoise
+        kwargs["action_noise"] = cls(mean=np.zeros(n_actions), sigma=noise_std * np.ones(n_actions))
+    for key, value in hyperparams.items():
+        if key == "train_freq" and isinstance(value, list):  # YAML has no tuples: [1, "episode"]
+            value = tuple(value)
         if isinstance(value, str) and value.startswith("lin_"):
             try:
                 value = linear_schedule(float(value[4:]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -11,11 +12,22 @@ from qrl.backends.select import make_backend, resolve_device_name
 from qrl.circuits.spec import CircuitSpec
 from qrl.errors import QRLError
 
+# The maps that need nothing but the features; "bounds" and "basis" are in VQC.map_observation.
 _OBS_MAPS = {
     "arctan": torch.atan,
     "tanh": torch.tanh,
     "identity": lambda x: x,
 }
+
+# Bounds this large are "unbounded" in practice (Gymnasium spaces use the float32 maximum for that).
+_UNBOUNDED = float(np.finfo(np.float32).max)
+
+
+def unbounded_features(low, high) -> list[int]:
+    """Indices of the features whose bound ``low[i]`` or ``high[i]`` is infinite (or >= float32 max)."""
+    low, high = np.asarray(low, dtype=np.float64).ravel(), np.asarray(high, dtype=np.float64).ravel()
+    bad = ~np.isfinite(low) | ~np.isfinite(high) | (np.abs(low) >= _UNBOUNDED) | (np.abs(high) >= _UNBOUNDED)
+    return [int(i) for i in np.flatnonzero(bad)]
 
 
 class VQC(nn.Module):
@@ -24,6 +36,14 @@ class VQC(nn.Module):
     ``out[b, a] = w_a * <O_a>(angles_b)`` with ``angles_b[l, i] = lambda[l, i] * map(x[b, i])``,
     where ``map`` is ``spec.obs_map``, ``lambda`` the (trainable) input scaling, ``w`` the (trainable)
     output scaling and ``O_a`` the readout observables (Jerbi et al. 2021; Skolik et al. 2022).
+
+    ``obs_map="bounds"`` maps ``[obs_low[i], obs_high[i]]`` linearly onto ``[-pi/2, pi/2]`` (the range
+    of ``arctan``) and clips values outside the bounds to them; the bounds are buffers in the module's
+    dtype, saved in the state dict. A feature with ``low == high`` gets angle 0. Half a turn, not a
+    whole one: ``R(pi)`` and ``R(-pi)`` differ only by a global phase, so on ``[-pi, pi]`` a state at
+    one bound would read as one at the other (MountainCar's left wall as its goal) at ``lambda = 1``.
+    ``obs_map="basis"`` reads bits ``x[b, i]`` in ``{0, 1}`` (see :class:`qrl.sb3.networks.VQCNetwork`
+    for the map from a ``Discrete`` observation) and encodes them as ``pi * x``.
 
     The module holds plain configuration and ``nn.Parameter`` weights only; the backend (a compiled
     torch program or a PennyLane QNode and device) is built on first use and rebuilt after pickling,
@@ -34,6 +54,8 @@ class VQC(nn.Module):
         ``"lightning.qubit"``.
     :param diff_method: PennyLane differentiation method (``None``: adjoint on Lightning, best elsewhere).
     :param seed: seed for the initial weights (``None``: torch's global generator).
+    :param obs_low: lower bounds of the ``n_inputs`` features, for ``obs_map="bounds"`` only.
+    :param obs_high: upper bounds of the features, for ``obs_map="bounds"`` only.
 
     **Example**
 
@@ -45,7 +67,7 @@ class VQC(nn.Module):
     """
 
     def __init__(self, spec: CircuitSpec, device: str = "auto", diff_method: str | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, obs_low=None, obs_high=None):
         super().__init__()
         self.spec = spec
         self.device_name = resolve_device_name(device, spec)
@@ -55,7 +77,7 @@ class VQC(nn.Module):
         self.weights = nn.Parameter((torch.rand(spec.weight_shape, generator=gen) * 2 - 1) * math.pi)
         scaling = torch.ones(spec.input_scaling_shape)
         out_scale = torch.full((spec.n_outputs,), float(spec.output_scale_init))
-        if spec.input_scaling:
+        if spec.trains_input_scaling:
             self.input_scaling = nn.Parameter(scaling)
         else:
             self.register_buffer("input_scaling", scaling)
@@ -63,6 +85,13 @@ class VQC(nn.Module):
             self.output_scaling = nn.Parameter(out_scale)
         else:
             self.register_buffer("output_scaling", out_scale)
+        if spec.obs_map == "bounds":
+            low, high = _check_bounds(obs_low, obs_high, spec.n_inputs)
+            self.register_buffer("obs_low", torch.as_tensor(low, dtype=self.weights.dtype))
+            self.register_buffer("obs_high", torch.as_tensor(high, dtype=self.weights.dtype))
+        elif obs_low is not None or obs_high is not None:
+            raise QRLError(f"obs_low and obs_high are the bounds of obs_map='bounds'; got obs_map="
+                           f"{spec.obs_map!r}; try obs_map='bounds', or leave the bounds out")
         self._backend = make_backend(spec, self.device_name, diff_method)  # fail now, not at first use
 
     @property
@@ -81,8 +110,20 @@ class VQC(nn.Module):
         """Encoding angles, shape ``(B, n_encoding_layers, n_inputs)``, from features ``(B, n_inputs)``."""
         if x.dim() != 2 or x.shape[-1] != self.spec.n_inputs:
             raise QRLError(f"expected input of shape (batch, {self.spec.n_inputs}); got {tuple(x.shape)}")
-        mapped = _OBS_MAPS[self.spec.obs_map](x.to(self.weights.dtype))
+        mapped = self.map_observation(x.to(self.weights.dtype))
         return self.input_scaling.unsqueeze(0) * mapped.unsqueeze(1)
+
+    def map_observation(self, x: torch.Tensor) -> torch.Tensor:
+        """``spec.obs_map`` applied to features ``(B, n_inputs)``: angles before the input scaling."""
+        obs_map = self.spec.obs_map
+        if obs_map == "bounds":
+            center = (self.obs_high + self.obs_low) / 2
+            half = (self.obs_high - self.obs_low) / 2
+            scaled = torch.where(half > 0, (x - center) / torch.where(half > 0, half, 1.0), 0.0)
+            return (math.pi / 2) * scaled.clamp(-1.0, 1.0)
+        if obs_map == "basis":
+            return math.pi * x
+        return _OBS_MAPS[obs_map](x)
 
     def expvals(self, x: torch.Tensor) -> torch.Tensor:
         """Readout expectation values before output scaling, shape ``(B, n_outputs)``."""
@@ -94,10 +135,29 @@ class VQC(nn.Module):
     def extra_repr(self) -> str:
         s = self.spec
         return (f"n_qubits={s.n_qubits}, n_layers={s.n_layers}, encoding={s.encoding}, ansatz={s.ansatz}, "
-                f"readout={s.readout}, n_outputs={s.n_outputs}, device={self.device_name}")
+                f"readout={s.readout}, obs_map={s.obs_map}, n_outputs={s.n_outputs}, device={self.device_name}")
 
     # The backend may hold a PennyLane device that cannot be pickled: drop it, rebuild on first use.
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_backend"] = None
         return state
+
+
+def _check_bounds(low, high, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Finite bounds of shape ``(n_inputs,)`` with ``low <= high``, or a QRLError that says the fix."""
+    if low is None or high is None:
+        raise QRLError("obs_map='bounds' needs the observation bounds; expected obs_low and obs_high "
+                       "(VQCNetwork takes them from a Box observation space); got none; try obs_map='arctan'")
+    low, high = np.asarray(low, dtype=np.float64).ravel(), np.asarray(high, dtype=np.float64).ravel()
+    if low.shape != (n_inputs,) or high.shape != (n_inputs,):
+        raise QRLError(f"expected obs_low and obs_high with {n_inputs} values (one per input); "
+                       f"got {low.size} and {high.size}")
+    infinite = unbounded_features(low, high)
+    if infinite:
+        raise QRLError(f"obs_map='bounds' maps finite bounds onto [-pi/2, pi/2], but the observation has infinite "
+                       f"bounds for features {infinite}; try obs_map='arctan'")
+    if np.any(low > high):
+        raise QRLError(f"expected obs_low <= obs_high; got low > high for features "
+                       f"{np.flatnonzero(low > high).tolist()}")
+    return low, high

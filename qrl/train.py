@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 import yaml
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from qrl.config import RunConfig, algo_class, algo_kwargs, resolve_policy
+from qrl.config import RunConfig, algo_class, algo_kwargs, is_vqc_policy, resolve_policy
 from qrl.envs import check_env_id, make_vec
 from qrl.errors import QRLError
 from qrl.io import atomic_write, write_json, write_text, write_yaml
@@ -38,11 +39,11 @@ def build_model(config: RunConfig) -> tuple[BaseAlgorithm, VecEnv]:
     check_env_id(config.env_spec)
     env = make_vec(config.env_spec, config.n_envs, config.seed)
     if config.normalize:
-        env = VecNormalize(env)
+        env = VecNormalize(env, norm_obs=_normalizes_observations(config, env))
     try:
         model = algo_class(config.algo)(
             resolve_policy(config.policy), env, seed=config.seed, device="cpu", verbose=0,
-            policy_kwargs=dict(config.policy_kwargs), **algo_kwargs(config),
+            policy_kwargs=dict(config.policy_kwargs), **algo_kwargs(config, env.action_space),
         )
     except QRLError:
         env.close()
@@ -55,10 +56,29 @@ def build_model(config: RunConfig) -> tuple[BaseAlgorithm, VecEnv]:
     return model, env
 
 
+def _normalizes_observations(config: RunConfig, env: VecEnv) -> bool:
+    """``normalize: true`` normalises rewards always, observations only where the policy reads them raw.
+
+    SB3's ``VecNormalize`` refuses non-Box observations, and circuits with ``obs_map`` ``bounds`` or
+    ``basis`` map the raw observation through the space's bounds or cell index: standardised values
+    would break that map.
+    """
+    if not isinstance(env.observation_space, spaces.Box):
+        return False
+    return not (is_vqc_policy(config.policy) and config.policy_kwargs.get("obs_map") in ("bounds", "basis"))
+
+
+def preset_parameters(config: RunConfig) -> dict[str, int]:
+    """Trainable parameters of a configuration's policy (the model is built, not trained)."""
+    model, vec_env = build_model(config)
+    vec_env.close()
+    return count_parameters(model.policy)
+
+
 def make_eval_env(config: RunConfig, train_env: VecEnv | None = None) -> VecEnv:
     env = make_vec(config.env_spec, 1, config.seed + EVAL_SEED_OFFSET)
     if isinstance(train_env, VecNormalize):
-        env = VecNormalize(env, training=False, norm_reward=False)
+        env = VecNormalize(env, training=False, norm_obs=train_env.norm_obs, norm_reward=False)
         env.obs_rms = train_env.obs_rms
     return env
 

@@ -138,3 +138,42 @@ def test_every_preset_section_builds(agent, env):
     model, vec_env = build_model(config)
     assert model.n_envs == config.n_envs
     vec_env.close()
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_matched_mlp_presets_have_the_closest_parameter_count(algo):
+    """`<algo>-mlp-matched` on every env of `<algo>-vqc`: no other hidden width comes closer to the VQC's count."""
+    import dataclasses
+
+    from qrl.config import load_agent, resolve
+    from qrl.train import preset_parameters
+
+    assert set(load_agent(f"{algo}-mlp-matched")) == set(load_agent(f"{algo}-vqc"))
+    for env_id in load_agent(f"{algo}-mlp-matched"):
+        target = preset_parameters(resolve(f"{algo}-vqc", env_id))["total"]
+        config = resolve(f"{algo}-mlp-matched", env_id)
+        got = preset_parameters(config)
+        assert got["quantum"] == 0
+        arch = config.policy_kwargs["net_arch"]
+        for k in (-1, 1):
+            if isinstance(arch, dict):
+                wider = {key: [w + k for w in v] for key, v in arch.items()}
+            else:
+                wider = [w + k for w in arch]
+            kwargs = {**config.policy_kwargs, "net_arch": wider}
+            other = preset_parameters(dataclasses.replace(config, policy_kwargs=kwargs))
+            assert abs(got["total"] - target) <= abs(other["total"] - target), (env_id, got, other, target)
+
+
+@pytest.mark.parametrize(("agent", "obs_map", "norm_obs"), [
+    ("ppo-vqc", "arctan", True), ("ppo-vqc", "bounds", False), ("ppo-mlp", None, True)])
+def test_normalize_leaves_observations_raw_where_the_circuit_maps_them_by_bounds(agent, obs_map, norm_obs):
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from qrl.config import resolve
+    from qrl.train import build_model
+
+    overrides = {"normalize": True, **({"policy_kwargs.obs_map": obs_map} if obs_map else {})}
+    _model, env = build_model(resolve(agent, "Pendulum-v1", overrides=overrides))
+    assert isinstance(env, VecNormalize) and env.norm_reward and env.norm_obs == norm_obs
+    env.close()

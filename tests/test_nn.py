@@ -62,3 +62,74 @@ def test_set_device_keeps_weights_and_values():
     vqc.set_device("lightning.qubit")
     assert vqc.device_name == "lightning.qubit"
     torch.testing.assert_close(vqc(x).detach(), y, atol=1e-12, rtol=0)
+
+
+def test_bounds_map_is_linear_onto_half_a_turn_and_clips():
+    # bounds exact in float32 (the buffers take the module's dtype); last feature: low == high
+    low, high = np.array([-1.25, -0.0625, 3.0]), np.array([0.75, 0.0625, 3.0])
+    spec = CircuitSpec(n_qubits=3, n_layers=2, n_inputs=3, n_outputs=1, obs_map="bounds")
+    vqc = VQC(spec, device="torch", obs_low=low, obs_high=high).double()
+    x = np.array([[-1.25, -0.0625, 3.0], [0.75, 0.0625, 3.0], [-0.3, 0.0, 3.0], [0.15, 0.035, 3.0], [5.0, -9.0, 3.0]])
+    mapped = vqc.map_observation(torch.as_tensor(x)).numpy()
+    expected = np.pi / 2 * (2 * (np.clip(x, low, high) - low) / np.where(high > low, high - low, 1.0) - 1)
+    expected[:, 2] = 0.0
+    np.testing.assert_allclose(mapped, expected, atol=1e-12, rtol=0)
+    h = np.pi / 2
+    np.testing.assert_allclose(mapped[:2, :2], [[-h, -h], [h, h]], atol=1e-12, rtol=0)
+    np.testing.assert_allclose(mapped[4, :2], [h, -h], atol=1e-12, rtol=0)  # clipped, not wrapped
+    # the angles are lambda * map, for every layer
+    with torch.no_grad():
+        vqc.input_scaling.copy_(torch.tensor([[0.5, 1.0, 2.0], [1.5, -1.0, 1.0]], dtype=torch.float64))
+    angles = vqc.angles(torch.as_tensor(x)).detach().numpy()
+    np.testing.assert_allclose(angles, vqc.input_scaling.detach().numpy()[None] * mapped[:, None, :],
+                               atol=1e-12, rtol=0)
+
+
+def test_bounds_are_buffers_in_the_state_dict_and_follow_dtype():
+    spec = CircuitSpec(n_qubits=2, n_layers=1, n_inputs=2, obs_map="bounds")
+    vqc = VQC(spec, obs_low=[-1.0, 0.0], obs_high=[1.0, 4.0])
+    state = vqc.state_dict()
+    assert state["obs_low"].tolist() == [-1.0, 0.0] and state["obs_high"].tolist() == [1.0, 4.0]
+    assert "obs_low" not in dict(vqc.named_parameters())
+    assert vqc.double().obs_low.dtype == torch.float64
+    assert "obs_low" not in VQC(CircuitSpec()).state_dict()  # other maps keep their state dict
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"obs_low": [-1, -np.inf, 0], "obs_high": [1, 2, np.inf]},
+         r"the observation has infinite bounds for features \[1, 2\]; try obs_map='arctan'"),
+        ({"obs_low": [-1, -3.4028235e38, 0], "obs_high": [1, 2, 3]}, r"infinite bounds for features \[1\]"),
+        ({}, r"obs_map='bounds' needs the observation bounds.*try obs_map='arctan'"),
+        ({"obs_low": [0, 0], "obs_high": [1, 1]}, r"expected obs_low and obs_high with 3 values.*got 2 and 2"),
+        ({"obs_low": [0, 2, 0], "obs_high": [1, 1, 1]},
+         r"expected obs_low <= obs_high; got low > high for features \[1\]"),
+    ],
+)
+def test_bounds_errors_name_the_fix(kwargs, message):
+    with pytest.raises(QRLError, match=message):
+        VQC(CircuitSpec(n_qubits=3, n_inputs=3, obs_map="bounds"), **kwargs)
+
+
+def test_bounds_given_to_another_map_is_an_error():
+    with pytest.raises(QRLError, match=r"obs_low and obs_high are the bounds of obs_map='bounds'; got obs_map='tanh'"):
+        VQC(CircuitSpec(obs_map="tanh"), obs_low=[0] * 4, obs_high=[1] * 4)
+
+
+@pytest.mark.parametrize("device", ["torch", "lightning.qubit"])
+def test_basis_map_flips_exactly_the_one_bits(device):
+    # Zero ansatz weights (RY(0) RZ(0), CZ ring: diagonal): <Z_i> = (-1)^{b_i} in every layer count.
+    spec = CircuitSpec(n_qubits=3, n_layers=2, n_inputs=3, n_outputs=3, obs_map="basis")
+    vqc = VQC(spec, device=device).double()
+    assert not isinstance(vqc.input_scaling, torch.nn.Parameter)  # fixed: angles stay 0 or pi
+    with torch.no_grad():
+        vqc.weights.zero_()
+    bits = torch.tensor([[0, 0, 0], [1, 0, 1], [0, 1, 1], [1, 1, 1]], dtype=torch.float64)
+    torch.testing.assert_close(vqc.map_observation(bits), np.pi * bits, atol=0, rtol=0)
+    # two re-uploaded RX(pi) flips cancel: layer 1 flips, layer 2 flips back
+    torch.testing.assert_close(vqc(bits).detach(), torch.ones(4, 3, dtype=torch.float64), atol=1e-12, rtol=0)
+    one_layer = VQC(spec.replace(data_reuploading=False), device=device).double()
+    with torch.no_grad():
+        one_layer.weights.zero_()
+    torch.testing.assert_close(one_layer(bits).detach(), 1 - 2 * bits, atol=1e-12, rtol=0)

@@ -107,3 +107,12 @@ def test_errors_name_the_fix(policy):
         policy(box, spaces.Discrete(2), lambda _: 1e-3)
     with pytest.raises(QRLError, match="unknown critic 'cnn'; expected one of mlp, vqc"):
         policy(box, spaces.Box(-1, 1, (1,)), lambda _: 1e-3, critic="cnn")
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_bounds_map_reads_observation_and_action_bounds(algo):
+    model = make(algo, "vqc", obs_map="bounds")
+    critic_vqc = model.policy.critic.q_networks[0].vqc
+    np.testing.assert_allclose(critic_vqc.obs_low.numpy(), [-1, -1, -8, -1])  # Pendulum obs, then the action
+    np.testing.assert_allclose(critic_vqc.obs_high.numpy(), [1, 1, 8, 1])
+    model.learn(40)

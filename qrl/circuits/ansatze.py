@@ -1,7 +1,8 @@
 """Ansatze: the trainable layers of a circuit.
 
 Each ansatz is a class with a static ``shape(n_layers, n_qubits)`` giving its weight shape (as in
-PennyLane templates) and a static ``layer(weights, layer, wires)`` that applies one layer.
+PennyLane templates), a static ``layer(weights, layer, wires)`` that applies one layer, and a one-line
+``description`` (shown by :func:`qrl.circuits.summary`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class HardwareEfficient:
     """
 
     name = "hea"
+    description = "RY-RZ on every qubit, then a CZ ring"
 
     @staticmethod
     def shape(n_layers: int, n_qubits: int) -> tuple[int, ...]:
@@ -50,6 +52,7 @@ class StronglyEntangling:
     """
 
     name = "strongly_entangling"
+    description = "Rot on every qubit, then CNOTs at range l % (n_qubits - 1) + 1 (PennyLane template)"
 
     @staticmethod
     def shape(n_layers: int, n_qubits: int) -> tuple[int, ...]:
@@ -62,4 +65,29 @@ class StronglyEntangling:
         qml.StronglyEntanglingLayers(weights[layer : layer + 1], wires=wires, ranges=ranges)
 
 
-ANSATZE = {cls.name: cls for cls in (HardwareEfficient, StronglyEntangling)}
+class Unentangled:
+    """A general rotation ``Rot(phi, theta, omega) = RZ(omega) RY(theta) RZ(phi)`` on every qubit, no
+    two-qubit gates (Hsiao et al. 2022, https://arxiv.org/abs/2203.14348).
+
+    Weights: shape ``(n_layers, n_qubits, 3)``; ``[l, i]`` are the ``(phi, theta, omega)`` of qubit ``i``
+    in layer ``l``. ``Rot`` rather than RY-RZ because with data re-uploading each layer sits between two
+    encoding rotations, and only three angles make an arbitrary single-qubit unitary there. The qubits
+    never interact: the state stays a product state, every ``<Z_i>`` depends on qubit ``i``'s feature
+    and weights only, and a Z-product readout is the product of the single-qubit values. Hsiao et al.
+    follow the circuit with a small classical network; here that is ``post_layer=True``.
+    """
+
+    name = "unentangled"
+    description = "Rot(phi, theta, omega) on every qubit, no two-qubit gates"
+
+    @staticmethod
+    def shape(n_layers: int, n_qubits: int) -> tuple[int, ...]:
+        return (n_layers, n_qubits, 3)
+
+    @staticmethod
+    def layer(weights, layer: int, wires: Sequence[int]) -> None:
+        for i, w in enumerate(wires):
+            qml.Rot(weights[layer, i, 0], weights[layer, i, 1], weights[layer, i, 2], wires=w)
+
+
+ANSATZE = {cls.name: cls for cls in (HardwareEfficient, StronglyEntangling, Unentangled)}

@@ -5,12 +5,19 @@ PennyLane broadcast batch), and the wires, and applies one gate per input. The a
 outside the circuit (``angle = lambda * map(observation)``, see :class:`qrl.nn.VQC`), so each encoding
 gate carries exactly one angle: this is what lets the torch backend compile the circuit into batched
 tensor ops, and lets Lightning see plain parameters.
+
+Basis encoding (Chen et al. 2020) is the ``rx`` (or ``ry``) encoding of angles ``pi * b_i``, where
+``b_i`` are the bits of a discrete state index (``obs_map="basis"``): ``RX(pi) |0> = -i |1>``, so the
+encoding prepares the computational basis state ``|b>`` up to a global phase. Chen et al. also apply
+``RZ(pi b_i)``; on a basis state that is a phase too, so it is left out. :func:`binary_code` is the fixed
+map from Stable-Baselines3's one-hot vectors to those bits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pennylane as qml
 
 _ROTATIONS = {"rx": qml.RX, "ry": qml.RY, "rz": qml.RZ}
@@ -30,3 +37,42 @@ def angle_encoding(angles, wires: Sequence[int], rotation: str = "rx") -> None:
     n_inputs = qml.math.shape(angles)[-1]
     for i in range(n_inputs):
         gate(angles[..., i], wires=wires[i])
+
+
+def n_bits(n_values: int) -> int:
+    """Bits needed for the indices ``0 .. n_values - 1``: ``ceil(log2 n_values)``, at least 1."""
+    return max(1, (int(n_values) - 1).bit_length())
+
+
+def binary_code(nvec: Sequence[int]) -> np.ndarray:
+    """The linear map from concatenated one-hot vectors to the bits of their indices.
+
+    Stable-Baselines3 turns a ``Discrete(n)`` observation into a one-hot vector of length ``n`` and a
+    ``MultiDiscrete(nvec)`` one into the concatenation of one one-hot vector per component; ``onehot @
+    binary_code(nvec)`` is the concatenation of each component's index in binary, most significant bit
+    first, so that index ``k`` of a ``Discrete(2**m)`` becomes the basis state ``|k>`` of PennyLane's
+    ordering (wire 0 most significant).
+
+    Args:
+        nvec: the number of values of each component (``[n]`` for ``Discrete(n)``).
+
+    Returns:
+        array of shape ``(sum(nvec), sum(n_bits(n) for n in nvec))`` with entries 0 and 1.
+
+    **Example**
+
+    >>> binary_code([4]).astype(int).tolist()
+    [[0, 0], [0, 1], [1, 0], [1, 1]]
+    """
+    blocks = []
+    for n in nvec:
+        m = n_bits(n)
+        index = np.arange(int(n))[:, None]
+        blocks.append(((index >> (m - 1 - np.arange(m))[None, :]) & 1).astype(np.float64))
+    rows, cols = sum(b.shape[0] for b in blocks), sum(b.shape[1] for b in blocks)
+    code = np.zeros((rows, cols))
+    r = c = 0
+    for b in blocks:
+        code[r : r + b.shape[0], c : c + b.shape[1]] = b
+        r, c = r + b.shape[0], c + b.shape[1]
+    return code

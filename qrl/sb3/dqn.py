@@ -27,7 +27,8 @@ class VQCQNetwork(QNetwork):
                             normalize_images=normalize_images)
         self.features_dim = features_dim
         self.circuit_config = circuit_config
-        self.q_net = VQCNetwork(features_dim, int(action_space.n), circuit_config, role="q_net")
+        self.q_net = VQCNetwork(features_dim, int(action_space.n), circuit_config, role="q_net",
+                                observation_space=observation_space)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = BasePolicy._get_constructor_parameters(self)

@@ -11,9 +11,11 @@ from gymnasium import spaces
 from stable_baselines3.common.preprocessing import is_image_space
 from torch import nn
 
+from qrl.circuits.encodings import binary_code
+from qrl.circuits.readouts import max_outputs
 from qrl.circuits.spec import CircuitSpec
 from qrl.errors import QRLError
-from qrl.nn import VQC
+from qrl.nn import VQC, unbounded_features
 
 # policy_kwargs that describe the circuit (CircuitSpec fields the user may set) and how it runs.
 SPEC_KEYS = tuple(f.name for f in dataclasses.fields(CircuitSpec) if f.name not in ("n_inputs", "n_outputs"))
@@ -26,7 +28,7 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # Skolik et al. 2022: 5 layers of RX(lambda * arctan(s)) encoding, RY-RZ rotations, a CZ ring).
 CIRCUIT_DEFAULTS: dict[str, Any] = {
     "n_qubits": None, "n_layers": 5, "encoding": "rx", "ansatz": "hea", "readout": "z", "obs_map": "arctan",
-    "input_scaling": True, "output_scaling": True, "data_reuploading": True, "device": "auto",
+    "input_scaling": None, "output_scaling": True, "data_reuploading": True, "device": "auto",
     "diff_method": None, "pre_layer": False, "post_layer": False, "dtype": "float32",
 }
 
@@ -64,44 +66,121 @@ class VQCNetwork(nn.Module):
     ``pre_layer`` a trainable linear map makes ``n_qubits`` angles from any number of features; with
     ``post_layer`` every qubit is read out and a trainable linear map makes the outputs (hybrid model).
 
+    Two observation maps read the observation space, so they need ``observation_space`` and the
+    features SB3 makes of it (its default ``FlattenExtractor``):
+
+    - ``obs_map="bounds"`` (Box): the space's ``low`` and ``high`` become the VQC's bounds buffers;
+      infinite bounds are refused with the features named.
+    - ``obs_map="basis"`` (Discrete, MultiDiscrete, MultiBinary): SB3 one-hot encodes ``Discrete(n)``
+      into ``n`` features; a fixed buffer ``basis_code`` (:func:`qrl.circuits.binary_code`) maps the
+      one-hot vector to the ``ceil(log2 n)`` bits of the index, one qubit each, most significant bit
+      on qubit 0 (Chen et al. 2020, FrozenLake: 16 states on 4 qubits). MultiDiscrete: each
+      component in binary, concatenated; MultiBinary: the bits as they are.
+
     :param n_features: input width.
     :param n_outputs: output width.
     :param config: circuit and run options (keys of :data:`CIRCUIT_KEYS`, plain values).
     :param role: what the network is (``"actor"``, ``"critic"``), for error messages.
+    :param observation_space: the space the features were made from (needed by ``obs_map="bounds"``
+        and ``"basis"`` only). A network fed something else (e.g. a critic fed observation and action)
+        can pass a ``Box`` with the bounds of what it is fed.
     """
 
-    def __init__(self, n_features: int, n_outputs: int, config: dict[str, Any], role: str = "circuit"):
+    def __init__(self, n_features: int, n_outputs: int, config: dict[str, Any], role: str = "circuit",
+                 observation_space: spaces.Space | None = None):
         super().__init__()
         unknown = sorted(set(config) - set(CIRCUIT_KEYS))
         if unknown:
             raise QRLError(f"unknown {role} option(s) {', '.join(unknown)}; expected some of "
                            f"{', '.join(CIRCUIT_KEYS)}")
         pre, post = bool(config.get("pre_layer", False)), bool(config.get("post_layer", False))
+        obs_map = config.get("obs_map") or CircuitSpec.obs_map
+        code, low, high, n_inputs = None, None, None, n_features
+        if obs_map in ("basis", "bounds") and pre:
+            raise QRLError(f"{role}: obs_map={obs_map!r} maps the observation itself, but pre_layer=True feeds "
+                           f"the circuit a learned linear map of it; try pre_layer=False, or obs_map='tanh'")
+        if obs_map == "basis":
+            code = _basis_code(observation_space, n_features, role)
+            if code is not None:
+                n_inputs = code.shape[1]
+        elif obs_map == "bounds":
+            low, high = _box_bounds(observation_space, n_features, role)
+        readout = config.get("readout") or CircuitSpec.readout
         n_qubits = config.get("n_qubits")
         if n_qubits is None:
-            n_qubits = max(n_features if not pre else 1, n_outputs if not post else 1)
+            # the parity readout reads every output from all qubits: outputs do not need qubits
+            per_qubit = max_outputs(readout, 1) is not None
+            n_qubits = max(n_inputs if not pre else 1, n_outputs if per_qubit and not post else 1)
         spec_fields = {k: config[k] for k in SPEC_KEYS if k in config and config[k] is not None}
         spec_fields["n_qubits"] = n_qubits
         spec = CircuitSpec(
             **spec_fields,
-            n_inputs=n_qubits if pre else n_features,
+            n_inputs=n_qubits if pre else n_inputs,
             n_outputs=n_qubits if post else n_outputs,
         )
         dtype = config.get("dtype", "float32")
         if dtype not in _DTYPES:
             raise QRLError(f"unknown dtype {dtype!r}; expected one of {', '.join(_DTYPES)}")
         self.pre = nn.Linear(n_features, n_qubits) if pre else None
-        self.vqc = VQC(spec, device=config.get("device", "auto"), diff_method=config.get("diff_method"))
+        self.register_buffer("basis_code", None if code is None else torch.as_tensor(code, dtype=torch.float32))
+        self.vqc = VQC(spec, device=config.get("device", "auto"), diff_method=config.get("diff_method"),
+                       obs_low=low, obs_high=high)
         self.vqc.to(_DTYPES[dtype])
         self.post = nn.Linear(n_qubits, n_outputs) if post else None
 
+    def circuit_inputs(self, features: torch.Tensor) -> torch.Tensor:
+        """What the circuit encodes, ``(B, spec.n_inputs)``: the features, their bits, or the pre layer's map."""
+        if self.pre is not None:
+            return self.pre(features)
+        if self.basis_code is not None:
+            return features.to(self.basis_code.dtype) @ self.basis_code
+        return features
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = self.pre(features) if self.pre is not None else features
-        y = self.vqc(x).to(features.dtype)
+        y = self.vqc(self.circuit_inputs(features)).to(features.dtype)
         return self.post(y) if self.post is not None else y
 
     def classical_layers(self) -> list[nn.Module]:
         return [m for m in (self.pre, self.post) if m is not None]
+
+
+def _basis_code(space: spaces.Space | None, n_features: int, role: str) -> np.ndarray | None:
+    """The one-hot -> bits map of ``obs_map="basis"``; ``None`` when the features are bits already."""
+    if isinstance(space, spaces.Discrete):
+        nvec = [int(space.n)]
+    elif isinstance(space, spaces.MultiDiscrete):
+        nvec = [int(n) for n in np.ravel(space.nvec)]
+    elif isinstance(space, spaces.MultiBinary):
+        nvec = None
+    else:
+        got = "no observation space" if space is None else type(space).__name__
+        raise QRLError(f"{role}: obs_map='basis' encodes a discrete observation in binary; expected a Discrete, "
+                       f"MultiDiscrete or MultiBinary observation space (VQCNetwork(..., observation_space=...)); "
+                       f"got {got}; try obs_map='bounds' or obs_map='arctan'")
+    width = int(np.prod(space.shape)) if nvec is None else sum(nvec)
+    if n_features != width:
+        raise QRLError(f"{role}: obs_map='basis' expected the {width} features SB3 makes of {space} (one-hot); "
+                       f"got {n_features}; try the default features extractor")
+    return None if nvec is None else binary_code(nvec)
+
+
+def _box_bounds(space: spaces.Space | None, n_features: int, role: str) -> tuple[np.ndarray, np.ndarray]:
+    """The flat ``low`` and ``high`` of a Box observation space, for ``obs_map="bounds"``."""
+    if not isinstance(space, spaces.Box):
+        got = "no observation space" if space is None else type(space).__name__
+        hint = "obs_map='basis'" if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete,
+                                                       spaces.MultiBinary)) else "obs_map='arctan'"
+        raise QRLError(f"{role}: obs_map='bounds' maps a Box observation's bounds onto [-pi/2, pi/2]; expected a Box "
+                       f"observation space (VQCNetwork(..., observation_space=...)); got {got}; try {hint}")
+    low, high = np.ravel(space.low).astype(np.float64), np.ravel(space.high).astype(np.float64)
+    if low.size != n_features:
+        raise QRLError(f"{role}: obs_map='bounds' expected the {low.size} features of {space}; got {n_features}; "
+                       f"try the default features extractor")
+    infinite = unbounded_features(low, high)
+    if infinite:
+        raise QRLError(f"{role}: observation space {space} has infinite bounds for features {infinite}; "
+                       f"try obs_map='arctan'")
+    return low, high
 
 
 def count_parameters(module: nn.Module) -> dict[str, int]:

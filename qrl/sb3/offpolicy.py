@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
@@ -24,6 +25,21 @@ from qrl.sb3.networks import VQCNetwork, check_observation_space, pop_circuit_op
 CRITICS = ("mlp", "vqc")
 
 
+def _observation_and_action(observation_space: spaces.Space, action_space: spaces.Box) -> spaces.Space:
+    """What a critic circuit reads: the observation and the action, which SB3 scales to ``[-1, 1]``.
+
+    For a ``Box`` observation, one ``Box`` of both (so ``obs_map="bounds"`` maps the action by its
+    scaled bounds); other observation spaces are returned as they are (``basis`` then refuses the
+    extra action features with its message).
+    """
+    if not isinstance(observation_space, spaces.Box):
+        return observation_space
+    n_act = get_action_dim(action_space)
+    low = np.concatenate([observation_space.low.reshape(-1), -np.ones(n_act)])
+    high = np.concatenate([observation_space.high.reshape(-1), np.ones(n_act)])
+    return spaces.Box(low.astype(np.float32), high.astype(np.float32))
+
+
 class VQCContinuousCritic(ContinuousCritic):
     """SB3's ``ContinuousCritic`` with circuits: ``Q_k(s, a) = w_k * <O>(s, a)``, one circuit per critic.
 
@@ -40,8 +56,10 @@ class VQCContinuousCritic(ContinuousCritic):
         self.features_dim = features_dim
         self.circuit_config = circuit_config
         self.q_networks: list[nn.Module] = []
+        space = _observation_and_action(observation_space, action_space)
         for idx in range(n_critics):
-            q_net = VQCNetwork(features_dim + get_action_dim(action_space), 1, circuit_config, role="critic")
+            q_net = VQCNetwork(features_dim + get_action_dim(action_space), 1, circuit_config, role="critic",
+                               observation_space=space)
             self.add_module(f"qf{idx}", q_net)
             self.q_networks.append(q_net)
 
@@ -70,7 +88,8 @@ class VQCSACActor(SACActor):
         self.features_dim = features_dim
         self.circuit_config = circuit_config
         self.action_dim = get_action_dim(action_space)
-        self.net = VQCNetwork(features_dim, 2 * self.action_dim, circuit_config, role="actor")
+        self.net = VQCNetwork(features_dim, 2 * self.action_dim, circuit_config, role="actor",
+                              observation_space=observation_space)
         self.action_dist = SquashedDiagGaussianDistribution(self.action_dim)
 
     def get_action_dist_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -95,8 +114,9 @@ class VQCTD3Actor(TD3Actor):
                             normalize_images=normalize_images, squash_output=True)
         self.features_dim = features_dim
         self.circuit_config = circuit_config
-        self.mu = nn.Sequential(VQCNetwork(features_dim, get_action_dim(action_space), circuit_config, role="actor"),
-                                nn.Tanh())
+        net = VQCNetwork(features_dim, get_action_dim(action_space), circuit_config, role="actor",
+                         observation_space=observation_space)
+        self.mu = nn.Sequential(net, nn.Tanh())
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = BasePolicy._get_constructor_parameters(self)

@@ -63,10 +63,11 @@ class VQCActorCriticPolicy(ActorCriticPolicy):
     :param n_qubits: qubits per circuit (default: enough for the features and the outputs).
     :param n_layers: layers per circuit.
     :param encoding: ``"rx"`` | ``"ry"`` | ``"rz"``.
-    :param ansatz: ``"hea"`` | ``"strongly_entangling"``.
-    :param readout: ``"z"`` | ``"zz"``.
-    :param obs_map: ``"arctan"`` | ``"tanh"`` | ``"identity"``.
-    :param input_scaling: trainable input scaling ``lambda``.
+    :param ansatz: ``"hea"`` | ``"strongly_entangling"`` | ``"unentangled"`` (Hsiao et al. 2022).
+    :param readout: ``"z"`` | ``"zz"`` | ``"parity"`` (Jerbi et al. 2021).
+    :param obs_map: ``"arctan"`` | ``"tanh"`` | ``"identity"`` | ``"bounds"`` (a Box's finite bounds onto
+        ``[-pi/2, pi/2]``) | ``"basis"`` (a Discrete observation's index in binary, Chen et al. 2020).
+    :param input_scaling: trainable input scaling ``lambda`` (``None``: trainable, except with ``basis``).
     :param output_scaling: trainable output weights.
     :param data_reuploading: encode the features in every layer.
     :param device: ``"auto"`` | ``"torch"`` | a PennyLane device name (``"lightning.qubit"``, ...).
@@ -105,8 +106,11 @@ class VQCActorCriticPolicy(ActorCriticPolicy):
 
     def _build_mlp_extractor(self) -> None:
         n_act = action_outputs(self.action_space)
-        actor = VQCNetwork(self.features_dim, n_act, {**self.circuit_config, **self.actor_config}, role="actor")
-        critic = VQCNetwork(self.features_dim, 1, {**self.circuit_config, **self.critic_config}, role="critic")
+        space = self.observation_space
+        actor = VQCNetwork(self.features_dim, n_act, {**self.circuit_config, **self.actor_config}, role="actor",
+                           observation_space=space)
+        critic = VQCNetwork(self.features_dim, 1, {**self.circuit_config, **self.critic_config}, role="critic",
+                            observation_space=space)
         self.mlp_extractor = VQCExtractor(actor, critic, n_act)
 
     def _build(self, lr_schedule: Schedule) -> None:
