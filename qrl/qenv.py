@@ -15,12 +15,13 @@ The observation is the Bloch vector ``(<X>, <Y>, <Z>)`` of ``|psi>`` followed by
 (float32, shape ``(6,)``, in ``[-1, 1]``). It determines both states up to a global phase, which no
 reward or fidelity depends on, so the environment is Markov in its observation.
 
-Reward. With the fidelity ``F_t = |<phi|psi_t>|^2 = (1 + r_t . r_phi) / 2`` (``r``: Bloch vectors),
-step ``t`` pays ``F_t - F_{t-1} - step_cost``, plus ``success_bonus`` when ``F_t >= 1 - fidelity_tol``,
-which also terminates the episode (``info["is_success"]`` is then true). The fidelity gains telescope,
-so an episode's return is ``F_T - F_0 - step_cost * T + success_bonus * [solved]``: the gains reward
-every step's progress, yet no cycle of actions earns anything, and once solved ``F_T - F_0`` is fixed
-by the start to within ``fidelity_tol``; the step cost makes the shortest route the best one.
+Reward. With the fidelity ``F_t = |<phi|psi_t>|^2 = (1 + r_t . r_phi) / 2`` (``r``: Bloch vectors), step
+``t`` pays ``F_t - F_{t-1} - step_cost``, plus ``success_bonus`` when ``F_t >= 1 - fidelity_tol``, which
+also terminates the episode (``info["is_success"]``, reported at every step, is then true). The fidelity
+gains telescope, so an episode's return is ``F_T - F_0 - step_cost * T + success_bonus * [solved]``: the
+gains reward every step's progress, yet no cycle of actions earns anything, and once solved ``F_T -
+F_0`` is fixed by the start to within ``fidelity_tol``; the step cost makes the shortest route the best
+one.
 Registered with ``max_episode_steps=50`` (Gymnasium's ``TimeLimit`` truncates; an environment built
 directly, without ``gymnasium.make``, never truncates).
 
@@ -149,11 +150,13 @@ class QubitTargetEnv(gym.Env):
     :param fidelity_tol: the episode is solved and terminates when ``F >= 1 - fidelity_tol``.
     :param step_cost: subtracted from every step's reward.
     :param success_bonus: added to the reward of the step that solves the episode.
-    :param render_mode: ``None`` or ``"ansi"`` (a one-line text summary).
+    :param render_mode: ``None``, ``"ansi"`` (a one-line text summary) or ``"rgb_array"`` (the Bloch
+        sphere seen along Y: its X-Z disc, the state in blue, the target in red; SB3 asks for this mode
+        when it makes an environment from its id).
     """
 
     # Gymnasium declares metadata as a plain dict attribute; a ClassVar annotation would clash with it.
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012
 
     def __init__(self, step_angle: float = math.pi / 8, fidelity_tol: float = 0.01, step_cost: float = 0.01,
                  success_bonus: float = 1.0, render_mode: str | None = None):
@@ -162,7 +165,7 @@ class QubitTargetEnv(gym.Env):
         if not 0 < fidelity_tol < 1:
             raise QRLError(f"expected fidelity_tol in (0, 1); got {fidelity_tol}; try 0.01")
         if render_mode not in (None, *self.metadata["render_modes"]):
-            raise QRLError(f"expected render_mode None or 'ansi'; got {render_mode!r}")
+            raise QRLError(f"expected render_mode None, 'ansi' or 'rgb_array'; got {render_mode!r}")
         self.step_angle = float(step_angle)
         self.fidelity_tol = float(fidelity_tol)
         self.step_cost = float(step_cost)
@@ -207,21 +210,34 @@ class QubitTargetEnv(gym.Env):
         previous, self.fidelity = self.fidelity, fidelity(self.state, self.target)
         terminated = self.fidelity >= 1 - self.fidelity_tol
         reward = self.fidelity - previous - self.step_cost + (self.success_bonus if terminated else 0.0)
-        info = self._info()
-        if terminated:
-            info["is_success"] = True
+        # every step reports is_success: SB3's EvalCallback stacks one entry per finished episode, and an
+        # episode cut by the step limit must count as a failure, not be missing
+        info = {**self._info(), "is_success": bool(terminated)}
         return self._obs(), float(reward), bool(terminated), False, info
 
     def lookahead_fidelities(self) -> np.ndarray:
         """The fidelity each action would give from the current state, float64 of shape ``(6,)``."""
         return np.abs((self.gates @ self.state) @ np.conj(self.target)) ** 2
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode == "rgb_array":
+            return self._render_rgb()
         if self.render_mode != "ansi":
             return None
         r, t = bloch_vector(self.state), bloch_vector(self.target)
         return (f"psi bloch ({r[0]:+.3f}, {r[1]:+.3f}, {r[2]:+.3f})  target ({t[0]:+.3f}, {t[1]:+.3f}, "
                 f"{t[2]:+.3f})  fidelity {self.fidelity:.4f}")
+
+
+    def _render_rgb(self, size: int = 96) -> np.ndarray:
+        """The Bloch sphere's X-Z disc (grey), the state (blue) and the target (red) projected onto it."""
+        image = np.full((size, size, 3), 255, dtype=np.uint8)
+        yy, xx = np.mgrid[0:size, 0:size]
+        u, v = (xx - size / 2 + 0.5) / (size / 2 - 2), (size / 2 - 0.5 - yy) / (size / 2 - 2)  # x right, z up
+        image[np.abs(np.hypot(u, v) - 1) < 0.03] = (160, 160, 160)
+        for vec, color in ((bloch_vector(self.target), (220, 40, 40)), (bloch_vector(self.state), (40, 80, 220))):
+            image[np.hypot(u - vec[0], v - vec[2]) < 0.12] = color
+        return image
 
 
 # -- reference controllers ---------------------------------------------------------------------------

@@ -204,7 +204,21 @@ def test_truncation_at_the_step_limit():
         _, reward, terminated, truncated, info = env.step(RZ)  # |0> only picks up a phase: F stays 0
         assert reward == pytest.approx(-0.01, abs=TOL)
         assert not terminated and truncated == (t == MAX_EPISODE_STEPS)
-    assert "is_success" not in info
+    assert info["is_success"] is False
+
+
+def test_evaluation_callback_records_successes_of_truncated_episodes(tmp_path):
+    """SB3's EvalCallback saves one is_success per episode; truncated episodes must be failures, not gaps."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import EvalCallback
+    from stable_baselines3.common.monitor import Monitor
+
+    model = PPO("MlpPolicy", ENV_ID, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    callback = EvalCallback(Monitor(gym.make(ENV_ID)), n_eval_episodes=4, eval_freq=64, log_path=str(tmp_path),
+                            verbose=0)
+    model.learn(192, callback=callback)
+    successes = np.load(tmp_path / "evaluations.npz")["successes"]
+    assert successes.shape == (3, 4)
 
 
 def test_random_starts_are_haar_and_never_solved():
@@ -247,12 +261,23 @@ def test_render_ansi():
     assert QubitTargetEnv().render() is None
 
 
+def test_render_rgb_array_draws_state_and_target_where_their_bloch_vectors_point():
+    env = started(ZERO, PLUS, render_mode="rgb_array")  # state at +Z (top centre), target at +X (right middle)
+    image = env.render()
+    assert image.shape == (96, 96, 3) and image.dtype == np.uint8
+    blue, red = np.array([40, 80, 220]), np.array([220, 40, 40])
+    by, bx = np.argwhere((image == blue).all(-1)).mean(0)
+    ry, rx = np.argwhere((image == red).all(-1)).mean(0)
+    assert by < 15 and abs(bx - 47.5) < 2  # top, centred
+    assert rx > 80 and abs(ry - 47.5) < 2  # right, centred
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
         (lambda: QubitTargetEnv(step_angle=0), r"expected step_angle in \(0, 2 pi\); got 0"),
         (lambda: QubitTargetEnv(fidelity_tol=1.5), r"expected fidelity_tol in \(0, 1\)"),
-        (lambda: QubitTargetEnv(render_mode="human"), r"expected render_mode None or 'ansi'"),
+        (lambda: QubitTargetEnv(render_mode="human"), r"expected render_mode None, 'ansi' or 'rgb_array'"),
         (lambda: QubitTargetEnv().reset(options={"state": [1, 1]}), r"normalised state; got norm 1.41421; try"),
         (lambda: QubitTargetEnv().reset(options={"target": [1, 0, 0]}), r"shape \(2,\)"),
         (lambda: QubitTargetEnv().reset(options={"start": ZERO}), r"unknown reset option\(s\) start"),
