@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from gymnasium import spaces
-from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 
 from qrl.errors import QRLError
-from qrl.sb3.networks import VQCNetwork, check_observation_space, pop_circuit_options
+from qrl.sb3.networks import CircuitPolicyPart, VQCNetwork, check_observation_space, pop_circuit_options
 
 
-class VQCQNetwork(QNetwork):
+class VQCQNetwork(CircuitPolicyPart, QNetwork):
     """SB3's ``QNetwork`` with a circuit in place of the MLP: ``Q(s, a) = w_a * <O_a>(s)``.
 
     :param circuit_config: circuit and run options (see :class:`VQCDQNPolicy`).
@@ -23,18 +22,10 @@ class VQCQNetwork(QNetwork):
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Discrete,
                  features_extractor: BaseFeaturesExtractor, features_dim: int, circuit_config: dict[str, Any],
                  normalize_images: bool = True):
-        BasePolicy.__init__(self, observation_space, action_space, features_extractor=features_extractor,
-                            normalize_images=normalize_images)
-        self.features_dim = features_dim
-        self.circuit_config = circuit_config
+        self._init_part(observation_space, action_space, features_extractor, features_dim, circuit_config,
+                        normalize_images)
         self.q_net = VQCNetwork(features_dim, int(action_space.n), circuit_config, role="q_net",
                                 observation_space=observation_space)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = BasePolicy._get_constructor_parameters(self)
-        data.update(features_dim=self.features_dim, features_extractor=self.features_extractor,
-                    circuit_config=self.circuit_config)
-        return data
 
 
 class VQCDQNPolicy(DQNPolicy):

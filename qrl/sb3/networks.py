@@ -212,3 +212,32 @@ def action_outputs(space: spaces.Space) -> int:
         return int(np.prod(space.shape))
     raise QRLError(f"action space {type(space).__name__} is not supported; expected Discrete, Box, "
                    f"MultiDiscrete or MultiBinary")
+
+
+class CircuitPolicyPart:
+    """Mixin for SB3 policy parts (actors, Q-networks) that hold a circuit instead of an MLP.
+
+    Such a part is built with ``BasePolicy.__init__`` only (the SB3 class it replaces would build its
+    MLP), keeps ``features_dim`` and ``circuit_config``, and saves them among its constructor parameters.
+    """
+
+    features_dim: int
+    circuit_config: dict[str, Any]
+
+    def _init_part(self, observation_space: spaces.Space, action_space: spaces.Space, features_extractor: nn.Module,
+                   features_dim: int, circuit_config: dict[str, Any], normalize_images: bool,
+                   squash_output: bool = False) -> None:
+        from stable_baselines3.common.policies import BasePolicy
+
+        BasePolicy.__init__(self, observation_space, action_space, features_extractor=features_extractor,
+                            normalize_images=normalize_images, squash_output=squash_output)
+        self.features_dim = features_dim
+        self.circuit_config = circuit_config
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        from stable_baselines3.common.policies import BasePolicy
+
+        data = BasePolicy._get_constructor_parameters(self)
+        data.update(features_dim=self.features_dim, features_extractor=self.features_extractor,
+                    circuit_config=self.circuit_config)
+        return data

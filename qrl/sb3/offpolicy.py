@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
-from stable_baselines3.common.policies import BaseModel, BasePolicy, ContinuousCritic
+from stable_baselines3.common.policies import BaseModel, ContinuousCritic
 from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import Schedule
@@ -20,7 +20,7 @@ from torch import nn
 
 from qrl.errors import QRLError
 from qrl.nn import VQC
-from qrl.sb3.networks import VQCNetwork, check_observation_space, pop_circuit_options
+from qrl.sb3.networks import CircuitPolicyPart, VQCNetwork, check_observation_space, pop_circuit_options
 
 CRITICS = ("mlp", "vqc")
 
@@ -71,7 +71,7 @@ class VQCContinuousCritic(ContinuousCritic):
         return data
 
 
-class VQCSACActor(SACActor):
+class VQCSACActor(CircuitPolicyPart, SACActor):
     """SAC actor from one circuit: its outputs are the Gaussian mean and log-std of every action dimension.
 
     ``mean_i = w_i <O_i>``, ``log_std_i = clip(w_{d+i} <O_{d+i}>)`` (clipped to SB3's range), squashed by
@@ -81,12 +81,10 @@ class VQCSACActor(SACActor):
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Box,
                  features_extractor: BaseFeaturesExtractor, features_dim: int, circuit_config: dict[str, Any],
                  normalize_images: bool = True):
-        BasePolicy.__init__(self, observation_space, action_space, features_extractor=features_extractor,
-                            normalize_images=normalize_images, squash_output=True)
+        self._init_part(observation_space, action_space, features_extractor, features_dim, circuit_config,
+                        normalize_images, squash_output=True)
         self.use_sde = False
         self.sde_features_extractor = None
-        self.features_dim = features_dim
-        self.circuit_config = circuit_config
         self.action_dim = get_action_dim(action_space)
         self.net = VQCNetwork(features_dim, 2 * self.action_dim, circuit_config, role="actor",
                               observation_space=observation_space)
@@ -97,32 +95,18 @@ class VQCSACActor(SACActor):
         mean, log_std = self.net(features).split(self.action_dim, dim=1)
         return mean, torch.clamp(log_std, LOG_STD_MIN, LOG_STD_MAX), {}
 
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = BasePolicy._get_constructor_parameters(self)
-        data.update(features_dim=self.features_dim, features_extractor=self.features_extractor,
-                    circuit_config=self.circuit_config)
-        return data
 
-
-class VQCTD3Actor(TD3Actor):
+class VQCTD3Actor(CircuitPolicyPart, TD3Actor):
     """TD3 actor: ``a = tanh(w * <O>(s))``, one readout per action dimension."""
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Box,
                  features_extractor: BaseFeaturesExtractor, features_dim: int, circuit_config: dict[str, Any],
                  normalize_images: bool = True):
-        BasePolicy.__init__(self, observation_space, action_space, features_extractor=features_extractor,
-                            normalize_images=normalize_images, squash_output=True)
-        self.features_dim = features_dim
-        self.circuit_config = circuit_config
+        self._init_part(observation_space, action_space, features_extractor, features_dim, circuit_config,
+                        normalize_images, squash_output=True)
         net = VQCNetwork(features_dim, get_action_dim(action_space), circuit_config, role="actor",
                          observation_space=observation_space)
         self.mu = nn.Sequential(net, nn.Tanh())
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = BasePolicy._get_constructor_parameters(self)
-        data.update(features_dim=self.features_dim, features_extractor=self.features_extractor,
-                    circuit_config=self.circuit_config)
-        return data
 
 
 class _VQCOffPolicy:
