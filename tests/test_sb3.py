@@ -193,3 +193,35 @@ def test_policy_errors_name_the_problem_and_fix(env, policy_kwargs, message):
 def test_gsde_is_refused():
     with pytest.raises(QRLError, match=r"use_sde=True \(gSDE\) is not supported by VQC policies; try use_sde=False"):
         PPO(VQCActorCriticPolicy, "Pendulum-v1", use_sde=True, device="cpu", n_steps=64)
+
+
+class _MultiActionEnv(gym.Env):
+    """Box observations, MultiDiscrete or MultiBinary actions; reward 1 when the action is all zeros."""
+
+    def __init__(self, action_space):
+        self.observation_space = spaces.Box(-1, 1, (3,), dtype=np.float32)
+        self.action_space = action_space
+        self._t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        self._t += 1
+        return self.observation_space.sample(), float(not np.any(action)), False, self._t >= 8, {}
+
+
+@pytest.mark.parametrize("algo", [PPO, A2C], ids=["PPO", "A2C"])
+@pytest.mark.parametrize("action_space", [spaces.MultiDiscrete([2, 3]), spaces.MultiBinary(3)],
+                         ids=["MultiDiscrete", "MultiBinary"])
+def test_learn_smoke_multi_action_spaces(algo, action_space):
+    kwargs = {"n_steps": 64, "batch_size": 64} if algo is PPO else {"n_steps": 8}
+    model = algo(VQCActorCriticPolicy, _MultiActionEnv(action_space), policy_kwargs=SMALL, seed=0, device="cpu",
+                 **kwargs)
+    model.learn(256)
+    action, _ = model.predict(model.observation_space.sample(), deterministic=True)
+    assert model.action_space.contains(action)
+    # one logit per choice: 2 + 3 for MultiDiscrete([2, 3]), 3 for MultiBinary(3)
+    assert model.policy.mlp_extractor.latent_dim_pi == int(np.sum(getattr(action_space, "nvec", 3)))
