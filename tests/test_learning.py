@@ -1,4 +1,8 @@
-"""Learning: the quantum agent solves CartPole-v1 (expensive: ~10 minutes; `make test-expensive`)."""
+"""Learning: the quantum agents solve their environments (expensive: minutes each; `make test-expensive`).
+
+Each case is the README's command `qrl train --agent AGENT --env ENV --seed 0` on the torch backend,
+with the preset's budget; it passes when an evaluation during training reaches the threshold.
+"""
 
 from __future__ import annotations
 
@@ -25,3 +29,23 @@ def test_vqc_ppo_solves_cartpole_within_100k_steps(tmp_path):
     assert best >= 475, f"best evaluation mean {best} < 475 within 100k steps: {rows}"
     results = json.loads((run_dir / "results.json").read_text())
     assert results["steps_to_threshold"] is not None and results["steps_to_threshold"] <= 100_000
+
+
+def best_evaluation(agent: str, env: str, out) -> tuple[float, list[dict[str, float]], dict]:
+    config = resolve(agent, env, seed=0, device="torch")
+    run_dir = train(config, out=out)
+    with open(run_dir / "evaluations.csv") as f:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    return max(r["mean_return"] for r in rows), rows, json.loads((run_dir / "results.json").read_text())
+
+
+@pytest.mark.expensive
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize(("agent", "env", "threshold"), [
+    ("ppo-vqc", "FrozenLake-v1-deterministic", 1.0),  # success rate 1.0 over 10 episodes (~20 s)
+    ("sac-vqc", "Pendulum-v1", -250),  # VQC actor, MLP critics (~5 min)
+])
+def test_vqc_agent_solves(tmp_path, agent, env, threshold):
+    best, rows, results = best_evaluation(agent, env, tmp_path)
+    assert best >= threshold, f"{agent} on {env}: best evaluation {best} < {threshold}: {rows}"
+    assert results["steps_to_threshold"] is not None
