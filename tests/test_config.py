@@ -140,9 +140,12 @@ def test_every_preset_section_builds(agent, env):
     vec_env.close()
 
 
-@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn", "sac", "td3"])
 def test_matched_mlp_presets_have_the_closest_parameter_count(algo):
-    """`<algo>-mlp-matched` on every env of `<algo>-vqc`: no other hidden width comes closer to the VQC's count."""
+    """`<algo>-mlp-matched` on every env of `<algo>-vqc`: no other hidden width comes closer to the VQC's count.
+
+    SAC and TD3 presets share their MLP critics; only the actor (``pi``) is matched and widened.
+    """
     import dataclasses
 
     from qrl.config import load_agent, resolve
@@ -157,7 +160,7 @@ def test_matched_mlp_presets_have_the_closest_parameter_count(algo):
         arch = config.policy_kwargs["net_arch"]
         for k in (-1, 1):
             if isinstance(arch, dict):
-                wider = {key: [w + k for w in v] for key, v in arch.items()}
+                wider = {key: [w + k for w in v] if key in ("pi", "vf") else v for key, v in arch.items()}
             else:
                 wider = [w + k for w in arch]
             kwargs = {**config.policy_kwargs, "net_arch": wider}
