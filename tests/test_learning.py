@@ -46,6 +46,7 @@ def best_evaluation(agent: str, env: str, out) -> tuple[float, list[dict[str, fl
     ("sac-vqc", "Pendulum-v1", -250),  # VQC actor, MLP critics (~5 min)
     ("dqn-vqc", "CartPole-v1", 475),  # VQC Q-network and target, 200k steps (~5 min)
     ("ppo-vqc", "Acrobot-v1", -100),  # 500k steps (~8 min)
+    ("ppo-vqc", "QubitTarget-v0", 1.33),  # the quantum-native task, 300k steps (~5 min)
 ])
 def test_vqc_agent_solves(tmp_path, agent, env, threshold):
     best, rows, results = best_evaluation(agent, env, tmp_path)
