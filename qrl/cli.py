@@ -176,7 +176,9 @@ def cmd_list(args) -> int:
         counts = []
         for env_id in sections:
             try:
-                counts.append(f"{env_id} ({preset_parameters(resolve(name, env_id))['total']})")
+                n = preset_parameters(resolve(name, env_id))
+                mixed = n["quantum"] and n["classical"]
+                counts.append(f"{env_id} ({n['total']}" + (f", {n['quantum']} in circuits)" if mixed else ")"))
             except QRLError:  # e.g. an environment whose extra is not installed
                 counts.append(f"{env_id} (-)")
         print(f"  {name:<16} {agent_algo(name).upper():<4} {', '.join(sorted(policy)):<22} {', '.join(counts)}")

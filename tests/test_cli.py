@@ -70,6 +70,11 @@ def test_list(capsys):
     out = capsys.readouterr().out
     for word in ("ppo-vqc", "ppo-mlp", "CartPole-v1", "Pendulum-v1", "Acrobot-v1", "lightning.qubit", "torch"):
         assert word in out
+    # parameter counts per agent and env: the VQC, the matched MLP, and the circuit share of a hybrid
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert "CartPole-v1 (123)" in lines["ppo-vqc"] and "CartPole-v1 (120)" in lines["ppo-mlp-matched"]
+    assert "CartPole-v1 (9155)" in lines["ppo-mlp"]
+    assert "Pendulum-v1 (134705, 47 in circuits)" in lines["sac-vqc"]
 
 
 class TinyImageEnv(gym.Env):
