@@ -70,6 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reuploading", action=argparse.BooleanOptionalAction, default=True,
                    help="encode in every layer (default: yes)")
 
+    p = sub.add_parser("study", help="run (or resume) a study: agents x envs x seeds; writes runs/studies/<name>/")
+    p.add_argument("study_file", help="a study YAML file, e.g. agents/studies/cartpole-ppo.yaml")
+    p.add_argument("--workers", type=int, default=1, help="runs at a time (default 1; one thread each)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: a process pool; ray: one Ray task per run (pip install 'qrl[ray]')")
+    p.add_argument("--address", default=None, help="Ray cluster address (ray executor; default: a local instance)")
+    p.add_argument("--out", default=None, help="study folder (default runs/studies/<name>/)")
+
+    p = sub.add_parser("report", help="statistics and plots of a study: writes STUDY_DIR/report/report.md")
+    p.add_argument("study_dir", help="a folder written by `qrl study`")
+    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+
     p = sub.add_parser("bench", help="benchmarks: policy update, end-to-end training, scaling in qubits")
     p.add_argument("what", choices=("policy", "train", "scaling"))
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64, 256], help="batch sizes (policy)")
@@ -194,6 +207,22 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_study(args) -> int:
+    from qrl.study import run_study
+
+    study_dir = run_study(args.study_file, out=args.out, workers=args.workers, executor=args.executor,
+                          address=args.address)
+    print(study_dir)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from qrl.report import write_report
+
+    print(write_report(Path(args.study_dir), reps=args.reps, seed=args.seed))
+    return 0
+
+
 def cmd_plot(args) -> int:
     from qrl.plots import plot_runs
 
@@ -256,7 +285,7 @@ def cmd_bench(args) -> int:
 
 
 _COMMANDS = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "list": cmd_list, "bench": cmd_bench,
-             "plot": cmd_plot, "circuit": cmd_circuit}
+             "plot": cmd_plot, "circuit": cmd_circuit, "study": cmd_study, "report": cmd_report}
 
 
 if __name__ == "__main__":

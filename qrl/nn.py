@@ -130,6 +130,7 @@ class VQC(nn.Module):
         return self.backend(self.angles(x), self.weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.n_executions = getattr(self, "n_executions", 0) + int(x.shape[0])  # one circuit per sample
         return self.expvals(x) * self.output_scaling
 
     def extra_repr(self) -> str:

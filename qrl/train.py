@@ -68,6 +68,14 @@ def _normalizes_observations(config: RunConfig, env: VecEnv) -> bool:
     return not (is_vqc_policy(config.policy) and config.policy_kwargs.get("obs_map") in ("bounds", "basis"))
 
 
+def circuit_executions(policy) -> int:
+    """Circuits run by the policy so far: one per sample of every VQC forward pass (training, rollouts,
+    evaluations, target networks), not counting the extra evaluations a hardware gradient would need."""
+    from qrl.nn import VQC
+
+    return sum(m.n_executions for m in policy.modules() if isinstance(m, VQC))
+
+
 def preset_parameters(config: RunConfig) -> dict[str, int]:
     """Trainable parameters of a configuration's policy (the model is built, not trained)."""
     model, vec_env = build_model(config)
@@ -129,18 +137,26 @@ def steps_to_threshold(rows: list[dict[str, Any]], threshold: float | None) -> i
 
 
 def train(config: RunConfig, out: str | Path = "runs", progress: bool = False,
-          announce: Callable[[str], None] | None = None) -> Path:
+          announce: Callable[[str], None] | None = None, run_dir: Path | None = None,
+          callbacks: list[BaseCallback] | None = None, tensorboard: bool = True) -> Path:
     """Train one agent as configured; returns the run folder.
 
     :param announce: called with a one-line description once the model is built (validation passed).
+    :param run_dir: write into this (empty or new) folder instead of a new ``out/<env>__<agent>__<seed>__<time>``.
+    :param callbacks: more SB3 callbacks (``qrl study`` stops orphaned workers with one).
+    :param tensorboard: write a TensorBoard log (``tb/``).
     """
     model, env = build_model(config)
-    run_dir = new_run_dir(Path(out), config)
+    if run_dir is None:
+        run_dir = new_run_dir(Path(out), config)
+    else:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
     if announce is not None:
         announce(f"training {config.agent} on {config.env}: {config.n_timesteps} steps, seed {config.seed} "
                  f"-> {run_dir}")
     write_yaml(run_dir / "config.yaml", config.to_dict())
-    model.tensorboard_log = str(run_dir / "tb")
+    model.tensorboard_log = str(run_dir / "tb") if tensorboard else None
 
     eval_env = make_eval_env(config, env)
     started = time.perf_counter()
@@ -152,7 +168,8 @@ def train(config: RunConfig, out: str | Path = "runs", progress: bool = False,
     )
     status = "finished"
     try:
-        model.learn(config.n_timesteps, callback=evaluator, progress_bar=progress, tb_log_name="tb")
+        model.learn(config.n_timesteps, callback=[evaluator, *(callbacks or [])], progress_bar=progress,
+                    tb_log_name="tb")
     except KeyboardInterrupt:
         status = "interrupted"
     wall = time.perf_counter() - started
@@ -179,6 +196,7 @@ def train(config: RunConfig, out: str | Path = "runs", progress: bool = False,
         "reward_threshold": config.env_spec.reward_threshold,
         "steps_to_threshold": steps_to_threshold(log.rows, config.env_spec.reward_threshold),
         "parameters": count_parameters(model.policy),
+        "circuit_executions": circuit_executions(model.policy),
     }
     write_json(run_dir / "results.json", results)
     env.close()

@@ -1,0 +1,394 @@
+"""Convergence-comparison studies: agents x envs x seeds (x a hyperparameter grid), run locally or on Ray.
+
+A study is a YAML file::
+
+    name: cartpole-ppo
+    envs: [CartPole-v1]
+    agents: [ppo-vqc, ppo-mlp-matched, ppo-mlp]   # the first is the focus of the report's verdicts
+    seeds: 10                 # or a list of seeds
+    steps: 100000             # per run (default: each agent's n_timesteps)
+    eval_freq: 5000           # optional: override the env's evaluation cadence and episodes
+    eval_episodes: 10
+    retries: 1                # a failed run is tried again this many times per invocation
+    grid:                     # optional: variants of an agent, one per combination of values
+      ppo-vqc: {learning_rate: [lin_0.005, lin_0.01]}
+
+Every run is ``qrl train``'s code path (:func:`qrl.train.train`) and writes a run folder. The study
+folder holds ``study.yaml`` (the resolved definition), ``runs/<run_id>/`` (run folders),
+``failures/<run_id>.json`` (the last error and the failed attempts of a run), and two tidy tables
+that ``qrl report`` reads, rebuilt after every run: ``records.csv`` (one row per evaluation of a
+run) and ``runs.csv`` (one row per run).
+
+Faults. A run is trained into ``runs/.partial/<run_id>-<random>/`` and renamed to ``runs/<run_id>/``
+only when it is complete; a rename onto an existing run fails, so a run is never duplicated, and a
+killed worker leaves only a partial folder, which the next invocation removes. Re-running the same
+command skips finished runs and starts the others again. A local worker whose study process died
+stops at its next check (every 256 steps) instead of training on as an orphan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import itertools
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from qrl.errors import QRLError
+from qrl.io import write_json, write_text, write_yaml
+
+EXECUTORS = ("local", "ray")
+RECORD_FIELDS = ("run_id", "env", "agent", "seed", "timesteps", "mean_return", "std_return", "wall_clock_s")
+RUN_FIELDS = ("run_id", "env", "agent", "seed", "status", "attempts", "error", "reward_threshold", "timesteps",
+              "wall_clock_s", "steps_per_s", "final_eval_mean", "final_eval_std", "best_eval_mean",
+              "steps_to_threshold", "params_total", "params_quantum", "params_classical", "circuit_executions")
+_STUDY_KEYS = ("name", "envs", "agents", "seeds", "steps", "eval_freq", "eval_episodes", "retries", "grid")
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """One run of a study: an environment, an agent (with grid overrides), a seed."""
+
+    env: str
+    agent: str
+    seed: int
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The agent as the report names it: ``ppo-vqc`` or ``ppo-vqc@learning_rate=lin_0.01``."""
+        if not self.overrides:
+            return self.agent
+        return self.agent + "@" + ",".join(f"{k}={v}" for k, v in sorted(self.overrides.items()))
+
+    @property
+    def run_id(self) -> str:
+        safe = "".join(c if c.isalnum() or c in "-_.=@," else "_" for c in self.label)
+        return f"{self.env}__{safe}__{self.seed}"
+
+
+@dataclass
+class Study:
+    """A resolved study definition (see the module docstring)."""
+
+    name: str
+    envs: list[str]
+    agents: list[str]
+    seeds: list[int]
+    steps: int | None = None
+    eval_freq: int | None = None
+    eval_episodes: int | None = None
+    retries: int = 1
+    grid: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+
+    def runs(self) -> list[RunKey]:
+        keys = []
+        for env in self.envs:
+            for agent in self.agents:
+                grid = self.grid.get(agent, {})
+                names = sorted(grid)
+                for values in itertools.product(*(grid[n] for n in names)):
+                    for seed in self.seeds:
+                        keys.append(RunKey(env, agent, seed, dict(zip(names, values, strict=True))))
+        return keys
+
+    def labels(self) -> list[str]:
+        """Agent labels in definition order (grid variants after their agent)."""
+        out: list[str] = []
+        for key in self.runs():
+            if key.label not in out:
+                out.append(key.label)
+        return out
+
+    def config(self, key: RunKey):
+        """The run's :class:`qrl.config.RunConfig`, as ``qrl train`` would resolve it."""
+        import dataclasses
+
+        from qrl.config import resolve
+
+        config = resolve(key.agent, key.env, seed=key.seed, steps=self.steps, overrides=dict(key.overrides))
+        spec = config.env_spec
+        if self.eval_freq is not None:
+            spec = dataclasses.replace(spec, eval_freq=int(self.eval_freq))
+        if self.eval_episodes is not None:
+            spec = dataclasses.replace(spec, eval_episodes=int(self.eval_episodes))
+        return dataclasses.replace(config, env_spec=spec)
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study file: every (agent, env) pair must resolve, before anything runs."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise QRLError(f"cannot read study {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise QRLError(f"{path}: expected a mapping with keys {', '.join(_STUDY_KEYS)}; got {type(data).__name__}")
+    unknown = sorted(set(data) - set(_STUDY_KEYS))
+    if unknown:
+        raise QRLError(f"{path}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(_STUDY_KEYS)}")
+    missing = [k for k in ("envs", "agents", "seeds") if not data.get(k)]
+    if missing:
+        raise QRLError(f"{path}: expected non-empty {', '.join(missing)}; see agents/studies/cartpole-ppo.yaml")
+    seeds = data["seeds"]
+    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    study = Study(name=str(data.get("name", path.stem)), envs=[str(e) for e in data["envs"]],
+                  agents=[str(a) for a in data["agents"]], seeds=seeds, steps=data.get("steps"),
+                  eval_freq=data.get("eval_freq"), eval_episodes=data.get("eval_episodes"),
+                  retries=int(data.get("retries", 1)), grid=dict(data.get("grid") or {}))
+    for agent, grid in study.grid.items():
+        valid = isinstance(grid, dict) and all(isinstance(v, list) for v in grid.values())
+        if agent not in study.agents or not valid:
+            raise QRLError(f"{path}: grid.{agent}: expected an agent of the study mapped to {{key: [values]}}; "
+                           f"got {grid!r}")
+    if len({k.run_id for k in study.runs()}) != len(study.runs()):
+        raise QRLError(f"{path}: two runs share a name; expected distinct agents, envs and seeds")
+    for key in study.runs():
+        study.config(key)  # raises QRLError naming the problem
+    return study
+
+
+# -- one run (in a worker) -----------------------------------------------------------------------------
+
+
+def run_one(study_dir: str, study: dict[str, Any], key: dict[str, Any], parent_pid: int | None = None) -> dict:
+    """Train one run into a partial folder, then move it into place; never raises (errors are returned)."""
+    from qrl.threads import limit_threads
+
+    limit_threads()
+    study_obj, run_key = Study(**study), RunKey(**key)
+    runs = Path(study_dir) / "runs"
+    final = runs / run_key.run_id
+    partial = runs / ".partial" / f"{run_key.run_id}-{uuid.uuid4().hex[:8]}"
+    started = time.perf_counter()
+    try:
+        from qrl.train import train
+
+        callbacks = [_parent_guard_class()(parent_pid)] if parent_pid is not None else []
+        train(study_obj.config(run_key), run_dir=partial, callbacks=callbacks, tensorboard=False)
+        status = json.loads((partial / "results.json").read_text()).get("status")
+        if status != "finished":  # e.g. interrupted: never moved into place as if it were complete
+            raise RuntimeError(f"training ended with status {status!r}")
+        try:
+            os.rename(partial, final)  # atomic; fails if another worker finished this run first
+            status = "finished"
+        except OSError:
+            shutil.rmtree(partial, ignore_errors=True)
+            status = "duplicate"
+        return {"run_id": run_key.run_id, "status": status, "seconds": time.perf_counter() - started}
+    except BaseException as exc:  # a worker reports every failure (even SystemExit) to the study, never dies
+        shutil.rmtree(partial, ignore_errors=True)
+        return {"run_id": run_key.run_id, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                "seconds": time.perf_counter() - started}
+
+
+def _parent_guard_class():
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class ParentGuard(BaseCallback):
+        """Stop training when the study process that started this worker has died."""
+
+        def __init__(self, parent_pid: int):
+            super().__init__()
+            self.parent_pid = parent_pid
+
+        def _on_step(self) -> bool:
+            if self.n_calls % 256 == 0 and os.getppid() != self.parent_pid:
+                raise SystemExit("the study process died; this worker stops")
+            return True
+
+    return ParentGuard
+
+
+
+# -- the study (in the main process) -------------------------------------------------------------------
+
+
+def run_study(study_path: str | Path, out: str | Path | None = None, workers: int = 1, executor: str = "local",
+              address: str | None = None, log: Callable[[str], None] | None = None) -> Path:
+    """Run (or resume) a study; returns the study folder (default ``runs/studies/<name>``)."""
+    if executor not in EXECUTORS:
+        raise QRLError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
+    if workers < 1:
+        raise QRLError(f"--workers must be at least 1; got {workers}")
+    study = load_study(study_path)
+    study_dir = Path(out) if out is not None else Path("runs") / "studies" / study.name
+    _prepare(study_dir, study)
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    keys = {k.run_id: k for k in study.runs()}
+    pending = [k for rid, k in keys.items() if not _finished(study_dir, rid)]
+    log(f"study {study.name}: {len(keys)} runs, {len(keys) - len(pending)} finished before, "
+        f"{len(pending)} to run ({executor}, {workers} worker{'s' if workers > 1 else ''}) -> {study_dir}")
+    if pending:
+        submit = _local_pool if executor == "local" else _ray_pool
+        submit(study_dir, study, pending, workers, address, log)
+    write_tables(study_dir, study)
+    return study_dir
+
+
+def _prepare(study_dir: Path, study: Study) -> None:
+    saved = study_dir / "study.yaml"
+    definition = asdict(study)
+    from qrl.config import load_env_spec
+
+    definition["thresholds"] = {env: load_env_spec(env).reward_threshold for env in study.envs}
+    if saved.is_file():
+        previous = yaml.safe_load(saved.read_text()) or {}
+        if {k: previous.get(k) for k in definition} != definition:
+            raise QRLError(f"{study_dir} holds another study definition (study.yaml differs); expected the same "
+                           f"study to resume; try --out with a new folder")
+    (study_dir / "runs").mkdir(parents=True, exist_ok=True)
+    (study_dir / "failures").mkdir(exist_ok=True)
+    shutil.rmtree(study_dir / "runs" / ".partial", ignore_errors=True)  # left by killed workers
+    write_yaml(saved, definition)
+
+
+def _finished(study_dir: Path, run_id: str) -> bool:
+    results = study_dir / "runs" / run_id / "results.json"
+    if not results.is_file():
+        return False
+    with contextlib.suppress(OSError, json.JSONDecodeError):
+        return json.loads(results.read_text()).get("status") == "finished"
+    return False
+
+
+def _record_failure(study_dir: Path, run_id: str, error: str) -> int:
+    attempts = _attempts(study_dir, run_id) + 1
+    write_json(study_dir / "failures" / f"{run_id}.json", {"run_id": run_id, "attempts": attempts, "error": error})
+    return attempts
+
+
+class _Progress:
+    """One line per finished or failed run: runs done, running (at most the workers) and failed."""
+
+    def __init__(self, total: int, workers: int, log: Callable[[str], None]):
+        self.total, self.workers, self.log = total, workers, log
+        self.done = self.failed = self.running = 0
+
+    def report(self, result: dict[str, Any]) -> None:
+        if result["status"] == "failed":
+            self.failed += 1
+            detail = result["error"]
+        else:
+            self.done += 1
+            detail = f"{result['status']} in {result['seconds']:.0f} s"
+        self.log(f"[{self.done}/{self.total} done, {min(self.running, self.workers)} running, {self.failed} failed] "
+                 f"{result['run_id']}: {detail}")
+
+
+def _handle(study_dir: Path, study: Study, result: dict[str, Any], retries: dict[str, int]) -> bool:
+    """Record a result; ``True`` when the run should be tried again."""
+    if result["status"] != "failed":
+        write_tables(study_dir, study)
+        return False
+    _record_failure(study_dir, result["run_id"], result["error"])
+    write_tables(study_dir, study)
+    retries[result["run_id"]] = retries.get(result["run_id"], 0) + 1
+    return retries[result["run_id"]] <= study.retries
+
+
+def _local_pool(study_dir: Path, study: Study, pending: list[RunKey], workers: int, address: str | None,
+                log: Callable[[str], None]) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    if address is not None:
+        raise QRLError("--address names a Ray cluster; expected --executor ray with it")
+    progress, retries = _Progress(len(pending), workers, log), {}
+    definition = asdict(study)
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited torch/OpenMP state
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {pool.submit(run_one, str(study_dir), definition, asdict(k), os.getpid()): k for k in pending}
+        while futures:
+            progress.running = len(futures)
+            finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for future in finished:
+                key = futures.pop(future)
+                result = future.result()
+                progress.running = len(futures)
+                progress.report(result)
+                if _handle(study_dir, study, result, retries):
+                    futures[pool.submit(run_one, str(study_dir), definition, asdict(key), os.getpid())] = key
+
+
+def _ray_pool(study_dir: Path, study: Study, pending: list[RunKey], workers: int, address: str | None,
+              log: Callable[[str], None]) -> None:
+    try:
+        import ray
+    except ImportError as exc:
+        raise QRLError("--executor ray needs Ray; try pip install 'qrl[ray]'") from exc
+    if not ray.is_initialized():
+        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                 log_to_driver=False)
+    remote = ray.remote(num_cpus=1)(run_one)
+    progress, retries = _Progress(len(pending), workers, log), {}
+    definition = asdict(study)
+    refs = {remote.remote(str(study_dir.resolve()), definition, asdict(k)): k for k in pending}
+    while refs:
+        progress.running = len(refs)
+        ready, _ = ray.wait(list(refs), num_returns=1)
+        for ref in ready:
+            key = refs.pop(ref)
+            result = ray.get(ref)
+            progress.running = len(refs)
+            progress.report(result)
+            if _handle(study_dir, study, result, retries):
+                refs[remote.remote(str(study_dir.resolve()), definition, asdict(key))] = key
+
+
+# -- the tables the report reads ---------------------------------------------------------------------
+
+
+def write_tables(study_dir: Path, study: Study) -> None:
+    """Rebuild ``records.csv`` and ``runs.csv`` from the finished run folders and the failures."""
+    records, rows = [], []
+    for key in study.runs():
+        base = {"run_id": key.run_id, "env": key.env, "agent": key.label, "seed": key.seed}
+        run_dir = study_dir / "runs" / key.run_id
+        if _finished(study_dir, key.run_id):
+            results = json.loads((run_dir / "results.json").read_text())
+            with open(run_dir / "evaluations.csv", newline="") as f:
+                for row in csv.DictReader(f):
+                    records.append({**base, **{k: row[k] for k in RECORD_FIELDS[4:]}})
+            params = results.get("parameters", {})
+            rows.append({**base, "status": "finished", "attempts": _attempts(study_dir, key.run_id) + 1, "error": "",
+                         **{k: results.get(k) for k in ("reward_threshold", "timesteps", "wall_clock_s", "steps_per_s",
+                                                         "final_eval_mean", "final_eval_std", "best_eval_mean",
+                                                         "steps_to_threshold", "circuit_executions")},
+                         "params_total": params.get("total"), "params_quantum": params.get("quantum"),
+                         "params_classical": params.get("classical")})
+        elif (study_dir / "failures" / f"{key.run_id}.json").is_file():
+            failure = json.loads((study_dir / "failures" / f"{key.run_id}.json").read_text())
+            rows.append({**base, "status": "failed", "attempts": failure["attempts"], "error": failure["error"]})
+    write_text(study_dir / "records.csv", _csv(RECORD_FIELDS, records))
+    write_text(study_dir / "runs.csv", _csv(RUN_FIELDS, rows))
+
+
+def _attempts(study_dir: Path, run_id: str) -> int:
+    """Failed attempts of a run so far (``failures/<run_id>.json`` keeps them after the run finishes)."""
+    path = study_dir / "failures" / f"{run_id}.json"
+    if not path.is_file():
+        return 0
+    with contextlib.suppress(OSError, json.JSONDecodeError, ValueError):
+        return int(json.loads(path.read_text()).get("attempts", 0))
+    return 0
+
+
+def _csv(fields: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in fields})
+    return buf.getvalue()

@@ -1,0 +1,119 @@
+"""`qrl study`: a tiny study runs, resumes, survives SIGKILL, records failures; Ray when installed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qrl.errors import QRLError
+from qrl.study import load_study, run_study
+
+AGENTS = ["ppo-vqc", "ppo-mlp-matched", "ppo-mlp"]
+
+
+def tiny_study(tmp_path: Path, steps: int = 512, **extra) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({"name": "tiny", "envs": ["CartPole-v1"], "agents": AGENTS, "seeds": 2,
+                                    "steps": steps, "eval_freq": 256, "eval_episodes": 2, **extra}))
+    return path
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def check_complete(study_dir: Path, n_runs: int) -> None:
+    """Every run finished exactly once, complete, nothing half-written left behind."""
+    runs = rows(study_dir / "runs.csv")
+    assert sorted(r["run_id"] for r in runs) == sorted({r["run_id"] for r in runs}), "duplicated runs"
+    assert len(runs) == n_runs and all(r["status"] == "finished" for r in runs), runs
+    for r in runs:
+        run_dir = study_dir / "runs" / r["run_id"]
+        assert json.loads((run_dir / "results.json").read_text())["status"] == "finished"
+        assert (run_dir / "model.zip").is_file() and (run_dir / "evaluations.csv").is_file()
+    assert sorted(p.name for p in (study_dir / "runs").iterdir() if p.name != ".partial") == sorted(
+        r["run_id"] for r in runs)
+    assert not any((study_dir / "runs" / ".partial").glob("*"))
+    records = rows(study_dir / "records.csv")
+    assert {r["run_id"] for r in records} == {r["run_id"] for r in runs}
+
+
+def test_tiny_study_runs_and_resumes(tmp_path):
+    study_dir = run_study(tiny_study(tmp_path), out=tmp_path / "study", workers=2, log=lambda _: None)
+    check_complete(study_dir, 6)
+    runs = {r["run_id"]: r for r in rows(study_dir / "runs.csv")}
+    vqc = runs["CartPole-v1__ppo-vqc__0"]
+    assert vqc["params_total"] == vqc["params_quantum"] == "123" and int(vqc["circuit_executions"]) > 512
+    assert runs["CartPole-v1__ppo-mlp-matched__1"]["params_classical"] == "120"
+    records = [r for r in rows(study_dir / "records.csv") if r["run_id"] == "CartPole-v1__ppo-vqc__0"]
+    assert [int(r["timesteps"]) for r in records] == [256, 512]
+    stamps = {p.name: p.stat().st_mtime_ns for p in (study_dir / "runs").glob("*/results.json")}
+    messages = []
+    run_study(tiny_study(tmp_path), out=study_dir, workers=2, log=messages.append)  # resume: nothing to do
+    assert "6 finished before, 0 to run" in messages[0]
+    assert stamps == {p.name: p.stat().st_mtime_ns for p in (study_dir / "runs").glob("*/results.json")}
+
+
+def test_sigkill_mid_study_then_rerun_completes_without_duplicates(tmp_path, subprocess_env):
+    study = tiny_study(tmp_path, steps=4096)
+    study_dir = tmp_path / "study"
+    cmd = [sys.executable, "-m", "qrl.cli", "study", str(study), "--workers", "2", "--out", str(study_dir)]
+    proc = subprocess.Popen(cmd, env=subprocess_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list((study_dir / "runs").glob("*/results.json")):
+        time.sleep(0.2)
+    assert list((study_dir / "runs").glob("*/results.json")), "no run finished before the kill"
+    os.kill(proc.pid, signal.SIGKILL)  # the study process only: its workers notice and stop
+    proc.wait()
+    assert len(list((study_dir / "runs").glob("*/results.json"))) < 6, "killed too late to test anything"
+    subprocess.run(cmd, env=subprocess_env, check=True, capture_output=True, timeout=600)
+    check_complete(study_dir, 6)
+
+
+def test_failed_run_is_recorded_with_its_error_and_retried(tmp_path):
+    # batch_size 1 passes `qrl study`'s up-front check but SB3's PPO refuses it when the run starts
+    study = tiny_study(tmp_path, retries=1, grid={"ppo-mlp": {"batch_size": [1]}})
+    messages = []
+    study_dir = run_study(study, out=tmp_path / "study", workers=2, log=messages.append)
+    runs = {r["run_id"]: r for r in rows(study_dir / "runs.csv")}
+    failed = [r for r in runs.values() if r["status"] == "failed"]
+    assert {r["agent"] for r in failed} == {"ppo-mlp@batch_size=1"} and len(failed) == 2
+    assert all(r["attempts"] == "2" and "batch_size" in r["error"] for r in failed)  # first try + 1 retry
+    assert sum(r["status"] == "finished" for r in runs.values()) == 4
+    assert any("failed]" in m and "batch_size" in m for m in messages)  # the progress line shows the error
+
+
+@pytest.mark.parametrize(("patch", "message"), [
+    ({"colour": "red"}, "unknown key"),
+    ({"envs": []}, "expected non-empty envs"),
+    ({"agents": ["ppo-quantum"]}, "ppo-quantum"),
+    ({"grid": {"dqn-vqc": {"learning_rate": [0.1]}}}, "grid.dqn-vqc"),
+])
+def test_bad_study_files_are_refused_before_anything_runs(tmp_path, patch, message):
+    path = tiny_study(tmp_path)
+    data = {**yaml.safe_load(path.read_text()), **patch}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(QRLError, match=message):
+        load_study(path)
+
+
+def test_resuming_into_a_folder_of_another_study_is_refused(tmp_path):
+    study_dir = run_study(tiny_study(tmp_path, steps=256), out=tmp_path / "study", log=lambda _: None)
+    with pytest.raises(QRLError, match="holds another study definition"):
+        run_study(tiny_study(tmp_path, steps=512), out=study_dir, log=lambda _: None)
+
+
+def test_ray_executor(tmp_path):
+    pytest.importorskip("ray", reason="ray is not installed (pip install 'qrl[ray]'); the Ray executor is not tested")
+    study_dir = run_study(tiny_study(tmp_path), out=tmp_path / "study", workers=2, executor="ray", log=lambda _: None)
+    check_complete(study_dir, 6)
