@@ -328,9 +328,19 @@ def _ray_pool(study_dir: Path, study: Study, pending: list[RunKey], workers: int
         import ray
     except ImportError as exc:
         raise QRLError("--executor ray needs Ray; try pip install 'qrl[ray]'") from exc
-    if not ray.is_initialized():
+    started_here = not ray.is_initialized()
+    if started_here:
         ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
                  log_to_driver=False)
+    try:
+        _ray_loop(ray, study_dir, study, pending, workers, log)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _ray_loop(ray, study_dir: Path, study: Study, pending: list[RunKey], workers: int,
+              log: Callable[[str], None]) -> None:
     remote = ray.remote(num_cpus=1)(run_one)
     progress, retries = _Progress(len(pending), workers, log), {}
     definition = asdict(study)
