@@ -127,8 +127,16 @@ class Study:
 
 
 def load_study(path: str | Path) -> Study:
-    """Read and validate a study file: every (agent, env) pair must resolve, before anything runs."""
+    """Read and validate a study file: every (agent, env) pair must resolve, before anything runs.
+
+    ``path`` is a file, or the name of a study that ships with qrl (``cartpole-ppo``: ``agents/studies/``).
+    """
     path = Path(path)
+    if not path.exists() and path.suffix == "":
+        from qrl.config import data_dir
+
+        shipped = data_dir("agents") / "studies" / f"{path.name}.yaml"
+        path = shipped if shipped.is_file() else path
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:

@@ -113,6 +113,7 @@ def test_wheel_ships_envs_and_agents(tmp_path):
             assert f"qrl/data/{kind}/{item}.yaml" in names
     assert "qrl/cli.py" in names
     assert "qrl/data/crossovers.json" in names  # device="auto" reads it
+    assert "qrl/data/agents/studies/cartpole-ppo.yaml" in names  # `qrl study cartpole-ppo`
     # Installed without the checkout around it, qrl reads the copies inside the package.
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],

@@ -117,3 +117,9 @@ def test_ray_executor(tmp_path):
     pytest.importorskip("ray", reason="ray is not installed (pip install 'qrl[ray]'); the Ray executor is not tested")
     study_dir = run_study(tiny_study(tmp_path), out=tmp_path / "study", workers=2, executor="ray", log=lambda _: None)
     check_complete(study_dir, 6)
+
+
+def test_shipped_study_by_name():
+    study = load_study("cartpole-ppo")
+    assert study.agents == AGENTS and study.seeds == list(range(10)) and study.steps == 100_000
+    assert len(study.runs()) == 30
