@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="statistics and plots of a study: writes STUDY_DIR/report/report.md")
     p.add_argument("study_dir", help="a folder written by `qrl study`")
+    p.add_argument("--out", default=None, help="report folder (default STUDY_DIR/report/)")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
 
@@ -219,7 +220,7 @@ def cmd_study(args) -> int:
 def cmd_report(args) -> int:
     from qrl.report import write_report
 
-    print(write_report(Path(args.study_dir), reps=args.reps, seed=args.seed))
+    print(write_report(Path(args.study_dir), out=args.out, reps=args.reps, seed=args.seed))
     return 0
 
 

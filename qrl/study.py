@@ -23,7 +23,7 @@ Faults. A run is trained into ``runs/.partial/<run_id>-<random>/`` and renamed t
 only when it is complete; a rename onto an existing run fails, so a run is never duplicated, and a
 killed worker leaves only a partial folder, which the next invocation removes. Re-running the same
 command skips finished runs and starts the others again. A local worker whose study process died
-stops at its next check (every 256 steps) instead of training on as an orphan.
+exits within a second (a watcher thread), idle or mid-run, instead of living on as an orphan.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def load_study(path: str | Path) -> Study:
 # -- one run (in a worker) -----------------------------------------------------------------------------
 
 
-def run_one(study_dir: str, study: dict[str, Any], key: dict[str, Any], parent_pid: int | None = None) -> dict:
+def run_one(study_dir: str, study: dict[str, Any], key: dict[str, Any]) -> dict:
     """Train one run into a partial folder, then move it into place; never raises (errors are returned)."""
     from qrl.threads import limit_threads
 
@@ -183,8 +183,7 @@ def run_one(study_dir: str, study: dict[str, Any], key: dict[str, Any], parent_p
     try:
         from qrl.train import train
 
-        callbacks = [_parent_guard_class()(parent_pid)] if parent_pid is not None else []
-        train(study_obj.config(run_key), run_dir=partial, callbacks=callbacks, tensorboard=False)
+        train(study_obj.config(run_key), run_dir=partial, tensorboard=False)
         status = json.loads((partial / "results.json").read_text()).get("status")
         if status != "finished":  # e.g. interrupted: never moved into place as if it were complete
             raise RuntimeError(f"training ended with status {status!r}")
@@ -201,23 +200,18 @@ def run_one(study_dir: str, study: dict[str, Any], key: dict[str, Any], parent_p
                 "seconds": time.perf_counter() - started}
 
 
-def _parent_guard_class():
-    from stable_baselines3.common.callbacks import BaseCallback
+def _watch_parent(parent_pid: int, period_s: float = 1.0) -> None:
+    """Pool-worker initializer: exit when the study process is gone (``ProcessPoolExecutor`` workers
+    otherwise outlive a killed parent, idle or training, holding their memory)."""
+    import threading
 
-    class ParentGuard(BaseCallback):
-        """Stop training when the study process that started this worker has died."""
+    def watch() -> None:
+        while True:
+            time.sleep(period_s)
+            if os.getppid() != parent_pid:
+                os._exit(1)  # mid-run: the partial folder is removed by the next `qrl study`
 
-        def __init__(self, parent_pid: int):
-            super().__init__()
-            self.parent_pid = parent_pid
-
-        def _on_step(self) -> bool:
-            if self.n_calls % 256 == 0 and os.getppid() != self.parent_pid:
-                raise SystemExit("the study process died; this worker stops")
-            return True
-
-    return ParentGuard
-
+    threading.Thread(target=watch, name="qrl-parent-watch", daemon=True).start()
 
 
 # -- the study (in the main process) -------------------------------------------------------------------
@@ -316,8 +310,9 @@ def _local_pool(study_dir: Path, study: Study, pending: list[RunKey], workers: i
     progress, retries = _Progress(len(pending), workers, log), {}
     definition = asdict(study)
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited torch/OpenMP state
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(run_one, str(study_dir), definition, asdict(k), os.getpid()): k for k in pending}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_watch_parent,
+                             initargs=(os.getpid(),)) as pool:
+        futures = {pool.submit(run_one, str(study_dir), definition, asdict(k)): k for k in pending}
         while futures:
             progress.running = len(futures)
             finished, _ = wait(futures, return_when=FIRST_COMPLETED)
@@ -327,7 +322,7 @@ def _local_pool(study_dir: Path, study: Study, pending: list[RunKey], workers: i
                 progress.running = len(futures)
                 progress.report(result)
                 if _handle(study_dir, study, result, retries):
-                    futures[pool.submit(run_one, str(study_dir), definition, asdict(key), os.getpid())] = key
+                    futures[pool.submit(run_one, str(study_dir), definition, asdict(key))] = key
 
 
 def _ray_pool(study_dir: Path, study: Study, pending: list[RunKey], workers: int, address: str | None,

@@ -143,7 +143,7 @@ def train(config: RunConfig, out: str | Path = "runs", progress: bool = False,
 
     :param announce: called with a one-line description once the model is built (validation passed).
     :param run_dir: write into this (empty or new) folder instead of a new ``out/<env>__<agent>__<seed>__<time>``.
-    :param callbacks: more SB3 callbacks (``qrl study`` stops orphaned workers with one).
+    :param callbacks: more SB3 callbacks, called during training.
     :param tensorboard: write a TensorBoard log (``tb/``).
     """
     model, env = build_model(config)

@@ -49,6 +49,15 @@ def test_readme_cli_lines_parse_and_resolve(monkeypatch, capsys, tmp_path):
         parsed = build_parser().parse_args(args)
         if parsed.command == "bench":  # minutes of timing: parsing is what can rot here
             continue
+        if parsed.command == "study":  # a study is many trainings: validate its file, as for train
+            from qrl.study import load_study
+
+            load_study(parsed.study_file)
+            continue
+        if parsed.command == "report":
+            if not Path(parsed.study_dir).is_dir():  # made by the `qrl study` line before it
+                continue
+            args = [*args, "--out", str(tmp_path / "report"), "--reps", "50"]  # not over the committed one
         if parsed.command in ("train", "compare"):  # validate fully, without the minutes of training
             for agent in getattr(parsed, "agents", None) or [parsed.agent]:
                 resolve(agent, parsed.env, seed=parsed.seed, steps=parsed.steps, device=parsed.device,

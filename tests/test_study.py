@@ -62,6 +62,20 @@ def test_tiny_study_runs_and_resumes(tmp_path):
     run_study(tiny_study(tmp_path), out=study_dir, workers=2, log=messages.append)  # resume: nothing to do
     assert "6 finished before, 0 to run" in messages[0]
     assert stamps == {p.name: p.stat().st_mtime_ns for p in (study_dir / "runs").glob("*/results.json")}
+    check_report(study_dir)
+
+
+def check_report(study_dir: Path) -> None:
+    """`qrl report` on the study: the markdown names every agent and links PNGs that exist."""
+    import re
+
+    from qrl.cli import main
+
+    assert main(["report", str(study_dir), "--reps", "50"]) == 0
+    report = (study_dir / "report" / "report.md").read_text()
+    assert all(agent in report for agent in AGENTS)
+    images = re.findall(r"\]\(([^)]+\.png)\)", report)
+    assert images and all((study_dir / "report" / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
 
 
 def test_sigkill_mid_study_then_rerun_completes_without_duplicates(tmp_path, subprocess_env):
@@ -73,8 +87,13 @@ def test_sigkill_mid_study_then_rerun_completes_without_duplicates(tmp_path, sub
     while time.time() < deadline and not list((study_dir / "runs").glob("*/results.json")):
         time.sleep(0.2)
     assert list((study_dir / "runs").glob("*/results.json")), "no run finished before the kill"
-    os.kill(proc.pid, signal.SIGKILL)  # the study process only: its workers notice and stop
+    workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert workers, "expected the study's pool workers"
+    os.kill(proc.pid, signal.SIGKILL)  # the study process only: its workers notice and exit
     proc.wait()
+    time.sleep(3)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]], "orphaned workers live on"
     assert len(list((study_dir / "runs").glob("*/results.json"))) < 6, "killed too late to test anything"
     subprocess.run(cmd, env=subprocess_env, check=True, capture_output=True, timeout=600)
     check_complete(study_dir, 6)
@@ -117,6 +136,7 @@ def test_ray_executor(tmp_path):
     pytest.importorskip("ray", reason="ray is not installed (pip install 'qrl[ray]'); the Ray executor is not tested")
     study_dir = run_study(tiny_study(tmp_path), out=tmp_path / "study", workers=2, executor="ray", log=lambda _: None)
     check_complete(study_dir, 6)
+    check_report(study_dir)
 
 
 def test_shipped_study_by_name():

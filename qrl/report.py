@@ -1,0 +1,614 @@
+"""The report of a convergence-comparison study: ``qrl report STUDY_DIR`` -> ``STUDY_DIR/report/report.md``.
+
+Reads the folder ``qrl study`` writes (``study.yaml``, ``records.csv``, ``runs.csv``), computes the statistics of
+:mod:`qrl.stats` per environment on the finished runs, and writes a markdown report with figures beside it.
+Failed runs are left out of the statistics and listed with their errors. For a given ``seed`` the report is the
+same every time: each statistic draws from its own stream, derived from the seed and what it is about.
+
+Choices:
+
+- Final performance is a run's ``final_eval_mean`` (its last evaluation's mean return).
+- Steps to threshold are recomputed from ``records.csv``: the timestep of a run's first evaluation at or above
+  the environment's threshold (``study.yaml`` ``thresholds``, else the runs' ``reward_threshold``).
+- Learning curves and S(eps, delta) use each agent's runs aligned by step interpolation
+  (:func:`qrl.stats.align_curves`), which handles final evaluations that differ slightly between agents.
+- Returns are normalised for S(eps, delta) with the lowest and highest evaluation return of any finished run of
+  that environment in the study (1 = the best any agent got), not with the environment's theoretical bounds.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from qrl import stats
+from qrl.errors import QRLError
+from qrl.io import atomic_write, write_text
+
+RECORD_COLUMNS = ("run_id", "env", "agent", "seed", "timesteps", "mean_return", "std_return", "wall_clock_s")
+RUN_COLUMNS = ("run_id", "env", "agent", "seed", "status", "attempts", "error", "reward_threshold", "timesteps",
+               "wall_clock_s", "steps_per_s", "final_eval_mean", "final_eval_std", "best_eval_mean",
+               "steps_to_threshold", "params_total", "params_quantum", "params_classical", "circuit_executions")
+STATUSES = ("finished", "failed")
+_FIX = "try `qrl study STUDY.yaml --out STUDY_DIR` again (it rebuilds the tables of a study folder)"
+
+
+@dataclass
+class _Run:
+    """One row of runs.csv, with its evaluation curve from records.csv."""
+
+    run_id: str
+    env: str
+    agent: str
+    seed: str
+    status: str
+    attempts: str
+    error: str
+    numbers: dict[str, float]  # numeric columns of runs.csv, nan where empty
+    timesteps: np.ndarray  # (num_evals,)
+    returns: np.ndarray  # (num_evals,)
+
+    @property
+    def final(self) -> float:
+        """Final evaluation mean return (``final_eval_mean``; the last record's when runs.csv leaves it empty)."""
+        return self.numbers["final_eval_mean"]
+
+
+@dataclass
+class _EnvResult:
+    """Everything the report says about one environment."""
+
+    env: str
+    threshold: float | None
+    agents: list[str]
+    runs: dict[str, list[_Run]]  # finished runs per agent
+    results: dict[str, stats.AgentResult]
+    comparisons: list[stats.Comparison]
+    efficiency: dict[str, dict[float, stats.SampleEfficiency]]  # agent -> eps -> curve
+    bounds: tuple[float, float] | None
+    curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]  # agent -> grid, iqm, low, high
+
+
+def write_report(study_dir: str | Path, out: str | Path | None = None, reps: int = 2000, seed: int = 0) -> Path:
+    """Write the report of a study folder written by ``qrl study``.
+
+    Args:
+        study_dir: the study folder (``study.yaml``, ``records.csv``, ``runs.csv``).
+        out: the report folder (default ``STUDY_DIR/report``); created if missing.
+        reps: bootstrap resamples for 95% intervals (S(eps, delta) bands use ``min(reps, 1000)``, Meyer et al.'s
+            1000 by default).
+        seed: seeds every resampling; the same seed gives the same report.
+
+    Returns:
+        The path of ``report.md``.
+    """
+    study_dir = Path(study_dir)
+    if not study_dir.is_dir():
+        raise QRLError(f"expected a study folder written by `qrl study`; got {study_dir}, which is not a folder; "
+                       f"try `qrl study STUDY.yaml` first")
+    if int(reps) < 1:
+        raise QRLError(f"expected reps >= 1 bootstrap resamples; got {reps}; try the default 2000")
+    study = _read_study(study_dir)
+    runs = _read_runs(study_dir)
+    _attach_records(study_dir, runs)
+    out = Path(out) if out is not None else study_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+
+    envs = list(study["envs"]) + sorted({r.env for r in runs} - set(study["envs"]))
+    results = [_analyse_env(env, study, runs, int(reps), int(seed)) for env in envs]
+    figures = {r.env: _draw_env(r, out) for r in results}
+    path = out / "report.md"
+    write_text(path, _markdown(study, runs, results, figures, int(reps), int(seed)))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading the study folder
+
+
+def _read_study(study_dir: Path) -> dict[str, Any]:
+    path = study_dir / "study.yaml"
+    if not path.is_file():
+        raise QRLError(f"expected {path} written by `qrl study`; got no such file; {_FIX}")
+    try:
+        study = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise QRLError(f"expected {path} to be YAML written by `qrl study`; got a parse error: {e}; {_FIX}") from e
+    if not isinstance(study, dict):
+        raise QRLError(f"expected {path} to be a mapping (name, envs, agents, seeds, steps, thresholds); "
+                       f"got {type(study).__name__}; {_FIX}")
+    missing = [k for k in ("name", "envs", "agents", "seeds") if k not in study]
+    if missing:
+        raise QRLError(f"expected {path} to have keys name, envs, agents, seeds; got no {', '.join(missing)}; {_FIX}")
+    for key in ("envs", "agents"):
+        if not isinstance(study[key], list) or not study[key] or not all(isinstance(x, str) for x in study[key]):
+            raise QRLError(f"expected {path} `{key}` to be a non-empty list of names; got {study[key]!r}; {_FIX}")
+    if not isinstance(study["seeds"], list):
+        raise QRLError(f"expected {path} `seeds` to be a list of ints; got {study['seeds']!r}; {_FIX}")
+    thresholds = study.get("thresholds") or {}
+    if not isinstance(thresholds, dict):
+        raise QRLError(f"expected {path} `thresholds` to map env names to numbers or null; got {thresholds!r}; {_FIX}")
+    study["thresholds"] = thresholds
+    return study
+
+
+def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise QRLError(f"expected {path} written by `qrl study`; got no such file; {_FIX}")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise QRLError(f"expected {path} with columns {', '.join(columns)}; got columns "
+                           f"{', '.join(reader.fieldnames or []) or 'none'} (missing {', '.join(missing)}); {_FIX}")
+        return list(reader)
+
+
+def _number(row: dict[str, str], key: str, path: Path, line: int) -> float:
+    text = (row.get(key) or "").strip()
+    if not text:
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        raise QRLError(f"expected a number in column {key} of {path} line {line}; got {text!r}; {_FIX}") from None
+
+
+def _read_runs(study_dir: Path) -> list[_Run]:
+    path = study_dir / "runs.csv"
+    runs, seen = [], set()
+    for line, row in enumerate(_read_csv(path, RUN_COLUMNS), start=2):
+        if row["status"] not in STATUSES:
+            raise QRLError(f"expected status finished or failed in {path} line {line}; got {row['status']!r}; {_FIX}")
+        if row["run_id"] in seen:
+            raise QRLError(f"expected one row per run in {path}; got run {row['run_id']} twice (line {line}); {_FIX}")
+        seen.add(row["run_id"])
+        numbers = {key: _number(row, key, path, line) for key in RUN_COLUMNS[7:]}
+        runs.append(_Run(row["run_id"], row["env"], row["agent"], row["seed"], row["status"], row["attempts"],
+                         row["error"] or "", numbers, np.empty(0), np.empty(0)))
+    return runs
+
+
+def _attach_records(study_dir: Path, runs: list[_Run]) -> None:
+    path = study_dir / "records.csv"
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for line, row in enumerate(_read_csv(path, RECORD_COLUMNS), start=2):
+        t, r = _number(row, "timesteps", path, line), _number(row, "mean_return", path, line)
+        if not (math.isfinite(t) and math.isfinite(r)):
+            raise QRLError(f"expected numbers in timesteps and mean_return of {path} line {line}; "
+                           f"got {row['timesteps']!r} and {row['mean_return']!r}; {_FIX}")
+        curves.setdefault(row["run_id"], []).append((t, r))
+    for run in runs:
+        if run.status != "finished":
+            continue
+        points = sorted(curves.get(run.run_id, []))
+        if not points:
+            raise QRLError(f"expected evaluations of finished run {run.run_id} in {path}; got none; {_FIX}")
+        t = np.array([p[0] for p in points])
+        if np.any(np.diff(t) <= 0):
+            raise QRLError(f"expected one evaluation per timestep for run {run.run_id} in {path}; got repeated "
+                           f"timesteps; {_FIX}")
+        run.timesteps, run.returns = t, np.array([p[1] for p in points])
+        if math.isnan(run.numbers["final_eval_mean"]):
+            run.numbers["final_eval_mean"] = float(run.returns[-1])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Statistics per environment
+
+
+def _base(label: str) -> str:
+    """The agent of a label: ``ppo-vqc@learning_rate=0.01`` (a grid variant) -> ``ppo-vqc``."""
+    return label.split("@", 1)[0]
+
+
+def _agent_order(study: dict[str, Any], runs: list[_Run]) -> list[str]:
+    """Agent labels in the study's order (grid variants after their agent), agents without runs included."""
+    agents = list(study["agents"])
+    labels: list[str] = []
+    for run in runs:
+        if run.agent not in labels:
+            labels.append(run.agent)
+    for agent in agents:
+        if not any(_base(label) == agent for label in labels):
+            labels.append(agent)
+    rank = {agent: i for i, agent in enumerate(agents)}
+    return sorted(labels, key=lambda label: (rank.get(_base(label), len(agents)), labels.index(label)))
+
+
+def _focus(study: dict[str, Any], label: str) -> bool:
+    return _base(label) == study["agents"][0]
+
+
+def _threshold(study: dict[str, Any], env: str, runs: list[_Run]) -> float | None:
+    value = study["thresholds"].get(env)
+    if value is None:
+        given = {r.numbers["reward_threshold"] for r in runs if not math.isnan(r.numbers["reward_threshold"])}
+        value = min(given) if given else None
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise QRLError(f"expected a number or null as study.yaml threshold of {env}; got {value!r}; {_FIX}") from None
+
+
+def _analyse_env(env: str, study: dict[str, Any], all_runs: list[_Run], reps: int, seed: int) -> _EnvResult:
+    env_runs = [r for r in all_runs if r.env == env]
+    agents = _agent_order(study, env_runs)
+    threshold = _threshold(study, env, env_runs)
+    finished = {a: [r for r in env_runs if r.agent == a and r.status == "finished"] for a in agents}
+    env_seed = stats.child_seed(seed, env)
+
+    results = {}
+    for agent in agents:
+        runs = finished[agent]
+        steps = None
+        if threshold is not None:
+            steps = np.array([stats.steps_to_threshold(r.timesteps, r.returns, threshold) for r in runs])
+        results[agent] = stats.summarise_agent(agent, [r.final for r in runs], steps, reps=reps, seed=env_seed)
+
+    focus = [a for a in agents if _focus(study, a)]
+    comparisons = [stats.compare(results[f], results[o], reps=reps, seed=env_seed)
+                   for f in focus for o in agents if not _focus(study, o)]
+
+    curves, aligned = {}, {}
+    for agent in agents:
+        if finished[agent]:
+            grid, values = stats.align_curves([(r.timesteps, r.returns) for r in finished[agent]])
+            aligned[agent] = (grid, values)
+            band = stats.curve_band(values, reps=reps, seed=stats.child_seed(env_seed, agent, "curve"))
+            curves[agent] = (grid, *band)
+
+    bounds = stats.study_bounds(*(v for _, v in aligned.values())) if aligned else None
+    efficiency: dict[str, dict[float, stats.SampleEfficiency]] = {}
+    if bounds is not None and bounds[1] > bounds[0]:
+        for agent, (grid, values) in aligned.items():
+            normalised = stats.normalise(values, *bounds)
+            efficiency[agent] = {
+                eps: stats.sample_efficiency(grid, normalised, eps, reps=min(reps, stats.SAMPLE_COMPLEXITY_REPS),
+                                             seed=stats.child_seed(env_seed, agent, f"efficiency-{eps}"))
+                for eps in stats.EPSILONS}
+    return _EnvResult(env, threshold, agents, finished, results, comparisons, efficiency, bounds, curves)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Figures
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> str:
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png", metadata={"Software": None}))
+    _pyplot().close(fig)
+    return path.name
+
+
+def _draw_env(result: _EnvResult, out: Path) -> dict[str, str]:
+    """The figures of one environment: kind -> file name inside ``out``."""
+    if not result.curves:
+        return {}
+    slug = _slug(result.env)
+    figures = {"curves": _save(_learning_curves(result), out / f"{slug}_learning_curves.png"),
+               "final": _save(_final_performance(result), out / f"{slug}_final_performance.png")}
+    if result.efficiency:
+        figures["efficiency"] = _save(_sample_efficiency(result), out / f"{slug}_sample_efficiency.png")
+    if result.threshold is not None:
+        figures["steps"] = _save(_steps_distribution(result), out / f"{slug}_steps_to_threshold.png")
+    return figures
+
+
+def _colors(agents: list[str]) -> dict[str, Any]:
+    cycle = _pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
+    return {agent: cycle[i % len(cycle)] for i, agent in enumerate(agents)}
+
+
+def _learning_curves(result: _EnvResult):
+    plt = _pyplot()
+    colors = _colors(result.agents)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for agent, (grid, point, low, high) in result.curves.items():
+        n = len(result.runs[agent])
+        ax.plot(grid, point, color=colors[agent], drawstyle="steps-post", label=f"{agent} (IQM of {n} runs)")
+        ax.fill_between(grid, low, high, color=colors[agent], alpha=0.2, step="post")
+    if result.threshold is not None:
+        ax.axhline(result.threshold, color="gray", linestyle="--", linewidth=1, label="threshold")
+    ax.set_xlabel("timesteps")
+    ax.set_ylabel("evaluation return (IQM, 95% CI band)")
+    ax.set_title(f"{result.env}: learning curves")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _sample_efficiency(result: _EnvResult):
+    plt = _pyplot()
+    colors = _colors(result.agents)
+    fig, axes = plt.subplots(1, len(stats.EPSILONS), figsize=(11, 4), sharey=True)
+    for ax, eps in zip(np.atleast_1d(axes), stats.EPSILONS, strict=True):
+        for agent, curves in result.efficiency.items():
+            curve = curves[eps]
+            ax.plot(curve.timesteps, curve.fraction, color=colors[agent], drawstyle="steps-post", label=agent)
+            ax.fill_between(curve.timesteps, curve.low, curve.high, color=colors[agent], alpha=0.2, step="post")
+        for delta in stats.DELTAS:
+            ax.axhline(delta, color="gray", linestyle=":", linewidth=0.8)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("timesteps")
+        ax.set_title(f"eps = {eps}: runs at or above {1 - eps:.0%} of the best")
+    np.atleast_1d(axes)[0].set_ylabel("fraction of runs (5th-95th percentile band)")
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    fig.suptitle(f"{result.env}: sample efficiency (dotted: delta = {', '.join(map(str, stats.DELTAS))})")
+    fig.tight_layout()
+    return fig
+
+
+def _steps_distribution(result: _EnvResult):
+    plt = _pyplot()
+    colors = _colors(result.agents)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    finite_all = [s for a in result.agents if result.results[a].steps is not None
+                  for s in result.results[a].steps if math.isfinite(s)]
+    budget = max([max(r.timesteps) for runs in result.runs.values() for r in runs] + finite_all)
+    never_y = budget * 1.08
+    for i, agent in enumerate(result.agents):
+        steps = result.results[agent].steps
+        if steps is None or steps.size == 0:
+            continue
+        finite = steps[np.isfinite(steps)]
+        if finite.size:
+            ax.boxplot([finite], positions=[i], widths=0.5, showfliers=False)
+        jitter = np.linspace(-0.15, 0.15, steps.size) if steps.size > 1 else np.zeros(1)
+        ax.scatter(i + jitter[np.isfinite(steps)], finite, color=colors[agent], zorder=3, s=18)
+        never = int((~np.isfinite(steps)).sum())
+        if never:
+            ax.scatter(i + jitter[~np.isfinite(steps)], np.full(never, never_y), color=colors[agent], marker="x",
+                       zorder=3, s=24)
+    if any(r.steps is not None and not np.isfinite(r.steps).all() for r in result.results.values()):
+        ax.axhline(never_y, color="gray", linestyle=":", linewidth=0.8)
+        ax.text(len(result.agents) - 0.5, never_y, " never", va="center", fontsize=8, color="gray")
+    ax.set_xticks(range(len(result.agents)), result.agents, rotation=15, fontsize=8)
+    ax.set_xlim(-0.6, len(result.agents) - 0.4)
+    ax.set_ylim(0, budget * 1.15)
+    ax.set_ylabel("steps to threshold (one point per run; x: never)")
+    ax.set_title(f"{result.env}: steps to reach {stats.format_value(result.threshold or 0.0)}")
+    fig.tight_layout()
+    return fig
+
+
+def _final_performance(result: _EnvResult):
+    plt = _pyplot()
+    colors = _colors(result.agents)
+    fig, ax = plt.subplots(figsize=(7, 0.6 * len(result.agents) + 1.6))
+    for i, agent in enumerate(result.agents):
+        res = result.results[agent]
+        if res.num_runs == 0:
+            continue
+        e = res.final_estimates["iqm"]
+        ax.errorbar([e.point], [i], xerr=[[e.point - e.low], [e.high - e.point]], fmt="o", color=colors[agent],
+                    capsize=4, markersize=7)
+        ax.scatter(res.final, np.full(res.num_runs, i + 0.2), color=colors[agent], alpha=0.4, s=12)
+    ax.set_yticks(range(len(result.agents)), result.agents, fontsize=8)
+    ax.set_ylim(-0.6, len(result.agents) - 0.4)
+    ax.invert_yaxis()
+    ax.set_xlabel("final evaluation return: IQM with 95% CI (dots: runs)")
+    ax.set_title(f"{result.env}: final performance")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ").strip()
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _ci(e: stats.Estimate, fmt=stats.format_value) -> str:
+    return f"{fmt(e.point)} ({fmt(e.low)} to {fmt(e.high)})"
+
+
+def _steps_ci(e: stats.Estimate) -> str:
+    return f"{stats.format_steps(e.point)} ({stats.format_steps(e.low)}-{stats.format_steps(e.high)})"
+
+
+def _span(values: list[float], fmt=lambda x: f"{x:.0f}") -> str:
+    """One number when all runs agree, ``low-high`` when not, ``n/a`` when none report it."""
+    known = sorted({v for v in values if not math.isnan(v)})
+    if not known:
+        return "n/a"
+    return fmt(known[0]) if len(known) == 1 else f"{fmt(known[0])}-{fmt(known[-1])}"
+
+
+def _median(values: list[float], fmt) -> str:
+    known = [v for v in values if not math.isnan(v)]
+    return fmt(float(np.median(known))) if known else "n/a"
+
+
+HOW_TO_READ = """\
+## How to read this
+
+- **IQM** (interquartile mean): the mean of the middle 50% of runs (25% cut from each end). It is robust to a
+  few diverged or lucky runs, and uses more of the data than the median. With fewer than 4 runs it is the mean.
+- **95% CI** (stratified bootstrap): resample the runs of each agent with replacement many times, recompute the
+  statistic, and take the 2.5th-97.5th percentiles of the results (Agarwal et al. 2021, rliable). It says how
+  much the number would move with other seeds; with few runs the intervals are wide, as they should be.
+- **Probability of improvement** P(A > B): the chance that a random run of A ends with a higher return than a
+  random run of B (ties count one half). 0.5 means no tendency either way.
+- **Steps to threshold**: the timestep of a run's first evaluation at or above the threshold. A run that never
+  got there counts as "never" (censored at its budget): the median is "never" when half or more of the runs did
+  not reach it, and a CI bound of "never" means some resamples had such a median.
+- **S(eps, delta)** (Meyer et al. 2025): normalise every evaluation to [0, 1] with the lowest and highest return
+  any run of the study got on that environment; S(eps, delta) is the first timestep at which a fraction delta of
+  an agent's runs score at least 1 - eps. The band (5th-95th percentile) comes from resampling whole runs
+  {cluster_reps} times (cluster bootstrap). The sample-efficiency figure shows that fraction against timesteps.
+- **Verdicts** claim a difference only when the two 95% intervals do not overlap (median steps to threshold;
+  IQM of final return). Otherwise they say that no difference can be claimed, with the two-sided Mann-Whitney
+  U test's p-value on the per-run values for reference. Disjoint 95% intervals are a stricter test than p < 0.05.
+"""
+
+
+def _markdown(study: dict[str, Any], runs: list[_Run], results: list[_EnvResult], figures: dict[str, dict[str, str]],
+              reps: int, seed: int) -> str:
+    agents = list(study["agents"])
+    failed = [r for r in runs if r.status == "failed"]
+    steps = study.get("steps")
+    thresholds = {r.env: r.threshold for r in results}
+    lines = [f"# Study report: {study['name']}", "", "## Definition", ""]
+    lines += [
+        f"- Agents: **{agents[0]}** (focus), " + ", ".join(agents[1:]) if len(agents) > 1 else
+        f"- Agents: **{agents[0]}** (focus)",
+        f"- Environments: {', '.join(str(e) for e in study['envs'])}",
+        f"- Seeds: {', '.join(str(s) for s in study['seeds'])} ({len(study['seeds'])} per agent and environment)",
+        f"- Steps per run: {steps if steps is not None else 'each agent default (n_timesteps)'}",
+        "- Thresholds: " + ", ".join(f"{env} {stats.format_value(t) if t is not None else 'none'}"
+                                     for env, t in thresholds.items()),
+    ]
+    for key in ("eval_freq", "eval_episodes"):
+        if study.get(key) is not None:
+            lines.append(f"- {key}: {study[key]}")
+    if study.get("grid"):
+        lines.append(f"- Grid: {study['grid']}")
+    lines += [f"- Runs: {len(runs)} in runs.csv, {len(runs) - len(failed)} finished, {len(failed)} failed "
+              f"(failed runs are left out of every statistic)",
+              f"- Bootstrap: {reps} resamples for 95% CIs, {min(reps, stats.SAMPLE_COMPLEXITY_REPS)} for S(eps, delta) "
+              f"bands, seed {seed}", ""]
+    lines.append(HOW_TO_READ.format(cluster_reps=min(reps, stats.SAMPLE_COMPLEXITY_REPS)))
+    for result in results:
+        lines += _env_section(result, figures.get(result.env, {}))
+    lines += ["## Failed runs", ""]
+    if not failed:
+        lines += ["None.", ""]
+    for run in failed:
+        lines.append(f"- `{run.run_id}` ({run.env}, {run.agent}, seed {run.seed}, {run.attempts or '?'} attempts):")
+        error = (run.error or "(no error recorded)").splitlines()
+        lines += ["", "  ```", *("  " + line for line in error), "  ```", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _env_section(result: _EnvResult, figures: dict[str, str]) -> list[str]:
+    lines = [f"## {result.env}", ""]
+    if not result.curves:
+        return [*lines, "No finished runs on this environment.", ""]
+    lines += ["### Verdict", ""]
+    for comparison in result.comparisons:
+        lines += [f"- {sentence}" for sentence in stats.verdict(comparison, result.threshold)]
+    if not result.comparisons:
+        lines.append("- No comparison: the study has no agent besides the focus agent on this environment.")
+    floors = [(c, stats.min_mann_whitney_p(c.focus.num_runs, c.other.num_runs)) for c in result.comparisons
+              if c.focus.num_runs and c.other.num_runs]
+    floors = [(c, p) for c, p in floors if p > 0.05]
+    if floors:
+        pairs = ", ".join(f"{stats.format_p(p)} for {c.focus.agent} vs {c.other.agent} ({c.focus.num_runs} vs "
+                          f"{c.other.num_runs} runs)" for c, p in floors)
+        lines.append(f"- Few runs: the exact Mann-Whitney p-value cannot go below {pairs}; a rank test cannot reject "
+                     f"at 0.05 with so few seeds.")
+    lines.append("")
+
+    by_other = {c.other.agent: c for c in result.comparisons}
+    lines += ["### Final performance", ""]
+    rows = []
+    for agent in result.agents:
+        res = result.results[agent]
+        if res.num_runs == 0:
+            rows.append([agent, 0, "n/a", "n/a", "n/a", "", ""])
+            continue
+        est = res.final_estimates
+        c = by_other.get(agent)
+        rows.append([agent, res.num_runs, _ci(est["iqm"]), _ci(est["mean"]), _ci(est["median"]),
+                     _ci(c.improvement, lambda x: f"{x:.2f}") if c else "(focus)",
+                     stats.format_p(c.final_p) if c else ""])
+    focus = result.comparisons[0].focus.agent if result.comparisons else "focus"
+    lines += _table(["agent", "finished runs", "IQM (95% CI)", "mean (95% CI)", "median (95% CI)",
+                     f"P({focus} > agent) (95% CI)", "Mann-Whitney p"], rows)
+    if "final" in figures:
+        lines += [f"![final performance of {result.env}]({figures['final']})", ""]
+
+    if result.threshold is not None:
+        lines += [f"### Steps to threshold ({stats.format_value(result.threshold)})", ""]
+        rows = []
+        for agent in result.agents:
+            res = result.results[agent]
+            if res.num_runs == 0 or res.median_steps is None:
+                rows.append([agent, "0/0", "n/a", "", ""])
+                continue
+            c = by_other.get(agent)
+            reached = int(np.isfinite(res.steps).sum()) if res.steps is not None else 0
+            ratio = c.steps_ratio if c else None
+            if ratio is None:
+                ratio_text = "(focus)"
+            elif math.isfinite(ratio.point) and ratio.point > 0:
+                ratio_text = _ci(ratio, stats.format_ratio)
+            else:
+                ratio_text = "n/a (a median run never reached it)"
+            rows.append([agent, f"{reached}/{res.num_runs}", _steps_ci(res.median_steps), ratio_text,
+                         stats.format_p(c.steps_p) if c else ""])
+        lines += _table(["agent", "runs reaching it", "median steps (95% CI)", f"ratio {focus} / agent (95% CI)",
+                         "Mann-Whitney p"], rows)
+        if "steps" in figures:
+            lines += [f"![steps to threshold on {result.env}]({figures['steps']})", ""]
+    else:
+        lines += ["No reward threshold for this environment: steps to threshold are not computed.", ""]
+
+    lines += ["### Sample complexity S(eps, delta)", ""]
+    if result.efficiency:
+        low, high = result.bounds or (math.nan, math.nan)
+        lines += [f"Normalised with the study's lowest and highest evaluation return on {result.env}: "
+                  f"{stats.format_value(low)} -> 0, {stats.format_value(high)} -> 1. Steps, with the 5th-95th "
+                  f"percentile band; never = the fraction was not reached.", ""]
+        rows = []
+        for agent in result.agents:
+            for eps in stats.EPSILONS:
+                curve = result.efficiency.get(agent, {}).get(eps)
+                rows.append([agent, eps, *(_steps_ci(curve.complexity[d]) if curve else "n/a" for d in stats.DELTAS)])
+        lines += _table(["agent", "eps", *(f"S(eps, {d})" for d in stats.DELTAS)], rows)
+        if "efficiency" in figures:
+            lines += [f"![sample efficiency on {result.env}]({figures['efficiency']})", ""]
+    else:
+        lines += ["Not computed: every evaluation return on this environment is the same, so there is nothing to "
+                  "normalise.", ""]
+
+    lines += ["### Learning curves", ""]
+    if "curves" in figures:
+        lines += [f"![learning curves on {result.env}]({figures['curves']})", ""]
+
+    lines += ["### Cost", ""]
+    rows = []
+    for agent in result.agents:
+        runs = result.runs[agent]
+
+        def column(key: str, runs: list[_Run] = runs) -> list[float]:
+            return [r.numbers[key] for r in runs]
+
+        rows.append([agent, _span(column("params_total")), _span(column("params_quantum")),
+                     _span(column("params_classical")), _median(column("wall_clock_s"), lambda x: f"{x:.0f}"),
+                     f"{sum(v for v in column('wall_clock_s') if not math.isnan(v)):.0f}",
+                     _median(column("steps_per_s"), lambda x: f"{x:.0f}"),
+                     _median(column("circuit_executions"), lambda x: f"{x:.0f}")])
+    lines += _table(["agent", "params total", "params quantum", "params classical", "wall-clock per run, median (s)",
+                     "wall-clock, all runs (s)", "steps/s, median", "circuit executions per run, median"], rows)
+    return lines

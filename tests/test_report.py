@@ -1,0 +1,165 @@
+"""qrl.report: the report of a synthetic study folder (3 agents x 3 seeds x 1 env, one failed run)."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qrl.errors import QRLError
+from qrl.report import RECORD_COLUMNS, RUN_COLUMNS, write_report
+
+AGENTS = ("ppo-vqc", "ppo-mlp-matched", "ppo-mlp")
+PARAMS = {"ppo-vqc": (123, 60, 63), "ppo-mlp-matched": (120, 0, 120), "ppo-mlp": (9155, 0, 9155)}
+WALL = {"ppo-vqc": 400.0, "ppo-mlp-matched": 20.0, "ppo-mlp": 25.0}
+ERROR = "RuntimeError: worker 3 ran out of memory"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _curve(agent: str, seed: int) -> list[tuple[int, float]]:
+    """Evaluations every 1000 steps to 10000; ppo-mlp's last one is at 10240 (a longer final rollout).
+
+    ppo-vqc jumps from 20 to 500 at (3 + seed) * 1000 steps, ppo-mlp-matched at (7 + seed) * 1000 and
+    ppo-mlp climbs linearly to about 307 and never reaches 475.
+    """
+    steps = [*range(1000, 10001, 1000)]
+    if agent == "ppo-mlp":
+        return [(t, 300 * t / 10000) for t in [*steps[:-1], 10240]]
+    jump = (3 if agent == "ppo-vqc" else 7) + seed
+    return [(t, 500.0 if t >= jump * 1000 else 20.0) for t in steps]
+
+
+def make_study(root: Path, failed: tuple[tuple[str, int], ...] = (("ppo-mlp", 2),),
+               threshold: float | None = 475.0) -> Path:
+    study_dir = root / "study"
+    study_dir.mkdir()
+    definition = {"name": "synthetic", "envs": ["CartPole-v1"], "agents": list(AGENTS), "seeds": [0, 1, 2],
+                  "steps": 10000, "eval_freq": 1000, "thresholds": {"CartPole-v1": threshold}}
+    (study_dir / "study.yaml").write_text(yaml.safe_dump(definition, sort_keys=False))
+    records, runs = [], []
+    for agent in AGENTS:
+        for seed in range(3):
+            run_id = f"CartPole-v1__{agent}__{seed}"
+            base = {"run_id": run_id, "env": "CartPole-v1", "agent": agent, "seed": seed}
+            if (agent, seed) in failed:
+                runs.append({**base, "status": "failed", "attempts": 2, "error": ERROR})
+                continue
+            curve = _curve(agent, seed)
+            records += [{**base, "timesteps": t, "mean_return": r, "std_return": 1.0, "wall_clock_s": t / 25}
+                        for t, r in curve]
+            total, quantum, classical = PARAMS[agent]
+            runs.append({**base, "status": "finished", "attempts": 1, "error": "", "reward_threshold": threshold,
+                         "timesteps": curve[-1][0], "wall_clock_s": WALL[agent], "steps_per_s": 25.0,
+                         "final_eval_mean": curve[-1][1], "final_eval_std": 1.0, "best_eval_mean": curve[-1][1],
+                         "steps_to_threshold": "", "params_total": total, "params_quantum": quantum,
+                         "params_classical": classical, "circuit_executions": 1000 if quantum else 0})
+    for name, columns, rows in (("records.csv", RECORD_COLUMNS, records), ("runs.csv", RUN_COLUMNS, runs)):
+        with open(study_dir / name, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(columns))
+            writer.writeheader()
+            writer.writerows(rows)
+    return study_dir
+
+
+@pytest.fixture
+def report(tmp_path) -> tuple[Path, str]:
+    path = write_report(make_study(tmp_path), reps=200, seed=0)
+    return path, path.read_text()
+
+
+def test_report_verdicts(report):
+    path, text = report
+    assert path == path.parent.parent / "report" / "report.md"
+    # medians 4000 (3000-5000) vs 8000 (7000-9000): disjoint; ratio 4000 / 8000
+    assert ("- ppo-vqc reached 475 in 4k steps (median; 95% CI 3k-5k; 3/3 runs reached it) vs 8k (7k-9k; "
+            "3/3 runs reached it) for ppo-mlp-matched: faster, the intervals do not overlap; ratio 0.50x") in text
+    assert ("vs a median run that never reached it (never-never; 0/2 runs reached it) for ppo-mlp: faster, "
+            "the intervals do not overlap") in text
+    # both end at 500 in every run: no claim; ppo-mlp ends at 307.2 in both of its finished runs
+    assert ("Final return: ppo-vqc IQM 500 (95% CI 500 to 500) vs 500 (500 to 500) for ppo-mlp-matched: "
+            "no difference can be claimed (intervals overlap; Mann-Whitney p = 1)") in text
+    assert "vs 307 (307 to 307) for ppo-mlp: higher, the intervals do not overlap" in text
+    assert ("cannot go below 0.1 for ppo-vqc vs ppo-mlp-matched (3 vs 3 runs), 0.2 for ppo-vqc vs ppo-mlp (3 vs 2 "
+            "runs)") in text
+    assert "| ppo-mlp | 2 | 307 (307 to 307) | " in text and "| 1.00 (1.00 to 1.00) | 0.2 |" in text
+
+
+def test_report_tables(report):
+    _, text = report
+    assert "| ppo-vqc | 123 | 60 | 63 | 400 | 1200 | 25 | 1000 |" in text
+    assert "| ppo-mlp-matched | 120 | 0 | 120 | 20 | 60 | 25 | 0 |" in text
+    assert "| ppo-mlp | 9155 | 0 | 9155 | 25 | 50 | 25 | 0 |" in text  # two finished runs
+    assert "| ppo-vqc | 3/3 | 4k (3k-5k) | (focus) |" in text
+    assert "| ppo-mlp | 0/2 | never (never-never) | n/a (a median run never reached it) | 0.2 |" in text
+    assert "| ppo-vqc | 3 | 500 (500 to 500) |" in text
+    # S(0.1, 0.5): normalised with 20 -> 0 and 500 -> 1; ppo-vqc's 2nd of 3 runs is at 500 from 4000 steps
+    assert "20 -> 0, 500 -> 1" in text
+    assert "| ppo-vqc | 0.2 | 4k (3k-5k) | 3k (3k-4k) | 3k (3k-4k) |" in text
+    assert "| ppo-vqc | 0.1 | 4k (" in text and "| ppo-mlp | 0.1 | never (never-never) |" in text
+    assert "- Seeds: 0, 1, 2 (3 per agent and environment)" in text
+    assert "- Runs: 9 in runs.csv, 8 finished, 1 failed" in text
+
+
+def test_report_lists_the_failure(report):
+    _, text = report
+    failures = text.split("## Failed runs", 1)[1]
+    assert "`CartPole-v1__ppo-mlp__2` (CartPole-v1, ppo-mlp, seed 2, 2 attempts)" in failures
+    assert ERROR in failures
+
+
+def test_report_images_exist(report):
+    path, text = report
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(links) == 4  # final performance, steps to threshold, sample efficiency, learning curves
+    for link in links:
+        image = path.parent / link
+        assert image.is_file() and image.stat().st_size > 1000, link
+        assert image.read_bytes()[:8] == PNG
+
+
+def test_report_is_deterministic(tmp_path):
+    study = make_study(tmp_path, failed=())
+    first = write_report(study, out=tmp_path / "a", reps=100, seed=3).read_text()
+    assert write_report(study, out=tmp_path / "b", reps=100, seed=3).read_text() == first
+    for image in (tmp_path / "a").glob("*.png"):
+        assert (tmp_path / "b" / image.name).read_bytes() == image.read_bytes(), image.name
+    assert "None." in first.split("## Failed runs", 1)[1]
+    assert write_report(study, out=tmp_path / "c", reps=100, seed=4).read_text() != first
+
+
+def test_report_of_an_agent_without_finished_runs_and_no_threshold(tmp_path):
+    study = make_study(tmp_path, failed=tuple(("ppo-mlp", s) for s in range(3)), threshold=None)
+    path = write_report(study, reps=50)
+    text = path.read_text()
+    assert "- No comparison of ppo-vqc with ppo-mlp: ppo-mlp has no finished runs." in text
+    assert "No reward threshold for this environment: steps to threshold are not computed." in text
+    assert "| ppo-mlp | 0 | n/a | n/a | n/a |" in text
+    assert text.count("`CartPole-v1__ppo-mlp__") == 3
+    assert sorted(p.name for p in path.parent.glob("*.png")) == [
+        "CartPole-v1_final_performance.png", "CartPole-v1_learning_curves.png", "CartPole-v1_sample_efficiency.png"]
+
+
+def test_missing_runs_csv_says_what_to_do(tmp_path):
+    study = make_study(tmp_path)
+    (study / "runs.csv").unlink()
+    expected = r"expected .*/study/runs\.csv written by `qrl study`; got no such file; try `qrl study"
+    with pytest.raises(QRLError, match=expected):
+        write_report(study, reps=10)
+
+
+def test_malformed_tables_are_errors(tmp_path):
+    study = make_study(tmp_path)
+    runs = (study / "runs.csv").read_text()
+    (study / "runs.csv").write_text(runs.replace("final_eval_mean", "final_mean", 1))
+    with pytest.raises(QRLError, match="missing final_eval_mean"):
+        write_report(study, reps=10)
+    (study / "runs.csv").write_text(runs)
+    records = (study / "records.csv").read_text().splitlines()
+    (study / "records.csv").write_text("\n".join(r for r in records if "ppo-vqc__1" not in r) + "\n")
+    with pytest.raises(QRLError, match="evaluations of finished run CartPole-v1__ppo-vqc__1"):
+        write_report(study, reps=10)
+    with pytest.raises(QRLError, match="not a folder"):
+        write_report(tmp_path / "nothing", reps=10)
