@@ -15,9 +15,10 @@ A study is a YAML file::
 
 Every run is ``qrl train``'s code path (:func:`qrl.train.train`) and writes a run folder. The study
 folder holds ``study.yaml`` (the resolved definition), ``runs/<run_id>/`` (run folders),
-``failures/<run_id>.json`` (the last error and the failed attempts of a run), and two tidy tables
-that ``qrl report`` reads, rebuilt after every run: ``records.csv`` (one row per evaluation of a
-run) and ``runs.csv`` (one row per run).
+``failures/<run_id>.json`` (the last error and the failed attempts of a run), and tidy tables rebuilt
+after every run: ``records.csv`` (one row per evaluation of a run: the learning curves),
+``episodes.csv`` (one row per evaluation episode: return and length) and ``runs.csv`` (one row per run:
+status, results, parameter counts, wall-clock, circuit executions). ``qrl report`` reads them.
 
 Faults. A run is trained into ``runs/.partial/<run_id>-<random>/`` and renamed to ``runs/<run_id>/``
 only when it is complete; a rename onto an existing run fails, so a run is never duplicated, and a
@@ -50,6 +51,7 @@ from qrl.io import write_json, write_text, write_yaml
 
 EXECUTORS = ("local", "ray")
 RECORD_FIELDS = ("run_id", "env", "agent", "seed", "timesteps", "mean_return", "std_return", "wall_clock_s")
+EPISODE_FIELDS = ("run_id", "env", "agent", "seed", "timesteps", "episode", "return", "length")
 RUN_FIELDS = ("run_id", "env", "agent", "seed", "status", "attempts", "error", "reward_threshold", "timesteps",
               "wall_clock_s", "steps_per_s", "final_eval_mean", "final_eval_std", "best_eval_mean",
               "steps_to_threshold", "params_total", "params_quantum", "params_classical", "circuit_executions")
@@ -365,7 +367,7 @@ def _ray_loop(ray, study_dir: Path, study: Study, pending: list[RunKey], workers
 
 def write_tables(study_dir: Path, study: Study) -> None:
     """Rebuild ``records.csv`` and ``runs.csv`` from the finished run folders and the failures."""
-    records, rows = [], []
+    records, rows, episodes = [], [], []
     for key in study.runs():
         base = {"run_id": key.run_id, "env": key.env, "agent": key.label, "seed": key.seed}
         run_dir = study_dir / "runs" / key.run_id
@@ -374,6 +376,7 @@ def write_tables(study_dir: Path, study: Study) -> None:
             with open(run_dir / "evaluations.csv", newline="") as f:
                 for row in csv.DictReader(f):
                     records.append({**base, **{k: row[k] for k in RECORD_FIELDS[4:]}})
+            episodes += _episodes(run_dir, base)
             params = results.get("parameters", {})
             rows.append({**base, "status": "finished", "attempts": _attempts(study_dir, key.run_id) + 1, "error": "",
                          **{k: results.get(k) for k in ("reward_threshold", "timesteps", "wall_clock_s", "steps_per_s",
@@ -385,7 +388,22 @@ def write_tables(study_dir: Path, study: Study) -> None:
             failure = json.loads((study_dir / "failures" / f"{key.run_id}.json").read_text())
             rows.append({**base, "status": "failed", "attempts": failure["attempts"], "error": failure["error"]})
     write_text(study_dir / "records.csv", _csv(RECORD_FIELDS, records))
+    write_text(study_dir / "episodes.csv", _csv(EPISODE_FIELDS, episodes))
     write_text(study_dir / "runs.csv", _csv(RUN_FIELDS, rows))
+
+
+def _episodes(run_dir: Path, base: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every evaluation episode's return and length (SB3's ``evaluations.npz``; the final evaluation after
+    training is in ``evaluations.csv`` only, as its mean and std)."""
+    import numpy as np
+
+    path = run_dir / "evaluations.npz"
+    if not path.is_file():
+        return []
+    data = np.load(path)
+    return [{**base, "timesteps": int(t), "episode": i, "return": float(r), "length": int(n)}
+            for t, returns, lengths in zip(data["timesteps"], data["results"], data["ep_lengths"], strict=True)
+            for i, (r, n) in enumerate(zip(returns, lengths, strict=True))]
 
 
 def _attempts(study_dir: Path, run_id: str) -> int:

@@ -57,6 +57,10 @@ def test_tiny_study_runs_and_resumes(tmp_path):
     assert runs["CartPole-v1__ppo-mlp-matched__1"]["params_classical"] == "120"
     records = [r for r in rows(study_dir / "records.csv") if r["run_id"] == "CartPole-v1__ppo-vqc__0"]
     assert [int(r["timesteps"]) for r in records] == [256, 512]
+    episodes = [r for r in rows(study_dir / "episodes.csv") if r["run_id"] == "CartPole-v1__ppo-vqc__0"]
+    assert [(int(r["timesteps"]), int(r["episode"])) for r in episodes] == [(256, 0), (256, 1), (512, 0), (512, 1)]
+    mean_at_256 = sum(float(r["return"]) for r in episodes[:2]) / 2
+    assert abs(mean_at_256 - float(records[0]["mean_return"])) < 1e-9
     stamps = {p.name: p.stat().st_mtime_ns for p in (study_dir / "runs").glob("*/results.json")}
     messages = []
     run_study(tiny_study(tmp_path), out=study_dir, workers=2, log=messages.append)  # resume: nothing to do
