@@ -113,7 +113,15 @@ class _VQCOffPolicy:
     """What the SAC and TD3 policies share: options, the VQC actor, the VQC or MLP critic, saving."""
 
     _actor_class: type
+    _default_critic_arch: tuple[int, ...]
     circuit_config: dict[str, Any]
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Schedule,
+                 critic: str = "mlp", critic_net_arch: list[int] | None = None, actor_output_scale: float = 1.0,
+                 critic_output_scale: float = 1.0, **kwargs: Any):
+        self._take_options(observation_space, action_space, critic, actor_output_scale, critic_output_scale, kwargs)
+        net_arch = list(critic_net_arch or self._default_critic_arch)
+        super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch, **kwargs)
 
     def _take_options(self, observation_space: spaces.Space, action_space: spaces.Space, critic: str,
                       actor_output_scale: float, critic_output_scale: float, kwargs: dict[str, Any]) -> None:
@@ -173,7 +181,8 @@ _POLICY_DOC = """
     :param lr_schedule: learning-rate schedule (from the algorithm).
     :param critic: ``"mlp"`` (SB3's MLP critics, ``critic_net_arch``) or ``"vqc"`` (one circuit per
         critic, encoding the features and the action).
-    :param critic_net_arch: hidden layers of the MLP critics (SB3's default ``[256, 256]``).
+    :param critic_net_arch: hidden layers of the MLP critics (SB3's defaults: ``[256, 256]`` for SAC, ``[400, 300]``
+        for TD3).
     :param actor_output_scale: initial output weight of the actor circuit.
     :param critic_output_scale: initial output weight of the critic circuits (Q-values of a VQC critic
         lie in ``[-w, w]``).
@@ -189,13 +198,7 @@ class VQCSACPolicy(_VQCOffPolicy, SACPolicy):
                + _POLICY_DOC)
 
     _actor_class = VQCSACActor
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Schedule,
-                 critic: str = "mlp", critic_net_arch: list[int] | None = None, actor_output_scale: float = 1.0,
-                 critic_output_scale: float = 1.0, **kwargs: Any):
-        self._take_options(observation_space, action_space, critic, actor_output_scale, critic_output_scale, kwargs)
-        super().__init__(observation_space, action_space, lr_schedule, net_arch=list(critic_net_arch or [256, 256]),
-                         **kwargs)
+    _default_critic_arch = (256, 256)  # SB3's SAC default
 
 
 class VQCTD3Policy(_VQCOffPolicy, TD3Policy):
@@ -203,10 +206,4 @@ class VQCTD3Policy(_VQCOffPolicy, TD3Policy):
                "targets are separate copies, updated by SB3's polyak averaging." + _POLICY_DOC)
 
     _actor_class = VQCTD3Actor
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Schedule,
-                 critic: str = "mlp", critic_net_arch: list[int] | None = None, actor_output_scale: float = 1.0,
-                 critic_output_scale: float = 1.0, **kwargs: Any):
-        self._take_options(observation_space, action_space, critic, actor_output_scale, critic_output_scale, kwargs)
-        super().__init__(observation_space, action_space, lr_schedule, net_arch=list(critic_net_arch or [400, 300]),
-                         **kwargs)
+    _default_critic_arch = (400, 300)  # SB3's TD3 default
