@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=20, help="episodes (default 20)")
     p.add_argument("--device", default=None, help="run the circuits on another backend")
     p.add_argument("--seed", type=int, default=None, help="evaluation seed (default: the run's)")
+    p.add_argument("--shots", type=int, default=None,
+                   help="estimate every expectation value from this many shots (with --device, a PennyLane device)")
 
     p = sub.add_parser("compare", help="train several agents on one environment and print a table")
     p.add_argument("--agents", nargs="+", required=True, help="agent presets, e.g. ppo-vqc ppo-mlp")
@@ -146,8 +148,9 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from qrl.train import evaluate_run
 
-    mean, std, config = evaluate_run(Path(args.run_dir), episodes=args.episodes, device=args.device, seed=args.seed)
-    where = f" on {args.device}" if args.device else ""
+    mean, std, config = evaluate_run(Path(args.run_dir), episodes=args.episodes, device=args.device, seed=args.seed,
+                                     shots=args.shots)
+    where = (f" on {args.device}" if args.device else "") + (f" with {args.shots} shots" if args.shots else "")
     print(f"{config.agent} on {config.env}{where}: return {mean:.1f} +- {std:.1f} over {args.episodes} episodes")
     return 0
 

@@ -216,24 +216,29 @@ def load_run_config(run_dir: Path) -> RunConfig:
     return RunConfig.from_dict(yaml.safe_load(path.read_text()))
 
 
-def load_model(run_dir: Path, device: str | None = None) -> tuple[BaseAlgorithm, RunConfig]:
-    """Load a run's model; ``device`` moves its circuits to another backend (VQC agents only)."""
+def load_model(run_dir: Path, device: str | None = None,
+               shots: int | None = None) -> tuple[BaseAlgorithm, RunConfig]:
+    """Load a run's model; ``device`` moves its circuits to another backend (VQC agents only), where
+    ``shots`` makes every expectation value an estimate from that many shots."""
     config = load_run_config(run_dir)
     model = algo_class(config.algo).load(Path(run_dir) / "model.zip", device="cpu")
+    if shots is not None and device is None:
+        raise QRLError(f"--shots {shots} needs a PennyLane device for the circuits; try --device lightning.qubit "
+                       f"--shots {shots}")
     if device is not None:
         if not hasattr(model.policy, "set_circuit_device"):
             raise QRLError(f"--device {device} names a circuit backend but run {run_dir} has no circuit "
                            f"(policy {config.policy}); drop --device")
-        model.policy.set_circuit_device(device)
+        model.policy.set_circuit_device(device, shots=shots)
     return model, config
 
 
 def evaluate_run(run_dir: Path, episodes: int = 20, device: str | None = None,
-                 seed: int | None = None) -> tuple[float, float, RunConfig]:
+                 seed: int | None = None, shots: int | None = None) -> tuple[float, float, RunConfig]:
     """Mean and std of the deterministic policy's return over ``episodes`` episodes."""
     if episodes < 1:
         raise QRLError(f"episodes must be positive; got {episodes}")
-    model, config = load_model(run_dir, device)
+    model, config = load_model(run_dir, device, shots)
     if seed is not None:
         config.seed = seed
     env = make_eval_env(config)

@@ -308,3 +308,40 @@ def test_dense_unitary_cache_follows_weight_updates():
         other = w.detach().clone() + 1.0  # another tensor
         torch.testing.assert_close(f(angles, other), fresh(other))
         torch.testing.assert_close(f(angles, w), fresh(w))
+
+
+@pytest.mark.parametrize("device", ["lightning.qubit", "default.qubit"])
+def test_shot_estimates_agree_with_exact_values_within_4_standard_errors(device):
+    spec = CircuitSpec(n_qubits=3, n_layers=2, n_inputs=3, n_outputs=3, readout="z")
+    gen = torch.Generator().manual_seed(4)
+    angles = (torch.rand(16, spec.n_encoding_layers, spec.n_inputs, generator=gen, dtype=torch.float64) - 0.5) * 4
+    weights = (torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) - 0.5) * 6
+    shots = 4000
+    with torch.no_grad():
+        exact = make_backend(spec, "lightning.qubit")(angles, weights)
+        estimate = make_backend(spec, device, shots=shots)(angles, weights)
+    stderr = torch.sqrt((1 - exact**2).clamp_min(0) / shots)
+    assert not torch.equal(estimate, exact)  # sampled, not exact
+    assert ((estimate - exact).abs() <= 4 * stderr + 1e-12).all(), (estimate - exact).abs().max()
+
+
+def test_shots_need_a_pennylane_device():
+    with pytest.raises(QRLError, match="torch backend computes exact expectation values; shots=100 needs a PennyLane"):
+        make_backend(CircuitSpec(), "torch", shots=100)
+    with pytest.raises(QRLError, match="shots must be a positive integer"):
+        make_backend(CircuitSpec(), "lightning.qubit", shots=0)
+
+
+def test_parameter_shift_gradients_with_shots_estimate_the_exact_ones():
+    """With shots the default gradient is parameter-shift (adjoint needs the state); each shifted circuit is
+    sampled, so the estimate is noisy but unbiased: within 5 standard errors of the exact gradient."""
+    spec = CircuitSpec(n_qubits=2, n_layers=1, n_inputs=2, n_outputs=1)
+    gen = torch.Generator().manual_seed(2)
+    angles = torch.rand(2, 1, 2, generator=gen, dtype=torch.float64)
+    weights = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64)
+    _, _, exact = values_and_grads(make_backend(spec, "lightning.qubit"), angles, weights, torch.ones(2, 1))
+    backend = make_backend(spec, "lightning.qubit", shots=20000)
+    assert backend.diff_method == "parameter-shift"
+    _, _, estimate = values_and_grads(backend, angles, weights, torch.ones(2, 1))
+    # each weight's gradient is (f(+) - f(-)) / 2 summed over 2 samples: standard error <= sqrt(2 * 2 / 4 / shots)
+    assert ((estimate - exact).abs() <= 5 * (1.0 / 20000) ** 0.5).all(), (estimate - exact).abs().max()

@@ -156,3 +156,10 @@ def test_console_script_reports_errors_without_traceback(tmp_path, python, subpr
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("qrl: error: ")
     assert "Traceback" not in proc.stderr
+
+
+def test_eval_with_shots(trained_run, capsys):
+    assert run_cli("eval", str(trained_run), "--episodes", "2", "--device", "lightning.qubit", "--shots", "256") == 0
+    assert "on lightning.qubit with 256 shots: return" in capsys.readouterr().out
+    assert run_cli("eval", str(trained_run), "--episodes", "2", "--shots", "256") == 2
+    assert "--shots 256 needs a PennyLane device" in capsys.readouterr().err

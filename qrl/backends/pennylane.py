@@ -32,8 +32,11 @@ LIGHTNING = ("lightning.qubit", "lightning.gpu", "lightning.kokkos")
 GRADIENT_TRANSFORMS = ("parameter-shift", "finite-diff", "spsa", "hadamard")
 
 
-def default_diff_method(device_name: str) -> str:
-    """Adjoint on Lightning (exact, O(gates) memory), PennyLane's choice elsewhere."""
+def default_diff_method(device_name: str, shots: int | None = None) -> str:
+    """Adjoint on Lightning (exact, O(gates) memory); parameter-shift with shots (the adjoint method
+    needs the state vector, which a finite-shot device does not give); PennyLane's choice elsewhere."""
+    if shots is not None:
+        return "parameter-shift"
     return "adjoint" if device_name in LIGHTNING else "best"
 
 
@@ -43,23 +46,26 @@ class PennyLaneQNode:
     :param spec: the circuit.
     :param device: a PennyLane device already created (see :func:`qrl.backends.select.make_device`).
     :param diff_method: ``None`` for PennyLane's choice per device (adjoint on Lightning).
+    :param shots: ``None`` for exact expectation values, else this many shots per circuit: each value
+        then carries sampling noise of standard error ``sqrt((1 - <O>^2) / shots)``.
 
     Call: ``angles`` of shape ``(B, n_encoding_layers, n_inputs)``, ``weights`` of shape
     ``spec.weight_shape``; returns ``(B, n_outputs)`` in the dtype of ``weights``.
     """
 
-    def __init__(self, spec: CircuitSpec, device, diff_method: str | None = None):
+    def __init__(self, spec: CircuitSpec, device, diff_method: str | None = None, shots: int | None = None):
         self.spec = spec
         self.device = device
+        self.shots = shots
         name = getattr(device, "short_name", None) or getattr(device, "name", "")
-        self.diff_method = diff_method or default_diff_method(name)
+        self.diff_method = diff_method or default_diff_method(name, shots)
         qfunc = spec.qfunc()
-        self._qnode_grad = qml.QNode(qfunc, device, interface="torch", diff_method=self.diff_method)
+        self._qnode_grad = qml.QNode(qfunc, device, interface="torch", diff_method=self.diff_method, shots=shots)
         if self.diff_method in GRADIENT_TRANSFORMS:
             # PennyLane's gradient transforms cannot differentiate a broadcast tape with respect to
             # the broadcast (input) angles: expand the batch into one tape per sample first.
             self._qnode_grad = qml.transforms.broadcast_expand(self._qnode_grad)
-        self._qnode_value = qml.QNode(qfunc, device, interface="torch", diff_method=None)
+        self._qnode_value = qml.QNode(qfunc, device, interface="torch", diff_method=None, shots=shots)
 
     def __call__(self, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         needs_grad = torch.is_grad_enabled() and (angles.requires_grad or weights.requires_grad)

@@ -113,9 +113,18 @@ def make_device(name: str, n_qubits: int, **kwargs):
         raise QRLError(f"could not create device {name!r}: {exc}") from exc
 
 
-def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | None = None):
-    """A callable ``f(angles, weights) -> (B, n_outputs)`` running ``spec`` on ``device``."""
+def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | None = None,
+                 shots: int | None = None):
+    """A callable ``f(angles, weights) -> (B, n_outputs)`` running ``spec`` on ``device``.
+
+    ``shots``: ``None`` for exact expectation values, else finite shots (PennyLane devices only).
+    """
+    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
+        raise QRLError(f"shots must be a positive integer or None; got {shots!r}")
     name = resolve_device_name(device, spec)
+    if shots is not None and name == "torch":
+        raise QRLError(f"the torch backend computes exact expectation values; shots={shots} needs a PennyLane "
+                       f"device; try device='lightning.qubit' (or 'default.qubit') with shots")
     check_memory(spec, name)
     if name == "torch":
         if diff_method not in (None, "backprop"):
@@ -124,4 +133,4 @@ def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | Non
         return TorchStatevector(spec)
     from qrl.backends.pennylane import PennyLaneQNode
 
-    return PennyLaneQNode(spec, make_device(name, spec.n_qubits), diff_method=diff_method)
+    return PennyLaneQNode(spec, make_device(name, spec.n_qubits), diff_method=diff_method, shots=shots)

@@ -149,9 +149,10 @@ class VQCActorCriticPolicy(ActorCriticPolicy):
         state["action_dist"] = dist
         return state
 
-    def set_circuit_device(self, device: str, diff_method: str | None = None) -> None:
-        """Run both circuits on another backend (e.g. evaluate a torch-trained policy on Lightning)."""
+    def set_circuit_device(self, device: str, diff_method: str | None = None, shots: int | None = None) -> None:
+        """Run both circuits on another backend (e.g. evaluate a torch-trained policy on Lightning), with
+        exact expectation values or finite ``shots`` (not saved with the model)."""
         for net in (self.mlp_extractor.policy_net, self.mlp_extractor.value_net):
-            net.vqc.set_device(device, diff_method)
+            net.vqc.set_device(device, diff_method, shots)
         self.circuit_config["device"] = device
         self.circuit_config["diff_method"] = diff_method
