@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="evaluation seed (default: the run's)")
     p.add_argument("--shots", type=int, default=None,
                    help="estimate every expectation value from this many shots (with --device, a PennyLane device)")
+    p.add_argument("--noise", action="append", default=[], metavar="CHANNEL=P",
+                   help="noise after every gate, e.g. depolarizing=0.01, amplitude_damping=0.01, readout_bit_flip=0.02 "
+                        "(repeatable; with --device default.mixed)")
 
     p = sub.add_parser("compare", help="train several agents on one environment and print a table")
     p.add_argument("--agents", nargs="+", required=True, help="agent presets, e.g. ppo-vqc ppo-mlp")
@@ -146,11 +149,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from qrl.config import parse_set
     from qrl.train import evaluate_run
 
+    noise = parse_set(args.noise)
     mean, std, config = evaluate_run(Path(args.run_dir), episodes=args.episodes, device=args.device, seed=args.seed,
-                                     shots=args.shots)
+                                     shots=args.shots, noise=noise or None)
     where = (f" on {args.device}" if args.device else "") + (f" with {args.shots} shots" if args.shots else "")
+    where += "".join(f", {k} {v}" for k, v in noise.items())
     print(f"{config.agent} on {config.env}{where}: return {mean:.1f} +- {std:.1f} over {args.episodes} episodes")
     return 0
 

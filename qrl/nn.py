@@ -55,6 +55,7 @@ class VQC(nn.Module):
     :param diff_method: PennyLane differentiation method (``None``: adjoint on Lightning, best elsewhere).
     :param seed: seed for the initial weights (``None``: torch's global generator).
     :param shots: ``None`` (exact expectation values) or finite shots per circuit (PennyLane devices).
+    :param noise: ``{channel: probability}`` on a mixed-state device, e.g. ``{"depolarizing": 0.01}``.
     :param obs_low: lower bounds of the ``n_inputs`` features, for ``obs_map="bounds"`` only.
     :param obs_high: upper bounds of the features, for ``obs_map="bounds"`` only.
 
@@ -68,10 +69,11 @@ class VQC(nn.Module):
     """
 
     def __init__(self, spec: CircuitSpec, device: str = "auto", diff_method: str | None = None,
-                 seed: int | None = None, obs_low=None, obs_high=None, shots: int | None = None):
+                 seed: int | None = None, obs_low=None, obs_high=None, shots: int | None = None,
+                 noise: dict[str, float] | None = None):
         super().__init__()
         self.spec = spec
-        self.shots = shots
+        self.shots, self.noise = shots, noise
         self.device_name = resolve_device_name(device, spec)
         self.diff_method = diff_method
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -94,19 +96,21 @@ class VQC(nn.Module):
         elif obs_low is not None or obs_high is not None:
             raise QRLError(f"obs_low and obs_high are the bounds of obs_map='bounds'; got obs_map="
                            f"{spec.obs_map!r}; try obs_map='bounds', or leave the bounds out")
-        self._backend = make_backend(spec, self.device_name, diff_method, shots)  # fail now, not at first use
+        self._backend = make_backend(spec, self.device_name, diff_method, shots, noise)  # fail now, not at first use
 
     @property
     def backend(self):
         if self._backend is None:
-            self._backend = make_backend(self.spec, self.device_name, self.diff_method, getattr(self, "shots", None))
+            self._backend = make_backend(self.spec, self.device_name, self.diff_method, getattr(self, "shots", None),
+                                         getattr(self, "noise", None))
         return self._backend
 
-    def set_device(self, device: str, diff_method: str | None = None, shots: int | None = None) -> None:
-        """Run on another backend from now on (weights are kept), with exact values or finite ``shots``."""
+    def set_device(self, device: str, diff_method: str | None = None, shots: int | None = None,
+                   noise: dict[str, float] | None = None) -> None:
+        """Run on another backend from now on (weights are kept): exact, or with ``shots`` and ``noise``."""
         name = resolve_device_name(device, self.spec)
-        self._backend = make_backend(self.spec, name, diff_method, shots)
-        self.device_name, self.diff_method, self.shots = name, diff_method, shots
+        self._backend = make_backend(self.spec, name, diff_method, shots, noise)
+        self.device_name, self.diff_method, self.shots, self.noise = name, diff_method, shots, noise
 
     def angles(self, x: torch.Tensor) -> torch.Tensor:
         """Encoding angles, shape ``(B, n_encoding_layers, n_inputs)``, from features ``(B, n_inputs)``."""

@@ -216,8 +216,8 @@ def load_run_config(run_dir: Path) -> RunConfig:
     return RunConfig.from_dict(yaml.safe_load(path.read_text()))
 
 
-def load_model(run_dir: Path, device: str | None = None,
-               shots: int | None = None) -> tuple[BaseAlgorithm, RunConfig]:
+def load_model(run_dir: Path, device: str | None = None, shots: int | None = None,
+               noise: dict[str, float] | None = None) -> tuple[BaseAlgorithm, RunConfig]:
     """Load a run's model; ``device`` moves its circuits to another backend (VQC agents only), where
     ``shots`` makes every expectation value an estimate from that many shots."""
     config = load_run_config(run_dir)
@@ -225,20 +225,23 @@ def load_model(run_dir: Path, device: str | None = None,
     if shots is not None and device is None:
         raise QRLError(f"--shots {shots} needs a PennyLane device for the circuits; try --device lightning.qubit "
                        f"--shots {shots}")
+    if noise and device is None:
+        raise QRLError("--noise needs a mixed-state simulator for the circuits; try --device default.mixed")
     if device is not None:
         if not hasattr(model.policy, "set_circuit_device"):
             raise QRLError(f"--device {device} names a circuit backend but run {run_dir} has no circuit "
                            f"(policy {config.policy}); drop --device")
-        model.policy.set_circuit_device(device, shots=shots)
+        model.policy.set_circuit_device(device, shots=shots, noise=noise)
     return model, config
 
 
 def evaluate_run(run_dir: Path, episodes: int = 20, device: str | None = None,
-                 seed: int | None = None, shots: int | None = None) -> tuple[float, float, RunConfig]:
+                 seed: int | None = None, shots: int | None = None,
+                 noise: dict[str, float] | None = None) -> tuple[float, float, RunConfig]:
     """Mean and std of the deterministic policy's return over ``episodes`` episodes."""
     if episodes < 1:
         raise QRLError(f"episodes must be positive; got {episodes}")
-    model, config = load_model(run_dir, device, shots)
+    model, config = load_model(run_dir, device, shots, noise)
     if seed is not None:
         config.seed = seed
     env = make_eval_env(config)

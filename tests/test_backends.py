@@ -345,3 +345,29 @@ def test_parameter_shift_gradients_with_shots_estimate_the_exact_ones():
     _, _, estimate = values_and_grads(backend, angles, weights, torch.ones(2, 1))
     # each weight's gradient is (f(+) - f(-)) / 2 summed over 2 samples: standard error <= sqrt(2 * 2 / 4 / shots)
     assert ((estimate - exact).abs() <= 5 * (1.0 / 20000) ** 0.5).all(), (estimate - exact).abs().max()
+
+
+def test_depolarizing_noise_scales_z_as_theory_predicts():
+    """One qubit, RX(x) then (the ansatz) RY(w), RZ(v), each followed by a depolarizing channel of strength p:
+    three channels scale the Bloch vector by (1 - 4p/3)^3, so <Z> = (1 - 4p/3)^3 <Z>_exact."""
+    spec = CircuitSpec(n_qubits=1, n_layers=1, n_inputs=1, n_outputs=1)
+    gen = torch.Generator().manual_seed(1)
+    angles = torch.rand(5, 1, 1, generator=gen, dtype=torch.float64) * 3
+    weights = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) * 3
+    p = 0.05
+    with torch.no_grad():
+        exact = make_backend(spec, "lightning.qubit")(angles, weights)
+        noisy = make_backend(spec, "default.mixed", noise={"depolarizing": p})(angles, weights)
+        flipped = make_backend(spec, "default.mixed", noise={"readout_bit_flip": p})(angles, weights)
+    np.testing.assert_allclose(noisy.numpy(), ((1 - 4 * p / 3) ** 3 * exact).numpy(), atol=1e-10, rtol=0)
+    np.testing.assert_allclose(flipped.numpy(), ((1 - 2 * p) * exact).numpy(), atol=1e-10, rtol=0)  # BitFlip on Z
+
+
+@pytest.mark.parametrize(("device", "noise", "message"), [
+    ("lightning.qubit", {"depolarizing": 0.01}, "noise needs a mixed-state simulator; got device 'lightning.qubit'"),
+    ("default.mixed", {"thermal": 0.01}, "expected noise as channel=probability"),
+    ("default.mixed", {"depolarizing": 1.5}, "probabilities in \\[0, 1\\]"),
+])
+def test_noise_errors_name_the_fix(device, noise, message):
+    with pytest.raises(QRLError, match=message):
+        make_backend(CircuitSpec(n_qubits=1, n_layers=1, n_inputs=1, n_outputs=1), device, noise=noise)

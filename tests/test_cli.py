@@ -163,3 +163,11 @@ def test_eval_with_shots(trained_run, capsys):
     assert "on lightning.qubit with 256 shots: return" in capsys.readouterr().out
     assert run_cli("eval", str(trained_run), "--episodes", "2", "--shots", "256") == 2
     assert "--shots 256 needs a PennyLane device" in capsys.readouterr().err
+
+
+def test_eval_with_noise(trained_run, capsys):
+    args = ["eval", str(trained_run), "--episodes", "2", "--device", "default.mixed", "--noise", "depolarizing=0.01"]
+    assert run_cli(*args) == 0
+    assert "on default.mixed, depolarizing 0.01: return" in capsys.readouterr().out
+    assert run_cli("eval", str(trained_run), "--episodes", "2", "--noise", "depolarizing=0.01") == 2
+    assert "--noise needs a mixed-state simulator" in capsys.readouterr().err

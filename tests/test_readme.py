@@ -64,7 +64,7 @@ def test_readme_cli_lines_parse_and_resolve(monkeypatch, capsys, tmp_path):
                         overrides=parse_set(parsed.overrides))
         else:
             if parsed.command == "eval":
-                args = [*args, "--episodes", "2"]
+                args = [*args, "--episodes", "1"]
             if parsed.command == "plot":  # write the image elsewhere, not over committed files
                 args = [*args, "--out", str(tmp_path / "plot.png")]
             assert main(args) == 0, args

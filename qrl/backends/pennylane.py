@@ -29,6 +29,11 @@ import torch
 from qrl.circuits.spec import CircuitSpec
 
 LIGHTNING = ("lightning.qubit", "lightning.gpu", "lightning.kokkos")
+MIXED_STATE_DEVICES = ("default.mixed",)
+# Built-in noise: a channel after every gate on each of its wires (qml.noise.insert, position "all"), or
+# before the readout ("readout_bit_flip": a bit flip with that probability on every wire at the end).
+NOISE_CHANNELS = {"depolarizing": "DepolarizingChannel", "amplitude_damping": "AmplitudeDamping",
+                  "readout_bit_flip": "BitFlip"}
 GRADIENT_TRANSFORMS = ("parameter-shift", "finite-diff", "spsa", "hadamard")
 
 
@@ -48,24 +53,29 @@ class PennyLaneQNode:
     :param diff_method: ``None`` for PennyLane's choice per device (adjoint on Lightning).
     :param shots: ``None`` for exact expectation values, else this many shots per circuit: each value
         then carries sampling noise of standard error ``sqrt((1 - <O>^2) / shots)``.
+    :param noise: ``{channel: probability}`` with channels of :data:`NOISE_CHANNELS`, on a mixed-state
+        device (``default.mixed``). ``depolarizing=p`` after a one-qubit gate scales that qubit's Bloch
+        vector by ``1 - 4p/3``.
 
     Call: ``angles`` of shape ``(B, n_encoding_layers, n_inputs)``, ``weights`` of shape
     ``spec.weight_shape``; returns ``(B, n_outputs)`` in the dtype of ``weights``.
     """
 
-    def __init__(self, spec: CircuitSpec, device, diff_method: str | None = None, shots: int | None = None):
+    def __init__(self, spec: CircuitSpec, device, diff_method: str | None = None, shots: int | None = None,
+                 noise: dict[str, float] | None = None):
         self.spec = spec
         self.device = device
         self.shots = shots
         name = getattr(device, "short_name", None) or getattr(device, "name", "")
         self.diff_method = diff_method or default_diff_method(name, shots)
         qfunc = spec.qfunc()
-        self._qnode_grad = qml.QNode(qfunc, device, interface="torch", diff_method=self.diff_method, shots=shots)
+        self._qnode_grad = _noisy(qml.QNode(qfunc, device, interface="torch", diff_method=self.diff_method,
+                                            shots=shots), noise)
         if self.diff_method in GRADIENT_TRANSFORMS:
             # PennyLane's gradient transforms cannot differentiate a broadcast tape with respect to
             # the broadcast (input) angles: expand the batch into one tape per sample first.
             self._qnode_grad = qml.transforms.broadcast_expand(self._qnode_grad)
-        self._qnode_value = qml.QNode(qfunc, device, interface="torch", diff_method=None, shots=shots)
+        self._qnode_value = _noisy(qml.QNode(qfunc, device, interface="torch", diff_method=None, shots=shots), noise)
 
     def __call__(self, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         needs_grad = torch.is_grad_enabled() and (angles.requires_grad or weights.requires_grad)
@@ -76,6 +86,14 @@ class PennyLaneQNode:
         if out.dim() == 1:  # unbroadcast call (B would be absent)
             out = out.unsqueeze(0)
         return out.to(dtype=weights.dtype, device=weights.device)
+
+
+def _noisy(qnode, noise: dict[str, float] | None):
+    """The QNode with the noise channels inserted (see :data:`NOISE_CHANNELS`)."""
+    for channel, probability in (noise or {}).items():
+        position = "end" if channel == "readout_bit_flip" else "all"
+        qnode = qml.noise.insert(qnode, getattr(qml, NOISE_CHANNELS[channel]), float(probability), position=position)
+    return qnode
 
 
 @contextlib.contextmanager

@@ -114,11 +114,21 @@ def make_device(name: str, n_qubits: int, **kwargs):
 
 
 def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | None = None,
-                 shots: int | None = None):
+                 shots: int | None = None, noise: dict[str, float] | None = None):
     """A callable ``f(angles, weights) -> (B, n_outputs)`` running ``spec`` on ``device``.
 
     ``shots``: ``None`` for exact expectation values, else finite shots (PennyLane devices only).
+    ``noise``: ``{channel: probability}`` on a mixed-state device (see
+    :data:`qrl.backends.pennylane.NOISE_CHANNELS`).
     """
+    from qrl.backends.pennylane import MIXED_STATE_DEVICES, NOISE_CHANNELS
+
+    for channel, probability in (noise or {}).items():
+        if channel not in NOISE_CHANNELS or not isinstance(probability, (int, float)) or not 0 <= probability <= 1:
+            raise QRLError(f"expected noise as channel=probability with channels {', '.join(NOISE_CHANNELS)} and "
+                           f"probabilities in [0, 1]; got {channel}={probability!r}")
+    if noise and device not in MIXED_STATE_DEVICES:
+        raise QRLError(f"noise needs a mixed-state simulator; got device {device!r}; try device='default.mixed'")
     if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
         raise QRLError(f"shots must be a positive integer or None; got {shots!r}")
     name = resolve_device_name(device, spec)
@@ -133,4 +143,4 @@ def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | Non
         return TorchStatevector(spec)
     from qrl.backends.pennylane import PennyLaneQNode
 
-    return PennyLaneQNode(spec, make_device(name, spec.n_qubits), diff_method=diff_method, shots=shots)
+    return PennyLaneQNode(spec, make_device(name, spec.n_qubits), diff_method=diff_method, shots=shots, noise=noise)

@@ -74,9 +74,10 @@ class VQCDQNPolicy(DQNPolicy):
         data.update(config)
         return data
 
-    def set_circuit_device(self, device: str, diff_method: str | None = None, shots: int | None = None) -> None:
-        """Run the Q-network and target circuits on another backend (exact, or finite ``shots``)."""
+    def set_circuit_device(self, device: str, diff_method: str | None = None, shots: int | None = None,
+                           noise: dict[str, float] | None = None) -> None:
+        """Run the Q-network and target circuits on another backend (exact, or with ``shots``/``noise``)."""
         for net in (self.q_net, self.q_net_target):
-            net.q_net.vqc.set_device(device, diff_method, shots)
+            net.q_net.vqc.set_device(device, diff_method, shots, noise)
             net.circuit_config.update(device=device, diff_method=diff_method)
         self.circuit_config.update(device=device, diff_method=diff_method)

@@ -163,11 +163,13 @@ class _VQCOffPolicy:
                     critic_output_scale=self.critic_output_scale)
         return data
 
-    def set_circuit_device(self, device: str, diff_method: str | None = None, shots: int | None = None) -> None:
-        """Run every circuit of the policy (actor, critics, targets) on another backend (exact, or ``shots``)."""
+    def set_circuit_device(self, device: str, diff_method: str | None = None, shots: int | None = None,
+                           noise: dict[str, float] | None = None) -> None:
+        """Run every circuit of the policy (actor, critics, targets) on another backend (exact, or with
+        ``shots``/``noise``)."""
         for module in self.modules():
             if isinstance(module, VQC):
-                module.set_device(device, diff_method, shots)
+                module.set_device(device, diff_method, shots, noise)
         for module in self.modules():
             if hasattr(module, "circuit_config") and module is not self:
                 module.circuit_config.update(device=device, diff_method=diff_method)

@@ -149,10 +149,11 @@ class VQCActorCriticPolicy(ActorCriticPolicy):
         state["action_dist"] = dist
         return state
 
-    def set_circuit_device(self, device: str, diff_method: str | None = None, shots: int | None = None) -> None:
+    def set_circuit_device(self, device: str, diff_method: str | None = None, shots: int | None = None,
+                           noise: dict[str, float] | None = None) -> None:
         """Run both circuits on another backend (e.g. evaluate a torch-trained policy on Lightning), with
-        exact expectation values or finite ``shots`` (not saved with the model)."""
+        exact expectation values, finite ``shots`` or ``noise`` (neither is saved with the model)."""
         for net in (self.mlp_extractor.policy_net, self.mlp_extractor.value_net):
-            net.vqc.set_device(device, diff_method, shots)
+            net.vqc.set_device(device, diff_method, shots, noise)
         self.circuit_config["device"] = device
         self.circuit_config["diff_method"] = diff_method
