@@ -74,7 +74,7 @@ class VQC(nn.Module):
         super().__init__()
         self.spec = spec
         self.shots, self.noise = shots, noise
-        self.device_name = resolve_device_name(device, spec)
+        self.device_name = resolve_device_name(device, spec, shots, noise)
         self.diff_method = diff_method
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         # Variational angles ~ U[-pi, pi] (CleanQRL); lambda = 1 (Jerbi et al.).
@@ -108,7 +108,7 @@ class VQC(nn.Module):
     def set_device(self, device: str, diff_method: str | None = None, shots: int | None = None,
                    noise: dict[str, float] | None = None) -> None:
         """Run on another backend from now on (weights are kept): exact, or with ``shots`` and ``noise``."""
-        name = resolve_device_name(device, self.spec)
+        name = resolve_device_name(device, self.spec, shots, noise)
         self._backend = make_backend(self.spec, name, diff_method, shots, noise)
         self.device_name, self.diff_method, self.shots, self.noise = name, diff_method, shots, noise
 

@@ -371,3 +371,14 @@ def test_depolarizing_noise_scales_z_as_theory_predicts():
 def test_noise_errors_name_the_fix(device, noise, message):
     with pytest.raises(QRLError, match=message):
         make_backend(CircuitSpec(n_qubits=1, n_layers=1, n_inputs=1, n_outputs=1), device, noise=noise)
+
+
+def test_auto_device_with_shots_or_noise_is_a_device_that_can_run_them():
+    # SB3's load drops `device` from the saved policy_kwargs, so a model trained with shots or noise
+    # comes back on "auto": it must land on a backend that runs them, not on the exact torch path.
+    from qrl.nn import VQC
+
+    spec = CircuitSpec(n_qubits=2, n_layers=1, n_inputs=2, n_outputs=1)
+    assert VQC(spec).device_name == "torch"
+    assert VQC(spec, shots=10).device_name == "lightning.qubit"
+    assert VQC(spec, noise={"depolarizing": 0.01}).device_name == "default.mixed"

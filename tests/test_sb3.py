@@ -225,3 +225,25 @@ def test_learn_smoke_multi_action_spaces(algo, action_space):
     assert model.action_space.contains(action)
     # one logit per choice: 2 + 3 for MultiDiscrete([2, 3]), 3 for MultiBinary(3)
     assert model.policy.mlp_extractor.latent_dim_pi == int(np.sum(getattr(action_space, "nvec", 3)))
+
+
+@pytest.mark.parametrize("diff_method", ["parameter-shift", "spsa"])
+def test_training_with_shots_and_hardware_gradients(tmp_path, diff_method):
+    """Hardware-compatible training: finite shots, gradients by parameter-shift or SPSA; saved and reloaded
+    with its shots."""
+    kwargs = dict(n_layers=1, device="lightning.qubit", shots=64, diff_method=diff_method)
+    model = PPO(VQCActorCriticPolicy, "CartPole-v1", policy_kwargs=kwargs, seed=0, device="cpu", n_steps=16,
+                batch_size=16, n_epochs=1)
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(16)
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(before, model.policy.parameters(), strict=True))
+    model.save(tmp_path / "m.zip")
+    vqc = PPO.load(tmp_path / "m.zip", device="cpu").policy.mlp_extractor.policy_net.vqc
+    assert vqc.shots == 64 and vqc.backend.diff_method == diff_method
+
+
+def test_noise_aware_policy_on_default_mixed():
+    model = PPO(VQCActorCriticPolicy, "CartPole-v1", seed=0, device="cpu", n_steps=16, batch_size=16, n_epochs=1,
+                policy_kwargs=dict(n_layers=1, device="default.mixed", noise={"depolarizing": 0.02}))
+    model.learn(16)
+    assert model.policy.mlp_extractor.value_net.vqc.noise == {"depolarizing": 0.02}

@@ -43,10 +43,20 @@ _PLUGIN_HINTS = {
 }
 
 
-def resolve_device_name(device: str, spec: CircuitSpec) -> str:
-    """``"auto"`` -> the fastest exact backend for this size; other names pass through."""
+def resolve_device_name(device: str, spec: CircuitSpec, shots: int | None = None, noise: dict | None = None) -> str:
+    """``"auto"`` -> the fastest exact backend for this size; other names pass through.
+
+    With ``noise``, auto is the mixed-state simulator ``default.mixed``; with ``shots``, ``lightning.qubit``
+    (the torch backend is exact). This also matters when SB3 loads a model: ``BaseAlgorithm.load`` drops
+    ``device`` from the saved ``policy_kwargs`` (it takes it for the torch device), so a circuit trained
+    with shots or noise comes back on ``auto`` and must land on a backend that can run it.
+    """
     if not isinstance(device, str) or not device:
         raise QRLError(f"device must be a name such as 'auto', 'torch' or 'lightning.qubit'; got {device!r}")
+    if device == "auto" and noise:
+        return "default.mixed"
+    if device == "auto" and shots is not None:
+        return "lightning.qubit"
     if device == "auto":
         table = auto_table()
         if not table:
@@ -127,11 +137,11 @@ def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | Non
         if channel not in NOISE_CHANNELS or not isinstance(probability, (int, float)) or not 0 <= probability <= 1:
             raise QRLError(f"expected noise as channel=probability with channels {', '.join(NOISE_CHANNELS)} and "
                            f"probabilities in [0, 1]; got {channel}={probability!r}")
-    if noise and device not in MIXED_STATE_DEVICES:
+    if noise and resolve_device_name(device, spec, shots, noise) not in MIXED_STATE_DEVICES:
         raise QRLError(f"noise needs a mixed-state simulator; got device {device!r}; try device='default.mixed'")
     if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
         raise QRLError(f"shots must be a positive integer or None; got {shots!r}")
-    name = resolve_device_name(device, spec)
+    name = resolve_device_name(device, spec, shots, noise)
     if shots is not None and name == "torch":
         raise QRLError(f"the torch backend computes exact expectation values; shots={shots} needs a PennyLane "
                        f"device; try device='lightning.qubit' (or 'default.qubit') with shots")

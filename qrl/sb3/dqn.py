@@ -79,5 +79,5 @@ class VQCDQNPolicy(DQNPolicy):
         """Run the Q-network and target circuits on another backend (exact, or with ``shots``/``noise``)."""
         for net in (self.q_net, self.q_net_target):
             net.q_net.vqc.set_device(device, diff_method, shots, noise)
-            net.circuit_config.update(device=device, diff_method=diff_method)
-        self.circuit_config.update(device=device, diff_method=diff_method)
+            net.circuit_config.update(device=device, diff_method=diff_method, shots=shots, noise=noise)
+        self.circuit_config.update(device=device, diff_method=diff_method, shots=shots, noise=noise)

@@ -19,7 +19,7 @@ from qrl.nn import VQC, unbounded_features
 
 # policy_kwargs that describe the circuit (CircuitSpec fields the user may set) and how it runs.
 SPEC_KEYS = tuple(f.name for f in dataclasses.fields(CircuitSpec) if f.name not in ("n_inputs", "n_outputs"))
-RUN_KEYS = ("device", "diff_method", "pre_layer", "post_layer", "dtype")
+RUN_KEYS = ("device", "diff_method", "pre_layer", "post_layer", "dtype", "shots", "noise")
 CIRCUIT_KEYS = SPEC_KEYS + RUN_KEYS
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -29,7 +29,7 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 CIRCUIT_DEFAULTS: dict[str, Any] = {
     "n_qubits": None, "n_layers": 5, "encoding": "rx", "ansatz": "hea", "readout": "z", "obs_map": "arctan",
     "input_scaling": None, "output_scaling": True, "data_reuploading": True, "device": "auto",
-    "diff_method": None, "pre_layer": False, "post_layer": False, "dtype": "float32",
+    "diff_method": None, "pre_layer": False, "post_layer": False, "dtype": "float32", "shots": None, "noise": None,
 }
 
 
@@ -124,7 +124,7 @@ class VQCNetwork(nn.Module):
         self.pre = nn.Linear(n_features, n_qubits) if pre else None
         self.register_buffer("basis_code", None if code is None else torch.as_tensor(code, dtype=torch.float32))
         self.vqc = VQC(spec, device=config.get("device", "auto"), diff_method=config.get("diff_method"),
-                       obs_low=low, obs_high=high)
+                       obs_low=low, obs_high=high, shots=config.get("shots"), noise=config.get("noise"))
         self.vqc.to(_DTYPES[dtype])
         self.post = nn.Linear(n_qubits, n_outputs) if post else None
 

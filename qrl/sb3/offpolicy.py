@@ -172,8 +172,8 @@ class _VQCOffPolicy:
                 module.set_device(device, diff_method, shots, noise)
         for module in self.modules():
             if hasattr(module, "circuit_config") and module is not self:
-                module.circuit_config.update(device=device, diff_method=diff_method)
-        self.circuit_config.update(device=device, diff_method=diff_method)
+                module.circuit_config.update(device=device, diff_method=diff_method, shots=shots, noise=noise)
+        self.circuit_config.update(device=device, diff_method=diff_method, shots=shots, noise=noise)
 
 
 _POLICY_DOC = """

@@ -76,6 +76,9 @@ class VQCActorCriticPolicy(ActorCriticPolicy):
     :param pre_layer: classical linear layer before each circuit (hybrid; off by default).
     :param post_layer: classical linear layer after each circuit (hybrid; off by default).
     :param dtype: ``"float32"`` (default) or ``"float64"`` for the circuits.
+    :param shots: train and act with expectation values estimated from this many shots (a PennyLane
+        device; gradients by parameter-shift unless ``diff_method="spsa"`` or another is given).
+    :param noise: ``{channel: probability}`` on ``device="default.mixed"`` (noise-aware training).
     :param actor_output_scale: initial output weight of the actor (``output_scale_init``).
     :param critic_output_scale: initial output weight of the critic.
     :param actor: options for the actor circuit only, overriding the shared ones (a dict).
@@ -152,8 +155,7 @@ class VQCActorCriticPolicy(ActorCriticPolicy):
     def set_circuit_device(self, device: str, diff_method: str | None = None, shots: int | None = None,
                            noise: dict[str, float] | None = None) -> None:
         """Run both circuits on another backend (e.g. evaluate a torch-trained policy on Lightning), with
-        exact expectation values, finite ``shots`` or ``noise`` (neither is saved with the model)."""
+        exact expectation values, finite ``shots`` or ``noise`` (a model saved afterwards keeps them)."""
         for net in (self.mlp_extractor.policy_net, self.mlp_extractor.value_net):
             net.vqc.set_device(device, diff_method, shots, noise)
-        self.circuit_config["device"] = device
-        self.circuit_config["diff_method"] = diff_method
+        self.circuit_config.update(device=device, diff_method=diff_method, shots=shots, noise=noise)
