@@ -153,11 +153,14 @@ def cmd_eval(args) -> int:
     from qrl.train import evaluate_run
 
     noise = parse_set(args.noise)
-    mean, std, config = evaluate_run(Path(args.run_dir), episodes=args.episodes, device=args.device, seed=args.seed,
-                                     shots=args.shots, noise=noise or None)
+    mean, std, config, executions = evaluate_run(Path(args.run_dir), episodes=args.episodes, device=args.device,
+                                                 seed=args.seed, shots=args.shots, noise=noise or None)
     where = (f" on {args.device}" if args.device else "") + (f" with {args.shots} shots" if args.shots else "")
     where += "".join(f", {k} {v}" for k, v in noise.items())
     print(f"{config.agent} on {config.env}{where}: return {mean:.1f} +- {std:.1f} over {args.episodes} episodes")
+    if executions:
+        shots = f", {executions * args.shots} shots" if args.shots else ""
+        print(f"cost: {executions} circuit executions{shots}")
     return 0
 
 

@@ -74,6 +74,7 @@ class VQC(nn.Module):
         super().__init__()
         self.spec = spec
         self.shots, self.noise = shots, noise
+        self.n_executions = 0  # circuits run: one per sample of every forward pass
         self.device_name = resolve_device_name(device, spec, shots, noise)
         self.diff_method = diff_method
         gen = torch.Generator().manual_seed(seed) if seed is not None else None

@@ -73,7 +73,7 @@ def circuit_executions(policy) -> int:
     evaluations, target networks), not counting the extra evaluations a hardware gradient would need."""
     from qrl.nn import VQC
 
-    return sum(m.n_executions for m in policy.modules() if isinstance(m, VQC))
+    return sum(getattr(m, "n_executions", 0) for m in policy.modules() if isinstance(m, VQC))
 
 
 def preset_parameters(config: RunConfig) -> dict[str, int]:
@@ -237,8 +237,9 @@ def load_model(run_dir: Path, device: str | None = None, shots: int | None = Non
 
 def evaluate_run(run_dir: Path, episodes: int = 20, device: str | None = None,
                  seed: int | None = None, shots: int | None = None,
-                 noise: dict[str, float] | None = None) -> tuple[float, float, RunConfig]:
-    """Mean and std of the deterministic policy's return over ``episodes`` episodes."""
+                 noise: dict[str, float] | None = None) -> tuple[float, float, RunConfig, int]:
+    """Mean and std of the deterministic policy's return over ``episodes`` episodes, the config, and the
+    circuits the evaluation ran (one per sample; with shots, each ran that many shots)."""
     if episodes < 1:
         raise QRLError(f"episodes must be positive; got {episodes}")
     model, config = load_model(run_dir, device, shots, noise)
@@ -249,6 +250,7 @@ def evaluate_run(run_dir: Path, episodes: int = 20, device: str | None = None,
     if norm.is_file():
         env = VecNormalize.load(str(norm), env)
         env.training, env.norm_reward = False, False
+    before = circuit_executions(model.policy)
     mean, std = evaluate_policy(model, env, n_eval_episodes=episodes, deterministic=True)
     env.close()
-    return float(mean), float(std), config
+    return float(mean), float(std), config, circuit_executions(model.policy) - before

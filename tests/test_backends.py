@@ -382,3 +382,12 @@ def test_auto_device_with_shots_or_noise_is_a_device_that_can_run_them():
     assert VQC(spec).device_name == "torch"
     assert VQC(spec, shots=10).device_name == "lightning.qubit"
     assert VQC(spec, noise={"depolarizing": 0.01}).device_name == "default.mixed"
+
+
+def test_device_snapshot_errors_name_the_fix():
+    for module in ("qiskit_aer", "qiskit_ibm_runtime"):
+        pytest.importorskip(module, reason=f"{module} is not installed (pip install 'qrl[hardware]')")
+    with pytest.raises(QRLError, match="has 5 qubits; the circuit needs 6"):
+        make_backend(CircuitSpec(n_qubits=6, n_layers=1, n_inputs=6, n_outputs=1), "qiskit.aer@FakeManilaV2", shots=8)
+    with pytest.raises(QRLError, match=r"runs on qiskit\.aer"):
+        make_backend(CircuitSpec(), "default.qubit@FakeManilaV2", shots=8)

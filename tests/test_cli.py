@@ -171,3 +171,18 @@ def test_eval_with_noise(trained_run, capsys):
     assert "on default.mixed, depolarizing 0.01: return" in capsys.readouterr().out
     assert run_cli("eval", str(trained_run), "--episodes", "2", "--noise", "depolarizing=0.01") == 2
     assert "--noise needs a mixed-state simulator" in capsys.readouterr().err
+
+
+def test_eval_on_a_fake_ibm_device(trained_run, capsys):
+    for module in ("qiskit_aer", "qiskit_ibm_runtime"):
+        pytest.importorskip(module, reason=f"{module} is not installed (pip install 'qrl[hardware]')")
+    args = ["eval", str(trained_run), "--episodes", "1", "--device", "qiskit.aer@FakeManilaV2", "--shots", "1024"]
+    assert run_cli(*args) == 0
+    out = capsys.readouterr().out
+    assert "on qiskit.aer@FakeManilaV2 with 1024 shots: return" in out
+    executions = int(out.split("cost: ")[1].split()[0])
+    assert executions > 0 and f"{executions * 1024} shots" in out
+    assert run_cli("eval", str(trained_run), "--device", "qiskit.aer@FakeNowhere", "--shots", "8") == 2
+    assert "unknown IBM device snapshot 'FakeNowhere'" in capsys.readouterr().err
+    assert run_cli("eval", str(trained_run), "--device", "qiskit.aer@FakeManilaV2") == 2
+    assert "expected shots" in capsys.readouterr().err

@@ -110,7 +110,16 @@ def installed_devices() -> list[str]:
 
 
 def make_device(name: str, n_qubits: int, **kwargs):
-    """Create a PennyLane device, with an install hint when its plugin is missing."""
+    """Create a PennyLane device, with an install hint when its plugin is missing.
+
+    ``qiskit.aer@FakeManilaV2`` (any class of ``qiskit_ibm_runtime.fake_provider``): Qiskit Aer with that
+    IBM device snapshot's noise model, coupling map and native gates (offline; the circuit is transpiled
+    to the device), the device-realistic path to hardware. It samples, so it needs shots.
+    """
+    name, _, snapshot = name.partition("@")
+    if snapshot:
+        kwargs["backend"] = _fake_ibm_backend(name, snapshot)
+        kwargs.setdefault("optimization_level", 1)  # transpile with routing: a CZ ring is not the chip's map
     if name not in installed_devices():
         hint = next((h for prefix, h in _PLUGIN_HINTS.items() if name.startswith(prefix)), None)
         known = ", ".join(["auto", "torch", *installed_devices()])
@@ -121,6 +130,21 @@ def make_device(name: str, n_qubits: int, **kwargs):
         return qml.device(name, wires=n_qubits, **kwargs)
     except Exception as exc:  # plugin-specific failures (no GPU, bad option, ...)
         raise QRLError(f"could not create device {name!r}: {exc}") from exc
+
+
+def _fake_ibm_backend(device: str, snapshot: str):
+    if device != "qiskit.aer":
+        raise QRLError(f"a device snapshot (@{snapshot}) runs on qiskit.aer; got {device}@{snapshot}; "
+                       f"try qiskit.aer@{snapshot}")
+    try:
+        from qiskit_ibm_runtime import fake_provider
+    except ImportError as exc:
+        raise QRLError(f"qiskit.aer@{snapshot} needs qiskit-ibm-runtime; try pip install 'qrl[hardware]'") from exc
+    if not snapshot.startswith("Fake") or not hasattr(fake_provider, snapshot):
+        names = sorted(n for n in dir(fake_provider) if n.startswith("Fake") and n.endswith("V2"))
+        raise QRLError(f"unknown IBM device snapshot {snapshot!r}; expected a class of "
+                       f"qiskit_ibm_runtime.fake_provider such as {', '.join(names[:6])}, ...")
+    return getattr(fake_provider, snapshot)()
 
 
 def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | None = None,
@@ -142,6 +166,8 @@ def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | Non
     if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
         raise QRLError(f"shots must be a positive integer or None; got {shots!r}")
     name = resolve_device_name(device, spec, shots, noise)
+    if "@" in name and shots is None:
+        raise QRLError(f"{name} samples like the device it copies; expected shots; try shots=1024")
     if shots is not None and name == "torch":
         raise QRLError(f"the torch backend computes exact expectation values; shots={shots} needs a PennyLane "
                        f"device; try device='lightning.qubit' (or 'default.qubit') with shots")
@@ -153,4 +179,12 @@ def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | Non
         return TorchStatevector(spec)
     from qrl.backends.pennylane import PennyLaneQNode
 
-    return PennyLaneQNode(spec, make_device(name, spec.n_qubits), diff_method=diff_method, shots=shots, noise=noise)
+    device = make_device(name, spec.n_qubits)
+    coupling_map = None
+    if "@" in name:  # a device snapshot: wire i on the chip's qubit i, two-qubit gates routed on its map
+        chip = device.backend
+        if spec.n_qubits > chip.num_qubits:
+            raise QRLError(f"{name} has {chip.num_qubits} qubits; the circuit needs {spec.n_qubits}; try a larger "
+                           f"snapshot (e.g. qiskit.aer@FakeGuadalupeV2, 16 qubits)")
+        coupling_map = [tuple(e) for e in chip.coupling_map.get_edges() if max(e) < spec.n_qubits]
+    return PennyLaneQNode(spec, device, diff_method=diff_method, shots=shots, noise=noise, coupling_map=coupling_map)
