@@ -179,12 +179,12 @@ def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | Non
         return TorchStatevector(spec)
     from qrl.backends.pennylane import PennyLaneQNode
 
-    device = make_device(name, spec.n_qubits)
     coupling_map = None
     if "@" in name:  # a device snapshot: wire i on the chip's qubit i, two-qubit gates routed on its map
-        chip = device.backend
+        chip = _fake_ibm_backend(*name.split("@", 1))
         if spec.n_qubits > chip.num_qubits:
             raise QRLError(f"{name} has {chip.num_qubits} qubits; the circuit needs {spec.n_qubits}; try a larger "
                            f"snapshot (e.g. qiskit.aer@FakeGuadalupeV2, 16 qubits)")
         coupling_map = [tuple(e) for e in chip.coupling_map.get_edges() if max(e) < spec.n_qubits]
+    device = make_device(name, spec.n_qubits)
     return PennyLaneQNode(spec, device, diff_method=diff_method, shots=shots, noise=noise, coupling_map=coupling_map)
