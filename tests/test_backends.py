@@ -142,7 +142,7 @@ def test_auto_picks_torch_for_small_circuits():
     ("device", "message"),
     [
         ("lightning.gpu", r"device 'lightning.gpu' is not installed; try pip install 'qrl\[gpu\]'"),
-        ("qiskit.aer", r"device 'qiskit.aer' is not installed; try pip install 'qrl\[hardware\]'"),
+        ("braket.local.qubit", r"device 'braket.local.qubit' is not installed; try pip install amazon-braket"),
         ("no.such.device", r"unknown device 'no.such.device'; expected one of: auto, torch, .*lightning.qubit"),
         ("", r"device must be a name"),
     ],
@@ -150,6 +150,15 @@ def test_auto_picks_torch_for_small_circuits():
 def test_device_errors_name_the_fix(device, message):
     with pytest.raises(QRLError, match=message):
         make_backend(CircuitSpec(), device)
+
+
+def test_missing_qiskit_plugin_names_the_hardware_extra():
+    from qrl.backends.select import installed_devices
+
+    if "qiskit.aer" in installed_devices():
+        pytest.skip("the qiskit plugin is installed here (qrl[hardware]): its absence cannot be tested")
+    with pytest.raises(QRLError, match=r"device 'qiskit.aer' is not installed; try pip install 'qrl\[hardware\]'"):
+        make_backend(CircuitSpec(), "qiskit.aer")
 
 
 @pytest.mark.parametrize("device", ["torch", "lightning.qubit"])
