@@ -161,11 +161,11 @@ def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | Non
         if channel not in NOISE_CHANNELS or not isinstance(probability, (int, float)) or not 0 <= probability <= 1:
             raise QRLError(f"expected noise as channel=probability with channels {', '.join(NOISE_CHANNELS)} and "
                            f"probabilities in [0, 1]; got {channel}={probability!r}")
-    if noise and resolve_device_name(device, spec, shots, noise) not in MIXED_STATE_DEVICES:
-        raise QRLError(f"noise needs a mixed-state simulator; got device {device!r}; try device='default.mixed'")
     if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
         raise QRLError(f"shots must be a positive integer or None; got {shots!r}")
     name = resolve_device_name(device, spec, shots, noise)
+    if noise and name not in MIXED_STATE_DEVICES:
+        raise QRLError(f"noise needs a mixed-state simulator; got device {device!r}; try device='default.mixed'")
     if "@" in name and shots is None:
         raise QRLError(f"{name} samples like the device it copies; expected shots; try shots=1024")
     if shots is not None and name == "torch":
