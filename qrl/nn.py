@@ -75,6 +75,7 @@ class VQC(nn.Module):
         self.spec = spec
         self.shots, self.noise = shots, noise
         self.n_executions = 0  # circuits run: one per sample of every forward pass
+        self.n_gradient_samples = 0  # of those, samples in passes that build a graph for a gradient
         self.device_name = resolve_device_name(device, spec, shots, noise)
         self.diff_method = diff_method
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -138,6 +139,8 @@ class VQC(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.n_executions = getattr(self, "n_executions", 0) + int(x.shape[0])  # one circuit per sample
+        if torch.is_grad_enabled() and self.weights.requires_grad:  # on hardware: 2 shifted circuits per angle
+            self.n_gradient_samples = getattr(self, "n_gradient_samples", 0) + int(x.shape[0])
         return self.expvals(x) * self.output_scaling
 
     def extra_repr(self) -> str:

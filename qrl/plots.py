@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from qrl.errors import QRLError
-from qrl.io import atomic_write
+from qrl.io import atomic_write, write_text
 
 
 def read_evaluations(run_dir: Path) -> dict[str, list[float]]:
@@ -55,6 +56,45 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None) -> Path
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda p: fig.savefig(p, dpi=110, format=out.suffix.lstrip(".") or "png"))
+    plt.close(fig)
+    return out
+
+
+def plot_sweep(rows, swept: str, out: Path, device: str | None = None, title: str | None = None,
+               threshold: float | None = None) -> Path:
+    """Return (mean +- std over episodes) against a swept noise strength or shot count; the table is
+    written next to the image as ``<out>.csv``. Zero noise sits on a linear stretch of the x axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    xs = [r.value for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.errorbar(xs, [r.mean for r in rows], yerr=[r.std for r in rows], marker="o", capsize=3, label="policy")
+    if threshold is not None:
+        ax.axhline(threshold, color="gray", linestyle="--", linewidth=1, label="reward threshold")
+        ax.legend(fontsize=8)
+    positive = [x for x in xs if x > 0]
+    if positive and max(positive) / min(positive) >= 20:
+        if 0 in xs:
+            ax.set_xscale("symlog", linthresh=min(positive))
+        else:
+            ax.set_xscale("log")
+    ax.set_xlabel("shots per circuit" if swept == "shots" else f"{swept} probability per gate")
+    ax.set_ylabel("return (mean +- std over episodes)")
+    ax.set_title(title or f"return vs {swept}" + (f" on {device}" if device else ""))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow([swept, "mean_return", "std_return", "circuit_executions", "shots_per_circuit"])
+    for r in rows:
+        writer.writerow([r.value, r.mean, r.std, r.executions, r.point.shots or ""])
+    write_text(out.with_suffix(".csv"), buf.getvalue())
     atomic_write(out, lambda p: fig.savefig(p, dpi=110, format=out.suffix.lstrip(".") or "png"))
     plt.close(fig)
     return out

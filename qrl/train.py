@@ -26,6 +26,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from qrl.config import RunConfig, algo_class, algo_kwargs, is_vqc_policy, resolve_policy
+from qrl.devices import run_cost
 from qrl.envs import check_env_id, make_vec
 from qrl.errors import QRLError
 from qrl.io import atomic_write, write_json, write_text, write_yaml
@@ -83,17 +84,18 @@ def preset_parameters(config: RunConfig) -> dict[str, int]:
     return count_parameters(model.policy)
 
 
-def make_eval_env(config: RunConfig, train_env: VecEnv | None = None) -> VecEnv:
-    env = make_vec(config.env_spec, 1, config.seed + EVAL_SEED_OFFSET)
+def make_eval_env(config: RunConfig, train_env: VecEnv | None = None, n_envs: int = 1) -> VecEnv:
+    env = make_vec(config.env_spec, n_envs, config.seed + EVAL_SEED_OFFSET)
     if isinstance(train_env, VecNormalize):
         env = VecNormalize(env, training=False, norm_obs=train_env.norm_obs, norm_reward=False)
         env.obs_rms = train_env.obs_rms
     return env
 
 
-def new_run_dir(out: Path, config: RunConfig) -> Path:
+def new_run_dir(out: Path, config: RunConfig, label: str | None = None) -> Path:
+    """A new folder ``out/{env}__{label}__{seed}__{timestamp}`` (``label``: the agent by default)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = f"{config.env}__{config.agent}__{config.seed}__{stamp}"
+    base = f"{config.env}__{label or config.agent}__{config.seed}__{stamp}"
     run_dir, k = Path(out) / base, 1
     while run_dir.exists():
         k += 1
@@ -197,6 +199,7 @@ def train(config: RunConfig, out: str | Path = "runs", progress: bool = False,
         "steps_to_threshold": steps_to_threshold(log.rows, config.env_spec.reward_threshold),
         "parameters": count_parameters(model.policy),
         "circuit_executions": circuit_executions(model.policy),
+        "cost": run_cost(model.policy) if circuit_executions(model.policy) else None,
     }
     write_json(run_dir / "results.json", results)
     env.close()
@@ -237,20 +240,35 @@ def load_model(run_dir: Path, device: str | None = None, shots: int | None = Non
 
 def evaluate_run(run_dir: Path, episodes: int = 20, device: str | None = None,
                  seed: int | None = None, shots: int | None = None,
-                 noise: dict[str, float] | None = None) -> tuple[float, float, RunConfig, int]:
+                 noise: dict[str, float] | None = None, n_envs: int = 1) -> tuple[float, float, RunConfig, int]:
     """Mean and std of the deterministic policy's return over ``episodes`` episodes, the config, and the
-    circuits the evaluation ran (one per sample; with shots, each ran that many shots)."""
-    if episodes < 1:
-        raise QRLError(f"episodes must be positive; got {episodes}")
+    circuits the evaluation ran (one per sample; with shots, each ran that many shots).
+
+    ``n_envs`` > 1 runs that many episodes side by side, one batched circuit call per step for all of
+    them (much faster on simulators such as default.mixed); the episodes then start from other seeds
+    than with one environment, so returns differ within their spread.
+    """
     model, config = load_model(run_dir, device, shots, noise)
+    mean, std, executions = evaluate_model(model, config, run_dir, episodes, seed, n_envs)
+    return mean, std, config, sum(executions.values())
+
+
+def evaluate_model(model: BaseAlgorithm, config: RunConfig, run_dir: Path, episodes: int = 20,
+                   seed: int | None = None, n_envs: int = 1) -> tuple[float, float, dict[str, int]]:
+    """Mean and std return of a run's loaded model, and the circuits each VQC module ran (by name)."""
+    from qrl.nn import VQC
+
+    if episodes < 1 or not 1 <= n_envs <= episodes:
+        raise QRLError(f"expected episodes >= 1 and 1 <= envs <= episodes; got {episodes} episodes, {n_envs} envs")
     if seed is not None:
         config.seed = seed
-    env = make_eval_env(config)
+    env = make_eval_env(config, n_envs=n_envs)
     norm = Path(run_dir) / "vecnormalize.pkl"
     if norm.is_file():
         env = VecNormalize.load(str(norm), env)
         env.training, env.norm_reward = False, False
-    before = circuit_executions(model.policy)
+    circuits = {name: m for name, m in model.policy.named_modules() if isinstance(m, VQC)}
+    before = {name: m.n_executions for name, m in circuits.items()}
     mean, std = evaluate_policy(model, env, n_eval_episodes=episodes, deterministic=True)
     env.close()
-    return float(mean), float(std), config, circuit_executions(model.policy) - before
+    return float(mean), float(std), {name: m.n_executions - before[name] for name, m in circuits.items()}

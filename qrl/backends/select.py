@@ -11,6 +11,7 @@ import pennylane as qml
 
 from qrl.backends.torch import TorchStatevector, state_bytes
 from qrl.circuits.spec import CircuitSpec
+from qrl.devices import coupling_map, is_hardware
 from qrl.errors import QRLError
 
 # `device="auto"` picks, for a circuit of n qubits, the backend that `qrl bench scaling` measured
@@ -112,39 +113,26 @@ def installed_devices() -> list[str]:
 def make_device(name: str, n_qubits: int, **kwargs):
     """Create a PennyLane device, with an install hint when its plugin is missing.
 
-    ``qiskit.aer@FakeManilaV2`` (any class of ``qiskit_ibm_runtime.fake_provider``): Qiskit Aer with that
-    IBM device snapshot's noise model, coupling map and native gates (offline; the circuit is transpiled
-    to the device), the device-realistic path to hardware. It samples, so it needs shots.
+    Hardware names ``<device>@<machine>`` (see :mod:`qrl.devices`): ``qiskit.aer@FakeManilaV2`` (any
+    class of ``qiskit_ibm_runtime.fake_provider``) is Qiskit Aer with that IBM device snapshot's noise
+    model, coupling map and native gates (offline), the device-realistic path to hardware;
+    ``qiskit.remote@ibm_brisbane``, ``ionq.qpu@aria-1`` and ``braket.aws.qubit@<ARN>`` are real QPUs,
+    with credentials from environment variables. They sample, so they need shots.
     """
-    name, _, snapshot = name.partition("@")
-    if snapshot:
-        kwargs["backend"] = _fake_ibm_backend(name, snapshot)
-        kwargs.setdefault("optimization_level", 1)  # transpile with routing: a CZ ring is not the chip's map
-    if name not in installed_devices():
-        hint = next((h for prefix, h in _PLUGIN_HINTS.items() if name.startswith(prefix)), None)
+    from qrl import devices
+
+    base = name.partition("@")[0]
+    if base not in installed_devices():
+        hint = next((h for prefix, h in _PLUGIN_HINTS.items() if base.startswith(prefix)), None)
         known = ", ".join(["auto", "torch", *installed_devices()])
         if hint:
-            raise QRLError(f"device {name!r} is not installed; try {hint}")
-        raise QRLError(f"unknown device {name!r}; expected one of: {known}")
+            raise QRLError(f"device {base!r} is not installed; try {hint}")
+        raise QRLError(f"unknown device {base!r}; expected one of: {known}")
+    kwargs = devices.device_kwargs(name) | kwargs
     try:
-        return qml.device(name, wires=n_qubits, **kwargs)
+        return qml.device(base, wires=n_qubits, **kwargs)
     except Exception as exc:  # plugin-specific failures (no GPU, bad option, ...)
         raise QRLError(f"could not create device {name!r}: {exc}") from exc
-
-
-def _fake_ibm_backend(device: str, snapshot: str):
-    if device != "qiskit.aer":
-        raise QRLError(f"a device snapshot (@{snapshot}) runs on qiskit.aer; got {device}@{snapshot}; "
-                       f"try qiskit.aer@{snapshot}")
-    try:
-        from qiskit_ibm_runtime import fake_provider
-    except ImportError as exc:
-        raise QRLError(f"qiskit.aer@{snapshot} needs qiskit-ibm-runtime; try pip install 'qrl[hardware]'") from exc
-    if not snapshot.startswith("Fake") or not hasattr(fake_provider, snapshot):
-        names = sorted(n for n in dir(fake_provider) if n.startswith("Fake") and n.endswith("V2"))
-        raise QRLError(f"unknown IBM device snapshot {snapshot!r}; expected a class of "
-                       f"qiskit_ibm_runtime.fake_provider such as {', '.join(names[:6])}, ...")
-    return getattr(fake_provider, snapshot)()
 
 
 def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | None = None,
@@ -166,8 +154,8 @@ def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | Non
     name = resolve_device_name(device, spec, shots, noise)
     if noise and name not in MIXED_STATE_DEVICES:
         raise QRLError(f"noise needs a mixed-state simulator; got device {device!r}; try device='default.mixed'")
-    if "@" in name and shots is None:
-        raise QRLError(f"{name} samples like the device it copies; expected shots; try shots=1024")
+    if is_hardware(name) and shots is None:
+        raise QRLError(f"{name} samples like hardware; expected shots; try shots=1024")
     if shots is not None and name == "torch":
         raise QRLError(f"the torch backend computes exact expectation values; shots={shots} needs a PennyLane "
                        f"device; try device='lightning.qubit' (or 'default.qubit') with shots")
@@ -179,12 +167,6 @@ def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | Non
         return TorchStatevector(spec)
     from qrl.backends.pennylane import PennyLaneQNode
 
-    coupling_map = None
-    if "@" in name:  # a device snapshot: wire i on the chip's qubit i, two-qubit gates routed on its map
-        chip = _fake_ibm_backend(*name.split("@", 1))
-        if spec.n_qubits > chip.num_qubits:
-            raise QRLError(f"{name} has {chip.num_qubits} qubits; the circuit needs {spec.n_qubits}; try a larger "
-                           f"snapshot (e.g. qiskit.aer@FakeGuadalupeV2, 16 qubits)")
-        coupling_map = [tuple(e) for e in chip.coupling_map.get_edges() if max(e) < spec.n_qubits]
+    edges = coupling_map(name, spec.n_qubits)  # Qiskit machines: wire i on qubit i, routed on the chip's map
     device = make_device(name, spec.n_qubits)
-    return PennyLaneQNode(spec, device, diff_method=diff_method, shots=shots, noise=noise, coupling_map=coupling_map)
+    return PennyLaneQNode(spec, device, diff_method=diff_method, shots=shots, noise=noise, coupling_map=edges)
