@@ -36,6 +36,7 @@ RECORD_COLUMNS = ("run_id", "env", "agent", "seed", "timesteps", "mean_return", 
 RUN_COLUMNS = ("run_id", "env", "agent", "seed", "status", "attempts", "error", "reward_threshold", "timesteps",
                "wall_clock_s", "steps_per_s", "final_eval_mean", "final_eval_std", "best_eval_mean",
                "steps_to_threshold", "params_total", "params_quantum", "params_classical", "circuit_executions")
+OPTIONAL_RUN_COLUMNS = ("hardware_circuits",)  # studies run before cost accounting lack them
 STATUSES = ("finished", "failed")
 _FIX = "try `qrl study STUDY.yaml --out STUDY_DIR` again (it rebuilds the tables of a study folder)"
 
@@ -170,7 +171,7 @@ def _read_runs(study_dir: Path) -> list[_Run]:
         if row["run_id"] in seen:
             raise QRLError(f"expected one row per run in {path}; got run {row['run_id']} twice (line {line}); {_FIX}")
         seen.add(row["run_id"])
-        numbers = {key: _number(row, key, path, line) for key in RUN_COLUMNS[7:]}
+        numbers = {key: _number(row, key, path, line) for key in RUN_COLUMNS[7:] + OPTIONAL_RUN_COLUMNS}
         runs.append(_Run(row["run_id"], row["env"], row["agent"], row["seed"], row["status"], row["attempts"],
                          row["error"] or "", numbers, np.empty(0), np.empty(0)))
     return runs
@@ -608,7 +609,12 @@ def _env_section(result: _EnvResult, figures: dict[str, str]) -> list[str]:
                      _span(column("params_classical")), _median(column("wall_clock_s"), lambda x: f"{x:.0f}"),
                      f"{sum(v for v in column('wall_clock_s') if not math.isnan(v)):.0f}",
                      _median(column("steps_per_s"), lambda x: f"{x:.0f}"),
-                     _median(column("circuit_executions"), lambda x: f"{x:.0f}")])
+                     _median(column("circuit_executions"), lambda x: f"{x:.0f}"),
+                     _median(column("hardware_circuits"), lambda x: f"{x:.3g}")])
     lines += _table(["agent", "params total", "params quantum", "params classical", "wall-clock per run, median (s)",
-                     "wall-clock, all runs (s)", "steps/s, median", "circuit executions per run, median"], rows)
+                     "wall-clock, all runs (s)", "steps/s, median", "circuit executions per run, median",
+                     "on hardware with parameter-shift gradients, median"], rows)
+    lines += ["", "Circuit executions: one per sample of every circuit forward pass. On hardware each differentiated "
+              "sample also runs 2 circuits per trainable gate angle (parameter-shift rule); "
+              "`qrl eval RUN --device D --shots N --dry-run` turns these counts into QPU time and price.", ""]
     return lines

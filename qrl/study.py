@@ -54,7 +54,8 @@ RECORD_FIELDS = ("run_id", "env", "agent", "seed", "timesteps", "mean_return", "
 EPISODE_FIELDS = ("run_id", "env", "agent", "seed", "timesteps", "episode", "return", "length")
 RUN_FIELDS = ("run_id", "env", "agent", "seed", "status", "attempts", "error", "reward_threshold", "timesteps",
               "wall_clock_s", "steps_per_s", "final_eval_mean", "final_eval_std", "best_eval_mean",
-              "steps_to_threshold", "params_total", "params_quantum", "params_classical", "circuit_executions")
+              "steps_to_threshold", "params_total", "params_quantum", "params_classical", "circuit_executions",
+              "hardware_circuits")
 _STUDY_KEYS = ("name", "envs", "agents", "seeds", "steps", "eval_freq", "eval_episodes", "retries", "grid")
 
 
@@ -383,7 +384,8 @@ def write_tables(study_dir: Path, study: Study) -> None:
                                                          "final_eval_mean", "final_eval_std", "best_eval_mean",
                                                          "steps_to_threshold", "circuit_executions")},
                          "params_total": params.get("total"), "params_quantum": params.get("quantum"),
-                         "params_classical": params.get("classical")})
+                         "params_classical": params.get("classical"),
+                         "hardware_circuits": (results.get("cost") or {}).get("hardware_circuits")})
         elif (study_dir / "failures" / f"{key.run_id}.json").is_file():
             failure = json.loads((study_dir / "failures" / f"{key.run_id}.json").read_text())
             rows.append({**base, "status": "failed", "attempts": failure["attempts"], "error": failure["error"]})

@@ -225,7 +225,8 @@ def test_dry_run_on_an_ibm_name_uses_its_snapshot_offline(tiny_run, capsys, no_c
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--device", "lightning.qubit", "--shots", "10", "--dry-run"], "no timing model for 'lightning.qubit'"),
-    (["--device", "ionq.qpu@aria-1", "--dry-run"], "--dry-run prices one hardware device; expected --device NAME --shots N"),
+    (["--device", "ionq.qpu@aria-1", "--dry-run"],
+     "--dry-run prices one hardware device; expected --device NAME --shots N"),
 ])
 def test_dry_run_errors(tiny_run, capsys, args, message):
     assert main(["eval", str(tiny_run), *args]) == 2

@@ -54,6 +54,9 @@ def test_tiny_study_runs_and_resumes(tmp_path):
     runs = {r["run_id"]: r for r in rows(study_dir / "runs.csv")}
     vqc = runs["CartPole-v1__ppo-vqc__0"]
     assert vqc["params_total"] == vqc["params_quantum"] == "123" and int(vqc["circuit_executions"]) > 512
+    # on hardware: every differentiated sample adds 2 circuits per trainable gate angle (60 of them)
+    assert int(vqc["hardware_circuits"]) > int(vqc["circuit_executions"]) + 2 * 60
+    assert runs["CartPole-v1__ppo-mlp__0"]["hardware_circuits"] == ""
     assert runs["CartPole-v1__ppo-mlp-matched__1"]["params_classical"] == "120"
     records = [r for r in rows(study_dir / "records.csv") if r["run_id"] == "CartPole-v1__ppo-vqc__0"]
     assert [int(r["timesteps"]) for r in records] == [256, 512]

@@ -53,9 +53,6 @@ class PennyLaneQNode:
     :param diff_method: ``None`` for PennyLane's choice per device (adjoint on Lightning).
     :param shots: ``None`` for exact expectation values, else this many shots per circuit: each value
         then carries sampling noise of standard error ``sqrt((1 - <O>^2) / shots)``.
-    :param coupling_map: qubit pairs a two-qubit gate may act on (a device snapshot's): the circuit is
-        routed with SWAPs first (``qml.transforms.transpile``; pennylane-qiskit transpiles to native gates
-        but does not route).
     :param noise: ``{channel: probability}`` with channels of :data:`NOISE_CHANNELS`, on a mixed-state
         device (``default.mixed``). ``depolarizing=p`` after a one-qubit gate scales that qubit's Bloch
         vector by ``1 - 4p/3``.
@@ -65,21 +62,20 @@ class PennyLaneQNode:
     """
 
     def __init__(self, spec: CircuitSpec, device, diff_method: str | None = None, shots: int | None = None,
-                 noise: dict[str, float] | None = None, coupling_map: list[tuple[int, int]] | None = None):
+                 noise: dict[str, float] | None = None):
         self.spec = spec
         self.device = device
         self.shots = shots
         name = getattr(device, "short_name", None) or getattr(device, "name", "")
         self.diff_method = diff_method or default_diff_method(name, shots)
         qfunc = spec.qfunc()
-        self._qnode_grad = _routed(_noisy(qml.QNode(qfunc, device, interface="torch", diff_method=self.diff_method,
-                                                    shots=shots), noise), coupling_map)
+        self._qnode_grad = _noisy(qml.QNode(qfunc, device, interface="torch", diff_method=self.diff_method,
+                                            shots=shots), noise)
         if self.diff_method in GRADIENT_TRANSFORMS:
             # PennyLane's gradient transforms cannot differentiate a broadcast tape with respect to
             # the broadcast (input) angles: expand the batch into one tape per sample first.
             self._qnode_grad = qml.transforms.broadcast_expand(self._qnode_grad)
-        self._qnode_value = _routed(_noisy(qml.QNode(qfunc, device, interface="torch", diff_method=None, shots=shots),
-                                           noise), coupling_map)
+        self._qnode_value = _noisy(qml.QNode(qfunc, device, interface="torch", diff_method=None, shots=shots), noise)
 
     def __call__(self, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         needs_grad = torch.is_grad_enabled() and (angles.requires_grad or weights.requires_grad)
@@ -90,10 +86,6 @@ class PennyLaneQNode:
         if out.dim() == 1:  # unbroadcast call (B would be absent)
             out = out.unsqueeze(0)
         return out.to(dtype=weights.dtype, device=weights.device)
-
-
-def _routed(qnode, coupling_map: list[tuple[int, int]] | None):
-    return qnode if coupling_map is None else qml.transforms.transpile(qnode, coupling_map=coupling_map)
 
 
 def _noisy(qnode, noise: dict[str, float] | None):

@@ -11,7 +11,7 @@ import pennylane as qml
 
 from qrl.backends.torch import TorchStatevector, state_bytes
 from qrl.circuits.spec import CircuitSpec
-from qrl.devices import coupling_map, is_hardware
+from qrl.devices import check_size, is_hardware
 from qrl.errors import QRLError
 
 # `device="auto"` picks, for a circuit of n qubits, the backend that `qrl bench scaling` measured
@@ -129,6 +129,11 @@ def make_device(name: str, n_qubits: int, **kwargs):
             raise QRLError(f"device {base!r} is not installed; try {hint}")
         raise QRLError(f"unknown device {base!r}; expected one of: {known}")
     kwargs = devices.device_kwargs(name) | kwargs
+    if base == "qiskit.aer" and "@" in name:
+        # pennylane-qiskit's qiskit.aer device transpiles without routing (and cannot route tensor-product
+        # observables); its qiskit.remote device runs a fake backend locally on Aer, with the snapshot's
+        # noise, and routes with Qiskit's transpiler, mapping observables through the layout.
+        base = "qiskit.remote"
     try:
         return qml.device(base, wires=n_qubits, **kwargs)
     except Exception as exc:  # plugin-specific failures (no GPU, bad option, ...)
@@ -167,6 +172,6 @@ def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | Non
         return TorchStatevector(spec)
     from qrl.backends.pennylane import PennyLaneQNode
 
-    edges = coupling_map(name, spec.n_qubits)  # Qiskit machines: wire i on qubit i, routed on the chip's map
+    check_size(name, spec.n_qubits)
     device = make_device(name, spec.n_qubits)
-    return PennyLaneQNode(spec, device, diff_method=diff_method, shots=shots, noise=noise, coupling_map=edges)
+    return PennyLaneQNode(spec, device, diff_method=diff_method, shots=shots, noise=noise)
