@@ -81,6 +81,7 @@ def plot_sweep(rows, swept: str, out: Path, device: str | None = None, title: st
     if positive and max(positive) / min(positive) >= 20:
         if 0 in xs:
             ax.set_xscale("symlog", linthresh=min(positive))
+            ax.set_xlim(left=-0.3 * min(positive))
         else:
             ax.set_xscale("log")
     ax.set_xlabel("shots per circuit" if swept == "shots" else f"{swept} probability per gate")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def test_readme_cli_lines_parse_and_resolve(monkeypatch, capsys, tmp_path):
         parsed = build_parser().parse_args(args)
         if parsed.command == "bench":  # minutes of timing: parsing is what can rot here
             continue
+        if parsed.command == "diagnose" and parsed.diagnose_command == "gradients":  # minutes; see test_diagnostics
+            continue
         if parsed.command == "study":  # a study is many trainings: validate its file, as for train
             from qrl.study import load_study
 
@@ -63,6 +66,12 @@ def test_readme_cli_lines_parse_and_resolve(monkeypatch, capsys, tmp_path):
                 resolve(agent, parsed.env, seed=parsed.seed, steps=parsed.steps, device=parsed.device,
                         overrides=parse_set(parsed.overrides))
         else:
+            if parsed.command == "eval" and parsed.plot:  # a sweep is many evaluations: tests/test_devices.py
+                assert (Path(parsed.run_dir) / "model.zip").is_file(), args
+                continue
+            if parsed.command == "eval" and parsed.device and parsed.device.startswith("qiskit."):
+                if importlib.util.find_spec("qiskit_ibm_runtime") is None:  # the qrl[hardware] extra
+                    continue
             if parsed.command == "eval":
                 args = [*args, "--episodes", "1"]
             if parsed.command == "plot":  # write the image elsewhere, not over committed files

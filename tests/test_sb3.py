@@ -237,6 +237,12 @@ def test_training_with_shots_and_hardware_gradients(tmp_path, diff_method):
     before = [p.detach().clone() for p in model.policy.parameters()]
     model.learn(16)
     assert any(not torch.equal(a, b.detach()) for a, b in zip(before, model.policy.parameters(), strict=True))
+    from qrl.devices import run_cost
+
+    cost = run_cost(model.policy)  # one update: 16 samples through actor and critic, each differentiated
+    per_sample = 2 if diff_method == "spsa" else 2 * (4 * 2 + 4)  # 2 x (rotations + input scaling angles)
+    assert cost["gradient_samples"] == 2 * 16 and cost["gradient_circuits"] == 2 * 16 * per_sample
+    assert cost["shots_per_circuit"] == 64 and cost["shots"] == 64 * cost["hardware_circuits"]
     model.save(tmp_path / "m.zip")
     vqc = PPO.load(tmp_path / "m.zip", device="cpu").policy.mlp_extractor.policy_net.vqc
     assert vqc.shots == 64 and vqc.backend.diff_method == diff_method
