@@ -27,9 +27,10 @@ time and are not modelled):
   the snapshot's default repetition delay (250 us on current chips). Per-job set-up time is not
   modelled, so the estimate is a lower bound. Price: IBM Quantum pay-as-you-go, USD 1.60 per second of
   QPU usage (USD 96 per minute, list price 2024-2025).
-- IonQ Aria (``ionq.qpu@aria-*``, Braket ARNs containing ``ionq/Aria``): gates run one after another;
-  135 us per one-qubit gate, 600 us per two-qubit (MS) gate, 300 us readout, 20 us reset (IonQ Aria's
-  published timing, as listed in Amazon Braket's device properties). Gates are counted after
+- IonQ Aria (``ionq.qpu@aria-*``, Braket ARNs containing ``ionq/Aria``): gates run strictly in sequence
+  and Z rotations are virtual (IonQ's hardware best-practices guide); 135 us per one-qubit gate, 600 us
+  per two-qubit (MS) gate, 300 us readout, 20 us reset (the "system timing" IonQ publishes for Aria,
+  e.g. on Azure Quantum's IonQ provider page; check the current numbers). Gates are counted after
   decomposing to {RX, RY, RZ, CNOT, CZ}: one MS gate per two-qubit gate (all-to-all connectivity, no
   routing), RZ free (a phase update in software), the other one-qubit gates one GPI/GPI2 each. Price:
   Amazon Braket, USD 0.30 per task (one circuit) plus USD 0.03 per shot (list price 2024-2025).
