@@ -1,4 +1,4 @@
-"""The ``qrl`` command: train, eval, compare, list, plot, bench, circuit.
+"""The ``qrl`` command: train, eval, compare, list, plot, bench, circuit, diagnose, distill.
 
 Bad input is reported as one line, ``qrl: error: ...``, with exit status 2 and no traceback.
 """
@@ -42,15 +42,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=20, help="episodes (default 20)")
     p.add_argument("--device", default=None, help="run the circuits on another backend")
     p.add_argument("--seed", type=int, default=None, help="evaluation seed (default: the run's)")
-    p.add_argument("--shots", type=int, default=None,
-                   help="estimate every expectation value from this many shots (with --device, a PennyLane device)")
-    p.add_argument("--noise", action="append", default=[], metavar="CHANNEL=P",
+    p.add_argument("--shots", default=None, metavar="N[,N...]",
+                   help="estimate every expectation value from N shots (with --device, a PennyLane device); "
+                        "several comma-separated counts sweep it")
+    p.add_argument("--noise", action="append", default=[], metavar="CHANNEL=P[,P...]",
                    help="noise after every gate, e.g. depolarizing=0.01, amplitude_damping=0.01, readout_bit_flip=0.02 "
-                        "(repeatable; with --device default.mixed)")
+                        "(repeatable; with --device default.mixed); several comma-separated strengths sweep it")
+    p.add_argument("--envs", type=int, default=1,
+                   help="episodes run side by side, one batched circuit call per step (default 1: one after another)")
+    p.add_argument("--plot", default=None, metavar="PNG",
+                   help="with a sweep: plot return against the swept value (the table goes to the same name .csv)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with a hardware --device (e.g. qiskit.remote@ibm_brisbane, ionq.qpu@aria-1) and --shots: "
+                        "print the compiled circuit, depth, two-qubit gates and the cost of evaluating and training "
+                        "this run there; nothing is submitted, no credentials needed")
 
     p = sub.add_parser("compare", help="train several agents on one environment and print a table")
     p.add_argument("--agents", nargs="+", required=True, help="agent presets, e.g. ppo-vqc ppo-mlp")
     _add_train_options(p)
+
+    p = sub.add_parser("distill", help="teach a VQC agent a classical SB3 policy (behaviour cloning, DAgger); "
+                                       "writes runs/<run>/")
+    p.add_argument("--teacher", required=True,
+                   help="the teacher: an SB3 model zip (PPO, A2C, DQN, SAC, TD3) or a run folder holding model.zip")
+    p.add_argument("--student", required=True, help="a VQC agent preset, e.g. ppo-vqc (see `qrl list`)")
+    p.add_argument("--env", required=True, help="environment id the teacher was trained on, e.g. CartPole-v1")
+    p.add_argument("--teacher-algo", default=None, choices=("ppo", "a2c", "dqn", "sac", "td3"),
+                   help="the teacher's algorithm (default: read from the zip)")
+    p.add_argument("--teacher-vecnormalize", default=None, metavar="PATH",
+                   help="the teacher's VecNormalize statistics (default: vecnormalize.pkl next to the zip, or in "
+                        "<zip name>/ as rl-zoo3 saves it; 'none': raw observations)")
+    p.add_argument("--samples", type=int, default=10_000, help="labelled env steps per round (default 10000)")
+    p.add_argument("--noise", type=float, default=0.2,
+                   help="probability of a random action at each rollout step, to label states off the teacher's "
+                        "path (default 0.2)")
+    p.add_argument("--dagger", type=int, default=0,
+                   help="DAgger rounds after the first: the student drives, the teacher labels (default 0)")
+    p.add_argument("--labels", choices=("hard", "soft"), default="hard",
+                   help="discrete actions: the teacher's greedy action, or its action probabilities (PPO/A2C "
+                        "teachers; default hard)")
+    p.add_argument("--epochs", type=int, default=20, help="training epochs per round (default 20)")
+    p.add_argument("--batch-size", type=int, default=256, help="minibatch size (default 256)")
+    p.add_argument("--lr", type=float, default=0.02, help="Adam learning rate (default 0.02)")
+    p.add_argument("--box-loss", choices=("mse", "nll"), default="mse",
+                   help="Box actions: squared error of the mean, or Gaussian log-likelihood (default mse)")
+    p.add_argument("--finetune-steps", type=int, default=0,
+                   help="then train this many env steps with the student's algorithm and preset (default 0)")
+    p.add_argument("--critic-warmup", type=int, default=10_000,
+                   help="with --finetune-steps, PPO/A2C students: env steps training the critic alone first "
+                        "(default 10000)")
+    p.add_argument("--eval-episodes", type=int, default=None,
+                   help="episodes per evaluation (default: the environment's, 10 for CartPole-v1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default=None, help="the student's circuit backend: auto, torch or a PennyLane device")
+    p.add_argument("--out", default="runs", help="folder for run folders (default runs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a student hyperparameter, e.g. --set policy_kwargs.n_layers=3 (repeatable)")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="progress bar while fine-tuning (default: when the terminal is interactive)")
+    bar.add_argument("--no-progress", dest="progress", action="store_false")
 
     sub.add_parser("list", help="available agents, environments and devices")
 
@@ -106,6 +157,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-auto", action="store_true",
                    help="store the measured fastest backend per size for device='auto' (scaling)")
     p.add_argument("--out", default="runs/bench", help="folder for the JSON result (default runs/bench/)")
+
+    p = sub.add_parser("diagnose", help="diagnostics of circuits at initialisation (gradients: barren plateaus)")
+    sub_diag = p.add_subparsers(dest="diagnose_command", required=True)
+    p = sub_diag.add_parser(
+        "gradients", help="Var[dL/dtheta] over random initialisations per qubit count and depth, its decay rate "
+                          "in qubits, and a log-scale plot; with --agent/--env, of an agent's policy loss")
+    p.add_argument("--ansatz", default=None, help="hea, strongly_entangling or unentangled (default hea; "
+                                                  "with --agent: the preset's)")
+    p.add_argument("--qubits", type=int, nargs="+", default=None,
+                   help="qubit counts (default 2 4 6 8 10; not with --agent: the environment sets them)")
+    p.add_argument("--layers", type=int, nargs="+", default=None,
+                   help="circuit depths (default 2 50; with --agent: the preset's n_layers)")
+    p.add_argument("--readout", nargs="+", default=None,
+                   help="z (cost Z0, local), zz, parity (Z0...Z(n-1), global) (default z parity; with --agent: "
+                        "the preset's)")
+    p.add_argument("--inputs", default=None,
+                   help="encoding input: random (an angle in [-pi/2, pi/2] per qubit and sample, default) or zeros")
+    p.add_argument("--samples", type=int, default=None,
+                   help="random initialisations per setting (default 200; with --agent: 50 model seeds)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--agent", default=None, help="a PPO/A2C VQC preset, e.g. ppo-vqc: study its policy loss")
+    p.add_argument("--env", default=None, help="environment of --agent, e.g. CartPole-v1")
+    p.add_argument("--obs", type=int, default=None, help="observations for the policy loss (with --agent; default 64)")
+    p.add_argument("--out", default="runs/diagnostics", help="folder for the JSON and PNG (default runs/diagnostics/)")
+    p = sub_diag.add_parser("circuit", help="a policy's circuits: drawing, qubits, depth, gate counts, parameters "
+                                            "and the hardware cost of one action")
+    p.add_argument("target", metavar="AGENT_OR_RUN", help="a run folder (trained weights) or an agent preset such "
+                                                          "as ppo-vqc (with --env)")
+    p.add_argument("--env", default=None, help="environment of an agent preset, e.g. CartPole-v1")
+    p.add_argument("--shots", type=int, default=1024, help="shots per circuit on hardware (default 1024)")
+    p.add_argument("--device", default=None, help="also compile each circuit for a hardware device offline, e.g. "
+                                                  "qiskit.remote@ibm_brisbane or ionq.qpu@aria-1")
+    p.add_argument("--seed", type=int, default=0, help="initialisation seed of a preset (default 0)")
     return parser
 
 
@@ -149,19 +233,78 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from qrl.config import parse_set
+    from qrl.devices import SweepPoint, dry_run, sweep
     from qrl.train import evaluate_run
 
-    noise = parse_set(args.noise)
-    mean, std, config, executions = evaluate_run(Path(args.run_dir), episodes=args.episodes, device=args.device,
-                                                 seed=args.seed, shots=args.shots, noise=noise or None)
-    where = (f" on {args.device}" if args.device else "") + (f" with {args.shots} shots" if args.shots else "")
-    where += "".join(f", {k} {v}" for k, v in noise.items())
+    shots, noise = _sweep_values("--shots", [args.shots] if args.shots else []), {}
+    for item in args.noise:
+        channel, sep, raw = item.partition("=")
+        if not sep or not channel.strip():
+            raise QRLError(f"malformed --noise {item!r}; expected CHANNEL=P[,P...], e.g. --noise depolarizing=0.01")
+        noise[channel.strip()] = _sweep_values(f"--noise {channel.strip()}", [raw], float)
+    swept = [k for k, v in {"shots": shots, **noise}.items() if len(v) > 1]
+    if len(swept) > 1:
+        raise QRLError(f"a sweep varies one quantity; got several values for {' and '.join(swept)}; "
+                       f"try one list, e.g. --noise depolarizing=0,0.01,0.03")
+    if args.plot and not swept:
+        raise QRLError("--plot draws a sweep; expected several values, e.g. --noise depolarizing=0,0.01,0.03")
+    run_dir = Path(args.run_dir)
+    if args.dry_run:
+        if args.device is None or len(shots) != 1 or noise:
+            raise QRLError("--dry-run prices one hardware device; expected --device NAME --shots N without --noise; "
+                           "try --device qiskit.remote@ibm_brisbane --shots 1024 --dry-run")
+        print(dry_run(run_dir, args.device, shots[0], episodes=args.episodes, seed=args.seed))
+        return 0
+    if swept:
+        points = [SweepPoint(shots=s, noise=n) for s, n in _grid(shots, noise)]
+        rows = sweep(run_dir, points, device=args.device, episodes=args.episodes, seed=args.seed, n_envs=args.envs,
+                     log=lambda msg: print(msg, file=sys.stderr, flush=True))
+        print(_format_sweep(rows, swept[0]))
+        if args.plot:
+            from qrl.plots import plot_sweep
+            from qrl.train import load_run_config
+
+            threshold = load_run_config(run_dir).env_spec.reward_threshold
+            print(plot_sweep(rows, swept[0], Path(args.plot), device=args.device, threshold=threshold))
+        return 0
+    one_shots = shots[0] if shots else None
+    one_noise = {k: v[0] for k, v in noise.items()}
+    mean, std, config, executions = evaluate_run(run_dir, episodes=args.episodes, device=args.device,
+                                                 seed=args.seed, shots=one_shots, noise=one_noise or None,
+                                                 n_envs=args.envs)
+    where = (f" on {args.device}" if args.device else "") + (f" with {one_shots} shots" if one_shots else "")
+    where += "".join(f", {k} {v}" for k, v in one_noise.items())
     print(f"{config.agent} on {config.env}{where}: return {mean:.1f} +- {std:.1f} over {args.episodes} episodes")
     if executions:
-        shots = f", {executions * args.shots} shots" if args.shots else ""
-        print(f"cost: {executions} circuit executions{shots}")
+        print(f"cost: {executions} circuit executions" + (f", {executions * one_shots} shots" if one_shots else ""))
     return 0
+
+
+def _sweep_values(flag: str, raws: list[str], kind=int) -> list:
+    values = []
+    for raw in raws:
+        for part in str(raw).split(","):
+            try:
+                values.append(kind(part.strip()))
+            except ValueError:
+                raise QRLError(f"malformed {flag} {raw!r}; expected {'integers' if kind is int else 'numbers'} "
+                               f"separated by commas, e.g. {'16,256,1024' if kind is int else '0,0.01,0.03'}") from None
+    return values
+
+
+def _grid(shots: list, noise: dict[str, list]) -> list[tuple]:
+    """One (shots, noise) point per value of the swept quantity (the others are single values)."""
+    n = max([len(shots), *map(len, noise.values()), 1])
+    return [(shots[i if len(shots) > 1 else 0] if shots else None,
+             {k: v[i if len(v) > 1 else 0] for k, v in noise.items()} or None) for i in range(n)]
+
+
+def _format_sweep(rows, swept: str) -> str:
+    lines = [f"| {swept} | return | circuits | shots |", "|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r.value:g} | {r.mean:.1f} +- {r.std:.1f} | {r.executions} | "
+                     f"{r.executions * r.point.shots if r.point.shots else '-'} |")
+    return "\n".join(lines)
 
 
 def cmd_compare(args) -> int:
@@ -173,6 +316,35 @@ def cmd_compare(args) -> int:
         run_dir = _train(config, args)
         rows.append(json.loads((run_dir / "results.json").read_text()) | {"run_dir": str(run_dir)})
     print(format_comparison(rows))
+    return 0
+
+
+def cmd_distill(args) -> int:
+    import json
+
+    from qrl.config import parse_set, resolve
+    from qrl.distill import DistillSettings, check_student, distill, load_teacher
+
+    settings = DistillSettings(samples=args.samples, dagger=args.dagger, epochs=args.epochs,
+                               batch_size=args.batch_size, lr=args.lr, labels=args.labels, noise=args.noise,
+                               box_loss=args.box_loss,
+                               finetune_steps=args.finetune_steps, critic_warmup=args.critic_warmup,
+                               eval_episodes=args.eval_episodes)
+    settings.validate()
+    config = resolve(args.student, args.env, seed=args.seed, device=args.device, overrides=parse_set(args.overrides))
+    check_student(config)
+    teacher = load_teacher(args.teacher, config, algo=args.teacher_algo, vecnormalize=args.teacher_vecnormalize)
+    run_dir = distill(config, teacher, settings, out=args.out, progress=args.progress,
+                      announce=lambda msg: print(msg, file=sys.stderr, flush=True))
+    r = json.loads((run_dir / "results.json").read_text())
+    steps = [f"{r['samples']} labelled states"]
+    if r["critic_warmup_timesteps"]:
+        steps.append(f"{r['critic_warmup_timesteps']} critic warm-up steps")
+    steps.append(f"{r['finetune_timesteps']} fine-tuning steps")
+    print(run_dir)
+    print(f"teacher {r['teacher_eval_mean']:.1f} +- {r['teacher_eval_std']:.1f}, student {r['student_eval_mean']:.1f} "
+          f"+- {r['student_eval_std']:.1f} ({r['agent']}, {r['parameters']['total']} parameters); "
+          f"{', '.join(steps)}, {r['wall_clock_s']:.0f} s")
     return 0
 
 
@@ -297,8 +469,51 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_diagnose_gradients(args) -> int:
+    from qrl import diagnostics
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    if (args.agent is None) != (args.env is None):
+        raise QRLError("--agent and --env go together (the policy loss of an agent on an environment); "
+                       f"got only {'--agent' if args.agent else '--env'}; try --agent ppo-vqc --env CartPole-v1")
+    if args.agent is not None:
+        if args.qubits is not None or args.inputs is not None:
+            raise QRLError(f"with --agent the environment sets the qubit count and the inputs; got "
+                           f"{'--qubits' if args.qubits is not None else '--inputs'}; try without it")
+        result = diagnostics.policy_gradient_study(
+            args.agent, args.env, layers=args.layers, readouts=args.readout or [None], ansatz=args.ansatz,
+            samples=50 if args.samples is None else args.samples, seed=args.seed,
+            n_obs=64 if args.obs is None else args.obs, log=log)
+    else:
+        if args.obs is not None:
+            raise QRLError("--obs sets the observations of the policy loss; expected it with --agent and --env; "
+                           "got it without; try --agent ppo-vqc --env CartPole-v1")
+        result = diagnostics.circuit_gradient_study(
+            args.ansatz or "hea", qubits=args.qubits or [2, 4, 6, 8, 10], layers=args.layers or [2, 50],
+            readouts=args.readout or ["z", "parity"], samples=200 if args.samples is None else args.samples,
+            seed=args.seed, inputs=args.inputs or "random", log=log)
+    json_path, png_path = diagnostics.save(result, args.out)
+    print(diagnostics.format_table(result))
+    print(f"\n(written to {json_path} and {png_path})")
+    return 0
+
+
+def cmd_diagnose_circuit(args) -> int:
+    from qrl.diagnostics import describe_policy
+
+    print(describe_policy(args.target, env=args.env, shots=args.shots, device=args.device, seed=args.seed))
+    return 0
+
+
+def cmd_diagnose(args) -> int:
+    return {"gradients": cmd_diagnose_gradients, "circuit": cmd_diagnose_circuit}[args.diagnose_command](args)
+
+
 _COMMANDS = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "list": cmd_list, "bench": cmd_bench,
-             "plot": cmd_plot, "circuit": cmd_circuit, "study": cmd_study, "report": cmd_report}
+             "plot": cmd_plot, "circuit": cmd_circuit, "study": cmd_study, "report": cmd_report,
+             "distill": cmd_distill, "diagnose": cmd_diagnose}
 
 
 if __name__ == "__main__":

@@ -74,6 +74,9 @@ def test_readme_cli_lines_parse_and_resolve(monkeypatch, capsys, tmp_path):
                     continue
             if parsed.command == "eval":
                 args = [*args, "--episodes", "1"]
+            if parsed.command == "distill":  # the whole pipeline on a small budget, written elsewhere
+                args = [*args, "--samples", "300", "--epochs", "1", "--eval-episodes", "1", "--out",
+                        str(tmp_path / "distill")]
             if parsed.command == "plot":  # write the image elsewhere, not over committed files
                 args = [*args, "--out", str(tmp_path / "plot.png")]
             assert main(args) == 0, args
