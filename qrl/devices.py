@@ -294,10 +294,9 @@ def transpile_for(spec, name: str, angles, weights) -> Transpiled:
     tape = qml.tape.make_qscript(spec.qfunc())(angles, weights)
     snapshot = snapshot_for(name)
     if snapshot:
-        from qiskit import transpile
-
         try:
             from pennylane_qiskit.converter import circuit_to_qiskit
+            from qiskit import transpile
         except ImportError as exc:
             raise QRLError(f"a dry run for {name} transpiles with Qiskit; try pip install 'qrl[hardware]'") from exc
         chip = qiskit_backend(f"qiskit.aer@{snapshot}")

@@ -287,3 +287,12 @@ def test_parallel_evaluation_batches_the_circuits(tiny_run):
     with torch.no_grad():
         evaluate_model(model, config, tiny_run, episodes=4, n_envs=4)
     assert calls[0] == 4
+
+
+def test_ibm_dry_run_without_the_qiskit_extra_names_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pennylane_qiskit.converter", None)  # as if qrl[hardware] were absent
+    spec = CircuitSpec(n_qubits=2, n_layers=1, n_inputs=2)
+    with pytest.raises(QRLError, match=r"transpiles with Qiskit; try pip install 'qrl\[hardware\]'"):
+        devices.transpile_for(spec, "qiskit.remote@ibm_brisbane", np.zeros((1, 2)), np.zeros(spec.weight_shape))

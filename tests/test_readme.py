@@ -69,9 +69,9 @@ def test_readme_cli_lines_parse_and_resolve(monkeypatch, capsys, tmp_path):
             if parsed.command == "eval" and parsed.plot:  # a sweep is many evaluations: tests/test_devices.py
                 assert (Path(parsed.run_dir) / "model.zip").is_file(), args
                 continue
-            if parsed.command == "eval" and parsed.device and parsed.device.startswith("qiskit."):
-                if importlib.util.find_spec("qiskit_ibm_runtime") is None:  # the qrl[hardware] extra
-                    continue
+            if (getattr(parsed, "device", None) or "").startswith("qiskit.") and \
+                    importlib.util.find_spec("qiskit_ibm_runtime") is None:  # needs the qrl[hardware] extra
+                continue
             if parsed.command == "eval":
                 args = [*args, "--episodes", "1"]
             if parsed.command == "distill":  # the whole pipeline on a small budget, written elsewhere
