@@ -56,7 +56,6 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from qrl.config import ALGOS, RunConfig, algo_class, is_vqc_policy, list_agents, load_agent
-from qrl.devices import run_cost
 from qrl.envs import make_vec
 from qrl.errors import QRLError
 from qrl.io import atomic_write, write_json, write_yaml
@@ -65,10 +64,9 @@ from qrl.train import (
     EVAL_SEED_OFFSET,
     EvalLog,
     build_model,
-    circuit_executions,
     make_eval_env,
     new_run_dir,
-    steps_to_threshold,
+    run_results,
 )
 
 BOX_LOSSES = ("mse", "nll")
@@ -544,32 +542,16 @@ def distill(config: RunConfig, teacher: Teacher, settings: DistillSettings, out:
     else:  # as `qrl train`: a separate final evaluation, a row of its own unless one has these timesteps
         final = log.evaluate(timesteps, record=not log.episodes or log.episodes[-1][0] != timesteps)
     log.save_npz()
-    final_mean, final_std = float(np.mean(final)), float(np.std(final))
-    results = {
-        "status": status,
-        "agent": config.agent,
-        "env": config.env,
-        "seed": config.seed,
+    results = run_results(config, model, status, timesteps, wall, final, log.rows) | {
         "method": "distill",
-        "timesteps": timesteps,
-        "wall_clock_s": round(wall, 3),
-        "steps_per_s": round(timesteps / wall, 1) if wall > 0 else None,
-        "final_eval_mean": final_mean,
-        "final_eval_std": final_std,
-        "best_eval_mean": max((r["mean_return"] for r in log.rows), default=None),
-        "reward_threshold": config.env_spec.reward_threshold,
-        "steps_to_threshold": steps_to_threshold(log.rows, config.env_spec.reward_threshold),
-        "parameters": count_parameters(model.policy),
-        "circuit_executions": circuit_executions(model.policy),
-        "cost": run_cost(model.policy),
         "teacher": {"path": str(teacher.path), "algo": teacher.algo,
                     "vecnormalize": None if teacher.vecnormalize is None else str(teacher.vecnormalize),
                     "policy": type(teacher.model.policy).__name__,
                     "parameters": count_parameters(teacher.model.policy)},
         "teacher_eval_mean": float(np.mean(teacher_returns)),
         "teacher_eval_std": float(np.std(teacher_returns)),
-        "student_eval_mean": final_mean,
-        "student_eval_std": final_std,
+        "student_eval_mean": float(np.mean(final)),
+        "student_eval_std": float(np.std(final)),
         "samples": samples,
         "critic_warmup_timesteps": warmup_steps,
         "finetune_timesteps": finetune_steps,

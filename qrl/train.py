@@ -138,6 +138,29 @@ def steps_to_threshold(rows: list[dict[str, Any]], threshold: float | None) -> i
     return next((r["timesteps"] for r in rows if r["mean_return"] >= threshold), None)
 
 
+def run_results(config: RunConfig, model: BaseAlgorithm, status: str, timesteps: int, wall: float,
+                final_returns, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The keys of every run's ``results.json`` (``qrl study`` and ``qrl report`` read them)."""
+    executions = circuit_executions(model.policy)
+    return {
+        "status": status,
+        "agent": config.agent,
+        "env": config.env,
+        "seed": config.seed,
+        "timesteps": timesteps,
+        "wall_clock_s": round(wall, 3),
+        "steps_per_s": round(timesteps / wall, 1) if wall > 0 else None,
+        "final_eval_mean": float(np.mean(final_returns)),
+        "final_eval_std": float(np.std(final_returns)),
+        "best_eval_mean": max((r["mean_return"] for r in rows), default=None),
+        "reward_threshold": config.env_spec.reward_threshold,
+        "steps_to_threshold": steps_to_threshold(rows, config.env_spec.reward_threshold),
+        "parameters": count_parameters(model.policy),
+        "circuit_executions": executions,
+        "cost": run_cost(model.policy) if executions else None,
+    }
+
+
 def train(config: RunConfig, out: str | Path = "runs", progress: bool = False,
           announce: Callable[[str], None] | None = None, run_dir: Path | None = None,
           callbacks: list[BaseCallback] | None = None, tensorboard: bool = True) -> Path:
@@ -181,26 +204,9 @@ def train(config: RunConfig, out: str | Path = "runs", progress: bool = False,
         atomic_write(run_dir / "vecnormalize.pkl", lambda p: env.save(p))
     final_returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=config.env_spec.eval_episodes,
                                        deterministic=True, return_episode_rewards=True)
-    final_mean, final_std = float(np.mean(final_returns)), float(np.std(final_returns))
     if not log.rows or log.rows[-1]["timesteps"] != model.num_timesteps:
         log.add(int(model.num_timesteps), final_returns)
-    results = {
-        "status": status,
-        "agent": config.agent,
-        "env": config.env,
-        "seed": config.seed,
-        "timesteps": int(model.num_timesteps),
-        "wall_clock_s": round(wall, 3),
-        "steps_per_s": round(model.num_timesteps / wall, 1) if wall > 0 else None,
-        "final_eval_mean": final_mean,
-        "final_eval_std": final_std,
-        "best_eval_mean": max((r["mean_return"] for r in log.rows), default=None),
-        "reward_threshold": config.env_spec.reward_threshold,
-        "steps_to_threshold": steps_to_threshold(log.rows, config.env_spec.reward_threshold),
-        "parameters": count_parameters(model.policy),
-        "circuit_executions": circuit_executions(model.policy),
-        "cost": run_cost(model.policy) if circuit_executions(model.policy) else None,
-    }
+    results = run_results(config, model, status, int(model.num_timesteps), wall, final_returns, log.rows)
     write_json(run_dir / "results.json", results)
     env.close()
     eval_env.close()
