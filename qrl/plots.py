@@ -84,7 +84,8 @@ def plot_sweep(rows, swept: str, out: Path, device: str | None = None, title: st
             ax.set_xlim(left=-0.3 * min(positive))
         else:
             ax.set_xscale("log")
-    ax.set_xlabel("shots per circuit" if swept == "shots" else f"{swept} probability per gate")
+    ax.set_xlabel({"shots": "shots per circuit", "readout_bit_flip": "bit-flip probability per qubit at readout"}
+                  .get(swept, f"{swept} probability per gate"))
     ax.set_ylabel("return (mean +- std over episodes)")
     ax.set_title(title or f"return vs {swept}" + (f" on {device}" if device else ""))
     ax.grid(alpha=0.3)
