@@ -389,6 +389,9 @@ def cmd_list(args) -> int:
     print("  torch          the circuit compiled to batched torch statevector ops (exact, autograd)")
     for name in installed_devices():
         print(f"  {name}")
+    print("  <device>@<machine>  hardware, with --shots: qiskit.aer@FakeManilaV2 (an IBM snapshot, offline), "
+          "qiskit.remote@ibm_brisbane, ionq.qpu@aria-1, braket.aws.qubit@<ARN>; credentials from environment "
+          "variables (README: Real hardware)")
     return 0
 
 

@@ -75,6 +75,7 @@ def test_list(capsys):
     assert "CartPole-v1 (123)" in lines["ppo-vqc"] and "CartPole-v1 (120)" in lines["ppo-mlp-matched"]
     assert "CartPole-v1 (9155)" in lines["ppo-mlp"]
     assert "Pendulum-v1 (134705, 47 in circuits)" in lines["sac-vqc"]
+    assert "qiskit.remote@ibm_brisbane" in lines["<device>@<machine>"]
 
 
 class TinyImageEnv(gym.Env):
