@@ -240,6 +240,10 @@ class Estimate:
     qpu_seconds: float
     price: float
 
+    def __add__(self, other: Estimate) -> Estimate:
+        return Estimate(self.circuits + other.circuits, self.shots + other.shots,
+                        self.qpu_seconds + other.qpu_seconds, self.price + other.price)
+
     def __str__(self) -> str:
         return (f"{_count(self.circuits)} circuits, {_count(self.shots)} shots, "
                 f"QPU time ~{_duration(self.qpu_seconds)}, ~USD {_count(self.price)}")
@@ -350,14 +354,14 @@ def dry_run(run_dir, device: str, shots: int, episodes: int = 20, seed: int | No
 
     import torch
 
-    from qrl.nn import VQC
+    from qrl.sb3.networks import policy_circuits
     from qrl.train import evaluate_model, load_model
 
     if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
         raise QRLError(f"a dry run prices shots; expected --shots N (N >= 1); got {shots!r}; try --shots 1024")
     cls = device_class(device)
     model, config = load_model(run_dir)
-    circuits = {name: m for name, m in model.policy.named_modules() if isinstance(m, VQC)}
+    circuits = policy_circuits(model.policy)  # targets are copies of circuits listed
     if not circuits:
         raise QRLError(f"run {run_dir} has no circuit (policy {config.policy}); a dry run prices VQC policies")
     gen = torch.Generator().manual_seed(0)
@@ -375,11 +379,8 @@ def dry_run(run_dir, device: str, shots: int, episodes: int = 20, seed: int | No
                   f"  time:    {per_circuit(t.seconds_per_shot, shots)}"]
     _, _, executions = evaluate_model(model, config, run_dir, episodes, seed)
     ran = {name: n for name, n in executions.items() if n}
-    total = Estimate(0, 0, 0.0, 0.0)
-    for name, n in ran.items():
-        e = estimate(cls, n, shots, compiled[name].seconds_per_shot)
-        total = Estimate(total.circuits + e.circuits, total.shots + e.shots, total.qpu_seconds + e.qpu_seconds,
-                         total.price + e.price)
+    total = sum((estimate(cls, n, shots, compiled[name].seconds_per_shot) for name, n in ran.items()),
+                Estimate(0, 0, 0.0, 0.0))
     plural = "s" if episodes != 1 else ""
     lines.append(f"evaluation, {episodes} episode{plural} (circuits counted on the exact simulator): {total}")
     results = Path(run_dir) / "results.json"

@@ -738,8 +738,7 @@ def describe_policy(target: str, env: str | None = None, shots: int = 1024, devi
 
     from qrl import devices
     from qrl.config import resolve
-    from qrl.nn import VQC
-    from qrl.sb3.networks import count_parameters
+    from qrl.sb3.networks import count_parameters, policy_circuits
     from qrl.train import build_model, load_model
 
     if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
@@ -760,8 +759,7 @@ def describe_policy(target: str, env: str | None = None, shots: int = 1024, devi
         vec_env.close()
         title = f"agent {config.agent} on {config.env}, weights at initialisation (seed {seed})"
     policy = model.policy
-    circuits = {name: m for name, m in policy.named_modules()
-                if isinstance(m, VQC) and not any(part.endswith("_target") for part in name.split("."))}
+    circuits = policy_circuits(policy)
     if not circuits:
         raise QRLError(f"{config.agent} has no circuit (policy {config.policy}); expected a VQC agent such as ppo-vqc")
     counts = count_parameters(policy)

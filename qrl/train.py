@@ -30,7 +30,7 @@ from qrl.devices import run_cost
 from qrl.envs import check_env_id, make_vec
 from qrl.errors import QRLError
 from qrl.io import atomic_write, write_json, write_text, write_yaml
-from qrl.sb3.networks import count_parameters
+from qrl.sb3.networks import count_parameters, policy_circuits
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes never share seeds with training episodes
 
@@ -261,9 +261,8 @@ def evaluate_run(run_dir: Path, episodes: int = 20, device: str | None = None,
 
 def evaluate_model(model: BaseAlgorithm, config: RunConfig, run_dir: Path, episodes: int = 20,
                    seed: int | None = None, n_envs: int = 1) -> tuple[float, float, dict[str, int]]:
-    """Mean and std return of a run's loaded model, and the circuits each VQC module ran (by name)."""
-    from qrl.nn import VQC
-
+    """Mean and std return of a run's loaded model, and the circuits each of its circuits ran (by module
+    name; target networks, which no action uses, left out)."""
     if episodes < 1 or not 1 <= n_envs <= episodes:
         raise QRLError(f"expected episodes >= 1 and 1 <= envs <= episodes; got {episodes} episodes, {n_envs} envs")
     if seed is not None:
@@ -273,7 +272,7 @@ def evaluate_model(model: BaseAlgorithm, config: RunConfig, run_dir: Path, episo
     if norm.is_file():
         env = VecNormalize.load(str(norm), env)
         env.training, env.norm_reward = False, False
-    circuits = {name: m for name, m in model.policy.named_modules() if isinstance(m, VQC)}
+    circuits = policy_circuits(model.policy)
     before = {name: m.n_executions for name, m in circuits.items()}
     mean, std = evaluate_policy(model, env, n_eval_episodes=episodes, deterministic=True)
     env.close()

@@ -296,3 +296,14 @@ def test_ibm_dry_run_without_the_qiskit_extra_names_it(monkeypatch):
     spec = CircuitSpec(n_qubits=2, n_layers=1, n_inputs=2)
     with pytest.raises(QRLError, match=r"transpiles with Qiskit; try pip install 'qrl\[hardware\]'"):
         devices.transpile_for(spec, "qiskit.remote@ibm_brisbane", np.zeros((1, 2)), np.zeros(spec.weight_shape))
+
+
+def test_policy_circuits_leave_out_target_networks():
+    from qrl.config import resolve
+    from qrl.sb3.networks import policy_circuits
+    from qrl.train import build_model
+
+    model, env = build_model(resolve("dqn-vqc", "CartPole-v1"))
+    env.close()
+    assert list(policy_circuits(model.policy)) == ["q_net.q_net.vqc"]  # q_net_target's copy is not listed
+    assert any("q_net_target" in name for name, _ in model.policy.named_modules())

@@ -50,32 +50,30 @@ SPECS = [
 ]
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.ansatz}-{s.readout}-{s.n_qubits}q-{s.encoding}")
-def test_batched_simulator_matches_torch_backend(spec):
-    angles, weights = random_batch(spec, 3)
+def assert_matches(reference, spec: CircuitSpec, n_samples: int, seed: int = 0) -> tuple:
+    """The batched simulator's values and gradients, sample by sample, against ``reference`` (a backend
+    run on one sample at a time, differentiated by torch)."""
+    angles, weights = random_batch(spec, n_samples, seed=seed)
     values, grads = BatchedStatevector(spec).gradients(angles, weights)
-    reference = TorchStatevector(spec)
-    for s in range(3):
+    for s in range(n_samples):
         w = weights[s].clone().requires_grad_(True)
         value = reference(angles[s : s + 1], w)[0, 0]
         value.backward()
         np.testing.assert_allclose(values[s].item(), value.item(), atol=1e-9, rtol=0)
         np.testing.assert_allclose(grads[s].numpy(), w.grad.numpy(), atol=1e-9, rtol=0)
+    return angles, weights, values
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.ansatz}-{s.readout}-{s.n_qubits}q-{s.encoding}")
+def test_batched_simulator_matches_torch_backend(spec):
+    angles, weights, values = assert_matches(TorchStatevector(spec), spec, 3)
     np.testing.assert_allclose(BatchedStatevector(spec).values(angles, weights).numpy(), values.numpy(),
                                atol=1e-12, rtol=0)
 
 
 def test_batched_simulator_matches_lightning():
     spec = study_spec("strongly_entangling", 3, 2, "parity")  # CNOTs at range 1 and 2, Rot gates
-    angles, weights = random_batch(spec, 2, seed=1)
-    values, grads = BatchedStatevector(spec).gradients(angles, weights)
-    lightning = make_backend(spec, "lightning.qubit")  # float64 kept float64 (qrl.backends.pennylane)
-    for s in range(2):
-        w = weights[s].clone().requires_grad_(True)
-        value = lightning(angles[s : s + 1], w)[0, 0]
-        value.backward()
-        np.testing.assert_allclose(values[s].item(), value.item(), atol=1e-9, rtol=0)
-        np.testing.assert_allclose(grads[s].numpy(), w.grad.numpy(), atol=1e-9, rtol=0)
+    assert_matches(make_backend(spec, "lightning.qubit"), spec, 2, seed=1)  # float64 kept float64 on Lightning
 
 
 def test_bad_shapes_are_refused():

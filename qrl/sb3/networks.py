@@ -183,19 +183,24 @@ def _box_bounds(space: spaces.Space | None, n_features: int, role: str) -> tuple
     return low, high
 
 
+def is_target(name: str) -> bool:
+    """Whether a module or parameter name lies in a target network (SB3 names them ``q_net_target``,
+    ``actor_target``, ``critic_target``): a copy that no optimizer trains and no action uses."""
+    return any(part.endswith("_target") for part in name.split("."))
+
+
+def policy_circuits(module: nn.Module) -> dict[str, VQC]:
+    """The circuits of a policy by module name, target networks left out."""
+    return {name: m for name, m in module.named_modules() if isinstance(m, VQC) and not is_target(name)}
+
+
 def count_parameters(module: nn.Module) -> dict[str, int]:
-    """Trainable parameters split into quantum (circuit, input/output scaling) and classical.
-
-    Target networks (SB3 names them ``q_net_target``, ``actor_target``, ``critic_target``) are copies
-    that no optimizer trains, so they are not counted.
-    """
-    def trained(name: str) -> bool:
-        return not any(part.endswith("_target") for part in name.split("."))
-
+    """Trainable parameters split into quantum (circuit, input/output scaling) and classical; target
+    networks (:func:`is_target`) are not counted."""
     quantum_ids = {id(p) for m in module.modules() if isinstance(m, VQC) for p in m.parameters()}
     counts = {"quantum": 0, "classical": 0}
     for name, p in module.named_parameters():
-        if p.requires_grad and trained(name):
+        if p.requires_grad and not is_target(name):
             counts["quantum" if id(p) in quantum_ids else "classical"] += p.numel()
     return {**counts, "total": counts["quantum"] + counts["classical"]}
 
