@@ -1,14 +1,5 @@
-"""Benchmarks, measured as ratios of paths run side by side in one process: ``qrl bench``.
-
-- :func:`bench_policy`: one PPO-style network update (actor + critic forward and backward) per backend
-  and batch size, including the status-quo PennyLane paths (``TorchLayer`` on ``lightning.qubit`` with
-  adjoint, on ``default.qubit`` with backprop) and SB3's MLP policy.
-- :func:`bench_train`: end-to-end PPO steps/s, VQC policy vs ``MlpPolicy`` with the same
-  hyperparameters.
-- :func:`bench_scaling`: time per batch against the number of qubits, per backend.
-
-Timing: each measurement is the median of repeated calls after warm-up; paths are interleaved so
-machine noise hits them alike. Results are written as JSON under ``runs/bench/``.
+"""Benchmarks (``qrl bench``): policy updates per backend, end-to-end training steps/s, and time per batch
+against the number of qubits; paths are timed side by side in one process, results written as JSON.
 """
 
 from __future__ import annotations
@@ -35,7 +26,10 @@ BATCHES = (1, 8, 64, 256)
 
 
 def _median_time(fn: Callable[[], None], min_repeats: int = 5, budget_s: float = 1.0) -> float:
-    """Median wall time of ``fn()`` in seconds, over ``min_repeats`` calls or ``budget_s``, whichever is more."""
+    """Median wall time of ``fn()`` in seconds, over ``min_repeats`` calls or ``budget_s``, whichever is more.
+
+    One warm-up call first; callers interleave the paths they compare, so machine noise hits them alike.
+    """
     fn()  # warm-up (compilation of programs, caches)
     times: list[float] = []
     start = time.perf_counter()
@@ -149,7 +143,10 @@ def bench_policy(batches: tuple[int, ...] = BATCHES, n_layers: int = 5, budget_s
                  include_slow: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Update (forward + backward) and rollout (no-grad forward) times per path and batch size.
 
-    CartPole shapes: 4 features, 2 actions, 4 qubits. Result: ``seconds[mode][path][batch]``.
+    The paths (:func:`policy_paths`): SB3's MLP policy, qrl's VQC policy on the torch backend and on
+    ``lightning.qubit``, and the status-quo PennyLane paths (``TorchLayer`` on ``default.qubit`` with
+    backprop, on ``lightning.qubit`` with adjoint). CartPole shapes: 4 features, 2 actions, 4 qubits.
+    Result: ``seconds[mode][path][batch]``.
     """
     constructors = policy_paths(n_layers, include_slow)
     fns = {name: make() for name, make in constructors.items()}
@@ -262,7 +259,7 @@ def _scaling_vqc(spec, backend: str):
         raise QRLError(f"a program can be chosen for the torch backend only (torch:dense, torch:wires); got {backend}")
     vqc = VQC(spec, device=device, seed=0)
     if program:
-        vqc._backend = TorchStatevector(spec, program)
+        vqc.use_backend(TorchStatevector(spec, program))
     return vqc
 
 

@@ -114,6 +114,17 @@ class VQC(nn.Module):
         self._backend = make_backend(self.spec, name, diff_method, shots, noise)
         self.device_name, self.diff_method, self.shots, self.noise = name, diff_method, shots, noise
 
+    def use_backend(self, backend) -> None:
+        """Run this module on an explicit backend object from now on (for benchmarks and tests).
+
+        ``backend`` is a callable ``f(angles, weights) -> (B, n_outputs)`` for this module's circuit, e.g.
+        ``TorchStatevector(spec, "wires")``. The device name is kept: a pickled or copied module rebuilds
+        its backend from the name, not from this object.
+        """
+        if not callable(backend):
+            raise QRLError(f"expected a backend callable as f(angles, weights); got {type(backend).__name__}")
+        self._backend = backend
+
     def angles(self, x: torch.Tensor) -> torch.Tensor:
         """Encoding angles, shape ``(B, n_encoding_layers, n_inputs)``, from features ``(B, n_inputs)``."""
         if x.dim() != 2 or x.shape[-1] != self.spec.n_inputs:

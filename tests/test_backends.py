@@ -400,3 +400,19 @@ def test_device_snapshot_errors_name_the_fix():
         make_backend(CircuitSpec(n_qubits=6, n_layers=1, n_inputs=6, n_outputs=1), "qiskit.aer@FakeManilaV2", shots=8)
     with pytest.raises(QRLError, match=r"runs on qiskit\.aer"):
         make_backend(CircuitSpec(), "default.qubit@FakeManilaV2", shots=8)
+
+
+def test_simulator_imports_point_one_way():
+    # backends -> simulator -> circuits: the simulator imports only circuits, errors and itself from qrl.
+    import ast
+    from pathlib import Path
+
+    import qrl.simulator
+
+    for path in Path(qrl.simulator.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                if name == "qrl" or name.startswith("qrl."):
+                    assert name.startswith(("qrl.circuits", "qrl.errors", "qrl.simulator")), (path.name, name)

@@ -1,0 +1,154 @@
+"""Gate primitives on batched state vectors, and the schedule that orders a gate list into fused steps.
+
+A state is a ``(B, 2**n)`` complex tensor, wire 0 the most significant bit (as in PennyLane). Every
+gate update of the simulator is defined here once; the programs and the adjoint simulator compose them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from qrl.simulator.trace import Gate, Source
+
+# Every parametric single-qubit gate is, up to a global phase, exp(-i theta/2 P) for a Pauli P:
+# M = cos(theta/2) I + sin(theta/2) K with K = -i P. So all gate matrices of a call are built at once
+# from one gather, one cos, one sin and two broadcast products, whatever the gate mix.
+PAULI_K = {
+    "X": -1j * np.array([[0, 1], [1, 0]], dtype=complex),
+    "Y": -1j * np.array([[0, -1j], [1j, 0]], dtype=complex),
+    "Z": -1j * np.array([[1, 0], [0, -1]], dtype=complex),
+}
+"""``K = -i P`` per Pauli axis: the generator part of ``exp(-i t P / 2) = cos(t/2) I + sin(t/2) K``."""
+
+
+def as_rotations(gate: Gate) -> list[tuple[str, Source]]:
+    """A parametric gate as Pauli rotations in the order they act, dropping global phases.
+
+    ``Rot(phi, theta, omega) = RZ(omega) RY(theta) RZ(phi)``; ``PhaseShift(phi) = e^{i phi/2} RZ(phi)``.
+    Global phases never change an expectation value.
+    """
+    if gate.name == "Rot":
+        phi, theta, omega = gate.params
+        return [("Z", phi), ("Y", theta), ("Z", omega)]
+    axis = {"RX": "X", "RY": "Y", "RZ": "Z", "PhaseShift": "Z"}[gate.name]
+    return [(axis, gate.params[0])]
+
+
+def rotations(half: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Single-qubit matrices ``cos(h) A + sin(h) B``, ``half`` broadcast against the trailing ``(2, 2)``.
+
+    A Pauli rotation by ``t`` is ``h = t / 2, A = I, B = K`` (:data:`PAULI_K`); a constant gate ``M`` is
+    ``h = 0, A = M, B = 0``.
+    """
+    return torch.cos(half) * a + torch.sin(half) * b
+
+
+def time_ordered_product(mats: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``M_m @ ... @ M_1`` of matrices in time order (batched matrices broadcast)."""
+    out = mats[0]
+    for m in mats[1:]:
+        out = m @ out
+    return out
+
+
+def wire_view(state: torch.Tensor, wire: int, n: int) -> torch.Tensor:
+    """``(B, 2**n)`` as ``(B, 2**wire, 2, 2**(n - wire - 1))``: axis 2 is ``wire``."""
+    return state.reshape(state.shape[0], 2**wire, 2, 2 ** (n - wire - 1))
+
+
+def apply_1q(state: torch.Tensor, wire: int, m: torch.Tensor, n: int) -> torch.Tensor:
+    """Apply a 2x2 matrix on ``wire``: ``m`` is ``(2, 2)`` or one per sample ``(B, 2, 2)``.
+
+    A broadcast ``matmul`` on a view of the state: no permutes or copies (``einsum`` permuted and copied).
+    """
+    if m.dim() == 3:
+        m = m.unsqueeze(1)  # (B, 1, 2, 2) @ (B, 2**w, 2, rest)
+    return torch.matmul(m, wire_view(state, wire, n)).reshape(state.shape[0], -1)
+
+
+def apply_2q(state: torch.Tensor, wires: tuple[int, ...], m: torch.Tensor, n: int) -> torch.Tensor:
+    """Apply a 4x4 matrix ``m`` on ``wires = (w0, w1)`` (``w0`` the more significant bit of ``m``)."""
+    batch = state.shape[0]
+    w0, w1 = wires
+    lo, hi = min(w0, w1), max(w0, w1)
+    view = state.view(batch, 2**lo, 2, 2 ** (hi - lo - 1), 2, 2 ** (n - hi - 1))
+    mat = m.view(2, 2, 2, 2)
+    out = torch.einsum("ijkl,bakcld->baicjd", mat, view) if w0 < w1 else \
+        torch.einsum("ijkl,balckd->bajcid", mat, view)
+    return out.reshape(batch, -1)
+
+
+def z_expectation(state: torch.Tensor, diagonals: torch.Tensor) -> torch.Tensor:
+    """``|psi|^2 @ D``: expectation values of Z-type observables, ``D`` their eigenvalues (``(2**n, k)``)."""
+    return (state.real**2 + state.imag**2) @ diagonals
+
+
+def schedule(entries: list, n: int) -> list[tuple]:
+    """Order a gate sequence into moments, diagonals and two-qubit gates.
+
+    ``entries`` is the gate sequence: ``(wire, slot)`` for single-qubit matrices, ``(-1, gate)``
+    for two-qubit gates. Returns steps ``("1q", {wire: [slot, ...]})``, ``("diag", d)`` (a full
+    ``2**n`` diagonal) and ``("2q", wires, matrix)``. A wire's pending single-qubit gates are emitted
+    before the next two-qubit gate on that wire; consecutive diagonal two-qubit gates (e.g. a CZ ring)
+    accumulate into one diagonal, emitted before the next single-qubit gate or non-diagonal gate.
+    Pending gates on wires a diagonal does not touch commute with it, so their relative order does not
+    matter; single-qubit runs emitted next to each other act on distinct wires and form one moment.
+    """
+    program: list[tuple] = []
+    pending: dict[int, list] = {}
+    diag: np.ndarray | None = None
+    moment: dict[int, list] = {}
+
+    def emit_moment() -> None:
+        if moment:
+            program.append(("1q", dict(moment)))
+            moment.clear()
+
+    def emit_diag() -> None:
+        nonlocal diag
+        if diag is not None:
+            emit_moment()
+            program.append(("diag", diag))
+            diag = None
+
+    def emit_pending(w: int) -> None:
+        if pending.get(w):
+            moment[w] = pending.pop(w)
+
+    for wire, item in entries:
+        if wire >= 0:
+            emit_diag()
+            pending.setdefault(wire, []).append(item)
+            continue
+        for w in item.wires:
+            emit_pending(w)
+        m = item.matrix
+        if np.allclose(m, np.diag(np.diag(m))):
+            d = _full_diagonal(np.diag(m), item.wires, n)
+            diag = d if diag is None else diag * d
+        else:
+            emit_diag()
+            emit_moment()
+            program.append(("2q", item.wires, m))
+    emit_diag()
+    for w in sorted(pending):
+        emit_pending(w)
+    emit_moment()
+    return program
+
+
+def _full_diagonal(d: np.ndarray, wires: tuple[int, ...], n: int) -> np.ndarray:
+    idx = np.arange(2**n)
+    local = np.zeros_like(idx)
+    for w in wires:
+        local = (local << 1) | ((idx >> (n - 1 - w)) & 1)
+    return d[local]
+
+
+def state_bytes(n_qubits: int, batch: int = 1, itemsize: int = 16) -> int:
+    """Memory of ``batch`` complex state vectors of ``n_qubits`` qubits."""
+    return batch * itemsize * int(math.pow(2, n_qubits))
