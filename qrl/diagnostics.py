@@ -1,41 +1,14 @@
-"""Gradient variance at initialisation: barren-plateau diagnostics (``qrl diagnose gradients``).
+"""Barren-plateau diagnostics: gradient variance at initialisation (``qrl diagnose gradients``), and
+circuit summaries of a policy (``qrl diagnose circuit``).
 
-A circuit whose gradients vanish at initialisation cannot be trained by gradient descent from there:
-for random circuits that form 2-designs, ``Var[dL/dtheta]`` decays exponentially in the number of qubits
-``n``, with slope about ``-ln 2`` per qubit on a log scale (McClean et al. 2018,
-https://arxiv.org/abs/1803.11173); a global cost decays exponentially even in shallow circuits, a local
-one at worst polynomially at depth ``O(log n)`` (Cerezo et al. 2021, https://arxiv.org/abs/2001.00550).
-
-Two studies, both over random initialisations drawn as the policies draw them:
-
-- :func:`circuit_gradient_study`: the circuit alone. The cost is ``L = <O_0>``, the expectation value of
-  the readout's first observable (``z``: ``Z0``, local; ``zz``: the product of Z over the first of two
-  groups of qubits; ``parity``: ``Z0 Z1 ... Z_{n-1}``, global), without the output weight. The weights
-  are drawn as :class:`qrl.nn.VQC` draws them, i.i.d. ``U[-pi, pi]``, and the input scaling is 1 (its
-  initial value). The encoding input (``inputs``): ``"random"`` (default) gives every sample its own
-  observation, angles ``u_i ~ U[-pi/2, pi/2]`` (the range of ``arctan`` and of ``obs_map="bounds"``),
-  re-uploaded unchanged in every layer as ``lambda = 1`` does at initialisation; ``"zeros"`` makes every
-  encoding gate the identity, leaving the bare ansatz (McClean et al.'s setting).
-- :func:`policy_gradient_study`: an agent preset's actual policy at initialisation on an environment's
-  observations (see its docstring for the loss).
-
-Per setting it reports ``Var[dL/dtheta_k]`` averaged over the ansatz weights ``k`` and for the first
-weight (``weights[0, 0, 0]``: the first rotation on qubit 0), each with its standard error, and per
-``(layers, readout)`` the least-squares fit ``ln Var = a + b n`` with the decay rate ``-b`` compared with
-``ln 2``. Gradients with respect to weights no observable can see (e.g. a final ``RZ`` before a Z readout,
-or weights outside a local observable's light cone) are exactly 0 and are part of the average.
-
-The circuit study simulates all ``S`` initialisations at once (:class:`BatchedStatevector`: state
-``(S, 2**n)``, each sample with its own weights) and gets every ``dL/dtheta`` of every sample from one
-adjoint sweep (Jones & Gacon 2020, https://arxiv.org/abs/2009.02823) rather than autograd: autograd keeps
-every intermediate state for its backward pass, ``S * 2**n * 16`` bytes per gate (about 30 GB for 200
-samples of 12 qubits x 50 layers), where the adjoint sweep keeps two states and two temporaries.
+Two studies over random initialisations: :func:`circuit_gradient_study` (the circuit alone, simulated
+by :class:`qrl.simulator.BatchedStatevector`) and :func:`policy_gradient_study` (an agent preset's
+policy); the statistics (:func:`variance_stats`, :func:`fit_decay`), tables, plots and JSON output.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -44,11 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from qrl.backends.torch import _PAULI_K, _as_rotations, _schedule, _z_diagonal, trace_gates
+from qrl.backends.memory import available_memory, format_bytes
 from qrl.circuits.readouts import READOUTS
 from qrl.circuits.spec import CircuitSpec
 from qrl.errors import QRLError
 from qrl.io import atomic_write, write_json
+from qrl.simulator import BatchedStatevector
 
 WEIGHT_RANGE = math.pi
 """Initial ansatz weights are i.i.d. ``U[-WEIGHT_RANGE, WEIGHT_RANGE]``, as :class:`qrl.nn.VQC` draws them."""
@@ -62,168 +36,6 @@ STATES_IN_FLIGHT = 4
 """Batched states held at once by the adjoint sweep (state, adjoint state, two temporaries)."""
 
 Log = Callable[[str], None]
-
-
-# -- the batched simulator ---------------------------------------------------------------------------
-
-
-class BatchedStatevector:
-    """``S`` copies of one circuit, each with its own weights and inputs, simulated as one batch.
-
-    The value is ``L = <O_0>``, the expectation value of the spec's first readout observable (before the
-    output weight); :meth:`gradients` also returns ``dL/dweights`` for every sample from one adjoint
-    sweep (Jones & Gacon 2020): with ``psi_k`` the state after gate ``k = exp(-i t P / 2)`` and ``lam_k``
-    the state ``O psi`` carried back through the later gates, ``dL/dt = Re <lam_k| (-i P) |psi_k>``.
-
-    The single-qubit gates between two-qubit gates are fused per wire into one 2x2 matrix per sample (a
-    *block*; with :func:`qrl.backends.torch._schedule`, which also fuses a CZ ring into one diagonal). The
-    sweep applies each block's inverse to both states and takes the 2x2 reduced overlap ``R_ij = sum
-    conj(lam)_{..i..} psi_{..j..}`` on the block's wire once; every gate of the block then gets its
-    derivative from ``R`` and 2x2 products, ``Re tr((G_m .. K G_j .. G_1)^T R)``. Four passes over the
-    batch per block, whatever its number of gates.
-
-    :param spec: the circuit (any ansatz and readout of :class:`CircuitSpec`).
-
-    Call :meth:`values` / :meth:`gradients` with ``angles`` of shape ``(S, n_encoding_layers, n_inputs)``
-    (already scaled and mapped, as :class:`qrl.backends.torch.TorchStatevector` takes them) and
-    ``weights`` of shape ``(S, *spec.weight_shape)``; computed in float64.
-
-    **Example**
-
-    >>> sim = BatchedStatevector(CircuitSpec(n_qubits=1, n_layers=1, n_inputs=1))
-    >>> value, grad = sim.gradients(torch.zeros(1, 1, 1, dtype=torch.float64),
-    ...                             torch.tensor([[[[0.5, 0.3]]]], dtype=torch.float64))
-    >>> round(float(value[0]), 6), round(float(grad[0, 0, 0, 0]), 6)  # cos(0.5), -sin(0.5)
-    (0.877583, -0.479426)
-    """
-
-    def __init__(self, spec: CircuitSpec):
-        self.spec = spec
-        self.n = spec.n_qubits
-        gates, obs = trace_gates(spec)
-        self._readout = torch.as_tensor(_z_diagonal(obs[0], self.n), dtype=torch.float64)
-        self._steps = self._compile(gates)
-        self._eye = torch.eye(2, dtype=torch.complex128)
-        self._k = {axis: torch.as_tensor(k, dtype=torch.complex128) for axis, k in _PAULI_K.items()}
-
-    def _compile(self, gates) -> list[tuple]:
-        """Steps in time order: ``("block", wire, items)`` with items ``("rot", axis, kind, index_or_value)``
-        or ``("const", M)``; ``("diag", d)`` (a ``2**n`` diagonal); ``("2q", wires, M)``."""
-        entries: list[tuple[int, Any]] = []
-        for g in gates:
-            if len(g.wires) == 2:
-                entries.append((-1, g))
-            elif g.name == "const":
-                entries.append((g.wires[0], ("const", torch.as_tensor(g.matrix, dtype=torch.complex128))))
-            else:
-                entries.extend((g.wires[0], ("rot", axis, src.kind, src.value if src.kind == "const" else src.index))
-                               for axis, src in _as_rotations(g))
-        steps: list[tuple] = []
-        for step in _schedule(entries, self.n):
-            if step[0] == "1q":
-                steps.extend(("block", w, tuple(items)) for w, items in sorted(step[1].items()))
-            elif step[0] == "diag":
-                steps.append(("diag", torch.as_tensor(step[1], dtype=torch.complex128)))
-            else:
-                steps.append(("2q", tuple(step[1]), torch.as_tensor(step[2], dtype=torch.complex128)))
-        return steps
-
-    def _check(self, angles: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s = weights.shape[0]
-        if tuple(weights.shape[1:]) != tuple(self.spec.weight_shape):
-            raise QRLError(f"expected weights of shape (S, {', '.join(map(str, self.spec.weight_shape))}); "
-                           f"got {tuple(weights.shape)}")
-        want = (s, self.spec.n_encoding_layers, self.spec.n_inputs)
-        if tuple(angles.shape) != want:
-            raise QRLError(f"expected angles of shape {want}; got {tuple(angles.shape)}")
-        return angles.reshape(s, -1).to(torch.float64), weights.reshape(s, -1).to(torch.float64)
-
-    def _forward(self, flat_a: torch.Tensor, flat_w: torch.Tensor) -> torch.Tensor:
-        psi = torch.zeros(flat_w.shape[0], 2**self.n, dtype=torch.complex128)
-        psi[:, 0] = 1
-        for step in self._steps:
-            if step[0] == "block":
-                psi = self._apply_1q(psi, step[1], _product(self._matrices(step[2], flat_a, flat_w)))
-            elif step[0] == "diag":
-                psi = psi * step[1]
-            else:
-                psi = self._apply_2q(psi, step[1], step[2])
-        return psi
-
-    @torch.no_grad()
-    def values(self, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """``L = <O_0>`` per sample, shape ``(S,)``."""
-        psi = self._forward(*self._check(angles, weights))
-        return (psi.real**2 + psi.imag**2) @ self._readout
-
-    @torch.no_grad()
-    def gradients(self, angles: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``L`` per sample, shape ``(S,)``, and ``dL/dweights``, shape ``(S, *spec.weight_shape)``."""
-        flat_a, flat_w = self._check(angles, weights)
-        psi = self._forward(flat_a, flat_w)
-        value = (psi.real**2 + psi.imag**2) @ self._readout
-        lam = psi * self._readout
-        grads = torch.zeros_like(flat_w)
-        for step in reversed(self._steps):
-            if step[0] == "diag":
-                psi, lam = psi * step[1].conj(), lam * step[1].conj()
-                continue
-            if step[0] == "2q":
-                inv = step[2].conj().T
-                psi, lam = self._apply_2q(psi, step[1], inv), self._apply_2q(lam, step[1], inv)
-                continue
-            _, wire, items = step
-            mats = self._matrices(items, flat_a, flat_w)
-            inv = _product(mats).conj().transpose(-2, -1)
-            psi = self._apply_1q(psi, wire, inv)  # the state before the block
-            weighted = [j for j, item in enumerate(items) if item[0] == "rot" and item[2] == "weight"]
-            if weighted:
-                r = torch.einsum("saib,sajb->sij", self._view(lam, wire).conj(), self._view(psi, wire))
-                for j in weighted:
-                    deriv = _product([*mats[:j], self._k[items[j][1]], *mats[j:]])  # G_m .. G_j+1 K G_j .. G_1
-                    grads[:, items[j][3]] += (deriv * r).sum((-2, -1)).real
-            lam = self._apply_1q(lam, wire, inv)
-        return value, grads.reshape(weights.shape)
-
-    def _matrices(self, items: tuple, flat_a: torch.Tensor, flat_w: torch.Tensor) -> list[torch.Tensor]:
-        """Each item's 2x2 matrix in time order: ``(S, 2, 2)``, or ``(2, 2)`` for a constant."""
-        out = []
-        for item in items:
-            if item[0] == "const":
-                out.append(item[1])
-                continue
-            _, axis, kind, src = item
-            if kind == "const":
-                half = torch.tensor(0.5 * float(src), dtype=torch.float64)
-            else:
-                half = 0.5 * (flat_w[:, src] if kind == "weight" else flat_a[:, src])
-            out.append(torch.cos(half)[..., None, None] * self._eye + torch.sin(half)[..., None, None] * self._k[axis])
-        return out
-
-    def _view(self, psi: torch.Tensor, wire: int) -> torch.Tensor:
-        return psi.view(psi.shape[0], 2**wire, 2, 2 ** (self.n - wire - 1))
-
-    def _apply_1q(self, psi: torch.Tensor, wire: int, m: torch.Tensor) -> torch.Tensor:
-        m = m[:, None] if m.dim() == 3 else m
-        return (m @ self._view(psi, wire)).reshape(psi.shape)
-
-    def _apply_2q(self, psi: torch.Tensor, wires: tuple[int, ...], m: torch.Tensor) -> torch.Tensor:
-        s, n = psi.shape[0], self.n
-        w0, w1 = wires
-        lo, hi = min(w0, w1), max(w0, w1)
-        view = psi.view(s, 2**lo, 2, 2 ** (hi - lo - 1), 2, 2 ** (n - hi - 1))
-        mat = m.view(2, 2, 2, 2)
-        out = torch.einsum("ijkl,bakcld->baicjd", mat, view) if w0 < w1 else \
-            torch.einsum("ijkl,balckd->bajcid", mat, view)
-        return out.reshape(psi.shape)
-
-
-def _product(mats: list[torch.Tensor]) -> torch.Tensor:
-    """``M_m @ ... @ M_1`` of matrices in time order."""
-    out = mats[0]
-    for m in mats[1:]:
-        out = m @ out
-    return out
 
 
 # -- statistics --------------------------------------------------------------------------------------
@@ -295,37 +107,16 @@ def study_spec(ansatz: str, n_qubits: int, n_layers: int, readout: str) -> Circu
                        ansatz=ansatz, readout=readout)
 
 
-def available_memory() -> int:
-    """Bytes of memory available now (``MemAvailable``; physical memory where that cannot be read)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return 8 * 2**30
-
-
 def check_memory(n_qubits: int, n_samples: int, available: int | None = None) -> None:
     """Refuse a study whose batched states (``S * 2**n * 16`` bytes each) do not fit in memory."""
     available = available_memory() if available is None else available
     need = STATES_IN_FLIGHT * n_samples * 16 * 2**n_qubits
     if need > available:
         fit = max(0, math.floor(math.log2(max(1, available // (STATES_IN_FLIGHT * n_samples * 16)))))
-        raise QRLError(f"{n_qubits} qubits with {n_samples} samples need {_bytes(need)} ({STATES_IN_FLIGHT} batched "
-                       f"states of {n_samples} x 2**{n_qubits} complex numbers); expected at most {_bytes(available)} "
-                       f"(available memory); got --qubits {n_qubits}; try --qubits {fit} or fewer, or fewer --samples")
-
-
-def _bytes(n: int) -> str:
-    for unit, size in (("EiB", 2**60), ("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n / 2**10:.3g} KiB"
+        raise QRLError(f"{n_qubits} qubits with {n_samples} samples need {format_bytes(need)} ({STATES_IN_FLIGHT} "
+                       f"batched states of {n_samples} x 2**{n_qubits} complex numbers); expected at most "
+                       f"{format_bytes(available)} (available memory); got --qubits {n_qubits}; try --qubits {fit} "
+                       f"or fewer, or fewer --samples")
 
 
 def _check_counts(name: str, values: Sequence[int], flag: str) -> list[int]:
@@ -357,24 +148,35 @@ def circuit_gradient_study(ansatz: str = "hea", qubits: Sequence[int] = (2, 4, 6
                            log: Log | None = None) -> dict[str, Any]:
     """``Var[dL/dtheta]`` over ``samples`` random initialisations for every (qubits, layers, readout).
 
+    For random circuits that form 2-designs, ``Var[dL/dtheta]`` decays exponentially in ``n``, slope about
+    ``-ln 2`` per qubit on a log scale (McClean et al. 2018, https://arxiv.org/abs/1803.11173); a global
+    cost decays exponentially even in shallow circuits, a local one at worst polynomially at depth
+    ``O(log n)`` (Cerezo et al. 2021, https://arxiv.org/abs/2001.00550). The cost is ``L = <O_0>``, the
+    readout's first observable without the output weight; weights are i.i.d. ``U[-pi, pi]`` as
+    :class:`qrl.nn.VQC` draws them, input scaling 1. Weights no observable sees have gradient exactly 0
+    and count in the average. All ``S`` samples run as one batch with adjoint gradients
+    (:class:`qrl.simulator.BatchedStatevector`).
+
     Args:
         ansatz: ``"hea"``, ``"strongly_entangling"`` or ``"unentangled"``.
         qubits: qubit counts ``n``.
         layers: circuit depths ``L``.
-        readouts: ``"z"`` (cost ``Z0``), ``"zz"`` (Z over the first half of the qubits), ``"parity"``
-            (``Z0 ... Z_{n-1}``).
+        readouts: ``"z"`` (cost ``Z0``, local), ``"zz"`` (Z over the first half of the qubits), ``"parity"``
+            (``Z0 ... Z_{n-1}``, global).
         samples: initialisations ``S`` per setting.
         seed: the weights and inputs of setting ``(n, L)`` come from ``numpy.random.default_rng([seed, n,
             L])``: reproducible, independent of the other settings, and the same for every readout (the
             readouts are compared on the same circuits).
-        inputs: ``"random"`` or ``"zeros"`` (see the module docstring).
+        inputs: ``"random"``: one observation per sample, angles ``U[-pi/2, pi/2]`` (the range of
+            ``arctan`` and ``bounds``) re-uploaded in every layer; ``"zeros"``: the bare ansatz (McClean's).
         log: called with a progress line per setting.
 
     Returns:
         ``{"kind": "circuit", ..., "rows": [...], "fits": [...]}``: one row per setting with the fields of
-        :func:`variance_stats` and ``qubits``, ``layers``, ``readout``, ``observable``, ``n_params``,
-        ``seconds``; one fit per ``(layers, readout)`` and statistic (``mean`` or ``first``) with the fields
-        of :func:`fit_decay`.
+        :func:`variance_stats` (``Var`` averaged over the weights and for ``weights[0, 0, 0]``) and
+        ``qubits``, ``layers``, ``readout``, ``observable``, ``n_params``, ``seconds``; one fit
+        ``ln Var = a + b n`` per ``(layers, readout)`` and statistic (``mean`` or ``first``) with the
+        fields of :func:`fit_decay`.
     """
     qubits = _check_counts("qubit counts", qubits, "--qubits")
     layers = _check_counts("layer counts", layers, "--layers")
@@ -441,12 +243,11 @@ def collect_observations(config, n_obs: int, seed: int) -> np.ndarray:
     """
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from qrl.envs import make_vec
-    from qrl.train import _normalizes_observations
+    from qrl.envs import make_vec, normalizes_observations
 
     env = make_vec(config.env_spec, config.n_envs, seed)
     normalizer = None
-    if config.normalize and _normalizes_observations(config, env):
+    if config.normalize and normalizes_observations(config, env):
         env = normalizer = VecNormalize(env, norm_reward=False)
     env.action_space.seed(seed)
     collected: list[np.ndarray] = []
@@ -728,7 +529,7 @@ def describe_policy(target: str, env: str | None = None, shots: int = 1024, devi
 
     ``target`` is a run folder (its trained weights) or an agent preset with ``env`` (weights at
     initialisation, ``seed``). The drawing shows one sample's circuit: encoding angles for an observation
-    drawn from the observation space. With ``device`` (a hardware name, see :mod:`qrl.devices`) each
+    drawn from the observation space. With ``device`` (a hardware name, see :mod:`qrl.backends.hardware`) each
     circuit is also compiled for that device offline.
     """
     from pathlib import Path
@@ -736,10 +537,11 @@ def describe_policy(target: str, env: str | None = None, shots: int = 1024, devi
     import numpy as np
     import pennylane as qml
 
-    from qrl import devices
+    from qrl import cost
     from qrl.config import resolve
+    from qrl.evaluate import load_model
     from qrl.sb3.networks import count_parameters, policy_circuits
-    from qrl.train import build_model, load_model
+    from qrl.train import build_model
 
     if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
         raise QRLError(f"expected --shots N with N >= 1; got {shots!r}")
@@ -782,20 +584,20 @@ def describe_policy(target: str, env: str | None = None, shots: int = 1024, devi
         weights = vqc.weights.detach().double().numpy()
         tape = qml.tape.make_qscript(spec.qfunc())(angles, weights)
         resources = tape.specs["resources"]
-        shift = devices.shift_parameters(spec)
+        shift = cost.shift_parameters(spec)
         lines += ["", f"circuit {name}:",
                   f"  {spec.n_qubits} qubits, {spec.n_layers} layers of {spec.ansatz}, {spec.encoding} encoding"
                   f"{' in every layer' if spec.data_reuploading else ''}, readout {spec.readout} "
                   f"({', '.join(spec.observable_labels())})",
                   f"  depth {resources.depth}, {resources.num_gates} gates: "
-                  f"{devices.format_gate_counts(resources.gate_types)}",
+                  f"{cost.format_gate_counts(resources.gate_types)}",
                   f"  parameters: {c['rotations']} rotations + {c['input_scaling']} input scaling + "
                   f"{c['output_weights']} output weights = {c['total']}",
                   f"  on hardware: {acting[name]} circuit{'s' if acting[name] != 1 else ''} per action; a gradient "
                   f"adds 2 x {shift} = {2 * shift} shifted circuits per sample (parameter-shift) or 2 (SPSA)"]
         if device is not None:
-            t = devices.transpile_for(spec, device, angles, weights)
+            t = cost.transpile_for(spec, device, angles, weights)
             lines.append(f"  on {device}: depth {t.depth}, {t.two_qubit_gates} two-qubit gates; "
-                         f"{devices.per_circuit(t.seconds_per_shot, shots)}")
+                         f"{cost.per_circuit(t.seconds_per_shot, shots)}")
         lines.append(qml.drawer.tape_text(tape, decimals=2, max_length=100))
     return "\n".join(lines)

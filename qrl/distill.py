@@ -1,40 +1,5 @@
-"""Distillation: a classical SB3 policy taught to a VQC student by behaviour cloning (``qrl distill``).
-
-Flow, top to bottom: teacher (any SB3 algorithm's ``model.zip``, with its ``VecNormalize`` statistics
-if it was trained with them) -> student (a VQC agent preset, built exactly as ``qrl train`` builds it)
--> teacher rollouts, every state labelled with the teacher's action -> behaviour cloning (BC) ->
-optional DAgger rounds (the student drives, the teacher labels the states it visits; Ross et al. 2011,
-https://arxiv.org/abs/1011.0686) -> optional fine-tuning with the student's own algorithm and preset
-hyperparameters -> a run folder like ``qrl train``'s, which ``qrl eval`` and ``qrl plot`` read.
-
-Rollouts take a uniformly random action with probability ``noise`` (default 0.2) at every step, the
-labels stay the teacher's: a good teacher's states lie on a narrow path (CartPole: the cart position
-varies by 0.02), and a student that drifts off it has never been shown what to do there (Laskey et al.
-2017, DART, https://arxiv.org/abs/1703.09327). On CartPole-v1 (README, seeds 0-2) plain BC reached
-424, 175 and 453, two DAgger rounds 419, 480 and 361, and BC with this noise 500 on every seed.
-
-BC losses: cross-entropy on the action logits for discrete actions (the policy's distribution for
-PPO/A2C students, the Q-values taken as logits for DQN students), against the teacher's greedy action
-(``labels="hard"``, the default: ``-log pi(a_teacher | s)``) or, for a PPO or A2C teacher, its action
-probabilities (``labels="soft"``; the loss is then ``KL(teacher || student)``); for Box actions the
-squared error of the Gaussian mean (``box_loss="mse"``; the log-std is left for fine-tuning to explore
-with) or its negative log-likelihood (``"nll"``, PPO/A2C only); SAC and TD3 students regress the
-actor's deterministic action onto the teacher's (scaled to ``[-1, 1]``, as SB3 stores them).
-
-Observations: the teacher reads raw observations, normalised with its own ``VecNormalize``
-statistics if it has them. The student reads what its preset's training environment gives it: when
-the preset has ``normalize: true`` (and the circuit reads standardised values), the student's
-``VecNormalize`` statistics are set from the first round's states and saved as the run's
-``vecnormalize.pkl``, so ``qrl eval`` and fine-tuning see the same inputs.
-
-Fine-tuning a PPO or A2C student starts with a critic warm-up (``critic_warmup`` steps of its algorithm
-with the actor frozen): BC leaves the critic untrained, and advantages from an untrained critic pull
-the cloned policy down in the first updates (README, CartPole-v1, seeds 0-3: final returns 394, 352,
-259, 434 without the warm-up, 367, 496, 500, 397 with it).
-
-Timesteps in ``evaluations.csv`` and ``results.json`` count environment steps: labelled samples
-(teacher rollouts and DAgger rollouts), then the critic warm-up, then fine-tuning.
-"""
+"""Distillation (``qrl distill``): a classical SB3 policy taught to a VQC student by behaviour cloning,
+optional DAgger rounds and fine-tuning, written as a run folder like ``qrl train``'s."""
 
 from __future__ import annotations
 
@@ -55,19 +20,13 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from qrl import runs
 from qrl.config import ALGOS, RunConfig, algo_class, is_vqc_policy, list_agents, load_agent
-from qrl.envs import make_vec
+from qrl.envs import EVAL_SEED_OFFSET, make_eval_env, make_vec
 from qrl.errors import QRLError
-from qrl.io import atomic_write, write_json, write_yaml
+from qrl.io import atomic_write, write_yaml
 from qrl.sb3.networks import count_parameters
-from qrl.train import (
-    EVAL_SEED_OFFSET,
-    EvalLog,
-    build_model,
-    make_eval_env,
-    new_run_dir,
-    run_results,
-)
+from qrl.train import EvalLog, build_model, run_results
 
 BOX_LOSSES = ("mse", "nll")
 LABELS = ("soft", "hard")
@@ -89,8 +48,11 @@ class DistillSettings:
     :param lr: Adam learning rate.
     :param labels: ``"soft"`` (the teacher's action probabilities, where it has a distribution over
         discrete actions; otherwise its actions) or ``"hard"`` (its deterministic actions).
-    :param noise: probability of a uniformly random action at each step of every data rollout (teacher and
-        DAgger), which widens the labelled states beyond the teacher's narrow path (Laskey et al. 2017).
+    :param random_actions: probability of a uniformly random action at each step of every data rollout
+        (teacher and DAgger; the labels stay the teacher's). A good teacher's states lie on a narrow path
+        (CartPole: the cart position varies by 0.02), and a student that drifts off it has never been shown
+        what to do there (Laskey et al. 2017, DART, https://arxiv.org/abs/1703.09327). Results with and
+        without it are in the README. Saved as ``noise`` in run folders made before it was renamed.
     :param box_loss: ``"mse"`` (Gaussian mean) or ``"nll"`` (Gaussian log-likelihood) for Box actions.
     :param finetune_steps: environment steps of fine-tuning with the student's algorithm afterwards.
     :param critic_warmup: before fine-tuning a PPO or A2C student, environment steps in which its algorithm
@@ -105,7 +67,7 @@ class DistillSettings:
     batch_size: int = 256
     lr: float = 0.02
     labels: str = "hard"
-    noise: float = 0.2
+    random_actions: float = 0.2
     box_loss: str = "mse"
     finetune_steps: int = 0
     critic_warmup: int = 10_000
@@ -118,8 +80,8 @@ class DistillSettings:
         for name in ("dagger", "finetune_steps", "critic_warmup"):
             if getattr(self, name) < 0:
                 raise QRLError(f"--{name.replace('_', '-')} must be 0 or more; got {getattr(self, name)}")
-        if not 0 <= self.noise <= 1:
-            raise QRLError(f"--noise is a probability; got {self.noise}; try 0.1")
+        if not 0 <= self.random_actions <= 1:
+            raise QRLError(f"--random-actions is a probability; got {self.random_actions}; try 0.1")
         if not self.lr > 0:
             raise QRLError(f"--lr must be positive; got {self.lr}")
         if self.labels not in LABELS:
@@ -180,7 +142,7 @@ class Teacher:
 def teacher_zip(path: str | Path) -> Path:
     """The model file: ``path`` itself, ``path.zip`` (as SB3's ``load`` accepts) or a run folder's ``model.zip``."""
     path = Path(path)
-    for candidate in (path, path.with_name(path.name + ".zip"), path / "model.zip"):
+    for candidate in (path, path.with_name(path.name + ".zip"), path / runs.MODEL):
         if candidate.is_file():
             return candidate
     raise QRLError(f"teacher model {path} does not exist; expected an SB3 model zip, e.g. runs/<run>/model.zip "
@@ -213,7 +175,7 @@ def find_teacher_vecnormalize(path: Path) -> Path | None:
     """``vecnormalize.pkl`` beside the zip (a ``qrl train`` run folder), in ``<zip stem>/`` (rl-zoo3:
     ``logs/ppo/CartPole-v1_1/CartPole-v1.zip`` and ``.../CartPole-v1/vecnormalize.pkl``) or, for rl-zoo3's
     ``best_model.zip``, the one ``*/vecnormalize.pkl`` of the folder."""
-    for candidate in (path.parent / "vecnormalize.pkl", path.parent / path.stem / "vecnormalize.pkl"):
+    for candidate in (path.parent / runs.VECNORMALIZE, path.parent / path.stem / runs.VECNORMALIZE):
         if candidate.is_file():
             return candidate
     found = sorted(path.parent.glob("*/vecnormalize.pkl"))
@@ -312,6 +274,14 @@ def check_student(config: RunConfig) -> None:
 
 class BehaviourCloning:
     """The BC loss and greedy action of a student's policy, whatever its algorithm.
+
+    Losses: cross-entropy on the action logits for discrete actions (the policy's distribution for
+    PPO/A2C students, the Q-values taken as logits for DQN students), against the teacher's greedy action
+    (``-log pi(a_teacher | s)``) or, with ``soft`` (a PPO or A2C teacher), its action probabilities (the
+    loss is then ``KL(teacher || student)``); for Box actions the squared error of the Gaussian mean
+    (``box_loss="mse"``; the log-std is left for fine-tuning to explore with) or its negative
+    log-likelihood (``"nll"``, PPO/A2C only); SAC and TD3 students regress the actor's deterministic
+    action onto the teacher's (scaled to ``[-1, 1]``, as SB3 stores them).
 
     Tensors: ``obs`` ``(B, *obs_shape)`` as the student reads them; ``actions`` ``(B,)`` (Discrete),
     ``(B, k)`` (MultiDiscrete, MultiBinary) or ``(B, action_dim)`` (Box; SAC/TD3: scaled to ``[-1, 1]``);
@@ -430,8 +400,8 @@ class Rollouts:
     """States visited in a vectorised environment, labelled by the teacher; episodes continue from one
     call to the next."""
 
-    def __init__(self, env: VecEnv, teacher: Teacher, soft: bool, noise: float, seed: int):
-        self.env, self.teacher, self.soft, self.noise = env, teacher, soft, noise
+    def __init__(self, env: VecEnv, teacher: Teacher, soft: bool, random_actions: float, seed: int):
+        self.env, self.teacher, self.soft, self.random_actions = env, teacher, soft, random_actions
         self.env.action_space.seed(seed)
         self.rng = np.random.default_rng(seed)
         self.obs = env.reset()
@@ -447,7 +417,7 @@ class Rollouts:
             observations.append(np.array(self.obs))
             labels.append(self.teacher.probabilities(self.obs) if self.soft else np.array(greedy))
             actions = np.array(greedy if actor is None else actor(self.obs))
-            for i in np.flatnonzero(self.rng.random(len(actions)) < self.noise):
+            for i in np.flatnonzero(self.rng.random(len(actions)) < self.random_actions):
                 actions[i] = self.env.action_space.sample()
             self.obs, _, _, _ = self.env.step(actions)
         return np.concatenate(observations), np.concatenate(labels)
@@ -460,7 +430,17 @@ def distill(config: RunConfig, teacher: Teacher, settings: DistillSettings, out:
             progress: bool = False, announce: Callable[[str], None] | None = None) -> Path:
     """Teach ``config``'s VQC student the teacher's actions; returns the run folder.
 
-    Everything is validated and built before the folder is created, so bad input leaves nothing behind.
+    Flow: teacher rollouts, every state labelled with the teacher's action -> behaviour cloning ->
+    optional DAgger rounds (the student drives, the teacher labels the states it visits; Ross et al. 2011,
+    https://arxiv.org/abs/1011.0686) -> optional fine-tuning with the student's own algorithm and preset.
+    Fine-tuning a PPO or A2C student starts with a critic warm-up (the actor frozen): BC leaves the critic
+    untrained, and advantages from an untrained critic pull the cloned policy down in the first updates.
+
+    Observations: the teacher reads raw observations, normalised with its own ``VecNormalize`` statistics
+    if it has them; the student reads what its preset's training environment gives it (with
+    ``normalize: true``, statistics set from the first round's states and saved with the run). Timesteps
+    count environment steps: labelled samples, then the critic warm-up, then fine-tuning. Everything is
+    validated and built before the folder is created, so bad input leaves nothing behind.
 
     :param config: the student, from :func:`qrl.config.resolve` (a VQC agent preset).
     :param teacher: from :func:`load_teacher` for the same environment.
@@ -473,76 +453,29 @@ def distill(config: RunConfig, teacher: Teacher, settings: DistillSettings, out:
     check_student(config)
     model, env = build_model(config)
     soft = settings.labels == "soft" and teacher.has_probabilities
-    cloner = BehaviourCloning(model, config.algo, settings.box_loss, soft=soft)
     episodes = settings.eval_episodes or config.env_spec.eval_episodes
-
-    run_dir = new_run_dir(Path(out), config, label=f"{config.agent}-distill")
+    run_dir = runs.new_run_dir(Path(out), config.env, f"{config.agent}-distill", config.seed)
     say(f"distilling {teacher.algo.upper()} teacher {teacher.path} into {config.agent} on {config.env}, "
         f"seed {config.seed} -> {run_dir}")
-    write_yaml(run_dir / "config.yaml", config.to_dict())
+    write_yaml(run_dir / runs.CONFIG, config.to_dict())
     started = time.perf_counter()
     if settings.labels == "soft" and not soft:
         say(f"labels: hard (a {teacher.algo.upper()} teacher on {type(teacher.model.action_space).__name__} actions "
             f"has no action probabilities)")
     teacher_returns = teacher.evaluate(episodes)
     say(f"teacher: return {np.mean(teacher_returns):.1f} +- {np.std(teacher_returns):.1f} over {episodes} episodes")
-
-    rollouts = Rollouts(make_vec(config.env_spec, config.n_envs, config.seed), teacher, soft, settings.noise,
-                        config.seed)
-    rng, generator = np.random.default_rng(config.seed), torch.Generator().manual_seed(config.seed)
-    data, history = Dataset(), []
     eval_env = make_eval_env(config, env)  # shares the student's observation statistics
-    log = _Evaluations(run_dir, started, model, eval_env, episodes)
-    status, in_warmup, warmup_steps = "finished", False, 0
-    try:
-        for round_ in range(1, settings.dagger + 2):
-            if round_ == 1:
-                obs, labels = rollouts.collect(settings.samples)
-                if isinstance(env, VecNormalize) and env.norm_obs:
-                    env.obs_rms.update(obs)  # the student's inputs, standardised over these states
-                data.add(obs, labels, rng)
-                history.append(_heldout_metrics(cloner, env, *data.heldout(), round_=0, epoch=0))
-                say(_describe(history[-1], settings))
-            else:
-                data.add(*rollouts.collect(settings.samples, actor=_student_actor(model, env)), rng)
-            say(f"round {round_}/{settings.dagger + 1}: {len(data)} labelled states "
-                f"(this round: {'teacher' if round_ == 1 else 'student'} rollouts)")
-            history += _clone(cloner, env, data, settings, generator, round_, say)
-            cloner.finish()
-            returns = log.evaluate(len(data))
-            say(f"student after round {round_}: return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
-        if settings.finetune_steps and settings.critic_warmup and config.algo in ("ppo", "a2c"):
-            say(f"critic warm-up: {config.algo.upper()} trains the critic alone for {settings.critic_warmup} steps")
-            model.tensorboard_log = str(run_dir / "tb")
-            in_warmup = True
-            with cloner.frozen_actor():
-                model.learn(settings.critic_warmup, progress_bar=progress, tb_log_name="tb")
-            warmup_steps, in_warmup = int(model.num_timesteps), False
-        if settings.finetune_steps:
-            say(f"fine-tuning with {config.algo.upper()} for {settings.finetune_steps} steps")
-            model.tensorboard_log = str(run_dir / "tb")
-            evaluator = log.during_finetuning(offset=len(data) + warmup_steps,
-                                              freq=max(config.env_spec.eval_freq // config.n_envs, 1))
-            model.learn(settings.finetune_steps, callback=evaluator, progress_bar=progress, tb_log_name="tb")
-    except KeyboardInterrupt:
-        status = "interrupted"
-    rollouts.env.close()
+    lesson = _Lesson(config, model, env, teacher, settings, soft, say)
+    lesson.log = _Evaluations(run_dir, started, model, eval_env, episodes)
+    lesson.run(run_dir, progress)
     wall = time.perf_counter() - started
-    samples = len(data)
-    if in_warmup:  # interrupted there
-        warmup_steps = int(model.num_timesteps)
-    finetune_steps = 0 if in_warmup else int(model.num_timesteps)  # fine-tuning's learn() starts from 0
-    timesteps = samples + warmup_steps + finetune_steps
+    timesteps = lesson.samples + lesson.warmup_steps + lesson.finetune_steps
 
-    atomic_write(run_dir / "model.zip", lambda p: model.save(p))
+    atomic_write(run_dir / runs.MODEL, lambda p: model.save(p))
     if isinstance(env, VecNormalize):
-        atomic_write(run_dir / "vecnormalize.pkl", lambda p: env.save(p))
-    if log.episodes and log.episodes[-1][0] == timesteps and not warmup_steps + finetune_steps:
-        final = log.episodes[-1][1]  # the last round's evaluation is of the final model
-    else:  # as `qrl train`: a separate final evaluation, a row of its own unless one has these timesteps
-        final = log.evaluate(timesteps, record=not log.episodes or log.episodes[-1][0] != timesteps)
-    log.save_npz()
-    results = run_results(config, model, status, timesteps, wall, final, log.rows) | {
+        atomic_write(run_dir / runs.VECNORMALIZE, lambda p: env.save(p))
+    final = lesson.final_evaluation(timesteps)
+    results = run_results(config, model, lesson.status, timesteps, wall, final, lesson.log.rows) | {
         "method": "distill",
         "teacher": {"path": str(teacher.path), "algo": teacher.algo,
                     "vecnormalize": None if teacher.vecnormalize is None else str(teacher.vecnormalize),
@@ -552,16 +485,96 @@ def distill(config: RunConfig, teacher: Teacher, settings: DistillSettings, out:
         "teacher_eval_std": float(np.std(teacher_returns)),
         "student_eval_mean": float(np.mean(final)),
         "student_eval_std": float(np.std(final)),
-        "samples": samples,
-        "critic_warmup_timesteps": warmup_steps,
-        "finetune_timesteps": finetune_steps,
+        "samples": lesson.samples,
+        "critic_warmup_timesteps": lesson.warmup_steps,
+        "finetune_timesteps": lesson.finetune_steps,
         "distill": dataclasses.asdict(settings) | {"eval_episodes": episodes, "labels": "soft" if soft else "hard"},
-        "bc_history": history,
+        "bc_history": lesson.history,
     }
-    write_json(run_dir / "results.json", results)
+    runs.write_results(run_dir, results)
     env.close()
     eval_env.close()
     return run_dir
+
+
+class _Lesson:
+    """The teaching of one student: rounds of labelled data and cloning, then the critic warm-up and
+    fine-tuning; a Ctrl-C ends it with ``status`` ``"interrupted"`` and what was done so far."""
+
+    def __init__(self, config: RunConfig, model: BaseAlgorithm, env: VecEnv, teacher: Teacher,
+                 settings: DistillSettings, soft: bool, say: Callable[[str], None]):
+        self.config, self.model, self.env, self.settings, self.say = config, model, env, settings, say
+        self.cloner = BehaviourCloning(model, config.algo, settings.box_loss, soft=soft)
+        self.rollouts = Rollouts(make_vec(config.env_spec, config.n_envs, config.seed), teacher, soft,
+                                 settings.random_actions, config.seed)
+        self.rng, self.generator = np.random.default_rng(config.seed), torch.Generator().manual_seed(config.seed)
+        self.data, self.history = Dataset(), []
+        self.log: _Evaluations
+        self.status, self.in_warmup, self.warmup_steps, self.finetune_steps = "finished", False, 0, 0
+
+    @property
+    def samples(self) -> int:
+        return len(self.data)
+
+    def run(self, run_dir: Path, progress: bool) -> None:
+        try:
+            for round_ in range(1, self.settings.dagger + 2):
+                self.round(round_)
+            self.finetune(run_dir, progress)
+        except KeyboardInterrupt:
+            self.status = "interrupted"
+        self.rollouts.env.close()
+        if self.in_warmup:  # interrupted there
+            self.warmup_steps = int(self.model.num_timesteps)
+        self.finetune_steps = 0 if self.in_warmup else int(self.model.num_timesteps)  # learn() starts from 0
+
+    def round(self, round_: int) -> None:
+        """One round: label ``samples`` states (the teacher's rollouts, then the student's), clone, evaluate."""
+        settings, env, say = self.settings, self.env, self.say
+        if round_ == 1:
+            obs, labels = self.rollouts.collect(settings.samples)
+            if isinstance(env, VecNormalize) and env.norm_obs:
+                env.obs_rms.update(obs)  # the student's inputs, standardised over these states
+            self.data.add(obs, labels, self.rng)
+            self.history.append(_heldout_metrics(self.cloner, env, *self.data.heldout(), round_=0, epoch=0))
+            say(_describe(self.history[-1], settings))
+        else:
+            self.data.add(*self.rollouts.collect(settings.samples, actor=_student_actor(self.model, env)), self.rng)
+        say(f"round {round_}/{settings.dagger + 1}: {len(self.data)} labelled states "
+            f"(this round: {'teacher' if round_ == 1 else 'student'} rollouts)")
+        self.history += _clone(self.cloner, env, self.data, settings, self.generator, round_, say)
+        self.cloner.finish()
+        returns = self.log.evaluate(len(self.data))
+        say(f"student after round {round_}: return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
+
+    def finetune(self, run_dir: Path, progress: bool) -> None:
+        """The critic warm-up (PPO/A2C), then fine-tuning with the student's algorithm."""
+        settings, config, model = self.settings, self.config, self.model
+        if settings.finetune_steps and settings.critic_warmup and config.algo in ("ppo", "a2c"):
+            self.say(f"critic warm-up: {config.algo.upper()} trains the critic alone for {settings.critic_warmup} "
+                     f"steps")
+            model.tensorboard_log = str(run_dir / runs.TENSORBOARD)
+            self.in_warmup = True
+            with self.cloner.frozen_actor():
+                model.learn(settings.critic_warmup, progress_bar=progress, tb_log_name=runs.TENSORBOARD)
+            self.warmup_steps, self.in_warmup = int(model.num_timesteps), False
+        if settings.finetune_steps:
+            self.say(f"fine-tuning with {config.algo.upper()} for {settings.finetune_steps} steps")
+            model.tensorboard_log = str(run_dir / runs.TENSORBOARD)
+            evaluator = self.log.during_finetuning(offset=len(self.data) + self.warmup_steps,
+                                                   freq=max(config.env_spec.eval_freq // config.n_envs, 1))
+            model.learn(settings.finetune_steps, callback=evaluator, progress_bar=progress,
+                        tb_log_name=runs.TENSORBOARD)
+
+    def final_evaluation(self, timesteps: int) -> list[float]:
+        """Returns of the final model (saved with the episodes of every evaluation to evaluations.npz)."""
+        log = self.log
+        if log.episodes and log.episodes[-1][0] == timesteps and not self.warmup_steps + self.finetune_steps:
+            final = log.episodes[-1][1]  # the last round's evaluation is of the final model
+        else:  # as `qrl train`: a separate final evaluation, a row of its own unless one has these timesteps
+            final = log.evaluate(timesteps, record=not log.episodes or log.episodes[-1][0] != timesteps)
+        log.save_npz()
+        return final
 
 
 def _student_actor(model: BaseAlgorithm, env: VecEnv) -> Callable[[np.ndarray], np.ndarray]:
@@ -671,4 +684,4 @@ class _Evaluations(EvalLog):
                          results=np.array([e[1] for e in self.episodes]),
                          ep_lengths=np.array([e[2] for e in self.episodes]))
 
-        atomic_write(self.run_dir / "evaluations.npz", write)
+        atomic_write(self.run_dir / runs.EVALUATIONS_NPZ, write)

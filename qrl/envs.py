@@ -1,14 +1,16 @@
-"""Environment factory: Gymnasium environments from the suite, as SB3 vectorised environments."""
+"""Environment factory: Gymnasium environments from the suite, as SB3 vectorised environments for
+training and evaluation (with their observation normalisation)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import gymnasium as gym
+from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from qrl.config import EnvSpec
+from qrl.config import EnvSpec, RunConfig, is_vqc_policy
 from qrl.errors import QRLError
 
 
@@ -36,3 +38,36 @@ def check_env_id(spec: EnvSpec) -> None:
 def make_vec(spec: EnvSpec, n_envs: int, seed: int) -> VecEnv:
     """``n_envs`` copies in one process (small envs: subprocesses would only add IPC cost)."""
     return make_vec_env(env_factory(spec), n_envs=n_envs, seed=seed)
+
+
+EVAL_SEED_OFFSET = 10_000  # evaluation episodes never share seeds with training episodes
+
+
+def normalizes_observations(config: RunConfig, env: VecEnv) -> bool:
+    """``normalize: true`` normalises rewards always, observations only where the policy reads them raw.
+
+    SB3's ``VecNormalize`` refuses non-Box observations, and circuits with ``obs_map`` ``bounds`` or
+    ``basis`` map the raw observation through the space's bounds or cell index: standardised values
+    would break that map.
+    """
+    if not isinstance(env.observation_space, spaces.Box):
+        return False
+    return not (is_vqc_policy(config.policy) and config.policy_kwargs.get("obs_map") in ("bounds", "basis"))
+
+
+def make_train_env(config: RunConfig) -> VecEnv:
+    """The training environments of a run, wrapped in ``VecNormalize`` if the config normalises."""
+    env = make_vec(config.env_spec, config.n_envs, config.seed)
+    if config.normalize:
+        env = VecNormalize(env, norm_obs=normalizes_observations(config, env))
+    return env
+
+
+def make_eval_env(config: RunConfig, train_env: VecEnv | None = None, n_envs: int = 1) -> VecEnv:
+    """Evaluation environments (seeds offset from training's), sharing ``train_env``'s observation
+    statistics when it normalises."""
+    env = make_vec(config.env_spec, n_envs, config.seed + EVAL_SEED_OFFSET)
+    if isinstance(train_env, VecNormalize):
+        env = VecNormalize(env, training=False, norm_obs=train_env.norm_obs, norm_reward=False)
+        env.obs_rms = train_env.obs_rms
+    return env

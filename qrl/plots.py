@@ -8,16 +8,7 @@ from pathlib import Path
 
 from qrl.errors import QRLError
 from qrl.io import atomic_write, write_text
-
-
-def read_evaluations(run_dir: Path) -> dict[str, list[float]]:
-    """A run's ``evaluations.csv`` as columns: timesteps, mean_return, std_return, wall_clock_s."""
-    path = Path(run_dir) / "evaluations.csv"
-    if not path.is_file():
-        raise QRLError(f"{run_dir} has no evaluations.csv; expected a run folder written by `qrl train`")
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    return {key: [float(r[key]) for r in rows] for key in rows[0]} if rows else {}
+from qrl.runs import read_evaluations
 
 
 def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None) -> Path:
@@ -26,7 +17,7 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None) -> Path
     One line per run, labelled by the run folder's name; a dashed line at the environment's
     reward threshold when the runs share one.
     """
-    from qrl.train import load_run_config
+    from qrl.evaluate import load_run_config
 
     if not run_dirs:
         raise QRLError("expected at least one run folder")

@@ -1,37 +1,14 @@
 """Convergence-comparison studies: agents x envs x seeds (x a hyperparameter grid), run locally or on Ray.
 
-A study is a YAML file::
-
-    name: cartpole-ppo
-    envs: [CartPole-v1]
-    agents: [ppo-vqc, ppo-mlp-matched, ppo-mlp]   # the first is the focus of the report's verdicts
-    seeds: 10                 # or a list of seeds
-    steps: 100000             # per run (default: each agent's n_timesteps)
-    eval_freq: 5000           # optional: override the env's evaluation cadence and episodes
-    eval_episodes: 10
-    retries: 1                # a failed run is tried again this many times per invocation
-    grid:                     # optional: variants of an agent, one per combination of values
-      ppo-vqc: {learning_rate: [lin_0.005, lin_0.01]}
-
-Every run is ``qrl train``'s code path (:func:`qrl.train.train`) and writes a run folder. The study
-folder holds ``study.yaml`` (the resolved definition), ``runs/<run_id>/`` (run folders),
-``failures/<run_id>.json`` (the last error and the failed attempts of a run), and tidy tables rebuilt
-after every run: ``records.csv`` (one row per evaluation of a run: the learning curves),
-``episodes.csv`` (one row per evaluation episode: return and length) and ``runs.csv`` (one row per run:
-status, results, parameter counts, wall-clock, circuit executions). ``qrl report`` reads them.
-
-Faults. A run is trained into ``runs/.partial/<run_id>-<random>/`` and renamed to ``runs/<run_id>/``
-only when it is complete; a rename onto an existing run fails, so a run is never duplicated, and a
-killed worker leaves only a partial folder, which the next invocation removes. Re-running the same
-command skips finished runs and starts the others again. A local worker whose study process died
-exits within a second (a watcher thread), idle or mid-run, instead of living on as an orphan.
+A study folder holds ``study.yaml`` (the resolved definition), ``runs/<run_id>/`` (run folders),
+``failures/<run_id>.json`` and the tables ``qrl report`` reads (columns: :mod:`qrl.runs`), rebuilt after
+every run. File format: :func:`load_study`; faults and resuming: :func:`run_study`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import itertools
 import json
 import os
@@ -46,16 +23,11 @@ from typing import Any
 
 import yaml
 
+from qrl import runs
 from qrl.errors import QRLError
 from qrl.io import write_json, write_text, write_yaml
 
 EXECUTORS = ("local", "ray")
-RECORD_FIELDS = ("run_id", "env", "agent", "seed", "timesteps", "mean_return", "std_return", "wall_clock_s")
-EPISODE_FIELDS = ("run_id", "env", "agent", "seed", "timesteps", "episode", "return", "length")
-RUN_FIELDS = ("run_id", "env", "agent", "seed", "status", "attempts", "error", "reward_threshold", "timesteps",
-              "wall_clock_s", "steps_per_s", "final_eval_mean", "final_eval_std", "best_eval_mean",
-              "steps_to_threshold", "params_total", "params_quantum", "params_classical", "circuit_executions",
-              "hardware_circuits")
 _STUDY_KEYS = ("name", "envs", "agents", "seeds", "steps", "eval_freq", "eval_episodes", "retries", "grid")
 
 
@@ -83,7 +55,7 @@ class RunKey:
 
 @dataclass
 class Study:
-    """A resolved study definition (see the module docstring)."""
+    """A resolved study definition (the study file format: :func:`load_study`)."""
 
     name: str
     envs: list[str]
@@ -129,10 +101,26 @@ class Study:
         return dataclasses.replace(config, env_spec=spec)
 
 
+STUDY_FILE = "study.yaml"
+"""The resolved definition in a study folder: the study file's keys (seeds as a list) and ``thresholds``."""
+
+
 def load_study(path: str | Path) -> Study:
     """Read and validate a study file: every (agent, env) pair must resolve, before anything runs.
 
     ``path`` is a file, or the name of a study that ships with qrl (``cartpole-ppo``: ``agents/studies/``).
+    A study file::
+
+        name: cartpole-ppo
+        envs: [CartPole-v1]
+        agents: [ppo-vqc, ppo-mlp-matched, ppo-mlp]   # the first is the focus of the report's verdicts
+        seeds: 10                 # or a list of seeds
+        steps: 100000             # per run (default: each agent's n_timesteps)
+        eval_freq: 5000           # optional: override the env's evaluation cadence and episodes
+        eval_episodes: 10
+        retries: 1                # a failed run is tried again this many times per invocation
+        grid:                     # optional: variants of an agent, one per combination of values
+          ppo-vqc: {learning_rate: [lin_0.005, lin_0.01]}
     """
     path = Path(path)
     if not path.exists() and path.suffix == "":
@@ -144,30 +132,60 @@ def load_study(path: str | Path) -> Study:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise QRLError(f"cannot read study {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise QRLError(f"{path}: expected a mapping with keys {', '.join(_STUDY_KEYS)}; got {type(data).__name__}")
-    unknown = sorted(set(data) - set(_STUDY_KEYS))
-    if unknown:
-        raise QRLError(f"{path}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(_STUDY_KEYS)}")
-    missing = [k for k in ("envs", "agents", "seeds") if not data.get(k)]
-    if missing:
-        raise QRLError(f"{path}: expected non-empty {', '.join(missing)}; see agents/studies/cartpole-ppo.yaml")
-    seeds = data["seeds"]
-    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    study = Study(name=str(data.get("name", path.stem)), envs=[str(e) for e in data["envs"]],
-                  agents=[str(a) for a in data["agents"]], seeds=seeds, steps=data.get("steps"),
-                  eval_freq=data.get("eval_freq"), eval_episodes=data.get("eval_episodes"),
-                  retries=int(data.get("retries", 1)), grid=dict(data.get("grid") or {}))
-    for agent, grid in study.grid.items():
-        valid = isinstance(grid, dict) and all(isinstance(v, list) for v in grid.values())
-        if agent not in study.agents or not valid:
-            raise QRLError(f"{path}: grid.{agent}: expected an agent of the study mapped to {{key: [values]}}; "
-                           f"got {grid!r}")
+    if isinstance(data, dict) and "name" not in data:
+        data = {**data, "name": path.stem}
+    study = study_from_mapping(data, str(path), fix="see agents/studies/cartpole-ppo.yaml")
     if len({k.run_id for k in study.runs()}) != len(study.runs()):
         raise QRLError(f"{path}: two runs share a name; expected distinct agents, envs and seeds")
     for key in study.runs():
         study.config(key)  # raises QRLError naming the problem
     return study
+
+
+def study_from_mapping(data: Any, where: str, fix: str) -> Study:
+    """A :class:`Study` from a study file's mapping (or a study folder's definition), its shape checked;
+    errors name ``where`` and end with ``fix``."""
+    if not isinstance(data, dict):
+        raise QRLError(f"{where}: expected a mapping with keys {', '.join(_STUDY_KEYS)}; got {type(data).__name__}; "
+                       f"{fix}")
+    unknown = sorted(set(data) - set(_STUDY_KEYS))
+    if unknown:
+        raise QRLError(f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(_STUDY_KEYS)}")
+    missing = [k for k in ("envs", "agents", "seeds") if not data.get(k)]
+    if missing:
+        raise QRLError(f"{where}: expected non-empty {', '.join(missing)}; {fix}")
+    for key in ("envs", "agents"):
+        if not isinstance(data[key], list) or not all(isinstance(x, str) for x in data[key]):
+            raise QRLError(f"{where}: expected `{key}` to be a list of names; got {data[key]!r}; {fix}")
+    seeds = data["seeds"]
+    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    study = Study(name=str(data["name"]), envs=list(data["envs"]), agents=list(data["agents"]), seeds=seeds,
+                  steps=data.get("steps"), eval_freq=data.get("eval_freq"), eval_episodes=data.get("eval_episodes"),
+                  retries=int(data.get("retries", 1)), grid=dict(data.get("grid") or {}))
+    for agent, grid in study.grid.items():
+        valid = isinstance(grid, dict) and all(isinstance(v, list) for v in grid.values())
+        if agent not in study.agents or not valid:
+            raise QRLError(f"{where}: grid.{agent}: expected an agent of the study mapped to {{key: [values]}}; "
+                           f"got {grid!r}")
+    return study
+
+
+def read_definition(study_dir: Path, fix: str) -> tuple[Study, dict[str, float | None]]:
+    """The study saved in a study folder (``study.yaml``) and its reward thresholds per environment."""
+    path = Path(study_dir) / STUDY_FILE
+    if not path.is_file():
+        raise QRLError(f"expected {path} written by `qrl study`; got no such file; {fix}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise QRLError(f"expected {path} to be YAML written by `qrl study`; got a parse error: {e}; {fix}") from e
+    if not isinstance(data, dict) or "name" not in data:
+        raise QRLError(f"expected {path} to be a mapping with keys name, envs, agents, seeds; got "
+                       f"{data if not isinstance(data, dict) else 'no name'!r}; {fix}")
+    thresholds = data.pop("thresholds", None) or {}
+    if not isinstance(thresholds, dict):
+        raise QRLError(f"expected {path} `thresholds` to map env names to numbers or null; got {thresholds!r}; {fix}")
+    return study_from_mapping(data, str(path), fix), thresholds
 
 
 # -- one run (in a worker) -----------------------------------------------------------------------------
@@ -179,15 +197,15 @@ def run_one(study_dir: str, study: dict[str, Any], key: dict[str, Any]) -> dict:
 
     limit_threads()
     study_obj, run_key = Study(**study), RunKey(**key)
-    runs = Path(study_dir) / "runs"
-    final = runs / run_key.run_id
-    partial = runs / ".partial" / f"{run_key.run_id}-{uuid.uuid4().hex[:8]}"
+    folders = Path(study_dir) / "runs"
+    final = folders / run_key.run_id
+    partial = folders / ".partial" / f"{run_key.run_id}-{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
     try:
         from qrl.train import train
 
         train(study_obj.config(run_key), run_dir=partial, tensorboard=False)
-        status = json.loads((partial / "results.json").read_text()).get("status")
+        status = runs.read_results(partial)["status"]
         if status != "finished":  # e.g. interrupted: never moved into place as if it were complete
             raise RuntimeError(f"training ended with status {status!r}")
         try:
@@ -222,7 +240,19 @@ def _watch_parent(parent_pid: int, period_s: float = 1.0) -> None:
 
 def run_study(study_path: str | Path, out: str | Path | None = None, workers: int = 1, executor: str = "local",
               address: str | None = None, log: Callable[[str], None] | None = None) -> Path:
-    """Run (or resume) a study; returns the study folder (default ``runs/studies/<name>``)."""
+    """Run (or resume) a study; returns the study folder (default ``runs/studies/<name>``).
+
+    Every run is ``qrl train``'s code path (:func:`qrl.train.train`). Tables: ``records.csv`` (one row
+    per evaluation of a run: the learning curves), ``episodes.csv`` (one row per evaluation episode:
+    return and length) and ``runs.csv`` (one row per run: status, results, parameter counts, wall-clock,
+    circuit executions).
+
+    Faults. A run is trained into ``runs/.partial/<run_id>-<random>/`` and renamed to ``runs/<run_id>/``
+    only when it is complete; a rename onto an existing run fails, so a run is never duplicated, and a
+    killed worker leaves only a partial folder, which the next invocation removes. Re-running the same
+    command skips finished runs and starts the others again. A local worker whose study process died
+    exits within a second (a watcher thread), idle or mid-run, instead of living on as an orphan.
+    """
     if executor not in EXECUTORS:
         raise QRLError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
     if workers < 1:
@@ -243,7 +273,7 @@ def run_study(study_path: str | Path, out: str | Path | None = None, workers: in
 
 
 def _prepare(study_dir: Path, study: Study) -> None:
-    saved = study_dir / "study.yaml"
+    saved = study_dir / STUDY_FILE
     definition = asdict(study)
     from qrl.config import load_env_spec
 
@@ -260,12 +290,7 @@ def _prepare(study_dir: Path, study: Study) -> None:
 
 
 def _finished(study_dir: Path, run_id: str) -> bool:
-    results = study_dir / "runs" / run_id / "results.json"
-    if not results.is_file():
-        return False
-    with contextlib.suppress(OSError, json.JSONDecodeError):
-        return json.loads(results.read_text()).get("status") == "finished"
-    return False
+    return runs.is_finished(study_dir / "runs" / run_id)
 
 
 def _record_failure(study_dir: Path, run_id: str, error: str) -> int:
@@ -367,45 +392,26 @@ def _ray_loop(ray, study_dir: Path, study: Study, pending: list[RunKey], workers
 
 
 def write_tables(study_dir: Path, study: Study) -> None:
-    """Rebuild ``records.csv`` and ``runs.csv`` from the finished run folders and the failures."""
+    """Rebuild ``records.csv``, ``episodes.csv`` and ``runs.csv`` (columns: :mod:`qrl.runs`) from the
+    finished run folders and the failures."""
     records, rows, episodes = [], [], []
     for key in study.runs():
         base = {"run_id": key.run_id, "env": key.env, "agent": key.label, "seed": key.seed}
         run_dir = study_dir / "runs" / key.run_id
         if _finished(study_dir, key.run_id):
-            results = json.loads((run_dir / "results.json").read_text())
-            with open(run_dir / "evaluations.csv", newline="") as f:
+            results = runs.read_results(run_dir)
+            with open(run_dir / runs.EVALUATIONS_CSV, newline="") as f:
                 for row in csv.DictReader(f):
-                    records.append({**base, **{k: row[k] for k in RECORD_FIELDS[4:]}})
-            episodes += _episodes(run_dir, base)
-            params = results.get("parameters", {})
+                    records.append({**base, **{k: row[k] for k in runs.EVALUATION_FIELDS}})
+            episodes += runs.read_episodes(run_dir, base)
             rows.append({**base, "status": "finished", "attempts": _attempts(study_dir, key.run_id) + 1, "error": "",
-                         **{k: results.get(k) for k in ("reward_threshold", "timesteps", "wall_clock_s", "steps_per_s",
-                                                         "final_eval_mean", "final_eval_std", "best_eval_mean",
-                                                         "steps_to_threshold", "circuit_executions")},
-                         "params_total": params.get("total"), "params_quantum": params.get("quantum"),
-                         "params_classical": params.get("classical"),
-                         "hardware_circuits": (results.get("cost") or {}).get("hardware_circuits")})
+                         **runs.run_row(results)})
         elif (study_dir / "failures" / f"{key.run_id}.json").is_file():
             failure = json.loads((study_dir / "failures" / f"{key.run_id}.json").read_text())
             rows.append({**base, "status": "failed", "attempts": failure["attempts"], "error": failure["error"]})
-    write_text(study_dir / "records.csv", _csv(RECORD_FIELDS, records))
-    write_text(study_dir / "episodes.csv", _csv(EPISODE_FIELDS, episodes))
-    write_text(study_dir / "runs.csv", _csv(RUN_FIELDS, rows))
-
-
-def _episodes(run_dir: Path, base: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every evaluation episode's return and length (SB3's ``evaluations.npz``; the final evaluation after
-    training is in ``evaluations.csv`` only, as its mean and std)."""
-    import numpy as np
-
-    path = run_dir / "evaluations.npz"
-    if not path.is_file():
-        return []
-    data = np.load(path)
-    return [{**base, "timesteps": int(t), "episode": i, "return": float(r), "length": int(n)}
-            for t, returns, lengths in zip(data["timesteps"], data["results"], data["ep_lengths"], strict=True)
-            for i, (r, n) in enumerate(zip(returns, lengths, strict=True))]
+    write_text(study_dir / "records.csv", runs.table_csv(runs.RECORD_FIELDS, records))
+    write_text(study_dir / "episodes.csv", runs.table_csv(runs.EPISODE_FIELDS, episodes))
+    write_text(study_dir / "runs.csv", runs.table_csv(runs.RUN_FIELDS, rows))
 
 
 def _attempts(study_dir: Path, run_id: str) -> int:
@@ -416,12 +422,3 @@ def _attempts(study_dir: Path, run_id: str) -> int:
     with contextlib.suppress(OSError, json.JSONDecodeError, ValueError):
         return int(json.loads(path.read_text()).get("attempts", 0))
     return 0
-
-
-def _csv(fields: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in fields})
-    return buf.getvalue()

@@ -111,7 +111,7 @@ def test_wheel_ships_envs_and_agents(tmp_path):
     for kind, items in (("envs", list_envs()), ("agents", list_agents())):
         for item in items:
             assert f"qrl/data/{kind}/{item}.yaml" in names
-    assert "qrl/cli.py" in names
+    assert "qrl/cli/__init__.py" in names and "qrl/simulator/__init__.py" in names  # every subpackage ships
     assert "qrl/data/crossovers.json" in names  # device="auto" reads it
     assert "qrl/data/agents/studies/cartpole-ppo.yaml" in names  # `qrl study cartpole-ppo`
     # Installed without the checkout around it, qrl reads the copies inside the package.

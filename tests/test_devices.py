@@ -11,8 +11,8 @@ import pennylane as qml
 import pytest
 import torch
 
-from qrl import devices
-from qrl.backends import make_backend, select
+from qrl import cost
+from qrl.backends import hardware, make_backend, select
 from qrl.circuits import CircuitSpec
 from qrl.cli import main
 from qrl.errors import QRLError
@@ -36,9 +36,9 @@ def no_credentials(monkeypatch, tmp_path):
     for var in CREDENTIAL_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.aws/credentials
-    devices.qiskit_backend.cache_clear()
+    hardware.qiskit_backend.cache_clear()
     yield
-    devices.qiskit_backend.cache_clear()
+    hardware.qiskit_backend.cache_clear()
 
 
 def pretend_installed(monkeypatch, *names):
@@ -79,7 +79,7 @@ def test_missing_credentials_on_the_command_line(tiny_run, monkeypatch, no_crede
 def test_aws_credentials_file_counts(monkeypatch, no_credentials, tmp_path):
     (tmp_path / ".aws").mkdir()
     (tmp_path / ".aws" / "credentials").write_text("[default]\n")
-    devices.check_credentials("braket.aws.qubit")  # no error
+    hardware.check_credentials("braket.aws.qubit")  # no error
 
 
 @pytest.mark.parametrize(("device", "message"), [
@@ -114,7 +114,7 @@ def test_ibm_remote_reads_the_token_from_the_environment_and_never_stores_it(tin
     import qiskit_ibm_runtime
     from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
-    from qrl.train import evaluate_model, load_model
+    from qrl.evaluate import evaluate_model, load_model
 
     token = "token-0123456789-never-stored"
     seen = {}
@@ -160,8 +160,8 @@ def test_shift_parameters_is_what_parameter_shift_runs(spec):
                  if spec.trains_input_scaling or float(p) not in encoding]
     tape.trainable_params = trainable
     shifted, _ = qml.gradients.param_shift(tape)
-    assert len(shifted) == devices.circuits_per_gradient_sample(spec, "parameter-shift")
-    assert devices.circuits_per_gradient_sample(spec, "spsa") == 2
+    assert len(shifted) == cost.circuits_per_gradient_sample(spec, "parameter-shift")
+    assert cost.circuits_per_gradient_sample(spec, "spsa") == 2
 
 
 def test_a_run_records_its_circuits_and_the_hardware_gradient_factor(tiny_run):
@@ -177,11 +177,11 @@ def test_a_run_records_its_circuits_and_the_hardware_gradient_factor(tiny_run):
 
 
 def test_estimate_arithmetic():
-    ibm, ionq = devices.DEVICE_CLASSES["ibm"], devices.DEVICE_CLASSES["ionq-aria"]
-    e = devices.estimate(ibm, circuits=10, shots=100, seconds_per_shot=1e-3)
+    ibm, ionq = cost.DEVICE_CLASSES["ibm"], cost.DEVICE_CLASSES["ionq-aria"]
+    e = cost.estimate(ibm, circuits=10, shots=100, seconds_per_shot=1e-3)
     assert (e.circuits, e.shots) == (10, 1000) and e.qpu_seconds == pytest.approx(1.0)
     assert e.price == pytest.approx(1.60)
-    e = devices.estimate(ionq, circuits=10, shots=100, seconds_per_shot=1e-3)
+    e = cost.estimate(ionq, circuits=10, shots=100, seconds_per_shot=1e-3)
     assert e.price == pytest.approx(10 * (0.30 + 100 * 0.03))
 
 
@@ -191,7 +191,7 @@ def test_estimate_arithmetic():
 def test_ion_trap_compilation_counts_gates_and_time():
     spec = CircuitSpec(n_qubits=4, n_layers=3, n_inputs=4)  # hea: RX encoding, RY-RZ, a 4-edge CZ ring
     angles, weights = np.full((3, 4), 0.3), np.full(spec.weight_shape, 0.2)
-    t = devices.transpile_for(spec, "ionq.qpu@aria-1", angles, weights)
+    t = cost.transpile_for(spec, "ionq.qpu@aria-1", angles, weights)
     assert t.two_qubit_gates == 3 * 4
     assert t.gate_counts == {"RX": 12, "RY": 12, "RZ": 12, "CZ": 12}
     # RZ free; RX, RY one gate each: 24 x 135 us + 12 x 600 us + 300 us readout + 20 us reset
@@ -277,7 +277,7 @@ def test_sweep_errors(tiny_run, tmp_path, capsys, monkeypatch, args, message):
 
 
 def test_parallel_evaluation_batches_the_circuits(tiny_run):
-    from qrl.train import evaluate_model, load_model
+    from qrl.evaluate import evaluate_model, load_model
 
     model, config = load_model(tiny_run)
     calls = []
@@ -295,7 +295,7 @@ def test_ibm_dry_run_without_the_qiskit_extra_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "pennylane_qiskit.converter", None)  # as if qrl[hardware] were absent
     spec = CircuitSpec(n_qubits=2, n_layers=1, n_inputs=2)
     with pytest.raises(QRLError, match=r"transpiles with Qiskit; try pip install 'qrl\[hardware\]'"):
-        devices.transpile_for(spec, "qiskit.remote@ibm_brisbane", np.zeros((1, 2)), np.zeros(spec.weight_shape))
+        cost.transpile_for(spec, "qiskit.remote@ibm_brisbane", np.zeros((1, 2)), np.zeros(spec.weight_shape))
 
 
 def test_policy_circuits_leave_out_target_networks():

@@ -18,7 +18,6 @@ from qrl.cli import main
 from qrl.diagnostics import (
     INPUT_RANGE,
     WEIGHT_RANGE,
-    BatchedStatevector,
     check_memory,
     circuit_gradient_study,
     find_fit,
@@ -28,6 +27,7 @@ from qrl.diagnostics import (
 )
 from qrl.errors import QRLError
 from qrl.nn import VQC
+from qrl.simulator import BatchedStatevector
 
 LN2 = math.log(2)
 N_SE = 5  # closed-form checks: within this many standard errors of the variance estimate
@@ -308,3 +308,11 @@ def test_diagnose_circuit_errors(capsys, args, message):
     assert main(["diagnose", "circuit", *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+def test_batched_simulator_and_torch_programs_share_one_definition_of_each_gate_update():
+    from qrl.simulator import adjoint, gates, programs
+
+    for name in ("apply_1q", "apply_2q", "rotations", "time_ordered_product", "schedule", "as_rotations", "PAULI_K"):
+        assert getattr(adjoint, name) is getattr(gates, name)
+        assert getattr(programs, name) is getattr(gates, name)

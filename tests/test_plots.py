@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from qrl.cli import main
-from qrl.plots import read_evaluations
+from qrl.runs import read_evaluations
 
 REFERENCE = Path(__file__).resolve().parents[1] / "runs" / "reference"
 

@@ -237,7 +237,7 @@ def test_training_with_shots_and_hardware_gradients(tmp_path, diff_method):
     before = [p.detach().clone() for p in model.policy.parameters()]
     model.learn(16)
     assert any(not torch.equal(a, b.detach()) for a, b in zip(before, model.policy.parameters(), strict=True))
-    from qrl.devices import run_cost
+    from qrl.cost import run_cost
 
     cost = run_cost(model.policy)  # one update: 16 samples through actor and critic, each differentiated
     per_sample = 2 if diff_method == "spsa" else 2 * (4 * 2 + 4)  # 2 x (rotations + input scaling angles)

@@ -1,23 +1,4 @@
-"""PennyLane backend: the circuit as a QNode on any PennyLane device, ``lightning.qubit`` first-class.
-
-Pitfalls handled here, each measured on PennyLane 0.45 / Lightning 0.45:
-
-- With ``device_vjp=False`` (PennyLane's default) a torch QNode on Lightning computes Jacobians in the
-  forward pass whenever inputs require grad -- including SB3 rollouts under ``torch.no_grad()``, when
-  nothing is differentiated. qrl runs ``no_grad`` calls through a second QNode with
-  ``diff_method=None``: forward only, no derivative work (tested with ``qml.Tracker``). For calls that
-  are differentiated, ``device_vjp=True`` was measured *slower* here (4 qubits x 5 layers, forward +
-  backward, 2 outputs: 62 vs 50 ms at batch 8, 475 vs 336 ms at batch 64; 1 output: 539 vs 420 ms at
-  batch 64), so the gradient QNode keeps ``device_vjp=False`` (adjoint Jacobians with the forward pass).
-- A *list* of expvals comes back as ``n_outputs`` tensors of shape ``(B,)`` (a tuple would come back
-  as ``(n_meas, B, 1)``-like shapes); they are stacked to ``(B, n_outputs)``.
-- Lightning devices cannot be pickled after their first execution: the backend holds only the spec and
-  device name, and the module that owns it rebuilds it after unpickling (see :class:`qrl.nn.VQC`).
-- Lightning returns expvals as Python floats and PennyLane's torch interface wraps them with
-  ``torch.as_tensor``, which gives torch's *default* dtype: float64 circuits came back rounded to
-  float32 (errors ~1e-8). The call runs with the default dtype set to the weights' dtype.
-- Lightning's OpenMP threads: see :mod:`qrl.threads`.
-"""
+"""PennyLane backend: the circuit as a QNode on any PennyLane device, ``lightning.qubit`` first-class."""
 
 from __future__ import annotations
 
@@ -59,6 +40,22 @@ class PennyLaneQNode:
 
     Call: ``angles`` of shape ``(B, n_encoding_layers, n_inputs)``, ``weights`` of shape
     ``spec.weight_shape``; returns ``(B, n_outputs)`` in the dtype of ``weights``.
+
+    Pitfalls handled here (PennyLane 0.45 / Lightning 0.45; measurements in the README):
+
+    - With ``device_vjp=False`` (PennyLane's default) a torch QNode on Lightning computes Jacobians in the
+      forward pass whenever inputs require grad -- including SB3 rollouts under ``torch.no_grad()``, when
+      nothing is differentiated. qrl runs ``no_grad`` calls through a second QNode with
+      ``diff_method=None``: forward only, no derivative work (tested with ``qml.Tracker``). Differentiated
+      calls keep ``device_vjp=False`` (adjoint Jacobians with the forward pass): ``True`` was measured slower.
+    - A *list* of expvals comes back as ``n_outputs`` tensors of shape ``(B,)`` (a tuple would come back
+      as ``(n_meas, B, 1)``-like shapes); they are stacked to ``(B, n_outputs)``.
+    - Lightning devices cannot be pickled after their first execution: the backend holds only the spec and
+      device name, and the module that owns it rebuilds it after unpickling (see :class:`qrl.nn.VQC`).
+    - Lightning returns expvals as Python floats and PennyLane's torch interface wraps them with
+      ``torch.as_tensor``, which gives torch's *default* dtype: float64 circuits came back rounded to
+      float32 (errors ~1e-8). The call runs with the default dtype set to the weights' dtype.
+    - Lightning's OpenMP threads: see :mod:`qrl.threads`.
     """
 
     def __init__(self, spec: CircuitSpec, device, diff_method: str | None = None, shots: int | None = None,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 
 import pennylane as qml
 
+from qrl.backends.hardware import check_size, device_kwargs, is_hardware
+from qrl.backends.memory import format_bytes, physical_memory
 from qrl.backends.torch import TorchStatevector, state_bytes
 from qrl.circuits.spec import CircuitSpec
-from qrl.devices import check_size, is_hardware
 from qrl.errors import QRLError
 
 # `device="auto"` picks, for a circuit of n qubits, the backend that `qrl bench scaling` measured
@@ -69,22 +69,14 @@ def resolve_device_name(device: str, spec: CircuitSpec, shots: int | None = None
     return device
 
 
-def available_memory() -> int:
-    """Physical memory in bytes (an upper bound on what a state vector can use)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 1 << 40
-
-
 def check_memory(spec: CircuitSpec, device: str) -> None:
     """Refuse circuits whose single state vector does not fit in memory."""
     if device.startswith(("torch", "lightning", "default.qubit")):
-        need, have = state_bytes(spec.n_qubits), available_memory()
+        need, have = state_bytes(spec.n_qubits), physical_memory()
         if need > have // 2:
             raise QRLError(
-                f"n_qubits={spec.n_qubits} needs {_fmt_bytes(need)} for one state vector; this machine has "
-                f"{_fmt_bytes(have)}; try n_qubits <= {_max_qubits(have)}"
+                f"n_qubits={spec.n_qubits} needs {format_bytes(need)} for one state vector; this machine has "
+                f"{format_bytes(have)}; try n_qubits <= {_max_qubits(have)}"
             )
 
 
@@ -95,12 +87,16 @@ def _max_qubits(memory: int) -> int:
     return n
 
 
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}"
-        n /= 1024
-    return f"{n:.0f} ZiB"
+def write_crossovers(result: dict, command: str, machine: dict | None = None) -> Path:
+    """Store a scaling benchmark's fastest backend per qubit count for ``device="auto"``
+    (``result``: :func:`qrl.bench.bench_scaling`'s, with ``batch`` and ``fastest``; ``machine``: where it
+    was measured, as :func:`qrl.bench.machine` describes it)."""
+    from qrl.io import write_json
+
+    write_json(CROSSOVERS, {"command": command, "batch": result["batch"], "fastest": result["fastest"],
+                            "machine": machine if machine is not None else result.get("machine")})
+    auto_table.cache_clear()
+    return CROSSOVERS
 
 
 def installed_devices() -> list[str]:
@@ -113,14 +109,12 @@ def installed_devices() -> list[str]:
 def make_device(name: str, n_qubits: int, **kwargs):
     """Create a PennyLane device, with an install hint when its plugin is missing.
 
-    Hardware names ``<device>@<machine>`` (see :mod:`qrl.devices`): ``qiskit.aer@FakeManilaV2`` (any
+    Hardware names ``<device>@<machine>`` (see :mod:`qrl.backends.hardware`): ``qiskit.aer@FakeManilaV2`` (any
     class of ``qiskit_ibm_runtime.fake_provider``) is Qiskit Aer with that IBM device snapshot's noise
     model, coupling map and native gates (offline), the device-realistic path to hardware;
     ``qiskit.remote@ibm_brisbane``, ``ionq.qpu@aria-1`` and ``braket.aws.qubit@<ARN>`` are real QPUs,
     with credentials from environment variables. They sample, so they need shots.
     """
-    from qrl import devices
-
     base = name.partition("@")[0]
     if base not in installed_devices():
         hint = next((h for prefix, h in _PLUGIN_HINTS.items() if base.startswith(prefix)), None)
@@ -128,7 +122,7 @@ def make_device(name: str, n_qubits: int, **kwargs):
         if hint:
             raise QRLError(f"device {base!r} is not installed; try {hint}")
         raise QRLError(f"unknown device {base!r}; expected one of: {known}")
-    kwargs = devices.device_kwargs(name) | kwargs
+    kwargs = device_kwargs(name) | kwargs
     if base == "qiskit.aer" and "@" in name:
         # pennylane-qiskit's qiskit.aer device transpiles without routing (and cannot route tensor-product
         # observables); its qiskit.remote device runs a fake backend locally on Aer, with the snapshot's

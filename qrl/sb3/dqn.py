@@ -10,7 +10,13 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 
 from qrl.errors import QRLError
-from qrl.sb3.networks import CircuitPolicyPart, VQCNetwork, check_observation_space, pop_circuit_options
+from qrl.sb3.networks import (
+    CircuitDeviceMixin,
+    CircuitPolicyPart,
+    VQCNetwork,
+    check_observation_space,
+    pop_circuit_options,
+)
 
 
 class VQCQNetwork(CircuitPolicyPart, QNetwork):
@@ -28,7 +34,7 @@ class VQCQNetwork(CircuitPolicyPart, QNetwork):
                                 observation_space=observation_space)
 
 
-class VQCDQNPolicy(DQNPolicy):
+class VQCDQNPolicy(CircuitDeviceMixin, DQNPolicy):
     """DQN policy whose Q-network and target network are two VQCs with their own parameters.
 
     SB3's ``DQN`` is unchanged: the target network is a second circuit, copied from the online one
@@ -73,11 +79,3 @@ class VQCDQNPolicy(DQNPolicy):
         data["output_scale"] = config.pop("output_scale_init")
         data.update(config)
         return data
-
-    def set_circuit_device(self, device: str, diff_method: str | None = None, shots: int | None = None,
-                           noise: dict[str, float] | None = None) -> None:
-        """Run the Q-network and target circuits on another backend (exact, or with ``shots``/``noise``)."""
-        for net in (self.q_net, self.q_net_target):
-            net.q_net.vqc.set_device(device, diff_method, shots, noise)
-            net.circuit_config.update(device=device, diff_method=diff_method, shots=shots, noise=noise)
-        self.circuit_config.update(device=device, diff_method=diff_method, shots=shots, noise=noise)

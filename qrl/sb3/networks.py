@@ -246,3 +246,20 @@ class CircuitPolicyPart:
         data.update(features_dim=self.features_dim, features_extractor=self.features_extractor,
                     circuit_config=self.circuit_config)
         return data
+
+
+class CircuitDeviceMixin:
+    """``set_circuit_device`` for every VQC policy class (first base, before the SB3 policy class)."""
+
+    circuit_config: dict[str, Any]
+
+    def set_circuit_device(self, device: str, diff_method: str | None = None, shots: int | None = None,
+                           noise: dict[str, float] | None = None) -> None:
+        """Run every circuit of the policy (actor, critics, target networks) on another backend, e.g.
+        evaluate a torch-trained policy on Lightning, with exact expectation values, finite ``shots`` or
+        ``noise``; a model saved afterwards keeps them."""
+        for module in self.modules():  # type: ignore[attr-defined]
+            if isinstance(module, VQC):
+                module.set_device(device, diff_method, shots, noise)
+            elif hasattr(module, "circuit_config"):  # the policy and its parts (Q-network, actor, targets)
+                module.circuit_config.update(device=device, diff_method=diff_method, shots=shots, noise=noise)

@@ -19,8 +19,13 @@ from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
 from qrl.errors import QRLError
-from qrl.nn import VQC
-from qrl.sb3.networks import CircuitPolicyPart, VQCNetwork, check_observation_space, pop_circuit_options
+from qrl.sb3.networks import (
+    CircuitDeviceMixin,
+    CircuitPolicyPart,
+    VQCNetwork,
+    check_observation_space,
+    pop_circuit_options,
+)
 
 CRITICS = ("mlp", "vqc")
 
@@ -109,7 +114,7 @@ class VQCTD3Actor(CircuitPolicyPart, TD3Actor):
         self.mu = nn.Sequential(net, nn.Tanh())
 
 
-class _VQCOffPolicy:
+class _VQCOffPolicy(CircuitDeviceMixin):
     """What the SAC and TD3 policies share: options, the VQC actor, the VQC or MLP critic, saving."""
 
     _actor_class: type
@@ -162,18 +167,6 @@ class _VQCOffPolicy:
         data.update(self.circuit_config, critic=self.critic_type, actor_output_scale=self.actor_output_scale,
                     critic_output_scale=self.critic_output_scale)
         return data
-
-    def set_circuit_device(self, device: str, diff_method: str | None = None, shots: int | None = None,
-                           noise: dict[str, float] | None = None) -> None:
-        """Run every circuit of the policy (actor, critics, targets) on another backend (exact, or with
-        ``shots``/``noise``)."""
-        for module in self.modules():
-            if isinstance(module, VQC):
-                module.set_device(device, diff_method, shots, noise)
-        for module in self.modules():
-            if hasattr(module, "circuit_config") and module is not self:
-                module.circuit_config.update(device=device, diff_method=diff_method, shots=shots, noise=noise)
-        self.circuit_config.update(device=device, diff_method=diff_method, shots=shots, noise=noise)
 
 
 _POLICY_DOC = """

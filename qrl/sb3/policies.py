@@ -14,7 +14,13 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from qrl.errors import QRLError
-from qrl.sb3.networks import VQCNetwork, action_outputs, check_observation_space, pop_circuit_options
+from qrl.sb3.networks import (
+    CircuitDeviceMixin,
+    VQCNetwork,
+    action_outputs,
+    check_observation_space,
+    pop_circuit_options,
+)
 
 
 class VQCExtractor(nn.Module):
@@ -42,7 +48,7 @@ class VQCExtractor(nn.Module):
         return self.value_net(features)
 
 
-class VQCActorCriticPolicy(ActorCriticPolicy):
+class VQCActorCriticPolicy(CircuitDeviceMixin, ActorCriticPolicy):
     """Actor-critic policy for PPO and A2C with a VQC actor and a separate VQC critic.
 
     Discrete actions: ``logits = w * <O_a>`` (one readout per action). Box actions: the Gaussian mean
@@ -151,11 +157,3 @@ class VQCActorCriticPolicy(ActorCriticPolicy):
         dist.__dict__.pop("distribution", None)
         state["action_dist"] = dist
         return state
-
-    def set_circuit_device(self, device: str, diff_method: str | None = None, shots: int | None = None,
-                           noise: dict[str, float] | None = None) -> None:
-        """Run both circuits on another backend (e.g. evaluate a torch-trained policy on Lightning), with
-        exact expectation values, finite ``shots`` or ``noise`` (a model saved afterwards keeps them)."""
-        for net in (self.mlp_extractor.policy_net, self.mlp_extractor.value_net):
-            net.vqc.set_device(device, diff_method, shots, noise)
-        self.circuit_config.update(device=device, diff_method=diff_method, shots=shots, noise=noise)

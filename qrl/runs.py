@@ -1,0 +1,202 @@
+"""The run folder: its file names, the versioned ``results.json`` schema, and the columns of study tables.
+
+Train, distill, study, report, plots and the CLI read and write run folders through these names only
+(the files are listed in ``runs/README.md``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qrl.errors import QRLError
+from qrl.io import write_json, write_text
+
+CONFIG = "config.yaml"
+MODEL = "model.zip"
+RESULTS = "results.json"
+VECNORMALIZE = "vecnormalize.pkl"
+EVALUATIONS_CSV = "evaluations.csv"
+EVALUATIONS_NPZ = "evaluations.npz"  # SB3's EvalCallback layout: timesteps, results, ep_lengths
+TENSORBOARD = "tb"
+
+SCHEMA_VERSION = 2
+"""Version of ``results.json``. Version 1 (no ``schema`` key) had the keys of 2 but ``schema``, and runs
+made before circuit and cost accounting lack ``circuit_executions`` and ``cost`` (read as ``None``)."""
+
+RESULT_KEYS = ("schema", "status", "agent", "env", "seed", "timesteps", "wall_clock_s", "steps_per_s",
+               "final_eval_mean", "final_eval_std", "best_eval_mean", "reward_threshold", "steps_to_threshold",
+               "parameters", "circuit_executions", "cost")
+"""Keys of every run's ``results.json`` (distillation adds its own after these)."""
+
+_LATER_KEYS = ("circuit_executions", "cost")  # absent from version-1 files of early runs
+STATUSES = ("finished", "interrupted")
+EVALUATION_FIELDS = ("timesteps", "mean_return", "std_return", "wall_clock_s")
+"""Columns of ``evaluations.csv``: one row per evaluation during training."""
+
+# Study tables: one row per evaluation of a run, per evaluation episode, per run.
+RUN_ID_FIELDS = ("run_id", "env", "agent", "seed")
+RECORD_FIELDS = (*RUN_ID_FIELDS, *EVALUATION_FIELDS)
+EPISODE_FIELDS = (*RUN_ID_FIELDS, "timesteps", "episode", "return", "length")
+RUN_RESULT_FIELDS = ("reward_threshold", "timesteps", "wall_clock_s", "steps_per_s", "final_eval_mean",
+                     "final_eval_std", "best_eval_mean", "steps_to_threshold")
+RUN_FIELDS = (*RUN_ID_FIELDS, "status", "attempts", "error", *RUN_RESULT_FIELDS, "params_total", "params_quantum",
+              "params_classical", "circuit_executions", "hardware_circuits")
+OPTIONAL_RUN_FIELDS = ("hardware_circuits",)
+"""Columns of ``runs.csv`` that studies made before cost accounting lack."""
+
+
+def new_run_dir(out: Path, env: str, label: str, seed: int) -> Path:
+    """A new folder ``out/{env}__{label}__{seed}__{timestamp}`` (``-2``, ``-3``, ... if taken)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{env}__{label}__{seed}__{stamp}"
+    run_dir, k = Path(out) / base, 1
+    while run_dir.exists():
+        k += 1
+        run_dir = Path(out) / f"{base}-{k}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def steps_to_threshold(timesteps: Sequence[float] | np.ndarray, returns: Sequence[float] | np.ndarray,
+                       threshold: float) -> float:
+    """The timestep of a run's first evaluation whose mean return is at or above ``threshold``.
+
+    Args:
+        timesteps: ``(num_evals,)`` increasing evaluation timesteps of one run.
+        returns: ``(num_evals,)`` mean evaluation return at each.
+        threshold: the return to reach (e.g. the environment's reward threshold).
+
+    Returns:
+        That timestep, or ``inf`` if the run never reached the threshold (``results.json`` stores
+        ``null`` then: JSON has no infinity).
+    """
+    t, r = np.asarray(timesteps, dtype=float), np.asarray(returns, dtype=float)
+    if t.ndim != 1 or t.shape != r.shape:
+        raise QRLError(f"expected timesteps and returns of one length; got {t.size} and {r.size}")
+    if np.isnan(t).any() or np.isnan(r).any():
+        raise QRLError("expected timesteps and returns without NaN")
+    if threshold is None or not math.isfinite(float(threshold)):
+        raise QRLError(f"expected a finite threshold; got {threshold}")
+    hits = np.flatnonzero(r >= float(threshold))
+    return float(t[hits[0]]) if hits.size else math.inf
+
+
+def results_record(status: str, agent: str, env: str, seed: int, timesteps: int, wall: float, final_returns,
+                   evaluations: list[dict[str, Any]], threshold: float | None, parameters: dict[str, int],
+                   circuit_executions: int, cost: dict | None) -> dict[str, Any]:
+    """The common keys of ``results.json`` (:data:`RESULT_KEYS`), from a run's evaluations
+    (rows of :data:`EVALUATION_FIELDS`) and the returns of its final evaluation."""
+    steps = None
+    if threshold is not None and evaluations:
+        reached = steps_to_threshold([r["timesteps"] for r in evaluations],
+                                     [r["mean_return"] for r in evaluations], threshold)
+        steps = int(reached) if math.isfinite(reached) else None
+    return {
+        "schema": SCHEMA_VERSION,
+        "status": status,
+        "agent": agent,
+        "env": env,
+        "seed": seed,
+        "timesteps": timesteps,
+        "wall_clock_s": round(wall, 3),
+        "steps_per_s": round(timesteps / wall, 1) if wall > 0 else None,
+        "final_eval_mean": float(np.mean(final_returns)),
+        "final_eval_std": float(np.std(final_returns)),
+        "best_eval_mean": max((r["mean_return"] for r in evaluations), default=None),
+        "reward_threshold": threshold,
+        "steps_to_threshold": steps,
+        "parameters": parameters,
+        "circuit_executions": circuit_executions,
+        "cost": cost,
+    }
+
+
+def write_results(run_dir: Path, results: dict[str, Any]) -> None:
+    write_json(Path(run_dir) / RESULTS, results)
+
+
+def read_results(run_dir: Path) -> dict[str, Any]:
+    """A run's ``results.json``, checked: a mapping with the keys of its schema version (version 1
+    files, written before the schema had a number, get ``schema: 1``)."""
+    path = Path(run_dir) / RESULTS
+    try:
+        results = json.loads(path.read_text())
+    except OSError as exc:
+        raise QRLError(f"cannot read {path}: {exc.strerror or exc}; expected a run folder written by `qrl train`") \
+            from exc
+    except ValueError as exc:
+        raise QRLError(f"{path} is damaged (not JSON: {exc}); try training the run again") from exc
+    if not isinstance(results, dict):
+        raise QRLError(f"{path} is damaged: expected a mapping; got {type(results).__name__}")
+    results.setdefault("schema", 1)
+    if results["schema"] not in (1, SCHEMA_VERSION):
+        raise QRLError(f"{path} has results schema {results['schema']!r}; this qrl reads 1 to {SCHEMA_VERSION}; "
+                       f"try a newer qrl")
+    missing = [k for k in RESULT_KEYS if k not in results and k not in _LATER_KEYS]
+    if missing:
+        raise QRLError(f"{path} is damaged: no {', '.join(missing)}; try training the run again")
+    return {k: None for k in _LATER_KEYS} | results
+
+
+def is_finished(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a readable ``results.json`` of a finished run."""
+    try:
+        return read_results(run_dir)["status"] == "finished"
+    except QRLError:
+        return False
+
+
+def write_evaluations(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Rewrite ``evaluations.csv`` (atomically) with rows of :data:`EVALUATION_FIELDS`."""
+    write_text(Path(run_dir) / EVALUATIONS_CSV, table_csv(EVALUATION_FIELDS, rows))
+
+
+def read_evaluations(run_dir: Path) -> dict[str, list[float]]:
+    """``evaluations.csv`` of a run as columns: ``{field: [values]}`` for :data:`EVALUATION_FIELDS`."""
+    path = Path(run_dir) / EVALUATIONS_CSV
+    if not path.is_file():
+        raise QRLError(f"{run_dir} has no {EVALUATIONS_CSV}; expected a run folder written by `qrl train`")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(r[key]) for r in rows] for key in rows[0]} if rows else {}
+
+
+def read_episodes(run_dir: Path, base: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of :data:`EPISODE_FIELDS`: every evaluation episode's return and length (``evaluations.npz``;
+    the final evaluation after training is in ``evaluations.csv`` only, as its mean and std)."""
+    path = Path(run_dir) / EVALUATIONS_NPZ
+    if not path.is_file():
+        return []
+    data = np.load(path)
+    return [{**base, "timesteps": int(t), "episode": i, "return": float(r), "length": int(n)}
+            for t, returns, lengths in zip(data["timesteps"], data["results"], data["ep_lengths"], strict=True)
+            for i, (r, n) in enumerate(zip(returns, lengths, strict=True))]
+
+
+def run_row(results: dict[str, Any]) -> dict[str, Any]:
+    """The result columns of a finished run's ``runs.csv`` row (:data:`RUN_FIELDS`), from its results."""
+    params = results.get("parameters") or {}
+    return {**{k: results.get(k) for k in RUN_RESULT_FIELDS},
+            "circuit_executions": results.get("circuit_executions"),
+            "params_total": params.get("total"), "params_quantum": params.get("quantum"),
+            "params_classical": params.get("classical"),
+            "hardware_circuits": (results.get("cost") or {}).get("hardware_circuits")}
+
+
+def table_csv(fields: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
+    """CSV text with ``fields`` as header; ``None`` and missing values are empty cells."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in fields})
+    return buf.getvalue()
