@@ -1,19 +1,8 @@
 """The report of a convergence-comparison study: ``qrl report STUDY_DIR`` -> ``STUDY_DIR/report/report.md``.
 
-Reads the folder ``qrl study`` writes (``study.yaml``, ``records.csv``, ``runs.csv``), computes the statistics of
-:mod:`qrl.stats` per environment on the finished runs, and writes a markdown report with figures beside it.
-Failed runs are left out of the statistics and listed with their errors. For a given ``seed`` the report is the
-same every time: each statistic draws from its own stream, derived from the seed and what it is about.
-
-Choices:
-
-- Final performance is a run's ``final_eval_mean`` (its last evaluation's mean return).
-- Steps to threshold are recomputed from ``records.csv``: the timestep of a run's first evaluation at or above
-  the environment's threshold (``study.yaml`` ``thresholds``, else the runs' ``reward_threshold``).
-- Learning curves and S(eps, delta) use each agent's runs aligned by step interpolation
-  (:func:`qrl.stats.align_curves`), which handles final evaluations that differ slightly between agents.
-- Returns are normalised for S(eps, delta) with the lowest and highest evaluation return of any finished run of
-  that environment in the study (1 = the best any agent got), not with the environment's theoretical bounds.
+Owns reading a study folder (``study.yaml``, ``records.csv``, ``runs.csv``), running :mod:`qrl.stats` per
+environment on the finished runs, the figures, and all the prose: numbers for people, verdict sentences and the
+markdown.
 """
 
 from __future__ import annotations
@@ -21,22 +10,19 @@ from __future__ import annotations
 import csv
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from qrl import stats
 from qrl.errors import QRLError
 from qrl.io import atomic_write, write_text
+from qrl.runs import OPTIONAL_RUN_FIELDS, RECORD_FIELDS, RUN_FIELDS, steps_to_threshold
+from qrl.study import read_definition
 
-RECORD_COLUMNS = ("run_id", "env", "agent", "seed", "timesteps", "mean_return", "std_return", "wall_clock_s")
-RUN_COLUMNS = ("run_id", "env", "agent", "seed", "status", "attempts", "error", "reward_threshold", "timesteps",
-               "wall_clock_s", "steps_per_s", "final_eval_mean", "final_eval_std", "best_eval_mean",
-               "steps_to_threshold", "params_total", "params_quantum", "params_classical", "circuit_executions")
-OPTIONAL_RUN_COLUMNS = ("hardware_circuits",)  # studies run before cost accounting lack them
+REQUIRED_RUN_FIELDS = tuple(f for f in RUN_FIELDS if f not in OPTIONAL_RUN_FIELDS)
 STATUSES = ("finished", "failed")
 _FIX = "try `qrl study STUDY.yaml --out STUDY_DIR` again (it rebuilds the tables of a study folder)"
 
@@ -85,7 +71,8 @@ def write_report(study_dir: str | Path, out: str | Path | None = None, reps: int
         out: the report folder (default ``STUDY_DIR/report``); created if missing.
         reps: bootstrap resamples for 95% intervals (S(eps, delta) bands use ``min(reps, 1000)``, Meyer et al.'s
             1000 by default).
-        seed: seeds every resampling; the same seed gives the same report.
+        seed: seeds every resampling; the same seed gives the same report (each statistic draws from its own
+            stream, derived from the seed and what it is about: :func:`qrl.stats.child_seed`).
 
     Returns:
         The path of ``report.md``.
@@ -115,29 +102,8 @@ def write_report(study_dir: str | Path, out: str | Path | None = None, reps: int
 
 
 def _read_study(study_dir: Path) -> dict[str, Any]:
-    path = study_dir / "study.yaml"
-    if not path.is_file():
-        raise QRLError(f"expected {path} written by `qrl study`; got no such file; {_FIX}")
-    try:
-        study = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise QRLError(f"expected {path} to be YAML written by `qrl study`; got a parse error: {e}; {_FIX}") from e
-    if not isinstance(study, dict):
-        raise QRLError(f"expected {path} to be a mapping (name, envs, agents, seeds, steps, thresholds); "
-                       f"got {type(study).__name__}; {_FIX}")
-    missing = [k for k in ("name", "envs", "agents", "seeds") if k not in study]
-    if missing:
-        raise QRLError(f"expected {path} to have keys name, envs, agents, seeds; got no {', '.join(missing)}; {_FIX}")
-    for key in ("envs", "agents"):
-        if not isinstance(study[key], list) or not study[key] or not all(isinstance(x, str) for x in study[key]):
-            raise QRLError(f"expected {path} `{key}` to be a non-empty list of names; got {study[key]!r}; {_FIX}")
-    if not isinstance(study["seeds"], list):
-        raise QRLError(f"expected {path} `seeds` to be a list of ints; got {study['seeds']!r}; {_FIX}")
-    thresholds = study.get("thresholds") or {}
-    if not isinstance(thresholds, dict):
-        raise QRLError(f"expected {path} `thresholds` to map env names to numbers or null; got {thresholds!r}; {_FIX}")
-    study["thresholds"] = thresholds
-    return study
+    definition, thresholds = read_definition(study_dir, _FIX)
+    return asdict(definition) | {"thresholds": thresholds}
 
 
 def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
@@ -165,13 +131,13 @@ def _number(row: dict[str, str], key: str, path: Path, line: int) -> float:
 def _read_runs(study_dir: Path) -> list[_Run]:
     path = study_dir / "runs.csv"
     runs, seen = [], set()
-    for line, row in enumerate(_read_csv(path, RUN_COLUMNS), start=2):
+    for line, row in enumerate(_read_csv(path, REQUIRED_RUN_FIELDS), start=2):
         if row["status"] not in STATUSES:
             raise QRLError(f"expected status finished or failed in {path} line {line}; got {row['status']!r}; {_FIX}")
         if row["run_id"] in seen:
             raise QRLError(f"expected one row per run in {path}; got run {row['run_id']} twice (line {line}); {_FIX}")
         seen.add(row["run_id"])
-        numbers = {key: _number(row, key, path, line) for key in RUN_COLUMNS[7:] + OPTIONAL_RUN_COLUMNS}
+        numbers = {key: _number(row, key, path, line) for key in REQUIRED_RUN_FIELDS[7:] + OPTIONAL_RUN_FIELDS}
         runs.append(_Run(row["run_id"], row["env"], row["agent"], row["seed"], row["status"], row["attempts"],
                          row["error"] or "", numbers, np.empty(0), np.empty(0)))
     return runs
@@ -180,7 +146,7 @@ def _read_runs(study_dir: Path) -> list[_Run]:
 def _attach_records(study_dir: Path, runs: list[_Run]) -> None:
     path = study_dir / "records.csv"
     curves: dict[str, list[tuple[float, float]]] = {}
-    for line, row in enumerate(_read_csv(path, RECORD_COLUMNS), start=2):
+    for line, row in enumerate(_read_csv(path, RECORD_FIELDS), start=2):
         t, r = _number(row, "timesteps", path, line), _number(row, "mean_return", path, line)
         if not (math.isfinite(t) and math.isfinite(r)):
             raise QRLError(f"expected numbers in timesteps and mean_return of {path} line {line}; "
@@ -229,6 +195,7 @@ def _focus(study: dict[str, Any], label: str) -> bool:
 
 
 def _threshold(study: dict[str, Any], env: str, runs: list[_Run]) -> float | None:
+    """The return to reach on ``env``: study.yaml ``thresholds``, else the lowest ``reward_threshold`` of its runs."""
     value = study["thresholds"].get(env)
     if value is None:
         given = {r.numbers["reward_threshold"] for r in runs if not math.isnan(r.numbers["reward_threshold"])}
@@ -242,6 +209,15 @@ def _threshold(study: dict[str, Any], env: str, runs: list[_Run]) -> float | Non
 
 
 def _analyse_env(env: str, study: dict[str, Any], all_runs: list[_Run], reps: int, seed: int) -> _EnvResult:
+    """The statistics of one environment, on finished runs only (failed runs are listed, never counted).
+
+    Final performance is a run's ``final_eval_mean``. Steps to threshold are recomputed from ``records.csv`` (the
+    timestep of a run's first evaluation at or above the threshold). Learning curves and S(eps, delta) use each
+    agent's runs aligned by step interpolation (:func:`qrl.stats.align_curves`), which handles final evaluations
+    that differ slightly between agents. S(eps, delta) normalises returns with the lowest and highest evaluation
+    return of any finished run of the environment in the study (1 = the best any agent got), not with the
+    environment's theoretical bounds.
+    """
     env_runs = [r for r in all_runs if r.env == env]
     agents = _agent_order(study, env_runs)
     threshold = _threshold(study, env, env_runs)
@@ -253,7 +229,7 @@ def _analyse_env(env: str, study: dict[str, Any], all_runs: list[_Run], reps: in
         runs = finished[agent]
         steps = None
         if threshold is not None:
-            steps = np.array([stats.steps_to_threshold(r.timesteps, r.returns, threshold) for r in runs])
+            steps = np.array([steps_to_threshold(r.timesteps, r.returns, threshold) for r in runs])
         results[agent] = stats.summarise_agent(agent, [r.final for r in runs], steps, reps=reps, seed=env_seed)
 
     focus = [a for a in agents if _focus(study, a)]
@@ -389,7 +365,7 @@ def _steps_distribution(result: _EnvResult):
     ax.set_xlim(-0.6, len(result.agents) - 0.4)
     ax.set_ylim(0, budget * 1.15)
     ax.set_ylabel("steps to threshold (one point per run; x: never)")
-    ax.set_title(f"{result.env}: steps to reach {stats.format_value(result.threshold or 0.0)}")
+    ax.set_title(f"{result.env}: steps to reach {format_value(result.threshold or 0.0)}")
     fig.tight_layout()
     return fig
 
@@ -416,6 +392,116 @@ def _final_performance(result: _EnvResult):
 
 
 # ---------------------------------------------------------------------------------------------------
+# Numbers and verdicts in words
+
+
+def format_steps(x: float) -> str:
+    """A step count for people: ``38.4k``, ``1.2M``, ``never`` for ``inf``."""
+    if math.isnan(x):
+        return "n/a"
+    if math.isinf(x):
+        return "never"
+    if abs(x) < 1000:
+        return f"{x:.0f}"
+    if abs(x) < 1e6:
+        return f"{x / 1e3:.3g}k"
+    return f"{x / 1e6:.3g}M"
+
+
+def format_value(x: float) -> str:
+    """A return or probability for people, about three significant digits without exponent notation."""
+    if math.isnan(x):
+        return "n/a"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x == 0:
+        return "0"
+    text = f"{x:.{max(0, 2 - math.floor(math.log10(abs(x))))}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def format_ratio(x: float) -> str:
+    """A ratio for people: ``0.62x``; ``inf`` and ``n/a`` spelled out."""
+    return "n/a" if math.isnan(x) else ("inf" if math.isinf(x) else f"{x:.2f}x")
+
+
+def format_p(p: float | None) -> str:
+    """A p-value for people, two significant digits; ``n/a`` when the test does not apply (``None``)."""
+    return "n/a" if p is None else f"{p:.2g}"
+
+
+def _claim(focus: stats.Estimate, other: stats.Estimate, better: str, worse: str, focus_better_if_lower: bool,
+           p: float | None) -> str:
+    """The decision rule: a difference is claimed only when the two intervals are disjoint."""
+    if focus.overlaps(other):
+        tail = "" if p is None else f"; Mann-Whitney p = {format_p(p)}"
+        return f"no difference can be claimed (intervals overlap{tail})"
+    lower = focus.high < other.low
+    return f"{better if lower == focus_better_if_lower else worse}, the intervals do not overlap"
+
+
+def verdict(comparison: stats.Comparison, threshold: float | None = None) -> list[str]:
+    """Plain-language sentences comparing the focus agent with another on one environment.
+
+    Decision rule: a difference ("faster"/"slower", "higher"/"lower") is claimed only when the two agents'
+    95% intervals (median steps to threshold; IQM of final return) do not overlap; otherwise the sentence
+    says "no difference can be claimed" with the Mann-Whitney p-value. Disjoint 95% intervals are a strict
+    criterion (stricter than a 5% test), chosen so that a claim survives a skeptical reader.
+
+    Returns:
+        One sentence on steps to ``threshold`` (when given and both agents have runs) and one on final return.
+    """
+    f, o = comparison.focus, comparison.other
+    if f.num_runs == 0 or o.num_runs == 0:
+        missing = f.agent if f.num_runs == 0 else o.agent
+        return [f"No comparison of {f.agent} with {o.agent}: {missing} has no finished runs."]
+    sentences = []
+    if threshold is not None and f.median_steps is not None and o.median_steps is not None:
+        sentences.append(_steps_sentence(comparison, threshold))
+    fe, oe = f.final_estimates["iqm"], o.final_estimates["iqm"]
+    claim = _claim(fe, oe, "higher", "lower", False, comparison.final_p)
+    imp = comparison.improvement
+    sentences.append(
+        f"Final return: {f.agent} IQM {format_value(fe.point)} (95% CI {format_value(fe.low)} to "
+        f"{format_value(fe.high)}) vs {format_value(oe.point)} ({format_value(oe.low)} to {format_value(oe.high)}) "
+        f"for {o.agent}: {claim}; probability of improvement P({f.agent} > {o.agent}) = {imp.point:.2f} "
+        f"(95% CI {imp.low:.2f}-{imp.high:.2f})."
+    )
+    return sentences
+
+
+def _steps_sentence(comparison: stats.Comparison, threshold: float) -> str:
+    """The verdict on steps to ``threshold``: medians with intervals, runs reaching it, claim and ratio."""
+    f, o = comparison.focus, comparison.other
+    fs, os_ = f.median_steps, o.median_steps
+    if fs is None or os_ is None:
+        raise QRLError("expected steps to threshold for both agents; got none; try summarise_agent(..., steps=...)")
+    target = format_value(float(threshold))
+
+    def ci(e: stats.Estimate) -> str:
+        return f"{format_steps(e.low)}-{format_steps(e.high)}"
+
+    def reached(a: stats.AgentResult) -> str:
+        hits = 0 if a.steps is None else int(np.isfinite(a.steps).sum())
+        return f"{hits}/{a.num_runs} runs reached it"
+
+    if math.isfinite(fs.point):
+        head = f"{f.agent} reached {target} in {format_steps(fs.point)} steps (median; 95% CI {ci(fs)}; {reached(f)})"
+    else:
+        head = f"{f.agent}'s median run did not reach {target} (95% CI {ci(fs)}; {reached(f)})"
+    if math.isfinite(os_.point):
+        tail = f"{format_steps(os_.point)} ({ci(os_)}; {reached(o)}) for {o.agent}"
+    else:
+        tail = f"a median run that never reached it ({ci(os_)}; {reached(o)}) for {o.agent}"
+    claim = _claim(fs, os_, "faster", "slower", True, comparison.steps_p)
+    sentence = f"{head} vs {tail}: {claim}"
+    ratio = comparison.steps_ratio
+    if ratio is not None and math.isfinite(ratio.point) and ratio.point > 0:
+        sentence += f"; ratio {format_ratio(ratio.point)} ({format_ratio(ratio.low)}-{format_ratio(ratio.high)})"
+    return sentence + "."
+
+
+# ---------------------------------------------------------------------------------------------------
 # Markdown
 
 
@@ -429,12 +515,12 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return [*lines, ""]
 
 
-def _ci(e: stats.Estimate, fmt=stats.format_value) -> str:
+def _ci(e: stats.Estimate, fmt=format_value) -> str:
     return f"{fmt(e.point)} ({fmt(e.low)} to {fmt(e.high)})"
 
 
 def _steps_ci(e: stats.Estimate) -> str:
-    return f"{stats.format_steps(e.point)} ({stats.format_steps(e.low)}-{stats.format_steps(e.high)})"
+    return f"{format_steps(e.point)} ({format_steps(e.low)}-{format_steps(e.high)})"
 
 
 def _span(values: list[float], fmt=lambda x: f"{x:.0f}") -> str:
@@ -486,7 +572,7 @@ def _markdown(study: dict[str, Any], runs: list[_Run], results: list[_EnvResult]
         f"- Environments: {', '.join(str(e) for e in study['envs'])}",
         f"- Seeds: {', '.join(str(s) for s in study['seeds'])} ({len(study['seeds'])} per agent and environment)",
         f"- Steps per run: {steps if steps is not None else 'each agent default (n_timesteps)'}",
-        "- Thresholds: " + ", ".join(f"{env} {stats.format_value(t) if t is not None else 'none'}"
+        "- Thresholds: " + ", ".join(f"{env} {format_value(t) if t is not None else 'none'}"
                                      for env, t in thresholds.items()),
     ]
     for key in ("eval_freq", "eval_episodes"):
@@ -512,26 +598,44 @@ def _markdown(study: dict[str, Any], runs: list[_Run], results: list[_EnvResult]
 
 
 def _env_section(result: _EnvResult, figures: dict[str, str]) -> list[str]:
+    """The markdown of one environment: verdicts, tables and figures."""
     lines = [f"## {result.env}", ""]
     if not result.curves:
         return [*lines, "No finished runs on this environment.", ""]
-    lines += ["### Verdict", ""]
+    by_other = {c.other.agent: c for c in result.comparisons}
+    focus = result.comparisons[0].focus.agent if result.comparisons else "focus"
+    lines += _verdict_section(result)
+    lines += _final_section(result, figures, by_other, focus)
+    lines += _steps_section(result, figures, by_other, focus)
+    lines += _complexity_section(result, figures)
+    lines += ["### Learning curves", ""]
+    if "curves" in figures:
+        lines += [f"![learning curves on {result.env}]({figures['curves']})", ""]
+    return lines + _cost_section(result)
+
+
+def _verdict_section(result: _EnvResult) -> list[str]:
+    """The verdict sentences of every comparison, and a warning when too few runs make a rank test powerless."""
+    lines = ["### Verdict", ""]
     for comparison in result.comparisons:
-        lines += [f"- {sentence}" for sentence in stats.verdict(comparison, result.threshold)]
+        lines += [f"- {sentence}" for sentence in verdict(comparison, result.threshold)]
     if not result.comparisons:
         lines.append("- No comparison: the study has no agent besides the focus agent on this environment.")
     floors = [(c, stats.min_mann_whitney_p(c.focus.num_runs, c.other.num_runs)) for c in result.comparisons
               if c.focus.num_runs and c.other.num_runs]
     floors = [(c, p) for c, p in floors if p > 0.05]
     if floors:
-        pairs = ", ".join(f"{stats.format_p(p)} for {c.focus.agent} vs {c.other.agent} ({c.focus.num_runs} vs "
+        pairs = ", ".join(f"{format_p(p)} for {c.focus.agent} vs {c.other.agent} ({c.focus.num_runs} vs "
                           f"{c.other.num_runs} runs)" for c, p in floors)
         lines.append(f"- Few runs: the exact Mann-Whitney p-value cannot go below {pairs}; a rank test cannot reject "
                      f"at 0.05 with so few seeds.")
-    lines.append("")
+    return [*lines, ""]
 
-    by_other = {c.other.agent: c for c in result.comparisons}
-    lines += ["### Final performance", ""]
+
+def _final_section(result: _EnvResult, figures: dict[str, str], by_other: dict[str, stats.Comparison],
+                   focus: str) -> list[str]:
+    """Final performance per agent: IQM, mean and median with CIs, improvement over each agent, Mann-Whitney p."""
+    lines = ["### Final performance", ""]
     rows = []
     for agent in result.agents:
         res = result.results[agent]
@@ -542,62 +646,67 @@ def _env_section(result: _EnvResult, figures: dict[str, str]) -> list[str]:
         c = by_other.get(agent)
         rows.append([agent, res.num_runs, _ci(est["iqm"]), _ci(est["mean"]), _ci(est["median"]),
                      _ci(c.improvement, lambda x: f"{x:.2f}") if c else "(focus)",
-                     stats.format_p(c.final_p) if c else ""])
-    focus = result.comparisons[0].focus.agent if result.comparisons else "focus"
+                     format_p(c.final_p) if c else ""])
     lines += _table(["agent", "finished runs", "IQM (95% CI)", "mean (95% CI)", "median (95% CI)",
                      f"P({focus} > agent) (95% CI)", "Mann-Whitney p"], rows)
     if "final" in figures:
         lines += [f"![final performance of {result.env}]({figures['final']})", ""]
+    return lines
 
-    if result.threshold is not None:
-        lines += [f"### Steps to threshold ({stats.format_value(result.threshold)})", ""]
-        rows = []
-        for agent in result.agents:
-            res = result.results[agent]
-            if res.num_runs == 0 or res.median_steps is None:
-                rows.append([agent, "0/0", "n/a", "", ""])
-                continue
-            c = by_other.get(agent)
-            reached = int(np.isfinite(res.steps).sum()) if res.steps is not None else 0
-            ratio = c.steps_ratio if c else None
-            if ratio is None:
-                ratio_text = "(focus)"
-            elif math.isfinite(ratio.point) and ratio.point > 0:
-                ratio_text = _ci(ratio, stats.format_ratio)
-            else:
-                ratio_text = "n/a (a median run never reached it)"
-            rows.append([agent, f"{reached}/{res.num_runs}", _steps_ci(res.median_steps), ratio_text,
-                         stats.format_p(c.steps_p) if c else ""])
-        lines += _table(["agent", "runs reaching it", "median steps (95% CI)", f"ratio {focus} / agent (95% CI)",
-                         "Mann-Whitney p"], rows)
-        if "steps" in figures:
-            lines += [f"![steps to threshold on {result.env}]({figures['steps']})", ""]
-    else:
-        lines += ["No reward threshold for this environment: steps to threshold are not computed.", ""]
 
-    lines += ["### Sample complexity S(eps, delta)", ""]
-    if result.efficiency:
-        low, high = result.bounds or (math.nan, math.nan)
-        lines += [f"Normalised with the study's lowest and highest evaluation return on {result.env}: "
-                  f"{stats.format_value(low)} -> 0, {stats.format_value(high)} -> 1. Steps, with the 5th-95th "
-                  f"percentile band; never = the fraction was not reached.", ""]
-        rows = []
-        for agent in result.agents:
-            for eps in stats.EPSILONS:
-                curve = result.efficiency.get(agent, {}).get(eps)
-                rows.append([agent, eps, *(_steps_ci(curve.complexity[d]) if curve else "n/a" for d in stats.DELTAS)])
-        lines += _table(["agent", "eps", *(f"S(eps, {d})" for d in stats.DELTAS)], rows)
-        if "efficiency" in figures:
-            lines += [f"![sample efficiency on {result.env}]({figures['efficiency']})", ""]
-    else:
-        lines += ["Not computed: every evaluation return on this environment is the same, so there is nothing to "
-                  "normalise.", ""]
+def _steps_section(result: _EnvResult, figures: dict[str, str], by_other: dict[str, stats.Comparison],
+                   focus: str) -> list[str]:
+    """Steps to threshold per agent: runs reaching it, median steps with CI, ratio to the focus agent."""
+    if result.threshold is None:
+        return ["No reward threshold for this environment: steps to threshold are not computed.", ""]
+    lines = [f"### Steps to threshold ({format_value(result.threshold)})", ""]
+    rows = []
+    for agent in result.agents:
+        res = result.results[agent]
+        if res.num_runs == 0 or res.median_steps is None:
+            rows.append([agent, "0/0", "n/a", "", ""])
+            continue
+        c = by_other.get(agent)
+        reached = int(np.isfinite(res.steps).sum()) if res.steps is not None else 0
+        ratio = c.steps_ratio if c else None
+        if ratio is None:
+            ratio_text = "(focus)"
+        elif math.isfinite(ratio.point) and ratio.point > 0:
+            ratio_text = _ci(ratio, format_ratio)
+        else:
+            ratio_text = "n/a (a median run never reached it)"
+        rows.append([agent, f"{reached}/{res.num_runs}", _steps_ci(res.median_steps), ratio_text,
+                     format_p(c.steps_p) if c else ""])
+    lines += _table(["agent", "runs reaching it", "median steps (95% CI)", f"ratio {focus} / agent (95% CI)",
+                     "Mann-Whitney p"], rows)
+    if "steps" in figures:
+        lines += [f"![steps to threshold on {result.env}]({figures['steps']})", ""]
+    return lines
 
-    lines += ["### Learning curves", ""]
-    if "curves" in figures:
-        lines += [f"![learning curves on {result.env}]({figures['curves']})", ""]
 
-    lines += ["### Cost", ""]
+def _complexity_section(result: _EnvResult, figures: dict[str, str]) -> list[str]:
+    """S(eps, delta) per agent and eps, with the normalisation bounds it was computed with."""
+    lines = ["### Sample complexity S(eps, delta)", ""]
+    if not result.efficiency:
+        return [*lines, "Not computed: every evaluation return on this environment is the same, so there is "
+                "nothing to normalise.", ""]
+    low, high = result.bounds or (math.nan, math.nan)
+    lines += [f"Normalised with the study's lowest and highest evaluation return on {result.env}: "
+              f"{format_value(low)} -> 0, {format_value(high)} -> 1. Steps, with the 5th-95th "
+              f"percentile band; never = the fraction was not reached.", ""]
+    rows = []
+    for agent in result.agents:
+        for eps in stats.EPSILONS:
+            curve = result.efficiency.get(agent, {}).get(eps)
+            rows.append([agent, eps, *(_steps_ci(curve.complexity[d]) if curve else "n/a" for d in stats.DELTAS)])
+    lines += _table(["agent", "eps", *(f"S(eps, {d})" for d in stats.DELTAS)], rows)
+    if "efficiency" in figures:
+        lines += [f"![sample efficiency on {result.env}]({figures['efficiency']})", ""]
+    return lines
+
+
+def _cost_section(result: _EnvResult) -> list[str]:
+    """Parameters, wall-clock, throughput and circuit executions per agent."""
     rows = []
     for agent in result.agents:
         runs = result.runs[agent]
@@ -611,6 +720,7 @@ def _env_section(result: _EnvResult, figures: dict[str, str]) -> list[str]:
                      _median(column("steps_per_s"), lambda x: f"{x:.0f}"),
                      _median(column("circuit_executions"), lambda x: f"{x:.0f}"),
                      _median(column("hardware_circuits"), lambda x: f"{x:.3g}")])
+    lines = ["### Cost", ""]
     lines += _table(["agent", "params total", "params quantum", "params classical", "wall-clock per run, median (s)",
                      "wall-clock, all runs (s)", "steps/s, median", "circuit executions per run, median",
                      "on hardware with parameter-shift gradients, median"], rows)

@@ -1,27 +1,9 @@
-"""Statistics of a convergence comparison: how fast and how well agents learn, with intervals across runs.
+"""Statistics of a convergence comparison: pure functions over per-run arrays, with bootstrap intervals across runs.
 
-Shape convention (as in rliable): ``scores: (num_runs,)`` holds one number per run of one agent on one
-environment (e.g. its final evaluation return); ``curves: (num_runs, num_evals)`` holds evaluation
-returns of those runs on a common grid ``timesteps: (num_evals,)`` (see :func:`align_curves`);
-``steps: (num_runs,)`` holds steps to a threshold per run, ``inf`` for a run that never reached it.
-
-Definitions, and where they come from:
-
-- IQM, the interquartile mean (the mean of the middle 50% of runs, a 25% trimmed mean), probability of
-  improvement, and the stratified bootstrap percentile interval over runs: Agarwal et al. 2021, "Deep
-  RL at the Edge of the Statistical Precipice" (NeurIPS), via ``rliable.metrics``. The bootstrap is the
-  one of ``rliable.library.get_interval_estimates`` (resample runs with replacement, independently
-  within each task and for each agent; percentile interval), reimplemented here with a seeded
-  ``numpy.random.Generator`` because rliable 1.2.0's ``library`` draws from numpy's global random
-  state (it ignores ``random_state``) and cannot be imported with pandas 3 (its ``arch<8`` pin).
-- Sample complexity S(eps, delta) and the cluster bootstrap over runs with a 5th-95th percentile band:
-  Meyer et al. 2025, "Benchmarking Quantum Reinforcement Learning" (ICML).
-- Mann-Whitney U: two-sided rank test of two independent samples (``scipy.stats.mannwhitneyu``).
-
-Censoring: a run that never reached a threshold has ``steps = inf`` ("more than its budget"). Medians
-and order statistics are well defined with such values (a median of ``inf`` means the median run never
-got there); percentile intervals over bootstrap distributions that contain ``inf`` use the outer order
-statistics instead of interpolating (interpolating towards ``inf`` is undefined).
+Owns the aggregates (IQM, probability of improvement, Mann-Whitney), steps to a threshold, learning-curve bands,
+Meyer et al.'s S(eps, delta), and the data classes that hold them. Shapes, as in rliable: ``scores: (num_runs,)``,
+``curves: (num_runs, num_evals)`` on ``timesteps: (num_evals,)``, ``steps: (num_runs,)`` with ``inf`` for a run that
+never reached the threshold. Every resampling takes an explicit ``seed``. Wording belongs to :mod:`qrl.report`.
 """
 
 from __future__ import annotations
@@ -119,7 +101,8 @@ def _tails(confidence: float) -> tuple[float, float]:
 
 def iqm(x: Sequence[float] | np.ndarray) -> float:
     """Interquartile mean: the mean of the middle 50% of all values (25% trimmed from each end; with ``n``
-    values, ``floor(n / 4)`` are cut from each end), via ``rliable.metrics.aggregate_iqm``.
+    values, ``floor(n / 4)`` are cut from each end), via ``rliable.metrics.aggregate_iqm`` (Agarwal et al. 2021,
+    "Deep RL at the Edge of the Statistical Precipice", NeurIPS).
 
     Args:
         x: scores of any shape, e.g. ``(num_runs,)``; pooled over all axes.
@@ -140,7 +123,9 @@ def stratified_bootstrap(scores: Sequence[float] | np.ndarray, func: Callable[[n
 
     Each resample draws ``num_runs`` runs with replacement independently within each task (column) and
     applies ``func``; the interval is the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` percentiles of
-    the resampled values.
+    the resampled values (Agarwal et al. 2021). Reimplemented with a seeded ``numpy.random.Generator`` because
+    rliable 1.2.0's ``library`` draws from numpy's global random state (it ignores ``random_state``) and cannot
+    be imported with pandas 3 (its ``arch<8`` pin).
 
     Args:
         scores: ``(num_runs,)`` or ``(num_runs, num_tasks)``.
@@ -267,27 +252,6 @@ def min_mann_whitney_p(n: int, m: int) -> float:
 
 # ---------------------------------------------------------------------------------------------------
 # Steps to a threshold
-
-
-def steps_to_threshold(timesteps: Sequence[float] | np.ndarray, returns: Sequence[float] | np.ndarray,
-                       threshold: float) -> float:
-    """The timestep of a run's first evaluation whose mean return is at or above ``threshold``.
-
-    Args:
-        timesteps: ``(num_evals,)`` increasing evaluation timesteps of one run.
-        returns: ``(num_evals,)`` mean evaluation return at each.
-        threshold: the return to reach (e.g. the environment's reward threshold).
-
-    Returns:
-        That timestep, or ``inf`` if the run never reached the threshold.
-    """
-    t, r = _scores(timesteps, "timesteps"), _scores(returns, "returns")
-    if t.shape != r.shape:
-        raise QRLError(f"expected timesteps and returns of one length; got {t.size} and {r.size}")
-    if threshold is None or not math.isfinite(float(threshold)):
-        raise QRLError(f"expected a finite threshold; got {threshold}")
-    hits = np.flatnonzero(r >= float(threshold))
-    return float(t[hits[0]]) if hits.size else math.inf
 
 
 def fraction_reached(steps: Sequence[float] | np.ndarray) -> float:
@@ -459,7 +423,8 @@ def _first_reaching(timesteps: np.ndarray, fractions: np.ndarray, delta: float) 
 
 def sample_complexity(timesteps: np.ndarray, normalised: np.ndarray, eps: float, delta: float) -> float:
     """Meyer et al.'s sample complexity S(eps, delta): the first timestep at which the fraction of runs whose
-    normalised performance is at least ``1 - eps`` reaches ``delta``.
+    normalised performance is at least ``1 - eps`` reaches ``delta`` (Meyer et al. 2025, "Benchmarking Quantum
+    Reinforcement Learning", ICML).
 
     Args:
         timesteps: ``(num_evals,)``. normalised: ``(num_runs, num_evals)`` in [0, 1].
@@ -518,7 +483,7 @@ def sample_efficiency(timesteps: np.ndarray, normalised: np.ndarray, eps: float,
 
 
 # ---------------------------------------------------------------------------------------------------
-# Comparisons in words
+# One agent's summary and pairwise comparisons
 
 
 @dataclass(frozen=True)
@@ -594,107 +559,3 @@ def compare(focus: AgentResult, other: AgentResult, reps: int = 2000, seed: int 
                                    confidence) if with_steps else None,
         steps_p=mann_whitney(focus.steps, other.steps) if with_steps else None,
     )
-
-
-def format_steps(x: float) -> str:
-    """A step count for people: ``38.4k``, ``1.2M``, ``never`` for ``inf``."""
-    if math.isnan(x):
-        return "n/a"
-    if math.isinf(x):
-        return "never"
-    if abs(x) < 1000:
-        return f"{x:.0f}"
-    if abs(x) < 1e6:
-        return f"{x / 1e3:.3g}k"
-    return f"{x / 1e6:.3g}M"
-
-
-def format_value(x: float) -> str:
-    """A return or probability for people, about three significant digits without exponent notation."""
-    if math.isnan(x):
-        return "n/a"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if x == 0:
-        return "0"
-    text = f"{x:.{max(0, 2 - math.floor(math.log10(abs(x))))}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def format_ratio(x: float) -> str:
-    """A ratio for people: ``0.62x``; ``inf`` and ``n/a`` spelled out."""
-    return "n/a" if math.isnan(x) else ("inf" if math.isinf(x) else f"{x:.2f}x")
-
-
-def format_p(p: float | None) -> str:
-    return "n/a" if p is None else f"{p:.2g}"
-
-
-def _claim(focus: Estimate, other: Estimate, better: str, worse: str, focus_better_if_lower: bool,
-           p: float | None) -> str:
-    """The decision rule: a difference is claimed only when the two intervals are disjoint."""
-    if focus.overlaps(other):
-        tail = "" if p is None else f"; Mann-Whitney p = {format_p(p)}"
-        return f"no difference can be claimed (intervals overlap{tail})"
-    lower = focus.high < other.low
-    return f"{better if lower == focus_better_if_lower else worse}, the intervals do not overlap"
-
-
-def verdict(comparison: Comparison, threshold: float | None = None) -> list[str]:
-    """Plain-language sentences comparing the focus agent with another on one environment.
-
-    Decision rule: a difference ("faster"/"slower", "higher"/"lower") is claimed only when the two agents'
-    95% intervals (median steps to threshold; IQM of final return) do not overlap; otherwise the sentence
-    says "no difference can be claimed" with the Mann-Whitney p-value. Disjoint 95% intervals are a strict
-    criterion (stricter than a 5% test), chosen so that a claim survives a skeptical reader.
-
-    Returns:
-        One sentence on steps to ``threshold`` (when given and both agents have runs) and one on final return.
-    """
-    f, o = comparison.focus, comparison.other
-    if f.num_runs == 0 or o.num_runs == 0:
-        missing = f.agent if f.num_runs == 0 else o.agent
-        return [f"No comparison of {f.agent} with {o.agent}: {missing} has no finished runs."]
-    sentences = []
-    if threshold is not None and f.median_steps is not None and o.median_steps is not None:
-        sentences.append(_steps_sentence(comparison, threshold))
-    fe, oe = f.final_estimates["iqm"], o.final_estimates["iqm"]
-    claim = _claim(fe, oe, "higher", "lower", False, comparison.final_p)
-    imp = comparison.improvement
-    sentences.append(
-        f"Final return: {f.agent} IQM {format_value(fe.point)} (95% CI {format_value(fe.low)} to "
-        f"{format_value(fe.high)}) vs {format_value(oe.point)} ({format_value(oe.low)} to {format_value(oe.high)}) "
-        f"for {o.agent}: {claim}; probability of improvement P({f.agent} > {o.agent}) = {imp.point:.2f} "
-        f"(95% CI {imp.low:.2f}-{imp.high:.2f})."
-    )
-    return sentences
-
-
-def _steps_sentence(comparison: Comparison, threshold: float) -> str:
-    f, o = comparison.focus, comparison.other
-    fs, os_ = f.median_steps, o.median_steps
-    if fs is None or os_ is None:
-        raise QRLError("expected steps to threshold for both agents; got none; try summarise_agent(..., steps=...)")
-    target = format_value(float(threshold))
-
-    def ci(e: Estimate) -> str:
-        return f"{format_steps(e.low)}-{format_steps(e.high)}"
-
-    def reached(a: AgentResult) -> str:
-        hits = 0 if a.steps is None else int(np.isfinite(a.steps).sum())
-        return f"{hits}/{a.num_runs} runs reached it"
-
-    if math.isfinite(fs.point):
-        head = f"{f.agent} reached {target} in {format_steps(fs.point)} steps (median; 95% CI {ci(fs)}; {reached(f)})"
-    else:
-        head = f"{f.agent}'s median run did not reach {target} (95% CI {ci(fs)}; {reached(f)})"
-    if math.isfinite(os_.point):
-        tail = f"{format_steps(os_.point)} ({ci(os_)}; {reached(o)}) for {o.agent}"
-    else:
-        tail = f"a median run that never reached it ({ci(os_)}; {reached(o)}) for {o.agent}"
-    claim = _claim(fs, os_, "faster", "slower", True, comparison.steps_p)
-    sentence = f"{head} vs {tail}: {claim}"
-    ratio = comparison.steps_ratio
-    if ratio is not None and math.isfinite(ratio.point) and ratio.point > 0:
-        sentence += f"; ratio {format_ratio(ratio.point)} ({format_ratio(ratio.low)}-{format_ratio(ratio.high)})"
-    return sentence + "."

@@ -1,16 +1,20 @@
-"""qrl.report: the report of a synthetic study folder (3 agents x 3 seeds x 1 env, one failed run)."""
+"""qrl.report: verdict sentences, and the report of a synthetic study (3 agents x 3 seeds x 1 env, one failed run)."""
 
 from __future__ import annotations
 
 import csv
+import math
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from qrl import stats
 from qrl.errors import QRLError
-from qrl.report import RECORD_COLUMNS, RUN_COLUMNS, write_report
+from qrl.report import REQUIRED_RUN_FIELDS as RUN_COLUMNS  # a study made before cost accounting
+from qrl.report import verdict, write_report
+from qrl.runs import RECORD_FIELDS as RECORD_COLUMNS
 
 AGENTS = ("ppo-vqc", "ppo-mlp-matched", "ppo-mlp")
 PARAMS = {"ppo-vqc": (123, 60, 63), "ppo-mlp-matched": (120, 0, 120), "ppo-mlp": (9155, 0, 9155)}
@@ -163,3 +167,39 @@ def test_malformed_tables_are_errors(tmp_path):
         write_report(study, reps=10)
     with pytest.raises(QRLError, match="not a folder"):
         write_report(tmp_path / "nothing", reps=10)
+
+
+def _agents(focus_steps, other_steps, focus_final, other_final, reps=500):
+    focus = stats.summarise_agent("vqc", focus_final, focus_steps, reps=reps, seed=0)
+    other = stats.summarise_agent("mlp", other_final, other_steps, reps=reps, seed=0)
+    return stats.compare(focus, other, reps=reps, seed=0)
+
+
+def test_verdict_faster_for_separated_agents():
+    comparison = _agents([10_000, 11_000, 12_000, 13_000, 14_000], [50_000, 52_000, 55_000, 58_000, 60_000],
+                         [500, 500, 498, 499, 500], [200, 250, 300, 220, 260])
+    steps, final = verdict(comparison, threshold=475)
+    assert steps.startswith("vqc reached 475 in 12k steps (median; 95% CI ")
+    assert "for mlp: faster, the intervals do not overlap; ratio 0.22x" in steps
+    assert "higher, the intervals do not overlap" in final and "P(vqc > mlp) = 1.00" in final
+    reverse = stats.compare(comparison.other, comparison.focus, reps=500, seed=0)
+    steps, final = verdict(reverse, threshold=475)
+    assert "slower, the intervals do not overlap" in steps and "lower, the intervals do not overlap" in final
+
+
+def test_verdict_no_difference_for_identical_agents():
+    runs = [20_000, 30_000, 40_000, 35_000]
+    comparison = _agents(runs, runs, [400, 450, 500, 480], [400, 450, 500, 480])
+    steps, final = verdict(comparison, threshold=475)
+    assert "no difference can be claimed (intervals overlap; Mann-Whitney p = 1)" in steps
+    assert "no difference can be claimed (intervals overlap; Mann-Whitney p = 1)" in final
+    assert "P(vqc > mlp) = 0.50" in final
+
+
+def test_verdict_with_runs_that_never_reach():
+    comparison = _agents([10_000, 12_000, 14_000], [math.inf] * 3, [500, 500, 500], [100, 120, 90])
+    steps, _ = verdict(comparison, threshold=475)
+    assert "a median run that never reached it (never-never; 0/3 runs reached it) for mlp: faster" in steps
+    assert verdict(comparison)[0].startswith("Final return:")  # no threshold: no steps sentence
+    empty = stats.compare(comparison.focus, stats.summarise_agent("dead", [], [], reps=10), reps=10)
+    assert verdict(empty, 475) == ["No comparison of vqc with dead: dead has no finished runs."]
