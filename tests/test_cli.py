@@ -12,7 +12,7 @@ import yaml
 from gymnasium import spaces
 from stable_baselines3 import PPO
 
-from qrl.cli import main
+from qrl.cli import build_parser, main
 
 
 def run_cli(*args: str) -> int:
@@ -187,3 +187,88 @@ def test_eval_on_a_fake_ibm_device(trained_run, capsys):
     assert "unknown IBM device snapshot 'FakeNowhere'" in capsys.readouterr().err
     assert run_cli("eval", str(trained_run), "--device", "qiskit.aer@FakeManilaV2") == 2
     assert "expected shots" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "value", "dest"),
+    [
+        (["eval", "RUN", "--envs", "4"], ["eval", "RUN", "--n-envs", "4"], 4, "n_envs"),
+        (["distill", "--teacher", "t.zip", "--student", "ppo-vqc", "--env", "CartPole-v1", "--noise", "0.3"],
+         ["distill", "--teacher", "t.zip", "--student", "ppo-vqc", "--env", "CartPole-v1", "--random-actions", "0.3"],
+         0.3, "random_actions"),
+    ],
+)
+def test_renamed_flags_keep_the_old_name_with_one_warning(capsys, old, new, value, dest):
+    parsed_new = build_parser().parse_args(new)
+    assert capsys.readouterr().err == ""
+    parsed_old = build_parser().parse_args(old)
+    flag, new_flag = old[-2], new[-2]
+    assert capsys.readouterr().err.splitlines() == [f"qrl: warning: {flag} is deprecated; use {new_flag}"]
+    assert getattr(parsed_old, dest) == getattr(parsed_new, dest) == value
+    assert vars(parsed_old).keys() == vars(parsed_new).keys()  # no attribute named after the old flag
+
+
+def test_renamed_flags_defaults():
+    assert build_parser().parse_args(["eval", "RUN"]).n_envs == 1
+    distill = ["distill", "--teacher", "t.zip", "--student", "ppo-vqc", "--env", "CartPole-v1"]
+    assert build_parser().parse_args(distill).random_actions == 0.2
+
+
+@pytest.mark.parametrize(
+    ("what", "own", "foreign"),
+    [
+        ("policy", ["--batches", "--skip-slow", "--budget", "--out"], ["--qubits", "--backends", "--update-auto",
+                                                                       "--steps", "--algos", "--env"]),
+        ("train", ["--steps", "--env", "--algos", "--out"], ["--qubits", "--batches", "--budget", "--skip-slow"]),
+        ("scaling", ["--qubits", "--batch", "--backends", "--update-auto", "--budget"],
+         ["--batches", "--steps", "--algos", "--skip-slow"]),
+    ],
+)
+def test_bench_subcommands_list_only_their_own_flags(capsys, what, own, foreign):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", what, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert all(flag in out for flag in own), out
+    assert not [flag for flag in foreign if flag + " " in out or flag + "\n" in out], out
+
+
+@pytest.mark.parametrize(
+    ("args", "what", "attrs"),
+    [
+        (["bench", "policy", "--batches", "1", "8"], "policy", {"batches": [1, 8]}),
+        (["bench", "train", "--steps", "20000"], "train", {"steps": 20000, "algos": ["ppo", "dqn"]}),
+        (["bench", "scaling", "--qubits", "4", "6", "--backends", "torch", "lightning.qubit", "--update-auto"],
+         "scaling", {"qubits": [4, 6], "backends": ["torch", "lightning.qubit"], "update_auto": True}),
+    ],
+)
+def test_bench_command_lines_parse(args, what, attrs):
+    parsed = build_parser().parse_args(args)
+    assert parsed.command == "bench" and parsed.what == what
+    assert {k: getattr(parsed, k) for k in attrs} == attrs
+
+
+def test_bench_flag_of_another_benchmark_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "policy", "--qubits", "4"])
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --qubits" in capsys.readouterr().err
+
+
+def test_every_command_parses_to_a_runner():
+    for args in (["list"], ["plot", "RUN", "--out", "x.png"], ["circuit"], ["study", "s.yaml"], ["report", "S"],
+                 ["diagnose", "gradients"], ["diagnose", "circuit", "ppo-vqc"], ["compare", "--agents", "a", "--env",
+                                                                                  "CartPole-v1"]):
+        parsed = build_parser().parse_args(args)
+        assert parsed.command == args[0] and callable(parsed.run)
+
+
+def test_interrupt_is_one_line_and_status_130(capsys, monkeypatch):
+    from qrl.cli import info
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(info, "run_list", interrupted)
+    assert main(["list"]) == 130
+    assert capsys.readouterr().err == "qrl: interrupted\n"

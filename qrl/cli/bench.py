@@ -1,0 +1,100 @@
+"""`qrl bench policy|train|scaling`: each benchmark's own flags, its table, and the JSON file it writes."""
+
+from __future__ import annotations
+
+import argparse
+
+from qrl.cli.options import log
+from qrl.errors import QRLError
+
+
+def add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="benchmarks: policy update, end-to-end training, scaling in qubits")
+    what = p.add_subparsers(dest="what", required=True)
+    for add in (_add_policy, _add_train, _add_scaling):
+        add(what)
+
+
+def _add_common(p: argparse.ArgumentParser, budget: bool) -> None:
+    if budget:
+        p.add_argument("--budget", type=float, default=1.0, help="seconds of repeats per measurement (default 1)")
+    p.add_argument("--out", default="runs/bench", help="folder for the JSON result (default runs/bench/)")
+
+
+def _add_policy(what) -> None:
+    p = what.add_parser("policy", help="policy update and rollout times per path and batch size")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64, 256], help="batch sizes (default 1 8 64 256)")
+    p.add_argument("--skip-slow", action="store_true",
+                   help="leave out the status-quo Lightning TorchLayer path (it takes minutes at B=256)")
+    _add_common(p, budget=True)
+    p.set_defaults(run=run_policy)
+
+
+def run_policy(args) -> int:
+    from qrl import bench
+
+    if any(b < 1 for b in args.batches):
+        raise QRLError(f"batch sizes must be positive; got {args.batches}")
+    result = bench.bench_policy(tuple(args.batches), budget_s=args.budget, include_slow=not args.skip_slow, log=log)
+    return _finish(result, bench.format_policy(result), args.out)
+
+
+def _add_train(what) -> None:
+    p = what.add_parser("train", help="end-to-end training steps/s, VQC vs MLP policy")
+    p.add_argument("--steps", type=int, default=10_000, help="training steps per policy (default 10000)")
+    p.add_argument("--env", default="CartPole-v1", help="environment (default CartPole-v1)")
+    p.add_argument("--algos", nargs="+", default=["ppo", "dqn"], choices=("ppo", "dqn"),
+                   help="algorithms (default: ppo dqn)")
+    _add_common(p, budget=False)
+    p.set_defaults(run=run_train)
+
+
+def run_train(args) -> int:
+    from qrl import bench
+
+    runs = [bench.bench_train(args.env, steps=args.steps, algo=algo, log=log) for algo in args.algos]
+    return _finish({"kind": "train", "env": args.env, "runs": runs}, bench.format_train(runs), args.out)
+
+
+def _add_scaling(what) -> None:
+    p = what.add_parser("scaling", help="one update's time and memory per backend and qubit count")
+    p.add_argument("--qubits", type=int, nargs="+", default=[4, 6, 8, 10, 12, 14, 16],
+                   help="qubit counts (default 4 6 8 10 12 14 16)")
+    p.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    p.add_argument("--backends", nargs="+", default=["torch", "lightning.qubit", "default.qubit"],
+                   help="backends (default torch lightning.qubit default.qubit); torch:dense and torch:wires time "
+                        "the torch backend's two programs")
+    p.add_argument("--update-auto", action="store_true",
+                   help="store the measured fastest backend per size for device='auto'")
+    _add_common(p, budget=True)
+    p.set_defaults(run=run_scaling)
+
+
+def run_scaling(args) -> int:
+    from qrl import bench
+
+    if any(n < 1 for n in args.qubits) or args.batch < 1:
+        raise QRLError(f"qubit counts and batch must be positive; got {args.qubits} and {args.batch}")
+    if args.update_auto and any(":" in b for b in args.backends):
+        raise QRLError(f"--update-auto stores device names for device='auto'; got {' '.join(args.backends)}; "
+                       f"leave out torch:dense / torch:wires or --update-auto")
+    result = bench.bench_scaling(tuple(args.qubits), batch=args.batch, backends=tuple(args.backends),
+                                 budget_s=args.budget, log=log)
+    table = bench.format_scaling(result)
+    if args.update_auto:
+        from qrl.backends.select import write_crossovers
+
+        command = " ".join(["qrl bench scaling --qubits", *map(str, args.qubits), "--batch", str(args.batch),
+                            "--backends", *args.backends, "--update-auto"])
+        path = write_crossovers(result, command, machine=bench.machine())
+        table += f"\n\n(device='auto' now follows the 'fastest' column: {path})"
+    return _finish(result, table, args.out)
+
+
+def _finish(result: dict, table: str, out: str) -> int:
+    from qrl import bench
+
+    path = bench.save(result, out)
+    print(table)
+    print(f"\n(written to {path})")
+    return 0
