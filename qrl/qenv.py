@@ -1,68 +1,5 @@
-"""``QubitTarget-v0``: steer one qubit's pure state to a target state with discrete rotations.
-
-The state is a pure single-qubit state vector ``|psi>`` (complex128, shape ``(2,)``); each episode
-draws a target ``|phi>`` and a start ``|psi>`` Haar-randomly from the environment's seeded generator
-(or takes them from ``reset(options={"state": ..., "target": ...})``). Action ``a`` applies one of six
-rotations with a fixed step angle ``d`` (``step_angle``), exactly as PennyLane defines them,
-``R_P(t) = exp(-i t P / 2)``:
-
-====== ======= ======= ======= ======= ======= =======
-action 0       1       2       3       4       5
-gate   RX(+d)  RX(-d)  RY(+d)  RY(-d)  RZ(+d)  RZ(-d)
-====== ======= ======= ======= ======= ======= =======
-
-The observation is the Bloch vector ``(<X>, <Y>, <Z>)`` of ``|psi>`` followed by that of ``|phi>``
-(float32, shape ``(6,)``, in ``[-1, 1]``). It determines both states up to a global phase, which no
-reward or fidelity depends on, so the environment is Markov in its observation.
-
-Reward. With the fidelity ``F_t = |<phi|psi_t>|^2 = (1 + r_t . r_phi) / 2`` (``r``: Bloch vectors), step
-``t`` pays ``F_t - F_{t-1} - step_cost``, plus ``success_bonus`` when ``F_t >= 1 - fidelity_tol``, which
-also terminates the episode (``info["is_success"]``, reported at every step, is then true). The fidelity
-gains telescope, so an episode's return is ``F_T - F_0 - step_cost * T + success_bonus * [solved]``: the
-gains reward every step's progress, yet no cycle of actions earns anything, and once solved ``F_T -
-F_0`` is fixed by the start to within ``fidelity_tol``; the step cost makes the shortest route the best
-one.
-Registered with ``max_episode_steps=50`` (Gymnasium's ``TimeLimit`` truncates; an environment built
-directly, without ``gymnasium.make``, never truncates).
-
-Design choices:
-
-- ``d = pi/8`` and ``fidelity_tol = 0.01`` (solved at 99% fidelity). The rotations about X and Y by
-  ``pi/8`` generate a dense subgroup of the Bloch-sphere rotations SO(3) (no finite rotation group has
-  two axes of order 16), so from any start every target can be approached arbitrarily closely, and
-  the greedy controller below reaches ``F >= 0.99`` in 5 steps on average. It is not optimal: in
-  about 0.3% of episodes it stalls at ``F`` about 0.989, where every single rotation overshoots; a
-  learned policy can do better.
-- No no-op action: the episode ends once the target is reached, so staying put is never useful and an
-  idle action would only be a way to pay the step cost for nothing.
-- Random starts are redrawn while ``F_0 >= 1 - fidelity_tol``, so an episode never begins solved.
-  States given in ``options`` are used as they are; termination is checked after each step only.
-- The state is never renormalised: the gates are unitary, and the tests check that the norm stays 1
-  to 1e-12 over many steps, which renormalising would hide.
-
-``reward_threshold`` (``REWARD_THRESHOLD`` = 1.33). The greedy controller :func:`greedy_action` (one-step
-lookahead on the true fidelity: the controller that knows the physics) has a mean return of 1.436 over
-``greedy_policy_return(1000, seed=0)`` (standard deviation 0.27 per episode, 99.7% of episodes solved,
-5.3 steps on average; seeds 1 and 2 give 1.439 and 1.448). The threshold is that mean minus 0.1, rounded
-down to two decimals; 0.1 is a little more than one standard error of a 10-episode evaluation of the
-greedy controller (0.27 / sqrt(10) = 0.086). A uniformly random policy, ``random_policy_return(1000,
-seed=0)``, averages -0.117 (24% of episodes solved within 50 steps), far below. Reproduce with::
-
-    python -c "from qrl.qenv import greedy_policy_return as g; print(g(1000, seed=0))"
-
-**Example**
-
->>> import gymnasium as gym
->>> import qrl
->>> env = gym.make("QubitTarget-v0")
->>> obs, info = env.reset(seed=0, options={"state": [1, 0], "target": [0, 1]})  # from |0> to |1>
->>> obs  # Bloch vectors of |psi> and |phi>
-array([ 0.,  0.,  1.,  0.,  0., -1.], dtype=float32)
->>> for _ in range(8):  # RX(pi/8) eight times is RX(pi)
-...     obs, reward, terminated, truncated, info = env.step(0)
->>> round(info["fidelity"], 12), terminated, round(reward, 4)  # last step: gain cos^2(7 pi/16) - 0.01 + 1
-(1.0, True, 1.0281)
-"""
+"""``QubitTarget-v0``, the quantum-native environment: steer one qubit's pure state to a target state
+with discrete rotations (:class:`QubitTargetEnv`; registered with Gymnasium on import)."""
 
 from __future__ import annotations
 
@@ -144,7 +81,70 @@ def _as_state(value: Any, name: str) -> np.ndarray:
 
 
 class QubitTargetEnv(gym.Env):
-    """Steer a single qubit to a target state with discrete X/Y/Z rotations (see the module docstring).
+    """Steer a single qubit to a target state with discrete X/Y/Z rotations.
+
+    The state is a pure single-qubit state vector ``|psi>`` (complex128, shape ``(2,)``); each episode
+    draws a target ``|phi>`` and a start ``|psi>`` Haar-randomly from the environment's seeded generator
+    (or takes them from ``reset(options={"state": ..., "target": ...})``). Action ``a`` applies one of six
+    rotations with a fixed step angle ``d`` (``step_angle``), exactly as PennyLane defines them,
+    ``R_P(t) = exp(-i t P / 2)``:
+
+    ====== ======= ======= ======= ======= ======= =======
+    action 0       1       2       3       4       5
+    gate   RX(+d)  RX(-d)  RY(+d)  RY(-d)  RZ(+d)  RZ(-d)
+    ====== ======= ======= ======= ======= ======= =======
+
+    The observation is the Bloch vector ``(<X>, <Y>, <Z>)`` of ``|psi>`` followed by that of ``|phi>``
+    (float32, shape ``(6,)``, in ``[-1, 1]``). It determines both states up to a global phase, which no
+    reward or fidelity depends on, so the environment is Markov in its observation.
+
+    Reward. With the fidelity ``F_t = |<phi|psi_t>|^2 = (1 + r_t . r_phi) / 2`` (``r``: Bloch vectors), step
+    ``t`` pays ``F_t - F_{t-1} - step_cost``, plus ``success_bonus`` when ``F_t >= 1 - fidelity_tol``, which
+    also terminates the episode (``info["is_success"]``, reported at every step, is then true). The fidelity
+    gains telescope, so an episode's return is ``F_T - F_0 - step_cost * T + success_bonus * [solved]``: the
+    gains reward every step's progress, yet no cycle of actions earns anything, and once solved ``F_T -
+    F_0`` is fixed by the start to within ``fidelity_tol``; the step cost makes the shortest route the best
+    one.
+    Registered with ``max_episode_steps=50`` (Gymnasium's ``TimeLimit`` truncates; an environment built
+    directly, without ``gymnasium.make``, never truncates).
+
+    Design choices:
+
+    - ``d = pi/8`` and ``fidelity_tol = 0.01`` (solved at 99% fidelity). The rotations about X and Y by
+      ``pi/8`` generate a dense subgroup of the Bloch-sphere rotations SO(3) (no finite rotation group has
+      two axes of order 16), so from any start every target can be approached arbitrarily closely, and
+      the greedy controller below reaches ``F >= 0.99`` in 5 steps on average. It is not optimal: in
+      about 0.3% of episodes it stalls at ``F`` about 0.989, where every single rotation overshoots; a
+      learned policy can do better.
+    - No no-op action: the episode ends once the target is reached, so staying put is never useful and an
+      idle action would only be a way to pay the step cost for nothing.
+    - Random starts are redrawn while ``F_0 >= 1 - fidelity_tol``, so an episode never begins solved.
+      States given in ``options`` are used as they are; termination is checked after each step only.
+    - The state is never renormalised: the gates are unitary, and the tests check that the norm stays 1
+      to 1e-12 over many steps, which renormalising would hide.
+
+    ``reward_threshold`` (``REWARD_THRESHOLD`` = 1.33). The greedy controller :func:`greedy_action` (one-step
+    lookahead on the true fidelity: the controller that knows the physics) has a mean return of 1.436 over
+    ``greedy_policy_return(1000, seed=0)`` (standard deviation 0.27 per episode, 99.7% of episodes solved,
+    5.3 steps on average; seeds 1 and 2 give 1.439 and 1.448). The threshold is that mean minus 0.1, rounded
+    down to two decimals; 0.1 is a little more than one standard error of a 10-episode evaluation of the
+    greedy controller (0.27 / sqrt(10) = 0.086). A uniformly random policy, ``random_policy_return(1000,
+    seed=0)``, averages -0.117 (24% of episodes solved within 50 steps), far below. Reproduce with::
+
+        python -c "from qrl.qenv import greedy_policy_return as g; print(g(1000, seed=0))"
+
+    **Example**
+
+    >>> import gymnasium as gym
+    >>> import qrl
+    >>> env = gym.make("QubitTarget-v0")
+    >>> obs, info = env.reset(seed=0, options={"state": [1, 0], "target": [0, 1]})  # from |0> to |1>
+    >>> obs  # Bloch vectors of |psi> and |phi>
+    array([ 0.,  0.,  1.,  0.,  0., -1.], dtype=float32)
+    >>> for _ in range(8):  # RX(pi/8) eight times is RX(pi)
+    ...     obs, reward, terminated, truncated, info = env.step(0)
+    >>> round(info["fidelity"], 12), terminated, round(reward, 4)  # last step: gain cos^2(7 pi/16) - 0.01 + 1
+    (1.0, True, 1.0281)
 
     :param step_angle: rotation angle ``d`` of every action, in radians.
     :param fidelity_tol: the episode is solved and terminates when ``F >= 1 - fidelity_tol``.

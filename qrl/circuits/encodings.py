@@ -2,15 +2,8 @@
 
 Every encoding takes the angle tensor of one layer, shape ``(..., n_inputs)`` (leading dims are a
 PennyLane broadcast batch), and the wires, and applies one gate per input. The angles are computed
-outside the circuit (``angle = lambda * map(observation)``, see :class:`qrl.nn.VQC`), so each encoding
-gate carries exactly one angle: this is what lets the torch backend compile the circuit into batched
-tensor ops, and lets Lightning see plain parameters.
-
-Basis encoding (Chen et al. 2020) is the ``rx`` (or ``ry``) encoding of angles ``pi * b_i``, where
-``b_i`` are the bits of a discrete state index (``obs_map="basis"``): ``RX(pi) |0> = -i |1>``, so the
-encoding prepares the computational basis state ``|b>`` up to a global phase. Chen et al. also apply
-``RZ(pi b_i)``; on a basis state that is a phase too, so it is left out. :func:`binary_code` is the fixed
-map from Stable-Baselines3's one-hot vectors to those bits.
+outside the circuit (``angle = lambda * map(observation)``, see :class:`qrl.nn.VQC`): each encoding gate
+carries exactly one angle, so the torch backend compiles the circuit into batched tensor ops.
 """
 
 from __future__ import annotations
@@ -52,6 +45,12 @@ def binary_code(nvec: Sequence[int]) -> np.ndarray:
     binary_code(nvec)`` is the concatenation of each component's index in binary, most significant bit
     first, so that index ``k`` of a ``Discrete(2**m)`` becomes the basis state ``|k>`` of PennyLane's
     ordering (wire 0 most significant).
+
+    Basis encoding (Chen et al. 2020) is the ``rx`` (or ``ry``) encoding of angles ``pi * b_i``, where
+    ``b_i`` are the bits of a discrete state index (``obs_map="basis"``): ``RX(pi) |0> = -i |1>``, so the
+    encoding prepares the computational basis state ``|b>`` up to a global phase. Chen et al. also apply
+    ``RZ(pi b_i)``; on a basis state that is a phase too, so it is left out. :func:`binary_code` is the fixed
+    map from Stable-Baselines3's one-hot vectors to those bits.
 
     Args:
         nvec: the number of values of each component (``[n]`` for ``Discrete(n)``).

@@ -4,15 +4,6 @@
 into ``n_outputs`` contiguous groups and output ``a`` is the product of Z over group ``a``; on 4 qubits
 with 2 outputs this is Skolik et al.'s Z0Z1 / Z2Z3. ``parity``: every output reads the global parity
 ``P = Z_0 Z_1 ... Z_{n-1}``, with sign ``(-1)^a`` on output ``a`` (Jerbi et al. 2021's softmax-VQC).
-
-Why the signs. Jerbi's softmax-VQC has logits ``w_a * <P>`` with one trainable weight per action;
-their TensorFlow Quantum tutorial initialises ``w_a = (-1)^a``. qrl's output weights all start at
-``output_scale_init``, so the sign is put into the observable: ``out_a = w_a * (-1)^a * <P>`` starts as
-the tutorial's policy and spans the same functions (a weight can change sign). Without the signs every
-action would start with the same logit, for every state: a uniform policy whose gradient with respect
-to the circuit weights is exactly zero until the output weights drift apart. Whatever the signs, the
-logits are ``<P>`` times a fixed vector, so with 3 or more actions the policy can only move along one
-direction; ``z`` and ``zz`` give each action its own observable.
 """
 
 from __future__ import annotations
@@ -42,7 +33,17 @@ def max_outputs(readout: str, n_qubits: int) -> int | None:
 
 
 def parity_sign(output: int) -> int:
-    """The sign ``(-1)^a`` of output ``a`` of the ``parity`` readout."""
+    """The sign ``(-1)^a`` of output ``a`` of the ``parity`` readout.
+
+    Why the signs. Jerbi's softmax-VQC has logits ``w_a * <P>`` with one trainable weight per action;
+    their TensorFlow Quantum tutorial initialises ``w_a = (-1)^a``. qrl's output weights all start at
+    ``output_scale_init``, so the sign is put into the observable: ``out_a = w_a * (-1)^a * <P>`` starts as
+    the tutorial's policy and spans the same functions (a weight can change sign). Without the signs every
+    action would start with the same logit, for every state: a uniform policy whose gradient with respect
+    to the circuit weights is exactly zero until the output weights drift apart. Whatever the signs, the
+    logits are ``<P>`` times a fixed vector, so with 3 or more actions the policy can only move along one
+    direction; ``z`` and ``zz`` give each action its own observable.
+    """
     return -1 if output % 2 else 1
 
 
