@@ -537,7 +537,7 @@ def describe_policy(target: str, env: str | None = None, shots: int = 1024, devi
     import numpy as np
     import pennylane as qml
 
-    from qrl import cost
+    from qrl import cost, runs
     from qrl.config import resolve
     from qrl.evaluate import load_model
     from qrl.sb3.networks import count_parameters, policy_circuits
@@ -546,7 +546,7 @@ def describe_policy(target: str, env: str | None = None, shots: int = 1024, devi
     if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
         raise QRLError(f"expected --shots N with N >= 1; got {shots!r}")
     run_dir = Path(target)
-    if (run_dir / "config.yaml").is_file():
+    if (run_dir / runs.CONFIG).is_file():
         model, config = load_model(run_dir)
         title = f"run {run_dir}: {config.agent} on {config.env}, trained weights"
     elif run_dir.exists():
