@@ -124,23 +124,146 @@ def load_agent(agent: str) -> dict[str, dict[str, Any]]:
     return _read_yaml(path)
 
 
+# policy_kwargs strings are parsed, never evaluated: literals, lists, tuples, {...}, dict(key=value) and
+# these exact dotted names (rl-zoo3's hyperparams for ppo, a2c, dqn, sac, td3 use nn.ReLU, nn.GELU and
+# RMSpropTFLike). Anything else (other calls, attribute chains such as th.os, subscripts, ...) is refused.
+_ZOO_ACTIVATIONS = ("ReLU", "Tanh", "ELU", "LeakyReLU", "SiLU", "GELU", "SELU", "Sigmoid", "Softplus", "Mish")
+_ZOO_OPTIMIZERS = ("Adam", "AdamW", "RMSprop", "SGD")
+_ZOO_NAMES: dict[str, tuple[str, str]] = {
+    **{f"{prefix}.{name}": ("torch.nn", name)
+       for prefix in ("nn", "th.nn", "torch.nn") for name in _ZOO_ACTIVATIONS},
+    **{f"{prefix}.{name}": ("torch.optim", name) for prefix in ("th.optim", "torch.optim") for name in _ZOO_OPTIMIZERS},
+    "RMSpropTFLike": ("stable_baselines3.common.sb2_compat.rmsprop_tf_like", "RMSpropTFLike"),
+}
+_ZOO_EXPECTED = (f"expected literals, lists, tuples, {{...}}, dict(key=value, ...) and the names "
+                 f"nn.{{{'|'.join(_ZOO_ACTIVATIONS)}}} (also th.nn., torch.nn.), "
+                 f"th.optim.{{{'|'.join(_ZOO_OPTIMIZERS)}}} (also torch.optim.), RMSpropTFLike")
+_ZOO_ARITHMETIC = ("Add", "Sub", "Mult", "Div", "FloorDiv", "Mod", "Pow")
+_ZOO_KINDS = {"Lambda": "a lambda", "ListComp": "a comprehension", "SetComp": "a comprehension",
+              "DictComp": "a comprehension", "GeneratorExp": "a generator", "NamedExpr": "an assignment (:=)",
+              "JoinedStr": "an f-string", "Starred": "an unpacking (*)", "Subscript": "a subscript",
+              "Set": "a set", "Compare": "a comparison", "BoolOp": "a boolean operator", "IfExp": "an if-else",
+              "Await": "an await", "Yield": "a yield", "YieldFrom": "a yield", "Slice": "a slice"}
+
+
+class _Refused(Exception):
+    """A piece of a policy_kwargs string that is not allowed; its message names the piece."""
+
+
+def _snippet(node) -> str:
+    import ast
+
+    text = " ".join(ast.unparse(node).split())
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _zoo_name(node) -> Any:
+    """A whitelisted dotted name (``nn.ReLU``) -> its object; anything else names its first bad prefix."""
+    import ast
+    import importlib
+
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.insert(0, node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        raise _Refused(f"attribute access .{'.'.join(parts)} on {_snippet(node)}")
+    parts.insert(0, node.id)
+    for i in range(1, len(parts) + 1):
+        prefix = ".".join(parts[:i])
+        if not any(name == prefix or name.startswith(prefix + ".") for name in _ZOO_NAMES):
+            raise _Refused(prefix)
+    dotted = ".".join(parts)
+    if dotted not in _ZOO_NAMES:
+        raise _Refused(dotted)
+    module, attr = _ZOO_NAMES[dotted]
+    return getattr(importlib.import_module(module), attr)
+
+
+def _zoo_arithmetic(node) -> Any:
+    import ast
+    import operator
+
+    children = (node.operand,) if isinstance(node, ast.UnaryOp) else (node.left, node.right)
+    operands = [_zoo_literal(n) for n in children]
+    if any(type(x) not in (int, float) for x in operands):
+        raise _Refused(f"arithmetic on non-numbers ({_snippet(node)})")
+    if isinstance(node, ast.UnaryOp):
+        return -operands[0] if isinstance(node.op, ast.USub) else +operands[0]
+    left, right = operands
+    if isinstance(node.op, ast.Pow) and isinstance(left, int) and isinstance(right, int) \
+            and max(left.bit_length(), 1) * abs(right) > 4096:
+        raise _Refused(f"a power this large ({_snippet(node)})")
+    name = {"Div": "truediv", "Mult": "mul", "FloorDiv": "floordiv"}.get(type(node.op).__name__,
+                                                                          type(node.op).__name__.lower())
+    try:
+        return getattr(operator, name)(left, right)
+    except (ArithmeticError, ValueError) as exc:
+        raise _Refused(f"arithmetic that fails ({_snippet(node)}: {exc})") from exc
+
+
+def _zoo_literal(node) -> Any:
+    """One node of a parsed policy_kwargs string -> its value, or :class:`_Refused`."""
+    import ast
+
+    if isinstance(node, ast.Constant) and type(node.value) in (str, int, float, bool, type(None)):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [_zoo_literal(n) for n in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    if isinstance(node, ast.Dict):
+        if any(k is None for k in node.keys):
+            raise _Refused(f"an unpacking (**) in {_snippet(node)}")
+        bad = [k for k in node.keys if not isinstance(k, ast.Constant)]
+        if bad:
+            raise _Refused(f"the dict key {_snippet(bad[0])} (keys must be literals)")
+        return {_zoo_literal(k): _zoo_literal(v) for k, v in zip(node.keys, node.values, strict=True)}
+    if isinstance(node, ast.Call):
+        if not (isinstance(node.func, ast.Name) and node.func.id == "dict"):
+            if isinstance(node.func, (ast.Name, ast.Attribute)):
+                _zoo_name(node.func)  # names the bad part of th.os.system(...) before the call itself
+            raise _Refused(f"a call to {_snippet(node.func)}(...)")
+        if node.args:
+            raise _Refused(f"a positional argument to dict() ({_snippet(node.args[0])})")
+        if any(k.arg is None for k in node.keywords):
+            raise _Refused("an unpacking (**) in dict()")
+        return {k.arg: _zoo_literal(k.value) for k in node.keywords}
+    if isinstance(node, (ast.Name, ast.Attribute)):
+        return _zoo_name(node)
+    if (isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd))) or (
+            isinstance(node, ast.BinOp) and type(node.op).__name__ in _ZOO_ARITHMETIC):
+        return _zoo_arithmetic(node)
+    kind = (f"a {type(node.value).__name__} literal" if isinstance(node, ast.Constant)
+            else _ZOO_KINDS.get(type(node).__name__, f"a {type(node).__name__} expression"))
+    raise _Refused(f"{kind} ({_snippet(node)})")
+
+
 def parse_policy_kwargs(value: Any) -> dict[str, Any]:
-    """rl-zoo3 writes ``policy_kwargs`` as a ``"dict(...)"`` string; evaluate it with no builtins."""
+    """rl-zoo3 writes ``policy_kwargs`` as a ``"dict(...)"`` string: parse it (``ast``, never ``eval``),
+    allowing only literals, ``dict(...)`` and the whitelisted names of ``_ZOO_NAMES``."""
+    import ast
+    import json
+
     if value is None:
         return {}
     if isinstance(value, dict):
         return dict(value)
     if not isinstance(value, str):
         raise QRLError(f"policy_kwargs must be a mapping or a 'dict(...)' string; got {value!r}")
-    import torch
-    from torch import nn
-
+    got = f"got {json.dumps(value if len(value) <= 200 else value[:197] + '...')}"
+    try_ = 'try e.g. "dict(net_arch=[64, 64], activation_fn=nn.ReLU)"'
+    if len(value) > 10_000:
+        raise QRLError(f"could not read policy_kwargs: {len(value)} characters is too long; {_ZOO_EXPECTED}; {got}")
     try:
-        parsed = eval(value, {"__builtins__": {}}, {"dict": dict, "nn": nn, "th": torch, "torch": torch})
-    except Exception as exc:
-        raise QRLError(f"could not read policy_kwargs {value!r}: {exc}; expected e.g. \"dict(n_layers=5)\"") from exc
+        parsed = _zoo_literal(ast.parse(value.strip(), mode="eval").body)
+    except _Refused as exc:
+        raise QRLError(f"could not read policy_kwargs: {exc} is not allowed; {_ZOO_EXPECTED}; {got}; {try_}") from None
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        why = " ".join(str(getattr(exc, "msg", exc) or type(exc).__name__).split())
+        raise QRLError(f"could not read policy_kwargs: not a Python expression ({why}); {_ZOO_EXPECTED}; {got}; "
+                       f"{try_}") from None
     if not isinstance(parsed, dict):
-        raise QRLError(f"policy_kwargs must evaluate to a dict; got {type(parsed).__name__}")
+        raise QRLError(f"policy_kwargs must evaluate to a dict; got {type(parsed).__name__}; {try_}")
     return parsed
 
 
