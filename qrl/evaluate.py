@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from qrl import runs
 from qrl.config import RunConfig, algo_class
@@ -32,12 +31,16 @@ from qrl.sb3.networks import policy_circuits
 
 
 def load_run_config(run_dir: Path) -> RunConfig:
+    """The config of a run folder that holds a trained model."""
     run_dir = Path(run_dir)
-    path = run_dir / runs.CONFIG
-    if not path.is_file() or not (run_dir / runs.MODEL).is_file():
+    if (run_dir / runs.CONFIG).is_file() and not (run_dir / runs.MODEL).is_file() \
+            and (run_dir / runs.CHECKPOINT).is_dir():
+        raise QRLError(f"{run_dir} was stopped before it saved its model; expected model.zip; try "
+                       f"`qrl train --resume {run_dir}` to finish it from its checkpoint")
+    if not (run_dir / runs.CONFIG).is_file() or not (run_dir / runs.MODEL).is_file():
         raise QRLError(f"{run_dir} is not a finished run folder (expected config.yaml and model.zip); "
                        f"runs are made by `qrl train`")
-    return RunConfig.from_dict(yaml.safe_load(path.read_text()))
+    return runs.read_config(run_dir)
 
 
 def load_model(run_dir: Path, device: str | None = None, shots: int | None = None,
@@ -61,37 +64,59 @@ def load_model(run_dir: Path, device: str | None = None, shots: int | None = Non
 
 def evaluate_run(run_dir: Path, episodes: int = 20, device: str | None = None,
                  seed: int | None = None, shots: int | None = None,
-                 noise: dict[str, float] | None = None, n_envs: int = 1) -> tuple[float, float, RunConfig, int]:
+                 noise: dict[str, float] | None = None, n_envs: int = 1,
+                 without_normalizer: bool = False) -> tuple[float, float, RunConfig, int]:
     """Mean and std of the deterministic policy's return over ``episodes`` episodes, the config, and the
     circuits the evaluation ran (one per sample; with shots, each ran that many shots).
+
+    A run trained with ``normalize: true`` is evaluated with its ``vecnormalize.pkl``; without it the
+    returns would be those of another policy, so that is an error unless ``without_normalizer``.
 
     ``n_envs`` > 1 runs that many episodes side by side, one batched circuit call per step for all of
     them (much faster on simulators such as default.mixed); the episodes then start from other seeds
     than with one environment, so returns differ within their spread.
     """
     model, config = load_model(run_dir, device, shots, noise)
-    mean, std, executions = evaluate_model(model, config, run_dir, episodes, seed, n_envs)
+    mean, std, executions = evaluate_model(model, config, run_dir, episodes, seed, n_envs, without_normalizer)
     return mean, std, config, sum(executions.values())
 
 
 def evaluate_model(model: BaseAlgorithm, config: RunConfig, run_dir: Path, episodes: int = 20,
-                   seed: int | None = None, n_envs: int = 1) -> tuple[float, float, dict[str, int]]:
+                   seed: int | None = None, n_envs: int = 1,
+                   without_normalizer: bool = False) -> tuple[float, float, dict[str, int]]:
     """Mean and std return of a run's loaded model, and the circuits each of its circuits ran (by module
     name; target networks, which no action uses, left out)."""
     if episodes < 1 or not 1 <= n_envs <= episodes:
         raise QRLError(f"expected episodes >= 1 and 1 <= envs <= episodes; got {episodes} episodes, {n_envs} envs")
     if seed is not None:
         config.seed = seed
-    env = make_eval_env(config, n_envs=n_envs)
-    norm = Path(run_dir) / runs.VECNORMALIZE
-    if norm.is_file():
-        env = VecNormalize.load(str(norm), env)
-        env.training, env.norm_reward = False, False
+    env = with_normalizer(make_eval_env(config, n_envs=n_envs), config, Path(run_dir), without_normalizer)
     circuits = policy_circuits(model.policy)
     before = {name: m.n_executions for name, m in circuits.items()}
     mean, std = evaluate_policy(model, env, n_eval_episodes=episodes, deterministic=True)
     env.close()
     return float(mean), float(std), {name: m.n_executions - before[name] for name, m in circuits.items()}
+
+
+def with_normalizer(env: VecEnv, config: RunConfig, run_dir: Path, without: bool = False) -> VecEnv:
+    """``env`` wrapped in the run's saved ``VecNormalize`` (frozen, rewards raw); an error when a run
+    trained with ``normalize: true`` has none (unless ``without``) or when it does not fit ``env``."""
+    path = run_dir / runs.VECNORMALIZE
+    if not path.is_file():
+        if config.normalize and not without:
+            env.close()
+            raise QRLError(f"run {run_dir} was trained with normalize: true but has no {runs.VECNORMALIZE}; "
+                           f"expected it beside {runs.MODEL} (without it the policy sees other inputs and the "
+                           f"returns are wrong); try restoring the file, or --without-normalizer to evaluate anyway")
+        return env
+    try:
+        norm = VecNormalize.load(str(path), env)
+    except Exception as exc:  # a pickle of something else, or statistics of another observation space
+        env.close()
+        raise QRLError(f"{path} does not fit run {run_dir} on {config.env}: {type(exc).__name__}: {exc}; "
+                       f"expected the normaliser saved by `qrl train` with this run; try restoring it") from exc
+    norm.training, norm.norm_reward = False, False
+    return norm
 
 
 # -- dry runs ---------------------------------------------------------------------------------------

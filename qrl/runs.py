@@ -27,6 +27,9 @@ VECNORMALIZE = "vecnormalize.pkl"
 EVALUATIONS_CSV = "evaluations.csv"
 EVALUATIONS_NPZ = "evaluations.npz"  # SB3's EvalCallback layout: timesteps, results, ep_lengths
 TENSORBOARD = "tb"
+CHECKPOINT = "checkpoint"  # checkpoint/<steps>/{model.zip, vecnormalize.pkl, replay_buffer.pkl}
+CHECKPOINT_LATEST = "latest"  # checkpoint/latest: the steps of the complete checkpoint
+REPLAY_BUFFER = "replay_buffer.pkl"
 
 SCHEMA_VERSION = 2
 """Version of ``results.json``. Version 1 (no ``schema`` key) had the keys of 2 but ``schema``, and runs
@@ -153,6 +156,73 @@ def is_finished(run_dir: Path) -> bool:
         return read_results(run_dir)["status"] == "finished"
     except QRLError:
         return False
+
+
+def read_config(run_dir: Path):
+    """A run's ``config.yaml`` as a :class:`qrl.config.RunConfig`."""
+    import yaml
+
+    from qrl.config import RunConfig
+
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise QRLError(f"{run_dir} is not a run folder (expected {CONFIG}); runs are made by `qrl train`")
+    try:
+        return RunConfig.from_dict(yaml.safe_load(path.read_text()))
+    except (yaml.YAMLError, TypeError, AttributeError, KeyError) as exc:
+        raise QRLError(f"{path} is damaged ({type(exc).__name__}: {exc}); expected the config `qrl train` "
+                       f"wrote") from exc
+
+
+def latest_checkpoint(run_dir: Path) -> tuple[int, Path]:
+    """The steps and folder of a run's complete checkpoint (see :func:`qrl.train.save_checkpoint`)."""
+    root = Path(run_dir) / CHECKPOINT
+    try:
+        steps = int((root / CHECKPOINT_LATEST).read_text().strip())
+    except (OSError, ValueError):
+        raise QRLError(f"run {run_dir} has no checkpoint to resume from (runs made before checkpoints existed, "
+                       f"or killed before their first evaluation, have none); try training it again") from None
+    folder = root / str(steps)
+    if not (folder / MODEL).is_file():
+        raise QRLError(f"checkpoint {folder} is incomplete (no {MODEL}); try training the run again")
+    return steps, folder
+
+
+def read_evaluation_episodes(run_dir: Path) -> tuple[list[int], list[list[float]], list[list[int]]]:
+    """``evaluations.npz`` as SB3's ``EvalCallback`` keeps it: timesteps, returns and lengths per evaluation."""
+    path = Path(run_dir) / EVALUATIONS_NPZ
+    if not path.is_file():
+        return [], [], []
+    data = np.load(path)
+    return ([int(t) for t in data["timesteps"]], [list(map(float, r)) for r in data["results"]],
+            [list(map(int, n)) for n in data["ep_lengths"]])
+
+
+def truncate_evaluations(run_dir: Path, steps: int) -> list[dict[str, Any]]:
+    """Drop evaluations after ``steps`` (a checkpoint) from ``evaluations.npz`` and ``evaluations.csv``,
+    and the final evaluation of an interrupted run; returns the rows of :data:`EVALUATION_FIELDS` kept."""
+    from qrl.io import atomic_write
+
+    timesteps, results, lengths = read_evaluation_episodes(run_dir)
+    keep = [i for i, t in enumerate(timesteps) if t <= steps]
+
+    def write(path: Path) -> None:
+        with open(path, "wb") as f:
+            np.savez(f, timesteps=np.array([timesteps[i] for i in keep], dtype=np.int64),
+                     results=np.array([results[i] for i in keep]), ep_lengths=np.array([lengths[i] for i in keep]))
+
+    if timesteps:
+        atomic_write(Path(run_dir) / EVALUATIONS_NPZ, write)
+    kept = {timesteps[i] for i in keep}
+    path = Path(run_dir) / EVALUATIONS_CSV
+    rows = []
+    if path.is_file():
+        with open(path, newline="") as f:
+            rows = [{"timesteps": int(float(r["timesteps"])), "mean_return": float(r["mean_return"]),
+                     "std_return": float(r["std_return"]), "wall_clock_s": float(r["wall_clock_s"])}
+                    for r in csv.DictReader(f) if int(float(r["timesteps"])) in kept]
+    write_evaluations(run_dir, rows)
+    return rows
 
 
 def write_evaluations(run_dir: Path, rows: list[dict[str, Any]]) -> None:

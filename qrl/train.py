@@ -5,6 +5,10 @@ Everything is validated and built before the folder is created, so bad input lea
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +25,7 @@ from qrl.config import RunConfig, algo_class, algo_kwargs, resolve_policy
 from qrl.cost import circuit_executions, run_cost
 from qrl.envs import check_env_id, make_eval_env, make_train_env
 from qrl.errors import QRLError
-from qrl.io import atomic_write, write_yaml
+from qrl.io import atomic_write, write_text, write_yaml
 from qrl.sb3.networks import count_parameters
 
 
@@ -53,16 +57,21 @@ def preset_parameters(config: RunConfig) -> dict[str, int]:
 
 
 class EvalLog(BaseCallback):
-    """After each evaluation: append to ``evaluations.csv`` (rewritten atomically) and the wall-clock."""
+    """After each evaluation: append to ``evaluations.csv`` (rewritten atomically) with the wall-clock, and
+    save a checkpoint (so a killed run loses at most one evaluation period)."""
 
-    def __init__(self, run_dir: Path, started: float):
+    def __init__(self, run_dir: Path, started: float, rows: list[dict[str, Any]] | None = None,
+                 checkpoints: bool = False):
         super().__init__()
-        self.run_dir, self.started = run_dir, started
-        self.rows: list[dict[str, Any]] = []
+        self.run_dir, self.started, self.checkpoints = run_dir, started, checkpoints
+        self.rows: list[dict[str, Any]] = list(rows or [])
+        self.wall_before = self.rows[-1]["wall_clock_s"] if self.rows else 0.0  # a resumed run's earlier time
 
     def _on_step(self) -> bool:
         parent: EvalCallback = self.parent  # type: ignore[assignment]
         self.add(int(parent.evaluations_timesteps[-1]), parent.evaluations_results[-1])
+        if self.checkpoints:
+            save_checkpoint(self.run_dir, self.model)
         return True
 
     def add(self, timesteps: int, returns) -> None:
@@ -70,9 +79,46 @@ class EvalLog(BaseCallback):
             "timesteps": timesteps,
             "mean_return": float(np.mean(returns)),
             "std_return": float(np.std(returns)),
-            "wall_clock_s": round(time.perf_counter() - self.started, 3),
+            "wall_clock_s": round(self.wall_before + time.perf_counter() - self.started, 3),
         })
         runs.write_evaluations(self.run_dir, self.rows)
+
+
+def save_checkpoint(run_dir: Path, model: BaseAlgorithm) -> None:
+    """Model, normaliser and (off-policy) replay buffer at the current step, in ``checkpoint/<steps>/``;
+    ``checkpoint/latest`` names it once every file is written, then older checkpoints are removed."""
+    steps = str(int(model.num_timesteps))
+    root = Path(run_dir) / runs.CHECKPOINT
+    folder = root / steps
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / runs.MODEL, lambda p: model.save(p))
+    norm = model.get_vec_normalize_env()
+    if norm is not None:
+        atomic_write(folder / runs.VECNORMALIZE, lambda p: norm.save(p))
+    if getattr(model, "replay_buffer", None) is not None:
+        atomic_write(folder / runs.REPLAY_BUFFER, lambda p: model.save_replay_buffer(p))
+    write_text(root / runs.CHECKPOINT_LATEST, steps + "\n")
+    for old in root.iterdir():
+        if old.is_dir() and old.name != steps:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def interrupted_by_sigterm():
+    """SIGTERM (what ``kill``, schedulers and the OOM-avoiding supervisor send) stops training like Ctrl-C:
+    as a ``KeyboardInterrupt`` that the run saves on; the previous handler is restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_results(config: RunConfig, model: BaseAlgorithm, status: str, timesteps: int, wall: float,
@@ -88,6 +134,9 @@ def train(config: RunConfig, out: str | Path = "runs", progress: bool = False,
           announce: Callable[[str], None] | None = None, run_dir: Path | None = None,
           callbacks: list[BaseCallback] | None = None, tensorboard: bool = True) -> Path:
     """Train one agent as configured; returns the run folder.
+
+    A checkpoint is saved after every evaluation (:func:`save_checkpoint`); Ctrl-C or SIGTERM saves the
+    model with ``"status": "interrupted"``, and :func:`resume` continues a run to its step count.
 
     :param announce: called with a one-line description once the model is built (validation passed).
     :param run_dir: write into this (empty or new) folder instead of a new ``out/<env>__<agent>__<seed>__<time>``.
@@ -105,32 +154,70 @@ def train(config: RunConfig, out: str | Path = "runs", progress: bool = False,
                  f"-> {run_dir}")
     write_yaml(run_dir / runs.CONFIG, config.to_dict())
     model.tensorboard_log = str(run_dir / runs.TENSORBOARD) if tensorboard else None
+    _learn(config, model, env, run_dir, progress, callbacks, EvalLog(run_dir, time.perf_counter(), checkpoints=True))
+    return run_dir
 
+
+def resume(run_dir: Path, progress: bool = False, announce: Callable[[str], None] | None = None,
+           callbacks: list[BaseCallback] | None = None) -> Path:
+    """Continue an interrupted or killed run from its checkpoint to the configured step count; its
+    evaluations continue the same files."""
+    run_dir = Path(run_dir)
+    config = runs.read_config(run_dir)
+    if (run_dir / runs.RESULTS).is_file() and runs.read_results(run_dir)["status"] == "finished":
+        raise QRLError(f"run {run_dir} has finished ({config.n_timesteps} steps); expected an interrupted or "
+                       f"killed run; try `qrl eval {run_dir}`")
+    steps, folder = runs.latest_checkpoint(run_dir)
+    check_env_id(config.env_spec)
+    env = make_train_env(config)
+    if isinstance(env, VecNormalize):
+        env = VecNormalize.load(str(folder / runs.VECNORMALIZE), env.venv)
+    model = algo_class(config.algo).load(folder / runs.MODEL, env=env, device="cpu")
+    if (folder / runs.REPLAY_BUFFER).is_file():
+        model.load_replay_buffer(folder / runs.REPLAY_BUFFER)
+    rows = runs.truncate_evaluations(run_dir, steps)
+    if announce is not None:
+        announce(f"resuming {config.agent} on {config.env} at step {steps} of {config.n_timesteps} -> {run_dir}")
+    model.tensorboard_log = str(run_dir / runs.TENSORBOARD)
+    log = EvalLog(run_dir, time.perf_counter(), rows=rows, checkpoints=True)
+    _learn(config, model, env, run_dir, progress, callbacks, log, resumed=True)
+    return run_dir
+
+
+def _learn(config: RunConfig, model: BaseAlgorithm, env: VecEnv, run_dir: Path, progress: bool,
+           callbacks: list[BaseCallback] | None, log: EvalLog, resumed: bool = False) -> None:
+    """Learn to ``config.n_timesteps`` with evaluations, then save the model and ``results.json``."""
     eval_env = make_eval_env(config, env)
-    started = time.perf_counter()
-    log = EvalLog(run_dir, started)
     evaluator = EvalCallback(
         eval_env, n_eval_episodes=config.env_spec.eval_episodes,
         eval_freq=max(config.env_spec.eval_freq // config.n_envs, 1), log_path=str(run_dir),
         deterministic=True, verbose=0, callback_after_eval=log,
     )
+    if resumed:  # SB3 rewrites evaluations.npz from these lists after each evaluation
+        evaluator.evaluations_timesteps, evaluator.evaluations_results, evaluator.evaluations_length = \
+            runs.read_evaluation_episodes(run_dir)
     status = "finished"
     try:
-        model.learn(config.n_timesteps, callback=[evaluator, *(callbacks or [])], progress_bar=progress,
-                    tb_log_name="tb")
+        with interrupted_by_sigterm():
+            model.learn(max(config.n_timesteps - model.num_timesteps, 0) if resumed else config.n_timesteps,
+                        callback=[evaluator, *(callbacks or [])], progress_bar=progress,
+                        tb_log_name=runs.TENSORBOARD, reset_num_timesteps=not resumed)
     except KeyboardInterrupt:
         status = "interrupted"
-    wall = time.perf_counter() - started
+    wall = log.wall_before + time.perf_counter() - log.started
 
     atomic_write(run_dir / runs.MODEL, lambda p: model.save(p))
     if isinstance(env, VecNormalize):
         atomic_write(run_dir / runs.VECNORMALIZE, lambda p: env.save(p))
+    if status == "interrupted":
+        save_checkpoint(run_dir, model)  # --resume continues from here
     final_returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=config.env_spec.eval_episodes,
                                        deterministic=True, return_episode_rewards=True)
     if not log.rows or log.rows[-1]["timesteps"] != model.num_timesteps:
         log.add(int(model.num_timesteps), final_returns)
     results = run_results(config, model, status, int(model.num_timesteps), wall, final_returns, log.rows)
     runs.write_results(run_dir, results)
+    if status == "finished":
+        shutil.rmtree(run_dir / runs.CHECKPOINT, ignore_errors=True)
     env.close()
     eval_env.close()
-    return run_dir

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from qrl.cli.options import add_deprecated_alias, log
 from qrl.errors import QRLError
+from qrl.runs import VECNORMALIZE
 
 
 def add_eval(sub) -> None:
@@ -23,6 +24,9 @@ def add_eval(sub) -> None:
     p.add_argument("--n-envs", type=int, default=1, metavar="N",
                    help="episodes run side by side, one batched circuit call per step (default 1: one after another)")
     add_deprecated_alias(p, "--envs", "--n-envs", type=int)
+    p.add_argument("--without-normalizer", action="store_true",
+                   help="evaluate a run trained with normalize: true whose vecnormalize.pkl is missing, without it "
+                        "(its returns are then not the trained policy's; the result says so)")
     p.add_argument("--plot", default=None, metavar="PNG",
                    help="with a sweep: plot return against the swept value (the table goes to the same name .csv)")
     p.add_argument("--dry-run", action="store_true",
@@ -101,10 +105,13 @@ def _run_one(args, run_dir: Path, shots: int | None, noise: dict[str, float]) ->
 
     mean, std, config, executions = evaluate_run(run_dir, episodes=args.episodes, device=args.device,
                                                  seed=args.seed, shots=shots, noise=noise or None,
-                                                 n_envs=args.n_envs)
+                                                 n_envs=args.n_envs, without_normalizer=args.without_normalizer)
     where = (f" on {args.device}" if args.device else "") + (f" with {shots} shots" if shots else "")
     where += "".join(f", {k} {v}" for k, v in noise.items())
     print(f"{config.agent} on {config.env}{where}: return {mean:.1f} +- {std:.1f} over {args.episodes} episodes")
+    if config.normalize and not (run_dir / VECNORMALIZE).is_file():
+        print(f"WARNING: evaluated without the normaliser this run was trained with ({VECNORMALIZE} is missing): "
+              f"these returns are not the trained policy's")
     if executions:
         print(f"cost: {executions} circuit executions" + (f", {executions * shots} shots" if shots else ""))
     return 0

@@ -34,9 +34,9 @@ def add_set(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
 
 
-def add_train_options(p: argparse.ArgumentParser) -> None:
+def add_train_options(p: argparse.ArgumentParser, env_required: bool = True) -> None:
     """The flags of `qrl train` and `qrl compare` besides the agent(s)."""
-    p.add_argument("--env", required=True, help="environment id, e.g. CartPole-v1 (see `qrl list`)")
+    p.add_argument("--env", required=env_required, help="environment id, e.g. CartPole-v1 (see `qrl list`)")
     p.add_argument("--steps", type=int, default=None, help="training timesteps (default: the agent's n_timesteps)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default=None,

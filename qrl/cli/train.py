@@ -5,25 +5,49 @@ from __future__ import annotations
 from pathlib import Path
 
 from qrl.cli.options import add_train_options, log
+from qrl.errors import QRLError
 
 
 def add_train(sub) -> None:
     p = sub.add_parser("train", help="train one agent on one environment; writes runs/<run>/")
-    p.add_argument("--agent", required=True, help="agent preset, e.g. ppo-vqc or ppo-mlp (see `qrl list`)")
-    add_train_options(p)
+    p.add_argument("--agent", help="agent preset, e.g. ppo-vqc or ppo-mlp (see `qrl list`); required unless --resume")
+    p.add_argument("--resume", default=None, metavar="RUN",
+                   help="continue an interrupted or killed run folder from its checkpoint to its step count")
+    add_train_options(p, env_required=False)
     p.set_defaults(run=run_train)
 
 
 def run_train(args) -> int:
     from qrl.runs import read_results
 
-    run_dir = _train(_resolve(args.agent, args), args)
+    if args.resume is not None:
+        if args.agent or args.env:
+            raise QRLError("--resume continues a run as it was configured; expected no --agent or --env with it; "
+                           f"try qrl train --resume {args.resume}")
+        from qrl.train import resume
+
+        run_dir = resume(Path(args.resume), progress=args.progress, announce=log)
+    else:
+        if not args.agent or not args.env:
+            missing = "--agent" if not args.agent else "--env"
+            raise QRLError(f"expected --agent and --env (or --resume RUN); got no {missing}; "
+                           f"try qrl train --agent ppo-vqc --env CartPole-v1")
+        run_dir = _train(_resolve(args.agent, args), args)
     results = read_results(run_dir)
     print(f"{run_dir}")
     print(f"final eval return {results['final_eval_mean']:.1f} +- {results['final_eval_std']:.1f}; "
           f"{results['timesteps']} steps in {results['wall_clock_s']:.0f} s ({results['steps_per_s']:.0f} steps/s); "
           f"{results['parameters']['total']} parameters")
-    return 0
+    return _interrupted(run_dir, results)
+
+
+def _interrupted(run_dir: Path, results: dict) -> int:
+    """0 for a finished run; for an interrupted one a line saying how to continue it, and 130."""
+    if results["status"] == "finished":
+        return 0
+    log(f"qrl: training was interrupted at step {results['timesteps']}; the model so far is saved; "
+        f"continue with: qrl train --resume {run_dir}")
+    return 130
 
 
 def add_compare(sub) -> None:
@@ -41,8 +65,10 @@ def run_compare(args) -> int:
     for config in configs:
         run_dir = _train(config, args)
         rows.append(read_results(run_dir) | {"run_dir": str(run_dir)})
+        if rows[-1]["status"] != "finished":  # the agents after it are not trained
+            break
     print(format_comparison(rows))
-    return 0
+    return _interrupted(Path(rows[-1]["run_dir"]), rows[-1])
 
 
 def format_comparison(rows: list[dict]) -> str:

@@ -1,0 +1,168 @@
+"""Guards against silently wrong numbers and lost runs: the normaliser at evaluation, interrupted training."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qrl.cli import main
+
+REFERENCE = Path(__file__).resolve().parents[1] / "runs" / "reference"
+
+
+@pytest.fixture
+def run_copy(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(REFERENCE / "CartPole-v1__ppo-vqc__0", run, ignore=shutil.ignore_patterns("tb"))
+    return run
+
+
+def one_error(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("qrl: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_missing_normalizer_is_an_error_not_a_wrong_return(run_copy, capsys):
+    (run_copy / "vecnormalize.pkl").unlink()
+    assert main(["eval", str(run_copy), "--episodes", "1"]) == 2
+    assert "trained with normalize: true but has no vecnormalize.pkl" in one_error(capsys)
+
+
+def test_missing_normalizer_with_the_flag_warns_in_the_result(run_copy, capsys):
+    (run_copy / "vecnormalize.pkl").unlink()
+    assert main(["eval", str(run_copy), "--episodes", "1", "--without-normalizer"]) == 0
+    out = capsys.readouterr().out
+    assert "return" in out and "WARNING: evaluated without the normaliser" in out
+
+
+@pytest.mark.parametrize("replacement", ["other-env", "garbage"])
+def test_normalizer_that_does_not_fit_is_an_error(run_copy, capsys, replacement):
+    target = run_copy / "vecnormalize.pkl"
+    if replacement == "other-env":  # Acrobot's statistics: 6 observation features, CartPole has 4
+        shutil.copy(REFERENCE / "Acrobot-v1__ppo-vqc__0" / "vecnormalize.pkl", target)
+    else:
+        target.write_bytes(b"not a pickle")
+    assert main(["eval", str(run_copy), "--episodes", "1"]) == 2
+    assert "vecnormalize.pkl does not fit run" in one_error(capsys)
+
+
+def test_the_normalizer_is_used_when_present(run_copy, capsys):
+    assert main(["eval", str(run_copy), "--episodes", "1", "--seed", "5"]) == 0
+    assert "WARNING" not in capsys.readouterr().out
+
+
+TRAIN_SCRIPT = """
+import dataclasses, sys
+from qrl.config import resolve
+from qrl.train import train
+agent, steps, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+overrides = {"policy_kwargs.n_layers": 2} if agent.endswith("-vqc") else {}
+config = resolve(agent, "CartPole-v1", seed=0, steps=steps, overrides=overrides)
+spec = dataclasses.replace(config.env_spec, eval_freq=1024, eval_episodes=2)
+print(train(dataclasses.replace(config, env_spec=spec), out=out), flush=True)
+"""
+
+
+def start_training(tmp_path, agent: str, steps: int):
+    import subprocess
+    import sys
+
+    out = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-c", TRAIN_SCRIPT, agent, str(steps), str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, out
+
+
+def wait_for_checkpoints(proc, out: Path, n: int, timeout: float = 120.0) -> Path:
+    """The run folder, once ``n`` evaluations (each followed by a checkpoint) are written."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in out.glob("*"):
+            csv_path, latest = run / "evaluations.csv", run / "checkpoint" / "latest"
+            if latest.is_file() and csv_path.is_file() and len(csv_path.read_text().splitlines()) > n:
+                return run
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("no checkpoint in time")
+
+
+def check_complete_after_resume(run: Path, steps: int) -> None:
+    import numpy as np
+
+    from qrl import runs
+
+    results = runs.read_results(run)
+    assert results["status"] == "finished" and results["timesteps"] >= steps
+    rows = runs.read_evaluations(run)
+    assert all(b > a for a, b in zip(rows["timesteps"], rows["timesteps"][1:], strict=False))  # one evaluation each
+    assert rows["timesteps"][-1] == results["timesteps"]
+    npz = np.load(run / "evaluations.npz")
+    assert list(npz["timesteps"]) == [t for t in rows["timesteps"] if t in set(npz["timesteps"])]
+    assert len(npz["timesteps"]) >= len(rows["timesteps"]) - 1  # all but the final evaluation after training
+    assert not (run / "checkpoint").exists() and (run / "model.zip").is_file()
+
+
+@pytest.mark.parametrize("agent", ["ppo-vqc", "dqn-mlp"])  # a normaliser; a replay buffer
+def test_sigkill_then_resume_completes_the_run(tmp_path, capsys, agent):
+    import signal
+
+    steps = 8192
+    proc, out = start_training(tmp_path, agent, steps)
+    run = wait_for_checkpoints(proc, out, 2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (run / "results.json").exists()
+    assert main(["eval", str(run)]) == 2 and "qrl train --resume" in one_error(capsys)
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    check_complete_after_resume(run, steps)
+    if agent == "dqn-mlp":
+        assert not list(run.glob("checkpoint/*/replay_buffer.pkl"))  # removed with the finished run's checkpoint
+
+
+def test_sigterm_saves_then_resume_finishes(tmp_path, capsys):
+    import signal
+
+    steps = 8192
+    proc, out = start_training(tmp_path, "ppo-vqc", steps)
+    run = wait_for_checkpoints(proc, out, 1)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    from qrl import runs
+
+    results = runs.read_results(run)
+    assert results["status"] == "interrupted" and results["timesteps"] < steps
+    assert (run / "model.zip").is_file() and (run / "checkpoint" / "latest").is_file()
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    check_complete_after_resume(run, steps)
+    assert main(["train", "--resume", str(run)]) == 2 and "has finished" in one_error(capsys)
+
+
+def test_interrupted_training_exits_non_zero(tmp_path, capsys, monkeypatch):
+    import stable_baselines3
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stable_baselines3.PPO, "learn", interrupted)
+    code = main(["train", "--agent", "ppo-mlp", "--env", "CartPole-v1", "--steps", "512", "--out",
+                 str(tmp_path), "--no-progress"])
+    assert code == 130
+    err = capsys.readouterr().err
+    assert "training was interrupted" in err and "qrl train --resume" in err
+
+
+def test_resume_needs_a_checkpoint(tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(REFERENCE / "CartPole-v1__ppo-vqc__0", run, ignore=shutil.ignore_patterns("tb"))
+    (run / "results.json").unlink()  # as if killed, but made before checkpoints existed
+    assert main(["train", "--resume", str(run)]) == 2
+    assert "has no checkpoint to resume from" in one_error(capsys)
+    assert main(["train", "--resume", str(run), "--agent", "ppo-vqc"]) == 2
+    assert "expected no --agent or --env" in one_error(capsys)
