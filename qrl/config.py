@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -346,14 +347,16 @@ def resolve(agent: str, env: str, *, seed: int = 0, steps: int | None = None, de
     if bad:
         raise QRLError(f"agent {agent!r} uses rl-zoo3 key(s) {', '.join(bad)} that qrl does not support yet")
     policy = str(params.pop("policy", "MlpPolicy"))
-    n_timesteps = int(float(steps if steps is not None else params.pop("n_timesteps", env_spec.budget)))
+    budget = steps if steps is not None else params.pop("n_timesteps", env_spec.budget)
+    n_timesteps = _whole_number("n_timesteps", budget)
     params.pop("n_timesteps", None)
-    n_envs = int(params.pop("n_envs", 1))
+    n_envs = _whole_number("n_envs", params.pop("n_envs", 1))
     normalize = params.pop("normalize", False)
     if not isinstance(normalize, bool):
         raise QRLError(f"normalize must be true or false; got {normalize!r}")
     if n_timesteps < 1 or n_envs < 1:
         raise QRLError(f"n_timesteps and n_envs must be positive; got {n_timesteps} and {n_envs}")
+    _check_ranges(params, seed)
     accepted = set(inspect.signature(algo_class(algo).__init__).parameters) - {"self", "policy", "env"}
     if "action_noise" in accepted:
         accepted |= set(NOISE_KEYS)
@@ -373,6 +376,40 @@ def resolve(agent: str, env: str, *, seed: int = 0, steps: int | None = None, de
     return RunConfig(agent=agent, env=env, algo=algo, seed=int(seed), n_timesteps=n_timesteps,
                      n_envs=n_envs, policy=policy, normalize=normalize, hyperparams=params,
                      policy_kwargs=policy_kwargs, env_spec=env_spec)
+
+
+MAX_TIMESTEPS = 10**12
+"""More steps than any training run takes (a float such as 1e23 would also lose its integer value)."""
+UNIT_INTERVAL_KEYS = ("gamma", "gae_lambda", "tau")
+"""Hyperparameters in (0, 1] that SB3 takes without checking (gamma = 2 trains on exploding returns)."""
+
+
+def _whole_number(name: str, value: Any) -> int:
+    """A count given as ``100000``, ``1e5`` or ``"1e5"``: an integer up to :data:`MAX_TIMESTEPS`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise QRLError(f"{name} must be a whole number; got {value!r}; try 100000") from None
+    if not number.is_integer() or not abs(number) <= MAX_TIMESTEPS:
+        raise QRLError(f"{name} must be a whole number up to {MAX_TIMESTEPS:.0e}; got {value!r}; try 100000")
+    return int(number)
+
+
+def _check_ranges(params: dict[str, Any], seed: Any) -> None:
+    """Refuse what SB3 accepts without a word but cannot train with, and private constructor arguments."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
+        raise QRLError(f"seed must be an integer in [0, 2**32); got {seed!r}; try --seed 0")
+    private = sorted(k for k in params if str(k).startswith("_"))
+    if private:
+        raise QRLError(f"{', '.join(private)} is not a hyperparameter (SB3's internals); expected rl-zoo3 keys "
+                       f"such as learning_rate, n_steps, gamma")
+    for key in UNIT_INTERVAL_KEYS:
+        value = params.get(key)
+        if key in params and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1):
+            raise QRLError(f"{key} must be a number in (0, 1]; got {value!r}; try {key}=0.99")
+    rate = params.get("learning_rate")
+    if isinstance(rate, (int, float)) and not isinstance(rate, bool) and not rate > 0:
+        raise QRLError(f"learning_rate must be positive; got {rate!r}; try learning_rate=0.001")
 
 
 def linear_schedule(initial: float):

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import gymnasium as gym
+import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 
 from qrl.config import EnvSpec, RunConfig, is_vqc_policy
 from qrl.errors import QRLError
@@ -36,8 +37,36 @@ def check_env_id(spec: EnvSpec) -> None:
 
 
 def make_vec(spec: EnvSpec, n_envs: int, seed: int) -> VecEnv:
-    """``n_envs`` copies in one process (small envs: subprocesses would only add IPC cost)."""
-    return make_vec_env(env_factory(spec), n_envs=n_envs, seed=seed)
+    """``n_envs`` copies in one process (small envs: subprocesses would only add IPC cost), whose
+    observations are checked to be finite."""
+    return FiniteObservations(make_vec_env(env_factory(spec), n_envs=n_envs, seed=seed), spec.id)
+
+
+class FiniteObservations(VecEnvWrapper):
+    """Stop at the first NaN or infinite observation, naming the environment, the step and the features
+    (a circuit's ``arctan`` would map infinity to pi/2 without a word, and NaN fails deep inside torch)."""
+
+    def __init__(self, venv: VecEnv, env_id: str):
+        super().__init__(venv)
+        self.env_id, self.steps = env_id, 0
+
+    def reset(self):
+        self.steps = 0
+        return self._check(self.venv.reset(), "reset")
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.steps += 1
+        return self._check(obs, f"step {self.steps}"), rewards, dones, infos
+
+    def _check(self, obs, when: str):
+        if isinstance(obs, np.ndarray) and obs.dtype.kind == "f" and not np.isfinite(obs).all():
+            env_index, *feature = np.argwhere(~np.isfinite(obs))[0].tolist()
+            value = obs[(env_index, *feature)]
+            raise QRLError(f"{self.env_id} returned a non-finite observation at {when} (environment {env_index}, "
+                           f"feature {feature[0] if len(feature) == 1 else feature}: {value}); expected finite "
+                           f"observations; try an observation wrapper that clips or replaces them")
+        return obs
 
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes never share seeds with training episodes

@@ -48,7 +48,7 @@ def load_model(run_dir: Path, device: str | None = None, shots: int | None = Non
     """Load a run's model; ``device`` moves its circuits to another backend (VQC agents only), where
     ``shots`` makes every expectation value an estimate from that many shots."""
     config = load_run_config(run_dir)
-    model = algo_class(config.algo).load(Path(run_dir) / runs.MODEL, device="cpu")
+    model = read_model(Path(run_dir), config)
     if shots is not None and device is None:
         raise QRLError(f"--shots {shots} needs a PennyLane device for the circuits; try --device lightning.qubit "
                        f"--shots {shots}")
@@ -60,6 +60,16 @@ def load_model(run_dir: Path, device: str | None = None, shots: int | None = Non
                            f"(policy {config.policy}); drop --device")
         model.policy.set_circuit_device(device, shots=shots, noise=noise)
     return model, config
+
+
+def read_model(run_dir: Path, config: RunConfig) -> BaseAlgorithm:
+    """The run's ``model.zip`` as its algorithm's model, or a one-line error for a damaged or foreign file."""
+    try:
+        return algo_class(config.algo).load(run_dir / runs.MODEL, device="cpu")
+    except Exception as exc:  # SB3 raises ValueError, TypeError, KeyError, zipfile and pickle errors alike
+        raise QRLError(f"{run_dir / runs.MODEL} cannot be loaded as the {config.algo.upper()} model of this run "
+                       f"({type(exc).__name__}: {str(exc)[:200]}); expected the model `qrl train` saved; try training "
+                       f"the run again") from None
 
 
 def evaluate_run(run_dir: Path, episodes: int = 20, device: str | None = None,

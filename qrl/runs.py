@@ -65,7 +65,11 @@ def new_run_dir(out: Path, env: str, label: str, seed: int) -> Path:
     while run_dir.exists():
         k += 1
         run_dir = Path(out) / f"{base}-{k}"
-    run_dir.mkdir(parents=True)
+    try:
+        run_dir.mkdir(parents=True)
+    except OSError as exc:
+        raise QRLError(f"cannot create the run folder in {out}: {exc.strerror or exc}; expected --out to be a folder "
+                       f"that can be written; try --out runs") from None
     return run_dir
 
 

@@ -166,3 +166,100 @@ def test_resume_needs_a_checkpoint(tmp_path, capsys):
     assert "has no checkpoint to resume from" in one_error(capsys)
     assert main(["train", "--resume", str(run), "--agent", "ppo-vqc"]) == 2
     assert "expected no --agent or --env" in one_error(capsys)
+
+
+TRAIN = ["train", "--agent", "ppo-mlp", "--env", "CartPole-v1", "--steps", "256", "--no-progress", "--out", "out"]
+
+
+def damaged_runs(root: Path) -> dict[str, Path]:
+    """Copies of a reference run with one file damaged each."""
+    made = {}
+    for name, damage in {
+        "garbage-model": lambda run: (run / "model.zip").write_bytes(b"garbage"),
+        "empty-model": lambda run: (run / "model.zip").write_bytes(b""),
+        "dqn-model": lambda run: shutil.copy(REFERENCE / "CartPole-v1__dqn-vqc__0" / "model.zip", run / "model.zip"),
+        "truncated-config": lambda run: (run / "config.yaml").write_text((run / "config.yaml").read_text()[:100]),
+        "damaged-results": lambda run: (run / "results.json").write_text("{"),
+    }.items():
+        run = root / name
+        shutil.copytree(REFERENCE / "CartPole-v1__ppo-vqc__0", run, ignore=shutil.ignore_patterns("tb"))
+        damage(run)
+        made[name] = run
+    return made
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([*TRAIN, "--set", "gamma=2"], "gamma must be a number in (0, 1]; got 2"),
+    ([*TRAIN, "--set", "gae_lambda=1.5"], "gae_lambda must be a number in (0, 1]"),
+    ([*TRAIN, "--set", "learning_rate=-0.1"], "learning_rate must be positive"),
+    ([*TRAIN, "--seed", "-1"], "seed must be an integer in [0, 2**32); got -1"),
+    ([*TRAIN[:5], *TRAIN[7:], "--set", "n_timesteps=1e23"], "n_timesteps must be a whole number"),
+    ([*TRAIN, "--set", "n_envs=2.5"], "n_envs must be a whole number"),
+    ([*TRAIN, "--set", "_init_setup_model=false"], "_init_setup_model is not a hyperparameter"),
+    ([*TRAIN[:-1], "afile"], "cannot create the run folder in afile"),
+    (["eval", "{garbage-model}"], "model.zip cannot be loaded as the PPO model"),
+    (["eval", "{empty-model}"], "model.zip cannot be loaded as the PPO model"),
+    (["eval", "{dqn-model}"], "model.zip cannot be loaded as the PPO model"),
+    (["diagnose", "circuit", "{garbage-model}"], "model.zip cannot be loaded as the PPO model"),
+    (["eval", "{truncated-config}"], "config.yaml is damaged"),
+    (["eval", "{damaged-results}", "--device", "ionq.qpu@aria-1", "--shots", "8", "--dry-run"],
+     "results.json is damaged"),
+])
+def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys, args, message):
+    runs_dir = tmp_path / "damaged"
+    names = {k: str(v) for k, v in damaged_runs(runs_dir).items()}
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "afile").write_text("")
+    monkeypatch.chdir(work)
+    before = sorted(p for p in tmp_path.rglob("*"))
+    assert main([a.format(**names) for a in args]) == 2
+    assert message in one_error(capsys)
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+
+
+class NaNAtStep3(__import__("gymnasium").Env):
+    """CartPole-like observations, NaN in feature 2 from the third step on."""
+
+    def __init__(self):
+        import gymnasium as gym
+        import numpy as np
+
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        import numpy as np
+
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(4, np.float32), {}
+
+    def step(self, action):
+        import numpy as np
+
+        self.t += 1
+        obs = np.zeros(4, np.float32)
+        if self.t >= 3:
+            obs[2] = np.nan
+        return obs, 1.0, False, False, {}
+
+
+def test_nan_observations_stop_training_with_the_step_and_feature():
+    import gymnasium as gym
+
+    from qrl.config import EnvSpec
+    from qrl.envs import make_vec
+    from qrl.errors import QRLError
+
+    if "QrlNaNTest-v0" not in gym.registry:
+        gym.register("QrlNaNTest-v0", entry_point=NaNAtStep3)
+    env = make_vec(EnvSpec(id="QrlNaNTest-v0", reward_threshold=None, budget=100, eval_freq=10,
+                           eval_episodes=1, obs_map="arctan"), 2, 0)
+    env.reset()
+    env.step([0, 0])
+    env.step([0, 0])
+    with pytest.raises(QRLError, match=r"QrlNaNTest-v0 returned a non-finite observation at step 3 \(environment 0, "
+                                       r"feature 2: nan\)"):
+        env.step([0, 0])
