@@ -357,7 +357,8 @@ def resolve(agent: str, env: str, *, seed: int = 0, steps: int | None = None, de
     if n_timesteps < 1 or n_envs < 1:
         raise QRLError(f"n_timesteps and n_envs must be positive; got {n_timesteps} and {n_envs}")
     _check_ranges(params, seed)
-    accepted = set(inspect.signature(algo_class(algo).__init__).parameters) - {"self", "policy", "env"}
+    accepted = {k for k in inspect.signature(algo_class(algo).__init__).parameters
+                if not k.startswith("_")} - {"self", "policy", "env"}
     if "action_noise" in accepted:
         accepted |= set(NOISE_KEYS)
         if params.get("noise_type", "normal") not in NOISE_TYPES:

@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees a half-written file, a crash never leaves one."""
+"""Atomic file writes (a reader never sees a half-written file, a crash never leaves one), and output
+paths checked before any work is done."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from qrl.errors import QRLError
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -42,3 +45,32 @@ def write_json(path: Path, data: Any) -> None:
 
 def write_yaml(path: Path, data: Any) -> None:
     write_text(path, yaml.safe_dump(data, sort_keys=False))
+
+
+def check_output_folder(path: str | Path, flag: str = "--out") -> Path:
+    """``path`` as a folder results can be written to (created later, by the writer): refused now, before
+    minutes of work, if it is a file or under one, or if its nearest existing folder is not writable."""
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise QRLError(f"{flag} {path}: {existing} is a file; expected a folder; try {flag} {path.parent / 'out'}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise QRLError(f"{flag} {path}: {existing} is not writable; expected a folder you can write to; "
+                       f"try {flag} runs")
+    return path
+
+
+IMAGE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp", "gif")
+
+
+def check_image_path(path: str | Path, flag: str = "--out") -> Path:
+    """An image path with a format matplotlib writes (by its extension), in a folder that can be written."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt and fmt not in IMAGE_FORMATS:  # no extension: PNG
+        raise QRLError(f"{flag} {path}: expected an image file ending in .{', .'.join(IMAGE_FORMATS)}; "
+                       f"got {path.suffix or 'no extension'}; try {path.with_suffix('.png')}")
+    check_output_folder(path.parent, flag)
+    return path

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 from qrl.errors import QRLError
-from qrl.io import atomic_write, write_text
+from qrl.io import atomic_write, check_image_path, write_text
 from qrl.runs import read_evaluations
 
 
@@ -19,6 +19,7 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None) -> Path
     """
     from qrl.evaluate import load_run_config
 
+    check_image_path(out)
     if not run_dirs:
         raise QRLError("expected at least one run folder")
     runs = [(Path(d), load_run_config(d), read_evaluations(d)) for d in run_dirs]  # validate before drawing
@@ -61,7 +62,7 @@ def plot_sweep(rows, swept: str, out: Path, device: str | None = None, title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(out)
+    out = check_image_path(out)
     xs = [r.value for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.errorbar(xs, [r.mean for r in rows], yerr=[r.std for r in rows], marker="o", capsize=3, label="policy")

@@ -168,9 +168,6 @@ def test_resume_needs_a_checkpoint(tmp_path, capsys):
     assert "expected no --agent or --env" in one_error(capsys)
 
 
-TRAIN = ["train", "--agent", "ppo-mlp", "--env", "CartPole-v1", "--steps", "256", "--no-progress", "--out", "out"]
-
-
 def damaged_runs(root: Path) -> dict[str, Path]:
     """Copies of a reference run with one file damaged each."""
     made = {}
@@ -180,6 +177,9 @@ def damaged_runs(root: Path) -> dict[str, Path]:
         "dqn-model": lambda run: shutil.copy(REFERENCE / "CartPole-v1__dqn-vqc__0" / "model.zip", run / "model.zip"),
         "truncated-config": lambda run: (run / "config.yaml").write_text((run / "config.yaml").read_text()[:100]),
         "damaged-results": lambda run: (run / "results.json").write_text("{"),
+        "no-normalizer": lambda run: (run / "vecnormalize.pkl").unlink(),
+        "foreign-normalizer": lambda run: shutil.copy(REFERENCE / "Acrobot-v1__ppo-vqc__0" / "vecnormalize.pkl",
+                                                      run / "vecnormalize.pkl"),
     }.items():
         run = root / name
         shutil.copytree(REFERENCE / "CartPole-v1__ppo-vqc__0", run, ignore=shutil.ignore_patterns("tb"))
@@ -188,34 +188,111 @@ def damaged_runs(root: Path) -> dict[str, Path]:
     return made
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    ([*TRAIN, "--set", "gamma=2"], "gamma must be a number in (0, 1]; got 2"),
-    ([*TRAIN, "--set", "gae_lambda=1.5"], "gae_lambda must be a number in (0, 1]"),
-    ([*TRAIN, "--set", "learning_rate=-0.1"], "learning_rate must be positive"),
-    ([*TRAIN, "--seed", "-1"], "seed must be an integer in [0, 2**32); got -1"),
-    ([*TRAIN[:5], *TRAIN[7:], "--set", "n_timesteps=1e23"], "n_timesteps must be a whole number"),
-    ([*TRAIN, "--set", "n_envs=2.5"], "n_envs must be a whole number"),
-    ([*TRAIN, "--set", "_init_setup_model=false"], "_init_setup_model is not a hyperparameter"),
-    ([*TRAIN[:-1], "afile"], "cannot create the run folder in afile"),
-    (["eval", "{garbage-model}"], "model.zip cannot be loaded as the PPO model"),
-    (["eval", "{empty-model}"], "model.zip cannot be loaded as the PPO model"),
-    (["eval", "{dqn-model}"], "model.zip cannot be loaded as the PPO model"),
-    (["diagnose", "circuit", "{garbage-model}"], "model.zip cannot be loaded as the PPO model"),
-    (["eval", "{truncated-config}"], "config.yaml is damaged"),
-    (["eval", "{damaged-results}", "--device", "ionq.qpu@aria-1", "--shots", "8", "--dry-run"],
-     "results.json is damaged"),
-])
-def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys, args, message):
-    runs_dir = tmp_path / "damaged"
-    names = {k: str(v) for k, v in damaged_runs(runs_dir).items()}
+TRAIN = "train --agent ppo-mlp --env CartPole-v1 --steps 256 --no-progress"
+DISTILL = "distill --teacher {teacher} --student ppo-vqc --env CartPole-v1 --no-progress"
+# (command line, a part of the one error line); {names} are filled in by the test
+BAD_INPUT = [
+    (f"{TRAIN} --set gamma=2", "gamma must be a number in (0, 1]; got 2"),
+    (f"{TRAIN} --set gae_lambda=1.5", "gae_lambda must be a number in (0, 1]"),
+    (f"{TRAIN} --set learning_rate=-0.1", "learning_rate must be positive"),
+    (f"{TRAIN} --seed -1", "seed must be an integer in [0, 2**32); got -1"),
+    ("train --agent ppo-mlp --env CartPole-v1 --set n_timesteps=1e23", "n_timesteps must be a whole number"),
+    (f"{TRAIN} --set n_envs=2.5", "n_envs must be a whole number"),
+    (f"{TRAIN} --set _init_setup_model=false", "_init_setup_model is not a hyperparameter"),
+    (f"{TRAIN} --out afile", "--out afile: afile is a file"),
+    (f"{TRAIN} --out afile/x", "--out afile/x: afile is a file"),
+    ("train --agent nope-mlp --env CartPole-v1", "agent 'nope-mlp' must be named <algo>-<variant>"),
+    ("train --agent ppo-mlp --env Nope-v9", "unknown environment 'Nope-v9'"),
+    (f"{TRAIN} --set x", "malformed --set 'x'"),
+    (f"{TRAIN} --set policy_kwargs=dict(a=th.os.system)", "th.os is not allowed"),
+    ("train --agent ppo-mlp --env CartPole-v1 --steps 0", "n_timesteps and n_envs must be positive"),
+    ("train --resume {run} --agent ppo-mlp", "expected no --agent or --env"),
+    ("train --resume nonexistent", "nonexistent is not a run folder"),
+    ("train --agent ppo-mlp", "expected --agent and --env (or --resume RUN); got no --env"),
+    (f"{TRAIN} --set colour=red", "unknown hyperparameter(s) colour for PPO"),
+    (f"{TRAIN} --device lightning.qubit", "agent 'ppo-mlp' has no circuit"),
+    ("train --agent ppo-vqc --env CartPole-v1 --device nope.device", "unknown device 'nope.device'"),
+    ("train --agent ppo-vqc --env CartPole-v1 --set policy_kwargs.n_qubits=50", "n_qubits=50 needs 16 PiB"),
+    ("compare --agents ppo-mlp nope-vqc --env CartPole-v1 --steps 256", "agent 'nope-vqc' must be named"),
+    ("compare --agents ppo-mlp --env CartPole-v1 --steps 256 --out afile", "--out afile: afile is a file"),
+    ("eval nonexistent", "nonexistent is not a finished run folder"),
+    ("eval {run} --episodes 0", "expected episodes >= 1"),
+    ("eval {run} --n-envs 0", "1 <= envs <= episodes; got 20 episodes, 0 envs"),
+    ("eval {run} --shots abc", "malformed --shots 'abc'"),
+    ("eval {run} --noise depolarizing", "malformed --noise 'depolarizing'"),
+    ("eval {run} --noise depolarizing=0.01", "--noise needs a mixed-state simulator"),
+    ("eval {run} --plot x.png", "--plot draws a sweep"),
+    ("eval {run} --device default.mixed --noise depolarizing=0,0.1 --plot y.txt", "--plot y.txt: expected an image"),
+    ("eval {run} --dry-run", "--dry-run prices one hardware device"),
+    ("eval {run} --device nope.device", "unknown device 'nope.device'"),
+    ("eval {run} --device lightning.qubit --shots 0", "shots must be a positive integer"),
+    ("eval {run} --device default.mixed --noise colour=0.1", "got colour=0.1"),
+    ("eval {run} --device default.mixed --noise depolarizing=2", "got depolarizing=2.0"),
+    ("eval {run} --shots 1,2 --noise depolarizing=0,0.1 --device default.mixed", "a sweep varies one quantity"),
+    ("eval {garbage-model}", "model.zip cannot be loaded as the PPO model"),
+    ("eval {empty-model}", "model.zip cannot be loaded as the PPO model"),
+    ("eval {dqn-model}", "model.zip cannot be loaded as the PPO model"),
+    ("eval {truncated-config}", "config.yaml is damaged"),
+    ("eval {damaged-results} --device ionq.qpu@aria-1 --shots 8 --dry-run", "results.json is damaged"),
+    ("eval {no-normalizer}", "trained with normalize: true but has no vecnormalize.pkl"),
+    ("eval {foreign-normalizer}", "vecnormalize.pkl does not fit run"),
+    ("plot {run} --out x.unknownext", "--out x.unknownext: expected an image file"),
+    ("plot nonexistent --out x.png", "nonexistent is not a finished run folder"),
+    ("plot {run} --out afile/x.png", "--out afile: afile is a file"),
+    ("circuit --n-qubits 0", "n_qubits must be a positive integer"),
+    ("circuit --ansatz nope", "unknown ansatz 'nope'"),
+    ("circuit --readout nope", "unknown readout 'nope'"),
+    ("circuit --encoding nope", "unknown encoding 'nope'"),
+    ("study nonexistent.yaml", "cannot read study nonexistent.yaml"),
+    ("study bad-study.yaml", "unknown key(s) colour"),
+    ("report nonexistent", "got nonexistent, which is not a folder"),
+    ("report {run}", "study.yaml written by `qrl study`; got no such file"),
+    ("bench policy --budget -1", "--budget is seconds of repeats per measurement"),
+    ("bench policy --batches 0", "batch sizes must be positive"),
+    ("bench scaling --qubits 0", "qubit counts and batch must be positive"),
+    ("bench train --steps -5", "n_timesteps and n_envs must be positive"),
+    ("bench scaling --update-auto --backends torch:dense", "--update-auto stores device names"),
+    ("bench policy --out afile", "--out afile: afile is a file"),
+    ("diagnose gradients --out afile", "--out afile: afile is a file"),
+    ("diagnose gradients --agent ppo-vqc", "--agent and --env go together"),
+    ("diagnose gradients --qubits 0", "expected positive qubit counts"),
+    ("diagnose gradients --samples 1", "a variance needs at least 2 initialisations"),
+    ("diagnose circuit ppo-vqc", "an agent preset needs an environment"),
+    ("diagnose circuit {run} --shots 0", "expected --shots N with N >= 1"),
+    ("diagnose circuit {garbage-model}", "model.zip cannot be loaded as the PPO model"),
+    ("distill --teacher nonexistent.zip --student ppo-vqc --env CartPole-v1", "teacher model nonexistent.zip"),
+    (f"{DISTILL} --random-actions 1.5", "--random-actions is a probability; got 1.5"),
+    (f"{DISTILL} --out afile", "--out afile: afile is a file"),
+    (f"{DISTILL} --samples 0", "--samples must be positive"),
+    ("distill --teacher {teacher} --student ppo-mlp --env CartPole-v1", "student 'ppo-mlp' is not a VQC agent"),
+    ("distill --teacher {run} --student ppo-vqc --env Acrobot-v1", "was trained on observations Box(4,)"),
+]
+
+
+@pytest.mark.parametrize(("line", "message"), BAD_INPUT, ids=[line for line, _ in BAD_INPUT])
+def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys, line, message):
+    import shlex
+
+    names = {k: str(v) for k, v in damaged_runs(tmp_path / "damaged").items()}
+    names |= {"run": str(REFERENCE / "CartPole-v1__ppo-vqc__0"),
+              "teacher": str(REFERENCE / "CartPole-v1__ppo-mlp__0" / "model.zip")}
     work = tmp_path / "work"
     work.mkdir()
     (work / "afile").write_text("")
+    (work / "bad-study.yaml").write_text("name: x\nenvs: [CartPole-v1]\nagents: [ppo-mlp]\nseeds: 2\ncolour: red\n")
     monkeypatch.chdir(work)
-    before = sorted(p for p in tmp_path.rglob("*"))
-    assert main([a.format(**names) for a in args]) == 2
+    before = sorted(tmp_path.rglob("*"))
+    assert main(shlex.split(line.format(**names))) == 2
     assert message in one_error(capsys)
-    assert sorted(p for p in tmp_path.rglob("*")) == before
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written, nothing half-written
+
+
+def test_the_corpus_covers_every_command():
+    from qrl.cli import build_parser
+
+    commands = {line.split()[0] for line, _ in BAD_INPUT}
+    every = set(build_parser()._subparsers._group_actions[0].choices) - {"list"}  # list takes no input
+    assert len(BAD_INPUT) >= 60 and commands == every
 
 
 class NaNAtStep3(__import__("gymnasium").Env):

@@ -28,11 +28,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_outputs(args) -> None:
+    """Refuse an output path that cannot be written before any work is done."""
+    from qrl.io import check_image_path, check_output_folder
+
+    if args.command == "plot":
+        check_image_path(args.out)
+    elif getattr(args, "out", None) is not None:
+        check_output_folder(args.out)
+    if getattr(args, "plot", None):
+        check_image_path(args.plot, "--plot")
+    if getattr(args, "budget", 1) <= 0:
+        raise QRLError(f"--budget is seconds of repeats per measurement; expected a positive number; got "
+                       f"{args.budget}; try --budget 1")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "progress", False) is None:
         args.progress = sys.stderr.isatty()
     try:
+        _check_outputs(args)
         return args.run(args)
     except QRLError as exc:
         print(f"qrl: error: {exc}", file=sys.stderr)
