@@ -183,7 +183,7 @@ def transpile_for(spec, name: str, angles, weights) -> Transpiled:
             device=name, summary=f"{kind}, snapshot {snapshot} ({chip.num_qubits} qubits), native gates "
                                  f"{', '.join(sorted(set(chip.operation_names) - _NOT_GATES))}",
             depth=circuit.depth(), two_qubit_gates=circuit.num_nonlocal_gates(), gate_counts=ops,
-            seconds_per_shot=circuit.estimateformat_duration(chip.target, unit="s") + rep_delay,
+            seconds_per_shot=circuit.estimate_duration(chip.target, unit="s") + rep_delay,
             drawing=str(circuit.draw(output="text", idle_wires=False, fold=100)))
     (tape,), _ = qml.transforms.decompose(tape, gate_set={"RX", "RY", "RZ", "CNOT", "CZ"})
     resources = tape.specs["resources"]
