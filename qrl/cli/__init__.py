@@ -19,8 +19,15 @@ _ADD = (train.add_train, evaluate.add_eval, train.add_compare, distill.add_disti
         info.add_circuit, study.add_study, study.add_report, bench.add_bench, diagnose.add_diagnose)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with qrl's error contract: one ``qrl: error:`` line naming the fix, exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"qrl: error: {message}; try {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="qrl", description="Reinforcement learning with variational quantum circuit policies.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in _ADD:
