@@ -23,7 +23,7 @@ from qrl.runs import OPTIONAL_RUN_FIELDS, RECORD_FIELDS, RUN_FIELDS, steps_to_th
 from qrl.study import read_definition
 
 REQUIRED_RUN_FIELDS = tuple(f for f in RUN_FIELDS if f not in OPTIONAL_RUN_FIELDS)
-STATUSES = ("finished", "failed")
+STATUSES = ("finished", "failed", "damaged")  # damaged: a run folder qrl study cannot read
 _FIX = "try `qrl study STUDY.yaml --out STUDY_DIR` again (it rebuilds the tables of a study folder)"
 
 
@@ -133,7 +133,8 @@ def _read_runs(study_dir: Path) -> list[_Run]:
     runs, seen = [], set()
     for line, row in enumerate(_read_csv(path, REQUIRED_RUN_FIELDS), start=2):
         if row["status"] not in STATUSES:
-            raise QRLError(f"expected status finished or failed in {path} line {line}; got {row['status']!r}; {_FIX}")
+            raise QRLError(f"expected status {', '.join(STATUSES)} in {path} line {line}; got {row['status']!r}; "
+                           f"{_FIX}")
         if row["run_id"] in seen:
             raise QRLError(f"expected one row per run in {path}; got run {row['run_id']} twice (line {line}); {_FIX}")
         seen.add(row["run_id"])
@@ -562,7 +563,7 @@ HOW_TO_READ = """\
 def _markdown(study: dict[str, Any], runs: list[_Run], results: list[_EnvResult], figures: dict[str, dict[str, str]],
               reps: int, seed: int) -> str:
     agents = list(study["agents"])
-    failed = [r for r in runs if r.status == "failed"]
+    failed = [r for r in runs if r.status != "finished"]  # failed or damaged: listed, never counted
     steps = study.get("steps")
     thresholds = {r.env: r.threshold for r in results}
     lines = [f"# Study report: {study['name']}", "", "## Definition", ""]
@@ -591,7 +592,9 @@ def _markdown(study: dict[str, Any], runs: list[_Run], results: list[_EnvResult]
     if not failed:
         lines += ["None.", ""]
     for run in failed:
-        lines.append(f"- `{run.run_id}` ({run.env}, {run.agent}, seed {run.seed}, {run.attempts or '?'} attempts):")
+        state = "" if run.status == "failed" else f", {run.status}"
+        lines.append(f"- `{run.run_id}` ({run.env}, {run.agent}, seed {run.seed}, {run.attempts or '?'} attempts"
+                     f"{state}):")
         error = (run.error or "(no error recorded)").splitlines()
         lines += ["", "  ```", *("  " + line for line in error), "  ```", ""]
     return "\n".join(lines).rstrip() + "\n"

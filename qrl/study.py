@@ -12,7 +12,9 @@ import csv
 import itertools
 import json
 import os
+import re
 import shutil
+import signal
 import sys
 import time
 import uuid
@@ -28,6 +30,7 @@ from qrl.errors import QRLError
 from qrl.io import write_json, write_text, write_yaml
 
 EXECUTORS = ("local", "ray")
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 _STUDY_KEYS = ("name", "envs", "agents", "seeds", "steps", "eval_freq", "eval_episodes", "retries", "grid")
 
 
@@ -157,17 +160,46 @@ def study_from_mapping(data: Any, where: str, fix: str) -> Study:
     for key in ("envs", "agents"):
         if not isinstance(data[key], list) or not all(isinstance(x, str) for x in data[key]):
             raise QRLError(f"{where}: expected `{key}` to be a list of names; got {data[key]!r}; {fix}")
-    seeds = data["seeds"]
-    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    study = Study(name=str(data["name"]), envs=list(data["envs"]), agents=list(data["agents"]), seeds=seeds,
+    name, seeds = _check_name(data["name"], where, fix), _check_seeds(data["seeds"], where, fix)
+    for key in ("steps", "eval_freq", "eval_episodes", "retries"):
+        value, least = data.get(key, 1), int(key != "retries")
+        if not (value is None and key != "retries") and not (_is_int(value) and value >= least):
+            raise QRLError(f"{where}: expected `{key}` to be an integer >= {least}"
+                           f"{'' if key == 'retries' else ' or absent'}; got {value!r}; {fix}")
+    study = Study(name=name, envs=list(data["envs"]), agents=list(data["agents"]), seeds=seeds,
                   steps=data.get("steps"), eval_freq=data.get("eval_freq"), eval_episodes=data.get("eval_episodes"),
-                  retries=int(data.get("retries", 1)), grid=dict(data.get("grid") or {}))
+                  retries=data.get("retries", 1), grid=dict(data.get("grid") or {}))
     for agent, grid in study.grid.items():
         valid = isinstance(grid, dict) and all(isinstance(v, list) for v in grid.values())
         if agent not in study.agents or not valid:
             raise QRLError(f"{where}: grid.{agent}: expected an agent of the study mapped to {{key: [values]}}; "
                            f"got {grid!r}")
     return study
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_name(name: Any, where: str, fix: str) -> str:
+    """A study name is a folder name under ``runs/studies/``: never a path."""
+    if _is_int(name):
+        name = str(name)
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise QRLError(f"{where}: expected `name` to be a name of letters, digits, '-', '_' and '.', not starting "
+                       f"with a dot (it names the folder runs/studies/<name>); got {name!r}; {fix}")
+    return name
+
+
+def _check_seeds(seeds: Any, where: str, fix: str) -> list[int]:
+    """``seeds``: a count (seeds 0 to n-1) or a list of distinct seeds."""
+    if _is_int(seeds) and seeds > 0:
+        return list(range(seeds))
+    if (isinstance(seeds, list) and seeds and all(_is_int(s) and s >= 0 for s in seeds)
+            and len(set(seeds)) == len(seeds)):
+        return list(seeds)
+    raise QRLError(f"{where}: expected `seeds` to be a positive integer (a count) or a non-empty list of distinct "
+                   f"integers >= 0; got {seeds!r}; {fix}")
 
 
 def read_definition(study_dir: Path, fix: str) -> tuple[Study, dict[str, float | None]]:
@@ -191,12 +223,18 @@ def read_definition(study_dir: Path, fix: str) -> tuple[Study, dict[str, float |
 # -- one run (in a worker) -----------------------------------------------------------------------------
 
 
+KILL_RUN_VARIABLE = "QRL_TEST_KILL_RUN"
+"""For tests only: a worker about to train the run of this ``run_id`` kills itself with SIGKILL."""
+
+
 def run_one(study_dir: str, study: dict[str, Any], key: dict[str, Any]) -> dict:
     """Train one run into a partial folder, then move it into place; never raises (errors are returned)."""
     from qrl.threads import limit_threads
 
     limit_threads()
     study_obj, run_key = Study(**study), RunKey(**key)
+    if os.environ.get(KILL_RUN_VARIABLE) == run_key.run_id:
+        os.kill(os.getpid(), signal.SIGKILL)  # for tests only: a worker killed as the out-of-memory killer does
     folders = Path(study_dir) / "runs"
     final = folders / run_key.run_id
     partial = folders / ".partial" / f"{run_key.run_id}-{uuid.uuid4().hex[:8]}"
@@ -251,7 +289,10 @@ def run_study(study_path: str | Path, out: str | Path | None = None, workers: in
     only when it is complete; a rename onto an existing run fails, so a run is never duplicated, and a
     killed worker leaves only a partial folder, which the next invocation removes. Re-running the same
     command skips finished runs and starts the others again. A local worker whose study process died
-    exits within a second (a watcher thread), idle or mid-run, instead of living on as an orphan.
+    exits within a second (a watcher thread), idle or mid-run, instead of living on as an orphan. A killed
+    worker (e.g. out of memory) fails the run it trained (its runs in flight run again alone to find which)
+    and the study goes on. A run folder whose ``results.json`` is damaged is reported (status ``damaged``),
+    never trained over. ``study.lock`` (a PID) keeps a second ``qrl study`` out of the folder.
     """
     if executor not in EXECUTORS:
         raise QRLError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
@@ -259,17 +300,88 @@ def run_study(study_path: str | Path, out: str | Path | None = None, workers: in
         raise QRLError(f"--workers must be at least 1; got {workers}")
     study = load_study(study_path)
     study_dir = Path(out) if out is not None else Path("runs") / "studies" / study.name
-    _prepare(study_dir, study)
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    keys = {k.run_id: k for k in study.runs()}
-    pending = [k for rid, k in keys.items() if not _finished(study_dir, rid)]
-    log(f"study {study.name}: {len(keys)} runs, {len(keys) - len(pending)} finished before, "
-        f"{len(pending)} to run ({executor}, {workers} worker{'s' if workers > 1 else ''}) -> {study_dir}")
-    if pending:
-        submit = _local_pool if executor == "local" else _ray_pool
-        submit(study_dir, study, pending, workers, address, log)
-    write_tables(study_dir, study)
+    with _lock(study_dir):
+        _prepare(study_dir, study)
+        log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        keys = {k.run_id: k for k in study.runs()}
+        damaged = {rid: error for rid in keys if (error := _damage(study_dir, rid))}
+        pending = [k for rid, k in keys.items() if rid not in damaged and not _finished(study_dir, rid)]
+        log(f"study {study.name}: {len(keys)} runs, {len(keys) - len(pending) - len(damaged)} finished before, "
+            f"{len(pending)} to run ({executor}, {workers} worker{'s' if workers > 1 else ''}) -> {study_dir}")
+        for error in damaged.values():
+            log(error)
+        if pending:
+            submit = _local_pool if executor == "local" else _ray_pool
+            submit(study_dir, study, pending, workers, address, log)
+        write_tables(study_dir, study)
     return study_dir
+
+
+LOCK_FILE = "study.lock"
+"""In a study folder while ``qrl study`` runs in it: that process's PID (one process per study folder)."""
+
+
+@contextlib.contextmanager
+def _lock(study_dir: Path):
+    """Hold ``study.lock`` in ``study_dir`` (created with O_EXCL) for the block; a lock whose PID is no
+    longer alive (its process was killed) is taken over; a live one is a :class:`QRLError`."""
+    study_dir.mkdir(parents=True, exist_ok=True)
+    path = study_dir / LOCK_FILE
+    for _ in range(10):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            pid = _lock_holder(path)
+            if pid == -1:
+                time.sleep(0.2)
+                continue
+            if pid is not None:
+                raise QRLError(f"study folder {study_dir} is in use by qrl study (PID {pid}); expected one process "
+                               f"per study folder; try waiting for it or --out with another folder (or delete "
+                               f"{path} if PID {pid} is not qrl)") from None
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()} {_process_start(os.getpid())}\n")
+        break
+    else:
+        raise QRLError(f"cannot lock study folder {study_dir} ({path} keeps reappearing); expected one process per "
+                       f"study folder; try again")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            if _lock_holder(path) == os.getpid():
+                path.unlink()
+
+
+def _process_start(pid: int) -> str:
+    """A process's start time (Linux ``/proc``; empty elsewhere): with its PID it names one process, even if
+    the PID is reused after that process died."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _lock_holder(path: Path) -> int | None:
+    """The PID in a lock file (``PID START``) if that process is alive; ``None`` if it is gone (or the file is)."""
+    try:
+        pid, *start = path.read_text().split()
+        pid = int(pid)
+    except (OSError, ValueError):
+        if path.exists() and time.time() - path.stat().st_mtime < 5:
+            return -1  # being written by a process that just created it
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid  # alive, another user's
+    now = _process_start(pid)
+    return None if start and now and start[0] != now else pid  # else the PID was reused by another process
 
 
 def _prepare(study_dir: Path, study: Study) -> None:
@@ -291,6 +403,24 @@ def _prepare(study_dir: Path, study: Study) -> None:
 
 def _finished(study_dir: Path, run_id: str) -> bool:
     return runs.is_finished(study_dir / "runs" / run_id)
+
+
+def _damage(study_dir: Path, run_id: str) -> str | None:
+    """Why a run folder in ``runs/`` (only complete runs are moved there) is not a finished run, or ``None``.
+    A damaged run is reported (status ``damaged``), never retrained over: its folder must be deleted first."""
+    run_dir = study_dir / "runs" / run_id
+    if not run_dir.is_dir():
+        return None
+    try:
+        status = runs.read_results(run_dir)["status"]
+    except QRLError as exc:
+        problem = str(exc)
+    else:
+        if status == "finished":
+            return None
+        problem = f"{run_dir / runs.RESULTS} has status {status!r}"
+    return (f"{run_id}: damaged, not retrained: {problem}; expected a finished run; "
+            f"try deleting {run_dir} to train it again")
 
 
 def _record_failure(study_dir: Path, run_id: str, error: str) -> int:
@@ -330,27 +460,79 @@ def _handle(study_dir: Path, study: Study, result: dict[str, Any], retries: dict
 
 def _local_pool(study_dir: Path, study: Study, pending: list[RunKey], workers: int, address: str | None,
                 log: Callable[[str], None]) -> None:
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
+    """Run the pending runs in a pool of local processes, ``workers`` at a time. A worker process that
+    dies (killed, e.g. by the out-of-memory killer) breaks the pool: a new pool is made, and the runs it
+    had in flight are run again one at a time, alone, where a run that kills its worker is a failed attempt."""
     if address is not None:
         raise QRLError("--address names a Ray cluster; expected --executor ray with it")
     progress, retries = _Progress(len(pending), workers, log), {}
-    definition = asdict(study)
+    queue, suspects = list(pending), []
+    while queue or suspects:
+        _pool_round(study_dir, study, (queue, suspects), workers, progress, retries)
+
+
+def _pool_round(study_dir: Path, study: Study, todo: tuple[list[RunKey], list[RunKey]], workers: int,
+                progress: _Progress, retries: dict[str, int]) -> None:
+    """Run ``todo`` = (queue: many at a time, suspects: one at a time, alone) in a fresh pool until both
+    are empty or a worker process dies; the lists are consumed in place, and a dead worker's runs put back."""
+    import functools
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    queue, suspects = todo
+    futures: dict[Any, RunKey] = {}
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited torch/OpenMP state
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_watch_parent,
                              initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(run_one, str(study_dir), definition, asdict(k)): k for k in pending}
-        while futures:
-            progress.running = len(futures)
-            finished, _ = wait(futures, return_when=FIRST_COMPLETED)
-            for future in finished:
-                key = futures.pop(future)
-                result = future.result()
+        submit = functools.partial(pool.submit, run_one, str(study_dir), asdict(study))
+        with contextlib.suppress(BrokenProcessPool):
+            while queue or suspects or futures:
+                while (suspects and not futures) or (queue and not suspects and len(futures) < workers):
+                    source = suspects or queue
+                    future = submit(asdict(source[0]))  # before the pop: it raises if the pool is broken
+                    futures[future] = source.pop(0)
                 progress.running = len(futures)
-                progress.report(result)
-                if _handle(study_dir, study, result, retries):
-                    futures[pool.submit(run_one, str(study_dir), definition, asdict(key))] = key
+                finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    if isinstance(future.exception(), BrokenProcessPool):
+                        raise BrokenProcessPool
+                    key = futures.pop(future)
+                    _finish(study_dir, study, key, future.result(), progress, retries, queue)
+        wait(futures)
+        lost = []
+        for future, key in futures.items():
+            if isinstance(future.exception(), BrokenProcessPool):
+                lost.append(key)
+            else:  # finished just before the pool broke
+                _finish(study_dir, study, key, future.result(), progress, retries, queue)
+    _lost(study_dir, study, lost, progress, retries, suspects)
+
+
+def _finish(study_dir: Path, study: Study, key: RunKey, result: dict[str, Any], progress: _Progress,
+            retries: dict[str, int], again: list[RunKey]) -> None:
+    """Report and record a run's result; put the run on ``again`` if it failed and has retries left."""
+    progress.report(result)
+    if _handle(study_dir, study, result, retries):
+        again.append(key)
+
+
+def _lost(study_dir: Path, study: Study, lost: list[RunKey], progress: _Progress, retries: dict[str, int],
+          suspects: list[RunKey]) -> None:
+    """The runs in flight when a worker process died: one alone is a failed attempt (and its retry runs
+    alone); of several, none can be blamed, so each runs again alone, without counting an attempt."""
+    for key in lost:
+        for partial in (study_dir / "runs" / ".partial").glob(f"{key.run_id}-*"):
+            shutil.rmtree(partial, ignore_errors=True)
+    if len(lost) == 1:
+        error = ("worker process died while training this run alone (killed by a signal, e.g. SIGKILL from the "
+                 "out-of-memory killer)")
+        _finish(study_dir, study, lost[0], {"run_id": lost[0].run_id, "status": "failed", "error": error,
+                                            "seconds": 0.0}, progress, retries, suspects)
+    elif lost:
+        progress.log(f"a worker process died (killed, e.g. out of memory) with {len(lost)} runs in flight "
+                     f"({', '.join(k.run_id for k in lost)}); running them again one at a time")
+        suspects.extend(lost)
 
 
 def _ray_pool(study_dir: Path, study: Study, pending: list[RunKey], workers: int, address: str | None,
@@ -406,6 +588,9 @@ def write_tables(study_dir: Path, study: Study) -> None:
             episodes += runs.read_episodes(run_dir, base)
             rows.append({**base, "status": "finished", "attempts": _attempts(study_dir, key.run_id) + 1, "error": "",
                          **runs.run_row(results)})
+        elif damage := _damage(study_dir, key.run_id):
+            rows.append({**base, "status": "damaged", "attempts": _attempts(study_dir, key.run_id) + 1,
+                         "error": damage})
         elif (study_dir / "failures" / f"{key.run_id}.json").is_file():
             failure = json.loads((study_dir / "failures" / f"{key.run_id}.json").read_text())
             rows.append({**base, "status": "failed", "attempts": failure["attempts"], "error": failure["error"]})

@@ -124,6 +124,19 @@ def test_failed_run_is_recorded_with_its_error_and_retried(tmp_path):
     ({"envs": []}, "expected non-empty envs"),
     ({"agents": ["ppo-quantum"]}, "ppo-quantum"),
     ({"grid": {"dqn-vqc": {"learning_rate": [0.1]}}}, "grid.dqn-vqc"),
+    ({"name": "/tmp/elsewhere"}, "expected `name`"),
+    ({"name": "../up"}, "expected `name`"),
+    ({"name": ".hidden"}, "expected `name`"),
+    ({"seeds": -2}, "expected `seeds`"),
+    ({"seeds": "3"}, "expected `seeds`"),
+    ({"seeds": [0, 0]}, "expected `seeds`"),
+    ({"seeds": [1, -1]}, "expected `seeds`"),
+    ({"steps": "many"}, "expected `steps`"),
+    ({"steps": 0}, "expected `steps`"),
+    ({"eval_freq": 1.5}, "expected `eval_freq`"),
+    ({"eval_episodes": True}, "expected `eval_episodes`"),
+    ({"retries": -1}, "expected `retries`"),
+    ({"retries": "once"}, "expected `retries`"),
 ])
 def test_bad_study_files_are_refused_before_anything_runs(tmp_path, patch, message):
     path = tiny_study(tmp_path)
@@ -131,6 +144,70 @@ def test_bad_study_files_are_refused_before_anything_runs(tmp_path, patch, messa
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(QRLError, match=message):
         load_study(path)
+
+
+def mlp_study(tmp_path: Path, **extra) -> Path:
+    return tiny_study(tmp_path, **{"steps": 256, "agents": ["ppo-mlp"], **extra})
+
+
+def test_damaged_run_is_reported_and_not_retrained(tmp_path):
+    study = mlp_study(tmp_path, seeds=3)
+    study_dir = run_study(study, out=tmp_path / "study", log=lambda _: None)
+    damaged = study_dir / "runs" / "CartPole-v1__ppo-mlp__1" / "results.json"
+    damaged.write_text("{not json")
+    messages = []
+    run_study(study, out=study_dir, log=messages.append)
+    assert "2 finished before, 0 to run" in messages[0]
+    lines = [m for m in messages[1:] if "damaged, not retrained" in m]
+    assert len(lines) == 1 and "CartPole-v1__ppo-mlp__1" in lines[0] and "deleting" in lines[0], messages
+    assert damaged.read_text() == "{not json"  # not trained again over it
+    runs = {r["run_id"]: r for r in rows(study_dir / "runs.csv")}
+    assert runs["CartPole-v1__ppo-mlp__1"]["status"] == "damaged" and "not JSON" in runs[
+        "CartPole-v1__ppo-mlp__1"]["error"]
+    assert [r["status"] for r in runs.values()].count("finished") == 2
+    from qrl.cli import main
+
+    assert main(["report", str(study_dir), "--reps", "50"]) == 0
+    report = (study_dir / "report" / "report.md").read_text()
+    assert "2 finished, 1 failed" in report and "`CartPole-v1__ppo-mlp__1`" in report
+
+
+def test_killed_worker_is_a_failed_attempt_and_the_study_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("QRL_TEST_KILL_RUN", "CartPole-v1__ppo-mlp__1")  # that worker SIGKILLs itself
+    messages = []
+    study_dir = run_study(mlp_study(tmp_path, seeds=3, retries=1), out=tmp_path / "study", workers=2,
+                          log=messages.append)
+    runs = {r["run_id"]: r for r in rows(study_dir / "runs.csv")}
+    killed = runs.pop("CartPole-v1__ppo-mlp__1")
+    assert killed["status"] == "failed" and killed["attempts"] == "2" and "SIGKILL" in killed["error"]
+    assert sorted(runs) == ["CartPole-v1__ppo-mlp__0", "CartPole-v1__ppo-mlp__2"]
+    assert all(r["status"] == "finished" and r["attempts"] == "1" for r in runs.values()), runs  # each once
+    assert sorted(p.name for p in (study_dir / "runs").iterdir() if p.name != ".partial") == sorted(runs)
+    assert not any((study_dir / "runs" / ".partial").glob("*"))
+
+
+def test_a_second_process_on_a_study_folder_is_refused(tmp_path):
+    study, study_dir = mlp_study(tmp_path, seeds=1), tmp_path / "study"
+    study_dir.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (study_dir / "study.lock").write_text(f"{holder.pid}\n")
+        with pytest.raises(QRLError, match=rf"in use by qrl study \(PID {holder.pid}\)"):
+            run_study(study, out=study_dir, log=lambda _: None)
+        assert sorted(p.name for p in study_dir.iterdir()) == ["study.lock"]  # nothing touched
+        (study_dir / "study.lock").write_text(f"{holder.pid} 1\n")  # the PID of a process started at time 1
+        run_study(study, out=study_dir, log=lambda _: None)  # reused by another process since: taken over
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (study_dir / "study.lock").exists()  # and released
+    check_complete(study_dir, 1)
+    (study_dir / "study.lock").write_text(f"{holder.pid}\n")
+    run_study(study, out=study_dir, log=lambda _: None)  # the holder is gone: its stale lock is taken over
+    assert not (study_dir / "study.lock").exists()
+    with pytest.raises(QRLError, match="holds another study definition"):
+        run_study(mlp_study(tmp_path, seeds=1, steps=512), out=study_dir, log=lambda _: None)
+    assert not (study_dir / "study.lock").exists()  # released on errors too
 
 
 def test_resuming_into_a_folder_of_another_study_is_refused(tmp_path):
