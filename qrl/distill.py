@@ -22,7 +22,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from qrl import runs
 from qrl.config import ALGOS, RunConfig, algo_class, is_vqc_policy, list_agents, load_agent
-from qrl.envs import EVAL_SEED_OFFSET, make_eval_env, make_vec
+from qrl.envs import EVAL_SEED_OFFSET, load_frozen_normalizer, make_eval_env, make_vec
 from qrl.errors import QRLError
 from qrl.io import atomic_write, write_yaml
 from qrl.sb3.networks import count_parameters
@@ -248,14 +248,9 @@ def _same_space(a: spaces.Space, b: spaces.Space, bounds: bool) -> bool:
 
 
 def _load_vecnormalize(path: Path, venv: VecEnv) -> VecNormalize:
-    try:
-        norm = VecNormalize.load(str(path), venv)
-    except Exception as exc:  # a pickle of something else, or statistics of another observation shape
-        venv.close()
-        raise QRLError(f"cannot use {path} as the teacher's VecNormalize statistics: {type(exc).__name__}: {exc}; "
-                       f"pass the right file with --teacher-vecnormalize, or --teacher-vecnormalize none") from exc
-    norm.training, norm.norm_reward = False, False
-    return norm
+    return load_frozen_normalizer(path, venv, lambda reason: (
+        f"cannot use {path} as the teacher's VecNormalize statistics: {reason}; pass the right file with "
+        f"--teacher-vecnormalize, or --teacher-vecnormalize none"))
 
 
 # -- the student -------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ training and evaluation (with their observation normalisation)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -100,3 +101,15 @@ def make_eval_env(config: RunConfig, train_env: VecEnv | None = None, n_envs: in
         env = VecNormalize(env, training=False, norm_obs=train_env.norm_obs, norm_reward=False)
         env.obs_rms = train_env.obs_rms
     return env
+
+
+def load_frozen_normalizer(path: Path, venv: VecEnv, error: Callable[[str], str]) -> VecNormalize:
+    """The ``VecNormalize`` statistics saved at ``path`` around ``venv``, frozen (no updates, raw rewards);
+    a :class:`QRLError` with ``error(reason)`` when the file is not statistics for this observation space."""
+    try:
+        norm = VecNormalize.load(str(path), venv)
+    except Exception as exc:  # a pickle of something else, or statistics of another observation space
+        venv.close()
+        raise QRLError(error(f"{type(exc).__name__}: {exc}")) from exc
+    norm.training, norm.norm_reward = False, False
+    return norm

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv
 
 from qrl import runs
 from qrl.config import RunConfig, algo_class
@@ -25,7 +25,7 @@ from qrl.cost import (
     shift_parameters,
     transpile_for,
 )
-from qrl.envs import make_eval_env
+from qrl.envs import load_frozen_normalizer, make_eval_env
 from qrl.errors import QRLError
 from qrl.sb3.networks import policy_circuits
 
@@ -119,14 +119,9 @@ def with_normalizer(env: VecEnv, config: RunConfig, run_dir: Path, without: bool
                            f"expected it beside {runs.MODEL} (without it the policy sees other inputs and the "
                            f"returns are wrong); try restoring the file, or --without-normalizer to evaluate anyway")
         return env
-    try:
-        norm = VecNormalize.load(str(path), env)
-    except Exception as exc:  # a pickle of something else, or statistics of another observation space
-        env.close()
-        raise QRLError(f"{path} does not fit run {run_dir} on {config.env}: {type(exc).__name__}: {exc}; "
-                       f"expected the normaliser saved by `qrl train` with this run; try restoring it") from exc
-    norm.training, norm.norm_reward = False, False
-    return norm
+    return load_frozen_normalizer(path, env, lambda reason: (
+        f"{path} does not fit run {run_dir} on {config.env}: {reason}; expected the normaliser saved by "
+        f"`qrl train` with this run; try restoring it"))
 
 
 # -- dry runs ---------------------------------------------------------------------------------------
