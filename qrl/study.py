@@ -237,14 +237,22 @@ def run_one(study_dir: str, study: dict[str, Any], key: dict[str, Any]) -> dict:
         os.kill(os.getpid(), signal.SIGKILL)  # for tests only: a worker killed as the out-of-memory killer does
     folders = Path(study_dir) / "runs"
     final = folders / run_key.run_id
-    partial = folders / ".partial" / f"{run_key.run_id}-{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
+    partial = resumable(study_dir, run_key.run_id)
     try:
-        from qrl.train import train
+        from qrl.train import resume, train
 
-        train(study_obj.config(run_key), run_dir=partial, tensorboard=False)
+        if partial is not None:  # a run interrupted or killed in an earlier invocation: from its checkpoint
+            resume(partial, tensorboard=False)
+        else:
+            partial = folders / ".partial" / f"{run_key.run_id}-{uuid.uuid4().hex[:8]}"
+            train(study_obj.config(run_key), run_dir=partial, tensorboard=False)
         status = runs.read_results(partial)["status"]
-        if status != "finished":  # e.g. interrupted: never moved into place as if it were complete
+        if status == "interrupted":  # kept, with its checkpoint, for the next invocation to resume
+            return {"run_id": run_key.run_id, "status": "failed", "seconds": time.perf_counter() - started,
+                    "error": f"interrupted at step {runs.read_results(partial)['timesteps']}; the next "
+                             f"`qrl study` resumes it from its checkpoint"}
+        if status != "finished":  # never moved into place as if it were complete
             raise RuntimeError(f"training ended with status {status!r}")
         try:
             os.rename(partial, final)  # atomic; fails if another worker finished this run first
@@ -254,7 +262,8 @@ def run_one(study_dir: str, study: dict[str, Any], key: dict[str, Any]) -> dict:
             status = "duplicate"
         return {"run_id": run_key.run_id, "status": status, "seconds": time.perf_counter() - started}
     except BaseException as exc:  # a worker reports every failure (even SystemExit) to the study, never dies
-        shutil.rmtree(partial, ignore_errors=True)
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
         return {"run_id": run_key.run_id, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
                 "seconds": time.perf_counter() - started}
 
@@ -397,8 +406,33 @@ def _prepare(study_dir: Path, study: Study) -> None:
                            f"study to resume; try --out with a new folder")
     (study_dir / "runs").mkdir(parents=True, exist_ok=True)
     (study_dir / "failures").mkdir(exist_ok=True)
-    shutil.rmtree(study_dir / "runs" / ".partial", ignore_errors=True)  # left by killed workers
+    _clean_partials(study_dir)
     write_yaml(saved, definition)
+
+
+def resumable(study_dir: Path, run_id: str) -> Path | None:
+    """The partial folder of ``run_id`` left by an interrupted or killed invocation with a checkpoint
+    (the one with the most steps), or ``None``."""
+    best = None
+    for folder in (Path(study_dir) / "runs" / ".partial").glob(f"{run_id}-*"):
+        try:
+            steps, _ = runs.latest_checkpoint(folder)
+        except QRLError:
+            continue
+        if best is None or steps > best[0]:
+            best = (steps, folder)
+    return None if best is None else best[1]
+
+
+def _clean_partials(study_dir: Path) -> None:
+    """Remove what killed workers left in ``runs/.partial/``, except each run's resumable folder."""
+    root = study_dir / "runs" / ".partial"
+    if not root.is_dir():
+        return
+    keep = {resumable(study_dir, p.name.rsplit("-", 1)[0]) for p in root.iterdir()}
+    for folder in root.iterdir():
+        if folder not in keep:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _finished(study_dir: Path, run_id: str) -> bool:

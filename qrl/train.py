@@ -159,7 +159,7 @@ def train(config: RunConfig, out: str | Path = "runs", progress: bool = False,
 
 
 def resume(run_dir: Path, progress: bool = False, announce: Callable[[str], None] | None = None,
-           callbacks: list[BaseCallback] | None = None) -> Path:
+           callbacks: list[BaseCallback] | None = None, tensorboard: bool = True) -> Path:
     """Continue an interrupted or killed run from its checkpoint to the configured step count; its
     evaluations continue the same files."""
     run_dir = Path(run_dir)
@@ -178,7 +178,7 @@ def resume(run_dir: Path, progress: bool = False, announce: Callable[[str], None
     rows = runs.truncate_evaluations(run_dir, steps)
     if announce is not None:
         announce(f"resuming {config.agent} on {config.env} at step {steps} of {config.n_timesteps} -> {run_dir}")
-    model.tensorboard_log = str(run_dir / runs.TENSORBOARD)
+    model.tensorboard_log = str(run_dir / runs.TENSORBOARD) if tensorboard else None
     log = EvalLog(run_dir, time.perf_counter(), rows=rows, checkpoints=True)
     _learn(config, model, env, run_dir, progress, callbacks, log, resumed=True)
     return run_dir

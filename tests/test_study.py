@@ -227,3 +227,29 @@ def test_shipped_study_by_name():
     study = load_study("cartpole-ppo")
     assert study.agents == AGENTS and study.seeds == list(range(10)) and study.steps == 100_000
     assert len(study.runs()) == 30
+
+
+def test_killed_study_resumes_its_run_from_the_checkpoint(tmp_path, subprocess_env):
+    path = tmp_path / "one.yaml"
+    path.write_text(yaml.safe_dump({"name": "one", "envs": ["CartPole-v1"], "agents": ["ppo-mlp"], "seeds": [0],
+                                    "steps": 30000, "eval_freq": 1024, "eval_episodes": 2}))
+    study_dir = tmp_path / "study"
+    cmd = [sys.executable, "-m", "qrl.cli", "study", str(path), "--out", str(study_dir)]
+    proc = subprocess.Popen(cmd, env=subprocess_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, before = time.time() + 240, None
+    while time.time() < deadline and before is None:
+        for partial in (study_dir / "runs" / ".partial").glob("*"):
+            csv_path = partial / "evaluations.csv"
+            if (partial / "checkpoint" / "latest").is_file() and csv_path.is_file() and \
+                    len(csv_path.read_text().splitlines()) > 3:
+                before = csv_path.read_text().splitlines()[:3]  # header and two evaluations, checkpointed
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert before is not None, "no checkpoint before the kill"
+    time.sleep(2)  # the worker notices its parent is gone and exits
+    subprocess.run(cmd, env=subprocess_env, check=True, capture_output=True, timeout=600)
+    check_complete(study_dir, 1)
+    after = (study_dir / "runs" / "CartPole-v1__ppo-mlp__0" / "evaluations.csv").read_text().splitlines()
+    assert after[:3] == before  # the same evaluations, wall-clock included: resumed, not started over
+    assert not list((study_dir / "runs" / ".partial").glob("*"))
