@@ -309,6 +309,10 @@ def run_study(study_path: str | Path, out: str | Path | None = None, workers: in
         raise QRLError(f"--workers must be at least 1; got {workers}")
     study = load_study(study_path)
     study_dir = Path(out) if out is not None else Path("runs") / "studies" / study.name
+    from qrl.train import check_memory_before_training
+
+    for config in {(k.env, k.label): study.config(k) for k in study.runs()}.values():
+        check_memory_before_training(config)  # every variant fits in memory, before the folder exists
     with _lock(study_dir):
         _prepare(study_dir, study)
         log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))

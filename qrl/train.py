@@ -26,7 +26,7 @@ from qrl.cost import circuit_executions, run_cost
 from qrl.envs import check_env_id, make_eval_env, make_train_env
 from qrl.errors import QRLError
 from qrl.io import atomic_write, write_text, write_yaml
-from qrl.sb3.networks import count_parameters
+from qrl.sb3.networks import count_parameters, policy_circuits
 
 
 def build_model(config: RunConfig) -> tuple[BaseAlgorithm, VecEnv]:
@@ -47,6 +47,47 @@ def build_model(config: RunConfig) -> tuple[BaseAlgorithm, VecEnv]:
             f"cannot build {config.algo.upper()} with policy {config.policy} on {config.env}: {exc}"
         ) from exc
     return model, env
+
+
+def largest_gradient_batch(config: RunConfig) -> int:
+    """Samples in the largest batch the algorithm differentiates (SB3's defaults where the preset is silent):
+    PPO's minibatch, A2C's whole rollout, the replay batch of DQN, SAC and TD3."""
+    h = config.hyperparams
+    if config.algo == "a2c":
+        return int(h.get("n_steps", 5)) * config.n_envs
+    if config.algo == "ppo":
+        return min(int(h.get("batch_size", 64)), int(h.get("n_steps", 2048)) * config.n_envs)
+    return int(h.get("batch_size", 32 if config.algo == "dqn" else 256))
+
+
+def check_training_memory(config: RunConfig, model: BaseAlgorithm, available: int | None = None) -> None:
+    """Refuse, before any folder exists, a run whose gradient step would not fit in memory: the circuits
+    on the torch backend keep their intermediate states for autograd (PennyLane devices are not counted)."""
+    from qrl.backends.memory import available_memory, format_bytes
+    from qrl.backends.torch import TorchStatevector
+
+    batch = largest_gradient_batch(config)
+    circuits = policy_circuits(model.policy).values()
+    torch_circuits = [vqc for vqc in circuits if isinstance(vqc.backend, TorchStatevector)]
+    need = sum(vqc.backend.gradient_bytes(batch) for vqc in torch_circuits)
+    have = available_memory() if available is None else available
+    if need > have:
+        n = max(vqc.spec.n_qubits for vqc in torch_circuits)
+        raise QRLError(f"{config.agent} on {config.env} needs about {format_bytes(need)} for one gradient step "
+                       f"({batch} samples through {len(torch_circuits)} circuit(s) of up to {n} qubits, torch "
+                       f"backend); expected at most {format_bytes(have)} (available memory); try a smaller "
+                       f"batch_size, fewer qubits, or --device lightning.qubit (adjoint gradients keep a few states)")
+
+
+def check_memory_before_training(config: RunConfig) -> None:
+    """:func:`check_training_memory` for a config, nothing written (a config SB3 refuses to build is left
+    for its run to report, as a failed run with retries)."""
+    try:
+        model, env = build_model(config)
+    except QRLError:
+        return
+    env.close()
+    check_training_memory(config, model)
 
 
 def preset_parameters(config: RunConfig) -> dict[str, int]:
@@ -144,6 +185,11 @@ def train(config: RunConfig, out: str | Path = "runs", progress: bool = False,
     :param tensorboard: write a TensorBoard log (``tb/``).
     """
     model, env = build_model(config)
+    try:
+        check_training_memory(config, model)
+    except QRLError:
+        env.close()
+        raise
     if run_dir is None:
         run_dir = runs.new_run_dir(Path(out), config.env, config.agent, config.seed)
     else:

@@ -346,3 +346,28 @@ def test_nan_observations_stop_training_with_the_step_and_feature():
     with pytest.raises(QRLError, match=r"QrlNaNTest-v0 returned a non-finite observation at step 3 \(environment 0, "
                                        r"feature 2: nan\)"):
         env.step([0, 0])
+
+
+def test_memory_check_counts_the_batch_the_algorithm_differentiates(tmp_path, monkeypatch, capsys):
+    from qrl import train as train_module
+    from qrl.backends.torch import TorchStatevector
+    from qrl.circuits import CircuitSpec
+    from qrl.config import resolve
+
+    # one gradient step keeps a state batch per program step: linear in the batch, 2**n in the qubits
+    small, large = (TorchStatevector(CircuitSpec(n_qubits=n, n_layers=5), program="wires") for n in (8, 10))
+    assert small.gradient_bytes(64) == 2 * small.gradient_bytes(32)
+    assert large.gradient_bytes(8) > 4 * small.gradient_bytes(8)
+    config = resolve("ppo-vqc", "CartPole-v1", overrides={"batch_size": 128})
+    assert train_module.largest_gradient_batch(config) == 128
+    assert train_module.largest_gradient_batch(resolve("a2c-vqc", "CartPole-v1")) == (
+        resolve("a2c-vqc", "CartPole-v1").hyperparams.get("n_steps", 5) * resolve("a2c-vqc", "CartPole-v1").n_envs)
+    # 12 qubits at batch 4096 do not fit in 1 GiB: refused before any folder exists
+    monkeypatch.setattr("qrl.backends.memory.available_memory", lambda: 2**30)
+    monkeypatch.chdir(tmp_path)
+    code = main(["train", "--agent", "ppo-vqc", "--env", "CartPole-v1", "--device", "torch", "--set", "batch_size=4096",
+                 "--set", "n_steps=512", "--set", "policy_kwargs.n_qubits=12", "--set", "policy_kwargs.pre_layer=true",
+                 "--no-progress"])
+    assert code == 2
+    assert "for one gradient step (4096 samples through 2 circuit(s) of up to 12 qubits" in one_error(capsys)
+    assert not list(tmp_path.iterdir())

@@ -74,6 +74,10 @@ class WiresProgram:
         self._init = np.zeros((1, 2**n), dtype=complex)  # |0...0>
         self._init[0, 0] = 1
 
+    def saved_states(self) -> int:
+        """State batches autograd keeps for the backward pass: one per step, per wire of a fused moment."""
+        return sum(len(step[1]) if step[0] == "1q" else 1 for step in self._program)
+
     def _compile(self, gates: list[Gate], n_pool: int) -> None:
         """Turn the gate list into slots (one per single-qubit matrix) and a program over them.
 
