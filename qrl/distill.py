@@ -671,12 +671,6 @@ class _Evaluations(EvalLog):
         return True
 
     def save_npz(self) -> None:
-        """SB3's ``EvalCallback`` layout: ``timesteps (n,)``, ``results``, ``ep_lengths`` ``(n, episodes)``."""
-
-        def write(path: Path) -> None:
-            with open(path, "wb") as f:
-                np.savez(f, timesteps=np.array([e[0] for e in self.episodes], dtype=np.int64),
-                         results=np.array([e[1] for e in self.episodes]),
-                         ep_lengths=np.array([e[2] for e in self.episodes]))
-
-        atomic_write(self.run_dir / runs.EVALUATIONS_NPZ, write)
+        """Every recorded evaluation's episodes to ``evaluations.npz`` (SB3's ``EvalCallback`` layout)."""
+        runs.write_evaluation_episodes(self.run_dir, [e[0] for e in self.episodes], [e[1] for e in self.episodes],
+                                       [e[2] for e in self.episodes])

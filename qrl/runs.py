@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from qrl.errors import QRLError
-from qrl.io import write_json, write_text
+from qrl.io import atomic_write, write_json, write_text
 
 CONFIG = "config.yaml"
 MODEL = "model.zip"
@@ -41,7 +41,6 @@ RESULT_KEYS = ("schema", "status", "agent", "env", "seed", "timesteps", "wall_cl
 """Keys of every run's ``results.json`` (distillation adds its own after these)."""
 
 _LATER_KEYS = ("circuit_executions", "cost")  # absent from version-1 files of early runs
-STATUSES = ("finished", "interrupted")
 EVALUATION_FIELDS = ("timesteps", "mean_return", "std_return", "wall_clock_s")
 """Columns of ``evaluations.csv``: one row per evaluation during training."""
 
@@ -202,21 +201,27 @@ def read_evaluation_episodes(run_dir: Path) -> tuple[list[int], list[list[float]
             [list(map(int, n)) for n in data["ep_lengths"]])
 
 
-def truncate_evaluations(run_dir: Path, steps: int) -> list[dict[str, Any]]:
-    """Drop evaluations after ``steps`` (a checkpoint) from ``evaluations.npz`` and ``evaluations.csv``,
-    and the final evaluation of an interrupted run; returns the rows of :data:`EVALUATION_FIELDS` kept."""
-    from qrl.io import atomic_write
-
-    timesteps, results, lengths = read_evaluation_episodes(run_dir)
-    keep = [i for i, t in enumerate(timesteps) if t <= steps]
+def write_evaluation_episodes(run_dir: Path, timesteps: list[int], results: list[list[float]],
+                              lengths: list[list[int]]) -> None:
+    """Write ``evaluations.npz`` (atomically) in SB3's ``EvalCallback`` layout: ``timesteps (n,)``,
+    ``results`` and ``ep_lengths`` ``(n, episodes)``."""
 
     def write(path: Path) -> None:
         with open(path, "wb") as f:
-            np.savez(f, timesteps=np.array([timesteps[i] for i in keep], dtype=np.int64),
-                     results=np.array([results[i] for i in keep]), ep_lengths=np.array([lengths[i] for i in keep]))
+            np.savez(f, timesteps=np.array(timesteps, dtype=np.int64), results=np.array(results),
+                     ep_lengths=np.array(lengths))
 
+    atomic_write(Path(run_dir) / EVALUATIONS_NPZ, write)
+
+
+def truncate_evaluations(run_dir: Path, steps: int) -> list[dict[str, Any]]:
+    """Drop evaluations after ``steps`` (a checkpoint) from ``evaluations.npz`` and ``evaluations.csv``,
+    and the final evaluation of an interrupted run; returns the rows of :data:`EVALUATION_FIELDS` kept."""
+    timesteps, results, lengths = read_evaluation_episodes(run_dir)
+    keep = [i for i, t in enumerate(timesteps) if t <= steps]
     if timesteps:
-        atomic_write(Path(run_dir) / EVALUATIONS_NPZ, write)
+        write_evaluation_episodes(run_dir, [timesteps[i] for i in keep], [results[i] for i in keep],
+                                  [lengths[i] for i in keep])
     kept = {timesteps[i] for i in keep}
     path = Path(run_dir) / EVALUATIONS_CSV
     rows = []
@@ -247,12 +252,8 @@ def read_evaluations(run_dir: Path) -> dict[str, list[float]]:
 def read_episodes(run_dir: Path, base: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of :data:`EPISODE_FIELDS`: every evaluation episode's return and length (``evaluations.npz``;
     the final evaluation after training is in ``evaluations.csv`` only, as its mean and std)."""
-    path = Path(run_dir) / EVALUATIONS_NPZ
-    if not path.is_file():
-        return []
-    data = np.load(path)
-    return [{**base, "timesteps": int(t), "episode": i, "return": float(r), "length": int(n)}
-            for t, returns, lengths in zip(data["timesteps"], data["results"], data["ep_lengths"], strict=True)
+    return [{**base, "timesteps": t, "episode": i, "return": r, "length": n}
+            for t, returns, lengths in zip(*read_evaluation_episodes(run_dir), strict=True)
             for i, (r, n) in enumerate(zip(returns, lengths, strict=True))]
 
 
