@@ -311,17 +311,18 @@ def run_study(study_path: str | Path, out: str | Path | None = None, workers: in
     study_dir = Path(out) if out is not None else Path("runs") / "studies" / study.name
     from qrl.train import check_memory_before_training
 
-    for config in {(k.env, k.label): study.config(k) for k in study.runs()}.values():
-        check_memory_before_training(config)  # every variant fits in memory, before the folder exists
+    unfinished = [k for k in study.runs() if _state(study_dir, k.run_id)[0] != "finished"]
+    for config in {(k.env, k.label): study.config(k) for k in unfinished}.values():
+        check_memory_before_training(config)  # every variant left to train fits, before the folder exists
     with _lock(study_dir):
         _prepare(study_dir, study)
         log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-        keys = {k.run_id: k for k in study.runs()}
-        damaged = {rid: error for rid in keys if (error := _damage(study_dir, rid))}
-        pending = [k for rid, k in keys.items() if rid not in damaged and not _finished(study_dir, rid)]
-        log(f"study {study.name}: {len(keys)} runs, {len(keys) - len(pending) - len(damaged)} finished before, "
+        states = {k.run_id: (k, *_state(study_dir, k.run_id)) for k in study.runs()}
+        damaged = [detail for _, state, detail in states.values() if state == "damaged"]
+        pending = [k for k, state, _ in states.values() if state == "pending"]
+        log(f"study {study.name}: {len(states)} runs, {len(states) - len(pending) - len(damaged)} finished before, "
             f"{len(pending)} to run ({executor}, {workers} worker{'s' if workers > 1 else ''}) -> {study_dir}")
-        for error in damaged.values():
+        for error in damaged:
             log(error)
         if pending:
             submit = _local_pool if executor == "local" else _ray_pool
@@ -439,26 +440,23 @@ def _clean_partials(study_dir: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _finished(study_dir: Path, run_id: str) -> bool:
-    return runs.is_finished(study_dir / "runs" / run_id)
-
-
-def _damage(study_dir: Path, run_id: str) -> str | None:
-    """Why a run folder in ``runs/`` (only complete runs are moved there) is not a finished run, or ``None``.
-    A damaged run is reported (status ``damaged``), never retrained over: its folder must be deleted first."""
+def _state(study_dir: Path, run_id: str) -> tuple[str, Any]:
+    """What ``runs/<run_id>/`` holds (only complete runs are moved there): ``("pending", None)`` without a
+    folder, ``("finished", results)``, or ``("damaged", why)`` for a folder that is not a readable finished
+    run, which is reported (status ``damaged``) and never retrained over: its folder must be deleted first."""
     run_dir = study_dir / "runs" / run_id
     if not run_dir.is_dir():
-        return None
+        return "pending", None
     try:
-        status = runs.read_results(run_dir)["status"]
+        results = runs.read_results(run_dir)
     except QRLError as exc:
         problem = str(exc)
     else:
-        if status == "finished":
-            return None
-        problem = f"{run_dir / runs.RESULTS} has status {status!r}"
-    return (f"{run_id}: damaged, not retrained: {problem}; expected a finished run; "
-            f"try deleting {run_dir} to train it again")
+        if results["status"] == "finished":
+            return "finished", results
+        problem = f"{run_dir / runs.RESULTS} has status {results['status']!r}"
+    return "damaged", (f"{run_id}: damaged, not retrained: {problem}; expected a finished run; "
+                       f"try deleting {run_dir} to train it again")
 
 
 def _record_failure(study_dir: Path, run_id: str, error: str) -> int:
@@ -618,17 +616,17 @@ def write_tables(study_dir: Path, study: Study) -> None:
     for key in study.runs():
         base = {"run_id": key.run_id, "env": key.env, "agent": key.label, "seed": key.seed}
         run_dir = study_dir / "runs" / key.run_id
-        if _finished(study_dir, key.run_id):
-            results = runs.read_results(run_dir)
+        state, detail = _state(study_dir, key.run_id)
+        if state == "finished":
             with open(run_dir / runs.EVALUATIONS_CSV, newline="") as f:
                 for row in csv.DictReader(f):
                     records.append({**base, **{k: row[k] for k in runs.EVALUATION_FIELDS}})
             episodes += runs.read_episodes(run_dir, base)
             rows.append({**base, "status": "finished", "attempts": _attempts(study_dir, key.run_id) + 1, "error": "",
-                         **runs.run_row(results)})
-        elif damage := _damage(study_dir, key.run_id):
+                         **runs.run_row(detail)})
+        elif state == "damaged":
             rows.append({**base, "status": "damaged", "attempts": _attempts(study_dir, key.run_id) + 1,
-                         "error": damage})
+                         "error": detail})
         elif (study_dir / "failures" / f"{key.run_id}.json").is_file():
             failure = json.loads((study_dir / "failures" / f"{key.run_id}.json").read_text())
             rows.append({**base, "status": "failed", "attempts": failure["attempts"], "error": failure["error"]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from qrl.cli.options import log
 from qrl.errors import QRLError
@@ -15,9 +16,21 @@ def add_bench(sub) -> None:
         add(what)
 
 
+def _seconds(text: str) -> float:
+    """A ``--budget``: 0 (the minimum repeats only) or more seconds; negative and NaN are refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"--budget is seconds of repeats per measurement; expected a number >= 0; "
+                                         f"got {text}; try --budget 1")
+    return value
+
+
 def _add_common(p: argparse.ArgumentParser, budget: bool) -> None:
     if budget:
-        p.add_argument("--budget", type=float, default=1.0, help="seconds of repeats per measurement (default 1)")
+        p.add_argument("--budget", type=_seconds, default=1.0, help="seconds of repeats per measurement (default 1)")
     p.add_argument("--out", default="runs/bench", help="folder for the JSON result (default runs/bench/)")
 
 
