@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from qrl.backends.select import make_backend, resolve_device_name
+from qrl.circuits.custom import CustomCircuit, initial_weights
 from qrl.circuits.spec import CircuitSpec
 from qrl.errors import QRLError
 
@@ -79,22 +80,27 @@ class VQC(nn.Module):
         self.device_name = resolve_device_name(device, spec, shots, noise)
         self.diff_method = diff_method
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        # Variational angles ~ U[-pi, pi] (CleanQRL); lambda = 1 (Jerbi et al.).
-        self.weights = nn.Parameter((torch.rand(spec.weight_shape, generator=gen) * 2 - 1) * math.pi)
-        scaling = torch.ones(spec.input_scaling_shape)
-        out_scale = torch.full((spec.n_outputs,), float(spec.output_scale_init))
-        if spec.trains_input_scaling:
-            self.input_scaling = nn.Parameter(scaling)
+        if isinstance(spec, CustomCircuit):
+            self.circuit_weights = nn.ParameterDict({name: nn.Parameter(initial_weights(shape, init, gen))
+                                                     for (name, shape), (_, init) in zip(spec.weights, spec.init,
+                                                                                        strict=True)})
         else:
-            self.register_buffer("input_scaling", scaling)
+            # Variational angles ~ U[-pi, pi] (CleanQRL); lambda = 1 (Jerbi et al.).
+            self.weights = nn.Parameter((torch.rand(spec.weight_shape, generator=gen) * 2 - 1) * math.pi)
+            scaling = torch.ones(spec.input_scaling_shape)
+            if spec.trains_input_scaling:
+                self.input_scaling = nn.Parameter(scaling)
+            else:
+                self.register_buffer("input_scaling", scaling)
+        out_scale = torch.full((spec.n_outputs,), float(spec.output_scale_init))
         if spec.output_scaling:
             self.output_scaling = nn.Parameter(out_scale)
         else:
             self.register_buffer("output_scaling", out_scale)
         if spec.obs_map == "bounds":
             low, high = _check_bounds(obs_low, obs_high, spec.n_inputs)
-            self.register_buffer("obs_low", torch.as_tensor(low, dtype=self.weights.dtype))
-            self.register_buffer("obs_high", torch.as_tensor(high, dtype=self.weights.dtype))
+            self.register_buffer("obs_low", torch.as_tensor(low, dtype=torch.get_default_dtype()))
+            self.register_buffer("obs_high", torch.as_tensor(high, dtype=torch.get_default_dtype()))
         elif obs_low is not None or obs_high is not None:
             raise QRLError(f"obs_low and obs_high are the bounds of obs_map='bounds'; got obs_map="
                            f"{spec.obs_map!r}; try obs_map='bounds', or leave the bounds out")
@@ -125,11 +131,21 @@ class VQC(nn.Module):
             raise QRLError(f"expected a backend callable as f(angles, weights); got {type(backend).__name__}")
         self._backend = backend
 
+    def circuit_parameters(self) -> list[torch.Tensor]:
+        """The circuit's weights in its argument order: ``[weights]`` for a built-in circuit, the
+        ``weight_shapes`` tensors for a user's circuit (input and output scaling are not among them)."""
+        if isinstance(self.spec, CustomCircuit):
+            return list(self.circuit_weights.values())
+        return [self.weights]
+
     def angles(self, x: torch.Tensor) -> torch.Tensor:
-        """Encoding angles, shape ``(B, n_encoding_layers, n_inputs)``, from features ``(B, n_inputs)``."""
+        """The circuit's inputs from features ``(B, n_inputs)``: for a built-in circuit the encoding angles
+        ``(B, n_encoding_layers, n_inputs)`` (mapped and scaled), for a user's circuit the mapped features."""
         if x.dim() != 2 or x.shape[-1] != self.spec.n_inputs:
             raise QRLError(f"expected input of shape (batch, {self.spec.n_inputs}); got {tuple(x.shape)}")
-        mapped = self.map_observation(x.to(self.weights.dtype))
+        mapped = self.map_observation(x.to(self.output_scaling.dtype))
+        if isinstance(self.spec, CustomCircuit):
+            return mapped
         return self.input_scaling.unsqueeze(0) * mapped.unsqueeze(1)
 
     def map_observation(self, x: torch.Tensor) -> torch.Tensor:
@@ -146,16 +162,20 @@ class VQC(nn.Module):
 
     def expvals(self, x: torch.Tensor) -> torch.Tensor:
         """Readout expectation values before output scaling, shape ``(B, n_outputs)``."""
-        return self.backend(self.angles(x), self.weights)
+        return self.backend(self.angles(x), *self.circuit_parameters())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.n_executions = getattr(self, "n_executions", 0) + int(x.shape[0])  # one circuit per sample
-        if torch.is_grad_enabled() and self.weights.requires_grad:  # on hardware: 2 shifted circuits per angle
+        # on hardware: 2 shifted circuits per angle
+        if torch.is_grad_enabled() and self.circuit_parameters()[0].requires_grad:
             self.n_gradient_samples = getattr(self, "n_gradient_samples", 0) + int(x.shape[0])
         return self.expvals(x) * self.output_scaling
 
     def extra_repr(self) -> str:
         s = self.spec
+        if isinstance(s, CustomCircuit):
+            return (f"circuit={s.circuit}, n_qubits={s.n_qubits}, weight_shapes={s.weight_shapes}, "
+                    f"obs_map={s.obs_map}, n_outputs={s.n_outputs}, device={self.device_name}")
         return (f"n_qubits={s.n_qubits}, n_layers={s.n_layers}, encoding={s.encoding}, ansatz={s.ansatz}, "
                 f"readout={s.readout}, obs_map={s.obs_map}, n_outputs={s.n_outputs}, device={self.device_name}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pennylane as qml
@@ -275,13 +276,29 @@ def test_torch_program_choice():
         TorchStatevector(CircuitSpec(), "fast")
 
 
-def test_compiler_refuses_arithmetic_on_parameters():
+def test_compiler_follows_arithmetic_on_parameters():
     def body(angles, weights):
-        qml.RX(2 * angles[..., 0, 0], wires=0)
+        qml.RX(2 * angles[..., 0, 0] + torch.sin(weights[0, 0, 0]), wires=0)
         return [qml.expval(qml.PauliZ(0))]
 
     spec = _custom(body, n_qubits=1, n_layers=1, n_inputs=1, n_outputs=1)
-    with pytest.raises(QRLError, match="a gate angle is computed from the parameters inside the circuit"):
+    angles = torch.tensor([[[0.3]], [[-1.1]]], dtype=torch.float64)
+    weights = torch.full(spec.weight_shape, 0.7, dtype=torch.float64)
+    want = torch.cos(2 * angles[:, 0, 0] + math.sin(0.7))
+    np.testing.assert_allclose(TorchStatevector(spec)(angles, weights)[:, 0].numpy(), want.numpy(), atol=F64_TOL)
+
+
+@pytest.mark.parametrize("angle", [
+    lambda a, w: float(w[0, 0, 0]) * a[..., 0, 0],  # a weight read into Python: no longer followed
+    lambda a, w: a[..., 0, 0] if float(a[0, 0, 0]) > 0 else -a[..., 0, 0],  # a branch on a value
+])
+def test_compiler_refuses_angles_it_cannot_follow(angle):
+    def body(angles, weights):
+        qml.RX(angle(angles, weights), wires=0)
+        return [qml.expval(qml.PauliZ(0))]
+
+    spec = _custom(body, n_qubits=1, n_layers=1, n_inputs=1, n_outputs=1)
+    with pytest.raises(QRLError, match="cannot follow"):
         make_backend(spec, "torch")
 
 

@@ -7,7 +7,7 @@ import contextlib
 import pennylane as qml
 import torch
 
-from qrl.circuits.spec import CircuitSpec
+from qrl.circuits.custom import measures_probabilities
 
 LIGHTNING = ("lightning.qubit", "lightning.gpu", "lightning.kokkos")
 MIXED_STATE_DEVICES = ("default.mixed",)
@@ -27,7 +27,7 @@ def default_diff_method(device_name: str, shots: int | None = None) -> str:
 
 
 class PennyLaneQNode:
-    """Run a :class:`CircuitSpec` as a torch QNode on a PennyLane device.
+    """Run a circuit (:class:`CircuitSpec` or a user's :class:`qrl.circuits.CustomCircuit`) as a torch QNode.
 
     :param spec: the circuit.
     :param device: a PennyLane device already created (see :func:`qrl.backends.select.make_device`).
@@ -38,8 +38,8 @@ class PennyLaneQNode:
         device (``default.mixed``). ``depolarizing=p`` after a one-qubit gate scales that qubit's Bloch
         vector by ``1 - 4p/3``.
 
-    Call: ``angles`` of shape ``(B, n_encoding_layers, n_inputs)``, ``weights`` of shape
-    ``spec.weight_shape``; returns ``(B, n_outputs)`` in the dtype of ``weights``.
+    Call: ``f(inputs, *weights)``, ``inputs`` of shape ``(B, *spec.input_shape)`` and one tensor per entry
+    of ``spec.weight_shapes``; returns ``(B, n_outputs)`` (measurements concatenated) in the weights' dtype.
 
     Pitfalls handled here (PennyLane 0.45 / Lightning 0.45; measurements in the README):
 
@@ -58,13 +58,15 @@ class PennyLaneQNode:
     - Lightning's OpenMP threads: see :mod:`qrl.threads`.
     """
 
-    def __init__(self, spec: CircuitSpec, device, diff_method: str | None = None, shots: int | None = None,
+    def __init__(self, spec, device, diff_method: str | None = None, shots: int | None = None,
                  noise: dict[str, float] | None = None):
         self.spec = spec
         self.device = device
         self.shots = shots
         name = getattr(device, "short_name", None) or getattr(device, "name", "")
         self.diff_method = diff_method or default_diff_method(name, shots)
+        if diff_method is None and self.diff_method == "adjoint" and measures_probabilities(spec):
+            self.diff_method = "parameter-shift"  # the adjoint method differentiates expectation values only
         qfunc = spec.qfunc()
         self._qnode_grad = _noisy(qml.QNode(qfunc, device, interface="torch", diff_method=self.diff_method,
                                             shots=shots), noise)
@@ -74,15 +76,16 @@ class PennyLaneQNode:
             self._qnode_grad = qml.transforms.broadcast_expand(self._qnode_grad)
         self._qnode_value = _noisy(qml.QNode(qfunc, device, interface="torch", diff_method=None, shots=shots), noise)
 
-    def __call__(self, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        needs_grad = torch.is_grad_enabled() and (angles.requires_grad or weights.requires_grad)
+    def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
+        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (inputs, *weights))
         qnode = self._qnode_grad if needs_grad else self._qnode_value
-        with _default_dtype(weights.dtype):
-            result = qnode(angles, weights)
-        out = torch.stack([torch.as_tensor(r) for r in result], dim=-1)
-        if out.dim() == 1:  # unbroadcast call (B would be absent)
-            out = out.unsqueeze(0)
-        return out.to(dtype=weights.dtype, device=weights.device)
+        like = weights[0] if weights else inputs
+        with _default_dtype(like.dtype):
+            result = qnode(inputs, *weights)
+        # one (B,) tensor per expval, (B, 2**k) per probs; an unbroadcast call (B = 1) drops B
+        batch = inputs.shape[0]
+        out = torch.cat([torch.as_tensor(r).reshape(batch, -1) for r in result], dim=-1)
+        return out.to(dtype=like.dtype, device=like.device)
 
 
 def _noisy(qnode, noise: dict[str, float] | None):

@@ -7,12 +7,10 @@ gradients come from torch autograd.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from qrl.circuits.spec import CircuitSpec
 from qrl.errors import QRLError
-from qrl.simulator import DenseProgram, TensorCache, WiresProgram, state_bytes, trace_gates, z_diagonal, z_expectation
+from qrl.simulator import DenseProgram, Readout, WiresProgram, state_bytes, trace_circuit
 
 __all__ = ["DENSE_MAX_QUBITS", "TorchStatevector", "state_bytes"]
 
@@ -34,35 +32,39 @@ class TorchStatevector:
     Values are exact (tested against lightning.qubit to 1e-9 in float64).
     """
 
-    def __init__(self, spec: CircuitSpec, program: str | None = None):
+    def __init__(self, spec, program: str | None = None):
         self.spec = spec
         self.n = spec.n_qubits
-        gates, obs = trace_gates(spec)
+        traced = trace_circuit(spec)
         if program is None:
             program = "dense" if self.n <= DENSE_MAX_QUBITS else "wires"
         if program not in ("dense", "wires"):
             raise QRLError(f"unknown torch program {program!r}; expected 'dense' or 'wires'")
         self.program = program
-        n_angle = spec.n_encoding_layers * spec.n_inputs
-        n_weight = int(np.prod(spec.weight_shape))
+        self._angles = traced.angles
+        self._names = list(spec.weight_shapes)
         cls = DenseProgram if program == "dense" else WiresProgram
-        self._impl = cls(gates, self.n, n_angle, n_weight)
-        self._readout = np.stack([z_diagonal(o, self.n) for o in obs], axis=1)  # (2**n, n_outputs)
-        self._const = TensorCache()
+        self._impl = cls(traced.gates, self.n, traced.angles.n_per_sample, traced.angles.n_shared)
+        self._readout = Readout(traced.measurements, self.n)
+        self.n_outputs = self._readout.width
 
     def gradient_bytes(self, batch: int, itemsize: int = 8) -> int:
         """Peak memory of one forward + backward at ``batch`` samples (``itemsize``: 8 for complex64,
         the float32 policies of SB3; 16 for complex128): autograd keeps one state batch per step of the
         program (one per wire of a fused single-qubit moment), and the backward about a third more
         (measured: 20 qubits x 5 layers at batch 8, 8.9 GB peak for 105 kept states of 64 MiB)."""
-        kept = self._impl.saved_states() if hasattr(self._impl, "saved_states") else 2 * self.spec.n_layers + 2
+        kept = self._impl.saved_states() if hasattr(self._impl, "saved_states") else 2 * self._impl.n_phases + 2
         return int(1.35 * (kept + 2) * state_bytes(self.n, batch, itemsize))
 
-    def __call__(self, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        if angles.dim() != 3:
-            raise QRLError(f"angles must have shape (B, {self.spec.n_encoding_layers}, {self.spec.n_inputs}); "
-                           f"got {tuple(angles.shape)}")
-        rdtype = weights.dtype
+    def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
+        want = tuple(self.spec.input_shape)
+        if tuple(inputs.shape[1:]) != want or len(weights) != len(self._names):
+            raise QRLError(f"expected inputs of shape (B, {', '.join(map(str, want))}) and {len(self._names)} "
+                           f"weight tensor(s) ({', '.join(self._names)}); got inputs {tuple(inputs.shape)} and "
+                           f"{len(weights)} weight tensor(s)")
+        rdtype = weights[0].dtype if weights else inputs.dtype
         cdtype = torch.complex128 if rdtype == torch.float64 else torch.complex64
-        state = self._impl.state(angles.reshape(angles.shape[0], -1).to(rdtype), weights, cdtype)
-        return z_expectation(state, self._const("readout", self._readout, rdtype, weights.device))
+        leaves = {"inputs": inputs.to(rdtype), **dict(zip(self._names, weights, strict=True))}
+        per_sample, shared = self._angles(leaves)
+        state = self._impl.state(per_sample, shared, cdtype)
+        return self._readout(state, rdtype)

@@ -116,6 +116,16 @@ class CircuitSpec:
         return ANSATZE[self.ansatz].shape(self.n_layers, self.n_qubits)
 
     @property
+    def input_shape(self) -> tuple[int, int]:
+        """One sample's circuit inputs: the scaled encoding angles, ``(n_encoding_layers, n_inputs)``."""
+        return (self.n_encoding_layers, self.n_inputs)
+
+    @property
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The weights of :meth:`qfunc` by name, in its argument order (TorchLayer's ``weight_shapes``)."""
+        return {"weights": self.weight_shape}
+
+    @property
     def input_scaling_shape(self) -> tuple[int, int]:
         return (self.n_encoding_layers, self.n_inputs)
 

@@ -11,6 +11,7 @@ from gymnasium import spaces
 from stable_baselines3.common.preprocessing import is_image_space
 from torch import nn
 
+from qrl.circuits.custom import custom_circuit
 from qrl.circuits.encodings import binary_code
 from qrl.circuits.readouts import max_outputs
 from qrl.circuits.spec import CircuitSpec
@@ -20,7 +21,11 @@ from qrl.nn import VQC, unbounded_features
 # policy_kwargs that describe the circuit (CircuitSpec fields the user may set) and how it runs.
 SPEC_KEYS = tuple(f.name for f in dataclasses.fields(CircuitSpec) if f.name not in ("n_inputs", "n_outputs"))
 RUN_KEYS = ("device", "diff_method", "pre_layer", "post_layer", "dtype", "shots", "noise")
-CIRCUIT_KEYS = SPEC_KEYS + RUN_KEYS
+# A user's circuit (TorchLayer convention) instead of the built-in menu: see qrl.circuits.custom.
+CUSTOM_KEYS = ("circuit", "weight_shapes", "init")
+# Built-in menu options that mean nothing for a user's circuit (which sets them inside its function).
+MENU_ONLY = ("encoding", "ansatz", "readout", "input_scaling", "data_reuploading")
+CIRCUIT_KEYS = SPEC_KEYS + RUN_KEYS + CUSTOM_KEYS
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -30,6 +35,7 @@ CIRCUIT_DEFAULTS: dict[str, Any] = {
     "n_qubits": None, "n_layers": 5, "encoding": "rx", "ansatz": "hea", "readout": "z", "obs_map": "arctan",
     "input_scaling": None, "output_scaling": True, "data_reuploading": True, "device": "auto",
     "diff_method": None, "pre_layer": False, "post_layer": False, "dtype": "float32", "shots": None, "noise": None,
+    "circuit": None, "weight_shapes": None, "init": None,
 }
 
 
@@ -105,19 +111,8 @@ class VQCNetwork(nn.Module):
                 n_inputs = code.shape[1]
         elif obs_map == "bounds":
             low, high = _box_bounds(observation_space, n_features, role)
-        readout = config.get("readout") or CircuitSpec.readout
-        n_qubits = config.get("n_qubits")
-        if n_qubits is None:
-            # the parity readout reads every output from all qubits: outputs do not need qubits
-            per_qubit = max_outputs(readout, 1) is not None
-            n_qubits = max(n_inputs if not pre else 1, n_outputs if per_qubit and not post else 1)
-        spec_fields = {k: config[k] for k in SPEC_KEYS if k in config and config[k] is not None}
-        spec_fields["n_qubits"] = n_qubits
-        spec = CircuitSpec(
-            **spec_fields,
-            n_inputs=n_qubits if pre else n_inputs,
-            n_outputs=n_qubits if post else n_outputs,
-        )
+        spec = _make_spec(config, n_inputs, n_outputs, pre, post, role)
+        n_qubits = spec.n_qubits
         dtype = config.get("dtype", "float32")
         if dtype not in _DTYPES:
             raise QRLError(f"unknown dtype {dtype!r}; expected one of {', '.join(_DTYPES)}")
@@ -126,7 +121,7 @@ class VQCNetwork(nn.Module):
         self.vqc = VQC(spec, device=config.get("device", "auto"), diff_method=config.get("diff_method"),
                        obs_low=low, obs_high=high, shots=config.get("shots"), noise=config.get("noise"))
         self.vqc.to(_DTYPES[dtype])
-        self.post = nn.Linear(n_qubits, n_outputs) if post else None
+        self.post = nn.Linear(spec.n_outputs, n_outputs) if post else None
 
     def circuit_inputs(self, features: torch.Tensor) -> torch.Tensor:
         """What the circuit encodes, ``(B, spec.n_inputs)``: the features, their bits, or the pre layer's map."""
@@ -142,6 +137,37 @@ class VQCNetwork(nn.Module):
 
     def classical_layers(self) -> list[nn.Module]:
         return [m for m in (self.pre, self.post) if m is not None]
+
+
+def _make_spec(config: dict[str, Any], n_inputs: int, n_outputs: int, pre: bool, post: bool, role: str):
+    """The circuit of a network: the built-in menu's :class:`CircuitSpec`, or a user's ``circuit``."""
+    readout = config.get("readout") or CircuitSpec.readout
+    n_qubits = config.get("n_qubits")
+    if n_qubits is None:
+        # the parity readout reads every output from all qubits: outputs do not need qubits
+        per_qubit = config.get("circuit") is not None or max_outputs(readout, 1) is not None
+        n_qubits = max(n_inputs if not pre else 1, n_outputs if per_qubit and not post else 1)
+    if config.get("circuit") is None:
+        for key in ("weight_shapes", "init"):
+            if config.get(key) is not None:
+                raise QRLError(f"{role}: {key} belongs to a user's circuit; expected circuit='module:function' "
+                               f"(or a registered name) with it; got no circuit")
+        spec_fields = {k: config[k] for k in SPEC_KEYS if k in config and config[k] is not None}
+        spec_fields["n_qubits"] = n_qubits
+        return CircuitSpec(**spec_fields, n_inputs=n_qubits if pre else n_inputs,
+                           n_outputs=n_qubits if post else n_outputs)
+    menu = [k for k in MENU_ONLY if config.get(k) is not None and config.get(k) != CIRCUIT_DEFAULTS[k]]
+    if menu:
+        raise QRLError(f"{role}: {', '.join(menu)} set(s) the built-in circuit; circuit={config['circuit']!r} "
+                       f"defines its own gates and measurements; leave {', '.join(menu)} out")
+    options = {k: config[k] for k in ("obs_map", "output_scaling", "output_scale_init") if config.get(k) is not None}
+    spec = custom_circuit(config["circuit"], n_qubits=n_qubits, n_inputs=n_qubits if pre else n_inputs,
+                          weight_shapes=config.get("weight_shapes"), init=config.get("init"),
+                          n_layers=config.get("n_layers"), **options)
+    if not post and spec.n_outputs != n_outputs:
+        raise QRLError(f"{role}: circuit {config['circuit']!r} measures {spec.n_outputs} values; the {role} needs "
+                       f"{n_outputs}; try post_layer=True (a trainable linear map), or measure {n_outputs} values")
+    return spec
 
 
 def _basis_code(space: spaces.Space | None, n_features: int, role: str) -> np.ndarray | None:

@@ -1,12 +1,13 @@
 """Batched torch statevector simulation: the one home of qrl's state-vector gate updates.
 
-``trace`` turns a circuit spec into gates and readout diagonals, ``gates`` holds the gate primitives
-and the schedule, ``programs`` the compiled dense and per-wire programs (run by
-:class:`qrl.backends.torch.TorchStatevector`), ``adjoint`` the batched simulator with adjoint gradients.
+``trace`` turns a circuit into gates (``record``, ``angles``: their angles compiled from inputs and weights),
+``readout`` runs its measurements, ``gates`` holds the gate primitives and the schedule, ``programs`` the
+dense and per-wire programs (:class:`qrl.backends.torch.TorchStatevector`), ``adjoint`` adjoint gradients.
 Imports point one way: backends -> simulator -> circuits.
 """
 
 from qrl.simulator.adjoint import BatchedStatevector
+from qrl.simulator.angles import AngleProgram
 from qrl.simulator.gates import (
     PAULI_K,
     apply_1q,
@@ -20,16 +21,20 @@ from qrl.simulator.gates import (
     z_expectation,
 )
 from qrl.simulator.programs import DenseProgram, TensorCache, WiresProgram
-from qrl.simulator.trace import PARAMETRIC_1Q, Gate, Source, trace_gates, z_diagonal
+from qrl.simulator.readout import Readout
+from qrl.simulator.trace import PARAMETRIC_1Q, Gate, Source, TracedCircuit, trace_circuit, trace_gates, z_diagonal
 
 __all__ = [
     "PARAMETRIC_1Q",
     "PAULI_K",
+    "AngleProgram",
     "BatchedStatevector",
     "DenseProgram",
     "Gate",
+    "Readout",
     "Source",
     "TensorCache",
+    "TracedCircuit",
     "WiresProgram",
     "apply_1q",
     "apply_2q",
@@ -38,6 +43,7 @@ __all__ = [
     "schedule",
     "state_bytes",
     "time_ordered_product",
+    "trace_circuit",
     "trace_gates",
     "wire_view",
     "z_diagonal",

@@ -82,6 +82,18 @@ def apply_2q(state: torch.Tensor, wires: tuple[int, ...], m: torch.Tensor, n: in
     return out.reshape(batch, -1)
 
 
+def apply_kq(state: torch.Tensor, wires: tuple[int, ...], m: torch.Tensor, n: int) -> torch.Tensor:
+    """Apply a ``2**k x 2**k`` matrix on ``k`` wires (the first the most significant bit of ``m``)."""
+    if len(wires) == 2:
+        return apply_2q(state, wires, m, n)
+    batch, k = state.shape[0], len(wires)
+    rest = [w for w in range(n) if w not in wires]
+    view = state.reshape(batch, *[2] * n).permute(0, *[1 + w for w in wires], *[1 + w for w in rest])
+    out = (m @ view.reshape(batch, 2**k, -1)).reshape(batch, *[2] * n)
+    inverse = np.argsort([0, *[1 + w for w in wires], *[1 + w for w in rest]])
+    return out.permute(*inverse.tolist()).reshape(batch, -1)
+
+
 def z_expectation(state: torch.Tensor, diagonals: torch.Tensor) -> torch.Tensor:
     """``|psi|^2 @ D``: expectation values of Z-type observables, ``D`` their eigenvalues (``(2**n, k)``)."""
     return (state.real**2 + state.imag**2) @ diagonals

@@ -16,7 +16,7 @@ import torch
 from qrl.simulator.gates import (
     PAULI_K,
     apply_1q,
-    apply_2q,
+    apply_kq,
     as_rotations,
     rotations,
     schedule,
@@ -153,7 +153,7 @@ class WiresProgram:
             elif kind == "diag":
                 state = state * self._const(("diag", step_i), step[1], cdtype, dev)
             else:
-                state = apply_2q(state, step[1], self._const(("2q", step_i), step[2], cdtype, dev), n)
+                state = apply_kq(state, step[1], self._const(("2q", step_i), step[2], cdtype, dev), n)
         return state
 
 

@@ -1,8 +1,8 @@
-"""From a circuit spec to what the simulator runs: a gate list with parameter sources, and readout diagonals.
+"""From a circuit to what the simulator runs: gates, a compiled program for their angles, and the measurements.
 
-The spec's PennyLane qfunc is traced (never run): every gate parameter is traced back to an encoding
-angle, a weight or a constant, and every readout observable becomes its eigenvalues over the
-computational basis.
+The circuit's PennyLane qfunc is run on recorded tensors (:mod:`qrl.simulator.record`), never on a device:
+every gate parameter is an expression of the inputs and weights (compiled by :mod:`qrl.simulator.angles`)
+or a constant, and templates are decomposed into the gates the simulator knows.
 """
 
 from __future__ import annotations
@@ -11,24 +11,26 @@ from dataclasses import dataclass
 
 import numpy as np
 import pennylane as qml
+import torch
 
-from qrl.circuits.spec import CircuitSpec
 from qrl.errors import QRLError
-
-# Tags sit far from any angle a circuit would use as a constant; the second trace shifts them so a
-# coincidence with a true constant is detected instead of silently misread.
-_TAG_BASES = ((-7.0e5, -9.0e5), (-3.0e5, -5.0e5))
+from qrl.simulator.angles import AngleProgram
+from qrl.simulator.record import Recorder, Ref
 
 PARAMETRIC_1Q = frozenset({"RX", "RY", "RZ", "PhaseShift", "Rot"})
 """Parametric gates the simulator runs as they are; every other gate is decomposed or constant."""
+
+_DROPPED = frozenset({"GlobalPhase", "Identity", "Barrier", "Snapshot"})  # no effect on any measurement
+_TRACE_BATCHES = (3, 5)  # two recordings, at two batch sizes and two sets of random values
 
 
 @dataclass(frozen=True)
 class Source:
     """Where a gate parameter comes from: ``kind`` is "angle", "weight" or "const".
 
-    ``index`` is the position in the flattened angles ``(n_encoding_layers * n_inputs)`` or weights;
-    ``value`` is the constant.
+    "angle": a per-sample value (it depends on the inputs), "weight": a value shared by the batch (it
+    depends on the weights only); ``index`` is its position in the outputs of the circuit's
+    :class:`qrl.simulator.angles.AngleProgram`. "const": the number ``value``.
     """
 
     kind: str
@@ -49,79 +51,134 @@ class Gate:
     matrix: np.ndarray | None = None  # constant gates only
 
 
-def _tags(shape: tuple[int, ...], base: float) -> np.ndarray:
-    return base - np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape)
+@dataclass
+class TracedCircuit:
+    """A circuit as the simulator runs it: gates, the program computing their angles, the measurements."""
+
+    gates: list[Gate]
+    angles: AngleProgram
+    measurements: list
+    n_qubits: int
 
 
-def _flatten_ops(ops) -> list:
-    """Decompose until every op is a known parametric 1-qubit gate or a constant 1-2 qubit gate."""
+def _unsupported(op, why: str) -> QRLError:
+    return QRLError(f"{op.name} on wires {op.wires.tolist()} is not supported by the torch backend ({why}); "
+                    f"try device='lightning.qubit' or 'default.qubit' (any PennyLane device runs every gate)")
+
+
+def _flatten_ops(ops, recorder: Recorder) -> list:
+    """Decompose until every op is a :data:`PARAMETRIC_1Q` gate or a gate with constant parameters."""
     out = []
     for op in ops:
-        if op.name in PARAMETRIC_1Q or (op.num_params == 0 and len(op.wires) <= 2 and op.has_matrix):
+        if op.name in _DROPPED:
+            continue
+        constant = not any(recorder.ref(p) is not None for p in op.data)
+        if op.name in PARAMETRIC_1Q or (constant and op.has_matrix and getattr(op, "batch_size", None) is None):
             out.append(op)
         elif op.has_decomposition:
-            out.extend(_flatten_ops(op.decomposition()))
+            out.extend(_flatten_ops(op.decomposition(), recorder))
         else:
-            raise QRLError(
-                f"gate {op.name} on wires {op.wires.tolist()} is not supported by the torch backend; "
-                f"try device='lightning.qubit' (any PennyLane device runs every gate)"
-            )
+            raise _unsupported(op, "no matrix with constant parameters and no decomposition")
     return out
 
 
-def trace_gates(spec: CircuitSpec) -> tuple[list[Gate], list]:
-    """Trace the spec's qfunc into a gate list with parameter sources, and its observables.
+def _record(circuit, batch: int, seed: int):
+    """Run the circuit's qfunc once on random tensors (float64), recording every torch call."""
+    gen = torch.Generator().manual_seed(seed)
+    inputs = torch.rand((batch, *circuit.input_shape), generator=gen, dtype=torch.float64) * 2 - 1
+    weights = {name: torch.rand(shape, generator=gen, dtype=torch.float64) * 4 - 2
+               for name, shape in circuit.weight_shapes.items()}
+    recorder = Recorder()
+    recorder.leaf(inputs, "inputs", batched=True)
+    for name, w in weights.items():
+        recorder.leaf(w, name, batched=False)
+    with recorder:
+        tape = qml.tape.make_qscript(circuit.qfunc())(inputs, *weights.values())
+        ops = _flatten_ops(tape.operations, recorder)
+    if recorder.problems:
+        raise QRLError(f"the torch backend cannot follow this circuit's angles: {recorder.problems[0]}; write "
+                       f"angles as torch expressions of inputs and weights, or try device='lightning.qubit'")
+    return recorder, ops, tape.measurements, {"inputs": inputs, **weights}
 
-    The qfunc is traced twice with *tagged* parameters: every encoding angle and every weight is
-    replaced by a unique number (two different tag sets for the two traces). Each gate parameter in
-    the resulting tape is then looked up among the tags, which says where it comes from
-    (``angles[..., layer, i]`` or ``weights.flat[k]``); a parameter found in neither trace must be the
-    same number in both (a constant, e.g. ``pi``), otherwise the circuit computes on its parameters
-    inside the qfunc and the tracer refuses it rather than guess. Templates (``StronglyEntanglingLayers``,
-    ``Rot`` ...) are decomposed with PennyLane's own decompositions until every gate is one the simulator
-    knows.
+
+def trace_circuit(circuit) -> TracedCircuit:
+    """Trace a circuit into gates whose angles are compiled expressions of the inputs and weights.
+
+    ``circuit`` has ``qfunc()`` (``f(inputs, *weights)`` in the order of ``weight_shapes``), ``input_shape``
+    (one sample's), ``weight_shapes`` and ``n_qubits``. The qfunc is run twice on random tensors at two batch
+    sizes while every torch call is recorded (:class:`qrl.simulator.record.Recorder`); PennyLane
+    templates are decomposed until every gate is one the simulator knows. The angle program compiled from
+    the first recording must reproduce every angle of the second, and both must have the same gates;
+    otherwise the circuit is refused rather than misread.
     """
-    angle_shape = (spec.n_encoding_layers, spec.n_inputs)
-    n_angle = int(np.prod(angle_shape))
-    n_weight = int(np.prod(spec.weight_shape))
-    qfunc = spec.qfunc()
-    traces = []
-    for base_a, base_w in _TAG_BASES:
-        tape = qml.tape.make_qscript(qfunc)(_tags(angle_shape, base_a), _tags(spec.weight_shape, base_w))
-        traces.append((tape, base_a, base_w))
-    flat = [_flatten_ops(t.operations) for t, _, _ in traces]
-    if len(flat[0]) != len(flat[1]):
-        raise QRLError("the circuit's gate sequence depends on its parameter values; the torch backend "
-                       "needs a fixed gate sequence; try device='lightning.qubit'")
-
-    def source(v0: float, v1: float) -> Source:
-        (_, a0, w0), (_, a1, w1) = traces
-        for kind, b0, b1, n in (("angle", a0, a1, n_angle), ("weight", w0, w1, n_weight)):
-            k0, k1 = b0 - v0, b1 - v1
-            if 0 <= k0 < n and k0 == k1 and float(k0).is_integer():
-                return Source(kind, int(k0))
-        if v0 == v1:
-            return Source("const", value=v0)
-        raise QRLError("a gate angle is computed from the parameters inside the circuit; the torch "
-                       "backend needs each angle to be one input angle, one weight or a constant; "
-                       "try device='lightning.qubit'")
-
-    gates = []
-    for op0, op1 in zip(*flat, strict=True):
-        if op0.name != op1.name or op0.wires != op1.wires:
-            raise QRLError("the circuit's gate sequence depends on its parameter values; "
-                           "try device='lightning.qubit'")
-        wires = tuple(int(w) for w in op0.wires)
-        if op0.name in PARAMETRIC_1Q:
-            params = tuple(source(float(np.asarray(p0)), float(np.asarray(p1)))
-                           for p0, p1 in zip(op0.data, op1.data, strict=True))
-            if all(p.kind == "const" for p in params):
-                gates.append(Gate("const", wires, (), qml.matrix(op0)))
+    (rec, ops, measurements, _), (rec2, ops2, _, leaves2) = (_record(circuit, b, 11 + b) for b in _TRACE_BATCHES)
+    if [(o.name, o.wires) for o in ops] != [(o.name, o.wires) for o in ops2]:
+        raise QRLError("the circuit's gate sequence depends on its parameter values; the torch backend needs "
+                       "a fixed gate sequence; try device='lightning.qubit'")
+    params: dict[Ref, int] = {}
+    layout = []  # per op: list of Ref or float
+    for op, op2 in zip(ops, ops2, strict=True):
+        entry = []
+        for p, p2 in zip(op.data, op2.data, strict=True):
+            ref, ref2 = rec.ref(p), rec2.ref(p2)
+            if ref is None and ref2 is None and np.ndim(p) == 0 and float(np.asarray(p)) == float(np.asarray(p2)):
+                entry.append(float(np.asarray(p)))
+            elif ref is not None and ref2 is not None:
+                entry.append(params.setdefault(ref, len(params)))
+                entry[-1] = (entry[-1], p2)
             else:
-                gates.append(Gate(op0.name, wires, params))
-        else:
-            gates.append(Gate("const", wires, (), qml.matrix(op0)))
-    return gates, traces[0][0].observables
+                raise QRLError(f"a parameter of {op.name} on wires {op.wires.tolist()} changes with the inputs or "
+                               f"weights in a way the torch backend cannot follow; try device='lightning.qubit'")
+        layout.append(entry)
+    program = AngleProgram(rec.nodes, list(params), _TRACE_BATCHES[0])
+    _check_replay(program, layout, leaves2)
+    gates = []
+    for op, entry in zip(ops, layout, strict=True):
+        wires = tuple(int(w) for w in op.wires)
+        if op.name not in PARAMETRIC_1Q or all(isinstance(e, float) for e in entry):
+            gates.append(Gate("const", wires, (), np.asarray(qml.matrix(op, wire_order=op.wires), dtype=complex)))
+            continue
+        srcs = tuple(Source("const", value=e) if isinstance(e, float) else
+                     Source(program.kinds[e[0]], program.index[e[0]]) for e in entry)
+        gates.append(Gate(op.name, wires, srcs))
+    return TracedCircuit(gates, program, list(measurements), circuit.n_qubits)
+
+
+def _check_replay(program: AngleProgram, layout: list, leaves: dict) -> None:
+    """Every angle the program computes for the second recording's leaves equals the recorded one."""
+    per_sample, shared = program(leaves)
+    for entry in layout:
+        for e in entry:
+            if isinstance(e, float):
+                continue
+            k, recorded = e
+            got = per_sample[:, program.index[k]] if program.kinds[k] == "angle" else shared[program.index[k]]
+            want = torch.as_tensor(recorded, dtype=torch.float64)
+            if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-10, atol=1e-10):
+                raise QRLError("the torch backend cannot follow how this circuit computes its angles (recomputed "
+                               "angles differ from the circuit's own); try device='lightning.qubit'")
+
+
+def trace_gates(spec) -> tuple[list[Gate], list]:
+    """A built-in circuit's gates with sources indexing its flat angles ("angle") and weights ("weight").
+
+    For :class:`qrl.simulator.BatchedStatevector`, which differentiates with respect to the weights
+    themselves: every parameter must be one input angle, one weight or a constant.
+    """
+    traced = trace_circuit(spec)
+    prog = traced.angles
+    direct = {(prog.kinds[k], prog.index[k]): prog.direct(k) for k in range(len(prog.kinds))}
+    gates = []
+    for g in traced.gates:
+        srcs = []
+        for s in g.params:
+            d = None if s.kind == "const" else direct[(s.kind, s.index)]
+            if s.kind != "const" and (d is None or d[0] not in ("inputs", "weights")):
+                raise QRLError("this simulator needs every gate angle to be one input angle, one weight or a "
+                               "constant; the circuit computes some angles from them")
+            srcs.append(s if d is None else Source("angle" if d[0] == "inputs" else "weight", d[1]))
+        gates.append(Gate(g.name, g.wires, tuple(srcs), g.matrix))
+    return gates, [m.obs for m in traced.measurements]
 
 
 def z_diagonal(obs, n_qubits: int) -> np.ndarray:
