@@ -8,6 +8,7 @@ import pennylane as qml
 import torch
 
 from qrl.circuits.custom import measures_probabilities
+from qrl.errors import QRLError
 
 LIGHTNING = ("lightning.qubit", "lightning.gpu", "lightning.kokkos")
 MIXED_STATE_DEVICES = ("default.mixed",)
@@ -64,9 +65,8 @@ class PennyLaneQNode:
         self.device = device
         self.shots = shots
         name = getattr(device, "short_name", None) or getattr(device, "name", "")
-        self.diff_method = diff_method or default_diff_method(name, shots)
-        if diff_method is None and self.diff_method == "adjoint" and measures_probabilities(spec):
-            self.diff_method = "parameter-shift"  # the adjoint method differentiates expectation values only
+        self.device_name = name
+        self.diff_method = diff_method or self.default_method(spec, name, shots)
         qfunc = spec.qfunc()
         self._qnode_grad = _noisy(qml.QNode(qfunc, device, interface="torch", diff_method=self.diff_method,
                                             shots=shots), noise)
@@ -75,6 +75,13 @@ class PennyLaneQNode:
             # the broadcast (input) angles: expand the batch into one tape per sample first.
             self._qnode_grad = qml.transforms.broadcast_expand(self._qnode_grad)
         self._qnode_value = _noisy(qml.QNode(qfunc, device, interface="torch", diff_method=None, shots=shots), noise)
+
+    @staticmethod
+    def default_method(spec, device_name: str = "lightning.qubit", shots: int | None = None) -> str:
+        """:func:`default_diff_method`, with parameter-shift where the adjoint method cannot differentiate
+        the circuit's measurements (``qml.probs``)."""
+        method = default_diff_method(device_name, shots)
+        return "parameter-shift" if method == "adjoint" and measures_probabilities(spec) else method
 
     def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
         needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (inputs, *weights))
@@ -85,6 +92,10 @@ class PennyLaneQNode:
         # one (B,) tensor per expval, (B, 2**k) per probs; an unbroadcast call (B = 1) drops B
         batch = inputs.shape[0]
         out = torch.cat([torch.as_tensor(r).reshape(batch, -1) for r in result], dim=-1)
+        if out.shape[1] != self.spec.n_outputs:  # seen: lightning.qubit + adjoint, broadcast MultiRZ on one wire
+            raise QRLError(f"{self.device_name} returned {[tuple(torch.as_tensor(r).shape) for r in result]} for a "
+                           f"batch of {batch}; expected {self.spec.n_outputs} values per sample; try device='torch' "
+                           f"or diff_method='parameter-shift'")
         return out.to(dtype=like.dtype, device=like.device)
 
 

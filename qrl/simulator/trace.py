@@ -121,8 +121,8 @@ def trace_circuit(circuit) -> TracedCircuit:
         entry = []
         for p, p2 in zip(op.data, op2.data, strict=True):
             ref, ref2 = rec.ref(p), rec2.ref(p2)
-            if ref is None and ref2 is None and np.ndim(p) == 0 and float(np.asarray(p)) == float(np.asarray(p2)):
-                entry.append(float(np.asarray(p)))
+            if ref is None and ref2 is None and np.array_equal(np.asarray(p), np.asarray(p2)):
+                entry.append(float(np.asarray(p)) if np.ndim(p) == 0 else None)  # None: a constant matrix
             elif ref is not None and ref2 is not None:
                 entry.append(params.setdefault(ref, len(params)))
                 entry[-1] = (entry[-1], p2)
@@ -135,10 +135,10 @@ def trace_circuit(circuit) -> TracedCircuit:
     gates = []
     for op, entry in zip(ops, layout, strict=True):
         wires = tuple(int(w) for w in op.wires)
-        if op.name not in PARAMETRIC_1Q or all(isinstance(e, float) for e in entry):
+        if op.name not in PARAMETRIC_1Q or all(not isinstance(e, tuple) for e in entry):
             gates.append(Gate("const", wires, (), np.asarray(qml.matrix(op, wire_order=op.wires), dtype=complex)))
             continue
-        srcs = tuple(Source("const", value=e) if isinstance(e, float) else
+        srcs = tuple(Source("const", value=e) if not isinstance(e, tuple) else
                      Source(program.kinds[e[0]], program.index[e[0]]) for e in entry)
         gates.append(Gate(op.name, wires, srcs))
     return TracedCircuit(gates, program, list(measurements), circuit.n_qubits)
@@ -149,7 +149,7 @@ def _check_replay(program: AngleProgram, layout: list, leaves: dict) -> None:
     per_sample, shared = program(leaves)
     for entry in layout:
         for e in entry:
-            if isinstance(e, float):
+            if not isinstance(e, tuple):
                 continue
             k, recorded = e
             got = per_sample[:, program.index[k]] if program.kinds[k] == "angle" else shared[program.index[k]]
