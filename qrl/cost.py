@@ -17,7 +17,10 @@ def circuit_executions(policy) -> int:
 
 def shift_parameters(spec) -> int:
     """Gate angles that depend on trainable parameters: each needs two shifted circuits per sample for
-    a parameter-shift gradient (ansatz rotations, and encoding gates when lambda is trainable)."""
+    a parameter-shift gradient (ansatz rotations, and encoding gates when lambda is trainable; for a user's
+    circuit, every gate parameter computed from its inputs or weights)."""
+    if hasattr(spec, "trainable_gate_angles"):
+        return spec.trainable_gate_angles
     counts = spec.parameter_counts()
     return counts["rotations"] + counts["input_scaling"]
 

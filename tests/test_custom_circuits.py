@@ -265,3 +265,84 @@ def test_user_circuit_needs_weight_shapes_matching_its_arguments(user_site):
     with pytest.raises(QRLError, match="uses wires \\[2, 3\\]"):
         custom_circuit("user_circuits:ring", n_qubits=2, n_inputs=4, weight_shapes={"scaling": (1, 4),
                                                                                       "weights": (1, 4, 2)})
+
+
+LIBRARY = ["jerbi_skolik", "hsiao", "meyer_iqp", "chen_vqdqn", "lockwood_si", "born_parity"]
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_library_circuit_matches_default_qubit(name):
+    """Each published circuit of the library, 3 layers on 4 qubits (3 features), batch 5, float64."""
+    entry = registered_circuits()[name]
+    assert entry.citation and entry.description
+    spec = custom_circuit(name, n_qubits=4, n_inputs=3, n_layers=3)
+    gen = torch.Generator().manual_seed(7)
+    weights = [torch.rand(s, generator=gen, dtype=torch.float64) * 4 - 2 for s in spec.weight_shapes.values()]
+    inputs = torch.rand(5, 3, generator=gen, dtype=torch.float64) * 2 - 1
+    qnode = qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=4), interface="torch", diff_method="backprop")
+
+    def both(f):
+        x, ws = inputs.clone().requires_grad_(True), [w.clone().requires_grad_(True) for w in weights]
+        out = f(x, *ws)
+        grads = torch.autograd.grad((out * torch.arange(1.0, out.shape[1] + 1, dtype=out.dtype)).sum(), (x, *ws))
+        return [out.detach(), *grads]
+
+    want = both(lambda x, *ws: torch.cat([torch.as_tensor(r).reshape(len(x), -1) for r in qnode(x, *ws)], 1))
+    for g, w in zip(both(TorchStatevector(spec)), want, strict=True):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), atol=TOL, rtol=0)
+
+
+def test_user_copy_of_the_default_circuit_equals_the_built_in():
+    """``jerbi_skolik`` is qrl's default circuit written as a user would: same values, same parameters."""
+    from qrl.circuits import CircuitSpec
+
+    builtin = VQC(CircuitSpec(n_qubits=4, n_layers=5, n_inputs=4, n_outputs=4), seed=3).double()
+    user = VQC(custom_circuit("jerbi_skolik", n_qubits=4, n_inputs=4, n_layers=5), seed=3).double()
+    assert sum(p.numel() for p in builtin.parameters()) == sum(p.numel() for p in user.parameters())
+    with torch.no_grad():
+        user.circuit_weights["weights"].copy_(builtin.weights)
+        user.circuit_weights["input_scaling"].copy_(builtin.input_scaling * 1.3)
+        builtin.input_scaling.mul_(1.3)
+    x = torch.rand(9, 4, dtype=torch.float64) * 4 - 2
+    torch.testing.assert_close(user(x), builtin(x), atol=1e-12, rtol=0)
+
+
+class _NoMatrixGate(qml.operation.Operation):
+    """A parametrised gate with neither a matrix nor a decomposition."""
+
+    num_wires = 1
+    num_params = 1
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (lambda x, w: _NoMatrixGate(w[0] * x[..., 0], wires=0), "_NoMatrixGate on wires \\[0\\] is not supported"),
+    (lambda x, w: qml.var(qml.PauliZ(0)), "returns var\\(Z\\(0\\)\\); expected a list of qml.expval"),
+    (lambda x, w: qml.expval(qml.Hermitian(np.eye(2), wires=0)), "is not supported by the torch backend"),
+])
+def test_unsupported_operations_are_refused_in_one_line(body, message):
+    def circuit(inputs, w):
+        out = body(inputs, w)
+        return [out] if out is not None and not isinstance(out, qml.operation.Operator) else \
+            [qml.expval(qml.PauliZ(0))]
+
+    register_circuit("unsupported", replace=True)(circuit)
+    with pytest.raises(QRLError, match=message) as info:
+        make_backend(custom_circuit("unsupported", n_qubits=1, n_inputs=1, weight_shapes={"w": (1,)}), "torch")
+    text = str(info.value)
+    assert "\n" not in text and ("expected" in text or "try device=" in text)
+
+
+def test_weight_init_is_declared_and_seeded():
+    spec = custom_circuit("meyer_iqp", n_qubits=3, n_inputs=3, n_layers=2,
+                          init={"weights": "uniform(0, 2*pi)"})
+    a, b = VQC(spec, seed=5), VQC(spec, seed=5)
+    torch.testing.assert_close(a.circuit_weights["weights"], b.circuit_weights["weights"])
+    assert torch.equal(a.circuit_weights["scaling"], torch.ones(2, 3, 3))  # the library's declared init
+    w = a.circuit_weights["weights"]
+    assert 0 <= float(w.min()) and float(w.max()) <= 2 * math.pi and float(w.std()) > 0.5
+    small = VQC(custom_circuit("meyer_iqp", n_qubits=3, n_inputs=3, n_layers=2, init="normal(0, 0.01)"), seed=1)
+    assert float(small.circuit_weights["weights"].abs().max()) < 0.1
+    with pytest.raises(QRLError, match="unknown weight init 'gauss\\(1\\)'"):
+        custom_circuit("meyer_iqp", n_qubits=3, n_inputs=3, init="gauss(1)")
+    with pytest.raises(QRLError, match="unknown weight init"):
+        custom_circuit("meyer_iqp", n_qubits=3, n_inputs=3, init="uniform(__import__('os'), 1)")

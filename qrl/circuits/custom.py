@@ -241,8 +241,21 @@ class CustomCircuit:
         """Values the measurements give: one per ``expval``, ``2**k`` per ``probs`` on ``k`` wires."""
         return measurement_width(self)
 
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters by kind, as :meth:`CircuitSpec.parameter_counts` names them: the circuit's
+        weights count as ``rotations`` (a user's circuit scales its inputs with its own weights)."""
+        weights = sum(math.prod(s) for _, s in self.weights)
+        outputs = self.n_outputs if self.output_scaling else 0
+        return {"rotations": weights, "input_scaling": 0, "output_weights": outputs, "total": weights + outputs}
+
     def n_parameters(self) -> int:
-        return sum(math.prod(s) for _, s in self.weights) + (self.n_outputs if self.output_scaling else 0)
+        return self.parameter_counts()["total"]
+
+    @functools.cached_property
+    def trainable_gate_angles(self) -> int:
+        """Gate parameters computed from the inputs or weights (each needs two shifted circuits per sample
+        for a parameter-shift gradient); constants do not count."""
+        return sum(isinstance(p, torch.Tensor) for op in zero_tape(self).operations for p in op.data)
 
     def replace(self, **changes) -> CustomCircuit:
         import dataclasses
@@ -326,7 +339,7 @@ def measurement_width(spec) -> int:
         elif isinstance(mp, ExpectationMP):
             width += 1
         else:
-            raise QRLError(f"circuit {spec.circuit!r} returns {mp}; expected a list of qml.expval(...) and "
+            raise QRLError(f"circuit {spec.circuit!r} returns {' '.join(str(mp).split())}; expected a list of qml.expval(...) and "
                            f"qml.probs(wires=...)")
     if width == 0:
         raise QRLError(f"circuit {spec.circuit!r} measures nothing; expected it to return a list of measurements")
