@@ -9,7 +9,7 @@ from qrl.errors import QRLError
 
 
 def add_list(sub) -> None:
-    p = sub.add_parser("list", help="available agents, environments and devices")
+    p = sub.add_parser("list", help="available agents, environments, circuits and devices")
     p.set_defaults(run=run_list)
 
 
@@ -23,6 +23,7 @@ def run_list(args) -> int:
     for env_id in list_envs():
         spec = load_env_spec(env_id)
         print(f"  {env_id:<28} threshold {spec.reward_threshold}, budget {spec.budget} steps")
+    _print_circuits()
     print("devices:")
     print("  auto           the fastest exact backend for the circuit size (torch for small circuits)")
     print("  torch          the circuit compiled to batched torch statevector ops (exact, autograd)")
@@ -32,6 +33,15 @@ def run_list(args) -> int:
           "qiskit.remote@ibm_brisbane, ionq.qpu@aria-1, braket.aws.qubit@<ARN>; credentials from environment "
           "variables (README: Real hardware)")
     return 0
+
+
+def _print_circuits() -> None:
+    from qrl.circuits import registered_circuits
+
+    print("circuits (policy_kwargs circuit=NAME, or your own 'module:function'; README: Your own circuit):")
+    for name, entry in sorted(registered_circuits().items()):
+        if entry.citation:  # the library; circuits a user registered in this process are theirs to know
+            print(f"  {name:<14} {entry.description}\n  {'':<14} {entry.citation}")
 
 
 def _print_agents() -> None:
