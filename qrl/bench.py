@@ -1,5 +1,6 @@
-"""Benchmarks (``qrl bench``): policy updates per backend, end-to-end training steps/s, and time per batch
-against the number of qubits; paths are timed side by side in one process, results written as JSON.
+"""Benchmarks (``qrl bench``): policy updates per backend, end-to-end training steps/s, time per batch
+against the number of qubits, and users' own circuits against the built-in program and PennyLane; paths are
+timed side by side in one process, results written as JSON.
 """
 
 from __future__ import annotations
@@ -38,6 +39,24 @@ def _median_time(fn: Callable[[], None], min_repeats: int = 5, budget_s: float =
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def _median_times(fns: dict[str, Callable[[], None]], min_repeats: int = 5, budget_s: float = 1.0) -> dict[str, float]:
+    """Median wall time of each ``fns[name]()`` in seconds, the calls interleaved round by round.
+
+    One warm-up call each; then every round calls each path that still has fewer than ``min_repeats``
+    calls or less than ``budget_s`` seconds of calls (at most 1000), so machine noise hits them alike.
+    """
+    for fn in fns.values():
+        fn()  # warm-up (compilation of programs, caches)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    while due := [name for name, ts in times.items()
+                  if len(ts) < min_repeats or (sum(ts) < budget_s and len(ts) < 1000)]:
+        for name in due:
+            t = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 # -- networks under test ------------------------------------------------------------------------------
@@ -263,6 +282,138 @@ def _scaling_vqc(spec, backend: str):
     return vqc
 
 
+# -- circuits -------------------------------------------------------------------------------------------
+
+FLEXIBILITY_GOAL = 1.3
+"""The issue's goal: a user's copy of the default circuit at most this much slower than the built-in program."""
+
+
+def flexibility_pair(n_qubits: int = 4, n_layers: int = 5, seed: int = 0) -> tuple[nn.Module, nn.Module]:
+    """``(built-in, user)``: qrl's default circuit as the built-in program (``CircuitSpec``) and as the
+    library's ``jerbi_skolik`` (a user's circuit), both ``VQC`` modules on the torch backend, same weights."""
+    from qrl.circuits import CircuitSpec, custom_circuit
+    from qrl.nn import VQC
+
+    builtin = VQC(CircuitSpec(n_qubits=n_qubits, n_layers=n_layers, n_inputs=n_qubits, n_outputs=n_qubits),
+                  device="torch", seed=seed)
+    user = VQC(custom_circuit("jerbi_skolik", n_qubits=n_qubits, n_inputs=n_qubits, n_layers=n_layers),
+               device="torch", seed=seed)
+    with torch.no_grad():
+        user.circuit_weights["weights"].copy_(builtin.weights)
+        user.circuit_weights["input_scaling"].copy_(builtin.input_scaling)
+        user.output_scaling.copy_(builtin.output_scaling)
+    return builtin, user
+
+
+def _modes(module: nn.Module, x: torch.Tensor) -> dict[str, Callable[[], None]]:
+    """``rollout``: a forward under ``torch.no_grad()`` (weights unchanged between calls, as in SB3's
+    rollouts); ``update``: forward and backward of a scalar loss."""
+
+    def rollout() -> None:
+        with torch.no_grad():
+            module(x)
+
+    def update() -> None:
+        module.zero_grad(set_to_none=True)
+        module(x).sum().backward()
+
+    return {"rollout": rollout, "update": update}
+
+
+def bench_flexibility(batches: tuple[int, ...] = (1, 64, 256), n_layers: int = 5, budget_s: float = 1.0,
+                      min_repeats: int = 5, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Rollout and update times of the default circuit written as a user's circuit vs the built-in program.
+
+    Both are ``VQC`` modules on the torch backend, float32, 4 qubits, with the same weights
+    (:func:`flexibility_pair`); the two are timed interleaved. Rows: batch, mode, seconds of each and
+    ``ratio`` = user / built-in, against :data:`FLEXIBILITY_GOAL`.
+    """
+    builtin, user = flexibility_pair(n_layers=n_layers)
+    gen = torch.Generator().manual_seed(0)
+    rows = []
+    for batch in batches:
+        x = torch.randn(batch, builtin.spec.n_inputs, generator=gen)
+        paths = {"builtin": _modes(builtin, x), "user": _modes(user, x)}
+        for mode in ("rollout", "update"):
+            secs = _median_times({name: fns[mode] for name, fns in paths.items()}, min_repeats, budget_s)
+            ratio = secs["user"] / secs["builtin"]
+            rows.append({"batch": batch, "mode": mode, "builtin_s": secs["builtin"], "user_s": secs["user"],
+                         "ratio": ratio, "meets_goal": ratio <= FLEXIBILITY_GOAL})
+            if log:
+                log(f"B={batch:<4} {mode:<7} built-in {secs['builtin'] * 1e3:.3f} ms, user {secs['user'] * 1e3:.3f} "
+                    f"ms, user / built-in {ratio:.2f}")
+    return {"n_qubits": builtin.spec.n_qubits, "n_layers": n_layers, "batches": list(batches),
+            "goal_ratio": FLEXIBILITY_GOAL, "rows": rows}
+
+
+MEYER_PATHS = {"qrl": "qrl torch", "default.qubit": "TorchLayer default.qubit backprop",
+               "lightning.qubit": "TorchLayer lightning.qubit adjoint"}
+
+
+def meyer_paths(n_qubits: int, n_layers: int = 4, include_slow: bool = True, seed: int = 0) -> dict[str, nn.Module]:
+    """Meyer et al.'s circuit (the library's ``meyer_iqp``) as qrl's ``VQC`` on the torch backend and as
+    ``qml.qnn.TorchLayer`` around the same function: on ``default.qubit`` with backprop (the authors'
+    choice) and, unless ``include_slow`` is false, on ``lightning.qubit`` with adjoint. Same weights; the
+    VQC maps no features and scales no outputs, so all compute ``f(x, scaling, weights)``."""
+    import pennylane as qml
+
+    from qrl.circuits import custom_circuit, find_circuit
+    from qrl.nn import VQC
+
+    spec = custom_circuit("meyer_iqp", n_qubits=n_qubits, n_inputs=n_qubits, n_layers=n_layers,
+                          obs_map="identity", output_scaling=False)
+    vqc = VQC(spec, device="torch", seed=seed)
+    function = find_circuit("meyer_iqp").function  # (inputs, scaling, weights): TorchLayer's names
+    paths: dict[str, nn.Module] = {"qrl": vqc}
+    for device, diff_method in (("default.qubit", "backprop"), ("lightning.qubit", "adjoint")):
+        if device == "lightning.qubit" and not include_slow:
+            continue
+        qnode = qml.QNode(function, qml.device(device, wires=n_qubits), interface="torch", diff_method=diff_method)
+        layer = qml.qnn.TorchLayer(qnode, spec.weight_shapes)
+        with torch.no_grad():
+            for name, value in vqc.circuit_weights.items():
+                getattr(layer, name).copy_(value)
+        paths[device] = layer
+    return paths
+
+
+def bench_meyer(qubits: tuple[int, ...] = (10, 14), batch: int = 64, n_layers: int = 4, budget_s: float = 1.0,
+                min_repeats: int = 3, include_slow: bool = True,
+                log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Forward + backward (w.r.t. inputs and weights) of Meyer et al.'s circuit per qubit count: qrl's
+    torch path vs PennyLane's ``TorchLayer`` (:func:`meyer_paths`), timed interleaved. Rows: qubits,
+    seconds per path, and each PennyLane path's time over qrl's (``<device>_over_qrl``)."""
+    rows = []
+    for n in qubits:
+        x = torch.randn(batch, n, generator=torch.Generator().manual_seed(n)).requires_grad_(True)
+        fns = {}
+        for name, module in meyer_paths(n, n_layers, include_slow).items():
+            def step(m=module, x=x):
+                m.zero_grad(set_to_none=True)
+                x.grad = None
+                m(x).sum().backward()
+
+            fns[name] = step
+        secs = _median_times(fns, min_repeats, budget_s)
+        row: dict[str, Any] = {"qubits": n, "seconds": secs}
+        row.update({f"{name}_over_qrl": secs[name] / secs["qrl"] for name in secs if name != "qrl"})
+        rows.append(row)
+        if log:
+            log(f"n={n:<3} " + ", ".join(f"{MEYER_PATHS[name]} {t * 1e3:.1f} ms" for name, t in secs.items()))
+    return {"batch": batch, "n_layers": n_layers, "qubits": list(qubits), "paths": MEYER_PATHS, "rows": rows}
+
+
+def bench_circuits(batches: tuple[int, ...] = (1, 64, 256), meyer_qubits: tuple[int, ...] = (10, 14),
+                   batch: int = 64, budget_s: float = 1.0, min_repeats: int = 5, include_slow: bool = True,
+                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Users' circuits: :func:`bench_flexibility` (a user's copy of the default circuit vs the built-in
+    program) and :func:`bench_meyer` (Meyer et al.'s circuit, qrl vs PennyLane's TorchLayer)."""
+    return {"kind": "circuits",
+            "flexibility": bench_flexibility(batches, budget_s=budget_s, min_repeats=min_repeats, log=log),
+            "meyer": bench_meyer(meyer_qubits, batch, budget_s=budget_s, min_repeats=min(min_repeats, 3),
+                                 include_slow=include_slow, log=log)}
+
+
 # -- reporting ------------------------------------------------------------------------------------------
 
 
@@ -343,6 +494,32 @@ def format_scaling(result: dict[str, Any]) -> str:
         lines.append(f"| {n} | " + " | ".join(cells) + f" | {result['fastest'][key]} | "
                      + ("-" if state is None else f"{state:.3g}") + " | "
                      + ("-" if peak is None else f"{peak:.2f}") + " |")
+    return "\n".join(lines)
+
+
+def format_circuits(result: dict[str, Any]) -> str:
+    """Markdown: the user's copy of the default circuit vs the built-in program (with the goal), then
+    Meyer et al.'s circuit on qrl's torch path vs PennyLane's TorchLayer."""
+    flex, meyer = result["flexibility"], result["meyer"]
+    goal = flex["goal_ratio"]
+    lines = [f"flexibility costs nothing: default circuit ({flex['n_qubits']} qubits x {flex['n_layers']} layers) "
+             f"as a user's circuit (jerbi_skolik) vs the built-in program; VQC, torch, float32",
+             f"goal: user / built-in <= {goal} in every row",
+             "| batch | mode | built-in (ms) | user (ms) | user / built-in | meets goal |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['batch']} | {r['mode']} | {_ms(r['builtin_s'])} | {_ms(r['user_s'])} | {r['ratio']:.2f} | "
+              f"{'yes' if r['ratio'] <= goal else 'no'} |" for r in flex["rows"]]
+    met = sum(r["ratio"] <= goal for r in flex["rows"])
+    lines += [f"goal met in {met} of {len(flex['rows'])} rows", "",
+              f"Meyer et al.'s circuit ({meyer['n_layers']} layers, batch {meyer['batch']}): forward + backward "
+              f"w.r.t. inputs and weights"]
+    others = [name for name in meyer["paths"] if name != "qrl"]
+    lines += ["| qubits | " + " | ".join(f"{meyer['paths'][name]} (ms)" for name in meyer["paths"])
+              + " | " + " | ".join(f"{name} / qrl" for name in others) + " |",
+              "|---|" + "---|" * (len(meyer["paths"]) + len(others))]
+    for r in meyer["rows"]:
+        cells = [_ms(r["seconds"][name]) if name in r["seconds"] else "-" for name in meyer["paths"]]
+        ratios = [f"{r[f'{name}_over_qrl']:.2f}x" if f"{name}_over_qrl" in r else "-" for name in others]
+        lines.append(f"| {r['qubits']} | " + " | ".join(cells + ratios) + " |")
     return "\n".join(lines)
 
 

@@ -89,3 +89,75 @@ def test_scaling_bench_times_both_torch_programs(tmp_path, capsys):
     assert "--update-auto stores device names" in capsys.readouterr().err
     assert main(["bench", "scaling", "--qubits", "2", "--backends", "lightning.qubit:dense"]) == 2
     assert "torch backend only" in capsys.readouterr().err
+
+
+def test_median_times_interleaves_the_paths():
+    calls: list[str] = []
+    secs = bench._median_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, min_repeats=3,
+                               budget_s=0.0)
+    assert calls == ["a", "b"] * 4  # one warm-up each, then rounds of both
+    assert set(secs) == {"a", "b"} and all(t >= 0 for t in secs.values())
+
+
+def test_flexibility_pair_is_one_circuit_twice():
+    # The user's copy must compute what the built-in program computes, or the ratio compares different work.
+    import torch
+
+    builtin, user = (m.double() for m in bench.flexibility_pair(n_layers=2))
+    assert set(user.circuit_weights) == {"weights", "input_scaling"}
+    x = torch.randn(5, 4, dtype=torch.float64)
+    torch.testing.assert_close(user(x), builtin(x), atol=1e-10, rtol=0)
+
+
+def test_meyer_paths_compute_the_same_function():
+    import torch
+
+    paths = bench.meyer_paths(3, n_layers=2)
+    assert set(paths) == set(bench.MEYER_PATHS)
+    x = torch.randn(4, 3)
+    outputs, input_grads = [], []
+    for module in paths.values():
+        xi = x.clone().requires_grad_(True)
+        out = module(xi)
+        out.sum().backward()
+        outputs.append(out.detach())
+        input_grads.append(xi.grad)
+    for out, grad in zip(outputs[1:], input_grads[1:], strict=True):
+        torch.testing.assert_close(out, outputs[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(grad, input_grads[0], atol=1e-5, rtol=0)
+    assert set(bench.meyer_paths(3, n_layers=1, include_slow=False)) == {"qrl", "default.qubit"}
+
+
+def test_circuits_bench_cli(tmp_path, capsys):
+    args = ["bench", "circuits", "--batches", "1", "2", "--meyer-qubits", "3", "--batch", "2", "--budget", "0",
+            "--min-repeats", "1", "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "goal: user / built-in <= 1.3" in out and "| batch | mode | built-in (ms) | user (ms) |" in out
+    assert "| qubits | qrl torch (ms) | TorchLayer default.qubit backprop (ms) |" in out
+    (path,) = tmp_path.glob("circuits-*.json")
+    result = json.loads(path.read_text())
+    assert result["kind"] == "circuits" and result["machine"]["torch_threads"] == 1
+    flex = result["flexibility"]
+    assert flex["goal_ratio"] == 1.3
+    assert [(r["batch"], r["mode"]) for r in flex["rows"]] == [(b, m) for b in (1, 2) for m in ("rollout", "update")]
+    for r in flex["rows"]:
+        assert all(isinstance(r[k], float) and r[k] > 0 for k in ("builtin_s", "user_s", "ratio"))
+        assert r["meets_goal"] == (r["ratio"] <= 1.3)
+    (row,) = result["meyer"]["rows"]
+    assert row["qubits"] == 3 and set(row["seconds"]) == {"qrl", "default.qubit", "lightning.qubit"}
+    ratios = [row["default.qubit_over_qrl"], row["lightning.qubit_over_qrl"]]
+    assert all(isinstance(r, float) and r > 0 for r in ratios)
+
+
+def test_circuits_bench_skip_slow_and_refusals(tmp_path, capsys):
+    result = bench.bench_meyer((2,), batch=1, n_layers=1, budget_s=0.0, min_repeats=1, include_slow=False)
+    (row,) = result["rows"]
+    assert set(row["seconds"]) == {"qrl", "default.qubit"} and "lightning.qubit_over_qrl" not in row
+    table = bench.format_circuits({"flexibility": {"goal_ratio": 1.3, "n_qubits": 4, "n_layers": 5, "rows": []},
+                                   "meyer": result})
+    assert table.splitlines()[-1].endswith(" | - |")  # no Lightning ratio
+    assert main(["bench", "circuits", "--batch", "0", "--out", str(tmp_path)]) == 2
+    assert "must be positive" in capsys.readouterr().err
+    assert main(["bench", "circuits", "--min-repeats", "0", "--out", str(tmp_path)]) == 2
+    assert not list(tmp_path.glob("*.json"))

@@ -13,7 +13,7 @@ import pennylane as qml
 import pytest
 import torch
 
-from qrl.backends import PennyLaneQNode, TorchStatevector, make_backend
+from qrl.backends import TorchStatevector, make_backend
 from qrl.circuits import custom_circuit, register_circuit, registered_circuits
 from qrl.circuits.custom import measures_probabilities
 from qrl.errors import QRLError

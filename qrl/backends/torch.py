@@ -64,7 +64,8 @@ class TorchStatevector:
                            f"{len(weights)} weight tensor(s)")
         rdtype = weights[0].dtype if weights else inputs.dtype
         cdtype = torch.complex128 if rdtype == torch.float64 else torch.complex64
-        leaves = {"inputs": inputs.to(rdtype), **dict(zip(self._names, weights, strict=True))}
+        leaves = {"inputs": inputs if inputs.dtype == rdtype else inputs.to(rdtype),
+                  **dict(zip(self._names, weights, strict=True))}
         per_sample, shared = self._angles(leaves)
         state = self._impl.state(per_sample, shared, cdtype)
         return self._readout(state, rdtype)

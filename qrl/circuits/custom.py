@@ -339,7 +339,8 @@ def measurement_width(spec) -> int:
         elif isinstance(mp, ExpectationMP):
             width += 1
         else:
-            raise QRLError(f"circuit {spec.circuit!r} returns {' '.join(str(mp).split())}; expected a list of qml.expval(...) and "
+            text = " ".join(str(mp).split())
+            raise QRLError(f"circuit {spec.circuit!r} returns {text}; expected a list of qml.expval(...) and "
                            f"qml.probs(wires=...)")
     if width == 0:
         raise QRLError(f"circuit {spec.circuit!r} measures nothing; expected it to return a list of measurements")

@@ -1,4 +1,4 @@
-"""`qrl bench policy|train|scaling`: each benchmark's own flags, its table, and the JSON file it writes."""
+"""`qrl bench policy|train|scaling|circuits`: each benchmark's own flags, its table, and the JSON file it writes."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from qrl.errors import QRLError
 
 
 def add_bench(sub) -> None:
-    p = sub.add_parser("bench", help="benchmarks: policy update, end-to-end training, scaling in qubits")
+    p = sub.add_parser("bench", help="benchmarks: policy update, end-to-end training, scaling in qubits, "
+                                     "users' circuits")
     what = p.add_subparsers(dest="what", required=True)
-    for add in (_add_policy, _add_train, _add_scaling):
+    for add in (_add_policy, _add_train, _add_scaling, _add_circuits):
         add(what)
 
 
@@ -102,6 +103,36 @@ def run_scaling(args) -> int:
         path = write_crossovers(result, command, machine=bench.machine())
         table += f"\n\n(device='auto' now follows the 'fastest' column: {path})"
     return _finish(result, table, args.out)
+
+
+def _add_circuits(what) -> None:
+    p = what.add_parser("circuits", help="users' circuits: a user's copy of the default circuit vs the built-in "
+                                         "program; Meyer et al.'s circuit, qrl vs PennyLane's TorchLayer")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 64, 256],
+                   help="batch sizes of the user vs built-in table (default 1 64 256)")
+    p.add_argument("--meyer-qubits", type=int, nargs="+", default=[10, 14],
+                   help="qubit counts of Meyer et al.'s circuit (default 10 14)")
+    p.add_argument("--batch", type=int, default=64, help="batch size of the Meyer et al. table (default 64)")
+    p.add_argument("--min-repeats", type=int, default=5,
+                   help="timed calls per measurement at least (default 5; at most 3 in the Meyer et al. table)")
+    p.add_argument("--skip-slow", action="store_true",
+                   help="leave out the Lightning TorchLayer path of the Meyer et al. table (seconds per call)")
+    _add_common(p, budget=True)
+    p.set_defaults(run=run_circuits)
+
+
+def run_circuits(args) -> int:
+    from qrl import bench
+
+    if any(b < 1 for b in args.batches) or args.batch < 1 or any(n < 1 for n in args.meyer_qubits):
+        raise QRLError(f"batch sizes and qubit counts must be positive; got --batches {args.batches}, --batch "
+                       f"{args.batch} and --meyer-qubits {args.meyer_qubits}")
+    if args.min_repeats < 1:
+        raise QRLError(f"--min-repeats must be at least 1; got {args.min_repeats}")
+    result = bench.bench_circuits(tuple(args.batches), tuple(args.meyer_qubits), batch=args.batch,
+                                  budget_s=args.budget, min_repeats=args.min_repeats,
+                                  include_slow=not args.skip_slow, log=log)
+    return _finish(result, bench.format_circuits(result), args.out)
 
 
 def _finish(result: dict, table: str, out: str) -> int:

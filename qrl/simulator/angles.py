@@ -68,6 +68,9 @@ class AngleProgram:
         self.n_per_sample, self.n_shared = counts[True], counts[False]
         self._bases = sorted({h[1] for *_, cols in self._groups for h in cols if h[0] == "sel"},
                              key=lambda r: (r.node, r.item or 0))
+        self._leaf_bases = all(nodes[r.node].func is None for r in self._bases)
+        self._whole = {r: list(range(math.prod(self._shape(r)[1:] if nodes[r.node].batched else self._shape(r))))
+                       for r in self._bases}
         self._cache: dict = {}
 
     # -- compile -----------------------------------------------------------------------------------
@@ -168,7 +171,10 @@ class AngleProgram:
         inputs = leaves["inputs"]
         batch = inputs.shape[0]
         dtype = next((v.dtype for k, v in leaves.items() if k != "inputs"), inputs.dtype)
-        values = dict(zip(self._bases, replay(self.nodes, self._bases, leaves), strict=True))
+        if self._leaf_bases:
+            values = {r: leaves[self.nodes[r.node].name] for r in self._bases}
+        else:
+            values = dict(zip(self._bases, replay(self.nodes, self._bases, leaves), strict=True))
         outs: dict[bool, list] = {True: [], False: []}
         for batched, signature, cols in self._groups:
             holes = []
@@ -176,21 +182,29 @@ class AngleProgram:
                 if col[0] == "const":
                     holes.append(self._tensor(("c", id(col)), col[1], dtype, inputs.device))
                     continue
-                v, idx = values[col[1]], self._tensor(("i", id(col)), col[2], torch.int64, inputs.device)
-                holes.append(v.reshape(batch, -1)[:, idx] if self.nodes[col[1].node].batched else v.reshape(-1)[idx])
-            out = _evaluate(signature, iter(holes)).to(dtype)
+                v = values[col[1]]
+                flat = v.reshape(batch, -1) if self.nodes[col[1].node].batched else v.reshape(-1)
+                if col[2] != self._whole.get(col[1]):  # the whole tensor in order needs no gather
+                    flat = flat[..., self._tensor(("i", id(col)), col[2], torch.int64, inputs.device)]
+                holes.append(flat)
+            out = _evaluate(signature, iter(holes))
+            if out.dtype != dtype:
+                out = out.to(dtype)
             if batched and out.dim() == 1:
                 out = out.expand(batch, -1)
             outs[batched].append(out)
-        per_sample = torch.cat(outs[True], 1) if outs[True] else inputs.new_zeros((batch, 0), dtype=dtype)
-        shared = torch.cat(outs[False]) if outs[False] else inputs.new_zeros((0,), dtype=dtype)
-        return per_sample, shared
+        per_sample = _join(outs[True]) if outs[True] else inputs.new_zeros((batch, 0), dtype=dtype)
+        return per_sample, _join(outs[False]) if outs[False] else inputs.new_zeros((0,), dtype=dtype)
 
     def _tensor(self, key, values: list, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         k = (key, dtype, device)
         if k not in self._cache:
             self._cache[k] = torch.tensor(values, dtype=dtype, device=device)
         return self._cache[k]
+
+
+def _join(parts: list) -> torch.Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
 
 
 def _evaluate(signature, holes):

@@ -54,7 +54,8 @@ class Readout:
                         pending.append((mask, len(columns), phase))
                 columns.append(diag)
             else:
-                raise QRLError(f"measurement {' '.join(str(mp).split())} is not supported by the torch backend; expected qml.expval of "
+                text = " ".join(str(mp).split())
+                raise QRLError(f"measurement {text} is not supported by the torch backend; expected qml.expval of "
                                f"Pauli words (and sums and products of them) or qml.probs; try "
                                f"device='lightning.qubit'")
         self.width = len(columns)
