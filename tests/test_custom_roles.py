@@ -119,3 +119,31 @@ def test_qrl_list_shows_the_circuit_library(capsys):
                        ("jerbi_skolik", "Skolik et al. 2022"), ("chen_vqdqn", "Chen et al. 2020"),
                        ("lockwood_si", "Lockwood & Si 2020")):
         assert name in out and cite in out
+
+
+def test_born_rule_policy_probabilities_match_lightning():
+    """``born=True`` with the ``born_parity`` circuit: action probabilities are the parity partition of
+    qml.probs (Jerbi et al. 2021), they sum to 1, and they equal what lightning.qubit measures."""
+    import pennylane as qml
+
+    model = PPO(VQCActorCriticPolicy, "CartPole-v1", n_steps=32, batch_size=32, seed=0, device="cpu",
+                policy_kwargs=dict(actor=dict(circuit="born_parity", n_layers=2, born=True)))
+    actor = model.policy.mlp_extractor.policy_net
+    obs = torch.rand(6, 4) * 2 - 1
+    with torch.no_grad():
+        probs = model.policy.get_distribution(obs).distribution.probs
+        inputs = actor.vqc.angles(obs).double()
+        weights = [w.detach().double() for w in actor.vqc.circuit_parameters()]
+    torch.testing.assert_close(probs.sum(1), torch.ones(6), atol=1e-6, rtol=0)
+    qnode = qml.QNode(actor.vqc.spec.qfunc(), qml.device("lightning.qubit", wires=4), interface="torch")
+    full = torch.stack([qnode(x, *weights)[0] for x in inputs])  # (6, 16) basis-state probabilities
+    parity = torch.tensor([bin(b).count("1") % 2 for b in range(16)])
+    want = torch.stack([full[:, parity == a].sum(1) for a in (0, 1)], 1)
+    torch.testing.assert_close(probs.double(), want, atol=1e-5, rtol=0)
+    model.learn(64)  # trains through the log of the partition sums
+
+
+def test_born_rule_needs_a_probability_circuit():
+    with pytest.raises(Exception, match="born=True reads action probabilities"):
+        PPO(VQCActorCriticPolicy, "CartPole-v1", device="cpu",
+            policy_kwargs=dict(actor=dict(circuit="meyer_iqp", n_layers=1, born=True)))

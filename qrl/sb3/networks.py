@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
+from pennylane.measurements import ProbabilityMP
 from stable_baselines3.common.preprocessing import is_image_space
 from torch import nn
 
-from qrl.circuits.custom import custom_circuit
+from qrl.circuits.custom import custom_circuit, zero_tape
 from qrl.circuits.encodings import binary_code
 from qrl.circuits.readouts import max_outputs
 from qrl.circuits.spec import CircuitSpec
@@ -22,7 +23,7 @@ from qrl.nn import VQC, unbounded_features
 SPEC_KEYS = tuple(f.name for f in dataclasses.fields(CircuitSpec) if f.name not in ("n_inputs", "n_outputs"))
 RUN_KEYS = ("device", "diff_method", "pre_layer", "post_layer", "dtype", "shots", "noise")
 # A user's circuit (TorchLayer convention) instead of the built-in menu: see qrl.circuits.custom.
-CUSTOM_KEYS = ("circuit", "weight_shapes", "init")
+CUSTOM_KEYS = ("circuit", "weight_shapes", "init", "born")
 # Built-in menu options that mean nothing for a user's circuit (which sets them inside its function).
 MENU_ONLY = ("encoding", "ansatz", "readout", "input_scaling", "data_reuploading")
 CIRCUIT_KEYS = SPEC_KEYS + RUN_KEYS + CUSTOM_KEYS
@@ -35,7 +36,7 @@ CIRCUIT_DEFAULTS: dict[str, Any] = {
     "n_qubits": None, "n_layers": 5, "encoding": "rx", "ansatz": "hea", "readout": "z", "obs_map": "arctan",
     "input_scaling": None, "output_scaling": True, "data_reuploading": True, "device": "auto",
     "diff_method": None, "pre_layer": False, "post_layer": False, "dtype": "float32", "shots": None, "noise": None,
-    "circuit": None, "weight_shapes": None, "init": None,
+    "circuit": None, "weight_shapes": None, "init": None, "born": False,
 }
 
 
@@ -111,7 +112,14 @@ class VQCNetwork(nn.Module):
                 n_inputs = code.shape[1]
         elif obs_map == "bounds":
             low, high = _box_bounds(observation_space, n_features, role)
-        spec = _make_spec(config, n_inputs, n_outputs, pre, post, role)
+        born = bool(config.get("born", False))
+        if born:
+            config = {**config, "output_scaling": False, "output_scale_init": 1.0}
+            _check_born(config, pre, post, role)
+        spec = _make_spec(config, n_inputs, None if born else n_outputs, pre, post, role)
+        if born and not all(isinstance(mp, ProbabilityMP) for mp in zero_tape(spec).measurements):
+            raise QRLError(f"{role}: born=True reads action probabilities; expected circuit {spec.circuit!r} to "
+                           f"return only qml.probs(...); try circuit='born_parity'")
         n_qubits = spec.n_qubits
         dtype = config.get("dtype", "float32")
         if dtype not in _DTYPES:
@@ -122,6 +130,7 @@ class VQCNetwork(nn.Module):
                        obs_low=low, obs_high=high, shots=config.get("shots"), noise=config.get("noise"))
         self.vqc.to(_DTYPES[dtype])
         self.post = nn.Linear(spec.n_outputs, n_outputs) if post else None
+        self.register_buffer("born_partition", born_partition(spec.n_outputs, n_outputs) if born else None)
 
     def circuit_inputs(self, features: torch.Tensor) -> torch.Tensor:
         """What the circuit encodes, ``(B, spec.n_inputs)``: the features, their bits, or the pre layer's map."""
@@ -133,6 +142,8 @@ class VQCNetwork(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         y = self.vqc(self.circuit_inputs(features)).to(features.dtype)
+        if self.born_partition is not None:  # log P(a): a softmax over these is the Born-rule policy
+            return torch.log((y @ self.born_partition.to(y.dtype)).clamp_min(BORN_FLOOR))
         return self.post(y) if self.post is not None else y
 
     def classical_layers(self) -> list[nn.Module]:
@@ -146,7 +157,7 @@ def _make_spec(config: dict[str, Any], n_inputs: int, n_outputs: int, pre: bool,
     if n_qubits is None:
         # the parity readout reads every output from all qubits: outputs do not need qubits
         per_qubit = config.get("circuit") is not None or max_outputs(readout, 1) is not None
-        n_qubits = max(n_inputs if not pre else 1, n_outputs if per_qubit and not post else 1)
+        n_qubits = max(n_inputs if not pre else 1, n_outputs if per_qubit and not post and n_outputs else 1)
     if config.get("circuit") is None:
         for key in ("weight_shapes", "init"):
             if config.get(key) is not None:
@@ -164,10 +175,33 @@ def _make_spec(config: dict[str, Any], n_inputs: int, n_outputs: int, pre: bool,
     spec = custom_circuit(config["circuit"], n_qubits=n_qubits, n_inputs=n_qubits if pre else n_inputs,
                           weight_shapes=config.get("weight_shapes"), init=config.get("init"),
                           n_layers=config.get("n_layers"), **options)
-    if not post and spec.n_outputs != n_outputs:
+    if not post and n_outputs is not None and spec.n_outputs != n_outputs:
         raise QRLError(f"{role}: circuit {config['circuit']!r} measures {spec.n_outputs} values; the {role} needs "
                        f"{n_outputs}; try post_layer=True (a trainable linear map), or measure {n_outputs} values")
     return spec
+
+
+BORN_FLOOR = 1e-12
+"""Probabilities are floored here before the log (a policy's logits must stay finite)."""
+
+
+def born_partition(n_values: int, n_actions: int) -> torch.Tensor:
+    """``(n_values, n_actions)`` 0/1 matrix: basis state ``b`` counts for action ``popcount(b) mod n_actions``.
+
+    Jerbi et al. 2021's raw-PQC ("Born-rule") policy: ``pi(a|s) = sum_{b in V_a} |<b|psi(s)>|^2`` for a
+    partition ``{V_a}`` of the basis states; with two actions this one is the parity of the bit string, the
+    partition of their experiments (``<P_a> = (1 +- Z...Z) / 2``).
+    """
+    index = torch.arange(n_values)
+    ones = torch.tensor([bin(int(b)).count("1") for b in index])
+    return torch.nn.functional.one_hot(ones % n_actions, n_actions).to(torch.float32)
+
+
+def _check_born(config: dict[str, Any], pre: bool, post: bool, role: str) -> None:
+    if config.get("circuit") is None or post:
+        raise QRLError(f"{role}: born=True reads action probabilities from a circuit's qml.probs; expected "
+                       f"circuit=... returning [qml.probs(wires=...)] and no post_layer; got "
+                       f"{'post_layer=True' if post else 'no circuit'}; try circuit='born_parity'")
 
 
 def _basis_code(space: spaces.Space | None, n_features: int, role: str) -> np.ndarray | None:

@@ -85,6 +85,14 @@ class VQCActorCriticPolicy(CircuitDeviceMixin, ActorCriticPolicy):
     :param shots: train and act with expectation values estimated from this many shots (a PennyLane
         device; gradients by parameter-shift unless ``diff_method="spsa"`` or another is given).
     :param noise: ``{channel: probability}`` on ``device="default.mixed"`` (noise-aware training).
+    :param circuit: a user's circuit instead of the built-in menu: a registered name (the library:
+        ``qrl list``), an entry point of ``qrl.circuits`` or ``"module:function"``; a PennyLane quantum
+        function ``f(inputs, **weights)`` in ``TorchLayer``'s convention (README: Your own circuit).
+    :param weight_shapes: the circuit's weight shapes by argument name (registered circuits have defaults).
+    :param init: weight initialisation, one for all weights or a dict per weight (``"uniform(0, 2*pi)"``,
+        ``"normal(0, 0.01)"``, ``"ones"``, ...).
+    :param born: a Born-rule actor (Jerbi et al. 2021): the circuit returns ``qml.probs`` and the action
+        probabilities are their sums over the parity partition of the basis states (``actor=dict(born=True)``).
     :param actor_output_scale: initial output weight of the actor (``output_scale_init``).
     :param critic_output_scale: initial output weight of the critic.
     :param actor: options for the actor circuit only, overriding the shared ones (a dict).
