@@ -272,7 +272,8 @@ LIBRARY = ["jerbi_skolik", "hsiao", "meyer_iqp", "chen_vqdqn", "lockwood_si", "b
 
 @pytest.mark.parametrize("name", LIBRARY)
 def test_library_circuit_matches_default_qubit(name):
-    """Each published circuit of the library, 3 layers on 4 qubits (3 features), batch 5, float64."""
+    """Each published circuit of the library, 3 layers on 4 qubits (3 features), batch 5, float64, against
+    default.qubit (backprop) and, without qml.probs, lightning.qubit (adjoint)."""
     entry = registered_circuits()[name]
     assert entry.citation and entry.description
     spec = custom_circuit(name, n_qubits=4, n_inputs=3, n_layers=3)
@@ -287,9 +288,15 @@ def test_library_circuit_matches_default_qubit(name):
         grads = torch.autograd.grad((out * torch.arange(1.0, out.shape[1] + 1, dtype=out.dtype)).sum(), (x, *ws))
         return [out.detach(), *grads]
 
-    want = both(lambda x, *ws: torch.cat([torch.as_tensor(r).reshape(len(x), -1) for r in qnode(x, *ws)], 1))
-    for g, w in zip(both(TorchStatevector(spec)), want, strict=True):
-        np.testing.assert_allclose(g.numpy(), w.numpy(), atol=TOL, rtol=0)
+    got = both(TorchStatevector(spec))
+    references = [qnode]
+    if not measures_probabilities(spec):  # Lightning's adjoint method differentiates expectation values only
+        references.append(qml.QNode(spec.qfunc(), qml.device("lightning.qubit", wires=4), interface="torch",
+                                    diff_method="adjoint"))
+    for ref in references:
+        want = both(_unbroadcast(ref))
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g.numpy(), w.numpy(), atol=TOL, rtol=0)
 
 
 def test_user_copy_of_the_default_circuit_equals_the_built_in():
