@@ -133,8 +133,8 @@ def _unbroadcast(qnode):
     bugs of its own: lightning.qubit's adjoint Jacobian of a broadcast MultiRZ comes back ``(B, B)``, and
     ``broadcast_expand`` leaves MultiRZ broadcast for the parameter-shift rule.)"""
 
-    def run(inputs, weights):
-        return torch.stack([torch.cat([torch.as_tensor(r).reshape(-1) for r in qnode(x, weights)]) for x in inputs])
+    def run(inputs, *weights):
+        return torch.stack([torch.cat([torch.as_tensor(r).reshape(-1) for r in qnode(x, *weights)]) for x in inputs])
 
     return run
 
