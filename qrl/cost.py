@@ -146,7 +146,9 @@ def format_duration(seconds: float) -> str:
 
 @dataclass
 class Transpiled:
-    """One policy circuit as the device would run it."""
+    """One policy circuit as the device would run it. A circuit whose measurements are not qubit-wise
+    commuting runs as ``circuits`` circuits per sample, one per measurement group: then ``depth`` is the
+    deepest's, the gate counts and ``seconds_per_shot`` (one shot of each) their sums, the drawing the first's."""
 
     device: str
     summary: str  # machine, qubits used
@@ -155,39 +157,74 @@ class Transpiled:
     gate_counts: dict[str, int]
     seconds_per_shot: float
     drawing: str
+    circuits: int = 1
 
 
 _NOT_GATES = {"measure", "reset", "delay", "id", "barrier", "if_else", "for_loop", "switch_case", "while_loop"}
 
 
-def transpile_for(spec, name: str, angles, weights) -> Transpiled:
-    """The circuit of ``spec`` for one sample (``angles``: ``(n_encoding_layers, n_inputs)``), compiled
-    for device ``name`` offline: nothing is submitted and no credentials are needed."""
+def transpile_for(spec, name: str, inputs, weights) -> Transpiled:
+    """The circuit of ``spec`` for one sample, compiled for device ``name`` offline: nothing is submitted
+    and no credentials are needed. ``inputs``: the circuit's inputs, shape ``spec.input_shape`` (a
+    built-in circuit's encoding angles, a user's mapped features); ``weights``: the weight arrays in
+    ``spec.weight_shapes`` order (one array alone stands for ``[array]``)."""
     import pennylane as qml
 
     cls = device_class(name)
-    tape = qml.tape.make_qscript(spec.qfunc())(angles, weights)
+    tape = qml.tape.make_qscript(spec.qfunc())(inputs, *circuit_weight_list(spec, weights))
+    tapes, _ = qml.transforms.split_non_commuting(tape, grouping_strategy="qwc")
+    tapes = [tape] if len(tapes) == 1 else list(tapes)  # one group: the tape as it was written
     snapshot = snapshot_for(name)
     if snapshot:
-        try:
-            from pennylane_qiskit.converter import circuit_to_qiskit
-            from qiskit import transpile
-        except ImportError as exc:
-            raise QRLError(f"a dry run for {name} transpiles with Qiskit; try pip install 'qrl[hardware]'") from exc
-        chip = qiskit_backend(f"qiskit.aer@{snapshot}")
-        check_size(f"qiskit.aer@{snapshot}", spec.n_qubits)
-        circuit = transpile(circuit_to_qiskit(tape, spec.n_qubits, diagonalize=True, measure=True), backend=chip,
-                            optimization_level=1, seed_transpiler=0)
-        rep_delay = float(getattr(chip, "_conf_dict", {}).get("default_rep_delay", 250.0)) * 1e-6
-        ops = {k: int(v) for k, v in circuit.count_ops().items()}
-        family = getattr(chip, "processor_type", None) or {}
-        kind = f"{family.get('family', 'IBM')} r{family.get('revision', '?')}" if family else "IBM"
-        return Transpiled(
-            device=name, summary=f"{kind}, snapshot {snapshot} ({chip.num_qubits} qubits), native gates "
-                                 f"{', '.join(sorted(set(chip.operation_names) - _NOT_GATES))}",
-            depth=circuit.depth(), two_qubit_gates=circuit.num_nonlocal_gates(), gate_counts=ops,
-            seconds_per_shot=circuit.estimate_duration(chip.target, unit="s") + rep_delay,
-            drawing=str(circuit.draw(output="text", idle_wires=False, fold=100)))
+        parts = [_ibm_transpiled(t, name, snapshot, spec.n_qubits) for t in tapes]
+    else:
+        parts = [_sequential_transpiled(t, name, cls) for t in tapes]
+    if len(parts) == 1:
+        return parts[0]
+    counts: dict[str, int] = {}
+    for part in parts:
+        for gate, k in part.gate_counts.items():
+            counts[gate] = counts.get(gate, 0) + k
+    return Transpiled(
+        device=name, summary=f"{parts[0].summary}; {len(parts)} circuits per sample (measurements in "
+                             f"{len(parts)} qubit-wise commuting groups)",
+        depth=max(p.depth for p in parts), two_qubit_gates=sum(p.two_qubit_gates for p in parts),
+        gate_counts=counts, seconds_per_shot=sum(p.seconds_per_shot for p in parts), drawing=parts[0].drawing,
+        circuits=len(parts))
+
+
+def _ibm_transpiled(tape, name: str, snapshot: str, n_qubits: int) -> Transpiled:
+    """One tape transpiled by Qiskit for an IBM snapshot; timing from its calibration."""
+    import pennylane as qml
+
+    try:
+        from pennylane_qiskit.converter import QISKIT_OPERATION_MAP, circuit_to_qiskit
+        from qiskit import transpile
+    except ImportError as exc:
+        raise QRLError(f"a dry run for {name} transpiles with Qiskit; try pip install 'qrl[hardware]'") from exc
+    chip = qiskit_backend(f"qiskit.aer@{snapshot}")
+    check_size(f"qiskit.aer@{snapshot}", n_qubits)
+    (tape,), _ = qml.transforms.decompose(tape, gate_set=set(QISKIT_OPERATION_MAP))  # e.g. Rot, CRot
+    circuit = transpile(circuit_to_qiskit(tape, n_qubits, diagonalize=True, measure=True), backend=chip,
+                        optimization_level=1, seed_transpiler=0)
+    rep_delay = float(getattr(chip, "_conf_dict", {}).get("default_rep_delay", 250.0)) * 1e-6
+    ops = {k: int(v) for k, v in circuit.count_ops().items()}
+    family = getattr(chip, "processor_type", None) or {}
+    kind = f"{family.get('family', 'IBM')} r{family.get('revision', '?')}" if family else "IBM"
+    return Transpiled(
+        device=name, summary=f"{kind}, snapshot {snapshot} ({chip.num_qubits} qubits), native gates "
+                             f"{', '.join(sorted(set(chip.operation_names) - _NOT_GATES))}",
+        depth=circuit.depth(), two_qubit_gates=circuit.num_nonlocal_gates(), gate_counts=ops,
+        seconds_per_shot=circuit.estimate_duration(chip.target, unit="s") + rep_delay,
+        drawing=str(circuit.draw(output="text", idle_wires=False, fold=100)))
+
+
+def _sequential_transpiled(tape, name: str, cls: DeviceClass) -> Transpiled:
+    """One tape counted for a device that runs gates one after another (IonQ): decomposed to {RX, RY, RZ,
+    CNOT, CZ} with the rotations into its measurement basis, RZ free."""
+    import pennylane as qml
+
+    tape = qml.tape.QuantumScript(tape.operations + tape.diagonalizing_gates, tape.measurements)
     (tape,), _ = qml.transforms.decompose(tape, gate_set={"RX", "RY", "RZ", "CNOT", "CZ"})
     resources = tape.specs["resources"]
     n2 = resources.gate_sizes.get(2, 0)
@@ -197,6 +234,20 @@ def transpile_for(spec, name: str, angles, weights) -> Transpiled:
         depth=resources.depth, two_qubit_gates=n2, gate_counts=dict(resources.gate_types),
         seconds_per_shot=n1 * cls.t_1q + n2 * cls.t_2q + cls.t_readout + cls.t_reset,
         drawing=qml.drawer.tape_text(tape, decimals=2, max_length=100))
+
+
+def circuit_weight_list(spec, weights) -> list:
+    """``weights`` as a list in ``spec.weight_shapes`` order: a sequence of arrays as it is, one array
+    (a built-in circuit's ``weights``) as ``[array]``; refused when the count or a shape differs."""
+    import numpy as np
+
+    listed = list(weights) if isinstance(weights, (list, tuple)) else [weights]
+    shapes = list(spec.weight_shapes.values())
+    got = [tuple(np.shape(w)) for w in listed]
+    if got != [tuple(s) for s in shapes]:
+        raise QRLError(f"expected weights of shapes {[tuple(s) for s in shapes]} (spec.weight_shapes, in order); "
+                       f"got {got}; try [w.detach().numpy() for w in vqc.circuit_parameters()]")
+    return listed
 
 
 def format_gate_counts(counts: dict[str, int]) -> str:

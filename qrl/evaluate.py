@@ -14,6 +14,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv
 
 from qrl import runs
+from qrl.circuits.custom import CustomCircuit
 from qrl.config import RunConfig, algo_class
 from qrl.cost import (
     Estimate,
@@ -131,8 +132,9 @@ def dry_run(run_dir, device: str, shots: int, episodes: int = 20, seed: int | No
     """What evaluating (and training) run ``run_dir`` on ``device`` would run and cost; nothing is
     submitted and no credentials are needed.
 
-    Each policy circuit is compiled for the device with seeded random angles in ``[-pi, pi)`` (depth and
-    gate counts do not depend on the values, except for angles a compiler could drop). The evaluation's
+    Each policy circuit is compiled for the device with seeded random inputs in ``[-pi, pi)`` (a built-in
+    circuit's encoding angles, a user's features; depth and gate counts do not depend on the values, except
+    for angles a compiler could drop) and the run's weights. The evaluation's
     circuits are counted by running it on the exact local simulator; the training run's come from its
     ``results.json`` (``cost``, written since cost accounting exists).
     """
@@ -148,25 +150,28 @@ def dry_run(run_dir, device: str, shots: int, episodes: int = 20, seed: int | No
     compiled = {}
     for name, vqc in circuits.items():
         spec = vqc.spec
-        angles = (torch.rand((spec.n_encoding_layers, spec.n_inputs), generator=gen, dtype=torch.float64) * 2 - 1)
-        t = transpile_for(spec, device, angles.numpy() * math.pi, vqc.weights.detach().double().numpy())
+        inputs = (torch.rand(tuple(spec.input_shape), generator=gen, dtype=torch.float64) * 2 - 1)
+        t = transpile_for(spec, device, inputs.numpy() * math.pi,
+                          [w.detach().double().numpy() for w in vqc.circuit_parameters()])
         compiled[name] = t
-        lines += [f"circuit {name}: {spec.n_qubits} qubits, {shift_parameters(spec)} trainable gate angles; "
+        which = f" ({spec.circuit})" if isinstance(spec, CustomCircuit) else ""
+        lines += [f"circuit {name}{which}: {spec.n_qubits} qubits, {shift_parameters(spec)} trainable gate angles; "
                   f"on the device: depth {t.depth}, {t.two_qubit_gates} two-qubit gates",
                   f"  machine: {t.summary}",
                   f"  gates:   {format_gate_counts(t.gate_counts)}",
                   f"  time:    {per_circuit(t.seconds_per_shot, shots)}"]
     _, _, executions = evaluate_model(model, config, run_dir, episodes, seed)
     ran = {name: n for name, n in executions.items() if n}
-    total = sum((estimate(cls, n, shots, compiled[name].seconds_per_shot) for name, n in ran.items()),
-                Estimate(0, 0, 0.0, 0.0))
+    total = sum((estimate(cls, n * compiled[name].circuits, shots, compiled[name].seconds_per_shot
+                          / compiled[name].circuits) for name, n in ran.items()), Estimate(0, 0, 0.0, 0.0))
     plural = "s" if episodes != 1 else ""
     lines.append(f"evaluation, {episodes} episode{plural} (circuits counted on the exact simulator): {total}")
     results = Path(run_dir) / runs.RESULTS
     cost = runs.read_results(run_dir).get("cost") if results.is_file() else None
     if cost:
-        seconds = max(t.seconds_per_shot for t in compiled.values())
-        e = estimate(cls, cost["hardware_circuits"], shots, seconds)
+        longest = max(compiled.values(), key=lambda t: t.seconds_per_shot)  # per sample: its circuits' shots
+        e = estimate(cls, cost["hardware_circuits"] * longest.circuits, shots,
+                     longest.seconds_per_shot / longest.circuits)
         lines.append(f"training this run on the device ({format_count(cost['circuit_executions'])} forward circuits "
                      f"+ {format_count(cost['gradient_circuits'])} for parameter-shift gradients, "
                      f"{cost['shift_parameters']} angles x 2 per sample; the longest circuit's time): {e}")

@@ -7,7 +7,7 @@ import contextlib
 import pennylane as qml
 import torch
 
-from qrl.circuits.custom import measures_probabilities
+from qrl.circuits.custom import measurement_width, measures_probabilities
 from qrl.errors import QRLError
 
 LIGHTNING = ("lightning.qubit", "lightning.gpu", "lightning.kokkos")
@@ -67,6 +67,7 @@ class PennyLaneQNode:
         name = getattr(device, "short_name", None) or getattr(device, "name", "")
         self.device_name = name
         self.diff_method = diff_method or self.default_method(spec, name, shots)
+        self._width = measurement_width(spec)
         qfunc = spec.qfunc()
         self._qnode_grad = _noisy(qml.QNode(qfunc, device, interface="torch", diff_method=self.diff_method,
                                             shots=shots), noise)
@@ -91,10 +92,11 @@ class PennyLaneQNode:
             result = qnode(inputs, *weights)
         # one (B,) tensor per expval, (B, 2**k) per probs; an unbroadcast call (B = 1) drops B
         batch = inputs.shape[0]
-        out = torch.cat([torch.as_tensor(r).reshape(batch, -1) for r in result], dim=-1)
-        if out.shape[1] != self.spec.n_outputs:  # seen: lightning.qubit + adjoint, broadcast MultiRZ on one wire
+        parts = [result] if isinstance(result, torch.Tensor) else result  # one measurement, not in a list
+        out = torch.cat([torch.as_tensor(r).reshape(batch, -1) for r in parts], dim=-1)
+        if out.shape[1] != self._width:  # seen: lightning.qubit + adjoint, broadcast MultiRZ on one wire
             raise QRLError(f"{self.device_name} returned {[tuple(torch.as_tensor(r).shape) for r in result]} for a "
-                           f"batch of {batch}; expected {self.spec.n_outputs} values per sample; try device='torch' "
+                           f"batch of {batch}; expected {self._width} values per sample; try device='torch' "
                            f"or diff_method='parameter-shift'")
         return out.to(dtype=like.dtype, device=like.device)
 

@@ -154,9 +154,11 @@ def _make_spec(config: dict[str, Any], n_inputs: int, n_outputs: int, pre: bool,
     """The circuit of a network: the built-in menu's :class:`CircuitSpec`, or a user's ``circuit``."""
     readout = config.get("readout") or CircuitSpec.readout
     n_qubits = config.get("n_qubits")
-    if n_qubits is None:
+    if n_qubits is None and config.get("circuit") is not None:  # a user's circuit: one qubit per feature
+        n_qubits = max(n_inputs, n_outputs if not post and n_outputs else 1)
+    elif n_qubits is None:
         # the parity readout reads every output from all qubits: outputs do not need qubits
-        per_qubit = config.get("circuit") is not None or max_outputs(readout, 1) is not None
+        per_qubit = max_outputs(readout, 1) is not None
         n_qubits = max(n_inputs if not pre else 1, n_outputs if per_qubit and not post and n_outputs else 1)
     if config.get("circuit") is None:
         for key in ("weight_shapes", "init"):
@@ -169,8 +171,10 @@ def _make_spec(config: dict[str, Any], n_inputs: int, n_outputs: int, pre: bool,
                            n_outputs=n_qubits if post else n_outputs)
     menu = [k for k in MENU_ONLY if config.get(k) is not None and config.get(k) != CIRCUIT_DEFAULTS[k]]
     if menu:
+        defaults = ", ".join(f"{k}={CIRCUIT_DEFAULTS[k]!r}" for k in menu)
         raise QRLError(f"{role}: {', '.join(menu)} set(s) the built-in circuit; circuit={config['circuit']!r} "
-                       f"defines its own gates and measurements; leave {', '.join(menu)} out")
+                       f"defines its own gates and measurements; leave {', '.join(menu)} out, or where an agent "
+                       f"preset sets it, try {defaults} (--set policy_kwargs.{menu[0]}={CIRCUIT_DEFAULTS[menu[0]]})")
     options = {k: config[k] for k in ("obs_map", "output_scaling", "output_scale_init") if config.get(k) is not None}
     spec = custom_circuit(config["circuit"], n_qubits=n_qubits, n_inputs=n_qubits if pre else n_inputs,
                           weight_shapes=config.get("weight_shapes"), init=config.get("init"),
