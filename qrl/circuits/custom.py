@@ -328,9 +328,10 @@ def measurement_width(spec) -> int:
     from pennylane.measurements import ExpectationMP, ProbabilityMP
 
     tape = zero_tape(spec)
+    name = getattr(spec, "circuit", "")
     outside = [w for w in tape.wires.tolist() if not (isinstance(w, int) and 0 <= w < spec.n_qubits)]
     if outside:
-        raise QRLError(f"circuit {getattr(spec, 'circuit', '')!r} uses wires {outside}, outside 0..{spec.n_qubits - 1}; expected "
+        raise QRLError(f"circuit {name!r} uses wires {outside}, outside 0..{spec.n_qubits - 1}; expected "
                        f"integer wires below n_qubits; try a larger n_qubits")
     width = 0
     for mp in tape.measurements:
@@ -340,8 +341,8 @@ def measurement_width(spec) -> int:
             width += 1
         else:
             text = " ".join(str(mp).split())
-            raise QRLError(f"circuit {getattr(spec, 'circuit', '')!r} returns {text}; expected a list of qml.expval(...) and "
+            raise QRLError(f"circuit {name!r} returns {text}; expected a list of qml.expval(...) and "
                            f"qml.probs(wires=...)")
     if width == 0:
-        raise QRLError(f"circuit {getattr(spec, 'circuit', '')!r} measures nothing; expected it to return a list of measurements")
+        raise QRLError(f"circuit {name!r} measures nothing; expected it to return a list of measurements")
     return width
