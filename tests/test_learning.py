@@ -69,10 +69,11 @@ def test_ppo_with_a_library_circuit_solves_cartpole(tmp_path):
 
 
 @pytest.mark.expensive
-@pytest.mark.timeout(3600)
+@pytest.mark.timeout(5400)
 def test_dqn_with_meyers_hybrid_learns_cartpole(tmp_path):
     """Meyer et al.'s hybrid network (Linear -> their CRot circuit on 6 qubits, 4 layers -> Linear) as a DQN
-    Q-network, with the dqn-vqc preset's settings: an evaluation >= 195 within 100k steps."""
+    Q-network, with the dqn-vqc preset's settings: an evaluation >= 195 within 100k steps (measured: 206.7
+    at 35k, 500 from 45k; 37 minutes)."""
     config = resolve("dqn-vqc", "CartPole-v1", seed=0, device="torch", steps=100_000,
                      overrides={"policy_kwargs.circuit": "meyer_iqp", "policy_kwargs.n_qubits": 6,
                                 "policy_kwargs.n_layers": 4, "policy_kwargs.pre_layer": True,

@@ -60,14 +60,31 @@ def wire_view(state: torch.Tensor, wire: int, n: int) -> torch.Tensor:
     return state.reshape(state.shape[0], 2**wire, 2, 2 ** (n - wire - 1))
 
 
+ELEMENTWISE_BELOW = 64
+"""Wires with fewer amplitudes than this after them get their 2x2 as elementwise products (see apply_1q)."""
+
+
 def apply_1q(state: torch.Tensor, wire: int, m: torch.Tensor, n: int) -> torch.Tensor:
     """Apply a 2x2 matrix on ``wire``: ``m`` is ``(2, 2)`` or one per sample ``(B, 2, 2)``.
 
     A broadcast ``matmul`` on a view of the state: no permutes or copies (``einsum`` permuted and copied).
+    On the last wires that ``matmul`` is a batch of ``B * 2**wire`` products of ``2 x 2`` by ``2 x rest``
+    matrices with ``rest`` small, slow forward and slower backward; there the two output halves are
+    elementwise sums ``m[i, 0] a_0 + m[i, 1] a_1`` instead (measured, forward + backward: 12 qubits x 5
+    layers of hea at batch 64, 147 -> 97 ms; 16 qubits at batch 8, 291 -> 240 ms).
     """
+    view = wire_view(state, wire, n)
+    if view.shape[-1] >= ELEMENTWISE_BELOW:
+        if m.dim() == 3:
+            m = m.unsqueeze(1)  # (B, 1, 2, 2) @ (B, 2**w, 2, rest)
+        return torch.matmul(m, view).reshape(state.shape[0], -1)
+    a0, a1 = view[:, :, 0], view[:, :, 1]
     if m.dim() == 3:
-        m = m.unsqueeze(1)  # (B, 1, 2, 2) @ (B, 2**w, 2, rest)
-    return torch.matmul(m, wire_view(state, wire, n)).reshape(state.shape[0], -1)
+        m = m[:, :, :, None, None]  # (B, 2, 2, 1, 1): entry (i, j) broadcasts over (B, 2**w, rest)
+        rows = [m[:, i, 0] * a0 + m[:, i, 1] * a1 for i in (0, 1)]
+    else:
+        rows = [m[i, 0] * a0 + m[i, 1] * a1 for i in (0, 1)]
+    return torch.stack(rows, 2).reshape(state.shape[0], -1)
 
 
 def apply_2q(state: torch.Tensor, wires: tuple[int, ...], m: torch.Tensor, n: int) -> torch.Tensor:

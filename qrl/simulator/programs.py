@@ -48,6 +48,36 @@ class TensorCache:
         return self._cache[k]
 
 
+PERMUTE_MAX_QUBITS = 16
+"""Up to this size the per-wire program applies constant gates that only permute basis states (and multiply
+phases: CNOT, CY, SWAP, Toffoli, CSWAP, X ...) as one gather over the state (an index of ``2**n`` entries,
+kept per gate); larger circuits use the matrix product, whose indices would cost more memory than a state."""
+
+
+def monomial(m: np.ndarray) -> bool:
+    """Whether ``m`` has exactly one nonzero per row and column (a permutation times phases)."""
+    nonzero = np.abs(m) > 1e-12
+    return bool((nonzero.sum(0) == 1).all() and (nonzero.sum(1) == 1).all())
+
+
+def full_permutation(m: np.ndarray, wires: tuple[int, ...], n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A monomial gate on ``wires`` as ``psi'[j] = phase[j] * psi[perm[j]]`` over all ``2**n`` basis states
+    (``phase`` ``None`` when every phase is 1)."""
+    index = np.arange(2**n)
+    shifts = [n - 1 - w for w in wires]
+    local = np.zeros_like(index)
+    for s_ in shifts:
+        local = (local << 1) | ((index >> s_) & 1)
+    source = np.argmax(np.abs(m) > 1e-12, axis=1)  # row r takes amplitude from column source[r]
+    src_local = source[local]
+    perm = index.copy()
+    for k, s_ in enumerate(shifts):
+        bit = (src_local >> (len(wires) - 1 - k)) & 1
+        perm = (perm & ~(1 << s_)) | (bit << s_)
+    phase = m[local, src_local]
+    return perm, (None if np.allclose(phase, 1) else phase)
+
+
 class WiresProgram:
     """Per-wire program, for large circuits: memory and work linear in ``2**n`` (``B * n * 2**n``).
 
@@ -113,6 +143,9 @@ class WiresProgram:
         self._program, self._chunk_sizes = [], []
         identity = (n_pool, eye, zero)
         for step in schedule(entries, self.n):
+            if step[0] == "2q" and self.n <= PERMUTE_MAX_QUBITS and monomial(step[2]):
+                self._program.append(("perm", *full_permutation(step[2], step[1], self.n)))
+                continue
             if step[0] != "1q":
                 self._program.append(step)
                 continue
@@ -152,6 +185,10 @@ class WiresProgram:
                     state = apply_1q(state, w, mat, n)
             elif kind == "diag":
                 state = state * self._const(("diag", step_i), step[1], cdtype, dev)
+            elif kind == "perm":
+                state = state[:, self._const(("perm", step_i), step[1], torch.int64, dev)]
+                if step[2] is not None:
+                    state = state * self._const(("phase", step_i), step[2], cdtype, dev)
             else:
                 state = apply_kq(state, step[1], self._const(("2q", step_i), step[2], cdtype, dev), n)
         return state
