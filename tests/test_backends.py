@@ -433,3 +433,28 @@ def test_simulator_imports_point_one_way():
             for name in names:
                 if name == "qrl" or name.startswith("qrl."):
                     assert name.startswith(("qrl.circuits", "qrl.errors", "qrl.simulator")), (path.name, name)
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_elementwise_and_matmul_forms_of_a_one_qubit_gate_agree(per_sample, monkeypatch):
+    """apply_1q's two forms (matmul on a view; elementwise on the last wires of mid-sized batches) give the
+    same values and gradients on every wire, at a size where the elementwise form is chosen."""
+    from qrl.simulator import gates
+
+    n, batch = 10, 64  # 2**16 amplitudes: inside the elementwise window
+    gen = torch.Generator().manual_seed(0)
+    state = torch.randn(batch, 2**n, dtype=torch.complex128, generator=gen)
+    m = torch.randn(*((batch,) if per_sample else ()), 2, 2, dtype=torch.complex128, generator=gen)
+
+    def run(wire):
+        s, mm = state.clone().requires_grad_(True), m.clone().requires_grad_(True)
+        out = gates.apply_1q(s, wire, mm, n)
+        return [out.detach(), *torch.autograd.grad((out.abs() ** 2 * torch.arange(2**n)).sum(), (s, mm))]
+
+    for wire in range(n):
+        elementwise = run(wire)
+        monkeypatch.setattr(gates, "ELEMENTWISE_MIN_STATE", 2**30)  # the matmul form everywhere
+        matmul = run(wire)
+        monkeypatch.undo()
+        for a, b in zip(elementwise, matmul, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-12)

@@ -62,6 +62,10 @@ def wire_view(state: torch.Tensor, wire: int, n: int) -> torch.Tensor:
 
 ELEMENTWISE_BELOW = 64
 """Wires with fewer amplitudes than this after them get their 2x2 as elementwise products (see apply_1q)."""
+ELEMENTWISE_MIN_STATE, ELEMENTWISE_MAX_STATE = 2**16, 2**21
+"""...for state batches of this many amplitudes: below, the elementwise form's extra torch calls cost more
+(12 qubits at batch 8: 21 ms with the matmul, 32 ms without); above, its temporaries do (20 qubits at batch
+8: 31.5 s with the matmul, 39.9 s without; forward + backward of 5 layers of hea)."""
 
 
 def apply_1q(state: torch.Tensor, wire: int, m: torch.Tensor, n: int) -> torch.Tensor:
@@ -71,10 +75,10 @@ def apply_1q(state: torch.Tensor, wire: int, m: torch.Tensor, n: int) -> torch.T
     On the last wires that ``matmul`` is a batch of ``B * 2**wire`` products of ``2 x 2`` by ``2 x rest``
     matrices with ``rest`` small, slow forward and slower backward; there the two output halves are
     elementwise sums ``m[i, 0] a_0 + m[i, 1] a_1`` instead (measured, forward + backward: 12 qubits x 5
-    layers of hea at batch 64, 147 -> 97 ms; 16 qubits at batch 8, 291 -> 240 ms).
+    layers of hea at batch 64, 147 -> 97 ms; at batch 8, 16 qubits 420 -> 272 ms, 18 qubits 2053 -> 1520 ms).
     """
     view = wire_view(state, wire, n)
-    if view.shape[-1] >= ELEMENTWISE_BELOW:
+    if view.shape[-1] >= ELEMENTWISE_BELOW or not ELEMENTWISE_MIN_STATE <= state.numel() <= ELEMENTWISE_MAX_STATE:
         if m.dim() == 3:
             m = m.unsqueeze(1)  # (B, 1, 2, 2) @ (B, 2**w, 2, rest)
         return torch.matmul(m, view).reshape(state.shape[0], -1)
