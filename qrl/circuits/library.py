@@ -17,6 +17,13 @@ def _n_features(inputs, n_qubits: int) -> int:
     return min(inputs.shape[-1], n_qubits)
 
 
+def _rx_rz_encoding(inputs, n_qubits: int) -> None:
+    """RX(x_i) then RZ(x_i) on wire i (Chen et al.'s basis encoding when x_i = pi b_i)."""
+    for i in range(_n_features(inputs, n_qubits)):
+        qml.RX(inputs[..., i], wires=i)
+        qml.RZ(inputs[..., i], wires=i)
+
+
 @register_circuit(
     "jerbi_skolik",
     weight_shapes=lambda n, layers: {"input_scaling": (layers, n), "weights": (layers, n, 2)},
@@ -88,9 +95,7 @@ def meyer_iqp(inputs, scaling, weights):
 )
 def chen_vqdqn(inputs, weights):
     layers, n = weights.shape[0], weights.shape[1]
-    for i in range(_n_features(inputs, n)):
-        qml.RX(inputs[..., i], wires=i)
-        qml.RZ(inputs[..., i], wires=i)
+    _rx_rz_encoding(inputs, n)
     for layer in range(layers):
         for i in range(n - 1):
             qml.CNOT(wires=[i, i + 1])
@@ -108,9 +113,7 @@ def chen_vqdqn(inputs, weights):
 )
 def lockwood_si(inputs, weights):
     layers, n = weights.shape[0], weights.shape[1]
-    for i in range(_n_features(inputs, n)):
-        qml.RX(inputs[..., i], wires=i)
-        qml.RZ(inputs[..., i], wires=i)
+    _rx_rz_encoding(inputs, n)
     for layer in range(layers):
         if n > 1:
             for i in range(n):
