@@ -275,7 +275,8 @@ def _scaling_vqc(spec, backend: str):
 
     device, _, program = backend.partition(":")
     if program and device != "torch":
-        raise QRLError(f"a program can be chosen for the torch backend only (torch:dense, torch:wires); got {backend}")
+        raise QRLError(f"a program can be chosen for the torch backend only (torch:dense, torch:wires, torch:adjoint); "
+                       f"got {backend}")
     vqc = VQC(spec, device=device, seed=0)
     if program:
         vqc.use_backend(TorchStatevector(spec, program))

@@ -76,7 +76,8 @@ def check_training_memory(config: RunConfig, model: BaseAlgorithm, available: in
         raise QRLError(f"{config.agent} on {config.env} needs about {format_bytes(need)} for one gradient step "
                        f"({batch} samples through {len(torch_circuits)} circuit(s) of up to {n} qubits, torch "
                        f"backend); expected at most {format_bytes(have)} (available memory); try a smaller "
-                       f"batch_size, fewer qubits, or --device lightning.qubit (adjoint gradients keep a few states)")
+                       f"batch_size, fewer qubits, or --device torch:adjoint (the torch path with adjoint "
+                       f"gradients keeps a few states)")
 
 
 def check_memory_before_training(config: RunConfig) -> None:

@@ -149,12 +149,13 @@ def _spec_of(seed: int):
 @pytest.mark.parametrize("chunk", range(10))
 def test_random_circuits_match_default_qubit_and_lightning(chunk):
     """200 random circuits (1-8 qubits, 20 per chunk), batch 1 and 17, float64: values and gradients with
-    respect to the inputs and the weights equal default.qubit (backprop) and, for circuits without
+    respect to the inputs and the weights, on the torch path's default program and on its adjoint-gradient
+    program, equal default.qubit (backprop) and, for circuits without
     ``qml.probs``, lightning.qubit (adjoint). (Lightning's parameter-shift gradients of probabilities were
     measured off by up to 1.5e-6, where default.qubit and the torch path agree to 1e-13.)"""
     for seed in range(20 * chunk, 20 * chunk + 20):
         spec = _spec_of(seed)
-        torch_path = TorchStatevector(spec)
+        torch_path, adjoint = TorchStatevector(spec), TorchStatevector(spec, "adjoint")
         default = _unbroadcast(qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=spec.n_qubits),
                                          interface="torch", diff_method="backprop"))
         references = [default]
@@ -167,11 +168,13 @@ def test_random_circuits_match_default_qubit_and_lightning(chunk):
             inputs = torch.rand(batch, spec.n_inputs, generator=gen, dtype=torch.float64) * 4 - 2
             cot = torch.randn(batch, torch_path.n_outputs, generator=gen, dtype=torch.float64)
             got = _outputs_and_grads(torch_path, inputs, weights, cot)
+            got_adjoint = _outputs_and_grads(adjoint, inputs, weights, cot)
             for ref_backend in references:
                 ref = _outputs_and_grads(ref_backend, inputs, weights, cot)
-                for g, r, what in zip(got, ref, ("values", "d/dinputs", "d/dweights"), strict=True):
-                    np.testing.assert_allclose(g.numpy(), r.numpy(), atol=TOL, rtol=0,
-                                               err_msg=f"seed {seed}, batch {batch}, {what}")
+                for g, a, r, what in zip(got, got_adjoint, ref, ("values", "d/dinputs", "d/dweights"), strict=True):
+                    for path, value in (("torch", g), ("torch:adjoint", a)):
+                        np.testing.assert_allclose(value.numpy(), r.numpy(), atol=TOL, rtol=0,
+                                                   err_msg=f"{path}, seed {seed}, batch {batch}, {what}")
 
 
 USER_MODULE = '''

@@ -118,7 +118,7 @@ def make_device(name: str, n_qubits: int, **kwargs):
     base = name.partition("@")[0]
     if base not in installed_devices():
         hint = next((h for prefix, h in _PLUGIN_HINTS.items() if base.startswith(prefix)), None)
-        known = ", ".join(["auto", "torch", *installed_devices()])
+        known = ", ".join(["auto", "torch", "torch:adjoint", *installed_devices()])
         if hint:
             raise QRLError(f"device {base!r} is not installed; try {hint}")
         raise QRLError(f"unknown device {base!r}; expected one of: {known}")
@@ -155,15 +155,16 @@ def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | Non
         raise QRLError(f"noise needs a mixed-state simulator; got device {device!r}; try device='default.mixed'")
     if is_hardware(name) and shots is None:
         raise QRLError(f"{name} samples like hardware; expected shots; try shots=1024")
-    if shots is not None and name == "torch":
+    if shots is not None and name.partition(":")[0] == "torch":
         raise QRLError(f"the torch backend computes exact expectation values; shots={shots} needs a PennyLane "
                        f"device; try device='lightning.qubit' (or 'default.qubit') with shots")
     check_memory(spec, name)
-    if name == "torch":
-        if diff_method not in (None, "backprop"):
-            raise QRLError(f"the torch backend differentiates by backprop; got diff_method={diff_method!r}; "
+    if name.partition(":")[0] == "torch":  # "torch", or "torch:<program>" (dense, wires, adjoint)
+        if diff_method not in (None, "backprop", "adjoint"):
+            raise QRLError(f"the torch backend differentiates by backprop or the adjoint method; got diff_method="
+                           f"{diff_method!r}; "
                            f"try a PennyLane device such as 'lightning.qubit' for {diff_method!r}")
-        return TorchStatevector(spec)
+        return TorchStatevector(spec, name.partition(":")[2] or ("adjoint" if diff_method == "adjoint" else None))
     from qrl.backends.pennylane import PennyLaneQNode
 
     check_size(name, spec.n_qubits)

@@ -14,6 +14,9 @@ from qrl.simulator import DenseProgram, Readout, WiresProgram, state_bytes, trac
 
 __all__ = ["DENSE_MAX_QUBITS", "TorchStatevector", "state_bytes"]
 
+PROGRAMS = ("dense", "wires", "adjoint")
+"""The torch programs: dense matrices (small circuits), per-wire with autograd, per-wire with an adjoint backward."""
+
 DENSE_MAX_QUBITS = 6
 """Circuits up to this many qubits run the dense program, larger ones the per-wire program."""
 
@@ -38,13 +41,13 @@ class TorchStatevector:
         traced = trace_circuit(spec)
         if program is None:
             program = "dense" if self.n <= DENSE_MAX_QUBITS else "wires"
-        if program not in ("dense", "wires"):
-            raise QRLError(f"unknown torch program {program!r}; expected 'dense' or 'wires'")
+        if program not in PROGRAMS:
+            raise QRLError(f"unknown torch program {program!r}; expected one of {', '.join(map(repr, PROGRAMS))}")
         self.program = program
         self._angles = traced.angles
         self._names = list(spec.weight_shapes)
-        cls = DenseProgram if program == "dense" else WiresProgram
-        self._impl = cls(traced.gates, self.n, traced.angles.n_per_sample, traced.angles.n_shared)
+        sizes = (traced.gates, self.n, traced.angles.n_per_sample, traced.angles.n_shared)
+        self._impl = DenseProgram(*sizes) if program == "dense" else WiresProgram(*sizes, adjoint=program == "adjoint")
         self._readout = Readout(traced.measurements, self.n)
         self.n_outputs = self._readout.width
 

@@ -21,6 +21,7 @@ from qrl.simulator.gates import (
     rotations,
     schedule,
     time_ordered_product,
+    wire_view,
 )
 from qrl.simulator.trace import Gate
 
@@ -97,15 +98,18 @@ class WiresProgram:
     multiplies by a fused diagonal; ``("2q", wires, M)`` applies a constant 4x4 matrix.
     """
 
-    def __init__(self, gates: list[Gate], n: int, n_angle: int, n_weight: int):
-        self.n, self.n_angle = n, n_angle
+    def __init__(self, gates: list[Gate], n: int, n_angle: int, n_weight: int, adjoint: bool = False):
+        self.n, self.n_angle, self.adjoint = n, n_angle, adjoint
         self._const = TensorCache()
         self._compile(gates, n_angle + n_weight)
         self._init = np.zeros((1, 2**n), dtype=complex)  # |0...0>
         self._init[0, 0] = 1
 
     def saved_states(self) -> int:
-        """State batches autograd keeps for the backward pass: one per step, per wire of a fused moment."""
+        """State batches kept for the backward pass: with autograd one per step, per wire of a fused moment;
+        with the adjoint method the final state, and the state and gradient walked back (about 4)."""
+        if self.adjoint:
+            return 4
         return sum(len(step[1]) if step[0] == "1q" else 1 for step in self._program)
 
     def _compile(self, gates: list[Gate], n_pool: int) -> None:
@@ -173,16 +177,23 @@ class WiresProgram:
         return mats.split(self._chunk_sizes, dim=1)
 
     def state(self, flat_a: torch.Tensor, weights: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
-        batch, n, dev = flat_a.shape[0], self.n, weights.device
+        batch, dev = flat_a.shape[0], weights.device
         chunks = self._slot_matrices(flat_a, weights.reshape(-1), cdtype)
-        state = self._const("init", self._init, cdtype, dev).expand(batch, -1)
+        fused = [time_ordered_product(chunks[s[2]:s[2] + s[3]]) for s in self._program if s[0] == "1q"]
+        init = self._const("init", self._init, cdtype, dev).expand(batch, -1)
+        if self.adjoint and torch.is_grad_enabled() and any(f.requires_grad for f in fused):
+            return AdjointRun.apply(self, init, *fused)
+        return self.run(init, fused)
+
+    def run(self, state: torch.Tensor, fused: list) -> torch.Tensor:
+        """Apply every step to ``state``; ``fused``: each single-qubit step's ``(B, n_wires, 2, 2)`` matrices."""
+        n, dev, cdtype, k = self.n, state.device, state.dtype, 0
         for step_i, step in enumerate(self._program):
             kind = step[0]
             if kind == "1q":
-                _, wires, first, depth = step
-                fused = time_ordered_product(chunks[first:first + depth])
-                for w, mat in zip(wires, fused.unbind(1), strict=True):
+                for w, mat in zip(step[1], fused[k].unbind(1), strict=True):
                     state = apply_1q(state, w, mat, n)
+                k += 1
             elif kind == "diag":
                 state = state * self._const(("diag", step_i), step[1], cdtype, dev)
             elif kind == "perm":
@@ -192,6 +203,56 @@ class WiresProgram:
             else:
                 state = apply_kq(state, step[1], self._const(("2q", step_i), step[2], cdtype, dev), n)
         return state
+
+    def adjoint_backward(self, psi: torch.Tensor, lam: torch.Tensor, fused: list) -> list[torch.Tensor]:
+        """The gradients of the fused matrices, by the adjoint method: walk the program backwards, undoing
+        each step on the final state ``psi`` (every step is unitary) and on the incoming gradient ``lam``.
+
+        For ``y = M x`` on a wire, torch's vector-Jacobian products are ``grad_x = M^H grad_y`` and
+        ``grad_M = sum grad_y x^H`` over the other axes. Memory: ``psi``, ``lam`` and a few temporaries,
+        whatever the depth, where autograd keeps a state batch per step.
+        """
+        n, dev, cdtype = self.n, psi.device, psi.dtype
+        grads, k = [torch.zeros_like(f) for f in fused], len(fused)
+        for step_i in reversed(range(len(self._program))):
+            step = self._program[step_i]
+            kind = step[0]
+            if kind == "1q":
+                k -= 1
+                for j in reversed(range(len(step[1]))):
+                    w, inverse = step[1][j], fused[k][:, j].conj().transpose(-1, -2)
+                    psi = apply_1q(psi, w, inverse, n)
+                    grads[k][:, j] = torch.einsum("baic,bajc->bij", wire_view(lam, w, n), wire_view(psi, w, n).conj())
+                    lam = apply_1q(lam, w, inverse, n)
+            elif kind == "diag":
+                d = self._const(("diag", step_i), step[1], cdtype, dev).conj()
+                psi, lam = psi * d, lam * d
+            elif kind == "perm":
+                inv = self._const(("inverse", step_i), np.argsort(step[1]), torch.int64, dev)
+                if step[2] is not None:
+                    phase = self._const(("phase", step_i), step[2], cdtype, dev).conj()
+                    psi, lam = psi * phase, lam * phase
+                psi, lam = psi[:, inv], lam[:, inv]
+            else:
+                inverse = self._const(("2q", step_i), step[2], cdtype, dev).conj().T
+                psi, lam = apply_kq(psi, step[1], inverse, n), apply_kq(lam, step[1], inverse, n)
+        return grads
+
+
+class AdjointRun(torch.autograd.Function):
+    """A :class:`WiresProgram` run whose backward is the adjoint method (nothing kept but the final state)."""
+
+    @staticmethod
+    def forward(ctx, program: WiresProgram, init: torch.Tensor, *fused: torch.Tensor) -> torch.Tensor:
+        out = program.run(init, list(fused))
+        ctx.program = program
+        ctx.save_for_backward(out, *fused)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        out, *fused = ctx.saved_tensors
+        return (None, None, *ctx.program.adjoint_backward(out, grad, fused))
 
 
 # Basis changes V with P = V Z V^dagger, so exp(-i t/2 P) = V RZ(t) V^dagger (RX = H RZ H).
