@@ -272,7 +272,9 @@ def test_encoding_gates_anywhere_compile_exactly(program):
 
 def test_torch_program_choice():
     assert TorchStatevector(CircuitSpec()).program == "dense"
-    with pytest.raises(QRLError, match="expected 'dense' or 'wires'"):
+    assert TorchStatevector(CircuitSpec(n_qubits=8, n_inputs=8)).program == "wires"
+    assert TorchStatevector(CircuitSpec(n_qubits=16, n_inputs=16, n_layers=1)).program == "adjoint"
+    with pytest.raises(QRLError, match="expected one of 'dense', 'wires', 'adjoint'"):
         TorchStatevector(CircuitSpec(), "fast")
 
 

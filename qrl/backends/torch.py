@@ -20,19 +20,26 @@ PROGRAMS = ("dense", "wires", "adjoint")
 DENSE_MAX_QUBITS = 6
 """Circuits up to this many qubits run the dense program, larger ones the per-wire program."""
 
+ADJOINT_MIN_QUBITS = 16
+"""From this many qubits the per-wire program differentiates by the adjoint method instead of autograd
+(measured, 5 layers of hea at batch 8, forward + backward: 16 qubits 276 against 253 ms, peak RSS 0.48
+against 1.13 GiB; 18 qubits 1.84 against 2.61 s, 0.80 against 3.05 GiB)."""
+
 
 class TorchStatevector:
     """A circuit compiled into batched torch ops; call it like the QNode: ``f(angles, weights)``.
 
     :param spec: the circuit.
-    :param program: ``"dense"`` (small circuits: one ``2**n`` matrix per layer,
+    :param program: ``"adjoint"`` (the per-wire program with an adjoint backward: a few state batches
+        whatever the depth), ``"dense"`` (small circuits: one ``2**n`` matrix per layer,
         :class:`qrl.simulator.DenseProgram`), ``"wires"`` (one 2x2 per wire and step; memory linear in
-        ``2**n``, :class:`qrl.simulator.WiresProgram`) or ``None`` for dense up to
-        :data:`DENSE_MAX_QUBITS` qubits.
+        ``2**n``, autograd keeps a state batch per step; :class:`qrl.simulator.WiresProgram`) or ``None``:
+        dense up to :data:`DENSE_MAX_QUBITS` qubits, wires below :data:`ADJOINT_MIN_QUBITS`, adjoint from there.
 
-    Call: ``angles`` of shape ``(B, n_encoding_layers, n_inputs)`` and ``weights`` of shape
-    ``spec.weight_shape``, real, float32 or float64; returns ``(B, n_outputs)`` of the same dtype.
-    Values are exact (tested against lightning.qubit to 1e-9 in float64).
+    Call: ``f(inputs, *weights)`` with ``inputs`` of shape ``(B, *spec.input_shape)`` (a built-in circuit's
+    scaled encoding angles, a user's features) and one tensor per entry of ``spec.weight_shapes``, real,
+    float32 or float64; returns ``(B, n_outputs)`` of the same dtype. Values are exact (tested against
+    default.qubit and lightning.qubit to 1e-6 in float64 on random circuits; measured ~1e-13).
     """
 
     def __init__(self, spec, program: str | None = None):
@@ -40,7 +47,7 @@ class TorchStatevector:
         self.n = spec.n_qubits
         traced = trace_circuit(spec)
         if program is None:
-            program = "dense" if self.n <= DENSE_MAX_QUBITS else "wires"
+            program = "dense" if self.n <= DENSE_MAX_QUBITS else "wires" if self.n < ADJOINT_MIN_QUBITS else "adjoint"
         if program not in PROGRAMS:
             raise QRLError(f"unknown torch program {program!r}; expected one of {', '.join(map(repr, PROGRAMS))}")
         self.program = program

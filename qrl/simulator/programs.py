@@ -222,7 +222,7 @@ class WiresProgram:
                 for j in reversed(range(len(step[1]))):
                     w, inverse = step[1][j], fused[k][:, j].conj().transpose(-1, -2)
                     psi = apply_1q(psi, w, inverse, n)
-                    grads[k][:, j] = torch.einsum("baic,bajc->bij", wire_view(lam, w, n), wire_view(psi, w, n).conj())
+                    grads[k][:, j] = _overlap(wire_view(lam, w, n), wire_view(psi, w, n))
                     lam = apply_1q(lam, w, inverse, n)
             elif kind == "diag":
                 d = self._const(("diag", step_i), step[1], cdtype, dev).conj()
@@ -237,6 +237,16 @@ class WiresProgram:
                 inverse = self._const(("2q", step_i), step[2], cdtype, dev).conj().T
                 psi, lam = apply_kq(psi, step[1], inverse, n), apply_kq(lam, step[1], inverse, n)
         return grads
+
+
+def _overlap(lam: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
+    """``R[b, i, j] = sum_{a, c} lam[b, a, i, c] conj(psi[b, a, j, c])`` of two ``(B, 2**w, 2, rest)`` views:
+    a batched matmul where ``rest`` is long, four elementwise products and sums where it is short (as in
+    :func:`qrl.simulator.gates.apply_1q`; ``einsum`` copied both operands every time)."""
+    if psi.shape[-1] >= 64:
+        return (lam @ psi.conj().transpose(-1, -2)).sum(1)
+    rows = [torch.stack([(lam[:, :, i] * psi[:, :, j].conj()).sum((1, 2)) for j in (0, 1)], -1) for i in (0, 1)]
+    return torch.stack(rows, -2)
 
 
 class AdjointRun(torch.autograd.Function):
