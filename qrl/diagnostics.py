@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from qrl.backends.memory import available_memory, format_bytes
-from qrl.circuits.custom import CustomCircuit, custom_circuit, find_circuit, zero_tape
+from qrl.circuits.custom import CustomCircuit, custom_circuit, find_circuit, one_line, zero_tape
 from qrl.circuits.readouts import READOUTS
 from qrl.circuits.spec import CircuitSpec
 from qrl.errors import QRLError
@@ -786,7 +786,7 @@ def measurement_labels(spec) -> list[str]:
     circuit's measurements as PennyLane prints them, a built-in circuit's readout observables."""
     if not isinstance(spec, CustomCircuit):
         return list(spec.observable_labels())
-    return [" ".join(str(mp).split()) for mp in zero_tape(spec).measurements]
+    return [one_line(mp) for mp in zero_tape(spec).measurements]
 
 
 def describe_circuit(name: str, vqc, acting: int, shots: int, device: str | None,

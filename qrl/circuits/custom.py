@@ -301,6 +301,11 @@ def custom_circuit(circuit: str, n_qubits: int, n_inputs: int, weight_shapes: di
     return spec
 
 
+def one_line(item) -> str:
+    """A measurement or observable as PennyLane prints it, on one line (for messages and tables)."""
+    return " ".join(str(item).split())
+
+
 def zero_tape(spec):
     """The tape of ``spec``'s qfunc run once on zeros (no device): its gates and measurements."""
     import pennylane as qml
@@ -340,8 +345,7 @@ def measurement_width(spec) -> int:
         elif isinstance(mp, ExpectationMP):
             width += 1
         else:
-            text = " ".join(str(mp).split())
-            raise QRLError(f"circuit {name!r} returns {text}; expected a list of qml.expval(...) and "
+            raise QRLError(f"circuit {name!r} returns {one_line(mp)}; expected a list of qml.expval(...) and "
                            f"qml.probs(wires=...)")
     if width == 0:
         raise QRLError(f"circuit {name!r} measures nothing; expected it to return a list of measurements")

@@ -115,7 +115,7 @@ class VQCNetwork(nn.Module):
         born = bool(config.get("born", False))
         if born:
             config = {**config, "output_scaling": False, "output_scale_init": 1.0}
-            _check_born(config, pre, post, role)
+            _check_born(config, post, role)
         spec = _make_spec(config, n_inputs, None if born else n_outputs, pre, post, role)
         if born and not all(isinstance(mp, ProbabilityMP) for mp in zero_tape(spec).measurements):
             raise QRLError(f"{role}: born=True reads action probabilities; expected circuit {spec.circuit!r} to "
@@ -201,7 +201,7 @@ def born_partition(n_values: int, n_actions: int) -> torch.Tensor:
     return torch.nn.functional.one_hot(ones % n_actions, n_actions).to(torch.float32)
 
 
-def _check_born(config: dict[str, Any], pre: bool, post: bool, role: str) -> None:
+def _check_born(config: dict[str, Any], post: bool, role: str) -> None:
     if config.get("circuit") is None or post:
         raise QRLError(f"{role}: born=True reads action probabilities from a circuit's qml.probs; expected "
                        f"circuit=... returning [qml.probs(wires=...)] and no post_layer; got "

@@ -7,7 +7,7 @@ Imports point one way: backends -> simulator -> circuits.
 """
 
 from qrl.simulator.adjoint import BatchedStatevector
-from qrl.simulator.angles import AngleProgram
+from qrl.simulator.angles import AngleProgram, TensorCache
 from qrl.simulator.gates import (
     PAULI_K,
     apply_1q,
@@ -20,9 +20,9 @@ from qrl.simulator.gates import (
     wire_view,
     z_expectation,
 )
-from qrl.simulator.programs import DenseProgram, TensorCache, WiresProgram
-from qrl.simulator.readout import Readout
-from qrl.simulator.trace import PARAMETRIC_1Q, Gate, Source, TracedCircuit, trace_circuit, trace_gates, z_diagonal
+from qrl.simulator.programs import DenseProgram, WiresProgram
+from qrl.simulator.readout import Readout, z_diagonal
+from qrl.simulator.trace import PARAMETRIC_1Q, Gate, Source, TracedCircuit, trace_circuit, trace_gates
 
 __all__ = [
     "PARAMETRIC_1Q",

@@ -23,7 +23,8 @@ from qrl.simulator.gates import (
     wire_view,
     z_expectation,
 )
-from qrl.simulator.trace import trace_gates, z_diagonal
+from qrl.simulator.readout import z_diagonal
+from qrl.simulator.trace import trace_gates
 
 
 class BatchedStatevector:

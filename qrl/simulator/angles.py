@@ -31,6 +31,19 @@ VIEWS = frozenset({"__getitem__", "select", "reshape", "view", "flatten", "ravel
                    "reshape_as", "index_select", "take", "diagonal"})
 
 
+class TensorCache:
+    """Constants of a program as tensors, converted once per dtype and device."""
+
+    def __init__(self) -> None:
+        self._cache: dict = {}
+
+    def __call__(self, key, value, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        k = (key, dtype, device)
+        if k not in self._cache:
+            self._cache[k] = torch.as_tensor(value, dtype=dtype, device=device)
+        return self._cache[k]
+
+
 class AngleProgram:
     """The angles of a circuit's gates as a program: ``(inputs, weights) -> (per_sample, shared)``.
 
@@ -71,7 +84,7 @@ class AngleProgram:
         self._leaf_bases = all(nodes[r.node].func is None for r in self._bases)
         self._whole = {r: list(range(math.prod(self._shape(r)[1:] if nodes[r.node].batched else self._shape(r))))
                        for r in self._bases}
-        self._cache: dict = {}
+        self._const = TensorCache()
 
     # -- compile -----------------------------------------------------------------------------------
     def _shape(self, ref: Ref) -> tuple:
@@ -180,12 +193,12 @@ class AngleProgram:
             holes = []
             for col in cols:
                 if col[0] == "const":
-                    holes.append(self._tensor(("c", id(col)), col[1], dtype, inputs.device))
+                    holes.append(self._const(("c", id(col)), col[1], dtype, inputs.device))
                     continue
                 v = values[col[1]]
                 flat = v.reshape(batch, -1) if self.nodes[col[1].node].batched else v.reshape(-1)
                 if col[2] != self._whole.get(col[1]):  # the whole tensor in order needs no gather
-                    flat = flat[..., self._tensor(("i", id(col)), col[2], torch.int64, inputs.device)]
+                    flat = flat[..., self._const(("i", id(col)), col[2], torch.int64, inputs.device)]
                 holes.append(flat)
             out = _evaluate(signature, iter(holes))
             if out.dtype != dtype:
@@ -195,12 +208,6 @@ class AngleProgram:
             outs[batched].append(out)
         per_sample = _join(outs[True]) if outs[True] else inputs.new_zeros((batch, 0), dtype=dtype)
         return per_sample, _join(outs[False]) if outs[False] else inputs.new_zeros((0,), dtype=dtype)
-
-    def _tensor(self, key, values: list, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        k = (key, dtype, device)
-        if k not in self._cache:
-            self._cache[k] = torch.tensor(values, dtype=dtype, device=device)
-        return self._cache[k]
 
 
 def _join(parts: list) -> torch.Tensor:

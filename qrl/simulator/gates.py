@@ -174,12 +174,22 @@ def schedule(entries: list, n: int) -> list[tuple]:
     return program
 
 
-def _full_diagonal(d: np.ndarray, wires: tuple[int, ...], n: int) -> np.ndarray:
-    idx = np.arange(2**n)
-    local = np.zeros_like(idx)
+def basis_bits(n: int) -> np.ndarray:
+    """``(2**n, n)``: bit ``w`` of every basis state, wire 0 the most significant (PennyLane's order)."""
+    return (np.arange(2**n)[:, None] >> (n - 1 - np.arange(n))[None, :]) & 1
+
+
+def local_index(wires, n: int) -> np.ndarray:
+    """``(2**n,)``: every basis state's bits on ``wires`` read as an integer, the first wire most significant
+    (the row or column of a gate on those wires, or the outcome of ``qml.probs(wires)``)."""
+    bits, local = basis_bits(n), np.zeros(2**n, dtype=np.int64)
     for w in wires:
-        local = (local << 1) | ((idx >> (n - 1 - w)) & 1)
-    return d[local]
+        local = (local << 1) | bits[:, int(w)]
+    return local
+
+
+def _full_diagonal(d: np.ndarray, wires: tuple[int, ...], n: int) -> np.ndarray:
+    return d[local_index(wires, n)]
 
 
 def state_bytes(n_qubits: int, batch: int = 1, itemsize: int = 16) -> int:

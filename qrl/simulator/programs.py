@@ -1,8 +1,8 @@
 """The two compiled programs that run a traced circuit on a batch: dense (small circuits) and per-wire.
 
-Both take flattened encoding angles ``(B, n_angle)`` and the weights, and return the final state
-``(B, 2**n)``. At QRL sizes the cost is the number of torch calls, not arithmetic, so both minimise
-calls; gradients come from torch autograd.
+Both take the per-sample angles ``(B, P)`` and the shared ones ``(Q,)`` (:mod:`qrl.simulator.angles`) and
+return the final state ``(B, 2**n)``. At QRL sizes the cost is the number of torch calls, not arithmetic, so
+both minimise calls; gradients come from torch autograd, or for the per-wire program the adjoint method.
 """
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ import numpy as np
 import pennylane as qml
 import torch
 
+from qrl.simulator.angles import TensorCache
 from qrl.simulator.gates import (
     PAULI_K,
     apply_1q,
     apply_kq,
     as_rotations,
+    basis_bits,
+    local_index,
     rotations,
     schedule,
     time_ordered_product,
@@ -36,19 +39,6 @@ def _kron_wires(m: torch.Tensor) -> torch.Tensor:
     return out
 
 
-class TensorCache:
-    """Constants of a program as tensors, converted once per dtype and device."""
-
-    def __init__(self) -> None:
-        self._cache: dict = {}
-
-    def __call__(self, key, value: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        k = (key, dtype, device)
-        if k not in self._cache:
-            self._cache[k] = torch.as_tensor(value, dtype=dtype, device=device)
-        return self._cache[k]
-
-
 PERMUTE_MAX_QUBITS = 16
 """Up to this size the per-wire program applies constant gates that only permute basis states (and multiply
 phases: CNOT, CY, SWAP, Toffoli, CSWAP, X ...) as one gather over the state (an index of ``2**n`` entries,
@@ -64,17 +54,13 @@ def monomial(m: np.ndarray) -> bool:
 def full_permutation(m: np.ndarray, wires: tuple[int, ...], n: int) -> tuple[np.ndarray, np.ndarray | None]:
     """A monomial gate on ``wires`` as ``psi'[j] = phase[j] * psi[perm[j]]`` over all ``2**n`` basis states
     (``phase`` ``None`` when every phase is 1)."""
-    index = np.arange(2**n)
-    shifts = [n - 1 - w for w in wires]
-    local = np.zeros_like(index)
-    for s_ in shifts:
-        local = (local << 1) | ((index >> s_) & 1)
+    local = local_index(wires, n)
     source = np.argmax(np.abs(m) > 1e-12, axis=1)  # row r takes amplitude from column source[r]
     src_local = source[local]
-    perm = index.copy()
-    for k, s_ in enumerate(shifts):
-        bit = (src_local >> (len(wires) - 1 - k)) & 1
-        perm = (perm & ~(1 << s_)) | (bit << s_)
+    perm = np.arange(2**n)
+    for k, w in enumerate(wires):
+        shift, bit = n - 1 - w, (src_local >> (len(wires) - 1 - k)) & 1
+        perm = (perm & ~(1 << shift)) | (bit << shift)
     phase = m[local, src_local]
     return perm, (None if np.allclose(phase, 1) else phase)
 
@@ -95,7 +81,8 @@ class WiresProgram:
 
     The program is a list of steps: ``("1q", wires, first, depth)`` applies one fused 2x2 matrix per
     wire of a moment (its operands are the ``depth`` slot chunks from ``first`` on); ``("diag", d)``
-    multiplies by a fused diagonal; ``("2q", wires, M)`` applies a constant 4x4 matrix.
+    multiplies by a fused diagonal; ``("perm", perm, phase)`` gathers the amplitudes of a constant gate
+    that permutes basis states; ``("2q", wires, M)`` applies any other constant gate's matrix.
     """
 
     def __init__(self, gates: list[Gate], n: int, n_angle: int, n_weight: int, adjoint: bool = False):
@@ -349,8 +336,7 @@ class DenseProgram:
     def _compile_phases(self, phases: list[list]) -> None:
         """``phi = angles @ P``: ``P[a, k * 2**n + j] = -z_w(j) / 2`` if angle ``a`` is on wire ``w`` in layer k."""
         n, dim = self.n, 2**self.n
-        bits = (np.arange(dim)[:, None] >> (n - 1 - np.arange(n))[None, :]) & 1
-        z = 1.0 - 2.0 * bits  # (2**n, n)
+        z = 1.0 - 2.0 * basis_bits(n)  # (2**n, n)
         proj = np.zeros((self.n_angle, len(phases) * dim))
         for k, layer in enumerate(phases):
             for w, _, a in layer:

@@ -87,7 +87,7 @@ class Recorder(TorchFunctionMode):
         name = getattr(func, "__name__", "")
         if name in _SKIP:
             return out
-        refs = [r for r in pytree.tree_leaves((args, kwargs)) if self.ref(r) is not None]
+        refs = [r for r in map(self.ref, pytree.tree_leaves((args, kwargs))) if r is not None]
         if not refs:
             return out
         if name in _ESCAPES:
@@ -100,7 +100,7 @@ class Recorder(TorchFunctionMode):
             self.problems.append(f"{name} writes into a value computed from the inputs or weights in place")
             return out
         rec_args, rec_kwargs = pytree.tree_map(lambda x: self.ref(x) or x, (args, kwargs))
-        batched = any(self.nodes[self.ref(r).node].batched for r in refs)
+        batched = any(self.nodes[r.node].batched for r in refs)
         index = len(self.nodes)
         if isinstance(out, torch.Tensor):
             self.nodes.append(Node(func, tuple(rec_args), dict(rec_kwargs), batched=batched, shapes=tuple(out.shape)))
@@ -113,12 +113,12 @@ class Recorder(TorchFunctionMode):
         return out
 
 
-def replay(nodes: list[Node], wanted: list[Ref], leaves: dict[str, torch.Tensor], memo: dict | None = None) -> list:
+def replay(nodes: list[Node], wanted: list[Ref], leaves: dict[str, torch.Tensor]) -> list:
     """The values of ``wanted`` recomputed from new ``leaves`` (by name), each node once.
 
     Constant tensors captured by a call move to the device of the leaves, and floating ones to their dtype.
     """
-    memo = {} if memo is None else memo
+    memo: dict = {}
     some = next(iter(leaves.values()))
 
     def value(ref: Ref):

@@ -116,16 +116,15 @@ def trace_circuit(circuit) -> TracedCircuit:
         raise QRLError("the circuit's gate sequence depends on its parameter values; the torch backend needs "
                        "a fixed gate sequence; try device='lightning.qubit'")
     params: dict[Ref, int] = {}
-    layout = []  # per op: list of Ref or float
+    layout = []  # per op and parameter: a constant number, None (a constant matrix) or (param, recorded value)
     for op, op2 in zip(ops, ops2, strict=True):
         entry = []
         for p, p2 in zip(op.data, op2.data, strict=True):
             ref, ref2 = rec.ref(p), rec2.ref(p2)
             if ref is None and ref2 is None and np.array_equal(np.asarray(p), np.asarray(p2)):
-                entry.append(float(np.asarray(p)) if np.ndim(p) == 0 else None)  # None: a constant matrix
+                entry.append(float(np.asarray(p)) if np.ndim(p) == 0 else None)
             elif ref is not None and ref2 is not None:
-                entry.append(params.setdefault(ref, len(params)))
-                entry[-1] = (entry[-1], p2)
+                entry.append((params.setdefault(ref, len(params)), p2))
             else:
                 raise QRLError(f"a parameter of {op.name} on wires {op.wires.tolist()} changes with the inputs or "
                                f"weights in a way the torch backend cannot follow; try device='lightning.qubit'")
@@ -179,27 +178,3 @@ def trace_gates(spec) -> tuple[list[Gate], list]:
             srcs.append(s if d is None else Source("angle" if d[0] == "inputs" else "weight", d[1]))
         gates.append(Gate(g.name, g.wires, tuple(srcs), g.matrix))
     return gates, [m.obs for m in traced.measurements]
-
-
-def z_diagonal(obs, n_qubits: int) -> np.ndarray:
-    """Eigenvalues of a sum of Z-strings over the computational basis, shape ``(2**n,)``.
-
-    A readout is then ``|psi|^2 @ D`` (:func:`qrl.simulator.gates.z_expectation`), ``D`` holding the
-    diagonals of the observables as columns.
-    """
-    rep = obs.pauli_rep
-    if rep is None:
-        raise QRLError(f"observable {obs} has no Pauli form; the torch backend reads out Z-type observables "
-                       f"only; try device='lightning.qubit'")
-    bits = (np.arange(2**n_qubits)[:, None] >> (n_qubits - 1 - np.arange(n_qubits))[None, :]) & 1
-    signs = 1.0 - 2.0 * bits  # (2**n, n): eigenvalue of Z_w on each basis state
-    diag = np.zeros(2**n_qubits)
-    for word, coeff in rep.items():
-        term = np.full(2**n_qubits, float(np.real(coeff)))
-        for wire, letter in word.items():
-            if letter != "Z":
-                raise QRLError(f"observable {obs} contains Pauli {letter}; the torch backend reads out "
-                               f"Z-type observables only; try device='lightning.qubit'")
-            term = term * signs[:, int(wire)]
-        diag += term
-    return diag
