@@ -1,13 +1,14 @@
 """Batched torch statevector simulation: the one home of qrl's state-vector gate updates.
 
 ``trace`` turns a circuit into gates (``record``, ``angles``: their angles compiled from inputs and weights),
-``readout`` runs its measurements, ``gates`` holds the gate primitives and the schedule, ``programs`` the
-dense and per-wire programs (:class:`qrl.backends.torch.TorchStatevector`), ``adjoint`` adjoint gradients.
+``readout`` runs its measurements, ``gates`` holds the gate primitives and the schedule, ``dense`` and
+``programs`` the dense and per-wire programs (:class:`qrl.backends.torch.TorchStatevector`), ``adjoint`` adjoint gradients.
 Imports point one way: backends -> simulator -> circuits.
 """
 
 from qrl.simulator.adjoint import BatchedStatevector
 from qrl.simulator.angles import AngleProgram, TensorCache
+from qrl.simulator.dense import DenseProgram
 from qrl.simulator.gates import (
     PAULI_K,
     apply_1q,
@@ -20,7 +21,7 @@ from qrl.simulator.gates import (
     wire_view,
     z_expectation,
 )
-from qrl.simulator.programs import DenseProgram, WiresProgram
+from qrl.simulator.programs import WiresProgram
 from qrl.simulator.readout import Readout, z_diagonal
 from qrl.simulator.trace import PARAMETRIC_1Q, Gate, Source, TracedCircuit, trace_circuit, trace_gates
 
