@@ -2,7 +2,8 @@
 
 ``trace`` turns a circuit into gates (``record``, ``angles``: their angles compiled from inputs and weights),
 ``readout`` runs its measurements, ``gates`` holds the gate primitives and the schedule, ``dense`` and
-``programs`` the dense and per-wire programs (:class:`qrl.backends.torch.TorchStatevector`), ``adjoint`` adjoint gradients.
+``programs`` the dense and per-wire programs (:class:`qrl.backends.torch.TorchStatevector`), ``adjoint``
+adjoint gradients.
 Imports point one way: backends -> simulator -> circuits.
 """
 
