@@ -274,8 +274,49 @@ def test_torch_program_choice():
     assert TorchStatevector(CircuitSpec()).program == "dense"
     assert TorchStatevector(CircuitSpec(n_qubits=8, n_inputs=8)).program == "wires"
     assert TorchStatevector(CircuitSpec(n_qubits=16, n_inputs=16, n_layers=1)).program == "adjoint"
-    with pytest.raises(QRLError, match="expected one of 'dense', 'wires', 'adjoint'"):
+    with pytest.raises(QRLError, match="expected one of 'dense', 'wires', 'adjoint', 'fused', 'fused-adjoint'"):
         TorchStatevector(CircuitSpec(), "fast")
+
+
+def _meyer(n_qubits: int, n_layers: int):
+    from qrl.circuits import custom_circuit
+
+    return custom_circuit("meyer_iqp", n_qubits=n_qubits, n_inputs=n_qubits, n_layers=n_layers,
+                          obs_map="identity", output_scaling=False)
+
+
+def test_fused_blocks_are_chosen_where_they_remove_passes():
+    """A ring of controlled rotations (Meyer et al.'s circuit) runs on two-qubit blocks: one pass per gate,
+    where the unfused program makes 5 (three single-qubit steps and two CNOTs); the built-in ansatze, whose
+    CZ ring is already one diagonal, stay unfused."""
+    meyer = TorchStatevector(_meyer(10, 4))
+    assert meyer.program == "fused"
+    assert meyer._impl.passes() == 40  # 10 blocks per layer, the Hadamards folded in
+    assert TorchStatevector(_meyer(10, 4), "wires")._impl.passes() == 201
+    assert TorchStatevector(_meyer(16, 1)).program == "fused-adjoint"
+    for ansatz in sorted(ANSATZE):
+        assert TorchStatevector(CircuitSpec(n_qubits=10, n_inputs=10, ansatz=ansatz)).program == "wires"
+
+
+def test_fused_programs_match_default_qubit_at_sixteen_qubits():
+    """Meyer et al.'s circuit (every gate data-dependent, blocks on every wire pair of the ring) at 16 qubits:
+    the fused programs' values and gradients against default.qubit (backprop, one sample at a time), float64."""
+    spec = _meyer(16, 1)
+    qnode = qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=16), interface="torch", diff_method="backprop")
+    gen = torch.Generator().manual_seed(3)
+    inputs = torch.rand(2, 16, generator=gen, dtype=torch.float64) * 4 - 2
+    weights = [torch.rand(s, generator=gen, dtype=torch.float64) * 4 - 2 for s in spec.weight_shapes.values()]
+    cot = torch.randn(2, 16, generator=gen, dtype=torch.float64)
+
+    def outputs_and_grads(run):
+        x, ws = inputs.clone().requires_grad_(True), [w.clone().requires_grad_(True) for w in weights]
+        out = run(x, *ws)
+        return [out.detach(), *torch.autograd.grad((out * cot).sum(), [x, *ws])]
+
+    ref = outputs_and_grads(lambda x, *ws: torch.stack([torch.stack(qnode(row, *ws)) for row in x]))
+    for program in ("fused", "fused-adjoint"):
+        for r, g in zip(ref, outputs_and_grads(TorchStatevector(spec, program)), strict=True):
+            np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0, err_msg=program)
 
 
 def test_compiler_follows_arithmetic_on_parameters():
@@ -464,16 +505,18 @@ def test_elementwise_and_matmul_forms_of_a_one_qubit_gate_agree(per_sample, monk
 
 @pytest.mark.parametrize("ansatz", sorted(ANSATZE))
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_adjoint_program_equals_autograd_on_built_ins_at_twelve_qubits(ansatz, dtype):
-    """``torch:adjoint`` (the per-wire program with an adjoint backward) against the autograd program:
-    values and gradients, 12 qubits x 3 layers, batch 5, to 1e-9 in float64 and 1e-4 in float32."""
+@pytest.mark.parametrize("program", ["adjoint", "fused", "fused-adjoint"])
+def test_programs_equal_autograd_on_built_ins_at_twelve_qubits(ansatz, dtype, program):
+    """``torch:adjoint`` (the per-wire program with an adjoint backward) and the programs on fused two-qubit
+    blocks against the autograd program: values and gradients, 12 qubits x 3 layers, batch 5, to 1e-9 in
+    float64 and 1e-4 in float32."""
     spec = CircuitSpec(n_qubits=12, n_layers=3, n_inputs=12, n_outputs=3, ansatz=ansatz, readout="zz")
     gen = torch.Generator().manual_seed(2)
     angles = (torch.rand(5, 3, 12, generator=gen, dtype=torch.float64) * 4 - 2).to(dtype)
     weights = (torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) * 4 - 2).to(dtype)
     cot = torch.randn(5, 3, generator=gen, dtype=torch.float64).to(dtype)
     ref = values_and_grads(TorchStatevector(spec, "wires"), angles, weights, cot)
-    got = values_and_grads(make_backend(spec, "torch:adjoint"), angles, weights, cot)
+    got = values_and_grads(make_backend(spec, f"torch:{program}"), angles, weights, cot)
     tol = 1e-9 if dtype == torch.float64 else 1e-4
     for r, g in zip(ref, got, strict=True):
         np.testing.assert_allclose(g.detach().numpy(), r.detach().numpy(), atol=tol, rtol=0)

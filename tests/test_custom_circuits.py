@@ -149,13 +149,15 @@ def _spec_of(seed: int):
 @pytest.mark.parametrize("chunk", range(10))
 def test_random_circuits_match_default_qubit_and_lightning(chunk):
     """200 random circuits (1-8 qubits, 20 per chunk), batch 1 and 17, float64: values and gradients with
-    respect to the inputs and the weights, on the torch path's default program and on its adjoint-gradient
-    program, equal default.qubit (backprop) and, for circuits without
+    respect to the inputs and the weights, on the torch path's default program, its adjoint-gradient
+    program and the programs on fused two-qubit blocks (autograd and adjoint; at up to 8 qubits these run
+    every branch of ``apply_block``), equal default.qubit (backprop) and, for circuits without
     ``qml.probs``, lightning.qubit (adjoint). (Lightning's parameter-shift gradients of probabilities were
     measured off by up to 1.5e-6, where default.qubit and the torch path agree to 1e-13.)"""
     for seed in range(20 * chunk, 20 * chunk + 20):
         spec = _spec_of(seed)
-        torch_path, adjoint = TorchStatevector(spec), TorchStatevector(spec, "adjoint")
+        paths = {"torch": TorchStatevector(spec), **{f"torch:{p}": TorchStatevector(spec, p)
+                                                     for p in ("adjoint", "fused", "fused-adjoint")}}
         default = _unbroadcast(qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=spec.n_qubits),
                                          interface="torch", diff_method="backprop"))
         references = [default]
@@ -166,13 +168,12 @@ def test_random_circuits_match_default_qubit_and_lightning(chunk):
         weights = torch.rand(spec.weight_shapes["weights"], generator=gen, dtype=torch.float64) * 4 - 2
         for batch in (1, 17):
             inputs = torch.rand(batch, spec.n_inputs, generator=gen, dtype=torch.float64) * 4 - 2
-            cot = torch.randn(batch, torch_path.n_outputs, generator=gen, dtype=torch.float64)
-            got = _outputs_and_grads(torch_path, inputs, weights, cot)
-            got_adjoint = _outputs_and_grads(adjoint, inputs, weights, cot)
+            cot = torch.randn(batch, paths["torch"].n_outputs, generator=gen, dtype=torch.float64)
+            got = {path: _outputs_and_grads(backend, inputs, weights, cot) for path, backend in paths.items()}
             for ref_backend in references:
                 ref = _outputs_and_grads(ref_backend, inputs, weights, cot)
-                for g, a, r, what in zip(got, got_adjoint, ref, ("values", "d/dinputs", "d/dweights"), strict=True):
-                    for path, value in (("torch", g), ("torch:adjoint", a)):
+                for path, values in got.items():
+                    for value, r, what in zip(values, ref, ("values", "d/dinputs", "d/dweights"), strict=True):
                         np.testing.assert_allclose(value.numpy(), r.numpy(), atol=TOL, rtol=0,
                                                    err_msg=f"{path}, seed {seed}, batch {batch}, {what}")
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import torch
 
 from qrl.errors import QRLError
-from qrl.simulator import DenseProgram, Readout, WiresProgram, state_bytes, trace_circuit
+from qrl.simulator import DenseProgram, Readout, WiresProgram, cheaper_program, state_bytes, trace_circuit
 
 __all__ = ["DENSE_MAX_QUBITS", "TorchStatevector", "state_bytes"]
 
-PROGRAMS = ("dense", "wires", "adjoint")
-"""The torch programs: dense matrices (small circuits), per-wire with autograd, per-wire with an adjoint backward."""
+PROGRAMS = ("dense", "wires", "adjoint", "fused", "fused-adjoint")
+"""The torch programs: dense matrices (small circuits), per-wire with autograd, per-wire with an adjoint backward,
+and the per-wire program on two-qubit blocks (:mod:`qrl.simulator.fusion`) with autograd or the adjoint method."""
 
 DENSE_MAX_QUBITS = 6
 """Circuits up to this many qubits run the dense program, larger ones the per-wire program."""
@@ -46,15 +47,22 @@ class TorchStatevector:
         self.spec = spec
         self.n = spec.n_qubits
         traced = trace_circuit(spec)
-        if program is None:
-            program = "dense" if self.n <= DENSE_MAX_QUBITS else "wires" if self.n < ADJOINT_MIN_QUBITS else "adjoint"
-        if program not in PROGRAMS:
+        if program not in (*PROGRAMS, None):
             raise QRLError(f"unknown torch program {program!r}; expected one of {', '.join(map(repr, PROGRAMS))}")
-        self.program = program
         self._angles = traced.angles
         self._names = list(spec.weight_shapes)
         sizes = (traced.gates, self.n, traced.angles.n_per_sample, traced.angles.n_shared)
-        self._impl = DenseProgram(*sizes) if program == "dense" else WiresProgram(*sizes, adjoint=program == "adjoint")
+        if program is None and self.n <= DENSE_MAX_QUBITS:
+            program = "dense"
+        if program is None:
+            self._impl = cheaper_program(*sizes, adjoint=self.n >= ADJOINT_MIN_QUBITS)
+            program = ("fused" if self._impl.fuse else "wires") + ("-adjoint" if self._impl.adjoint else "")
+            program = "adjoint" if program == "wires-adjoint" else program
+        elif program == "dense":
+            self._impl = DenseProgram(*sizes)
+        else:
+            self._impl = WiresProgram(*sizes, adjoint=program.endswith("adjoint"), fuse=program.startswith("fused"))
+        self.program = program
         self._readout = Readout(traced.measurements, self.n)
         self.n_outputs = self._readout.width
 

@@ -22,7 +22,7 @@ from qrl.simulator.gates import (
     wire_view,
     z_expectation,
 )
-from qrl.simulator.programs import WiresProgram
+from qrl.simulator.programs import WiresProgram, cheaper_program
 from qrl.simulator.readout import Readout, z_diagonal
 from qrl.simulator.trace import PARAMETRIC_1Q, Gate, Source, TracedCircuit, trace_circuit, trace_gates
 
@@ -41,6 +41,7 @@ __all__ = [
     "apply_1q",
     "apply_2q",
     "as_rotations",
+    "cheaper_program",
     "rotations",
     "schedule",
     "state_bytes",

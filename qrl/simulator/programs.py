@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from qrl.simulator.angles import TensorCache
+from qrl.simulator.fusion import apply_block, block_in_place, block_overlap, embed, fuse_blocks
 from qrl.simulator.gates import (
     PAULI_K,
     apply_1q,
@@ -71,19 +72,33 @@ class WiresProgram:
     that permutes basis states; ``("2q", wires, M)`` applies any other constant gate's matrix.
     """
 
-    def __init__(self, gates: list[Gate], n: int, n_angle: int, n_weight: int, adjoint: bool = False):
-        self.n, self.n_angle, self.adjoint = n, n_angle, adjoint
+    def __init__(self, gates: list[Gate], n: int, n_angle: int, n_weight: int, adjoint: bool = False,
+                 fuse: bool = False):
+        self.n, self.n_angle, self.adjoint, self.fuse = n, n_angle, adjoint, fuse
         self._const = TensorCache()
         self._compile(gates, n_angle + n_weight)
         self._init = np.zeros((1, 2**n), dtype=complex)  # |0...0>
         self._init[0, 0] = 1
 
-    def saved_states(self) -> int:
-        """State batches kept for the backward pass: with autograd one per step, per wire of a fused moment;
-        with the adjoint method the final state, and the state and gradient walked back (about 4)."""
-        if self.adjoint:
-            return 4
+    def passes(self) -> int:
+        """Passes over the state batch of one forward call: one per step, per wire of a fused moment."""
         return sum(len(step[1]) if step[0] == "1q" else 1 for step in self._program)
+
+    def cost(self) -> float:
+        """Estimated passes of one forward call, weighing a block applied by ``einsum`` (a copy in and out,
+        :func:`qrl.simulator.fusion.apply_block`) as three: to choose between the fused and unfused programs."""
+        total = 0.0
+        for step in self._program:
+            if step[0] == "block":
+                total += 1 if block_in_place(step[1], self.n) else 3
+            else:
+                total += len(step[1]) if step[0] == "1q" else 1
+        return total
+
+    def saved_states(self) -> int:
+        """State batches kept for the backward pass: with autograd one per pass; with the adjoint method
+        the final state, and the state and gradient walked back (about 4)."""
+        return 4 if self.adjoint else self.passes()
 
     def _compile(self, gates: list[Gate], n_pool: int) -> None:
         """Turn the gate list into slots (one per single-qubit matrix) and a program over them.
@@ -93,7 +108,8 @@ class WiresProgram:
         has ``A = M, B = 0, h = 0``; identity padding has ``A = I, B = 0, h = 0``. Slots are laid out in
         program order, moment by moment and depth by depth, so one ``split`` of the matrices of a call
         yields the operands of every fused step (its backward is one concatenation, where indexing a
-        large tensor step by step cost a full-size zero tensor per step).
+        large tensor step by step cost a full-size zero tensor per step). With ``fuse``, two-qubit blocks
+        (:func:`qrl.simulator.fusion.fuse_blocks`) get 4x4 slots, all blocks padded to one depth.
         """
         consts: list[float] = [0.0]
         eye, zero = np.eye(2, dtype=complex), np.zeros((2, 2), dtype=complex)
@@ -116,15 +132,30 @@ class WiresProgram:
                 entries.extend((g.wires[0], s) for s in slot(g))
             else:
                 entries.append((-1, g))
+        steps = fuse_blocks(entries, self.n) if self.fuse else schedule(entries, self.n)
+        self._compile_steps(steps, n_pool)
+        self._pool_consts = np.array(consts, dtype=np.float64)
+
+    def _compile_steps(self, steps: list[tuple], n_pool: int) -> None:
+        """The program and its slot tables (2x2 slots of the moments, 4x4 slots of the blocks)."""
+        eye = np.eye(2, dtype=complex)
         slots: list[tuple[int, np.ndarray, np.ndarray]] = []
+        blocks: list[list[tuple[int, np.ndarray, np.ndarray]]] = []
         self._program, self._chunk_sizes = [], []
-        identity = (n_pool, eye, zero)
-        for step in schedule(entries, self.n):
-            if step[0] == "2q" and self.n <= PERMUTE_MAX_QUBITS and monomial(step[2]):
-                self._program.append(("perm", *full_permutation(step[2], step[1], self.n)))
+        identity = (n_pool, eye, np.zeros((2, 2), dtype=complex))
+        for step in steps:
+            kind = step[0]
+            if kind == "block":
+                self._program.append(("block", step[1], len(blocks)))
+                blocks.append([_block_slot(wires, item, step[1], n_pool) for wires, item in step[2]])
                 continue
-            if step[0] != "1q":
+            if kind == "diag":
                 self._program.append(step)
+                continue
+            if kind != "1q":
+                wires, m = step[1], step[2]
+                perm = self.n <= PERMUTE_MAX_QUBITS and monomial(m)
+                self._program.append(("perm", *full_permutation(m, wires, self.n)) if perm else ("2q", wires, m))
                 continue
             moment = step[1]
             wires = tuple(sorted(moment))
@@ -136,23 +167,39 @@ class WiresProgram:
         self._slot_source = np.array([s[0] for s in slots], dtype=np.int64)
         self._slot_a = np.array([s[1] for s in slots], dtype=complex).reshape(-1, 2, 2)
         self._slot_b = np.array([s[2] for s in slots], dtype=complex).reshape(-1, 2, 2)
-        self._pool_consts = np.array(consts, dtype=np.float64)
+        depth = max((len(b) for b in blocks), default=0)  # block slots depth-major: (depth, n_blocks)
+        pad = (n_pool, np.eye(4, dtype=complex), np.zeros((4, 4), dtype=complex))
+        grid = [b[d] if d < len(b) else pad for d in range(depth) for b in blocks]
+        self._block_source = np.array([s[0] for s in grid], dtype=np.int64)
+        self._block_a = np.array([s[1] for s in grid], dtype=complex).reshape(-1, 4, 4)
+        self._block_b = np.array([s[2] for s in grid], dtype=complex).reshape(-1, 4, 4)
+        self._n_blocks = len(blocks)
 
-    def _slot_matrices(self, flat_a: torch.Tensor, flat_w: torch.Tensor, cdtype: torch.dtype) -> tuple:
-        """The single-qubit matrices of one call, split per fused step: each ``(B, n_wires, 2, 2)``."""
+    def _slot_matrices(self, flat_a: torch.Tensor, flat_w: torch.Tensor, cdtype: torch.dtype) -> list:
+        """The matrices of one call in program order: per single-qubit step ``(B, n_wires, 2, 2)`` (its
+        wires' fused 2x2s), per block ``(B, 4, 4)``."""
         batch, dev, rdtype = flat_a.shape[0], flat_a.device, flat_w.dtype
         consts = self._const("pool_consts", self._pool_consts, rdtype, dev)
         pool = torch.cat([flat_a, flat_w.unsqueeze(0).expand(batch, -1), consts.unsqueeze(0).expand(batch, -1)], 1)
-        half = (pool[:, self._const("slot_source", self._slot_source, torch.int64, dev)] * 0.5)[..., None, None]
-        a = self._const("slot_a", self._slot_a, cdtype, dev)
-        b = self._const("slot_b", self._slot_b, cdtype, dev)
-        mats = rotations(half, a, b)  # (B, n_slots, 2, 2)
-        return mats.split(self._chunk_sizes, dim=1)
+        fused, blocks = [], []
+        if len(self._slot_source):
+            half = (pool[:, self._const("slot_source", self._slot_source, torch.int64, dev)] * 0.5)[..., None, None]
+            a = self._const("slot_a", self._slot_a, cdtype, dev)
+            b = self._const("slot_b", self._slot_b, cdtype, dev)
+            chunks = rotations(half, a, b).split(self._chunk_sizes, dim=1)  # (B, n_slots, 2, 2) split per depth
+            fused = [time_ordered_product(chunks[s[2]:s[2] + s[3]]) for s in self._program if s[0] == "1q"]
+        if self._n_blocks:
+            half = (pool[:, self._const("block_source", self._block_source, torch.int64, dev)] * 0.5)[..., None, None]
+            a = self._const("block_a", self._block_a, cdtype, dev)
+            b = self._const("block_b", self._block_b, cdtype, dev)
+            mats = rotations(half, a, b).view(batch, -1, self._n_blocks, 4, 4)  # (B, depth, n_blocks, 4, 4)
+            blocks = time_ordered_product(mats.unbind(1)).unbind(1)
+        it_1q, it_block = iter(fused), iter(blocks)
+        return [next(it_1q) if s[0] == "1q" else next(it_block) for s in self._program if s[0] in ("1q", "block")]
 
     def state(self, flat_a: torch.Tensor, weights: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
         batch, dev = flat_a.shape[0], weights.device
-        chunks = self._slot_matrices(flat_a, weights.reshape(-1), cdtype)
-        fused = [time_ordered_product(chunks[s[2]:s[2] + s[3]]) for s in self._program if s[0] == "1q"]
+        fused = self._slot_matrices(flat_a, weights.reshape(-1), cdtype)
         init = self._const("init", self._init, cdtype, dev).expand(batch, -1)
         if self.adjoint and torch.is_grad_enabled() and any(f.requires_grad for f in fused):
             return AdjointRun.apply(self, init, *fused)
@@ -166,6 +213,9 @@ class WiresProgram:
             if kind == "1q":
                 for w, mat in zip(step[1], fused[k].unbind(1), strict=True):
                     state = apply_1q(state, w, mat, n)
+                k += 1
+            elif kind == "block":
+                state = apply_block(state, step[1], fused[k], n)
                 k += 1
             elif kind == "diag":
                 state = state * self._const(("diag", step_i), step[1], cdtype, dev)
@@ -197,6 +247,12 @@ class WiresProgram:
                     psi = apply_1q(psi, w, inverse, n)
                     grads[k][:, j] = _overlap(wire_view(lam, w, n), wire_view(psi, w, n))
                     lam = apply_1q(lam, w, inverse, n)
+            elif kind == "block":
+                k -= 1
+                inverse = fused[k].conj().mT
+                psi = apply_block(psi, step[1], inverse, n)
+                grads[k] = block_overlap(lam, psi, step[1], n)
+                lam = apply_block(lam, step[1], inverse, n)
             elif kind == "diag":
                 d = self._const(("diag", step_i), step[1], cdtype, dev).conj()
                 psi, lam = psi * d, lam * d
@@ -210,6 +266,22 @@ class WiresProgram:
                 inverse = self._const(("2q", step_i), step[2], cdtype, dev).conj().T
                 psi, lam = apply_kq(psi, step[1], inverse, n), apply_kq(lam, step[1], inverse, n)
         return grads
+
+
+def cheaper_program(gates: list[Gate], n: int, n_angle: int, n_weight: int, adjoint: bool = False) -> WiresProgram:
+    """The per-wire program with or without two-qubit blocks, whichever :meth:`WiresProgram.cost` says is
+    cheaper (unfused on a tie: blocks pay off where they remove many passes, e.g. rings of controlled
+    rotations, 281 -> 56 passes at 14 qubits; a CZ ring is already one diagonal)."""
+    plain = WiresProgram(gates, n, n_angle, n_weight, adjoint=adjoint)
+    fused = WiresProgram(gates, n, n_angle, n_weight, adjoint=adjoint, fuse=True)
+    return fused if fused.cost() < plain.cost() else plain
+
+
+def _block_slot(wires: tuple[int, ...], item, pair: tuple[int, int], n_pool: int) -> tuple:
+    """A block's 4x4 slot: a single-qubit slot ``(source, A, B)`` or a constant gate, embedded on ``pair``."""
+    if len(wires) == 1:
+        return item[0], embed(item[1], wires, pair), embed(item[2], wires, pair)
+    return n_pool, embed(item.matrix, wires, pair), np.zeros((4, 4), dtype=complex)
 
 
 def _overlap(lam: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
