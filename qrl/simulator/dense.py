@@ -10,20 +10,16 @@ import numpy as np
 import pennylane as qml
 import torch
 
-from qrl.simulator.gates import PAULI_K, as_rotations, basis_bits, rotations, schedule, time_ordered_product
+from qrl.simulator.gates import (
+    PAULI_K,
+    as_rotations,
+    basis_bits,
+    kron_wires,
+    rotations,
+    schedule,
+    time_ordered_product,
+)
 from qrl.simulator.trace import Gate
-
-
-def _kron_wires(m: torch.Tensor) -> torch.Tensor:
-    """``(..., n, 2, 2)`` per-wire matrices -> ``(..., 2**n, 2**n)``, wire 0 most significant."""
-    first, *rest = m.unbind(-3)  # unbind, not indexing: its backward is one stack, not a zero tensor per index
-    out = first
-    for k in rest:
-        d = out.shape[-1]
-        out = (out[..., :, None, :, None] * k[..., None, :, None, :]).reshape(*out.shape[:-2], 2 * d, 2 * d)
-    return out
-
-
 
 # Basis changes V with P = V Z V^dagger, so exp(-i t/2 P) = V RZ(t) V^dagger (RX = H RZ H).
 _HADAMARD = np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2)
@@ -200,7 +196,7 @@ class DenseProgram:
         if self._slot_source.size:
             half = (torch.cat([flat_w, c["pool_consts"]])[c["slot_source"]] * 0.5)[..., None, None]
             mats = rotations(half, c["slot_a"], c["slot_b"])  # (M, depth, n, 2, 2)
-            moments = _kron_wires(time_ordered_product(mats.unbind(1)))  # (M, 2**n, 2**n)
+            moments = kron_wires(time_ordered_product(mats.unbind(1)))  # (M, 2**n, 2**n)
         out: list[torch.Tensor | None] = [None] * self.n_segments
         for (seg_ids, _, mids), cs, ids in zip(self._groups, c["groups_c"], c["groups_m"], strict=True):
             u = cs[0]

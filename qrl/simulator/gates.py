@@ -55,6 +55,16 @@ def time_ordered_product(mats: Sequence[torch.Tensor]) -> torch.Tensor:
     return out
 
 
+def kron_wires(m: torch.Tensor) -> torch.Tensor:
+    """``(..., n, 2, 2)`` per-wire matrices -> ``(..., 2**n, 2**n)``, wire 0 most significant."""
+    first, *rest = m.unbind(-3)  # unbind, not indexing: its backward is one stack, not a zero tensor per index
+    out = first
+    for k in rest:
+        d = out.shape[-1]
+        out = (out[..., :, None, :, None] * k[..., None, :, None, :]).reshape(*out.shape[:-2], 2 * d, 2 * d)
+    return out
+
+
 def wire_view(state: torch.Tensor, wire: int, n: int) -> torch.Tensor:
     """``(B, 2**n)`` as ``(B, 2**wire, 2, 2**(n - wire - 1))``: axis 2 is ``wire``."""
     return state.reshape(state.shape[0], 2**wire, 2, 2 ** (n - wire - 1))
@@ -179,12 +189,18 @@ def basis_bits(n: int) -> np.ndarray:
     return (np.arange(2**n)[:, None] >> (n - 1 - np.arange(n))[None, :]) & 1
 
 
+def basis_bit(n: int, wire: int) -> np.ndarray:
+    """``(2**n,)``: bit ``wire`` of every basis state (one column of :func:`basis_bits`, without the
+    ``(2**n, n)`` table: 14 GiB at 26 qubits)."""
+    return (np.arange(2**n, dtype=np.int64) >> (n - 1 - int(wire))) & 1
+
+
 def local_index(wires, n: int) -> np.ndarray:
     """``(2**n,)``: every basis state's bits on ``wires`` read as an integer, the first wire most significant
     (the row or column of a gate on those wires, or the outcome of ``qml.probs(wires)``)."""
-    bits, local = basis_bits(n), np.zeros(2**n, dtype=np.int64)
+    local = np.zeros(2**n, dtype=np.int64)
     for w in wires:
-        local = (local << 1) | bits[:, int(w)]
+        local = (local << 1) | basis_bit(n, w)
     return local
 
 

@@ -9,16 +9,15 @@ from pennylane.measurements import ExpectationMP, ProbabilityMP
 from qrl.circuits.custom import one_line
 from qrl.errors import QRLError
 from qrl.simulator.angles import TensorCache
-from qrl.simulator.gates import basis_bits, local_index, z_expectation
+from qrl.simulator.gates import basis_bit, local_index, z_expectation
 
 
-def pauli_word(word, coeff, bits: np.ndarray) -> tuple[int, np.ndarray]:
-    """A Pauli word (``{wire: "X" | "Y" | "Z"}``) times ``coeff`` as ``P psi = c * psi[j ^ mask]``:
-    ``(mask, c)``, ``c`` over the basis states, ``bits`` from :func:`qrl.simulator.gates.basis_bits`."""
-    n = bits.shape[1]
-    mask, phase = 0, np.full(bits.shape[0], complex(coeff))
+def pauli_word(word, coeff, n: int) -> tuple[int, np.ndarray]:
+    """A Pauli word (``{wire: "X" | "Y" | "Z"}``) times ``coeff`` as ``P psi = c * psi[j ^ mask]`` on ``n``
+    qubits: ``(mask, c)``, ``c`` over the basis states."""
+    mask, phase = 0, np.full(2**n, complex(coeff))
     for wire, letter in word.items():
-        b = bits[:, int(wire)]
+        b = basis_bit(n, wire)
         if letter in "XY":
             mask |= 1 << (n - 1 - int(wire))
         if letter == "Z":
@@ -34,9 +33,9 @@ def z_diagonal(obs, n_qubits: int) -> np.ndarray:
     if obs.pauli_rep is None:
         raise QRLError(f"observable {obs} has no Pauli form; the torch backend reads out Z-type observables "
                        f"only; try device='lightning.qubit'")
-    bits, diag = basis_bits(n_qubits), np.zeros(2**n_qubits)
+    diag = np.zeros(2**n_qubits)
     for word, coeff in obs.pauli_rep.items():
-        mask, phase = pauli_word(word, coeff, bits)
+        mask, phase = pauli_word(word, coeff, n_qubits)
         if mask:
             letter = next(letter for letter in word.values() if letter != "Z")
             raise QRLError(f"observable {obs} contains Pauli {letter}; the torch backend reads out "
@@ -58,7 +57,6 @@ class Readout:
     def __init__(self, measurements: list, n: int):
         self.n = n
         dim = 2**n
-        bits = basis_bits(n)
         columns: list[np.ndarray] = []
         flips: dict[int, np.ndarray] = {}  # mask -> (2**n, width) complex coefficients
         pending = []
@@ -71,7 +69,7 @@ class Readout:
             elif isinstance(mp, ExpectationMP) and mp.obs is not None and mp.obs.pauli_rep is not None:
                 diag = np.zeros(dim)
                 for word, coeff in mp.obs.pauli_rep.items():
-                    mask, phase = pauli_word(word, coeff, bits)
+                    mask, phase = pauli_word(word, coeff, n)
                     if mask == 0:
                         diag = diag + phase.real
                     else:
