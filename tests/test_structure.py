@@ -22,7 +22,7 @@ LAYERS = [
     ("SB3 policies", ("qrl.sb3", "qrl.sb3.")),
     ("run folder, cost, statistics", ("qrl.runs", "qrl.cost", "qrl.stats")),
     ("training and evaluation", ("qrl.train", "qrl.evaluate")),
-    ("many runs, teaching", ("qrl.study", "qrl.distill")),
+    ("many runs, teaching", ("qrl.study", "qrl.distill", "qrl.tune", "qrl.tune.")),
     ("what commands show", ("qrl.report", "qrl.plots", "qrl.bench", "qrl.diagnostics")),
     ("commands", ("qrl.cli", "qrl.cli.")),
     ("package", ("qrl",)),

@@ -9,14 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from qrl.cli import bench, diagnose, distill, evaluate, info, study, train
+from qrl.cli import bench, diagnose, distill, evaluate, info, study, train, tune
 from qrl.errors import QRLError
 
 __all__ = ["build_parser", "main"]
 
 # Subcommand order in `qrl --help`.
 _ADD = (train.add_train, evaluate.add_eval, train.add_compare, distill.add_distill, info.add_list, info.add_plot,
-        info.add_circuit, study.add_study, study.add_report, bench.add_bench, diagnose.add_diagnose)
+        info.add_circuit, study.add_study, study.add_report, tune.add_tune, bench.add_bench, diagnose.add_diagnose)
 
 
 class _Parser(argparse.ArgumentParser):
