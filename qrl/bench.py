@@ -220,6 +220,12 @@ def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0, al
 # -- scaling --------------------------------------------------------------------------------------------
 
 
+PASSES_PER_FORWARD_PASS = 4
+"""Passes over the state per forward pass in forward + backward: the forward one, and in the backward three (the
+adjoint method undoes the step on the state and on its gradient and takes their overlap; autograd reads the
+kept state and the incoming gradient and writes the outgoing one)."""
+
+
 def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: int = 8, n_layers: int = 5,
                   backends: tuple[str, ...] = ("torch", "lightning.qubit", "default.qubit"),
                   budget_s: float = 0.5, max_call_s: float = 20.0,
@@ -232,7 +238,10 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
 
     A backend whose single call took longer than ``max_call_s`` is not run at larger sizes. Memory:
     ``peak_rss_gb`` is this process's peak resident memory after each point (it only grows, so a
-    jump shows what that point needed); ``state_mb`` is one batch of complex64 state vectors.
+    jump shows what that point needed); ``state_mb`` is one batch of complex64 state vectors. For the torch
+    backend's per-wire programs, ``passes`` counts the passes over the state batch of forward + backward
+    (:data:`PASSES_PER_FORWARD_PASS` per forward pass) and ``copy_s`` is the time of one copy of the state
+    batch measured in the same run: ``passes * copy_s / seconds`` is the fraction of the copy-bandwidth bound.
     """
     import resource
 
@@ -240,6 +249,8 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
 
     seconds: dict[str, dict[str, float]] = {b: {} for b in backends}
     peak_rss_gb: dict[str, dict[str, float]] = {b: {} for b in backends}
+    passes: dict[str, dict[str, int]] = {b: {} for b in backends}  # torch per-wire programs, forward + backward
+    copy_s: dict[str, float] = {}  # one copy of the state batch (read + write), measured in this run
     dropped: set[str] = set()
     for n in qubits:
         spec = CircuitSpec(n_qubits=n, n_layers=n_layers, n_inputs=n, n_outputs=n)
@@ -259,14 +270,20 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
                 dropped.add(backend)
             seconds[backend][str(n)] = _median_time(step, min_repeats=3, budget_s=budget_s)
             peak_rss_gb[backend][str(n)] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+            forward = vqc.backend.passes() if hasattr(vqc.backend, "passes") else None
+            if forward:
+                passes[backend][str(n)] = PASSES_PER_FORWARD_PASS * forward
             if log:
                 log(f"n={n:<3} {backend}: {seconds[backend][str(n)] * 1e3:.2f} ms, "
                     f"peak RSS {peak_rss_gb[backend][str(n)]:.2f} GiB")
+        if any(str(n) in passes[b] for b in backends):
+            state = torch.randn(batch, 2**n, dtype=torch.complex64)
+            copy_s[str(n)] = _median_time(state.clone, min_repeats=3, budget_s=budget_s)
     best = {str(n): min((b for b in backends if str(n) in seconds[b]), key=lambda b: seconds[b][str(n)])
             for n in qubits}
     return {"kind": "scaling", "batch": batch, "n_layers": n_layers, "qubits": list(qubits),
             "seconds": seconds, "fastest": best, "peak_rss_gb": peak_rss_gb,
-            "state_mb": {str(n): batch * 8 * 2**n / 2**20 for n in qubits}}
+            "state_mb": {str(n): batch * 8 * 2**n / 2**20 for n in qubits}, "passes": passes, "copy_s": copy_s}
 
 
 def _scaling_vqc(spec, backend: str):
@@ -275,8 +292,8 @@ def _scaling_vqc(spec, backend: str):
 
     device, _, program = backend.partition(":")
     if program and device != "torch":
-        raise QRLError(f"a program can be chosen for the torch backend only (torch:dense, torch:wires, torch:adjoint); "
-                       f"got {backend}")
+        raise QRLError(f"a program can be chosen for the torch backend only (torch:dense, torch:wires, torch:adjoint, "
+                       f"torch:fused, torch:fused-adjoint); got {backend}")
     vqc = VQC(spec, device=device, seed=0)
     if program:
         vqc.use_backend(TorchStatevector(spec, program))
@@ -485,16 +502,24 @@ def format_train(results: list[dict[str, Any]] | dict[str, Any]) -> str:
 def format_scaling(result: dict[str, Any]) -> str:
     backends = list(result["seconds"])
     rss = result.get("peak_rss_gb", {})
-    lines = ["| qubits | " + " | ".join(f"{b} (ms)" for b in backends) + " | fastest | state (MiB) | peak RSS (GiB) |",
-             "|---|" + "---|" * (len(backends) + 3)]
+    passes, copy_s = result.get("passes", {}), result.get("copy_s", {})
+    timed = [b for b in backends if passes.get(b)]  # torch programs: passes and the share of the copy bound
+    lines = ["| qubits | " + " | ".join(f"{b} (ms)" for b in backends) + " | fastest | state (MiB) | peak RSS (GiB) |"
+             + "".join(f" {b} passes | of copy bound |" for b in timed),
+             "|---|" + "---|" * (len(backends) + 3 + 2 * len(timed))]
     for n in result["qubits"]:
         key = str(n)
         cells = [_ms(result["seconds"][b][key]) if key in result["seconds"][b] else "-" for b in backends]
         peak = max((rss[b][key] for b in rss if key in rss[b]), default=None)
         state = result.get("state_mb", {}).get(key)
+        extra = ""
+        for b in timed:
+            p = passes[b].get(key)
+            share = p * copy_s[key] / result["seconds"][b][key] if p and key in copy_s else None
+            extra += f" {p or '-'} | " + ("-" if share is None else f"{share:.0%}") + " |"
         lines.append(f"| {n} | " + " | ".join(cells) + f" | {result['fastest'][key]} | "
                      + ("-" if state is None else f"{state:.3g}") + " | "
-                     + ("-" if peak is None else f"{peak:.2f}") + " |")
+                     + ("-" if peak is None else f"{peak:.2f}") + " |" + extra)
     return "\n".join(lines)
 
 

@@ -47,7 +47,7 @@ def values_and_grads(backend, angles, weights, cotangent):
 
 
 SPECS = random_specs()
-PROGRAMS = ("dense", "wires")  # the two torch programs (qrl.backends.torch), each against Lightning
+PROGRAMS = ("dense", "wires", "fused")  # torch programs (qrl.backends.torch), each against Lightning's QNode
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.encoding}-{s.ansatz}-{s.readout}-q{s.n_qubits}")
@@ -58,7 +58,7 @@ def test_torch_matches_lightning_float64(spec, batch, program):
     angles = (torch.rand(batch, spec.n_encoding_layers, spec.n_inputs, generator=gen, dtype=torch.float64) - 0.5) * 6
     weights = (torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) - 0.5) * 6
     cot = torch.randn(batch, spec.n_outputs, generator=gen, dtype=torch.float64)
-    ref = values_and_grads(make_backend(spec, "lightning.qubit"), angles, weights, cot)
+    ref = values_and_grads(make_backend(spec, "lightning.qubit:qnode"), angles, weights, cot)
     got = values_and_grads(TorchStatevector(spec, program), angles, weights, cot)
     for r, g, name in zip(ref, got, ("values", "d/d angles", "d/d weights"), strict=True):
         assert g.dtype == torch.float64
@@ -73,7 +73,7 @@ def test_torch_float32_matches_lightning(spec, batch, program):
     angles = (torch.rand(batch, spec.n_encoding_layers, spec.n_inputs, generator=gen, dtype=torch.float64) - 0.5) * 6
     weights = (torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) - 0.5) * 6
     cot = torch.randn(batch, spec.n_outputs, generator=gen, dtype=torch.float64)
-    ref = values_and_grads(make_backend(spec, "lightning.qubit"), angles, weights, cot)
+    ref = values_and_grads(make_backend(spec, "lightning.qubit:qnode"), angles, weights, cot)
     got = values_and_grads(TorchStatevector(spec, program), angles.float(), weights.float(), cot.float())
     for r, g, name in zip(ref, got, ("values", "d/d angles", "d/d weights"), strict=True):
         assert g.dtype == torch.float32

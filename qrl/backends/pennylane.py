@@ -7,6 +7,7 @@ import contextlib
 import pennylane as qml
 import torch
 
+from qrl.backends.lightning import LightningStatevector
 from qrl.circuits.custom import measurement_width, measures_probabilities
 from qrl.errors import QRLError
 
@@ -17,6 +18,8 @@ MIXED_STATE_DEVICES = ("default.mixed",)
 NOISE_CHANNELS = {"depolarizing": "DepolarizingChannel", "amplitude_damping": "AmplitudeDamping",
                   "readout_bit_flip": "BitFlip"}
 GRADIENT_TRANSFORMS = ("parameter-shift", "finite-diff", "spsa", "hadamard")
+NATIVE_DIFF_METHODS = ("adjoint", "best", "device")
+"""Differentiation methods that mean Lightning's adjoint method, which the native path computes."""
 
 
 def default_diff_method(device_name: str, shots: int | None = None) -> str:
@@ -38,6 +41,11 @@ class PennyLaneQNode:
     :param noise: ``{channel: probability}`` with channels of :data:`NOISE_CHANNELS`, on a mixed-state
         device (``default.mixed``). ``depolarizing=p`` after a one-qubit gate scales that qubit's Bloch
         vector by ``1 - 4p/3``.
+    :param native: ``None`` (default): on a Lightning device with exact expectation values and the adjoint
+        method, run the circuit natively (:class:`qrl.backends.lightning.LightningStatevector`: Lightning's
+        C++ simulator without QNodes, same values and gradients, 30-80x faster at batch 64) when it can,
+        else the QNode; ``False``: always the QNode; ``True``: natively or raise. :attr:`native` holds the
+        native path (``None`` when the QNode runs) and :attr:`native_refusal` why it was not used.
 
     Call: ``f(inputs, *weights)``, ``inputs`` of shape ``(B, *spec.input_shape)`` and one tensor per entry
     of ``spec.weight_shapes``; returns ``(B, n_outputs)`` (measurements concatenated) in the weights' dtype.
@@ -60,7 +68,7 @@ class PennyLaneQNode:
     """
 
     def __init__(self, spec, device, diff_method: str | None = None, shots: int | None = None,
-                 noise: dict[str, float] | None = None):
+                 noise: dict[str, float] | None = None, native: bool | None = None):
         self.spec = spec
         self.device = device
         self.shots = shots
@@ -76,6 +84,12 @@ class PennyLaneQNode:
             # the broadcast (input) angles: expand the batch into one tape per sample first.
             self._qnode_grad = qml.transforms.broadcast_expand(self._qnode_grad)
         self._qnode_value = _noisy(qml.QNode(qfunc, device, interface="torch", diff_method=None, shots=shots), noise)
+        self.native, self.native_refusal = None, "native=False"
+        if native is not False:
+            self.native, self.native_refusal = native_lightning(spec, device, name, self.diff_method, shots, noise)
+        if native and self.native is None:
+            raise QRLError(f"the native Lightning path cannot run this circuit: {self.native_refusal}; "
+                           f"try native=None (the QNode runs what the native path cannot)")
 
     @staticmethod
     def default_method(spec, device_name: str = "lightning.qubit", shots: int | None = None) -> str:
@@ -85,6 +99,9 @@ class PennyLaneQNode:
         return "parameter-shift" if method == "adjoint" and measures_probabilities(spec) else method
 
     def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
+        if self.native is not None:
+            like = weights[0] if weights else inputs
+            return self.native(inputs, *weights).to(dtype=like.dtype, device=like.device)
         needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (inputs, *weights))
         qnode = self._qnode_grad if needs_grad else self._qnode_value
         like = weights[0] if weights else inputs
@@ -99,6 +116,29 @@ class PennyLaneQNode:
                            f"batch of {batch}; expected {self._width} values per sample; try device='torch' "
                            f"or diff_method='parameter-shift'")
         return out.to(dtype=like.dtype, device=like.device)
+
+
+def native_lightning(spec, device, device_name: str, diff_method: str, shots: int | None = None,
+                     noise: dict[str, float] | None = None) -> tuple[LightningStatevector | None, str | None]:
+    """``(native path, None)`` when the circuit can run on Lightning's C++ simulator without QNodes, else
+    ``(None, why not)``: a device other than Lightning, shots, noise, a differentiation method other than
+    the adjoint method (:data:`NATIVE_DIFF_METHODS`), device wires other than ``0..n-1``, or a circuit the
+    tracer refuses or whose measurements are not expectation values of Pauli sums. Never a guess: what the
+    native path cannot follow exactly runs on the QNode."""
+    if device_name not in LIGHTNING:
+        return None, f"{device_name} is not a Lightning device ({', '.join(LIGHTNING)})"
+    if shots is not None or getattr(getattr(device, "shots", None), "total_shots", None) is not None:
+        return None, "finite shots (the native path computes exact expectation values)"
+    if noise:
+        return None, "noise"
+    if diff_method not in NATIVE_DIFF_METHODS:
+        return None, f"diff_method={diff_method!r} (the native path differentiates by the adjoint method)"
+    if list(device.wires) != list(range(spec.n_qubits)):
+        return None, f"device wires {list(device.wires)}; the native path needs wires 0..{spec.n_qubits - 1}"
+    try:
+        return LightningStatevector(spec, device_name, device), None
+    except QRLError as exc:
+        return None, str(exc)
 
 
 def _noisy(qnode, noise: dict[str, float] | None):

@@ -118,7 +118,7 @@ def make_device(name: str, n_qubits: int, **kwargs):
     base = name.partition("@")[0]
     if base not in installed_devices():
         hint = next((h for prefix, h in _PLUGIN_HINTS.items() if base.startswith(prefix)), None)
-        known = ", ".join(["auto", "torch", "torch:adjoint", *installed_devices()])
+        known = ", ".join(["auto", "torch", "torch:adjoint", "lightning.qubit:qnode", *installed_devices()])
         if hint:
             raise QRLError(f"device {base!r} is not installed; try {hint}")
         raise QRLError(f"unknown device {base!r}; expected one of: {known}")
@@ -137,6 +137,10 @@ def make_device(name: str, n_qubits: int, **kwargs):
 def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | None = None,
                  shots: int | None = None, noise: dict[str, float] | None = None):
     """A callable ``f(angles, weights) -> (B, n_outputs)`` running ``spec`` on ``device``.
+
+    On Lightning (``"lightning.qubit"``, ``"lightning.gpu"``, ``"lightning.kokkos"``) exact circuits run
+    natively on Lightning's C++ simulator, without QNodes (:func:`qrl.backends.pennylane.native_lightning`
+    says when); ``"<lightning device>:qnode"`` always runs PennyLane's QNode.
 
     ``shots``: ``None`` for exact expectation values, else finite shots (PennyLane devices only).
     ``noise``: ``{channel: probability}`` on a mixed-state device (see
@@ -165,8 +169,15 @@ def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | Non
                            f"{diff_method!r}; "
                            f"try a PennyLane device such as 'lightning.qubit' for {diff_method!r}")
         return TorchStatevector(spec, name.partition(":")[2] or ("adjoint" if diff_method == "adjoint" else None))
-    from qrl.backends.pennylane import PennyLaneQNode
+    from qrl.backends.pennylane import LIGHTNING, PennyLaneQNode
 
+    base, colon, variant = name.partition(":")
+    if colon and base in LIGHTNING:  # "lightning.qubit:qnode": PennyLane's QNode, not the native path
+        if variant != "qnode":
+            raise QRLError(f"unknown Lightning variant {name!r}; expected {base!r} (native when exact, else the "
+                           f"QNode) or '{base}:qnode' (always the QNode)")
+        name = base
     check_size(name, spec.n_qubits)
     device = make_device(name, spec.n_qubits)
-    return PennyLaneQNode(spec, device, diff_method=diff_method, shots=shots, noise=noise)
+    return PennyLaneQNode(spec, device, diff_method=diff_method, shots=shots, noise=noise,
+                          native=False if colon and base in LIGHTNING else None)

@@ -66,6 +66,10 @@ class TorchStatevector:
         self._readout = Readout(traced.measurements, self.n)
         self.n_outputs = self._readout.width
 
+    def passes(self) -> int | None:
+        """Passes over the state batch in one forward call of a per-wire program (``None`` for the dense one)."""
+        return self._impl.passes() if isinstance(self._impl, WiresProgram) else None
+
     def gradient_bytes(self, batch: int, itemsize: int = 8) -> int:
         """Peak memory of one forward + backward at ``batch`` samples (``itemsize``: 8 for complex64,
         the float32 policies of SB3; 16 for complex128): autograd keeps one state batch per step of the
