@@ -291,6 +291,8 @@ def _scaling_vqc(spec, backend: str):
     from qrl.nn import VQC
 
     device, _, program = backend.partition(":")
+    if program and device.startswith("lightning."):  # "lightning.qubit:qnode": PennyLane's QNode
+        return VQC(spec, device=backend, seed=0)
     if program and device != "torch":
         raise QRLError(f"a program can be chosen for the torch backend only (torch:dense, torch:wires, torch:adjoint, "
                        f"torch:fused, torch:fused-adjoint); got {backend}")
@@ -364,8 +366,11 @@ def bench_flexibility(batches: tuple[int, ...] = (1, 64, 256), n_layers: int = 5
             "goal_ratio": FLEXIBILITY_GOAL, "rows": rows}
 
 
-MEYER_PATHS = {"qrl": "qrl torch", "default.qubit": "TorchLayer default.qubit backprop",
+MEYER_PATHS = {"qrl": "qrl torch", "qrl-lightning": "qrl lightning.qubit (native)",
+               "default.qubit": "TorchLayer default.qubit backprop",
                "lightning.qubit": "TorchLayer lightning.qubit adjoint"}
+NATIVE_RATIO = "lightning.qubit_over_qrl-lightning"
+"""Row key of the Lightning goal: PennyLane's TorchLayer on lightning.qubit over qrl's native Lightning path."""
 
 
 def meyer_paths(n_qubits: int, n_layers: int = 4, include_slow: bool = True, seed: int = 0) -> dict[str, nn.Module]:
@@ -382,7 +387,7 @@ def meyer_paths(n_qubits: int, n_layers: int = 4, include_slow: bool = True, see
                           obs_map="identity", output_scaling=False)
     vqc = VQC(spec, device="torch", seed=seed)
     function = find_circuit("meyer_iqp").function  # (inputs, scaling, weights): TorchLayer's names
-    paths: dict[str, nn.Module] = {"qrl": vqc}
+    paths: dict[str, nn.Module] = {"qrl": vqc, "qrl-lightning": VQC(spec, device="lightning.qubit", seed=seed)}
     for device, diff_method in (("default.qubit", "backprop"), ("lightning.qubit", "adjoint")):
         if device == "lightning.qubit" and not include_slow:
             continue
@@ -415,6 +420,8 @@ def bench_meyer(qubits: tuple[int, ...] = (10, 14), batch: int = 64, n_layers: i
         secs = _median_times(fns, min_repeats, budget_s)
         row: dict[str, Any] = {"qubits": n, "seconds": secs}
         row.update({f"{name}_over_qrl": secs[name] / secs["qrl"] for name in secs if name != "qrl"})
+        if "lightning.qubit" in secs:
+            row[NATIVE_RATIO] = secs["lightning.qubit"] / secs["qrl-lightning"]
         rows.append(row)
         if log:
             log(f"n={n:<3} " + ", ".join(f"{MEYER_PATHS[name]} {t * 1e3:.1f} ms" for name, t in secs.items()))
@@ -539,12 +546,15 @@ def format_circuits(result: dict[str, Any]) -> str:
               f"Meyer et al.'s circuit ({meyer['n_layers']} layers, batch {meyer['batch']}): forward + backward "
               f"w.r.t. inputs and weights"]
     others = [name for name in meyer["paths"] if name != "qrl"]
+    native = any(NATIVE_RATIO in r for r in meyer["rows"])
     lines += ["| qubits | " + " | ".join(f"{meyer['paths'][name]} (ms)" for name in meyer["paths"])
-              + " | " + " | ".join(f"{name} / qrl" for name in others) + " |",
-              "|---|" + "---|" * (len(meyer["paths"]) + len(others))]
+              + " | " + " | ".join(f"{name} / qrl" for name in others)
+              + (" | lightning.qubit / qrl-lightning" if native else "") + " |",
+              "|---|" + "---|" * (len(meyer["paths"]) + len(others) + native)]
     for r in meyer["rows"]:
         cells = [_ms(r["seconds"][name]) if name in r["seconds"] else "-" for name in meyer["paths"]]
         ratios = [f"{r[f'{name}_over_qrl']:.2f}x" if f"{name}_over_qrl" in r else "-" for name in others]
+        ratios += [f"{r[NATIVE_RATIO]:.1f}x" if NATIVE_RATIO in r else "-"] if native else []
         lines.append(f"| {r['qubits']} | " + " | ".join(cells + ratios) + " |")
     return "\n".join(lines)
 
