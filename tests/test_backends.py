@@ -13,6 +13,7 @@ import torch
 from qrl.backends import PennyLaneQNode, TorchStatevector, make_backend
 from qrl.backends.select import resolve_device_name
 from qrl.circuits import ANSATZE, ENCODINGS, READOUTS, CircuitSpec
+from qrl.simulator.fusion import block_in_place
 from qrl.errors import QRLError
 
 F64_TOL = 1e-9  # float64: both paths are exact up to rounding (measured ~1e-15)
@@ -287,12 +288,16 @@ def _meyer(n_qubits: int, n_layers: int):
 
 def test_fused_blocks_are_chosen_where_they_remove_passes():
     """A ring of controlled rotations (Meyer et al.'s circuit) runs on two-qubit blocks: one pass per gate,
-    where the unfused program makes 5 (three single-qubit steps and two CNOTs); the built-in ansatze, whose
+    where the unfused program makes 5 (three single-qubit steps and two CNOTs), and with the wire positions
+    rotated so that every block is applied without a copy; the built-in ansatze, whose
     CZ ring is already one diagonal, stay unfused."""
     meyer = TorchStatevector(_meyer(10, 4))
     assert meyer.program == "fused"
-    assert meyer._impl.passes() == 40  # 10 blocks per layer, the Hadamards folded in
-    assert TorchStatevector(_meyer(10, 4), "wires")._impl.passes() == 193  # 201, less 8 by the tail products
+    steps = [step[0] for step in meyer._impl._program]
+    assert steps.count("block") == 40  # 10 blocks per layer, the Hadamards folded in
+    assert meyer.passes() == 54  # and 14 rotations of the wire positions, each block then in place
+    assert all(block_in_place(step[1], 10) for step in meyer._impl._program if step[0] == "block")
+    assert TorchStatevector(_meyer(10, 4), "wires").passes() == 193  # 201, less 8 by the tail products
     assert TorchStatevector(_meyer(16, 1)).program == "fused-adjoint"
     for ansatz in sorted(ANSATZE):
         assert TorchStatevector(CircuitSpec(n_qubits=10, n_inputs=10, ansatz=ansatz)).program == "wires"

@@ -67,6 +67,48 @@ def fuse_blocks(entries: list, n: int) -> list[tuple]:
     return steps
 
 
+def relayout(steps: list[tuple], n: int) -> list[tuple]:
+    """Steps on wires -> steps on state positions, with ``("rotate", d)`` steps that relabel the wires.
+
+    :func:`apply_block` is in place (no copy) on adjacent positions with at least 64 amplitudes after them,
+    or on the last two; elsewhere it copies the state in and out. Before a block that would copy, the
+    positions are rotated (one copy of the state: wire ``w`` sits at position ``(w - s) % n``) so that one of
+    its wires comes first, if that puts it in place: a ring of blocks then needs about ``n / (n - 7)``
+    rotations per round instead of a copy in and out for 7 of its blocks. The last step rotates back.
+    """
+    out: list[tuple] = []
+    shift = 0
+
+    def pos(w: int) -> int:
+        return (w - shift) % n
+
+    for step in steps:
+        kind = step[0]
+        if kind == "block":
+            wires = step[1]
+            if not block_in_place(tuple(sorted(map(pos, wires))), n):
+                for first in wires:
+                    if block_in_place(tuple(sorted((w - first) % n for w in wires)), n):
+                        out.append(("rotate", (first - shift) % n))
+                        shift = first
+                        break
+            pair = tuple(sorted(map(pos, wires)))
+            out.append(("block", pair, [(tuple(map(pos, ws)), item) for ws, item in step[2]]))
+        elif kind == "1q":
+            out.append(("1q", {pos(w): slots for w, slots in step[1].items()}))
+        else:  # ("kq", wires, matrix)
+            out.append((kind, tuple(map(pos, step[1])), step[2]))
+    if shift:
+        out.append(("rotate", (n - shift) % n))
+    return out
+
+
+def rotate(state: torch.Tensor, d: int, n: int) -> torch.Tensor:
+    """Move every wire ``d`` positions towards the front (the first ``d`` go to the back): one copy."""
+    batch = state.shape[0]
+    return state.view(batch, 2**d, 2 ** (n - d)).transpose(1, 2).reshape(batch, -1)
+
+
 def block_view(state: torch.Tensor, pair: tuple[int, int], n: int) -> torch.Tensor:
     """``(B, 2**n)`` as ``(B, 2**lo, 2, 2**mid, 2, 2**rest)``: axes 2 and 4 are the wires of ``pair``."""
     lo, hi = pair

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from qrl.simulator.angles import TensorCache
-from qrl.simulator.fusion import apply_block, block_in_place, block_overlap, embed, fuse_blocks
+from qrl.simulator.fusion import apply_block, block_in_place, block_overlap, embed, fuse_blocks, relayout, rotate
 from qrl.simulator.gates import (
     PAULI_K,
     apply_1q,
@@ -150,7 +150,7 @@ class WiresProgram:
                 entries.extend((g.wires[0], s) for s in slot(g))
             else:
                 entries.append((-1, g))
-        steps = fuse_blocks(entries, self.n) if self.fuse else schedule(entries, self.n)
+        steps = relayout(fuse_blocks(entries, self.n), self.n) if self.fuse else schedule(entries, self.n)
         self._compile_steps(steps, n_pool)
         self._pool_consts = np.array(consts, dtype=np.float64)
 
@@ -167,6 +167,9 @@ class WiresProgram:
             if kind == "block":
                 self._program.append(("block", step[1], len(blocks)))
                 blocks.append([_block_slot(wires, item, step[1], n_pool) for wires, item in step[2]])
+                continue
+            if kind == "rotate":
+                self._program.append(step)
                 continue
             if kind == "diag":  # one copy of each distinct diagonal (a CZ ring repeats it every layer)
                 same = next((i for i, d in enumerate(diagonals) if np.array_equal(d, step[1])), len(diagonals))
@@ -274,6 +277,8 @@ class WiresProgram:
             elif kind == "tail":
                 state = apply_tail(state, fused[k])
                 k += 1
+            elif kind == "rotate":
+                state = rotate(state, step[1], n)
             elif kind == "diag":
                 state = state * self._const(("diag", step[2]), step[1], cdtype, dev)
             elif kind == "perm":
@@ -304,6 +309,8 @@ class WiresProgram:
                     psi = apply_1q(psi, w, inverse, n)
                     grads[k][:, j] = _overlap(wire_view(lam, w, n), wire_view(psi, w, n))
                     lam = apply_1q(lam, w, inverse, n)
+            elif kind == "rotate":
+                psi, lam = rotate(psi, n - step[1], n), rotate(lam, n - step[1], n)
             elif kind == "tail":
                 k -= 1
                 inverse = fused[k].conj().mT
