@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from qrl.backends.select import make_backend, resolve_device_name
+from qrl.backends.torch import run_together
 from qrl.circuits.custom import CustomCircuit, initial_weights
 from qrl.circuits.spec import CircuitSpec
 from qrl.errors import QRLError
@@ -146,7 +147,7 @@ class VQC(nn.Module):
         mapped = self.map_observation(x.to(self.output_scaling.dtype))
         if isinstance(self.spec, CustomCircuit):
             return mapped
-        return self.input_scaling.unsqueeze(0) * mapped.unsqueeze(1)
+        return mapped[:, None, :] * self.input_scaling  # (B, 1, n) * (L, n)
 
     def map_observation(self, x: torch.Tensor) -> torch.Tensor:
         """``spec.obs_map`` applied to features ``(B, n_inputs)``: angles before the input scaling."""
@@ -165,11 +166,14 @@ class VQC(nn.Module):
         return self.backend(self.angles(x), *self.circuit_parameters())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._count(x)
+        return self.expvals(x) * self.output_scaling
+
+    def _count(self, x: torch.Tensor) -> None:
         self.n_executions = getattr(self, "n_executions", 0) + int(x.shape[0])  # one circuit per sample
         # on hardware: 2 shifted circuits per angle
         if torch.is_grad_enabled() and self.circuit_parameters()[0].requires_grad:
             self.n_gradient_samples = getattr(self, "n_gradient_samples", 0) + int(x.shape[0])
-        return self.expvals(x) * self.output_scaling
 
     def extra_repr(self) -> str:
         s = self.spec
@@ -184,6 +188,17 @@ class VQC(nn.Module):
         state = dict(self.__dict__)
         state["_backend"] = None
         return state
+
+
+def forward_together(modules: list[VQC], inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``[m(x) for m, x in zip(modules, inputs)]``, the circuits run as one batch where their backends allow
+    (:func:`qrl.backends.torch.run_together`: an actor and a critic of one structure on the torch backend);
+    the values are those of one call each, to the bit."""
+    for m, x in zip(modules, inputs, strict=True):
+        m._count(x)
+    expvals = run_together([m.backend for m in modules], [m.angles(x) for m, x in zip(modules, inputs, strict=True)],
+                           [m.circuit_parameters() for m in modules])
+    return [e * m.output_scaling for e, m in zip(expvals, modules, strict=True)]
 
 
 def _check_bounds(low, high, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,8 +13,8 @@ import torch
 from qrl.backends import PennyLaneQNode, TorchStatevector, make_backend
 from qrl.backends.select import resolve_device_name
 from qrl.circuits import ANSATZE, ENCODINGS, READOUTS, CircuitSpec
-from qrl.simulator.fusion import block_in_place
 from qrl.errors import QRLError
+from qrl.simulator.fusion import block_in_place
 
 F64_TOL = 1e-9  # float64: both paths are exact up to rounding (measured ~1e-15)
 F32_TOL = 1e-5  # float32 torch path against float64 Lightning

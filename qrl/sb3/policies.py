@@ -19,6 +19,7 @@ from qrl.sb3.networks import (
     VQCNetwork,
     action_outputs,
     check_observation_space,
+    forward_together,
     pop_circuit_options,
 )
 
@@ -39,6 +40,10 @@ class VQCExtractor(nn.Module):
         self.latent_dim_vf = 1
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(self.policy_net, VQCNetwork) and isinstance(self.value_net, VQCNetwork):
+            # one batch of two circuits where they share a structure: about the cost of one
+            actor, critic = forward_together([self.policy_net, self.value_net], features)
+            return actor, critic
         return self.forward_actor(features), self.forward_critic(features)
 
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,8 @@ returns the final state ``(B, 2**n)``; gradients come from torch autograd.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pennylane as qml
 import torch
@@ -51,10 +53,23 @@ class DenseProgram:
     def __init__(self, gates: list[Gate], n: int, n_angle: int, n_weight: int):
         self.n, self.n_angle, self.n_weight = n, n_angle, n_weight
         self._bundles: dict = {}
-        self._cache: tuple = (None, None, None)
+        self._cache: dict = {}  # number of circuits -> (weights, complex dtype, unitaries)
         phases, segments = self._layer(gates)
         self._compile_phases(phases)
         self._compile_segments(segments)
+        self.structure = self._structure()
+
+    def _structure(self) -> str:
+        """A digest of everything the program computes with: programs with equal digests run the same
+        gates on different weights and angles, so :meth:`state` can run them together."""
+        digest = hashlib.sha256(repr((self.n, self.n_angle, self.n_weight, self.n_segments)).encode())
+        for arr in (self._phase_proj, self._slot_source, self._slot_a, self._slot_b, self._pool_consts):
+            digest.update(np.ascontiguousarray(arr).tobytes())
+        for seg_ids, cs, mids in self._groups:
+            digest.update(repr(seg_ids).encode())
+            for x in (*cs, *mids):
+                digest.update(b"-" if x is None else np.ascontiguousarray(x).tobytes())
+        return digest.hexdigest()
 
     # -- compile -----------------------------------------------------------------------------------
     def _layer(self, gates: list[Gate]) -> tuple[list[list], list[list]]:
@@ -190,22 +205,25 @@ class DenseProgram:
 
     # -- run ---------------------------------------------------------------------------------------
     def _unitaries(self, flat_w: torch.Tensor, cdtype: torch.dtype) -> list[torch.Tensor]:
-        """``U_0 .. U_K`` for these weights, each ``(2**n, 2**n)``."""
+        """``U_0 .. U_K`` for weights ``(Q,)`` or ``(C, Q)`` (``C`` circuits), each ``(2**n, 2**n)`` or
+        ``(C, 2**n, 2**n)`` (a segment without weights is ``(2**n, 2**n)`` either way)."""
         c = self._consts(cdtype, flat_w.dtype, flat_w.device)
         moments = None
         if self._slot_source.size:
-            half = (torch.cat([flat_w, c["pool_consts"]])[c["slot_source"]] * 0.5)[..., None, None]
-            mats = rotations(half, c["slot_a"], c["slot_b"])  # (M, depth, n, 2, 2)
-            moments = kron_wires(time_ordered_product(mats.unbind(1)))  # (M, 2**n, 2**n)
+            pool = c["pool_consts"]
+            pool = torch.cat([flat_w, pool if flat_w.dim() == 1 else pool.expand(*flat_w.shape[:-1], -1)], -1)
+            half = (pool[..., c["slot_source"]] * 0.5)[..., None, None]
+            mats = rotations(half, c["slot_a"], c["slot_b"])  # (..., M, depth, n, 2, 2)
+            moments = kron_wires(time_ordered_product(mats.unbind(-4)))  # (..., M, 2**n, 2**n)
         out: list[torch.Tensor | None] = [None] * self.n_segments
         for (seg_ids, _, mids), cs, ids in zip(self._groups, c["groups_c"], c["groups_m"], strict=True):
             u = cs[0]
             for j in range(len(mids)):
-                m = moments[ids[j]]
+                m = moments[..., ids[j], :, :]
                 u = m if u is None else m @ u
                 if cs[j + 1] is not None:
                     u = cs[j + 1] @ u
-            for k, u_k in zip(seg_ids, u.unbind(0), strict=True):
+            for k, u_k in zip(seg_ids, u.unbind(-3), strict=True):
                 out[k] = u_k
         return out
 
@@ -225,34 +243,80 @@ class DenseProgram:
             }
         return self._bundles[key]
 
-    def _cached_unitaries(self, weights: torch.Tensor, cdtype: torch.dtype) -> list[torch.Tensor]:
-        """The unitaries, reused while the weights are unchanged and no gradient is being recorded.
+    def _cached_unitaries(self, weights: list[torch.Tensor], cdtype: torch.dtype) -> list[torch.Tensor]:
+        """The unitaries of one or more circuits' weights, reused while the weights are unchanged and no
+        gradient is being recorded.
 
         During a rollout SB3 calls the policy at every environment step with the same weights; the
         unitaries are then built once per rollout instead of once per step (measured: the build is
         about half of a no-grad call at batch 8). The cache is keyed on the weight *values* (one
-        ``torch.equal`` against a copy): version counters would miss SB3's polyak update of target
-        networks, which writes through ``.data``.
+        ``torch.equal`` per circuit against a copy): version counters would miss SB3's polyak update of
+        target networks, which writes through ``.data``.
         """
-        if torch.is_grad_enabled() and weights.requires_grad:
-            return self._unitaries(weights.reshape(-1), cdtype)
-        cached_w, cached_dtype, units = self._cache
-        if (cached_w is None or cached_dtype != cdtype or cached_w.device != weights.device
-                or cached_w.shape != weights.shape or not torch.equal(cached_w, weights)):
-            w = weights.detach().clone()
-            units = [u.detach() for u in self._unitaries(w.reshape(-1), cdtype)]
-            self._cache = (w, cdtype, units)
-        return units
+        if torch.is_grad_enabled() and any(w.requires_grad for w in weights):
+            flat = weights[0].reshape(-1) if len(weights) == 1 else torch.stack([w.reshape(-1) for w in weights])
+            return self._unitaries(flat, cdtype)
+        entry = self._cache.get(len(weights))
+        if entry is None or entry[1] != cdtype or not _same_values(entry[0], weights):
+            ws = [w.detach().clone() for w in weights]
+            flat = ws[0].reshape(-1) if len(ws) == 1 else torch.stack([w.reshape(-1) for w in ws])
+            entry = (ws, cdtype, [u.detach() for u in self._unitaries(flat, cdtype)])
+            self._cache[len(weights)] = entry
+        return entry[2]
 
-    def state(self, flat_a: torch.Tensor, weights: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
+    def state(self, flat_a: torch.Tensor, weights, cdtype: torch.dtype) -> torch.Tensor:
+        """The final states ``(B, 2**n)`` for angles ``(B, P)`` and weights ``(Q,)``; or, for ``C`` circuits of
+        this structure at once, ``(C, B, 2**n)`` for angles ``(C, B, P)`` and a list of ``C`` weight tensors.
+
+        Several circuits run as one batch of circuits: the same arithmetic as one call each (elementwise
+        ops, and batched matmuls that compute every product as the single ones do; at batch 1 a single
+        matmul takes another kernel, so there each circuit gets its own), with a fraction of the torch calls.
+        """
+        if isinstance(weights, (list, tuple)):
+            return self._state_many(flat_a, list(weights), cdtype)
         batch, dim = flat_a.shape[0], 2**self.n
-        units = self._cached_unitaries(weights, cdtype)
+        units = self._cached_unitaries((weights,), cdtype)
         psi = units[0][:, 0]  # U_0 |0>
         if self.n_phases == 0:
             return psi.expand(batch, dim)
         proj = self._consts(cdtype, weights.dtype, weights.device)["proj"]
-        phi = (flat_a @ proj).view(batch, self.n_phases, dim)
+        phi = torch.mm(flat_a, proj).view(batch, self.n_phases, dim)  # mm: what matmul calls, without its dispatch
         phases = torch.polar(torch.ones_like(phi), phi).unbind(1)
         for k in range(self.n_phases):
-            psi = (psi * phases[k]) @ units[k + 1].mT
+            psi = torch.mm(psi * phases[k], units[k + 1].mT)
         return psi
+
+    def _state_many(self, flat_a: torch.Tensor, weights: list[torch.Tensor], cdtype: torch.dtype) -> torch.Tensor:
+        """:meth:`state` of ``C`` circuits: ``(C, B, 2**n)`` from angles ``(C, B, P)`` and ``C`` weight tensors."""
+        n_circuits, batch, dim = len(weights), flat_a.shape[1], 2**self.n
+        units = self._cached_unitaries(weights, cdtype)
+        psi = units[0][..., :, 0]  # U_0 |0>: (2**n,), or (C, 2**n) where U_0 depends on weights
+        psi = psi[:, None, :] if psi.dim() > 1 else psi
+        if self.n_phases == 0:
+            return psi.expand(n_circuits, batch, dim)
+        proj = self._consts(cdtype, weights[0].dtype, weights[0].device)["proj"]
+        # a batched matmul over the circuits (bmm), not matmul's fold into one (C * B)-row product,
+        # which rounds differently at some batch sizes
+        phi = _apply_many(flat_a, proj.mT).view(n_circuits, batch, self.n_phases, dim)
+        phases = torch.polar(torch.ones_like(phi), phi).unbind(2)
+        for k in range(self.n_phases):
+            psi = _apply_many(psi * phases[k], units[k + 1])
+        return psi
+
+
+def _same_values(cached: list[torch.Tensor], weights) -> bool:
+    """Whether ``weights`` hold the values of ``cached`` (same shapes and devices)."""
+    for c, w in zip(cached, weights, strict=True):
+        if c.device != w.device or c.shape != w.shape or not torch.equal(c, w):
+            return False
+    return True
+
+
+def _apply_many(psi: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``psi @ u^T`` for ``(C, B, d)`` and ``u`` of shape ``(C, e, d)`` or ``(e, d)``: the products a call per
+    circuit would compute, to the bit (also in the backward)."""
+    if u.dim() == 2:
+        u = u.expand(psi.shape[0], *u.shape)
+    if psi.shape[1] == 1:  # a one-row product is not a bmm: keep each circuit's own, as in a single call
+        return torch.stack([torch.mm(p, v.mT) for p, v in zip(psi.unbind(0), u.unbind(0), strict=True)])
+    return torch.bmm(psi, u.mT)
