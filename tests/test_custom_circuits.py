@@ -357,3 +357,28 @@ def test_weight_init_is_declared_and_seeded():
         custom_circuit("meyer_iqp", n_qubits=3, n_inputs=3, init="gauss(1)")
     with pytest.raises(QRLError, match="unknown weight init"):
         custom_circuit("meyer_iqp", n_qubits=3, n_inputs=3, init="uniform(__import__('os'), 1)")
+
+
+def test_large_circuit_readout_equals_the_matrix_readout(monkeypatch):
+    """The readout of large circuits (sums over views of ``|psi|^2``, no ``(2**n, width)`` matrix; from
+    ``LAZY_MIN_QUBITS``) forced on 40 random circuits and the built-in readouts: values and gradients equal the
+    matrix readout's, for Z words, sums of them with constants, and probabilities (X or Y words keep the matrix)."""
+    from qrl.circuits import READOUTS, CircuitSpec
+    from qrl.simulator import readout
+
+    lazy_seen = 0
+    builtins = [CircuitSpec(n_qubits=5, n_inputs=3, n_outputs=2, readout=r) for r in sorted(READOUTS)]
+    for seed, spec in [*((s, _spec_of(s)) for s in range(40)), *enumerate(builtins)]:
+        gen = torch.Generator().manual_seed(seed)
+        weights = torch.rand(next(iter(spec.weight_shapes.values())), generator=gen, dtype=torch.float64) * 4 - 2
+        inputs = torch.rand(5, *spec.input_shape, generator=gen, dtype=torch.float64) * 4 - 2
+        matrix = TorchStatevector(spec)
+        cot = torch.randn(5, matrix.n_outputs, generator=gen, dtype=torch.float64)
+        monkeypatch.setattr(readout, "LAZY_MIN_QUBITS", 0)
+        lazy = TorchStatevector(spec)
+        monkeypatch.undo()
+        lazy_seen += lazy._readout._lazy is not None
+        for got, ref in zip(_outputs_and_grads(lazy, inputs, weights, cot),
+                            _outputs_and_grads(matrix, inputs, weights, cot), strict=True):
+            np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-12, rtol=0, err_msg=f"seed {seed}")
+    assert lazy_seen >= 3 + len(builtins)  # every built-in readout, and the random circuits without X or Y

@@ -56,6 +56,10 @@ class Readout:
 
     def __init__(self, measurements: list, n: int):
         self.n = n
+        self._lazy = _lazy_columns(measurements, n) if n >= LAZY_MIN_QUBITS else None
+        if self._lazy is not None:
+            self.width, self._const = len(self._lazy), TensorCache()
+            return
         dim = 2**n
         columns: list[np.ndarray] = []
         flips: dict[int, np.ndarray] = {}  # mask -> (2**n, width) complex coefficients
@@ -88,8 +92,54 @@ class Readout:
 
     def __call__(self, state: torch.Tensor, rdtype: torch.dtype) -> torch.Tensor:
         dev = state.device
+        if self._lazy is not None:
+            return self._lazy_values(state)
         out = z_expectation(state, self._const("diag", self._diag, rdtype, dev))
         for k, (perm, coeffs) in enumerate(self._flips):
             flipped = state[:, self._const(("perm", k), perm, torch.int64, dev)]
             out = out + ((state.conj() * flipped) @ self._const(("flip", k), coeffs, state.dtype, dev)).real
         return out
+
+    def _lazy_values(self, state: torch.Tensor) -> torch.Tensor:
+        """The columns from ``|psi|^2`` by sums over views (no ``(2**n, width)`` matrix)."""
+        p = state.real**2 + state.imag**2
+        batch, n, out = p.shape[0], self.n, []
+        for column in self._lazy:
+            if column[0] == "probs":
+                _, wires, k = column
+                idx = self._const(("probs", wires), local_index(wires, n), torch.int64, p.device)
+                marginal = torch.zeros(batch, 2 ** len(wires), dtype=p.dtype, device=p.device).index_add(1, idx, p)
+                out.append(marginal[:, k])
+                continue
+            value = torch.zeros(batch, dtype=p.dtype, device=p.device)
+            for coeff, wires in column[1]:
+                q = p
+                for w in wires:  # multiply by the eigenvalue of Z_w: +1 on bit 0, -1 on bit 1
+                    view = q.reshape(batch, 2**w, 2, 2 ** (n - w - 1))
+                    q = torch.stack([view[:, :, 0], -view[:, :, 1]], 2)
+                value = value + coeff * q.reshape(batch, -1).sum(1)
+            out.append(value)
+        return torch.stack(out, 1)
+
+
+LAZY_MIN_QUBITS = 18
+"""From this many qubits, Z-type expectation values and probabilities are sums over views of ``|psi|^2`` instead of
+one product with a ``(2**n, width)`` matrix (26 outputs at 26 qubits: a 14 GiB matrix)."""
+
+
+def _lazy_columns(measurements: list, n: int) -> list[tuple] | None:
+    """Per column ``("z", [(coeff, wires), ...])`` or ``("probs", wires, k)``; ``None`` when a measurement has
+    an X or Y word or is not supported here (the matrix form then reads it, or says why it cannot)."""
+    columns: list[tuple] = []
+    for mp in measurements:
+        if isinstance(mp, ProbabilityMP) and mp.obs is None:
+            wires = tuple(int(w) for w in (mp.wires if len(mp.wires) else range(n)))
+            columns += [("probs", wires, k) for k in range(2 ** len(wires))]
+        elif isinstance(mp, ExpectationMP) and mp.obs is not None and mp.obs.pauli_rep is not None:
+            words = list(mp.obs.pauli_rep.items())
+            if any(letter != "Z" for word, _ in words for letter in word.values()):
+                return None
+            columns.append(("z", [(float(np.real(c)), sorted(int(w) for w in word)) for word, c in words]))
+        else:
+            return None
+    return columns
