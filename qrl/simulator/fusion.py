@@ -133,6 +133,8 @@ def apply_block(state: torch.Tensor, pair: tuple[int, int], m: torch.Tensor, n: 
     batch = state.shape[0]
     if hi == lo + 1 and lo < n - 2 and block_in_place(pair, n):
         view = state.view(batch, 2**lo, 4, -1)
+        if m.dim() == 3 and torch.is_grad_enabled() and (m.requires_grad or state.requires_grad):
+            return BlockProduct.apply(m, view).reshape(batch, -1)
         return torch.matmul(m.unsqueeze(-3) if m.dim() == 3 else m, view).reshape(batch, -1)
     if lo == n - 2:  # the last two wires: a (2**(n-2), 4) matrix per sample times m^T
         return torch.matmul(state.view(batch, -1, 4), m.mT).reshape(batch, -1)
@@ -140,6 +142,24 @@ def apply_block(state: torch.Tensor, pair: tuple[int, int], m: torch.Tensor, n: 
     if m.dim() == 3:
         return torch.einsum("bijkl,bxkylr->bxiyjr", m.view(batch, 2, 2, 2, 2), view).reshape(batch, -1)
     return torch.einsum("ijkl,bxkylr->bxiyjr", m.view(2, 2, 2, 2), view).reshape(batch, -1)
+
+
+class BlockProduct(torch.autograd.Function):
+    """``m[:, None] @ view`` (per-sample 4x4 blocks on a ``(B, L, 4, R)`` view of the state) with its backward
+    written out: ``grad_m = sum_L g @ view^H``, ``grad_view = m^H @ g``. Autograd's own backward of the
+    broadcast product was 1.1-1.7x slower (it expands ``m`` and conjugates a copy of the state)."""
+
+    @staticmethod
+    def forward(ctx, m: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(m, view)
+        return torch.matmul(m.unsqueeze(1), view)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        m, view = ctx.saved_tensors
+        grad_m = torch.matmul(grad, view.mH).sum(1) if ctx.needs_input_grad[0] else None
+        grad_view = torch.matmul(m.mH.unsqueeze(1), grad) if ctx.needs_input_grad[1] else None
+        return grad_m, grad_view
 
 
 def block_overlap(lam: torch.Tensor, psi: torch.Tensor, pair: tuple[int, int], n: int) -> torch.Tensor:
