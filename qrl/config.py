@@ -5,6 +5,7 @@ An agent preset is named ``<algo>-<variant>.yaml`` (``ppo-vqc``, ``ppo-mlp``): t
 the name, the hyperparameters from the section of the environment, exactly as rl-zoo3's
 ``hyperparams/<algo>.yml`` (``n_timesteps``, ``policy``, ``n_envs``, ``normalize``, ``policy_kwargs`` as
 a ``"dict(...)"`` string, ``lin_<x>`` schedules; every other key goes to the algorithm's constructor).
+A preset file elsewhere is named by its path (``runs/tune/.../ppo-vqc-tuned.yaml``), its algorithm by its file name.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import copy
 import dataclasses
 import inspect
 import numbers
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ import yaml
 
 from qrl.errors import QRLError
 
-ALGOS = ("ppo", "a2c", "dqn", "sac", "td3")
+ALGOS = ("ppo", "a2c", "dqn", "sac", "td3", "ddpg", "reinforce")
 # rl-zoo3's action-noise keys for off-policy algorithms, turned into SB3's action_noise.
 NOISE_KEYS = ("noise_type", "noise_std")
 NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
@@ -110,19 +112,59 @@ def list_agents() -> list[str]:
     return sorted(p.stem for p in data_dir("agents").glob("*.yaml"))
 
 
+AGENT_FILE_SUFFIXES = (".yaml", ".yml")
+
+
+def is_agent_file(agent: str) -> bool:
+    """Whether ``agent`` is a preset file's path (``runs/tune/x/ppo-vqc-tuned.yaml``) rather than the name of
+    a preset in ``agents/`` (``ppo-vqc``): it ends in ``.yaml``/``.yml`` or holds a path separator."""
+    return agent.lower().endswith(AGENT_FILE_SUFFIXES) or "/" in agent or os.sep in agent
+
+
+def agent_name(agent: str) -> str:
+    """The name runs and reports use: a preset file's stem (``ppo-vqc-tuned``), else ``agent`` itself."""
+    return Path(agent).stem if is_agent_file(agent) else agent
+
+
+def preset_path(agent: str) -> Path:
+    """The file of a preset: ``agent`` itself when it is a path, else ``agents/<agent>.yaml``."""
+    return Path(agent).expanduser() if is_agent_file(agent) else data_dir("agents") / f"{agent}.yaml"
+
+
 def agent_algo(agent: str) -> str:
-    algo = agent.split("-")[0].lower()
+    """The algorithm of a preset, from its name (``ppo-vqc``) or file name (``ppo-vqc-tuned.yaml``, rl-zoo3's
+    ``ppo.yml``): rl-zoo3 presets carry no algorithm key, its trainer takes ``--algo``."""
+    algo = agent_name(agent).split("-")[0].lower()
     if algo not in ALGOS:
+        if is_agent_file(agent):
+            raise QRLError(f"preset file {agent}: expected a file named <algo>-<variant>.yaml (or rl-zoo3's "
+                           f"<algo>.yml) with algo one of {', '.join(ALGOS)}, which gives the algorithm; got "
+                           f"{Path(agent).name!r}; try renaming it e.g. ppo-{agent_name(agent)}.yaml")
         raise QRLError(f"agent {agent!r} must be named <algo>-<variant> with algo one of {', '.join(ALGOS)}")
     return algo
 
 
 def load_agent(agent: str) -> dict[str, dict[str, Any]]:
-    """All per-environment sections of an agent preset."""
-    path = data_dir("agents") / f"{agent}.yaml"
+    """All per-environment sections of an agent preset: a name in ``agents/`` or a preset file's path."""
+    path = preset_path(agent)
+    if not is_agent_file(agent):
+        if not path.is_file():
+            raise QRLError(f"unknown agent {agent!r}; expected one of {', '.join(list_agents())} or a preset "
+                           f"file path (<algo>-<variant>.yaml); see `qrl list`")
+        return _read_yaml(path)
+    if path.suffix.lower() not in AGENT_FILE_SUFFIXES:
+        raise QRLError(f"agent {agent!r} looks like a path but is not a YAML file; expected a preset file "
+                       f"<algo>-<variant>.yaml or a preset name ({', '.join(list_agents())})")
     if not path.is_file():
-        raise QRLError(f"unknown agent {agent!r}; expected one of {', '.join(list_agents())}; see `qrl list`")
-    return _read_yaml(path)
+        raise QRLError(f"agent file {agent} not found; expected a preset YAML file (rl-zoo3 format, named "
+                       f"<algo>-<variant>.yaml) or a preset name ({', '.join(list_agents())}); see `qrl list`")
+    sections = _read_yaml(path)
+    bad = [str(env) for env, section in sections.items() if not isinstance(section, dict)]
+    if bad:
+        raise QRLError(f"{path}: expected one mapping of hyperparameters per environment (rl-zoo3 format, "
+                       f"e.g. CartPole-v1: {{n_timesteps: 100000, ...}}); got {bad[0]}: "
+                       f"{sections[bad[0]]!r}")
+    return sections
 
 
 # policy_kwargs strings are parsed, never evaluated: literals, lists, tuples, {...}, dict(key=value) and
@@ -319,18 +361,20 @@ class RunConfig:
 def algo_class(algo: str):
     import stable_baselines3 as sb3
 
-    return {"ppo": sb3.PPO, "a2c": sb3.A2C, "dqn": sb3.DQN, "sac": sb3.SAC, "td3": sb3.TD3}[algo]
+    if algo == "reinforce":  # qrl's own (qrl.algorithms, a layer above): imported by name, as policy paths are
+        return resolve_policy("qrl.algorithms.REINFORCE")
+    return {"ppo": sb3.PPO, "a2c": sb3.A2C, "dqn": sb3.DQN, "sac": sb3.SAC, "td3": sb3.TD3, "ddpg": sb3.DDPG}[algo]
 
 
 def resolve(agent: str, env: str, *, seed: int = 0, steps: int | None = None, device: str | None = None,
             overrides: dict[str, Any] | None = None) -> RunConfig:
     """Agent preset + environment spec + command-line overrides -> a validated :class:`RunConfig`."""
+    sections = load_agent(agent)  # a missing preset file is named before its name is judged
     algo = agent_algo(agent)
-    sections = load_agent(agent)
     env_spec = load_env_spec(env)
     if env not in sections:
-        raise QRLError(f"agent {agent!r} has no section for {env!r}; it has {', '.join(sections)}; "
-                       f"add one to {data_dir('agents') / (agent + '.yaml')}")
+        raise QRLError(f"agent {agent!r} has no section for {env!r}; it has {', '.join(map(str, sections))}; "
+                       f"add one to {preset_path(agent)}")
     params = copy.deepcopy(sections[env])
     policy_kwargs = parse_policy_kwargs(params.pop("policy_kwargs", None))
     for key, value in (overrides or {}).items():
@@ -374,7 +418,7 @@ def resolve(agent: str, env: str, *, seed: int = 0, steps: int | None = None, de
     elif device not in (None, "auto"):
         raise QRLError(f"--device {device} names a circuit backend but agent {agent!r} has no circuit "
                        f"(policy {policy}); drop --device or pick a VQC agent")
-    return RunConfig(agent=agent, env=env, algo=algo, seed=int(seed), n_timesteps=n_timesteps,
+    return RunConfig(agent=agent_name(agent), env=env, algo=algo, seed=int(seed), n_timesteps=n_timesteps,
                      n_envs=n_envs, policy=policy, normalize=normalize, hyperparams=params,
                      policy_kwargs=policy_kwargs, env_spec=env_spec)
 

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from qrl import stats
+from qrl.config import agent_name
 from qrl.errors import QRLError
 from qrl.io import atomic_write, write_text
 from qrl.runs import OPTIONAL_RUN_FIELDS, RECORD_FIELDS, RUN_FIELDS, steps_to_threshold
-from qrl.study import read_definition
+from qrl.study import TUNE_FOLDER, read_definition, tuning_seed_use
 
 REQUIRED_RUN_FIELDS = tuple(f for f in RUN_FIELDS if f not in OPTIONAL_RUN_FIELDS)
 STATUSES = ("finished", "failed", "damaged")  # damaged: a run folder qrl study cannot read
@@ -42,10 +43,10 @@ class _Run:
     timesteps: np.ndarray  # (num_evals,)
     returns: np.ndarray  # (num_evals,)
 
-    @property
-    def final(self) -> float:
-        """Final evaluation mean return (``final_eval_mean``; the last record's when runs.csv leaves it empty)."""
-        return self.numbers["final_eval_mean"]
+    def final(self, k: int) -> float:
+        """The run's final return: the mean of its last ``k`` evaluations, the last being the evaluation after
+        training (``final_eval_mean``; the last record's when runs.csv leaves it empty)."""
+        return stats.final_performance(self.returns, k, self.numbers["final_eval_mean"])
 
 
 @dataclass
@@ -61,6 +62,9 @@ class _EnvResult:
     efficiency: dict[str, dict[float, stats.SampleEfficiency]]  # agent -> eps -> curve
     bounds: tuple[float, float] | None
     curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]  # agent -> grid, iqm, low, high
+    final_evals: int = 1
+    budgets: dict[str, dict[str, Any] | None] | None = None  # agent label -> tuning budget (None: not tuned)
+    tuning: dict[str, dict[str, Any] | None] | None = None  # agent label -> trials.csv summary of its tuning
 
 
 def write_report(study_dir: str | Path, out: str | Path | None = None, reps: int = 2000, seed: int = 0) -> Path:
@@ -102,8 +106,25 @@ def write_report(study_dir: str | Path, out: str | Path | None = None, reps: int
 
 
 def _read_study(study_dir: Path) -> dict[str, Any]:
+    """The definition as a mapping (agents by name), with thresholds, tuning budgets and the seeds' use."""
     definition, thresholds = read_definition(study_dir, _FIX)
-    return asdict(definition) | {"thresholds": thresholds}
+    budgets = {agent_name(a): definition.tune_budget(a) for a in definition.agents}
+    tuning = {(agent_name(a), env): _tuning_trials(study_dir, a, env) for a in definition.agents
+              for env in definition.envs if budgets[agent_name(a)] is not None}
+    return asdict(definition) | {"thresholds": thresholds, "agents": [agent_name(a) for a in definition.agents],
+                                 "budgets": budgets, "tuning": tuning, "seed_use": tuning_seed_use(definition)}
+
+
+def _tuning_trials(study_dir: Path, agent: str, env: str) -> dict[str, Any] | None:
+    """What ``tune/<agent>__<env>/trials.csv`` (``qrl tune``'s) holds: trials per state and the best objective."""
+    path = study_dir / TUNE_FOLDER / f"{agent_name(agent)}__{env}" / "trials.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    states = {state: sum(r.get("state") == state for r in rows) for state in ("COMPLETE", "PRUNED", "FAIL")}
+    values = [float(r["objective"]) for r in rows if r.get("state") == "COMPLETE" and r.get("objective")]
+    return {"states": states, "best": max(values) if values else None}
 
 
 def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
@@ -212,8 +233,9 @@ def _threshold(study: dict[str, Any], env: str, runs: list[_Run]) -> float | Non
 def _analyse_env(env: str, study: dict[str, Any], all_runs: list[_Run], reps: int, seed: int) -> _EnvResult:
     """The statistics of one environment, on finished runs only (failed runs are listed, never counted).
 
-    Final performance is a run's ``final_eval_mean``. Steps to threshold are recomputed from ``records.csv`` (the
-    timestep of a run's first evaluation at or above the threshold). Learning curves and S(eps, delta) use each
+    Final performance is the mean of a run's last ``final_evals`` evaluations (:meth:`_Run.final`). Steps to
+    threshold are recomputed from ``records.csv`` (the timestep of a run's first evaluation at or above the
+    threshold). Learning curves and S(eps, delta) use each
     agent's runs aligned by step interpolation (:func:`qrl.stats.align_curves`), which handles final evaluations
     that differ slightly between agents. S(eps, delta) normalises returns with the lowest and highest evaluation
     return of any finished run of the environment in the study (1 = the best any agent got), not with the
@@ -225,13 +247,15 @@ def _analyse_env(env: str, study: dict[str, Any], all_runs: list[_Run], reps: in
     finished = {a: [r for r in env_runs if r.agent == a and r.status == "finished"] for a in agents}
     env_seed = stats.child_seed(seed, env)
 
+    k = int(study.get("final_evals") or 1)
     results = {}
     for agent in agents:
         runs = finished[agent]
         steps = None
         if threshold is not None:
             steps = np.array([steps_to_threshold(r.timesteps, r.returns, threshold) for r in runs])
-        results[agent] = stats.summarise_agent(agent, [r.final for r in runs], steps, reps=reps, seed=env_seed)
+        results[agent] = stats.summarise_agent(agent, [r.final(k) for r in runs], steps, reps=reps, seed=env_seed,
+                                               threshold=threshold)
 
     focus = [a for a in agents if _focus(study, a)]
     comparisons = [stats.compare(results[f], results[o], reps=reps, seed=env_seed)
@@ -254,7 +278,10 @@ def _analyse_env(env: str, study: dict[str, Any], all_runs: list[_Run], reps: in
                 eps: stats.sample_efficiency(grid, normalised, eps, reps=min(reps, stats.SAMPLE_COMPLEXITY_REPS),
                                              seed=stats.child_seed(env_seed, agent, f"efficiency-{eps}"))
                 for eps in stats.EPSILONS}
-    return _EnvResult(env, threshold, agents, finished, results, comparisons, efficiency, bounds, curves)
+    budgets = {a: study.get("budgets", {}).get(_base(a)) for a in agents}
+    tuning = {a: study.get("tuning", {}).get((_base(a), env)) for a in agents}
+    return _EnvResult(env, threshold, agents, finished, results, comparisons, efficiency, bounds, curves, k, budgets,
+                      tuning)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -386,7 +413,7 @@ def _final_performance(result: _EnvResult):
     ax.set_yticks(range(len(result.agents)), result.agents, fontsize=8)
     ax.set_ylim(-0.6, len(result.agents) - 0.4)
     ax.invert_yaxis()
-    ax.set_xlabel("final evaluation return: IQM with 95% CI (dots: runs)")
+    ax.set_xlabel(f"final return (mean of the last {result.final_evals} evaluations): IQM with 95% CI (dots: runs)")
     ax.set_title(f"{result.env}: final performance")
     fig.tight_layout()
     return fig
@@ -409,16 +436,25 @@ def format_steps(x: float) -> str:
     return f"{x / 1e6:.3g}M"
 
 
-def format_value(x: float) -> str:
-    """A return or probability for people, about three significant digits without exponent notation."""
+def format_value(x: float, digits: int = 3) -> str:
+    """A return or probability for people, about ``digits`` significant digits without exponent notation."""
     if math.isnan(x):
         return "n/a"
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
     if x == 0:
         return "0"
-    text = f"{x:.{max(0, 2 - math.floor(math.log10(abs(x))))}f}"
+    text = f"{x:.{max(0, digits - 1 - math.floor(math.log10(abs(x))))}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _digits_apart(a: float, b: float) -> int:
+    """Significant digits that show two different numbers differently (3 at least, 8 at most): an interval
+    ending at 499.9 is not printed as 500 beside one starting at 500."""
+    digits = 3
+    while digits < 8 and a != b and format_value(a, digits) == format_value(b, digits):
+        digits += 1
+    return digits
 
 
 def format_ratio(x: float) -> str:
@@ -441,7 +477,7 @@ def _claim(focus: stats.Estimate, other: stats.Estimate, better: str, worse: str
     return f"{better if lower == focus_better_if_lower else worse}, the intervals do not overlap"
 
 
-def verdict(comparison: stats.Comparison, threshold: float | None = None) -> list[str]:
+def verdict(comparison: stats.Comparison, threshold: float | None = None, final_evals: int | None = None) -> list[str]:
     """Plain-language sentences comparing the focus agent with another on one environment.
 
     Decision rule: a difference ("faster"/"slower", "higher"/"lower") is claimed only when the two agents'
@@ -450,7 +486,9 @@ def verdict(comparison: stats.Comparison, threshold: float | None = None) -> lis
     criterion (stricter than a 5% test), chosen so that a claim survives a skeptical reader.
 
     Returns:
-        One sentence on steps to ``threshold`` (when given and both agents have runs) and one on final return.
+        One sentence on steps to ``threshold`` (when given and both agents have runs) and one on final return
+        (named the mean of the last ``final_evals`` evaluations when given; with the runs ending at or above
+        the threshold when the agents' results have them).
     """
     f, o = comparison.focus, comparison.other
     if f.num_runs == 0 or o.num_runs == 0:
@@ -461,14 +499,36 @@ def verdict(comparison: stats.Comparison, threshold: float | None = None) -> lis
         sentences.append(_steps_sentence(comparison, threshold))
     fe, oe = f.final_estimates["iqm"], o.final_estimates["iqm"]
     claim = _claim(fe, oe, "higher", "lower", False, comparison.final_p)
+    digits = max(_digits_apart(fe.high, oe.low), _digits_apart(fe.low, oe.high))
     imp = comparison.improvement
+    name = "Final return" if final_evals is None else f"Final return ({_final_words(final_evals)})"
+    ended = ""
+    if threshold is not None and f.ended_above is not None and o.ended_above is not None:
+        ended = (f"; runs ending at or above {format_value(float(threshold))}: {f.ended_above_count}/{f.num_runs} vs "
+                 f"{o.ended_above_count}/{o.num_runs}")
     sentences.append(
-        f"Final return: {f.agent} IQM {format_value(fe.point)} (95% CI {format_value(fe.low)} to "
-        f"{format_value(fe.high)}) vs {format_value(oe.point)} ({format_value(oe.low)} to {format_value(oe.high)}) "
+        f"{name}: {f.agent} IQM {format_value(fe.point)} (95% CI {format_value(fe.low, digits)} to "
+        f"{format_value(fe.high, digits)}) vs {format_value(oe.point)} ({format_value(oe.low, digits)} to "
+        f"{format_value(oe.high, digits)}) "
         f"for {o.agent}: {claim}; probability of improvement P({f.agent} > {o.agent}) = {imp.point:.2f} "
-        f"(95% CI {imp.low:.2f}-{imp.high:.2f})."
+        f"(95% CI {imp.low:.2f}-{imp.high:.2f}){ended}."
     )
     return sentences
+
+
+def _final_words(k: int) -> str:
+    return "the last evaluation" if k == 1 else f"mean of the last {k} evaluations"
+
+
+def budget_text(budget: dict[str, Any] | None) -> str:
+    """A tuning budget for people: ``tuned: 20 trials x 3 seeds x 20k steps`` or ``not tuned (...)``."""
+    if budget is None:
+        return "not tuned (its preset's hyperparameters)"
+    space = budget.get("space") or {}
+    changed = f" (search space: {', '.join(f'{k}={v}' for k, v in space.items())})" if space else ""
+    trials, seeds = budget["trials"], budget["seeds"]
+    return (f"tuned: {trials} trial{'s' * (trials != 1)} x {seeds} seed{'s' * (seeds != 1)} x "
+            f"{format_steps(float(budget['steps']))} steps{changed}")
 
 
 def _steps_sentence(comparison: stats.Comparison, threshold: float) -> str:
@@ -540,6 +600,9 @@ def _median(values: list[float], fmt) -> str:
 HOW_TO_READ = """\
 ## How to read this
 
+- **Final return**: a run's mean over its last few evaluations (the study's `final_evals`; the last one is the
+  evaluation after training), so a run that drifts down late is not judged by one good evaluation. "Runs ending
+  at or above" the threshold counts runs whose final return is there (95% CI: Wilson score interval).
 - **IQM** (interquartile mean): the mean of the middle 50% of runs (25% cut from each end). It is robust to a
   few diverged or lucky runs, and uses more of the data than the median. With fewer than 4 runs it is the mean.
 - **95% CI** (stratified bootstrap): resample the runs of each agent with replacement many times, recompute the
@@ -581,6 +644,7 @@ def _markdown(study: dict[str, Any], runs: list[_Run], results: list[_EnvResult]
             lines.append(f"- {key}: {study[key]}")
     if study.get("grid"):
         lines.append(f"- Grid: {study['grid']}")
+    lines += _tuning_lines(study)
     lines += [f"- Runs: {len(runs)} in runs.csv, {len(runs) - len(failed)} finished, {len(failed)} failed "
               f"(failed runs are left out of every statistic)",
               f"- Bootstrap: {reps} resamples for 95% CIs, {min(reps, stats.SAMPLE_COMPLEXITY_REPS)} for S(eps, delta) "
@@ -600,6 +664,41 @@ def _markdown(study: dict[str, Any], runs: list[_Run], results: list[_EnvResult]
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _tuning_lines(study: dict[str, Any]) -> list[str]:
+    """Definition lines: the final-return statistic, each agent's tuning budget and which seeds did what."""
+    k = int(study.get("final_evals") or 1)
+    lines = [f"- Final return: {_final_words(k)} of each run (`final_evals: {k}`; the last is the evaluation "
+             f"after training)"]
+    budgets = study.get("budgets") or {}
+    if not any(budgets.values()):
+        return [*lines, "- Tuning: none in this study; every agent ran its preset's hyperparameters, chosen outside "
+                        "the study (a preset tuned for one agent and not for another favours it; `tune:` in the study "
+                        "file gives every agent the same budget)"]
+    equal = len({str(b) for b in budgets.values()}) == 1
+    lines.append("- Tuning budgets (`qrl tune` per environment before the evaluation runs; Optuna TPE; objective: "
+                 "mean normalised area under the evaluation curve): "
+                 + "; ".join(f"{agent} {budget_text(b)}" for agent, b in budgets.items())
+                 + (" (equal)" if equal else " (**unequal**: comparisons between agents with different budgets "
+                                             "are flagged)"))
+    use = study.get("seed_use")
+    if use:
+        from qrl.envs import EVAL_SEED_OFFSET
+
+        evaluation, tuning = use
+        lines.append(f"- Seed use: evaluation runs seeds {_seed_range(evaluation)} (evaluation episodes from "
+                     f"{min(evaluation) + EVAL_SEED_OFFSET}); tuning runs seeds {_seed_range(tuning)} (evaluation "
+                     f"episodes from {min(tuning) + EVAL_SEED_OFFSET}): disjoint, no evaluation run shares a seed "
+                     f"with tuning")
+    return lines
+
+
+def _seed_range(seeds: list[int]) -> str:
+    ordered = sorted(seeds)
+    if ordered == list(range(ordered[0], ordered[-1] + 1)) and len(ordered) > 2:
+        return f"{ordered[0]}-{ordered[-1]}"
+    return ", ".join(map(str, ordered))
+
+
 def _env_section(result: _EnvResult, figures: dict[str, str]) -> list[str]:
     """The markdown of one environment: verdicts, tables and figures."""
     lines = [f"## {result.env}", ""]
@@ -608,6 +707,7 @@ def _env_section(result: _EnvResult, figures: dict[str, str]) -> list[str]:
     by_other = {c.other.agent: c for c in result.comparisons}
     focus = result.comparisons[0].focus.agent if result.comparisons else "focus"
     lines += _verdict_section(result)
+    lines += _tuning_section(result)
     lines += _final_section(result, figures, by_other, focus)
     lines += _steps_section(result, figures, by_other, focus)
     lines += _complexity_section(result, figures)
@@ -620,8 +720,14 @@ def _env_section(result: _EnvResult, figures: dict[str, str]) -> list[str]:
 def _verdict_section(result: _EnvResult) -> list[str]:
     """The verdict sentences of every comparison, and a warning when too few runs make a rank test powerless."""
     lines = ["### Verdict", ""]
+    budgets = result.budgets or {}
     for comparison in result.comparisons:
-        lines += [f"- {sentence}" for sentence in verdict(comparison, result.threshold)]
+        lines += [f"- {sentence}" for sentence in verdict(comparison, result.threshold, result.final_evals)]
+        f, o = comparison.focus.agent, comparison.other.agent
+        if budgets.get(f) != budgets.get(o):
+            lines.append(f"- **Unequal tuning budgets**: {f} {budget_text(budgets.get(f))} vs {o} "
+                         f"{budget_text(budgets.get(o))}; this comparison can favour the agent tuned more; give "
+                         f"both the same `tune` budget in the study file for a fair one.")
     if not result.comparisons:
         lines.append("- No comparison: the study has no agent besides the focus agent on this environment.")
     floors = [(c, stats.min_mann_whitney_p(c.focus.num_runs, c.other.num_runs)) for c in result.comparisons
@@ -635,26 +741,56 @@ def _verdict_section(result: _EnvResult) -> list[str]:
     return [*lines, ""]
 
 
+def _tuning_section(result: _EnvResult) -> list[str]:
+    """Each tuned agent's budget, the trials its tuning recorded and where its preset is (nothing if none tuned)."""
+    budgets, tuning = result.budgets or {}, result.tuning or {}
+    if not any(budgets.values()):
+        return []
+    rows = []
+    for agent in result.agents:
+        done = tuning.get(agent)
+        states = (f"{done['states']['COMPLETE']} / {done['states']['PRUNED']} / {done['states']['FAIL']}"
+                  if done else ("n/a" if budgets.get(agent) is None else "no trials.csv"))
+        best = f"{done['best']:.3f}" if done and done["best"] is not None else ""
+        preset = (f"`{TUNE_FOLDER}/{_base(agent)}__{result.env}/{_base(agent)}-tuned.yaml`"
+                  if budgets.get(agent) else "")
+        rows.append([agent, budget_text(budgets.get(agent)), states, best, preset])
+    return ["### Tuning", "", *_table(["agent", "budget", "trials complete / pruned / failed", "best objective",
+                                       "preset used by the evaluation runs"], rows)]
+
+
 def _final_section(result: _EnvResult, figures: dict[str, str], by_other: dict[str, stats.Comparison],
                    focus: str) -> list[str]:
-    """Final performance per agent: IQM, mean and median with CIs, improvement over each agent, Mann-Whitney p."""
-    lines = ["### Final performance", ""]
+    """Final performance per agent: IQM, mean and median with CIs, runs ending at or above the threshold,
+    improvement over each agent, Mann-Whitney p."""
+    lines = ["### Final performance", "", f"Final return: {_final_words(result.final_evals)} of each run.", ""]
     rows = []
     for agent in result.agents:
         res = result.results[agent]
+        ended = [] if result.threshold is None else [_ended(res)]
         if res.num_runs == 0:
-            rows.append([agent, 0, "n/a", "n/a", "n/a", "", ""])
+            rows.append([agent, 0, "n/a", "n/a", "n/a", *ended, "", ""])
             continue
         est = res.final_estimates
         c = by_other.get(agent)
-        rows.append([agent, res.num_runs, _ci(est["iqm"]), _ci(est["mean"]), _ci(est["median"]),
+        rows.append([agent, res.num_runs, _ci(est["iqm"]), _ci(est["mean"]), _ci(est["median"]), *ended,
                      _ci(c.improvement, lambda x: f"{x:.2f}") if c else "(focus)",
                      format_p(c.final_p) if c else ""])
-    lines += _table(["agent", "finished runs", "IQM (95% CI)", "mean (95% CI)", "median (95% CI)",
+    ended_head = [] if result.threshold is None else [
+        f"runs ending at or above {format_value(result.threshold)} (95% CI)"]
+    lines += _table(["agent", "finished runs", "IQM (95% CI)", "mean (95% CI)", "median (95% CI)", *ended_head,
                      f"P({focus} > agent) (95% CI)", "Mann-Whitney p"], rows)
     if "final" in figures:
         lines += [f"![final performance of {result.env}]({figures['final']})", ""]
     return lines
+
+
+def _ended(res: stats.AgentResult) -> str:
+    """``9/10 = 0.90 (0.60 to 0.98)``: runs whose final return is at or above the threshold, with the interval."""
+    e = res.ended_above
+    if e is None or res.num_runs == 0:
+        return "n/a"
+    return f"{res.ended_above_count}/{res.num_runs} = {e.point:.2f} ({e.low:.2f} to {e.high:.2f})"
 
 
 def _steps_section(result: _EnvResult, figures: dict[str, str], by_other: dict[str, stats.Comparison],

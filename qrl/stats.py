@@ -254,6 +254,38 @@ def min_mann_whitney_p(n: int, m: int) -> float:
 # Steps to a threshold
 
 
+def final_performance(returns: Sequence[float] | np.ndarray, k: int, final: float | None = None) -> float:
+    """A run's final return: the mean of its last ``k`` evaluation returns (all of them if it has fewer), so a
+    run that drifts down at the end is not judged by one lucky (or unlucky) evaluation.
+
+    Args:
+        returns: ``(num_evals,)`` mean evaluation returns in time order. k: evaluations to average (>= 1).
+        final: the evaluation after training (``final_eval_mean``), standing in for the last one.
+    """
+    values = _scores(returns, "evaluation returns").copy()
+    if int(k) < 1 or values.size == 0:
+        raise QRLError(f"expected k >= 1 and at least one evaluation for a final return; got k = {k} and "
+                       f"{values.size} evaluations")
+    if final is not None and not math.isnan(final):
+        values[-1] = float(final)
+    return float(np.mean(values[-int(k):]))
+
+
+def fraction_at_or_above(scores: Sequence[float] | np.ndarray, threshold: float,
+                         confidence: float = CONFIDENCE) -> Estimate:
+    """The fraction of runs with a score at or above ``threshold``, with a Wilson score interval (exact enough
+    for the few runs of a study, never outside [0, 1]). ``scores: (num_runs,)``; ``nan`` without runs."""
+    x = _scores(scores)
+    if x.size == 0:
+        return NAN_ESTIMATE
+    n, p = x.size, float(np.mean(x >= threshold))
+    z = float(sps.norm.ppf(1 - (1 - confidence) / 2))
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    low, high = max(0.0, centre - half), min(1.0, centre + half)
+    return Estimate(p, 0.0 if p == 0 else low, 1.0 if p == 1 else high)  # exact at the ends, not 1 - 1e-16
+
+
 def fraction_reached(steps: Sequence[float] | np.ndarray) -> float:
     """Fraction of runs that reached the threshold (finite steps). ``steps: (num_runs,)``; nan without runs."""
     arr = _scores(steps, "steps", allow_inf=True)
@@ -490,9 +522,10 @@ def sample_efficiency(timesteps: np.ndarray, normalised: np.ndarray, eps: float,
 class AgentResult:
     """One agent on one environment: per-run data and its aggregates.
 
-    ``final: (num_runs,)`` final evaluation returns; ``steps: (num_runs,)`` steps to the threshold (``inf``:
-    never), ``None`` without a threshold; ``final_estimates``: IQM, mean, median with intervals;
-    ``median_steps`` and ``fraction_reached``: ``None`` without a threshold.
+    ``final: (num_runs,)`` final returns (:func:`final_performance`); ``steps: (num_runs,)`` steps to the threshold
+    (``inf``: never), ``None`` without a threshold; ``final_estimates``: IQM, mean, median with intervals;
+    ``median_steps`` and ``fraction_reached``: ``None`` without a threshold; ``ended_above``: the fraction of runs
+    whose final return is at or above the threshold (:func:`fraction_at_or_above`), ``None`` without one.
     """
 
     agent: str
@@ -501,18 +534,26 @@ class AgentResult:
     final_estimates: dict[str, Estimate]
     median_steps: Estimate | None
     fraction_reached: float | None
+    ended_above: Estimate | None = None
 
     @property
     def num_runs(self) -> int:
         return int(self.final.size)
 
+    @property
+    def ended_above_count(self) -> int:
+        """Runs whose final return is at or above the threshold (0 without one)."""
+        return 0 if self.ended_above is None or not self.num_runs else round(self.ended_above.point * self.num_runs)
+
 
 def summarise_agent(agent: str, final: Sequence[float] | np.ndarray, steps: Sequence[float] | np.ndarray | None = None,
-                    reps: int = 2000, seed: int = 0, confidence: float = CONFIDENCE) -> AgentResult:
+                    reps: int = 2000, seed: int = 0, confidence: float = CONFIDENCE,
+                    threshold: float | None = None) -> AgentResult:
     """Aggregate one agent's runs on one environment: final-performance estimates and median steps to threshold.
 
     Args:
         final: ``(num_runs,)``. steps: ``(num_runs,)`` with ``inf`` for never, or ``None`` without a threshold.
+        threshold: with it, the fraction of runs whose final return is at or above it (``ended_above``).
     """
     final_arr = _scores(final, "final returns")
     steps_arr = None if steps is None else _scores(steps, "steps", allow_inf=True)
@@ -526,6 +567,7 @@ def summarise_agent(agent: str, final: Sequence[float] | np.ndarray, steps: Sequ
         median_steps=None if steps_arr is None else median_steps(steps_arr, reps, child_seed(seed, agent, "steps"),
                                                                  confidence),
         fraction_reached=None if steps_arr is None else fraction_reached(steps_arr),
+        ended_above=None if threshold is None else fraction_at_or_above(final_arr, threshold, confidence),
     )
 
 

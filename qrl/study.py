@@ -1,8 +1,9 @@
 """Convergence-comparison studies: agents x envs x seeds (x a hyperparameter grid), run locally or on Ray.
 
 A study folder holds ``study.yaml`` (the resolved definition), ``runs/<run_id>/`` (run folders),
-``failures/<run_id>.json`` and the tables ``qrl report`` reads (columns: :mod:`qrl.runs`), rebuilt after
-every run. File format: :func:`load_study`; faults and resuming: :func:`run_study`.
+``failures/<run_id>.json``, ``tune/`` (equal-budget tuning, :func:`tune_agents`) and the tables ``qrl report``
+reads (columns: :mod:`qrl.runs`), rebuilt after every run. File format: :func:`load_study`; faults and
+resuming: :func:`run_study`.
 """
 
 from __future__ import annotations
@@ -26,12 +27,24 @@ from typing import Any
 import yaml
 
 from qrl import runs
+from qrl.config import agent_name
 from qrl.errors import QRLError
 from qrl.io import write_json, write_text, write_yaml
 
 EXECUTORS = ("local", "ray")
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
-_STUDY_KEYS = ("name", "envs", "agents", "seeds", "steps", "eval_freq", "eval_episodes", "retries", "grid")
+_STUDY_KEYS = ("name", "envs", "agents", "seeds", "steps", "eval_freq", "eval_episodes", "retries", "grid", "tune",
+               "final_evals")
+REPORT_ONLY_KEYS = ("final_evals",)
+"""Study keys only the report reads: changing them in a study folder needs no run again."""
+DEFAULT_FINAL_EVALS = 3
+"""The report's final return is the mean of a run's last this many evaluations (``final_evals``)."""
+TUNE_KEYS = ("trials", "steps", "seeds", "space")
+"""A tuning budget (``tune:`` in a study file): trials, training steps per seed, seeds per trial, and optionally
+changes to the search space (``qrl tune --space`` as a mapping, e.g. ``{n_steps: [16, 32]}``)."""
+DEFAULT_TUNE_SEEDS = 3
+TUNE_FOLDER = "tune"
+"""Tuning studies in a study folder: ``tune/<agent>__<env>.db`` and ``tune/<agent>__<env>/`` (``qrl tune``'s)."""
 
 
 @dataclass(frozen=True)
@@ -47,8 +60,8 @@ class RunKey:
     def label(self) -> str:
         """The agent as the report names it: ``ppo-vqc`` or ``ppo-vqc@learning_rate=lin_0.01``."""
         if not self.overrides:
-            return self.agent
-        return self.agent + "@" + ",".join(f"{k}={v}" for k, v in sorted(self.overrides.items()))
+            return agent_name(self.agent)
+        return agent_name(self.agent) + "@" + ",".join(f"{k}={v}" for k, v in sorted(self.overrides.items()))
 
     @property
     def run_id(self) -> str:
@@ -69,6 +82,21 @@ class Study:
     eval_episodes: int | None = None
     retries: int = 1
     grid: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    tune: dict[str, Any] | None = None
+    final_evals: int = DEFAULT_FINAL_EVALS
+
+    def tune_budget(self, agent: str) -> dict[str, Any] | None:
+        """The tuning budget of ``agent`` (``{trials, steps, seeds, space}``), or ``None`` when it is not tuned: the
+        ``tune`` mapping's own budget keys, with the agent's entry (by its name as listed, or its preset name)
+        over them; steps default to the study's ``steps``, seeds to 3."""
+        if not self.tune:
+            return None
+        shared = {k: v for k, v in self.tune.items() if k in TUNE_KEYS}
+        entry = self.tune.get(agent, self.tune.get(agent_name(agent), {} if shared else None))
+        if entry is None or entry is False:
+            return None
+        budget = {"steps": self.steps, "seeds": DEFAULT_TUNE_SEEDS, "space": {}, **shared, **entry}
+        return {k: budget.get(k) for k in TUNE_KEYS}
 
     def runs(self) -> list[RunKey]:
         keys = []
@@ -89,13 +117,22 @@ class Study:
                 out.append(key.label)
         return out
 
-    def config(self, key: RunKey):
-        """The run's :class:`qrl.config.RunConfig`, as ``qrl train`` would resolve it."""
+    def config(self, key: RunKey, study_dir: str | Path | None = None):
+        """The run's :class:`qrl.config.RunConfig`, as ``qrl train`` would resolve it; with ``study_dir``, a
+        tuned agent's from the preset its tuning wrote there (:func:`tuned_preset`)."""
         import dataclasses
 
         from qrl.config import resolve
 
-        config = resolve(key.agent, key.env, seed=key.seed, steps=self.steps, overrides=dict(key.overrides))
+        agent = key.agent
+        if study_dir is not None and self.tune_budget(key.agent) is not None:
+            preset = tuned_preset(study_dir, key.agent, key.env)
+            if not preset.is_file():
+                raise QRLError(f"{key.label} on {key.env} is tuned by this study but {preset} is missing; expected "
+                               f"`qrl study` to tune it before its evaluation runs; try the same qrl study command "
+                               f"again")
+            agent = str(preset)
+        config = resolve(agent, key.env, seed=key.seed, steps=self.steps, overrides=dict(key.overrides))
         spec = config.env_spec
         if self.eval_freq is not None:
             spec = dataclasses.replace(spec, eval_freq=int(self.eval_freq))
@@ -124,6 +161,12 @@ def load_study(path: str | Path) -> Study:
         retries: 1                # a failed run is tried again this many times per invocation
         grid:                     # optional: variants of an agent, one per combination of values
           ppo-vqc: {learning_rate: [lin_0.005, lin_0.01]}
+        tune: {trials: 20, steps: 20000, seeds: 3}   # optional: every agent tuned with this budget first
+        final_evals: 3            # the report's final return: mean of each run's last 3 evaluations
+
+    ``tune`` holds a budget for every agent (``trials``; ``steps`` per seed, default the study's; ``seeds``, default
+    3) and/or one per agent (``tune: {trials: 20, ppo-mlp: null}``: ``null`` leaves an agent untuned). Agents may
+    be preset names or preset file paths (relative to the current folder).
     """
     path = Path(path)
     if not path.exists() and path.suffix == "":
@@ -141,7 +184,14 @@ def load_study(path: str | Path) -> Study:
     if len({k.run_id for k in study.runs()}) != len(study.runs()):
         raise QRLError(f"{path}: two runs share a name; expected distinct agents, envs and seeds")
     for key in study.runs():
-        study.config(key)  # raises QRLError naming the problem
+        config = study.config(key)  # raises QRLError naming the problem
+        budget = study.tune_budget(key.agent)
+        if budget is not None:
+            from qrl.config import is_vqc_policy
+            from qrl.tune.space import resolve_space
+
+            resolve_space(agent_name(key.agent), config.algo, is_vqc_policy(config.policy), budget["space"])
+    _check_tuning_seeds(study, str(path))
     return study
 
 
@@ -166,15 +216,95 @@ def study_from_mapping(data: Any, where: str, fix: str) -> Study:
         if not (value is None and key != "retries") and not (_is_int(value) and value >= least):
             raise QRLError(f"{where}: expected `{key}` to be an integer >= {least}"
                            f"{'' if key == 'retries' else ' or absent'}; got {value!r}; {fix}")
+    final_evals = data.get("final_evals", DEFAULT_FINAL_EVALS)
+    if not (_is_int(final_evals) and final_evals >= 1):
+        raise QRLError(f"{where}: expected `final_evals` (evaluations averaged into a run's final return) to be an "
+                       f"integer >= 1; got {final_evals!r}; try final_evals: {DEFAULT_FINAL_EVALS}")
     study = Study(name=name, envs=list(data["envs"]), agents=list(data["agents"]), seeds=seeds,
                   steps=data.get("steps"), eval_freq=data.get("eval_freq"), eval_episodes=data.get("eval_episodes"),
-                  retries=data.get("retries", 1), grid=dict(data.get("grid") or {}))
+                  retries=data.get("retries", 1), grid=dict(data.get("grid") or {}),
+                  tune=_check_tune(data.get("tune"), data, where), final_evals=final_evals)
     for agent, grid in study.grid.items():
         valid = isinstance(grid, dict) and all(isinstance(v, list) for v in grid.values())
         if agent not in study.agents or not valid:
             raise QRLError(f"{where}: grid.{agent}: expected an agent of the study mapped to {{key: [values]}}; "
                            f"got {grid!r}")
     return study
+
+
+def _check_budget(budget: Any, where: str) -> dict[str, Any]:
+    """The keys of one tuning budget: a subset of :data:`TUNE_KEYS`, each an integer >= 1 (``space``: a mapping)."""
+    fix = "try tune: {trials: 20, steps: 20000, seeds: 3}"
+    if not isinstance(budget, dict):
+        raise QRLError(f"{where}: expected a mapping of {', '.join(TUNE_KEYS)}; got {budget!r}; {fix}")
+    unknown = sorted(map(str, set(budget) - set(TUNE_KEYS)))
+    if unknown:
+        raise QRLError(f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(TUNE_KEYS)}; {fix}")
+    for key, value in budget.items():
+        if key == "space":
+            if not isinstance(value, dict):
+                raise QRLError(f"{where}.space: expected a mapping of search-space keys to specs, as qrl tune "
+                               f"--space KEY=SPEC; got {value!r}; try space: {{n_steps: [16, 32]}}")
+        elif not (_is_int(value) and value >= 1):
+            raise QRLError(f"{where}.{key}: expected an integer >= 1; got {value!r}; {fix}")
+    return dict(budget)
+
+
+def _check_tune(tune: Any, data: dict[str, Any], where: str) -> dict[str, Any] | None:
+    """``tune``: budget keys for every agent and/or ``<agent>: {budget} | null``; every tuned agent ends with
+    ``trials`` and ``steps``, and has no ``grid`` (a grid over a tuned preset would mix two searches)."""
+    if tune is None or tune == {}:
+        return None
+    agents = {a: a for a in data["agents"]} | {agent_name(a): a for a in data["agents"]}
+    if not isinstance(tune, dict):
+        raise QRLError(f"{where}: expected `tune` to be a mapping such as {{trials: 20, steps: 20000, seeds: 3}}; "
+                       f"got {tune!r}")
+    out = _check_budget({k: v for k, v in tune.items() if k in TUNE_KEYS}, f"{where}: tune")
+    for key, entry in tune.items():
+        if key in TUNE_KEYS:
+            continue
+        if key not in agents:
+            raise QRLError(f"{where}: tune.{key}: expected a budget key ({', '.join(TUNE_KEYS)}) or an agent of the "
+                           f"study ({', '.join(data['agents'])})")
+        out[key] = None if entry is None or entry is False else _check_budget(entry, f"{where}: tune.{key}")
+    study = Study(name="check", envs=[], agents=list(data["agents"]), seeds=[0], steps=data.get("steps"), tune=out)
+    for agent in data["agents"]:
+        budget = study.tune_budget(agent)
+        missing = [k for k in ("trials", "steps") if budget is not None and budget[k] is None]
+        if missing:
+            raise QRLError(f"{where}: tune: expected {' and '.join(missing)} in the budget of {agent} (steps may come "
+                           f"from the study's `steps`); try tune: {{trials: 20, steps: 20000, seeds: 3}}")
+        if budget is not None and agent in (data.get("grid") or {}):
+            raise QRLError(f"{where}: {agent} has both a `grid` and a `tune` budget; expected one of them; try "
+                           f"tune.{agent}: null to keep its grid")
+    return out
+
+
+def tuned_preset(study_dir: str | Path, agent: str, env: str) -> Path:
+    """Where the tuning of ``agent`` on ``env`` in a study folder writes its best preset."""
+    name = agent_name(agent)
+    return Path(study_dir) / TUNE_FOLDER / f"{name}__{env}" / f"{name}-tuned.yaml"
+
+
+def tuning_seed_use(study: Study) -> tuple[list[int], list[int]] | None:
+    """``(evaluation seeds, tuning seeds)`` of a study that tunes (``None`` if none is tuned)."""
+    from qrl.tune.objective import tuning_seeds
+
+    most = max((b["seeds"] for b in map(study.tune_budget, study.agents) if b is not None), default=0)
+    return (list(study.seeds), tuning_seeds(most)) if most else None
+
+
+def _check_tuning_seeds(study: Study, where: str) -> None:
+    """Tuning seeds (100000 + i; their evaluation episodes + 10000) must stay clear of the evaluation runs'."""
+    from qrl.envs import EVAL_SEED_OFFSET
+    from qrl.tune.objective import TUNING_SEED_BASE
+
+    use = tuning_seed_use(study)
+    limit = TUNING_SEED_BASE - 2 * EVAL_SEED_OFFSET
+    if use is not None and max(use[0]) >= limit:
+        raise QRLError(f"{where}: seeds up to {max(use[0])} come near the tuning seeds ({TUNING_SEED_BASE} and up, "
+                       f"evaluation episodes from {TUNING_SEED_BASE + EVAL_SEED_OFFSET}); expected evaluation seeds "
+                       f"below {limit} in a study that tunes, so no run shares a seed with tuning; try seeds: 10")
 
 
 def _is_int(value: Any) -> bool:
@@ -246,7 +376,7 @@ def run_one(study_dir: str, study: dict[str, Any], key: dict[str, Any]) -> dict:
             resume(partial, tensorboard=False)
         else:
             partial = folders / ".partial" / f"{run_key.run_id}-{uuid.uuid4().hex[:8]}"
-            train(study_obj.config(run_key), run_dir=partial, tensorboard=False)
+            train(study_obj.config(run_key, study_dir), run_dir=partial, tensorboard=False)
         status = runs.read_results(partial)["status"]
         if status == "interrupted":  # kept, with its checkpoint, for the next invocation to resume
             return {"run_id": run_key.run_id, "status": "failed", "seconds": time.perf_counter() - started,
@@ -324,11 +454,38 @@ def run_study(study_path: str | Path, out: str | Path | None = None, workers: in
             f"{len(pending)} to run ({executor}, {workers} worker{'s' if workers > 1 else ''}) -> {study_dir}")
         for error in damaged:
             log(error)
+        tune_agents(study_dir, study, pending, workers, log)
         if pending:
             submit = _local_pool if executor == "local" else _ray_pool
             submit(study_dir, study, pending, workers, address, log)
         write_tables(study_dir, study)
     return study_dir
+
+
+def tune_agents(study_dir: Path, study: Study, pending: list[RunKey], workers: int,
+                log: Callable[[str], None]) -> None:
+    """Tune every agent that has a budget, on every environment, before its evaluation runs: ``qrl tune``'s code
+    (:func:`qrl.tune.run_tune`) with the study's evaluation cadence, ``workers`` trials at a time, its storage in
+    ``tune/`` (resumed by the same ``qrl study`` command). Skipped where the preset exists and no run is pending."""
+    from qrl.tune import TuneRequest, run_tune
+
+    todo = {(k.agent, k.env) for k in pending}
+    for env in study.envs:
+        for agent in study.agents:
+            budget, preset = study.tune_budget(agent), tuned_preset(study_dir, agent, env)
+            if budget is None or ((agent, env) not in todo and preset.is_file()):
+                continue
+            log(f"study {study.name}: tuning {agent_name(agent)} on {env} before its evaluation runs: "
+                f"{budget['trials']} trials x {budget['seeds']} seeds x {budget['steps']} steps")
+            request = TuneRequest(agent=agent, env=env, trials=budget["trials"], steps=budget["steps"],
+                                  seeds=budget["seeds"], space=dict(budget["space"]), workers=workers,
+                                  out=str(study_dir / TUNE_FOLDER),
+                                  eval_freq=study.eval_freq, eval_episodes=study.eval_episodes)
+            run_tune(request, log=log)
+            if not preset.is_file():
+                raise QRLError(f"tuning {agent_name(agent)} on {env} ended with no complete trial (all pruned or "
+                               f"failed), so there is no tuned preset; see {preset.parent / 'summary.md'}; expected "
+                               f"one complete trial at least; try a larger tune budget (trials or steps)")
 
 
 LOCK_FILE = "study.lock"
@@ -406,7 +563,8 @@ def _prepare(study_dir: Path, study: Study) -> None:
     definition["thresholds"] = {env: load_env_spec(env).reward_threshold for env in study.envs}
     if saved.is_file():
         previous = yaml.safe_load(saved.read_text()) or {}
-        if {k: previous.get(k) for k in definition} != definition:
+        compared = [k for k in definition if k not in REPORT_ONLY_KEYS]  # the report's keys may change
+        if {k: previous.get(k) for k in compared} != {k: definition[k] for k in compared}:
             raise QRLError(f"{study_dir} holds another study definition (study.yaml differs); expected the same "
                            f"study to resume; try --out with a new folder")
     (study_dir / "runs").mkdir(parents=True, exist_ok=True)

@@ -181,3 +181,47 @@ def test_normalize_leaves_observations_raw_where_the_circuit_maps_them_by_bounds
     _model, env = build_model(resolve(agent, "Pendulum-v1", overrides=overrides))
     assert isinstance(env, VecNormalize) and env.norm_reward and env.norm_obs == norm_obs
     env.close()
+
+
+def test_agent_preset_by_path(tmp_path):
+    """A preset file anywhere (rl-zoo3 format): algorithm from its file name, runs named by its stem."""
+    preset = tmp_path / "dqn-vqc-tuned.yaml"
+    preset.write_text((REPO / "agents" / "dqn-vqc.yaml").read_text())
+    config = resolve(str(preset), "CartPole-v1", steps=100)
+    assert (config.agent, config.algo) == ("dqn-vqc-tuned", "dqn")
+    assert config.hyperparams == resolve("dqn-vqc", "CartPole-v1", steps=100).hyperparams
+    zoo = tmp_path / "ppo.yml"  # rl-zoo3's own hyperparams/<algo>.yml naming
+    zoo.write_text((REPO / "agents" / "ppo-mlp.yaml").read_text())
+    assert resolve(str(zoo), "CartPole-v1").algo == "ppo"
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("missing/ppo-x.yaml", None, r"^agent file .*missing/ppo-x\.yaml not found; expected a preset YAML file"),
+    ("tuned.yaml", "CartPole-v1: {n_timesteps: 100}\n", r"^preset file .*tuned\.yaml: expected a file named "
+                                                         r"<algo>-<variant>\.yaml"),
+    ("ppo-bad.yaml", "CartPole-v1: 3\n", r"ppo-bad\.yaml: expected one mapping of hyperparameters per environment"),
+    ("ppo-list.yaml", "- 1\n", "must hold a mapping"),
+    ("ppo-other.yaml", "Acrobot-v1: {n_timesteps: 100}\n", r"has no section for 'CartPole-v1'; it has Acrobot-v1; "
+                                                           r"add one to .*ppo-other\.yaml"),
+    ("sub/ppo-vqc", None, "looks like a path but is not a YAML file"),
+])
+def test_bad_preset_paths_are_one_line_errors(tmp_path, name, text, message):
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(QRLError, match=message) as info:
+        resolve(str(path), "CartPole-v1")
+    assert "\n" not in str(info.value)
+
+
+def test_qrl_train_takes_a_preset_path(tmp_path, capsys):
+    from qrl.cli import main
+
+    preset = tmp_path / "ppo-mine.yaml"
+    preset.write_text((REPO / "agents" / "ppo-mlp.yaml").read_text())
+    assert main(["train", "--agent", str(preset), "--env", "CartPole-v1", "--steps", "256", "--out",
+                 str(tmp_path / "runs"), "--no-progress"]) == 0
+    assert "final eval return" in capsys.readouterr().out
+    assert [p.name.split("__")[:2] for p in (tmp_path / "runs").iterdir()] == [["CartPole-v1", "ppo-mine"]]
+    assert main(["train", "--agent", str(tmp_path / "ppo-none.yaml"), "--env", "CartPole-v1"]) != 0
+    assert "agent file" in capsys.readouterr().err and not list((tmp_path / "runs").glob("*ppo-none*"))

@@ -57,6 +57,12 @@ def test_readme_cli_lines_parse_and_resolve(monkeypatch, capsys, tmp_path):
 
             load_study(parsed.study_file)
             continue
+        if parsed.command == "tune":  # many trainings: validate the request (agent, env, space, storage)
+            from qrl.cli.tune import request_from_args
+            from qrl.tune import prepare
+
+            prepare(request_from_args(parsed))
+            continue
         if parsed.command == "report":
             if not Path(parsed.study_dir).is_dir():  # made by the `qrl study` line before it
                 continue

@@ -1,4 +1,5 @@
-"""qrl.report: verdict sentences, and the report of a synthetic study (3 agents x 3 seeds x 1 env, one failed run)."""
+"""qrl.report: verdict sentences, and the report of a synthetic study (3 agents x 3 seeds x 1 env, one failed run):
+final return as the mean of the last k evaluations, runs ending at or above the threshold, tuning budgets."""
 
 from __future__ import annotations
 
@@ -37,11 +38,12 @@ def _curve(agent: str, seed: int) -> list[tuple[int, float]]:
 
 
 def make_study(root: Path, failed: tuple[tuple[str, int], ...] = (("ppo-mlp", 2),),
-               threshold: float | None = 475.0) -> Path:
+               threshold: float | None = 475.0, **keys) -> Path:
+    """A study folder as `qrl study` leaves it; ``keys`` go into its study.yaml (``final_evals``, ``tune``)."""
     study_dir = root / "study"
     study_dir.mkdir()
     definition = {"name": "synthetic", "envs": ["CartPole-v1"], "agents": list(AGENTS), "seeds": [0, 1, 2],
-                  "steps": 10000, "eval_freq": 1000, "thresholds": {"CartPole-v1": threshold}}
+                  "steps": 10000, "eval_freq": 1000, "thresholds": {"CartPole-v1": threshold}, **keys}
     (study_dir / "study.yaml").write_text(yaml.safe_dump(definition, sort_keys=False))
     records, runs = [], []
     for agent in AGENTS:
@@ -82,13 +84,18 @@ def test_report_verdicts(report):
             "3/3 runs reached it) for ppo-mlp-matched: faster, the intervals do not overlap; ratio 0.50x") in text
     assert ("vs a median run that never reached it (never-never; 0/2 runs reached it) for ppo-mlp: faster, "
             "the intervals do not overlap") in text
-    # both end at 500 in every run: no claim; ppo-mlp ends at 307.2 in both of its finished runs
-    assert ("Final return: ppo-vqc IQM 500 (95% CI 500 to 500) vs 500 (500 to 500) for ppo-mlp-matched: "
-            "no difference can be claimed (intervals overlap; Mann-Whitney p = 1)") in text
-    assert "vs 307 (307 to 307) for ppo-mlp: higher, the intervals do not overlap" in text
+    # final return = mean of the last 3 evaluations (the default): ppo-vqc 500 in every run; ppo-mlp-matched's
+    # seed 2 jumps at 9000, so its last three are 20, 500, 500 (340); ppo-mlp's are 240, 270, 307.2 (272.4)
+    assert ("Final return (mean of the last 3 evaluations): ppo-vqc IQM 500 (95% CI 500 to 500) vs 447 (392 to 500) "
+            "for ppo-mlp-matched: no difference can be claimed (intervals overlap; Mann-Whitney p = 1)") in text
+    assert "runs ending at or above 475: 3/3 vs 2/3." in text
+    assert "vs 272 (272 to 272) for ppo-mlp: higher, the intervals do not overlap" in text
+    assert "runs ending at or above 475: 3/3 vs 0/2." in text
     assert ("cannot go below 0.1 for ppo-vqc vs ppo-mlp-matched (3 vs 3 runs), 0.2 for ppo-vqc vs ppo-mlp (3 vs 2 "
             "runs)") in text
-    assert "| ppo-mlp | 2 | 307 (307 to 307) | " in text and "| 1.00 (1.00 to 1.00) | 0.2 |" in text
+    assert "| ppo-mlp | 2 | 272 (272 to 272) | " in text and "| 1.00 (1.00 to 1.00) | 0.2 |" in text
+    assert ("| ppo-mlp-matched | 3 | 447 (392 to 500) | 447 (392 to 500) | 500 (340 to 500) | "
+            "2/3 = 0.67 (0.21 to 0.94)") in text
 
 
 def test_report_tables(report):
@@ -203,3 +210,53 @@ def test_verdict_with_runs_that_never_reach():
     assert verdict(comparison)[0].startswith("Final return:")  # no threshold: no steps sentence
     empty = stats.compare(comparison.focus, stats.summarise_agent("dead", [], [], reps=10), reps=10)
     assert verdict(empty, 475) == ["No comparison of vqc with dead: dead has no finished runs."]
+
+
+def test_final_evals_one_is_the_last_evaluation(tmp_path):
+    text = write_report(make_study(tmp_path, final_evals=1), reps=200, seed=0).read_text()
+    assert ("Final return (the last evaluation): ppo-vqc IQM 500 (95% CI 500 to 500) vs 500 (500 to 500) for "
+            "ppo-mlp-matched: no difference can be claimed") in text
+    assert "vs 307 (307 to 307) for ppo-mlp: higher" in text and "runs ending at or above 475: 3/3 vs 3/3." in text
+    assert "- Final return: the last evaluation of each run (`final_evals: 1`" in text
+
+
+def test_drift_at_the_end_is_not_flattered(tmp_path):
+    """A run at 500 in its last evaluation only, after two at 100, ends at 233: below the threshold."""
+    study = make_study(tmp_path, failed=())
+    records = (study / "records.csv").read_text().splitlines()
+    drifted = [r.replace(",500.0,", ",100.0,") if r.startswith("CartPole-v1__ppo-vqc__0,") and
+               (",8000," in r or ",9000," in r) else r for r in records]
+    (study / "records.csv").write_text("\n".join(drifted) + "\n")
+    text = write_report(study, reps=200, seed=0).read_text()
+    assert "| ppo-vqc | 3 | 411 (233 to 500) | 411 (233 to 500) | 500 (233 to 500) | 2/3 = 0.67" in text
+
+
+def test_report_states_budgets_and_flags_unequal_ones(tmp_path):
+    tune = {"trials": 4, "steps": 384, "seeds": 2, "ppo-mlp": None}
+    text = write_report(make_study(tmp_path, tune=tune), reps=50).read_text()
+    assert ("ppo-vqc tuned: 4 trials x 2 seeds x 384 steps; ppo-mlp-matched tuned: 4 trials x 2 seeds x 384 steps; "
+            "ppo-mlp not tuned (its preset's hyperparameters) (**unequal**") in text
+    assert ("- Seed use: evaluation runs seeds 0-2 (evaluation episodes from 10000); tuning runs seeds 100000, "
+            "100001 (evaluation episodes from 110000): disjoint") in text
+    verdicts = text.split("### Verdict", 1)[1].split("###", 1)[0]
+    assert verdicts.count("**Unequal tuning budgets**") == 1
+    assert ("- **Unequal tuning budgets**: ppo-vqc tuned: 4 trials x 2 seeds x 384 steps vs ppo-mlp not tuned") \
+        in verdicts
+    assert "| ppo-vqc | tuned: 4 trials x 2 seeds x 384 steps | no trials.csv |" in text
+
+
+def test_report_of_equal_budgets_and_of_no_tuning(tmp_path):
+    equal = write_report(make_study(tmp_path, tune={"trials": 4, "steps": 384}), out=tmp_path / "a", reps=50)
+    text = equal.read_text()
+    assert "3 seeds x 384 steps (equal)" in text and "Unequal" not in text
+    (tmp_path / "untuned").mkdir()
+    text = write_report(make_study(tmp_path / "untuned"), reps=50).read_text()
+    assert "- Tuning: none in this study; every agent ran its preset's hyperparameters" in text
+    assert "Unequal" not in text and "### Tuning" not in text
+
+
+def test_verdict_shows_the_digits_that_separate_touching_intervals():
+    comparison = _agents(None, None, [499.9, 499.9, 499.9, 499.9], [500, 500, 500, 500])
+    _, final = verdict(comparison, final_evals=3)[0], verdict(comparison, final_evals=3)[-1]
+    assert final.startswith("Final return (mean of the last 3 evaluations): vqc IQM 500 (95% CI 499.9 to 499.9) vs "
+                            "500 (500 to 500) for mlp: lower, the intervals do not overlap")

@@ -150,3 +150,26 @@ def test_curve_band_is_the_iqm_per_timestep():
     same, same_low, same_high = stats.curve_band(np.ones((3, 4)), reps=50)
     np.testing.assert_array_equal(same_low, same)
     np.testing.assert_array_equal(same_high, same)
+
+
+def test_final_performance_is_the_mean_of_the_last_k_evaluations():
+    returns = [10.0, 500.0, 100.0, 200.0, 500.0]
+    assert stats.final_performance(returns, 3) == pytest.approx(800 / 3)
+    assert stats.final_performance(returns, 1) == 500.0
+    assert stats.final_performance(returns, 10) == pytest.approx(1310 / 5)  # fewer than k: all of them
+    assert stats.final_performance(returns, 2, final=300.0) == pytest.approx(250.0)  # the evaluation after training
+    assert stats.final_performance(returns, 2, final=math.nan) == pytest.approx(350.0)
+    with pytest.raises(QRLError, match="k >= 1"):
+        stats.final_performance(returns, 0)
+
+
+def test_fraction_at_or_above_with_wilson_interval():
+    e = stats.fraction_at_or_above([475, 500, 474.9, 100], 475)
+    assert e.point == 0.5
+    # Wilson score interval for 2/4 at 95%: (0.150, 0.850)
+    assert (e.low, e.high) == (pytest.approx(0.1500, abs=1e-3), pytest.approx(0.8500, abs=1e-3))
+    every = stats.fraction_at_or_above([500] * 10, 475)
+    assert every.point == 1.0 and every.high == 1.0 and every.low == pytest.approx(0.7225, abs=1e-3)
+    assert math.isnan(stats.fraction_at_or_above([], 475).point)
+    result = stats.summarise_agent("a", [500, 480, 300], reps=50, threshold=475)
+    assert result.ended_above_count == 2 and stats.summarise_agent("a", [500], reps=50).ended_above is None

@@ -20,6 +20,7 @@ LAYERS = [
     ("backends", ("qrl.backends", "qrl.backends.")),
     ("VQC module", ("qrl.nn",)),
     ("SB3 policies", ("qrl.sb3", "qrl.sb3.")),
+    ("SB3 algorithms", ("qrl.algorithms", "qrl.algorithms.")),
     ("run folder, cost, statistics", ("qrl.runs", "qrl.cost", "qrl.stats")),
     ("training and evaluation", ("qrl.train", "qrl.evaluate")),
     ("many runs, teaching", ("qrl.study", "qrl.distill", "qrl.tune", "qrl.tune.")),

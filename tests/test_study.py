@@ -137,6 +137,17 @@ def test_failed_run_is_recorded_with_its_error_and_retried(tmp_path):
     ({"eval_episodes": True}, "expected `eval_episodes`"),
     ({"retries": -1}, "expected `retries`"),
     ({"retries": "once"}, "expected `retries`"),
+    ({"final_evals": 0}, "expected `final_evals`"),
+    ({"final_evals": "last"}, "expected `final_evals`"),
+    ({"tune": 5}, "expected `tune` to be a mapping"),
+    ({"tune": {"trials": 0}}, r"tune\.trials: expected an integer >= 1"),
+    ({"tune": {"trials": 2, "budget": 3}}, r"tune\.budget: expected a budget key"),
+    ({"tune": {"ppo-vqc": {"trials": 2, "epochs": 3}}}, r"tune\.ppo-vqc: unknown key\(s\) epochs"),
+    ({"tune": {"seeds": 2}}, "expected trials in the budget of ppo-vqc"),
+    ({"tune": {"trials": 2}, "steps": None}, "expected steps in the budget"),
+    ({"tune": {"trials": 2}, "grid": {"ppo-vqc": {"learning_rate": [0.1]}}}, "both a `grid` and a `tune`"),
+    ({"tune": {"trials": 2}, "seeds": [0, 85000]}, "come near the tuning seeds"),
+    ({"agents": ["agents/nothing/ppo-x.yaml"]}, "agent file agents/nothing/ppo-x.yaml not found"),
 ])
 def test_bad_study_files_are_refused_before_anything_runs(tmp_path, patch, message):
     path = tiny_study(tmp_path)
@@ -253,3 +264,16 @@ def test_killed_study_resumes_its_run_from_the_checkpoint(tmp_path, subprocess_e
     after = (study_dir / "runs" / "CartPole-v1__ppo-mlp__0" / "evaluations.csv").read_text().splitlines()
     assert after[:3] == before  # the same evaluations, wall-clock included: resumed, not started over
     assert not list((study_dir / "runs" / ".partial").glob("*"))
+
+
+def test_changing_final_evals_needs_no_rerun_and_path_agents_are_named_by_file(tmp_path):
+    preset = tmp_path / "ppo-small.yaml"
+    preset.write_text((Path(__file__).resolve().parents[1] / "agents" / "ppo-mlp.yaml").read_text())
+    study = mlp_study(tmp_path, agents=[str(preset)], seeds=1)
+    assert [k.run_id for k in load_study(study).runs()] == ["CartPole-v1__ppo-small__0"]
+    study_dir = run_study(study, out=tmp_path / "study", log=lambda _: None)
+    messages = []
+    run_study(mlp_study(tmp_path, agents=[str(preset)], seeds=1, final_evals=1), out=study_dir, log=messages.append)
+    assert "1 finished before, 0 to run" in messages[0]  # a report-only key: no "another study definition"
+    assert yaml.safe_load((study_dir / "study.yaml").read_text())["final_evals"] == 1
+    assert rows(study_dir / "runs.csv")[0]["agent"] == "ppo-small"

@@ -59,7 +59,7 @@ def _print_agents() -> None:
                 counts.append(f"{env_id} ({n['total']}" + (f", {n['quantum']} in circuits)" if mixed else ")"))
             except QRLError:  # e.g. an environment whose extra is not installed
                 counts.append(f"{env_id} (-)")
-        print(f"  {name:<16} {agent_algo(name).upper():<4} {', '.join(sorted(policy)):<22} {', '.join(counts)}")
+        print(f"  {name:<21} {agent_algo(name).upper():<9} {', '.join(sorted(policy)):<22} {', '.join(counts)}")
 
 
 def add_plot(sub) -> None:

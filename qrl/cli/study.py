@@ -6,9 +6,11 @@ from pathlib import Path
 
 
 def add_study(sub) -> None:
-    p = sub.add_parser("study", help="run (or resume) a study: agents x envs x seeds; writes runs/studies/<name>/")
+    p = sub.add_parser("study", help="run (or resume) a study: agents x envs x seeds (agents with a `tune` budget "
+                                      "are tuned first); writes runs/studies/<name>/")
     p.add_argument("study_file", help="a study YAML file, e.g. agents/studies/cartpole-ppo.yaml")
-    p.add_argument("--workers", type=int, default=1, help="runs at a time (default 1; one thread each)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="runs (and tuning trials) at a time (default 1; one thread each)")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local: a process pool; ray: one Ray task per run (pip install 'qrl[ray]')")
     p.add_argument("--address", default=None, help="Ray cluster address (ray executor; default: a local instance)")

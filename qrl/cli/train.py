@@ -10,7 +10,9 @@ from qrl.errors import QRLError
 
 def add_train(sub) -> None:
     p = sub.add_parser("train", help="train one agent on one environment; writes runs/<run>/")
-    p.add_argument("--agent", help="agent preset, e.g. ppo-vqc or ppo-mlp (see `qrl list`); required unless --resume")
+    p.add_argument("--agent", help="agent preset, e.g. ppo-vqc or ppo-mlp (see `qrl list`), or a preset file's "
+                        "path such as runs/tune/ppo-vqc__CartPole-v1/ppo-vqc-tuned.yaml (algorithm from its name); "
+                        "required unless --resume")
     p.add_argument("--resume", default=None, metavar="RUN",
                    help="continue an interrupted or killed run folder from its checkpoint to its step count")
     add_train_options(p, env_required=False)

@@ -69,7 +69,7 @@ def write_preset(settings: dict[str, Any], best, path: Path) -> None:
     header = (f"# {settings['agent']} on {settings['env']}, tuned by `qrl tune` (Optuna TPE): trial {best.number} of "
               f"study {settings['name']},\n# objective {best.value:.4f} (mean normalised area under the evaluation "
               f"curve over seeds {seeds_text(settings['seeds'])},\n# {settings['steps']} steps each). rl-zoo3 format: "
-              f"`qrl train --agent {path.stem}` (in agents/) or rl_zoo3.train -conf.\n")
+              f"`qrl train --agent {path}` or rl_zoo3.train -conf.\n")
     write_text(path, header + yaml.safe_dump({settings["env"]: section}, sort_keys=False))
 
 

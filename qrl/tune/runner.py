@@ -77,11 +77,11 @@ def _check_preset_path(path: Path, algo: str) -> Path:
 
 def prepare(request: TuneRequest) -> dict[str, Any]:
     """Check every input and resolve the settings (plain values, for pool workers); creates nothing."""
-    from qrl.config import is_vqc_policy
+    from qrl.config import agent_name, is_vqc_policy
     from qrl.io import check_output_folder
 
     _check_numbers(request)
-    name = request.name or f"{request.agent}__{request.env}"
+    name = request.name or f"{agent_name(request.agent)}__{request.env}"
     if not _NAME.fullmatch(name):
         raise QRLError(f"--name {name!r}: expected letters, digits, '-', '_' and '.', not starting with a dot")
     storage.optuna_module()
@@ -91,13 +91,15 @@ def prepare(request: TuneRequest) -> dict[str, Any]:
                                 "device": request.device, "overrides": dict(request.overrides)}
     config = trial_config(settings, seeds[0], {})  # unknown agent or env, bad --set: QRLError
     fixed = {k.partition(".")[2] or k for k in request.overrides}
-    dims = resolve_space(request.agent, config.algo, is_vqc_policy(config.policy), request.space, request.search)
+    dims = resolve_space(agent_name(request.agent), config.algo, is_vqc_policy(config.policy), request.space,
+                         request.search)
     dims = {k: (dataclasses.replace(d, kind="preset") if k in fixed and k not in request.space else d)
             for k, d in dims.items()}  # a key fixed with --set is not searched
     check_searchable(request.agent, dims)
     folder = check_output_folder(request.out) / name
     url = storage.check_storage_url(request.storage or storage.default_storage(folder), request.storage is None)
-    preset = _check_preset_path(Path(request.preset or folder / f"{request.agent}-tuned.yaml"), config.algo)
+    preset = _check_preset_path(Path(request.preset or folder / f"{agent_name(request.agent)}-tuned.yaml"),
+                                config.algo)
     _check_builds(config)
     every = max(config.env_spec.eval_freq // config.n_envs, 1) * config.n_envs
     settings |= {"steps": config.n_timesteps, "eval_freq": config.env_spec.eval_freq,

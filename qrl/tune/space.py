@@ -41,7 +41,11 @@ SPACES: dict[str, dict[str, Any]] = {
             "batch_size": [32, 64, 128, 256, 512, 1024], "gamma": GAMMAS, "tau": "float:0.001:0.08:log",
             "train_freq": [1, 4, 8, 16, 32], "noise_type": ["normal", "ornstein-uhlenbeck"],
             "noise_std": "float:0.0:0.5"},
+    "reinforce": {"learning_rate": LEARNING_RATE, "lr_schedule": ["constant", "linear"],
+                  "n_episodes": [1, 2, 5, 10, 20], "gamma": [*GAMMAS, 1.0], "baseline": ["episode", "batch", "none"],
+                  "ent_coef": "float:1e-8:0.1:log"},
 }
+SPACES["ddpg"] = SPACES["td3"]  # SB3's DDPG is TD3 with one critic, no target smoothing and no delay
 # Circuit options of VQC agents (policy_kwargs). The output weight's name depends on the policy: DQN's
 # Q-values are w * <O> and reach 1 / (1 - gamma), so its range is wider.
 CIRCUIT_SPACE: dict[str, Any] = {"n_layers": "int:1:8", "input_scaling": [True, False],
@@ -52,7 +56,8 @@ KNOWN_ONLY = {"critic_output_scale": "preset"}  # known keys, searched only when
 # Hidden width of MLP agents (every hidden layer; the preset's depth, or SB3's default architecture).
 WIDTH = [16, 32, 64, 128, 256]
 DEFAULT_NET_ARCH = {"ppo": {"pi": [64, 64], "vf": [64, 64]}, "a2c": {"pi": [64, 64], "vf": [64, 64]},
-                    "dqn": [64, 64], "sac": [256, 256], "td3": [400, 300]}
+                    "dqn": [64, 64], "sac": [256, 256], "td3": [400, 300],
+                    "ddpg": [400, 300], "reinforce": [64, 64]}
 # Keys that are not hyperparameters themselves: they change others (see overrides()).
 META_KEYS = ("lr_schedule", "subsample_steps", "width")
 POLICY_KWARGS = ("n_layers", "input_scaling", "readout", "output_scale", "actor_output_scale",

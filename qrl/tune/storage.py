@@ -60,10 +60,23 @@ def check_storage_url(url: str, folder_made: bool = False) -> str:
     return url
 
 
-def make_storage(url: str):
-    """An Optuna RDB storage; SQLite waits up to a minute for a lock (workers share the file)."""
+def make_storage(url: str, attempts: int = 5):
+    """An Optuna RDB storage; SQLite waits up to a minute for a lock (workers share the file). Two commands
+    creating one new SQLite file at once can collide on Optuna's schema version row (``UNIQUE constraint
+    failed: alembic_version``): the loser tries again once the winner has made the schema."""
+    import time
+
+    import sqlalchemy
+
     optuna = optuna_module()
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    for attempt in range(attempts - 1):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except sqlalchemy.exc.SQLAlchemyError:
+            if not url.startswith("sqlite"):
+                raise
+            time.sleep(0.2 * (attempt + 1))
     return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
