@@ -238,7 +238,7 @@ def bad_teachers(tmp_path):
          "circuit; try --student"),
         (("--teacher", "{teacher}", "--student", "ppo-vqc", "--env", "MountainCar-v0"),
          "agent 'ppo-vqc' has no section for 'MountainCar-v0'"),
-        (("--teacher", "{teacher}", "--student", "nope-vqc"), "must be named <algo>-<variant>"),
+        (("--teacher", "{teacher}", "--student", "nope-vqc"), "unknown agent 'nope-vqc'"),
         (("--teacher", "{teacher}", "--samples", "0"), "--samples must be positive; got 0"),
         (("--teacher", "{teacher}", "--random-actions", "1.5"), "--random-actions is a probability; got 1.5"),
         (("--teacher", "{teacher}", "--student", "sac-vqc", "--env", "Pendulum-v1"), "was trained on observations"),
