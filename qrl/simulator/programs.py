@@ -27,9 +27,6 @@ from qrl.simulator.gates import (
 )
 from qrl.simulator.trace import Gate
 
-PARAMETRIC_STEPS = ("1q", "tail", "block")
-"""Steps with matrices of their own, one entry each in the list of a call's matrices."""
-
 TAIL_MIN_QUBITS, WIDE_TAIL_MIN_QUBITS = 8, 16
 """From ``TAIL_MIN_QUBITS`` qubits a moment's 2x2s on the last 3 wires (from the first it has there) are applied
 as one Kronecker product from the right (:func:`apply_tail`), from ``WIDE_TAIL_MIN_QUBITS`` on the last 6
@@ -99,19 +96,15 @@ class WiresProgram:
         self._compile(gates, n_angle + n_weight)
 
     def passes(self) -> int:
-        """Passes over the state batch of one forward call: one per step, per wire of a fused moment."""
+        """Passes over the state batch of one forward call: one per step (a tail or a block is one), one per
+        wire of a single-qubit moment."""
         return sum(len(step[1]) if step[0] == "1q" else 1 for step in self._program)
 
     def cost(self) -> float:
         """Estimated passes of one forward call, weighing a block applied by ``einsum`` (a copy in and out,
         :func:`qrl.simulator.fusion.apply_block`) as three: to choose between the fused and unfused programs."""
-        total = 0.0
-        for step in self._program:  # a tail is one pass
-            if step[0] == "block":
-                total += 1 if block_in_place(step[1], self.n) else 3
-            else:
-                total += len(step[1]) if step[0] == "1q" else 1
-        return total
+        copies = sum(step[0] == "block" and not block_in_place(step[1], self.n) for step in self._program)
+        return self.passes() + 2 * copies
 
     def saved_states(self) -> int:
         """State batches kept for the backward pass: with autograd one per pass; with the adjoint method
@@ -209,25 +202,27 @@ class WiresProgram:
 
     def _slot_matrices(self, flat_a: torch.Tensor, flat_w: torch.Tensor, cdtype: torch.dtype) -> list:
         """The matrices of one call in program order: per single-qubit step ``(B, n_wires, 2, 2)`` (its
-        wires' fused 2x2s), per block ``(B, 4, 4)``."""
+        wires' fused 2x2s), per tail step ``(B, 2**k, 2**k)`` (their Kronecker product), per block ``(B, 4, 4)``."""
         batch, dev, rdtype = flat_a.shape[0], flat_a.device, flat_w.dtype
         consts = self._const("pool_consts", self._pool_consts, rdtype, dev)
         pool = torch.cat([flat_a, flat_w.unsqueeze(0).expand(batch, -1), consts.unsqueeze(0).expand(batch, -1)], 1)
-        fused, blocks = [], []
+        chunks, blocks = (), ()
         if len(self._slot_source):
             half = (pool[:, self._const("slot_source", self._slot_source, torch.int64, dev)] * 0.5)[..., None, None]
             a = self._const("slot_a", self._slot_a, cdtype, dev)
             b = self._const("slot_b", self._slot_b, cdtype, dev)
             chunks = rotations(half, a, b).split(self._chunk_sizes, dim=1)  # (B, n_slots, 2, 2) split per depth
-            for step in self._program:
-                if step[0] in ("1q", "tail"):
-                    m = time_ordered_product(chunks[step[2]:step[2] + step[3]])
-                    fused.append(kron_wires(m) if step[0] == "tail" else m)
         if self._n_blocks:
             half = pool[:, self._const("block_source", self._block_source, torch.int64, dev)] * 0.5
             blocks = self._block_matrices(half.view(batch, -1, self._n_blocks), cdtype).unbind(1)
-        it_1q, it_block = iter(fused), iter(blocks)
-        return [next(it_block) if s[0] == "block" else next(it_1q) for s in self._program if s[0] in PARAMETRIC_STEPS]
+        out = []
+        for step in self._program:
+            if step[0] == "block":
+                out.append(blocks[step[2]])
+            elif step[0] in ("1q", "tail"):
+                m = time_ordered_product(chunks[step[2]:step[2] + step[3]])
+                out.append(kron_wires(m) if step[0] == "tail" else m)
+        return out
 
     def _block_matrices(self, half: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
         """``(B, n_blocks, 4, 4)``: every block's product of slots ``cos(h) A + sin(h) B`` over its depth, from
