@@ -45,11 +45,12 @@ def load_run_config(run_dir: Path) -> RunConfig:
 
 
 def load_model(run_dir: Path, device: str | None = None, shots: int | None = None,
-               noise: dict[str, float] | None = None) -> tuple[BaseAlgorithm, RunConfig]:
-    """Load a run's model; ``device`` moves its circuits to another backend (VQC agents only), where
-    ``shots`` makes every expectation value an estimate from that many shots."""
+               noise: dict[str, float] | None = None, best: bool = False) -> tuple[BaseAlgorithm, RunConfig]:
+    """Load a run's model (with ``best``, its best evaluation's: :func:`qrl.runs.best_checkpoint`); ``device``
+    moves its circuits to another backend (VQC agents only), where ``shots`` makes every expectation value an
+    estimate from that many shots."""
     config = load_run_config(run_dir)
-    model = read_model(Path(run_dir), config)
+    model = read_model(runs.model_folder(run_dir, best), config)
     if shots is not None and device is None:
         raise QRLError(f"--shots {shots} needs a PennyLane device for the circuits; try --device lightning.qubit "
                        f"--shots {shots}")
@@ -64,7 +65,8 @@ def load_model(run_dir: Path, device: str | None = None, shots: int | None = Non
 
 
 def read_model(run_dir: Path, config: RunConfig) -> BaseAlgorithm:
-    """The run's ``model.zip`` as its algorithm's model, or a one-line error for a damaged or foreign file."""
+    """The ``model.zip`` in ``run_dir`` (a run folder or its best checkpoint's) as the run's algorithm's model,
+    or a one-line error for a damaged or foreign file."""
     try:
         return algo_class(config.algo).load(run_dir / runs.MODEL, device="cpu")
     except Exception as exc:  # SB3 raises ValueError, TypeError, KeyError, zipfile and pickle errors alike
@@ -76,7 +78,7 @@ def read_model(run_dir: Path, config: RunConfig) -> BaseAlgorithm:
 def evaluate_run(run_dir: Path, episodes: int = 20, device: str | None = None,
                  seed: int | None = None, shots: int | None = None,
                  noise: dict[str, float] | None = None, n_envs: int = 1,
-                 without_normalizer: bool = False) -> tuple[float, float, RunConfig, int]:
+                 without_normalizer: bool = False, best: bool = False) -> tuple[float, float, RunConfig, int]:
     """Mean and std of the deterministic policy's return over ``episodes`` episodes, the config, and the
     circuits the evaluation ran (one per sample; with shots, each ran that many shots).
 
@@ -86,9 +88,13 @@ def evaluate_run(run_dir: Path, episodes: int = 20, device: str | None = None,
     ``n_envs`` > 1 runs that many episodes side by side, one batched circuit call per step for all of
     them (much faster on simulators such as default.mixed); the episodes then start from other seeds
     than with one environment, so returns differ within their spread.
+
+    ``best`` evaluates the run's best model (the model of its best evaluation during training) with the
+    normaliser saved with it.
     """
-    model, config = load_model(run_dir, device, shots, noise)
-    mean, std, executions = evaluate_model(model, config, run_dir, episodes, seed, n_envs, without_normalizer)
+    model, config = load_model(run_dir, device, shots, noise, best)
+    mean, std, executions = evaluate_model(model, config, runs.model_folder(run_dir, best), episodes, seed, n_envs,
+                                           without_normalizer)
     return mean, std, config, sum(executions.values())
 
 
@@ -96,7 +102,8 @@ def evaluate_model(model: BaseAlgorithm, config: RunConfig, run_dir: Path, episo
                    seed: int | None = None, n_envs: int = 1,
                    without_normalizer: bool = False) -> tuple[float, float, dict[str, int]]:
     """Mean and std return of a run's loaded model, and the circuits each of its circuits ran (by module
-    name; target networks, which no action uses, left out)."""
+    name; target networks, which no action uses, left out). ``run_dir`` is where the model's normaliser lies
+    (:func:`qrl.runs.model_folder`)."""
     if episodes < 1 or not 1 <= n_envs <= episodes:
         raise QRLError(f"expected episodes >= 1 and 1 <= envs <= episodes; got {episodes} episodes, {n_envs} envs")
     if seed is not None:
@@ -217,7 +224,7 @@ def sweep_points(shots: list[int], noise: dict[str, list[float]]) -> tuple[str |
 
 
 def sweep(run_dir, points: list[SweepPoint], device: str | None, episodes: int = 20, seed: int | None = None,
-          n_envs: int = 1, log=None) -> list[SweepRow]:
+          n_envs: int = 1, log=None, best: bool = False) -> list[SweepRow]:
     """Evaluate a run at each point (same episodes and seed, so only the swept quantity changes)."""
     varying = [k for k in ("shots", *sorted({c for p in points for c in (p.noise or {})}))
                if len({(p.shots if k == "shots" else (p.noise or {}).get(k)) for p in points}) > 1]
@@ -229,7 +236,7 @@ def sweep(run_dir, points: list[SweepPoint], device: str | None, episodes: int =
     for i, point in enumerate(points, 1):
         started = time.perf_counter()
         mean, std, _, executions = evaluate_run(Path(run_dir), episodes=episodes, device=device, seed=seed,
-                                                shots=point.shots, noise=point.noise, n_envs=n_envs)
+                                                shots=point.shots, noise=point.noise, n_envs=n_envs, best=best)
         value = point.shots if key == "shots" else point.noise[key]
         rows.append(SweepRow(point, float(value), mean, std, executions))
         if log is not None:

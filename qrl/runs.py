@@ -30,6 +30,8 @@ TENSORBOARD = "tb"
 CHECKPOINT = "checkpoint"  # checkpoint/<steps>/{model.zip, vecnormalize.pkl, replay_buffer.pkl}
 CHECKPOINT_LATEST = "latest"  # checkpoint/latest: the steps of the complete checkpoint
 REPLAY_BUFFER = "replay_buffer.pkl"
+BEST = "best"  # best/<steps>/{model.zip, vecnormalize.pkl, evaluation.json}, best/latest: the best evaluation's model
+BEST_EVALUATION = "evaluation.json"  # the evaluation that chose it: timesteps, mean_return, std_return, episodes
 
 SCHEMA_VERSION = 2
 """Version of ``results.json``. Version 1 (no ``schema`` key) had the keys of 2 but ``schema``, and runs
@@ -179,15 +181,50 @@ def read_config(run_dir: Path):
 
 def latest_checkpoint(run_dir: Path) -> tuple[int, Path]:
     """The steps and folder of a run's complete checkpoint (see :func:`qrl.train.save_checkpoint`)."""
-    root = Path(run_dir) / CHECKPOINT
+    found = _snapshot(Path(run_dir) / CHECKPOINT)
+    if found is None:
+        raise QRLError(f"run {run_dir} has no checkpoint to resume from (runs made before checkpoints existed, "
+                       f"or killed before their first evaluation, have none); try training it again")
+    return found
+
+
+def best_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The folder of a run's best model (the model of its best evaluation during training, with the
+    normaliser of that moment) and that evaluation (``timesteps``, ``mean_return``, ``std_return``,
+    ``episodes``); None when the run has none (made before best models were kept, or stopped before its first
+    evaluation)."""
+    found = _snapshot(Path(run_dir) / BEST)
+    if found is None or not (found[1] / BEST_EVALUATION).is_file():
+        return None
+    try:
+        return found[1], json.loads((found[1] / BEST_EVALUATION).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def model_folder(run_dir: Path, best: bool = False) -> Path:
+    """Where a run's model and normaliser lie: the run folder (the model at the end of training) or, with
+    ``best``, its best checkpoint's folder."""
+    run_dir = Path(run_dir)
+    if not best:
+        return run_dir
+    found = best_checkpoint(run_dir)
+    if found is None:
+        raise QRLError(f"run {run_dir} has no best model ({BEST}/ is missing: runs trained before qrl kept the best "
+                       f"evaluation's model, or stopped before their first evaluation, have none); expected a run "
+                       f"of `qrl train`; try without --best")
+    return found[0]
+
+
+def _snapshot(root: Path) -> tuple[int, Path] | None:
+    """``root/<steps>/`` named by ``root/latest`` once all its files were written (checkpoints, best models)."""
     try:
         steps = int((root / CHECKPOINT_LATEST).read_text().strip())
     except (OSError, ValueError):
-        raise QRLError(f"run {run_dir} has no checkpoint to resume from (runs made before checkpoints existed, "
-                       f"or killed before their first evaluation, have none); try training it again") from None
+        return None
     folder = root / str(steps)
     if not (folder / MODEL).is_file():
-        raise QRLError(f"checkpoint {folder} is incomplete (no {MODEL}); try training the run again")
+        raise QRLError(f"{folder} is incomplete (no {MODEL}); try training the run again")
     return steps, folder
 
 

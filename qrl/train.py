@@ -25,7 +25,7 @@ from qrl.config import RunConfig, algo_class, algo_kwargs, resolve_policy
 from qrl.cost import circuit_executions, run_cost
 from qrl.envs import check_env_id, make_eval_env, make_train_env
 from qrl.errors import QRLError
-from qrl.io import atomic_write, write_text, write_yaml
+from qrl.io import atomic_write, write_json, write_text, write_yaml
 from qrl.sb3.networks import count_parameters, policy_circuits
 
 
@@ -99,21 +99,24 @@ def preset_parameters(config: RunConfig) -> dict[str, int]:
 
 
 class EvalLog(BaseCallback):
-    """After each evaluation: append to ``evaluations.csv`` (rewritten atomically) with the wall-clock, and
-    save a checkpoint (so a killed run loses at most one evaluation period)."""
+    """After each evaluation: append to ``evaluations.csv`` (rewritten atomically) with the wall-clock, save a
+    checkpoint (so a killed run loses at most one evaluation period), then keep the model if it is the best
+    so far (:meth:`keep_best`)."""
 
     def __init__(self, run_dir: Path, started: float, rows: list[dict[str, Any]] | None = None,
-                 checkpoints: bool = False):
+                 checkpoints: bool = False, best: dict[str, Any] | None = None, episodes: int = 0):
         super().__init__()
         self.run_dir, self.started, self.checkpoints = run_dir, started, checkpoints
         self.rows: list[dict[str, Any]] = list(rows or [])
         self.wall_before = self.rows[-1]["wall_clock_s"] if self.rows else 0.0  # a resumed run's earlier time
+        self.best, self.episodes = best, episodes  # episodes of the last evaluation
 
     def _on_step(self) -> bool:
         parent: EvalCallback = self.parent  # type: ignore[assignment]
         self.add(int(parent.evaluations_timesteps[-1]), parent.evaluations_results[-1])
         if self.checkpoints:
             save_checkpoint(self.run_dir, self.model)
+        self.keep_best(self.model)
         return True
 
     def add(self, timesteps: int, returns) -> None:
@@ -123,22 +126,43 @@ class EvalLog(BaseCallback):
             "std_return": float(np.std(returns)),
             "wall_clock_s": round(self.wall_before + time.perf_counter() - self.started, 3),
         })
+        self.episodes = len(returns)
         runs.write_evaluations(self.run_dir, self.rows)
+
+    def keep_best(self, model: BaseAlgorithm) -> None:
+        """Save ``model`` with its normaliser as the run's best (``best/``, :func:`qrl.runs.best_checkpoint`)
+        when the last evaluation is of this model and at least as good as the best so far: ties go to the later
+        model, trained longer for the same score (SB3's ``EvalCallback`` keeps the earlier)."""
+        row = self.rows[-1] if self.rows else None
+        if row is None or row["timesteps"] != model.num_timesteps:
+            return
+        if self.best is not None and row["mean_return"] < self.best["mean_return"]:
+            return
+        self.best = {"timesteps": row["timesteps"], "mean_return": row["mean_return"],
+                     "std_return": row["std_return"], "episodes": self.episodes}
+        save_snapshot(self.run_dir / runs.BEST, model, evaluation=self.best)
 
 
 def save_checkpoint(run_dir: Path, model: BaseAlgorithm) -> None:
-    """Model, normaliser and (off-policy) replay buffer at the current step, in ``checkpoint/<steps>/``;
-    ``checkpoint/latest`` names it once every file is written, then older checkpoints are removed."""
+    """Model, normaliser and (off-policy) replay buffer at the current step, in ``checkpoint/<steps>/``."""
+    save_snapshot(Path(run_dir) / runs.CHECKPOINT, model, replay_buffer=True)
+
+
+def save_snapshot(root: Path, model: BaseAlgorithm, replay_buffer: bool = False,
+                  evaluation: dict[str, Any] | None = None) -> None:
+    """Model and normaliser (and the replay buffer, and the evaluation that chose the model) in
+    ``root/<steps>/``; ``root/latest`` names it once every file is written, then older ones are removed."""
     steps = str(int(model.num_timesteps))
-    root = Path(run_dir) / runs.CHECKPOINT
     folder = root / steps
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / runs.MODEL, lambda p: model.save(p))
     norm = model.get_vec_normalize_env()
     if norm is not None:
         atomic_write(folder / runs.VECNORMALIZE, lambda p: norm.save(p))
-    if getattr(model, "replay_buffer", None) is not None:
+    if replay_buffer and getattr(model, "replay_buffer", None) is not None:
         atomic_write(folder / runs.REPLAY_BUFFER, lambda p: model.save_replay_buffer(p))
+    if evaluation is not None:
+        write_json(folder / runs.BEST_EVALUATION, evaluation)
     write_text(root / runs.CHECKPOINT_LATEST, steps + "\n")
     for old in root.iterdir():
         if old.is_dir() and old.name != steps:
@@ -178,7 +202,8 @@ def train(config: RunConfig, out: str | Path = "runs", progress: bool = False,
     """Train one agent as configured; returns the run folder.
 
     A checkpoint is saved after every evaluation (:func:`save_checkpoint`); Ctrl-C or SIGTERM saves the
-    model with ``"status": "interrupted"``, and :func:`resume` continues a run to its step count.
+    model with ``"status": "interrupted"``, and :func:`resume` continues a run to its step count. The model of
+    the best evaluation is kept with its normaliser in ``best/`` (``qrl eval RUN --best``).
 
     :param announce: called with a one-line description once the model is built (validation passed).
     :param run_dir: write into this (empty or new) folder instead of a new ``out/<env>__<agent>__<seed>__<time>``.
@@ -226,7 +251,10 @@ def resume(run_dir: Path, progress: bool = False, announce: Callable[[str], None
     if announce is not None:
         announce(f"resuming {config.agent} on {config.env} at step {steps} of {config.n_timesteps} -> {run_dir}")
     model.tensorboard_log = str(run_dir / runs.TENSORBOARD) if tensorboard else None
-    log = EvalLog(run_dir, time.perf_counter(), rows=rows, checkpoints=True)
+    best = runs.best_checkpoint(run_dir)
+    log = EvalLog(run_dir, time.perf_counter(), rows=rows, checkpoints=True, best=best[1] if best else None,
+                  episodes=config.env_spec.eval_episodes)
+    log.keep_best(model)  # a kill between the checkpoint and the best model: this checkpoint's evaluation
     _learn(config, model, env, run_dir, progress, callbacks, log, resumed=True)
     return run_dir
 
@@ -262,6 +290,7 @@ def _learn(config: RunConfig, model: BaseAlgorithm, env: VecEnv, run_dir: Path, 
                                        deterministic=True, return_episode_rewards=True)
     if not log.rows or log.rows[-1]["timesteps"] != model.num_timesteps:
         log.add(int(model.num_timesteps), final_returns)
+        log.keep_best(model)
     results = run_results(config, model, status, int(model.num_timesteps), wall, final_returns, log.rows)
     runs.write_results(run_dir, results)
     if status == "finished":

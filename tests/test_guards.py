@@ -107,6 +107,12 @@ def check_complete_after_resume(run: Path, steps: int) -> None:
     assert list(npz["timesteps"]) == [t for t in rows["timesteps"] if t in set(npz["timesteps"])]
     assert len(npz["timesteps"]) >= len(rows["timesteps"]) - 1  # all but the final evaluation after training
     assert not (run / "checkpoint").exists() and (run / "model.zip").is_file()
+    best = max(rows["mean_return"])  # the best model survives the kill: the latest evaluation with the best return
+    _, chosen = runs.best_checkpoint(run)
+    assert chosen["mean_return"] == best
+    pairs = zip(rows["timesteps"], rows["mean_return"], strict=True)
+    assert chosen["timesteps"] == max(t for t, r in pairs if r == best)
+    assert not list(run.glob("best/*/replay_buffer.pkl"))
 
 
 @pytest.mark.parametrize("agent", ["ppo-vqc", "dqn-mlp"])  # a normaliser; a replay buffer

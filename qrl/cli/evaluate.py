@@ -6,7 +6,7 @@ from pathlib import Path
 
 from qrl.cli.options import add_deprecated_alias, log
 from qrl.errors import QRLError
-from qrl.runs import VECNORMALIZE
+from qrl.runs import VECNORMALIZE, best_checkpoint, model_folder
 
 
 def add_eval(sub) -> None:
@@ -27,6 +27,9 @@ def add_eval(sub) -> None:
     p.add_argument("--without-normalizer", action="store_true",
                    help="evaluate a run trained with normalize: true whose vecnormalize.pkl is missing, without it "
                         "(its returns are then not the trained policy's; the result says so)")
+    p.add_argument("--best", action="store_true",
+                   help="evaluate the model of the run's best evaluation during training (kept in best/ with its "
+                        "normaliser) instead of the model at the end")
     p.add_argument("--plot", default=None, metavar="PNG",
                    help="with a sweep: plot return against the swept value (the table goes to the same name .csv)")
     p.add_argument("--dry-run", action="store_true",
@@ -48,6 +51,8 @@ def run_eval(args) -> int:
         if args.device is None or len(shots) != 1 or noise:
             raise QRLError("--dry-run prices one hardware device; expected --device NAME --shots N without --noise; "
                            "try --device qiskit.remote@ibm_brisbane --shots 1024 --dry-run")
+        if args.best:
+            raise QRLError("--dry-run prices the run's circuits, which --best does not change; drop --best")
         print(dry_run(run_dir, args.device, shots[0], episodes=args.episodes, seed=args.seed))
         return 0
     if swept is not None:
@@ -81,7 +86,7 @@ def _run_sweep(args, run_dir: Path, swept: str, points) -> int:
     from qrl.evaluate import sweep
 
     rows = sweep(run_dir, points, device=args.device, episodes=args.episodes, seed=args.seed, n_envs=args.n_envs,
-                 log=log)
+                 log=log, best=args.best)
     print(_format_sweep(rows, swept))
     if args.plot:
         from qrl.evaluate import load_run_config
@@ -105,11 +110,17 @@ def _run_one(args, run_dir: Path, shots: int | None, noise: dict[str, float]) ->
 
     mean, std, config, executions = evaluate_run(run_dir, episodes=args.episodes, device=args.device,
                                                  seed=args.seed, shots=shots, noise=noise or None,
-                                                 n_envs=args.n_envs, without_normalizer=args.without_normalizer)
+                                                 n_envs=args.n_envs, without_normalizer=args.without_normalizer,
+                                                 best=args.best)
     where = (f" on {args.device}" if args.device else "") + (f" with {shots} shots" if shots else "")
     where += "".join(f", {k} {v}" for k, v in noise.items())
-    print(f"{config.agent} on {config.env}{where}: return {mean:.1f} +- {std:.1f} over {args.episodes} episodes")
-    if config.normalize and not (run_dir / VECNORMALIZE).is_file():
+    which = ""
+    if args.best:
+        _, chosen = best_checkpoint(run_dir)
+        which = (f" (best model: step {chosen['timesteps']}, chosen by return {chosen['mean_return']:.1f} over "
+                 f"{chosen['episodes']} episodes)")
+    print(f"{config.agent} on {config.env}{where}{which}: return {mean:.1f} +- {std:.1f} over {args.episodes} episodes")
+    if config.normalize and not (model_folder(run_dir, args.best) / VECNORMALIZE).is_file():
         print(f"WARNING: evaluated without the normaliser this run was trained with ({VECNORMALIZE} is missing): "
               f"these returns are not the trained policy's")
     if executions:
