@@ -7,6 +7,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -96,6 +97,26 @@ def evaluate_run(run_dir: Path, episodes: int = 20, device: str | None = None,
     mean, std, executions = evaluate_model(model, config, runs.model_folder(run_dir, best), episodes, seed, n_envs,
                                            without_normalizer)
     return mean, std, config, sum(executions.values())
+
+
+FRESH_SEED_OFFSET = 1_000_003
+"""Seeds of :func:`evaluate_best`'s episodes: the run's seed plus this, so none is an episode of training's
+evaluations (those start at the seed plus :data:`qrl.envs.EVAL_SEED_OFFSET`)."""
+
+
+def evaluate_best(run_dir: Path, episodes: int) -> dict[str, Any]:
+    """Evaluate a finished run's best model (:func:`qrl.runs.best_checkpoint`) on ``episodes`` episodes that no
+    evaluation during training ran, and record it in ``results.json`` as ``best_model``: the step, the return
+    that chose it (a maximum over noisy evaluations, so optimistic) and the fresh evaluation's mean and std."""
+    run_dir = Path(run_dir)
+    folder = runs.model_folder(run_dir, best=True)  # a one-line error when the run has none
+    _, chosen = runs.best_checkpoint(run_dir)
+    model, config = load_model(run_dir, best=True)
+    mean, std, _ = evaluate_model(model, config, folder, episodes, seed=config.seed + FRESH_SEED_OFFSET)
+    record = {"timesteps": chosen["timesteps"], "chosen_by": chosen["mean_return"], "eval_mean": mean,
+              "eval_std": std, "episodes": episodes}
+    runs.write_results(run_dir, {**runs.read_results(run_dir), "best_model": record})
+    return record
 
 
 def evaluate_model(model: BaseAlgorithm, config: RunConfig, run_dir: Path, episodes: int = 20,

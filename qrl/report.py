@@ -43,9 +43,12 @@ class _Run:
     timesteps: np.ndarray  # (num_evals,)
     returns: np.ndarray  # (num_evals,)
 
-    def final(self, k: int) -> float:
+    def final(self, k: int, best_model: bool = False) -> float:
         """The run's final return: the mean of its last ``k`` evaluations, the last being the evaluation after
-        training (``final_eval_mean``; the last record's when runs.csv leaves it empty)."""
+        training (``final_eval_mean``; the last record's when runs.csv leaves it empty); with ``best_model``, its
+        best model's fresh evaluation (``best_model_eval_mean``)."""
+        if best_model:
+            return self.numbers["best_model_eval_mean"]
         return stats.final_performance(self.returns, k, self.numbers["final_eval_mean"])
 
 
@@ -65,6 +68,7 @@ class _EnvResult:
     final_evals: int = 1
     budgets: dict[str, dict[str, Any] | None] | None = None  # agent label -> tuning budget (None: not tuned)
     tuning: dict[str, dict[str, Any] | None] | None = None  # agent label -> trials.csv summary of its tuning
+    best_model: bool = False  # final return: each run's best model re-evaluated (the study's best_model)
 
 
 def write_report(study_dir: str | Path, out: str | Path | None = None, reps: int = 2000, seed: int = 0) -> Path:
@@ -247,15 +251,19 @@ def _analyse_env(env: str, study: dict[str, Any], all_runs: list[_Run], reps: in
     finished = {a: [r for r in env_runs if r.agent == a and r.status == "finished"] for a in agents}
     env_seed = stats.child_seed(seed, env)
 
-    k = int(study.get("final_evals") or 1)
+    k, best_model = int(study.get("final_evals") or 1), bool(study.get("best_model"))
+    missing = [r.run_id for a in agents for r in finished[a] if best_model and math.isnan(r.final(k, True))]
+    if missing:
+        raise QRLError(f"study {study['name']} has best_model: true but run {missing[0]} has no best_model_eval_mean "
+                       f"in runs.csv; expected every finished run re-evaluated; try `qrl study` again")
     results = {}
     for agent in agents:
         runs = finished[agent]
         steps = None
         if threshold is not None:
             steps = np.array([steps_to_threshold(r.timesteps, r.returns, threshold) for r in runs])
-        results[agent] = stats.summarise_agent(agent, [r.final(k) for r in runs], steps, reps=reps, seed=env_seed,
-                                               threshold=threshold)
+        results[agent] = stats.summarise_agent(agent, [r.final(k, best_model) for r in runs], steps, reps=reps,
+                                               seed=env_seed, threshold=threshold)
 
     focus = [a for a in agents if _focus(study, a)]
     comparisons = [stats.compare(results[f], results[o], reps=reps, seed=env_seed)
@@ -281,7 +289,7 @@ def _analyse_env(env: str, study: dict[str, Any], all_runs: list[_Run], reps: in
     budgets = {a: study.get("budgets", {}).get(_base(a)) for a in agents}
     tuning = {a: study.get("tuning", {}).get((_base(a), env)) for a in agents}
     return _EnvResult(env, threshold, agents, finished, results, comparisons, efficiency, bounds, curves, k, budgets,
-                      tuning)
+                      tuning, best_model)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -413,7 +421,8 @@ def _final_performance(result: _EnvResult):
     ax.set_yticks(range(len(result.agents)), result.agents, fontsize=8)
     ax.set_ylim(-0.6, len(result.agents) - 0.4)
     ax.invert_yaxis()
-    ax.set_xlabel(f"final return (mean of the last {result.final_evals} evaluations): IQM with 95% CI (dots: runs)")
+    ax.set_xlabel(f"final return ({_final_words(result.final_evals, result.best_model)}): IQM with 95% CI "
+                  f"(dots: runs)")
     ax.set_title(f"{result.env}: final performance")
     fig.tight_layout()
     return fig
@@ -477,7 +486,8 @@ def _claim(focus: stats.Estimate, other: stats.Estimate, better: str, worse: str
     return f"{better if lower == focus_better_if_lower else worse}, the intervals do not overlap"
 
 
-def verdict(comparison: stats.Comparison, threshold: float | None = None, final_evals: int | None = None) -> list[str]:
+def verdict(comparison: stats.Comparison, threshold: float | None = None, final_evals: int | None = None,
+            best_model: bool = False) -> list[str]:
     """Plain-language sentences comparing the focus agent with another on one environment.
 
     Decision rule: a difference ("faster"/"slower", "higher"/"lower") is claimed only when the two agents'
@@ -487,8 +497,8 @@ def verdict(comparison: stats.Comparison, threshold: float | None = None, final_
 
     Returns:
         One sentence on steps to ``threshold`` (when given and both agents have runs) and one on final return
-        (named the mean of the last ``final_evals`` evaluations when given; with the runs ending at or above
-        the threshold when the agents' results have them).
+        (named the mean of the last ``final_evals`` evaluations when given, or the best model's fresh evaluation
+        with ``best_model``; with the runs ending at or above the threshold when the agents' results have them).
     """
     f, o = comparison.focus, comparison.other
     if f.num_runs == 0 or o.num_runs == 0:
@@ -501,7 +511,8 @@ def verdict(comparison: stats.Comparison, threshold: float | None = None, final_
     claim = _claim(fe, oe, "higher", "lower", False, comparison.final_p)
     digits = max(_digits_apart(fe.high, oe.low), _digits_apart(fe.low, oe.high))
     imp = comparison.improvement
-    name = "Final return" if final_evals is None else f"Final return ({_final_words(final_evals)})"
+    name = "Final return" if final_evals is None and not best_model else \
+        f"Final return ({_final_words(final_evals or 1, best_model)})"
     ended = ""
     if threshold is not None and f.ended_above is not None and o.ended_above is not None:
         ended = (f"; runs ending at or above {format_value(float(threshold))}: {f.ended_above_count}/{f.num_runs} vs "
@@ -516,7 +527,9 @@ def verdict(comparison: stats.Comparison, threshold: float | None = None, final_
     return sentences
 
 
-def _final_words(k: int) -> str:
+def _final_words(k: int, best_model: bool = False) -> str:
+    if best_model:
+        return "best model re-evaluated on fresh episodes"
     return "the last evaluation" if k == 1 else f"mean of the last {k} evaluations"
 
 
@@ -669,6 +682,12 @@ def _tuning_lines(study: dict[str, Any]) -> list[str]:
     k = int(study.get("final_evals") or 1)
     lines = [f"- Final return: {_final_words(k)} of each run (`final_evals: {k}`; the last is the evaluation "
              f"after training)"]
+    if study.get("best_model"):
+        episodes = study.get("eval_episodes") or "the environment's evaluation"
+        lines = ["- Final return: each run's best model (the model of its best evaluation during training, kept with "
+                 f"its normaliser) evaluated again on {episodes} episodes that no evaluation during training ran "
+                 "(`best_model: true`); the return that chose it is a maximum over noisy evaluations, so it is not "
+                 "used"]
     budgets = study.get("budgets") or {}
     if not any(budgets.values()):
         return [*lines, "- Tuning: none in this study; every agent ran its preset's hyperparameters, chosen outside "
@@ -722,7 +741,8 @@ def _verdict_section(result: _EnvResult) -> list[str]:
     lines = ["### Verdict", ""]
     budgets = result.budgets or {}
     for comparison in result.comparisons:
-        lines += [f"- {sentence}" for sentence in verdict(comparison, result.threshold, result.final_evals)]
+        lines += [f"- {sentence}" for sentence in verdict(comparison, result.threshold, result.final_evals,
+                                                          result.best_model)]
         f, o = comparison.focus.agent, comparison.other.agent
         if budgets.get(f) != budgets.get(o):
             lines.append(f"- **Unequal tuning budgets**: {f} {budget_text(budgets.get(f))} vs {o} "
@@ -763,7 +783,8 @@ def _final_section(result: _EnvResult, figures: dict[str, str], by_other: dict[s
                    focus: str) -> list[str]:
     """Final performance per agent: IQM, mean and median with CIs, runs ending at or above the threshold,
     improvement over each agent, Mann-Whitney p."""
-    lines = ["### Final performance", "", f"Final return: {_final_words(result.final_evals)} of each run.", ""]
+    lines = ["### Final performance", "",
+             f"Final return: {_final_words(result.final_evals, result.best_model)} of each run.", ""]
     rows = []
     for agent in result.agents:
         res = result.results[agent]

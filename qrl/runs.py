@@ -53,9 +53,11 @@ EPISODE_FIELDS = (*RUN_ID_FIELDS, "timesteps", "episode", "return", "length")
 RUN_RESULT_FIELDS = ("reward_threshold", "timesteps", "wall_clock_s", "steps_per_s", "final_eval_mean",
                      "final_eval_std", "best_eval_mean", "steps_to_threshold")
 RUN_FIELDS = (*RUN_ID_FIELDS, "status", "attempts", "error", *RUN_RESULT_FIELDS, "params_total", "params_quantum",
-              "params_classical", "circuit_executions", "hardware_circuits")
-OPTIONAL_RUN_FIELDS = ("hardware_circuits",)
-"""Columns of ``runs.csv`` that studies made before cost accounting lack."""
+              "params_classical", "circuit_executions", "hardware_circuits", "best_model_timesteps",
+              "best_model_eval_mean")
+OPTIONAL_RUN_FIELDS = ("hardware_circuits", "best_model_timesteps", "best_model_eval_mean")
+"""Columns of ``runs.csv`` that studies made before cost accounting (or before best models) lack; the best
+model's are empty unless the study re-evaluates best models (``best_model: true``)."""
 
 
 def new_run_dir(out: Path, env: str, label: str, seed: int) -> Path:
@@ -301,7 +303,9 @@ def run_row(results: dict[str, Any]) -> dict[str, Any]:
             "circuit_executions": results.get("circuit_executions"),
             "params_total": params.get("total"), "params_quantum": params.get("quantum"),
             "params_classical": params.get("classical"),
-            "hardware_circuits": (results.get("cost") or {}).get("hardware_circuits")}
+            "hardware_circuits": (results.get("cost") or {}).get("hardware_circuits"),
+            "best_model_timesteps": (results.get("best_model") or {}).get("timesteps"),
+            "best_model_eval_mean": (results.get("best_model") or {}).get("eval_mean")}
 
 
 def table_csv(fields: tuple[str, ...], rows: list[dict[str, Any]]) -> str:

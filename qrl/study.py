@@ -34,7 +34,7 @@ from qrl.io import write_json, write_text, write_yaml
 EXECUTORS = ("local", "ray")
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 _STUDY_KEYS = ("name", "envs", "agents", "seeds", "steps", "eval_freq", "eval_episodes", "retries", "grid", "tune",
-               "final_evals")
+               "final_evals", "best_model")
 REPORT_ONLY_KEYS = ("final_evals",)
 """Study keys only the report reads: changing them in a study folder needs no run again."""
 DEFAULT_FINAL_EVALS = 3
@@ -84,6 +84,7 @@ class Study:
     grid: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     tune: dict[str, Any] | None = None
     final_evals: int = DEFAULT_FINAL_EVALS
+    best_model: bool = False
 
     def tune_budget(self, agent: str) -> dict[str, Any] | None:
         """The tuning budget of ``agent`` (``{trials, steps, seeds, space}``), or ``None`` when it is not tuned: the
@@ -163,6 +164,7 @@ def load_study(path: str | Path) -> Study:
           ppo-vqc: {learning_rate: [lin_0.005, lin_0.01]}
         tune: {trials: 20, steps: 20000, seeds: 3}   # optional: every agent tuned with this budget first
         final_evals: 3            # the report's final return: mean of each run's last 3 evaluations
+        best_model: false         # true: the final return is each run's best model re-evaluated on fresh episodes
 
     ``tune`` holds a budget for every agent (``trials``; ``steps`` per seed, default the study's; ``seeds``, default
     3) and/or one per agent (``tune: {trials: 20, ppo-mlp: null}``: ``null`` leaves an agent untuned). Agents may
@@ -220,10 +222,14 @@ def study_from_mapping(data: Any, where: str, fix: str) -> Study:
     if not (_is_int(final_evals) and final_evals >= 1):
         raise QRLError(f"{where}: expected `final_evals` (evaluations averaged into a run's final return) to be an "
                        f"integer >= 1; got {final_evals!r}; try final_evals: {DEFAULT_FINAL_EVALS}")
+    if not isinstance(data.get("best_model", False), bool):
+        raise QRLError(f"{where}: expected `best_model` to be true or false; got {data['best_model']!r}; try "
+                       f"best_model: true")
     study = Study(name=name, envs=list(data["envs"]), agents=list(data["agents"]), seeds=seeds,
                   steps=data.get("steps"), eval_freq=data.get("eval_freq"), eval_episodes=data.get("eval_episodes"),
                   retries=data.get("retries", 1), grid=dict(data.get("grid") or {}),
-                  tune=_check_tune(data.get("tune"), data, where), final_evals=final_evals)
+                  tune=_check_tune(data.get("tune"), data, where), final_evals=final_evals,
+                  best_model=data.get("best_model", False))
     for agent, grid in study.grid.items():
         valid = isinstance(grid, dict) and all(isinstance(v, list) for v in grid.values())
         if agent not in study.agents or not valid:
@@ -384,6 +390,10 @@ def run_one(study_dir: str, study: dict[str, Any], key: dict[str, Any]) -> dict:
                              f"`qrl study` resumes it from its checkpoint"}
         if status != "finished":  # never moved into place as if it were complete
             raise RuntimeError(f"training ended with status {status!r}")
+        if study_obj.best_model:
+            from qrl.evaluate import evaluate_best
+
+            evaluate_best(partial, study_obj.config(run_key, study_dir).env_spec.eval_episodes)
         try:
             os.rename(partial, final)  # atomic; fails if another worker finished this run first
             status = "finished"
@@ -564,7 +574,8 @@ def _prepare(study_dir: Path, study: Study) -> None:
     if saved.is_file():
         previous = yaml.safe_load(saved.read_text()) or {}
         compared = [k for k in definition if k not in REPORT_ONLY_KEYS]  # the report's keys may change
-        if {k: previous.get(k) for k in compared} != {k: definition[k] for k in compared}:
+        defaults = asdict(Study(name="", envs=[], agents=[], seeds=[]))  # keys newer than a saved study.yaml
+        if {k: previous.get(k, defaults.get(k)) for k in compared} != {k: definition[k] for k in compared}:
             raise QRLError(f"{study_dir} holds another study definition (study.yaml differs); expected the same "
                            f"study to resume; try --out with a new folder")
     (study_dir / "runs").mkdir(parents=True, exist_ok=True)

@@ -277,3 +277,42 @@ def test_changing_final_evals_needs_no_rerun_and_path_agents_are_named_by_file(t
     assert "1 finished before, 0 to run" in messages[0]  # a report-only key: no "another study definition"
     assert yaml.safe_load((study_dir / "study.yaml").read_text())["final_evals"] == 1
     assert rows(study_dir / "runs.csv")[0]["agent"] == "ppo-small"
+
+
+def test_best_model_study_reports_each_runs_best_model_evaluated_afresh(tmp_path):
+    from qrl.evaluate import FRESH_SEED_OFFSET, evaluate_run
+    from qrl.study import STUDY_FILE
+
+    path = tmp_path / "best.yaml"
+    path.write_text(yaml.safe_dump({"name": "best", "envs": ["CartPole-v1"], "agents": ["ppo-vqc", "ppo-mlp"],
+                                    "seeds": 1, "steps": 1024, "eval_freq": 256, "eval_episodes": 3,
+                                    "best_model": True}))
+    study_dir = run_study(path, out=tmp_path / "study", workers=1, log=lambda _: None)
+    check_complete(study_dir, 2)
+    for row in rows(study_dir / "runs.csv"):
+        run_dir = study_dir / "runs" / row["run_id"]
+        record = json.loads((run_dir / "results.json").read_text())["best_model"]
+        evals = rows(run_dir / "evaluations.csv")
+        best = max(float(r["mean_return"]) for r in evals)
+        assert record["chosen_by"] == best and record["episodes"] == 3
+        assert record["timesteps"] == max(int(r["timesteps"]) for r in evals if float(r["mean_return"]) == best)
+        assert int(row["best_model_timesteps"]) == record["timesteps"]
+        assert float(row["best_model_eval_mean"]) == record["eval_mean"]
+        again, _, _, _ = evaluate_run(run_dir, episodes=3, best=True, seed=int(row["seed"]) + FRESH_SEED_OFFSET)
+        assert again == record["eval_mean"]  # the same model, normaliser and fresh episodes
+    from qrl.report import write_report
+
+    report = write_report(study_dir, reps=50).read_text()
+    assert "Final return: each run's best model" in report and "best model re-evaluated on fresh episodes" in report
+    saved = yaml.safe_load((study_dir / STUDY_FILE).read_text())
+    del saved["best_model"]  # a study folder written before best models: the key's default, false
+    (study_dir / STUDY_FILE).write_text(yaml.safe_dump(saved))
+    path.write_text(path.read_text().replace("best_model: true", "best_model: false"))
+    messages = []
+    run_study(path, out=study_dir, workers=1, log=messages.append)
+    assert "2 finished before, 0 to run" in messages[0]
+
+
+def test_best_model_must_be_a_boolean(tmp_path):
+    with pytest.raises(QRLError, match="expected `best_model` to be true or false; got 'yes'"):
+        load_study(tiny_study(tmp_path, best_model="yes"))
