@@ -310,6 +310,31 @@ def parse_policy_kwargs(value: Any) -> dict[str, Any]:
     return parsed
 
 
+NORMALIZE_KEYS = ("norm_obs", "norm_reward")
+"""What ``normalize`` may choose, as in rl-zoo3: ``"{'norm_obs': False, 'norm_reward': True}"``."""
+
+
+def parse_normalize(value: Any) -> bool | dict[str, bool]:
+    """``normalize``: true, false, or which of observations and rewards ``VecNormalize`` normalises, as a mapping
+    or rl-zoo3's string (parsed with ``ast``, never ``eval``); a mapping gets both keys (absent ones true)."""
+    import ast
+
+    if isinstance(value, bool):
+        return value
+    expected = (f"expected normalize: true, false or a mapping of {' and '.join(NORMALIZE_KEYS)} to true or false; "
+                f"got {value!r}; try normalize: \"{{'norm_obs': False, 'norm_reward': True}}\"")
+    parsed = value
+    if isinstance(value, str):
+        try:
+            parsed = _zoo_literal(ast.parse(value.strip(), mode="eval").body)
+        except (_Refused, SyntaxError, ValueError, RecursionError, MemoryError):
+            raise QRLError(expected) from None
+    if not isinstance(parsed, dict) or set(parsed) - set(NORMALIZE_KEYS) \
+            or not all(isinstance(v, bool) for v in parsed.values()):
+        raise QRLError(expected)
+    return {k: parsed.get(k, True) for k in NORMALIZE_KEYS}
+
+
 # -- overrides ---------------------------------------------------------------------------------------
 
 
@@ -343,7 +368,7 @@ class RunConfig:
     n_timesteps: int
     n_envs: int
     policy: str
-    normalize: bool
+    normalize: bool | dict[str, bool]  # a mapping: which of observations and rewards (:data:`NORMALIZE_KEYS`)
     hyperparams: dict[str, Any]
     policy_kwargs: dict[str, Any]
     env_spec: EnvSpec
@@ -395,9 +420,7 @@ def resolve(agent: str, env: str, *, seed: int = 0, steps: int | None = None, de
     n_timesteps = _whole_number("n_timesteps", budget)
     params.pop("n_timesteps", None)
     n_envs = _whole_number("n_envs", params.pop("n_envs", 1))
-    normalize = params.pop("normalize", False)
-    if not isinstance(normalize, bool):
-        raise QRLError(f"normalize must be true or false; got {normalize!r}")
+    normalize = parse_normalize(params.pop("normalize", False))
     if n_timesteps < 1 or n_envs < 1:
         raise QRLError(f"n_timesteps and n_envs must be positive; got {n_timesteps} and {n_envs}")
     _check_ranges(params, seed)

@@ -74,12 +74,15 @@ EVAL_SEED_OFFSET = 10_000  # evaluation episodes never share seeds with training
 
 
 def normalizes_observations(config: RunConfig, env: VecEnv) -> bool:
-    """``normalize: true`` normalises rewards always, observations only where the policy reads them raw.
+    """``normalize: true`` normalises rewards always (unless ``norm_reward: false``), observations only where the
+    config leaves ``norm_obs`` true and the policy reads them raw.
 
     SB3's ``VecNormalize`` refuses non-Box observations, and circuits with ``obs_map`` ``bounds`` or
     ``basis`` map the raw observation through the space's bounds or cell index: standardised values
     would break that map.
     """
+    if isinstance(config.normalize, dict) and not config.normalize["norm_obs"]:
+        return False
     if not isinstance(env.observation_space, spaces.Box):
         return False
     return not (is_vqc_policy(config.policy) and config.policy_kwargs.get("obs_map") in ("bounds", "basis"))
@@ -89,7 +92,8 @@ def make_train_env(config: RunConfig) -> VecEnv:
     """The training environments of a run, wrapped in ``VecNormalize`` if the config normalises."""
     env = make_vec(config.env_spec, config.n_envs, config.seed)
     if config.normalize:
-        env = VecNormalize(env, norm_obs=normalizes_observations(config, env))
+        rewards = config.normalize["norm_reward"] if isinstance(config.normalize, dict) else True
+        env = VecNormalize(env, norm_obs=normalizes_observations(config, env), norm_reward=rewards)
     return env
 
 
@@ -99,7 +103,8 @@ def make_eval_env(config: RunConfig, train_env: VecEnv | None = None, n_envs: in
     env = make_vec(config.env_spec, n_envs, config.seed + EVAL_SEED_OFFSET)
     if isinstance(train_env, VecNormalize):
         env = VecNormalize(env, training=False, norm_obs=train_env.norm_obs, norm_reward=False)
-        env.obs_rms = train_env.obs_rms
+        if train_env.norm_obs:  # SB3 keeps no observation statistics otherwise
+            env.obs_rms = train_env.obs_rms
     return env
 
 

@@ -183,6 +183,39 @@ def test_normalize_leaves_observations_raw_where_the_circuit_maps_them_by_bounds
     env.close()
 
 
+@pytest.mark.parametrize(("normalize", "norm_obs", "norm_reward"), [
+    ("{'norm_obs': False, 'norm_reward': True}", False, True),  # rl-zoo3's string form
+    ({"norm_reward": False}, True, False), ("dict(norm_obs=False)", False, True)])
+def test_normalize_chooses_observations_and_rewards_as_rl_zoo3_does(normalize, norm_obs, norm_reward):
+    import numpy as np
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from qrl.config import resolve
+    from qrl.envs import make_eval_env
+    from qrl.train import build_model
+
+    config = resolve("ppo-vqc", "CartPole-v1", overrides={"normalize": normalize})
+    assert config.normalize == {"norm_obs": norm_obs, "norm_reward": norm_reward}
+    _model, env = build_model(config)
+    assert isinstance(env, VecNormalize) and (env.norm_obs, env.norm_reward) == (norm_obs, norm_reward)
+    env.reset()
+    env.step_async(np.zeros(config.n_envs, dtype=int))
+    obs = env.step_wait()[0]
+    raw = env.get_original_obs()
+    if not norm_obs:
+        np.testing.assert_array_equal(obs, raw)  # the circuit sees the raw observation
+    evaluation = make_eval_env(config, env)  # shares the training statistics when there are any
+    assert evaluation.norm_obs == norm_obs and (not norm_obs or evaluation.obs_rms is env.obs_rms)
+    env.close()
+    evaluation.close()
+
+
+@pytest.mark.parametrize("normalize", ["yes", "{'norm_obs': 1}", "{'clip_obs': 5.0}", "__import__('os')", [True]])
+def test_bad_normalize_is_a_one_line_error(normalize):
+    with pytest.raises(QRLError, match=r"expected normalize: true, false or a mapping of norm_obs and norm_reward"):
+        resolve("ppo-vqc", "CartPole-v1", overrides={"normalize": normalize})
+
+
 def test_agent_preset_by_path(tmp_path):
     """A preset file anywhere (rl-zoo3 format): algorithm from its file name, runs named by its stem."""
     preset = tmp_path / "dqn-vqc-tuned.yaml"
