@@ -29,9 +29,12 @@ ALGOS = ("ppo", "a2c", "dqn", "sac", "td3", "ddpg", "reinforce")
 NOISE_KEYS = ("noise_type", "noise_std")
 NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
 # Keys rl-zoo3 reads itself rather than passing to the algorithm.
-ZOO_KEYS = ("n_timesteps", "policy", "n_envs", "normalize", "policy_kwargs")
+ZOO_KEYS = ("n_timesteps", "policy", "n_envs", "normalize", "policy_kwargs", "callback")
 # rl-zoo3 keys qrl does not implement yet: refused rather than silently ignored.
-UNSUPPORTED_ZOO_KEYS = ("frame_stack", "env_wrapper", "callback", "vec_env_wrapper", "normalize_kwargs")
+UNSUPPORTED_ZOO_KEYS = ("frame_stack", "env_wrapper", "vec_env_wrapper", "normalize_kwargs")
+CALLBACK_MODULE = "qrl.sb3.callbacks"
+"""Where the callbacks a preset may name (``callback:``) live: naming any importable class would let a preset
+file run code."""
 
 
 def data_dir(kind: str) -> Path:
@@ -310,6 +313,23 @@ def parse_policy_kwargs(value: Any) -> dict[str, Any]:
     return parsed
 
 
+def parse_callbacks(value: Any) -> list[dict[str, dict[str, Any]]]:
+    """rl-zoo3's ``callback``: a class name, ``{name: {kwargs}}``, or a list of these -> ``[{name: kwargs}]``;
+    names must be classes of :data:`CALLBACK_MODULE` (imported when training starts, not here)."""
+    items = value if isinstance(value, list) else [value]
+    parsed = []
+    for item in items:
+        name, kwargs = (next(iter(item.items())) if isinstance(item, dict) and len(item) == 1 else (item, {}))
+        kwargs = {} if kwargs is None else kwargs
+        if not (isinstance(name, str) and name.startswith(CALLBACK_MODULE + ".") and name.count(".") == 3
+                and isinstance(kwargs, dict)):
+            raise QRLError(f"expected callback: a class of {CALLBACK_MODULE} or {{class: {{keyword: value}}}}, or a "
+                           f"list of these; got {item!r}; try callback: [{{{CALLBACK_MODULE}.FreezeNormalization: "
+                           f"{{after_steps: 30000}}}}]")
+        parsed.append({name: dict(kwargs)})
+    return parsed
+
+
 NORMALIZE_KEYS = ("norm_obs", "norm_reward")
 """What ``normalize`` may choose, as in rl-zoo3: ``"{'norm_obs': False, 'norm_reward': True}"``."""
 
@@ -426,6 +446,9 @@ def resolve(agent: str, env: str, *, seed: int = 0, steps: int | None = None, de
     _check_ranges(params, seed)
     accepted = {k for k in inspect.signature(algo_class(algo).__init__).parameters
                 if not k.startswith("_")} - {"self", "policy", "env"}
+    if "callback" in params:
+        params["callback"] = parse_callbacks(params["callback"])
+        accepted.add("callback")
     if "action_noise" in accepted:
         accepted |= set(NOISE_KEYS)
         if params.get("noise_type", "normal") not in NOISE_TYPES:
@@ -498,6 +521,7 @@ def algo_kwargs(config: RunConfig, action_space=None) -> dict[str, Any]:
     """
     kwargs = {}
     hyperparams = dict(config.hyperparams)
+    hyperparams.pop("callback", None)  # callbacks go to learn(): qrl.train.preset_callbacks
     noise_type, noise_std = hyperparams.pop("noise_type", None), float(hyperparams.pop("noise_std", 0.1))
     if noise_type is not None:
         from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise

@@ -21,11 +21,12 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from qrl import runs
-from qrl.config import RunConfig, algo_class, algo_kwargs, resolve_policy
+from qrl.config import CALLBACK_MODULE, RunConfig, algo_class, algo_kwargs, resolve_policy
 from qrl.cost import circuit_executions, run_cost
 from qrl.envs import check_env_id, make_eval_env, make_train_env
 from qrl.errors import QRLError
 from qrl.io import atomic_write, write_json, write_text, write_yaml
+from qrl.sb3.callbacks import CALLBACKS
 from qrl.sb3.networks import count_parameters, policy_circuits
 
 
@@ -47,6 +48,22 @@ def build_model(config: RunConfig) -> tuple[BaseAlgorithm, VecEnv]:
             f"cannot build {config.algo.upper()} with policy {config.policy} on {config.env}: {exc}"
         ) from exc
     return model, env
+
+
+def preset_callbacks(config: RunConfig) -> list[BaseCallback]:
+    """The callbacks the preset names (``callback:``, checked by :func:`qrl.config.parse_callbacks`), built."""
+    built = []
+    for item in config.hyperparams.get("callback", []):
+        (name, kwargs), = item.items()
+        cls = CALLBACKS.get(name.rpartition(".")[2])
+        if cls is None:
+            raise QRLError(f"unknown callback {name}; expected one of "
+                           f"{', '.join(f'{CALLBACK_MODULE}.{n}' for n in CALLBACKS)}")
+        try:
+            built.append(cls(**kwargs))
+        except TypeError as exc:
+            raise QRLError(f"callback {name}: {exc}; expected its keyword arguments") from None
+    return built
 
 
 def largest_gradient_batch(config: RunConfig) -> int:
@@ -109,7 +126,7 @@ class EvalLog(BaseCallback):
         self.run_dir, self.started, self.checkpoints = run_dir, started, checkpoints
         self.rows: list[dict[str, Any]] = list(rows or [])
         self.wall_before = self.rows[-1]["wall_clock_s"] if self.rows else 0.0  # a resumed run's earlier time
-        self.best, self.episodes = best, episodes  # episodes of the last evaluation
+        self.best, self.last_episodes = best, episodes  # episodes of the last evaluation
 
     def _on_step(self) -> bool:
         parent: EvalCallback = self.parent  # type: ignore[assignment]
@@ -126,7 +143,7 @@ class EvalLog(BaseCallback):
             "std_return": float(np.std(returns)),
             "wall_clock_s": round(self.wall_before + time.perf_counter() - self.started, 3),
         })
-        self.episodes = len(returns)
+        self.last_episodes = len(returns)
         runs.write_evaluations(self.run_dir, self.rows)
 
     def keep_best(self, model: BaseAlgorithm) -> None:
@@ -139,7 +156,7 @@ class EvalLog(BaseCallback):
         if self.best is not None and row["mean_return"] < self.best["mean_return"]:
             return
         self.best = {"timesteps": row["timesteps"], "mean_return": row["mean_return"],
-                     "std_return": row["std_return"], "episodes": self.episodes}
+                     "std_return": row["std_return"], "episodes": self.last_episodes}
         save_snapshot(self.run_dir / runs.BEST, model, evaluation=self.best)
 
 
@@ -213,6 +230,7 @@ def train(config: RunConfig, out: str | Path = "runs", progress: bool = False,
     model, env = build_model(config)
     try:
         check_training_memory(config, model)
+        callbacks = [*preset_callbacks(config), *(callbacks or [])]
     except QRLError:
         env.close()
         raise
@@ -241,6 +259,7 @@ def resume(run_dir: Path, progress: bool = False, announce: Callable[[str], None
                        f"killed run; try `qrl eval {run_dir}`")
     steps, folder = runs.latest_checkpoint(run_dir)
     check_env_id(config.env_spec)
+    callbacks = [*preset_callbacks(config), *(callbacks or [])]
     env = make_train_env(config)
     if isinstance(env, VecNormalize):
         env = VecNormalize.load(str(folder / runs.VECNORMALIZE), env.venv)

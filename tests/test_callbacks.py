@@ -1,0 +1,65 @@
+"""Callbacks a preset names with rl-zoo3's ``callback:`` key, and ``FreezeNormalization``."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+
+import pytest
+
+from qrl.config import resolve
+from qrl.errors import QRLError
+from qrl.sb3.callbacks import FreezeNormalization
+from qrl.train import preset_callbacks, train
+
+FREEZE = "qrl.sb3.callbacks.FreezeNormalization"
+
+
+@pytest.mark.parametrize("value", [FREEZE + "_x", [{FREEZE: {"after_steps": 8}}], {FREEZE: {"after_steps": 8}}])
+def test_callback_forms_of_rl_zoo3_are_read(value):
+    config = resolve("ppo-vqc", "CartPole-v1", overrides={"callback": value})
+    if isinstance(value, str):  # a name only: checked against the module's classes when training starts
+        with pytest.raises(QRLError, match=r"unknown callback qrl.sb3.callbacks.FreezeNormalization_x; expected one "
+                                           r"of qrl.sb3.callbacks.FreezeNormalization"):
+            preset_callbacks(config)
+        return
+    assert config.hyperparams["callback"] == [{FREEZE: {"after_steps": 8}}]
+    (built,) = preset_callbacks(config)
+    assert isinstance(built, FreezeNormalization) and built.after_steps == 8
+
+
+@pytest.mark.parametrize("value", ["os.system", [{"stable_baselines3.common.callbacks.CheckpointCallback": {}}],
+                                   {FREEZE: 5}, [{FREEZE: {}, "other": {}}], 3])
+def test_callbacks_outside_qrl_or_malformed_are_refused(value):
+    with pytest.raises(QRLError, match=r"expected callback: a class of qrl.sb3.callbacks"):
+        resolve("ppo-vqc", "CartPole-v1", overrides={"callback": value})
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"after_step": 8}, "unexpected keyword argument 'after_step'"),
+                                                 ({"after_steps": -1}, "expected after_steps, an integer >= 0")])
+def test_bad_callback_arguments_fail_before_the_run_folder_exists(tmp_path, kwargs, message):
+    config = resolve("ppo-vqc", "CartPole-v1", steps=64, overrides={"callback": [{FREEZE: kwargs}]})
+    with pytest.raises(QRLError, match=message):
+        train(config, out=tmp_path / "runs", tensorboard=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_rl_zoo3_builds_the_same_callback():
+    from rl_zoo3.utils import get_callback_list
+
+    (built,) = get_callback_list({"callback": [{FREEZE: {"after_steps": 8}}]})
+    assert isinstance(built, FreezeNormalization) and built.after_steps == 8
+
+
+def test_freeze_normalization_stops_the_statistics_at_its_step(tmp_path):
+    config = resolve("ppo-vqc", "CartPole-v1", steps=512, overrides={
+        "policy_kwargs.n_layers": 1, "callback": [{FREEZE: {"after_steps": 192}}]})
+    config = dataclasses.replace(config, env_spec=dataclasses.replace(config.env_spec, eval_freq=256,
+                                                                      eval_episodes=1))
+    run = train(config, out=tmp_path, tensorboard=False)
+    with open(run / "vecnormalize.pkl", "rb") as f:
+        norm = pickle.load(f)
+    assert norm.training is False  # saved frozen: a resumed run stays frozen
+    # 192 transitions (24 steps of 8 environments) updated the returns' statistics, then none of the 512
+    assert norm.ret_rms.count == pytest.approx(192, abs=1e-3)
+    assert norm.obs_rms.count == pytest.approx(192 + 8, abs=1e-3)  # and the observations, with the first reset's
