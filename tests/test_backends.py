@@ -568,3 +568,50 @@ def test_tail_kronecker_products_equal_single_wire_updates(monkeypatch, n_qubits
         monkeypatch.undo()
         for r, g in zip(ref, values_and_grads(with_tail, angles, weights, cot), strict=True):
             np.testing.assert_allclose(g.detach().numpy(), r.detach().numpy(), atol=1e-9, rtol=0)
+
+
+def test_auto_runs_rollout_sized_batches_where_the_small_batch_crossovers_say(monkeypatch):
+    from qrl.backends import select
+    from qrl.backends.dispatch import SMALL_BATCH_MAX, BatchDispatch
+    from qrl.backends.torch import run_together
+
+    spec = CircuitSpec(n_qubits=4, n_layers=2, n_inputs=4, n_outputs=2)
+    monkeypatch.setattr(select, "auto_table", lambda: {4: "torch"})
+    monkeypatch.setattr(select, "small_batch_table", lambda: {4: "torch"})
+    assert isinstance(make_backend(spec, "auto"), TorchStatevector)  # one backend where both tables agree
+    monkeypatch.setattr(select, "small_batch_table", lambda: {4: "lightning.qubit"})
+    backend = make_backend(spec, "auto")
+    assert isinstance(backend, BatchDispatch) and resolve_device_name("auto", spec) == "torch"
+    small = backend.for_batch(SMALL_BATCH_MAX)
+    assert isinstance(small, PennyLaneQNode) and small.native is not None  # Lightning's native path
+    assert backend.for_batch(SMALL_BATCH_MAX + 1) is backend.large and backend.passes() == backend.large.passes()
+    assert not isinstance(make_backend(spec, "auto", diff_method="adjoint"), BatchDispatch)  # a method is named
+    gen = torch.Generator().manual_seed(0)
+    weights = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) * 2 * math.pi
+    for batch in (1, 8, 64):  # values and gradients as the torch path's, whichever backend ran them
+        angles = torch.rand(batch, spec.n_encoding_layers, spec.n_inputs, generator=gen, dtype=torch.float64)
+        cot = torch.randn(batch, spec.n_outputs, generator=gen, dtype=torch.float64)
+        ref = values_and_grads(backend.large, angles, weights, cot)
+        for r, g in zip(ref, values_and_grads(backend, angles, weights, cot), strict=True):
+            np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0)
+    angles = torch.rand(64, spec.n_encoding_layers, spec.n_inputs, generator=gen, dtype=torch.float64)
+    together = run_together([backend, backend], [angles, angles + 1], [(weights,), (weights * 2,)])
+    alone = run_together([backend.large, backend.large], [angles, angles + 1], [(weights,), (weights * 2,)])
+    assert all(torch.equal(a, b) for a, b in zip(together, alone, strict=True))  # update batches: bitwise as before
+
+
+def test_small_batch_crossovers_are_stored_beside_the_main_ones(tmp_path, monkeypatch):
+    import json
+
+    from qrl.backends import select
+
+    monkeypatch.setattr(select, "CROSSOVERS", tmp_path / "crossovers.json")
+    select.write_crossovers({"batch": 64, "fastest": {"4": "torch", "12": "lightning.qubit"}}, "cmd64", {})
+    select.write_crossovers({"batch": 8, "fastest": {"4": "torch", "8": "lightning.qubit"}}, "cmd8", {})
+    select.write_crossovers({"batch": 64, "fastest": {"4": "torch", "12": "torch"}}, "cmd64b", {})
+    data = json.loads((tmp_path / "crossovers.json").read_text())
+    assert data["command"] == "cmd64b" and data["small_batch"]["command"] == "cmd8"
+    assert select.auto_table() == {4: "torch", 12: "torch"}
+    assert select.small_batch_table() == {4: "torch", 8: "lightning.qubit"}
+    select.auto_table.cache_clear()
+    select.small_batch_table.cache_clear()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pennylane as qml
 
+from qrl.backends.dispatch import SMALL_BATCH_MAX, BatchDispatch
 from qrl.backends.hardware import check_size, device_kwargs, is_hardware
 from qrl.backends.memory import format_bytes, physical_memory
 from qrl.backends.torch import TorchStatevector, state_bytes
@@ -18,7 +19,9 @@ from qrl.errors import QRLError
 # fastest at the largest measured size <= n (stored in qrl/data/crossovers.json by
 # `qrl bench scaling --update-auto`). Above the largest measured size it picks Lightning: the torch
 # path keeps a state per gate step for autograd, Lightning's adjoint method a few.
-# Without the file: torch up to AUTO_TORCH_MAX_QUBITS, Lightning above.
+# Without the file: torch up to AUTO_TORCH_MAX_QUBITS, Lightning above. A measurement at a batch of at
+# most SMALL_BATCH_MAX samples is stored apart ("small_batch") and decides calls of that size (SB3
+# rollouts); where it names another backend, auto runs each call on the one for its batch (BatchDispatch).
 AUTO_TORCH_MAX_QUBITS = 14
 CROSSOVERS = Path(__file__).resolve().parents[1] / "data" / "crossovers.json"
 
@@ -26,11 +29,38 @@ CROSSOVERS = Path(__file__).resolve().parents[1] / "data" / "crossovers.json"
 @functools.lru_cache(maxsize=1)
 def auto_table() -> dict[int, str]:
     """Measured fastest backend per qubit count (empty if never measured)."""
+    return _table(_crossovers())
+
+
+@functools.lru_cache(maxsize=1)
+def small_batch_table() -> dict[int, str]:
+    """Measured fastest backend per qubit count for calls of at most ``SMALL_BATCH_MAX`` samples (empty if
+    never measured: those calls follow :func:`auto_table`)."""
+    return _table(_crossovers().get("small_batch") or {})
+
+
+def _crossovers() -> dict:
     try:
         data = json.loads(CROSSOVERS.read_text())
-        return {int(n): str(b) for n, b in data["fastest"].items()}
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _table(data: dict) -> dict[int, str]:
+    try:
+        return {int(n): str(b) for n, b in data["fastest"].items()}
+    except (KeyError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def _fastest(table: dict[int, str], n_qubits: int) -> str:
+    if not table:
+        return "torch" if n_qubits <= AUTO_TORCH_MAX_QUBITS else "lightning.qubit"
+    if n_qubits > max(table):
+        return "lightning.qubit"
+    measured = [n for n in table if n <= n_qubits]
+    return table[max(measured) if measured else min(table)]
 
 # Where to get a device that is not installed (PennyLane only says "does not exist").
 _PLUGIN_HINTS = {
@@ -59,14 +89,14 @@ def resolve_device_name(device: str, spec: CircuitSpec, shots: int | None = None
     if device == "auto" and shots is not None:
         return "lightning.qubit"
     if device == "auto":
-        table = auto_table()
-        if not table:
-            return "torch" if spec.n_qubits <= AUTO_TORCH_MAX_QUBITS else "lightning.qubit"
-        if spec.n_qubits > max(table):
-            return "lightning.qubit"
-        measured = [n for n in table if n <= spec.n_qubits]
-        return table[max(measured) if measured else min(table)]
+        return _fastest(auto_table(), spec.n_qubits)
     return device
+
+
+def small_batch_device(spec: CircuitSpec) -> str:
+    """The exact backend ``device="auto"`` runs calls of at most ``SMALL_BATCH_MAX`` samples on."""
+    table = small_batch_table()
+    return _fastest(table, spec.n_qubits) if table else _fastest(auto_table(), spec.n_qubits)
 
 
 def check_memory(spec: CircuitSpec, device: str) -> None:
@@ -90,12 +120,20 @@ def _max_qubits(memory: int) -> int:
 def write_crossovers(result: dict, command: str, machine: dict | None = None) -> Path:
     """Store a scaling benchmark's fastest backend per qubit count for ``device="auto"``
     (``result``: :func:`qrl.bench.bench_scaling`'s, with ``batch`` and ``fastest``; ``machine``: where it
-    was measured, as :func:`qrl.bench.machine` describes it)."""
+    was measured, as :func:`qrl.bench.machine` describes it). A batch of at most ``SMALL_BATCH_MAX`` goes to
+    the ``small_batch`` entry (rollout-sized calls), a larger one to the main table; the other is kept."""
     from qrl.io import write_json
 
-    write_json(CROSSOVERS, {"command": command, "batch": result["batch"], "fastest": result["fastest"],
-                            "machine": machine if machine is not None else result.get("machine")})
+    entry = {"command": command, "batch": result["batch"], "fastest": result["fastest"],
+             "machine": machine if machine is not None else result.get("machine")}
+    data = _crossovers()
+    if result["batch"] <= SMALL_BATCH_MAX:  # rollout-sized calls: kept apart, the main table stays
+        data = {**data, "small_batch": entry}
+    else:
+        data = {**entry, **({"small_batch": data["small_batch"]} if "small_batch" in data else {})}
+    write_json(CROSSOVERS, data)
     auto_table.cache_clear()
+    small_batch_table.cache_clear()
     return CROSSOVERS
 
 
@@ -163,6 +201,10 @@ def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | Non
         raise QRLError(f"the torch backend computes exact expectation values; shots={shots} needs a PennyLane "
                        f"device; try device='lightning.qubit' (or 'default.qubit') with shots")
     check_memory(spec, name)
+    if device == "auto" and shots is None and not noise and diff_method is None:
+        small = small_batch_device(spec)
+        if small != name:  # rollout-sized calls are faster elsewhere: each call on the backend for its batch
+            return BatchDispatch(make_backend(spec, name), make_backend(spec, small))
     if name.partition(":")[0] == "torch":  # "torch", or "torch:<program>" (dense, wires, adjoint)
         if diff_method not in (None, "backprop", "adjoint"):
             raise QRLError(f"the torch backend differentiates by backprop or the adjoint method; got diff_method="

@@ -1,0 +1,35 @@
+"""``device="auto"`` by batch size: one backend for rollout-sized batches, another for update-sized ones."""
+
+from __future__ import annotations
+
+import torch
+
+SMALL_BATCH_MAX = 16
+"""Calls with at most this many samples (SB3 rollouts: one per environment) follow the small-batch crossovers
+(measured at batch 8 by ``qrl bench scaling --batch 8 --update-auto``); larger calls (updates: 64 and more)
+follow the main ones."""
+
+
+class BatchDispatch:
+    """Run each call on ``small`` when its batch has at most ``max_small`` samples, else on ``large``.
+
+    Both are exact backends of one circuit (``f(inputs, *weights)``), so a call's values and gradients are the
+    same to rounding (1e-13 in float64) whichever runs it; the choice depends on the batch size only, so a
+    seeded training run stays deterministic. Memory checks and the pass counts describe ``large``, the
+    backend of the differentiated update batches.
+    """
+
+    def __init__(self, large, small, max_small: int = SMALL_BATCH_MAX):
+        self.large, self.small, self.max_small = large, small, max_small
+
+    def for_batch(self, batch: int):
+        """The backend that runs a call of ``batch`` samples."""
+        return self.small if batch <= self.max_small else self.large
+
+    def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
+        return self.for_batch(inputs.shape[0])(inputs, *weights)
+
+    def __getattr__(self, name: str):  # passes, gradient_bytes, spec, ...: the update batches' backend
+        if name in ("large", "small", "max_small"):  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.large, name)
