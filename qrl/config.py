@@ -314,8 +314,10 @@ def parse_policy_kwargs(value: Any) -> dict[str, Any]:
 
 
 def parse_callbacks(value: Any) -> list[dict[str, dict[str, Any]]]:
-    """rl-zoo3's ``callback``: a class name, ``{name: {kwargs}}``, or a list of these -> ``[{name: kwargs}]``;
+    """rl-zoo3's ``callback``: a class name, ``{name: {kwargs}}``, a list of these, or null -> ``[{name: kwargs}]``;
     names must be classes of :data:`CALLBACK_MODULE` (imported when training starts, not here)."""
+    if value is None:  # rl-zoo3: no callbacks (`--set callback=null` drops a preset's)
+        return []
     items = value if isinstance(value, list) else [value]
     parsed = []
     for item in items:

@@ -44,6 +44,13 @@ def test_bad_callback_arguments_fail_before_the_run_folder_exists(tmp_path, kwar
     assert not (tmp_path / "runs").exists()
 
 
+def test_set_callback_null_drops_the_presets_callbacks():
+    from qrl.config import parse_set
+
+    config = resolve("ppo-vqc", "CartPole-v1", overrides=parse_set(["callback=null"]))
+    assert config.hyperparams["callback"] == [] and preset_callbacks(config) == []
+
+
 def test_rl_zoo3_builds_the_same_callback():
     from rl_zoo3.utils import get_callback_list
 
