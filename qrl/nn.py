@@ -105,12 +105,14 @@ class VQC(nn.Module):
         elif obs_low is not None or obs_high is not None:
             raise QRLError(f"obs_low and obs_high are the bounds of obs_map='bounds'; got obs_map="
                            f"{spec.obs_map!r}; try obs_map='bounds', or leave the bounds out")
-        self._backend = make_backend(spec, self.device_name, diff_method, shots, noise)  # fail now, not at first use
+        self.device_requested = device  # "auto" may run each call on the backend for its batch (BatchDispatch)
+        self._backend = make_backend(spec, device, diff_method, shots, noise)  # fail now, not at first use
 
     @property
     def backend(self):
         if self._backend is None:
-            self._backend = make_backend(self.spec, self.device_name, self.diff_method, getattr(self, "shots", None),
+            device = getattr(self, "device_requested", self.device_name)  # modules pickled before it existed
+            self._backend = make_backend(self.spec, device, self.diff_method, getattr(self, "shots", None),
                                          getattr(self, "noise", None))
         return self._backend
 
@@ -118,8 +120,9 @@ class VQC(nn.Module):
                    noise: dict[str, float] | None = None) -> None:
         """Run on another backend from now on (weights are kept): exact, or with ``shots`` and ``noise``."""
         name = resolve_device_name(device, self.spec, shots, noise)
-        self._backend = make_backend(self.spec, name, diff_method, shots, noise)
+        self._backend = make_backend(self.spec, device, diff_method, shots, noise)
         self.device_name, self.diff_method, self.shots, self.noise = name, diff_method, shots, noise
+        self.device_requested = device
 
     def use_backend(self, backend) -> None:
         """Run this module on an explicit backend object from now on (for benchmarks and tests).

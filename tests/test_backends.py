@@ -575,9 +575,11 @@ def test_auto_runs_rollout_sized_batches_where_the_small_batch_crossovers_say(mo
     from qrl.backends.dispatch import SMALL_BATCH_MAX, BatchDispatch
     from qrl.backends.torch import run_together
 
-    spec = CircuitSpec(n_qubits=4, n_layers=2, n_inputs=4, n_outputs=2)
-    monkeypatch.setattr(select, "auto_table", lambda: {4: "torch"})
-    monkeypatch.setattr(select, "small_batch_table", lambda: {4: "torch"})
+    spec = CircuitSpec(n_qubits=8, n_layers=2, n_inputs=4, n_outputs=2)
+    monkeypatch.setattr(select, "auto_table", lambda: {4: "torch", 12: "torch"})
+    monkeypatch.setattr(select, "small_batch_table", lambda: {4: "lightning.qubit"})
+    assert isinstance(make_backend(CircuitSpec(n_qubits=6, n_inputs=4), "auto"), TorchStatevector)  # below 8 qubits
+    monkeypatch.setattr(select, "small_batch_table", lambda: {4: "torch", 12: "torch"})
     assert isinstance(make_backend(spec, "auto"), TorchStatevector)  # one backend where both tables agree
     monkeypatch.setattr(select, "small_batch_table", lambda: {4: "lightning.qubit"})
     backend = make_backend(spec, "auto")
@@ -598,6 +600,12 @@ def test_auto_runs_rollout_sized_batches_where_the_small_batch_crossovers_say(mo
     together = run_together([backend, backend], [angles, angles + 1], [(weights,), (weights * 2,)])
     alone = run_together([backend.large, backend.large], [angles, angles + 1], [(weights,), (weights * 2,)])
     assert all(torch.equal(a, b) for a, b in zip(together, alone, strict=True))  # update batches: bitwise as before
+    from qrl.nn import VQC
+
+    vqc = VQC(spec, device="auto", seed=0)  # a module keeps "auto", so its calls are dispatched too
+    assert isinstance(vqc.backend, BatchDispatch) and vqc.device_name == "torch"
+    vqc._backend = None  # as after unpickling
+    assert isinstance(vqc.backend, BatchDispatch)
 
 
 def test_small_batch_crossovers_are_stored_beside_the_main_ones(tmp_path, monkeypatch):

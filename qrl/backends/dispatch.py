@@ -10,6 +10,12 @@ SMALL_BATCH_MAX = 16
 follow the main ones."""
 
 
+SMALL_BATCH_MIN_QUBITS = 8
+"""Below this many qubits auto keeps one backend for every call: at 6 qubits and batch 8 the two were within
+1.16-1.42x (README, research scale), and switching per call would change the floating-point values of seeded
+rollouts, so the committed 6-qubit runs (Acrobot-v1, QubitTarget-v0) would no longer reproduce to the bit."""
+
+
 class BatchDispatch:
     """Run each call on ``small`` when its batch has at most ``max_small`` samples, else on ``large``.
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pennylane as qml
 
-from qrl.backends.dispatch import SMALL_BATCH_MAX, BatchDispatch
+from qrl.backends.dispatch import SMALL_BATCH_MAX, SMALL_BATCH_MIN_QUBITS, BatchDispatch
 from qrl.backends.hardware import check_size, device_kwargs, is_hardware
 from qrl.backends.memory import format_bytes, physical_memory
 from qrl.backends.torch import TorchStatevector, state_bytes
@@ -201,7 +201,8 @@ def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | Non
         raise QRLError(f"the torch backend computes exact expectation values; shots={shots} needs a PennyLane "
                        f"device; try device='lightning.qubit' (or 'default.qubit') with shots")
     check_memory(spec, name)
-    if device == "auto" and shots is None and not noise and diff_method is None:
+    if device == "auto" and shots is None and not noise and diff_method is None \
+            and spec.n_qubits >= SMALL_BATCH_MIN_QUBITS:
         small = small_batch_device(spec)
         if small != name:  # rollout-sized calls are faster elsewhere: each call on the backend for its batch
             return BatchDispatch(make_backend(spec, name), make_backend(spec, small))
