@@ -73,10 +73,13 @@ def test_scaling_bench_and_cli(tmp_path, capsys, monkeypatch):
     assert set(result["fastest"]) == {"2", "3"}
     assert all(v > 0 for by_n in result["peak_rss_gb"].values() for v in by_n.values())
     assert result["state_mb"]["3"] == 2 * 8 * 2**3 / 2**20
-    stored = json.loads(crossovers.read_text())
-    assert stored["fastest"] == result["fastest"] and "--update-auto" in stored["command"]
-    assert select.auto_table() == {int(n): b for n, b in result["fastest"].items()}
+    stored = json.loads(crossovers.read_text())  # batch 2: rollout-sized, stored apart from the main table
+    assert stored["small_batch"]["fastest"] == result["fastest"] and "--update-auto" in stored["small_batch"]["command"]
+    assert "fastest" not in stored and "calls of at most 16 samples" in out
+    assert select.small_batch_table() == {int(n): b for n, b in result["fastest"].items()}
+    assert select.auto_table() == {}
     select.auto_table.cache_clear()
+    select.small_batch_table.cache_clear()
 
 
 def test_scaling_bench_times_both_torch_programs(tmp_path, capsys):

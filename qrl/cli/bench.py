@@ -101,7 +101,10 @@ def run_scaling(args) -> int:
         command = " ".join(["qrl bench scaling --qubits", *map(str, args.qubits), "--batch", str(args.batch),
                             "--backends", *args.backends, "--update-auto"])
         path = write_crossovers(result, command, machine=bench.machine())
-        table += f"\n\n(device='auto' now follows the 'fastest' column: {path})"
+        from qrl.backends.dispatch import SMALL_BATCH_MAX
+
+        which = (f" for calls of at most {SMALL_BATCH_MAX} samples" if args.batch <= SMALL_BATCH_MAX else "")
+        table += f"\n\n(device='auto' now follows the 'fastest' column{which}: {path})"
     return _finish(result, table, args.out)
 
 
