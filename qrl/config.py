@@ -409,7 +409,7 @@ def algo_class(algo: str):
     import stable_baselines3 as sb3
 
     if algo == "reinforce":  # qrl's own (qrl.algorithms, a layer above): imported by name, as policy paths are
-        return resolve_policy("qrl.algorithms.REINFORCE")
+        return _import_name("qrl.algorithms.REINFORCE", "algorithm")
     return {"ppo": sb3.PPO, "a2c": sb3.A2C, "dqn": sb3.DQN, "sac": sb3.SAC, "td3": sb3.TD3, "ddpg": sb3.DDPG}[algo]
 
 
@@ -550,13 +550,24 @@ def is_vqc_policy(policy: str) -> bool:
 
 
 def resolve_policy(policy: str):
-    """An SB3 alias (``"MlpPolicy"``) stays a string; a dotted path is imported."""
+    """An SB3 alias (``"MlpPolicy"``) stays a string; a dotted path is imported and must name an SB3 policy class
+    (a preset naming any callable, ``os.system``, would otherwise have SB3 call it)."""
     if "." not in policy:
         return policy
+    from stable_baselines3.common.policies import BasePolicy
+
+    cls = _import_name(policy, "policy")
+    if not (isinstance(cls, type) and issubclass(cls, BasePolicy)):
+        raise QRLError(f"policy {policy!r} is not an SB3 policy class (a subclass of stable_baselines3's "
+                       f"BasePolicy); expected e.g. qrl.sb3.VQCActorCriticPolicy or MlpPolicy")
+    return cls
+
+
+def _import_name(dotted: str, what: str):
     import importlib
 
-    module, _, name = policy.rpartition(".")
+    module, _, name = dotted.rpartition(".")
     try:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
-        raise QRLError(f"cannot import policy {policy!r}: {exc}") from exc
+        raise QRLError(f"cannot import {what} {dotted!r}: {exc}") from exc

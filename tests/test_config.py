@@ -90,6 +90,8 @@ def test_malformed_set(item):
         (lambda: resolve("ppo-mlp", "CartPole-v1", device="lightning.qubit"),
          r"--device lightning.qubit names a circuit backend but agent 'ppo-mlp' has no circuit"),
         (lambda: resolve("ppo-vqc", "CartPole-v1", overrides={"a.b": 1}), r"only policy_kwargs.<name>"),
+        (lambda: resolve("ppo-vqc", "CartPole-v1", overrides={"policy": "os.system"}),
+         r"policy 'os.system' is not an SB3 policy class"),
     ],
 )
 def test_resolve_errors(call, message):
