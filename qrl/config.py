@@ -323,8 +323,7 @@ def parse_callbacks(value: Any) -> list[dict[str, dict[str, Any]]]:
     for item in items:
         name, kwargs = (next(iter(item.items())) if isinstance(item, dict) and len(item) == 1 else (item, {}))
         kwargs = {} if kwargs is None else kwargs
-        if not (isinstance(name, str) and name.startswith(CALLBACK_MODULE + ".") and name.count(".") == 3
-                and isinstance(kwargs, dict)):
+        if not (isinstance(name, str) and name.rpartition(".")[0] == CALLBACK_MODULE and isinstance(kwargs, dict)):
             raise QRLError(f"expected callback: a class of {CALLBACK_MODULE} or {{class: {{keyword: value}}}}, or a "
                            f"list of these; got {item!r}; try callback: [{{{CALLBACK_MODULE}.FreezeNormalization: "
                            f"{{after_steps: 30000}}}}]")

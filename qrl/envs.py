@@ -73,6 +73,12 @@ class FiniteObservations(VecEnvWrapper):
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes never share seeds with training episodes
 
 
+def normalizes(config: RunConfig, what: str) -> bool:
+    """Whether the config's ``normalize`` asks for ``what`` (``norm_obs`` or ``norm_reward``): ``true`` asks
+    for both, a mapping names each."""
+    return config.normalize[what] if isinstance(config.normalize, dict) else bool(config.normalize)
+
+
 def normalizes_observations(config: RunConfig, env: VecEnv) -> bool:
     """``normalize: true`` normalises rewards always (unless ``norm_reward: false``), observations only where the
     config leaves ``norm_obs`` true and the policy reads them raw.
@@ -81,7 +87,7 @@ def normalizes_observations(config: RunConfig, env: VecEnv) -> bool:
     ``basis`` map the raw observation through the space's bounds or cell index: standardised values
     would break that map.
     """
-    if isinstance(config.normalize, dict) and not config.normalize["norm_obs"]:
+    if not normalizes(config, "norm_obs"):
         return False
     if not isinstance(env.observation_space, spaces.Box):
         return False
@@ -92,8 +98,8 @@ def make_train_env(config: RunConfig) -> VecEnv:
     """The training environments of a run, wrapped in ``VecNormalize`` if the config normalises."""
     env = make_vec(config.env_spec, config.n_envs, config.seed)
     if config.normalize:
-        rewards = config.normalize["norm_reward"] if isinstance(config.normalize, dict) else True
-        env = VecNormalize(env, norm_obs=normalizes_observations(config, env), norm_reward=rewards)
+        env = VecNormalize(env, norm_obs=normalizes_observations(config, env),
+                           norm_reward=normalizes(config, "norm_reward"))
     return env
 
 

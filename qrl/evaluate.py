@@ -104,14 +104,15 @@ FRESH_SEED_OFFSET = 1_000_003
 evaluations (those start at the seed plus :data:`qrl.envs.EVAL_SEED_OFFSET`)."""
 
 
-def evaluate_best(run_dir: Path, episodes: int) -> dict[str, Any]:
-    """Evaluate a finished run's best model (:func:`qrl.runs.best_checkpoint`) on ``episodes`` episodes that no
-    evaluation during training ran, and record it in ``results.json`` as ``best_model``: the step, the return
-    that chose it (a maximum over noisy evaluations, so optimistic) and the fresh evaluation's mean and std."""
+def evaluate_best(run_dir: Path, episodes: int | None = None) -> dict[str, Any]:
+    """Evaluate a finished run's best model (:func:`qrl.runs.best_checkpoint`) on ``episodes`` episodes (default:
+    the run's evaluation episodes) that no evaluation during training ran, and record it in ``results.json`` as
+    ``best_model``: the step, the return that chose it (a maximum over noisy evaluations, so optimistic) and the
+    fresh evaluation's mean and std."""
     run_dir = Path(run_dir)
-    folder = runs.model_folder(run_dir, best=True)  # a one-line error when the run has none
-    _, chosen = runs.best_checkpoint(run_dir)
-    model, config = load_model(run_dir, best=True)
+    model, config = load_model(run_dir, best=True)  # a one-line error when the run has none
+    folder, chosen = runs.best_checkpoint(run_dir)
+    episodes = config.env_spec.eval_episodes if episodes is None else episodes
     mean, std, _ = evaluate_model(model, config, folder, episodes, seed=config.seed + FRESH_SEED_OFFSET)
     record = {"timesteps": chosen["timesteps"], "chosen_by": chosen["mean_return"], "eval_mean": mean,
               "eval_std": std, "episodes": episodes}

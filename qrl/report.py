@@ -21,7 +21,7 @@ from qrl.config import agent_name
 from qrl.errors import QRLError
 from qrl.io import atomic_write, write_text
 from qrl.runs import OPTIONAL_RUN_FIELDS, RECORD_FIELDS, RUN_FIELDS, steps_to_threshold
-from qrl.study import TUNE_FOLDER, read_definition, tuning_seed_use
+from qrl.study import read_definition, tuned_preset, tuning_seed_use
 
 REQUIRED_RUN_FIELDS = tuple(f for f in RUN_FIELDS if f not in OPTIONAL_RUN_FIELDS)
 STATUSES = ("finished", "failed", "damaged")  # damaged: a run folder qrl study cannot read
@@ -121,7 +121,7 @@ def _read_study(study_dir: Path) -> dict[str, Any]:
 
 def _tuning_trials(study_dir: Path, agent: str, env: str) -> dict[str, Any] | None:
     """What ``tune/<agent>__<env>/trials.csv`` (``qrl tune``'s) holds: trials per state and the best objective."""
-    path = study_dir / TUNE_FOLDER / f"{agent_name(agent)}__{env}" / "trials.csv"
+    path = tuned_preset(study_dir, agent, env).parent / "trials.csv"
     if not path.is_file():
         return None
     with open(path, newline="") as f:
@@ -772,8 +772,7 @@ def _tuning_section(result: _EnvResult) -> list[str]:
         states = (f"{done['states']['COMPLETE']} / {done['states']['PRUNED']} / {done['states']['FAIL']}"
                   if done else ("n/a" if budgets.get(agent) is None else "no trials.csv"))
         best = f"{done['best']:.3f}" if done and done["best"] is not None else ""
-        preset = (f"`{TUNE_FOLDER}/{_base(agent)}__{result.env}/{_base(agent)}-tuned.yaml`"
-                  if budgets.get(agent) else "")
+        preset = f"`{tuned_preset('', _base(agent), result.env)}`" if budgets.get(agent) else ""  # in the study folder
         rows.append([agent, budget_text(budgets.get(agent)), states, best, preset])
     return ["### Tuning", "", *_table(["agent", "budget", "trials complete / pruned / failed", "best objective",
                                        "preset used by the evaluation runs"], rows)]

@@ -393,7 +393,7 @@ def run_one(study_dir: str, study: dict[str, Any], key: dict[str, Any]) -> dict:
         if study_obj.best_model:
             from qrl.evaluate import evaluate_best
 
-            evaluate_best(partial, study_obj.config(run_key, study_dir).env_spec.eval_episodes)
+            evaluate_best(partial)  # on the run's own evaluation episodes (its config.yaml)
         try:
             os.rename(partial, final)  # atomic; fails if another worker finished this run first
             status = "finished"

@@ -24,3 +24,22 @@ def subprocess_env() -> dict[str, str]:
 @pytest.fixture
 def python() -> str:
     return sys.executable
+
+
+@pytest.fixture
+def train_cli(tmp_path):
+    """``qrl train AGENT`` of a tiny run (300 steps, 2 circuit layers, into ``tmp_path``) with more ``--set``
+    items; returns the run folder once the command has exited with 0."""
+
+    def run(agent: str, env: str, seed: int, *sets: str) -> Path:
+        from qrl.cli import main
+
+        args = ["train", "--agent", agent, "--env", env, "--steps", "300", "--seed", str(seed), "--out", str(tmp_path),
+                "--no-progress"]
+        for item in (*sets, "policy_kwargs.n_layers=2"):
+            args += ["--set", item]
+        assert main(args) == 0
+        (run_dir,) = tmp_path.iterdir()
+        return run_dir
+
+    return run

@@ -11,12 +11,8 @@ from qrl.config import resolve
 from qrl.train import preset_parameters
 
 
-def test_qrl_train_and_eval_ddpg_vqc(tmp_path, capsys):
-    code = main(["train", "--agent", "ddpg-vqc", "--env", "Pendulum-v1", "--steps", "300", "--seed", "0",
-                 "--out", str(tmp_path), "--no-progress", "--set", "learning_starts=100",
-                 "--set", "policy_kwargs.n_layers=2"])
-    assert code == 0
-    (run_dir,) = tmp_path.iterdir()
+def test_qrl_train_and_eval_ddpg_vqc(train_cli, capsys):
+    run_dir = train_cli("ddpg-vqc", "Pendulum-v1", 0, "learning_starts=100")
     model = DDPG.load(run_dir / "model.zip", device="cpu")
     assert type(model.policy).__name__ == "VQCTD3Policy" and len(model.policy.critic.q_networks) == 1
     capsys.readouterr()

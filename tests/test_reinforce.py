@@ -175,12 +175,8 @@ def test_saved_models_act_identically_after_load_in_a_fresh_process(tmp_path, py
         np.testing.assert_allclose(got["probs"], probs, atol=1e-6, err_msg=name)
 
 
-def test_qrl_train_and_eval_a_reinforce_preset(tmp_path, capsys):
-    code = main(["train", "--agent", "reinforce-vqc", "--env", "CartPole-v1", "--steps", "300", "--seed", "1",
-                 "--out", str(tmp_path), "--no-progress", "--set", "n_episodes=2",
-                 "--set", "policy_kwargs.n_layers=2"])
-    assert code == 0
-    (run_dir,) = tmp_path.iterdir()
+def test_qrl_train_and_eval_a_reinforce_preset(train_cli, capsys):
+    run_dir = train_cli("reinforce-vqc", "CartPole-v1", 1, "n_episodes=2")
     assert (run_dir / "model.zip").is_file()
     capsys.readouterr()
     assert main(["eval", str(run_dir), "--episodes", "2"]) == 0

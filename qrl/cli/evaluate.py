@@ -6,7 +6,7 @@ from pathlib import Path
 
 from qrl.cli.options import add_deprecated_alias, log
 from qrl.errors import QRLError
-from qrl.runs import VECNORMALIZE, best_checkpoint, model_folder
+from qrl.runs import VECNORMALIZE, best_checkpoint
 
 
 def add_eval(sub) -> None:
@@ -114,13 +114,13 @@ def _run_one(args, run_dir: Path, shots: int | None, noise: dict[str, float]) ->
                                                  best=args.best)
     where = (f" on {args.device}" if args.device else "") + (f" with {shots} shots" if shots else "")
     where += "".join(f", {k} {v}" for k, v in noise.items())
-    which = ""
+    folder, which = run_dir, ""
     if args.best:
-        _, chosen = best_checkpoint(run_dir)
+        folder, chosen = best_checkpoint(run_dir)
         which = (f" (best model: step {chosen['timesteps']}, chosen by return {chosen['mean_return']:.1f} over "
                  f"{chosen['episodes']} episodes)")
     print(f"{config.agent} on {config.env}{where}{which}: return {mean:.1f} +- {std:.1f} over {args.episodes} episodes")
-    if config.normalize and not (model_folder(run_dir, args.best) / VECNORMALIZE).is_file():
+    if config.normalize and not (folder / VECNORMALIZE).is_file():
         print(f"WARNING: evaluated without the normaliser this run was trained with ({VECNORMALIZE} is missing): "
               f"these returns are not the trained policy's")
     if executions:
