@@ -69,6 +69,7 @@ class _EnvResult:
     budgets: dict[str, dict[str, Any] | None] | None = None  # agent label -> tuning budget (None: not tuned)
     tuning: dict[str, dict[str, Any] | None] | None = None  # agent label -> trials.csv summary of its tuning
     best_model: bool = False  # final return: each run's best model re-evaluated (the study's best_model)
+    censored: dict[str, stats.Estimate] | None = None  # other agent -> steps ratio, its "never" at its budget
 
 
 def write_report(study_dir: str | Path, out: str | Path | None = None, reps: int = 2000, seed: int = 0) -> Path:
@@ -113,10 +114,13 @@ def _read_study(study_dir: Path) -> dict[str, Any]:
     """The definition as a mapping (agents by name), with thresholds, tuning budgets and the seeds' use."""
     definition, thresholds = read_definition(study_dir, _FIX)
     budgets = {agent_name(a): definition.tune_budget(a) for a in definition.agents}
+    env_budgets = {(agent_name(a), env): definition.tune_budget(a, env) for a in definition.agents
+                   for env in definition.envs}
     tuning = {(agent_name(a), env): _tuning_trials(study_dir, a, env) for a in definition.agents
               for env in definition.envs if budgets[agent_name(a)] is not None}
     return asdict(definition) | {"thresholds": thresholds, "agents": [agent_name(a) for a in definition.agents],
-                                 "budgets": budgets, "tuning": tuning, "seed_use": tuning_seed_use(definition)}
+                                 "budgets": budgets, "env_budgets": env_budgets, "tuning": tuning,
+                                 "seed_use": tuning_seed_use(definition)}
 
 
 def _tuning_trials(study_dir: Path, agent: str, env: str) -> dict[str, Any] | None:
@@ -286,10 +290,25 @@ def _analyse_env(env: str, study: dict[str, Any], all_runs: list[_Run], reps: in
                 eps: stats.sample_efficiency(grid, normalised, eps, reps=min(reps, stats.SAMPLE_COMPLEXITY_REPS),
                                              seed=stats.child_seed(env_seed, agent, f"efficiency-{eps}"))
                 for eps in stats.EPSILONS}
-    budgets = {a: study.get("budgets", {}).get(_base(a)) for a in agents}
+    budgets = {a: study.get("env_budgets", {}).get((_base(a), env)) for a in agents}
     tuning = {a: study.get("tuning", {}).get((_base(a), env)) for a in agents}
     return _EnvResult(env, threshold, agents, finished, results, comparisons, efficiency, bounds, curves, k, budgets,
-                      tuning, best_model)
+                      tuning, best_model, _censored_ratios(comparisons, finished, reps, env_seed))
+
+
+def _censored_ratios(comparisons: list[stats.Comparison], finished: dict[str, list[_Run]], reps: int,
+                     seed: int) -> dict[str, stats.Estimate]:
+    """The steps ratio (focus / other) with the other agent's "never" counted as reached at its run's last step:
+    a lower bound on its steps, so the ratio is an upper bound and "3x faster: yes" cannot come from a short budget."""
+    out = {}
+    for c in comparisons:
+        if c.focus.steps is None or c.other.steps is None or not finished[c.other.agent]:
+            continue
+        budget = min(float(r.timesteps[-1]) for r in finished[c.other.agent])
+        other = np.where(np.isinf(c.other.steps), budget, c.other.steps)
+        out[c.other.agent] = stats.ratio_estimate(c.focus.steps, other, reps,
+                                                  stats.child_seed(seed, c.focus.agent, c.other.agent, "censored"))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -486,6 +505,82 @@ def _claim(focus: stats.Estimate, other: stats.Estimate, better: str, worse: str
     return f"{better if lower == focus_better_if_lower else worse}, the intervals do not overlap"
 
 
+CLAIMED_SPEEDUP = 3.0
+"""The claim a benchmark study tests: "converged to optimal policies 3x faster than its classical counterpart"."""
+EFFICIENCY_POINT = (0.1, 0.5)
+"""The (eps, delta) of the S(eps, delta) ratio in the summary: the step at which half the runs are within 10%."""
+
+
+def speedup_answer(ratio: stats.Estimate | None, factor: float = CLAIMED_SPEEDUP) -> str:
+    """Is the focus agent ``factor`` times faster? ``ratio`` is focus steps / other steps with its interval:
+    ``yes`` when the whole interval is at or below ``1 / factor``, ``no`` when it is all above, else ``cannot
+    tell``; a ratio with no interval (neither agent got there) is ``cannot tell``."""
+    if ratio is None or math.isnan(ratio.low) or math.isnan(ratio.high):
+        return "cannot tell (no ratio)"
+    bound = 1.0 / factor
+    if ratio.high <= bound:
+        return "yes"
+    if ratio.low > bound:
+        return "no"
+    return f"cannot tell (interval includes {format_ratio(bound)})"
+
+
+def efficiency_ratio(result: _EnvResult, focus: str, other: str, eps: float = EFFICIENCY_POINT[0],
+                     delta: float = EFFICIENCY_POINT[1]) -> stats.Estimate | None:
+    """S(eps, delta) of ``focus`` over ``other``: the point ratio and the widest ratio of their 5th-95th percentile
+    bands (a conservative interval); the other's "never" counts as its last evaluation step (so the ratio is an
+    upper bound there); ``None`` without both curves, ``nan`` where the focus agent's is never too."""
+    curves = [result.efficiency.get(a, {}).get(eps) for a in (focus, other)]
+    if None in curves:
+        return None
+    f, o = (c.complexity[delta] for c in curves)
+    cap = float(curves[1].timesteps[-1])
+
+    def divide(a: float, b: float) -> float:
+        if math.isinf(a):
+            return math.nan if math.isinf(b) else math.inf
+        return a / min(b, cap)
+
+    return stats.Estimate(divide(f.point, o.point), divide(f.low, o.high), divide(f.high, o.low))
+
+
+def summary_rows(result: _EnvResult) -> list[list[str]]:
+    """One row per comparison of the focus agent on one env: the columns of :data:`SUMMARY_HEADER`."""
+    rows = []
+    for comparison in result.comparisons:
+        f, o = comparison.focus, comparison.other
+        if f.num_runs == 0 or o.num_runs == 0:
+            continue
+        ratio, fs, os_ = (result.censored or {}).get(o.agent), f.median_steps, o.median_steps
+        faster = "n/a" if fs is None or os_ is None else _short(fs, os_, "faster", "slower", True)
+        s_ratio = efficiency_ratio(result, f.agent, o.agent)
+        fe, oe = f.final_estimates["iqm"], o.final_estimates["iqm"]
+        ended = "n/a" if f.ended_above is None or o.ended_above is None else \
+            f"{f.ended_above_count}/{f.num_runs} vs {o.ended_above_count}/{o.num_runs}"
+        rows.append([result.env, o.agent, _ratio_ci(ratio), _ratio_ci(s_ratio), faster,
+                     f"{format_value(fe.point)} vs {format_value(oe.point)}", _short(fe, oe, "higher", "lower", False),
+                     ended, speedup_answer(ratio), speedup_answer(s_ratio)])
+    return rows
+
+
+SUMMARY_HEADER = ["env", "vs", "steps to threshold, ratio (95% CI)", "S(0.1, 0.5) ratio (band)", "faster?",
+                  "final IQM", "better at the end?", "runs ending >= threshold", "3x faster (steps)?",
+                  "3x faster (S)?"]
+
+
+def _ratio_ci(ratio: stats.Estimate | None) -> str:
+    if ratio is None or math.isnan(ratio.point):
+        return "n/a"
+    return f"{format_ratio(ratio.point)} ({format_ratio(ratio.low)}-{format_ratio(ratio.high)})"
+
+
+def _short(focus: stats.Estimate, other: stats.Estimate, better: str, worse: str, focus_better_if_lower: bool) -> str:
+    """:func:`_claim` in a word: ``better``, ``worse`` or ``no claim``."""
+    if focus.overlaps(other):
+        return "no claim"
+    return better if (focus.high < other.low) == focus_better_if_lower else worse
+
+
 def verdict(comparison: stats.Comparison, threshold: float | None = None, final_evals: int | None = None,
             best_model: bool = False) -> list[str]:
     """Plain-language sentences comparing the focus agent with another on one environment.
@@ -541,7 +636,14 @@ def budget_text(budget: dict[str, Any] | None) -> str:
     changed = f" (search space: {', '.join(f'{k}={v}' for k, v in space.items())})" if space else ""
     trials, seeds = budget["trials"], budget["seeds"]
     return (f"tuned: {trials} trial{'s' * (trials != 1)} x {seeds} seed{'s' * (seeds != 1)} x "
-            f"{format_steps(float(budget['steps']))} steps{changed}")
+            f"{steps_text(budget['steps'])} steps{changed}")
+
+
+def steps_text(steps: int | dict[str, int]) -> str:
+    """``20k``, or per env ``20k on CartPole-v1, 50k on Acrobot-v1``."""
+    if isinstance(steps, dict):
+        return "(" + ", ".join(f"{format_steps(float(v))} on {env}" for env, v in steps.items()) + ")"
+    return format_steps(float(steps))
 
 
 def _steps_sentence(comparison: stats.Comparison, threshold: float) -> str:
@@ -648,7 +750,7 @@ def _markdown(study: dict[str, Any], runs: list[_Run], results: list[_EnvResult]
         f"- Agents: **{agents[0]}** (focus)",
         f"- Environments: {', '.join(str(e) for e in study['envs'])}",
         f"- Seeds: {', '.join(str(s) for s in study['seeds'])} ({len(study['seeds'])} per agent and environment)",
-        f"- Steps per run: {steps if steps is not None else 'each agent default (n_timesteps)'}",
+        f"- Steps per run: {steps_text(steps) if steps is not None else 'each agent default (n_timesteps)'}",
         "- Thresholds: " + ", ".join(f"{env} {format_value(t) if t is not None else 'none'}"
                                      for env, t in thresholds.items()),
     ]
@@ -662,6 +764,7 @@ def _markdown(study: dict[str, Any], runs: list[_Run], results: list[_EnvResult]
               f"(failed runs are left out of every statistic)",
               f"- Bootstrap: {reps} resamples for 95% CIs, {min(reps, stats.SAMPLE_COMPLEXITY_REPS)} for S(eps, delta) "
               f"bands, seed {seed}", ""]
+    lines += _summary_section(results)
     lines.append(HOW_TO_READ.format(cluster_reps=min(reps, stats.SAMPLE_COMPLEXITY_REPS)))
     for result in results:
         lines += _env_section(result, figures.get(result.env, {}))
@@ -675,6 +778,23 @@ def _markdown(study: dict[str, Any], runs: list[_Run], results: list[_EnvResult]
         error = (run.error or "(no error recorded)").splitlines()
         lines += ["", "  ```", *("  " + line for line in error), "  ```", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _summary_section(results: list[_EnvResult]) -> list[str]:
+    """The verdicts of every environment in one table (the focus agent against each other agent)."""
+    rows = [row for result in results for row in summary_rows(result)]
+    if not rows:
+        return []
+    lines = ["## Summary", "", f"The focus agent against each other agent. Ratios are the focus agent's steps over the "
+             f"other's (below 1: the focus agent is faster); where the other agent never got there, its steps count "
+             f"as its budget (a lower bound), so the ratio is an upper bound; where the focus agent never did, "
+             f"the ratio is inf. \"faster?\" and \"better at the end?\" "
+             f"claim a difference only when the 95% intervals do not overlap. \"{CLAIMED_SPEEDUP:g}x "
+             f"faster\": yes when the whole interval of the ratio is at or below {format_ratio(1 / CLAIMED_SPEEDUP)}, "
+             f"no when it is all above, else cannot tell. S(0.1, 0.5): the first step at which half of the runs are "
+             f"within 10% of the best return on the env (Meyer et al. 2025); its interval is the widest ratio of the "
+             f"two agents' 5th-95th percentile bands.", ""]
+    return lines + _table(SUMMARY_HEADER, rows)
 
 
 def _tuning_lines(study: dict[str, Any]) -> list[str]:
@@ -744,6 +864,7 @@ def _verdict_section(result: _EnvResult) -> list[str]:
         lines += [f"- {sentence}" for sentence in verdict(comparison, result.threshold, result.final_evals,
                                                           result.best_model)]
         f, o = comparison.focus.agent, comparison.other.agent
+        lines += _speedup_sentence(result, f, o)
         if budgets.get(f) != budgets.get(o):
             lines.append(f"- **Unequal tuning budgets**: {f} {budget_text(budgets.get(f))} vs {o} "
                          f"{budget_text(budgets.get(o))}; this comparison can favour the agent tuned more; give "
@@ -759,6 +880,20 @@ def _verdict_section(result: _EnvResult) -> list[str]:
         lines.append(f"- Few runs: the exact Mann-Whitney p-value cannot go below {pairs}; a rank test cannot reject "
                      f"at 0.05 with so few seeds.")
     return [*lines, ""]
+
+
+def _speedup_sentence(result: _EnvResult, focus: str, other: str) -> list[str]:
+    """Whether ``focus`` is :data:`CLAIMED_SPEEDUP` times faster than ``other``, by steps to threshold and by S."""
+    ratio, s_ratio = (result.censored or {}).get(other), efficiency_ratio(result, focus, other)
+    if ratio is None and s_ratio is None:
+        return []
+    parts = []
+    for name, r in (("median steps to threshold", ratio), ("S(0.1, 0.5)", s_ratio)):
+        answer = speedup_answer(r)
+        word = {"yes": "supported", "no": "not supported"}.get(answer, answer)
+        parts.append(f"by {name}, ratio {_ratio_ci(r)}: {word}")
+    return [f"- Is {focus} {CLAIMED_SPEEDUP:g}x faster than {other} (ratio <= {format_ratio(1 / CLAIMED_SPEEDUP)})? "
+            + "; ".join(parts) + "."]
 
 
 def _tuning_section(result: _EnvResult) -> list[str]:

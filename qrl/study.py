@@ -77,7 +77,7 @@ class Study:
     envs: list[str]
     agents: list[str]
     seeds: list[int]
-    steps: int | None = None
+    steps: int | dict[str, int] | None = None
     eval_freq: int | None = None
     eval_episodes: int | None = None
     retries: int = 1
@@ -86,10 +86,15 @@ class Study:
     final_evals: int = DEFAULT_FINAL_EVALS
     best_model: bool = False
 
-    def tune_budget(self, agent: str) -> dict[str, Any] | None:
+    def steps_for(self, env: str) -> int | None:
+        """Training steps per run on ``env``: ``steps``, or its entry for ``env`` when it is a mapping per env."""
+        return per_env(self.steps, env)
+
+    def tune_budget(self, agent: str, env: str | None = None) -> dict[str, Any] | None:
         """The tuning budget of ``agent`` (``{trials, steps, seeds, space}``), or ``None`` when it is not tuned: the
         ``tune`` mapping's own budget keys, with the agent's entry (by its name as listed, or its preset name)
-        over them; steps default to the study's ``steps``, seeds to 3."""
+        over them; steps default to the study's ``steps``, seeds to 3. With ``env``, steps given per env are
+        that env's."""
         if not self.tune:
             return None
         shared = {k: v for k, v in self.tune.items() if k in TUNE_KEYS}
@@ -97,6 +102,8 @@ class Study:
         if entry is None or entry is False:
             return None
         budget = {"steps": self.steps, "seeds": DEFAULT_TUNE_SEEDS, "space": {}, **shared, **entry}
+        if env is not None:
+            budget["steps"] = per_env(budget["steps"], env)
         return {k: budget.get(k) for k in TUNE_KEYS}
 
     def runs(self) -> list[RunKey]:
@@ -133,7 +140,7 @@ class Study:
                                f"`qrl study` to tune it before its evaluation runs; try the same qrl study command "
                                f"again")
             agent = str(preset)
-        config = resolve(agent, key.env, seed=key.seed, steps=self.steps, overrides=dict(key.overrides))
+        config = resolve(agent, key.env, seed=key.seed, steps=self.steps_for(key.env), overrides=dict(key.overrides))
         spec = config.env_spec
         if self.eval_freq is not None:
             spec = dataclasses.replace(spec, eval_freq=int(self.eval_freq))
@@ -156,7 +163,8 @@ def load_study(path: str | Path) -> Study:
         envs: [CartPole-v1]
         agents: [ppo-vqc, ppo-mlp-matched, ppo-mlp]   # the first is the focus of the report's verdicts
         seeds: 10                 # or a list of seeds
-        steps: 100000             # per run (default: each agent's n_timesteps)
+        steps: 100000             # per run (default: each agent's n_timesteps), or per env:
+                                  # {CartPole-v1: 100000, Acrobot-v1: 200000} (every env named)
         eval_freq: 5000           # optional: override the env's evaluation cadence and episodes
         eval_episodes: 10
         retries: 1                # a failed run is tried again this many times per invocation
@@ -213,7 +221,8 @@ def study_from_mapping(data: Any, where: str, fix: str) -> Study:
         if not isinstance(data[key], list) or not all(isinstance(x, str) for x in data[key]):
             raise QRLError(f"{where}: expected `{key}` to be a list of names; got {data[key]!r}; {fix}")
     name, seeds = _check_name(data["name"], where, fix), _check_seeds(data["seeds"], where, fix)
-    for key in ("steps", "eval_freq", "eval_episodes", "retries"):
+    steps = check_steps(data.get("steps"), data["envs"], where, "steps", fix)
+    for key in ("eval_freq", "eval_episodes", "retries"):
         value, least = data.get(key, 1), int(key != "retries")
         if not (value is None and key != "retries") and not (_is_int(value) and value >= least):
             raise QRLError(f"{where}: expected `{key}` to be an integer >= {least}"
@@ -226,7 +235,7 @@ def study_from_mapping(data: Any, where: str, fix: str) -> Study:
         raise QRLError(f"{where}: expected `best_model` to be true or false; got {data['best_model']!r}; try "
                        f"best_model: true")
     study = Study(name=name, envs=list(data["envs"]), agents=list(data["agents"]), seeds=seeds,
-                  steps=data.get("steps"), eval_freq=data.get("eval_freq"), eval_episodes=data.get("eval_episodes"),
+                  steps=steps, eval_freq=data.get("eval_freq"), eval_episodes=data.get("eval_episodes"),
                   retries=data.get("retries", 1), grid=dict(data.get("grid") or {}),
                   tune=_check_tune(data.get("tune"), data, where), final_evals=final_evals,
                   best_model=data.get("best_model", False))
@@ -238,8 +247,9 @@ def study_from_mapping(data: Any, where: str, fix: str) -> Study:
     return study
 
 
-def _check_budget(budget: Any, where: str) -> dict[str, Any]:
-    """The keys of one tuning budget: a subset of :data:`TUNE_KEYS`, each an integer >= 1 (``space``: a mapping)."""
+def _check_budget(budget: Any, where: str, envs: list[str]) -> dict[str, Any]:
+    """The keys of one tuning budget: a subset of :data:`TUNE_KEYS`, each an integer >= 1 (``space``: a mapping;
+    ``steps``: or a mapping of every env to one)."""
     fix = "try tune: {trials: 20, steps: 20000, seeds: 3}"
     if not isinstance(budget, dict):
         raise QRLError(f"{where}: expected a mapping of {', '.join(TUNE_KEYS)}; got {budget!r}; {fix}")
@@ -251,6 +261,8 @@ def _check_budget(budget: Any, where: str) -> dict[str, Any]:
             if not isinstance(value, dict):
                 raise QRLError(f"{where}.space: expected a mapping of search-space keys to specs, as qrl tune "
                                f"--space KEY=SPEC; got {value!r}; try space: {{n_steps: [16, 32]}}")
+        elif key == "steps":
+            check_steps(value, envs, where, "steps", fix)
         elif not (_is_int(value) and value >= 1):
             raise QRLError(f"{where}.{key}: expected an integer >= 1; got {value!r}; {fix}")
     return dict(budget)
@@ -265,15 +277,16 @@ def _check_tune(tune: Any, data: dict[str, Any], where: str) -> dict[str, Any] |
     if not isinstance(tune, dict):
         raise QRLError(f"{where}: expected `tune` to be a mapping such as {{trials: 20, steps: 20000, seeds: 3}}; "
                        f"got {tune!r}")
-    out = _check_budget({k: v for k, v in tune.items() if k in TUNE_KEYS}, f"{where}: tune")
+    envs = list(data["envs"])
+    out = _check_budget({k: v for k, v in tune.items() if k in TUNE_KEYS}, f"{where}: tune", envs)
     for key, entry in tune.items():
         if key in TUNE_KEYS:
             continue
         if key not in agents:
             raise QRLError(f"{where}: tune.{key}: expected a budget key ({', '.join(TUNE_KEYS)}) or an agent of the "
                            f"study ({', '.join(data['agents'])})")
-        out[key] = None if entry is None or entry is False else _check_budget(entry, f"{where}: tune.{key}")
-    study = Study(name="check", envs=[], agents=list(data["agents"]), seeds=[0], steps=data.get("steps"), tune=out)
+        out[key] = None if entry is None or entry is False else _check_budget(entry, f"{where}: tune.{key}", envs)
+    study = Study(name="check", envs=envs, agents=list(data["agents"]), seeds=[0], steps=data.get("steps"), tune=out)
     for agent in data["agents"]:
         budget = study.tune_budget(agent)
         missing = [k for k in ("trials", "steps") if budget is not None and budget[k] is None]
@@ -284,6 +297,30 @@ def _check_tune(tune: Any, data: dict[str, Any], where: str) -> dict[str, Any] |
             raise QRLError(f"{where}: {agent} has both a `grid` and a `tune` budget; expected one of them; try "
                            f"tune.{agent}: null to keep its grid")
     return out
+
+
+def per_env(value: Any, env: str) -> Any:
+    """``value``, or its entry for ``env`` when it is a mapping per environment (study ``steps``)."""
+    return value.get(env) if isinstance(value, dict) else value
+
+
+def check_steps(value: Any, envs: list[str], where: str, name: str, fix: str) -> int | dict[str, int] | None:
+    """Steps per run (the study key ``name``): absent, an integer >= 1, or a mapping of every env of the study to
+    one (``{CartPole-v1: 100000, Acrobot-v1: 200000}``)."""
+    if value is None or (_is_int(value) and value >= 1):
+        return value
+    if not isinstance(value, dict):
+        raise QRLError(f"{where}: expected `{name}` to be an integer >= 1, a mapping of every env to one, or absent; "
+                       f"got {value!r}; {fix}")
+    bad = {k: v for k, v in value.items() if k not in envs or not (_is_int(v) and v >= 1)}
+    if bad:
+        raise QRLError(f"{where}: {name}: expected each key an env of the study ({', '.join(envs)}) and each value "
+                       f"an integer >= 1; got {bad!r}; {fix}")
+    missing = [env for env in envs if env not in value]
+    if missing:
+        raise QRLError(f"{where}: {name}: expected steps for every env of the study; {', '.join(missing)} missing; "
+                       f"try {{{', '.join(f'{env}: 100000' for env in envs)}}}")
+    return {env: value[env] for env in envs}
 
 
 def tuned_preset(study_dir: str | Path, agent: str, env: str) -> Path:
@@ -482,7 +519,7 @@ def tune_agents(study_dir: Path, study: Study, pending: list[RunKey], workers: i
     todo = {(k.agent, k.env) for k in pending}
     for env in study.envs:
         for agent in study.agents:
-            budget, preset = study.tune_budget(agent), tuned_preset(study_dir, agent, env)
+            budget, preset = study.tune_budget(agent, env), tuned_preset(study_dir, agent, env)
             if budget is None or ((agent, env) not in todo and preset.is_file()):
                 continue
             log(f"study {study.name}: tuning {agent_name(agent)} on {env} before its evaluation runs: "

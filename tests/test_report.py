@@ -14,7 +14,7 @@ import yaml
 from qrl import stats
 from qrl.errors import QRLError
 from qrl.report import REQUIRED_RUN_FIELDS as RUN_COLUMNS  # a study made before cost accounting
-from qrl.report import verdict, write_report
+from qrl.report import speedup_answer, verdict, write_report
 from qrl.runs import RECORD_FIELDS as RECORD_COLUMNS
 
 AGENTS = ("ppo-vqc", "ppo-mlp-matched", "ppo-mlp")
@@ -260,3 +260,33 @@ def test_verdict_shows_the_digits_that_separate_touching_intervals():
     _, final = verdict(comparison, final_evals=3)[0], verdict(comparison, final_evals=3)[-1]
     assert final.startswith("Final return (mean of the last 3 evaluations): vqc IQM 500 (95% CI 499.9 to 499.9) vs "
                             "500 (500 to 500) for mlp: lower, the intervals do not overlap")
+
+
+@pytest.mark.parametrize("low, high, answer", [
+    (0.1, 0.3, "yes"), (0.2, 1 / 3, "yes"), (0.34, 0.9, "no"), (0.2, 0.5, "cannot tell (interval includes 0.33x)"),
+    (math.nan, math.nan, "cannot tell (no ratio)"), (math.inf, math.inf, "no")])
+def test_speedup_answer_needs_the_whole_interval_on_one_side_of_one_third(low, high, answer):
+    assert speedup_answer(stats.Estimate((low + high) / 2, low, high)) == answer
+    assert speedup_answer(None) == "cannot tell (no ratio)"
+
+
+def test_summary_table_and_3x_sentences(report):
+    """ppo-vqc needs 4k steps (median) against 8k (ppo-mlp-matched) and never within ppo-mlp's 10240 steps, so the
+    ratios are 0.50x and at most 4000 / 10240 = 0.39x: both intervals include 1/3, so 3x cannot be told."""
+    _, text = report
+    summary = text.split("## Summary", 1)[1].split("## How to read", 1)[0]
+    assert ("| CartPole-v1 | ppo-mlp-matched | 0.50x (0.33x-0.71x) | 0.50x (0.33x-0.71x) | faster | 500 vs 447 | "
+            "no claim | 3/3 vs 2/3 | cannot tell (interval includes 0.33x) |") in summary
+    assert "| CartPole-v1 | ppo-mlp | 0.39x (0.29x-0.49x) | 0.39x (0.29x-0.49x) | faster | 500 vs 272 | higher |" \
+        in summary
+    assert ("- Is ppo-vqc 3x faster than ppo-mlp (ratio <= 0.33x)? by median steps to threshold, ratio 0.39x "
+            "(0.29x-0.49x): cannot tell (interval includes 0.33x)") in text
+
+
+def test_report_of_steps_per_env(tmp_path):
+    steps = {"CartPole-v1": 10000}
+    tune = {"trials": 4, "seeds": 2, "steps": {"CartPole-v1": 384}}
+    text = write_report(make_study(tmp_path, steps=steps, tune=tune), reps=50).read_text()
+    assert "- Steps per run: (10k on CartPole-v1)" in text
+    assert "ppo-vqc tuned: 4 trials x 2 seeds x (384 on CartPole-v1) steps" in text
+    assert "| ppo-vqc | tuned: 4 trials x 2 seeds x 384 steps |" in text  # the env's own budget in its section

@@ -133,6 +133,11 @@ def test_failed_run_is_recorded_with_its_error_and_retried(tmp_path):
     ({"seeds": [1, -1]}, "expected `seeds`"),
     ({"steps": "many"}, "expected `steps`"),
     ({"steps": 0}, "expected `steps`"),
+    ({"steps": {"CartPole-v1": 0}}, r"steps: expected each key an env of the study \(CartPole-v1\) and each value"),
+    ({"steps": {"CartPole-v1": 100, "Acrobot-v1": 100}}, "expected each key an env of the study"),
+    ({"envs": ["CartPole-v1", "Acrobot-v1"], "steps": {"CartPole-v1": 100}},
+     "expected steps for every env of the study; Acrobot-v1 missing"),
+    ({"tune": {"trials": 2, "steps": {"CartPole-v1": "many"}}}, r"tune: steps: expected each key an env"),
     ({"eval_freq": 1.5}, "expected `eval_freq`"),
     ({"eval_episodes": True}, "expected `eval_episodes`"),
     ({"retries": -1}, "expected `retries`"),
@@ -316,3 +321,14 @@ def test_best_model_study_reports_each_runs_best_model_evaluated_afresh(tmp_path
 def test_best_model_must_be_a_boolean(tmp_path):
     with pytest.raises(QRLError, match="expected `best_model` to be true or false; got 'yes'"):
         load_study(tiny_study(tmp_path, best_model="yes"))
+
+
+def test_steps_per_env_reach_each_run_and_each_tuning(tmp_path):
+    path = tiny_study(tmp_path, envs=["CartPole-v1", "Acrobot-v1"], agents=["ppo-mlp"],
+                      steps={"Acrobot-v1": 300, "CartPole-v1": 200},
+                      tune={"trials": 2, "seeds": 1, "steps": {"CartPole-v1": 64, "Acrobot-v1": 96}})
+    study = load_study(path)
+    assert study.steps == {"CartPole-v1": 200, "Acrobot-v1": 300}  # in the study's env order
+    assert {k.env: study.config(k).n_timesteps for k in study.runs()} == {"CartPole-v1": 200, "Acrobot-v1": 300}
+    assert study.tune_budget("ppo-mlp", "Acrobot-v1")["steps"] == 96
+    assert study.tune_budget("ppo-mlp")["steps"] == {"CartPole-v1": 64, "Acrobot-v1": 96}
