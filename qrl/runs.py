@@ -26,6 +26,7 @@ RESULTS = "results.json"
 VECNORMALIZE = "vecnormalize.pkl"
 EVALUATIONS_CSV = "evaluations.csv"
 EVALUATIONS_NPZ = "evaluations.npz"  # SB3's EvalCallback layout: timesteps, results, ep_lengths
+TRAINING_EPISODES_CSV = "training_episodes.csv"  # every training episode: timesteps at its end, return, length
 TENSORBOARD = "tb"
 CHECKPOINT = "checkpoint"  # checkpoint/<steps>/{model.zip, vecnormalize.pkl, replay_buffer.pkl}
 CHECKPOINT_LATEST = "latest"  # checkpoint/latest: the steps of the complete checkpoint
@@ -45,6 +46,11 @@ RESULT_KEYS = ("schema", "status", "agent", "env", "seed", "timesteps", "wall_cl
 _LATER_KEYS = ("circuit_executions", "cost")  # absent from version-1 files of early runs
 EVALUATION_FIELDS = ("timesteps", "mean_return", "std_return", "wall_clock_s")
 """Columns of ``evaluations.csv``: one row per evaluation during training."""
+TRAINING_EPISODE_FIELDS = ("timesteps", "return", "length")
+"""Columns of ``training_episodes.csv``: one row per training episode (Monitor's return, before normalising)."""
+TRAINING_WINDOW = 10
+"""Consecutive training episodes averaged for "solved in training" (the TensorFlow Quantum REINFORCE tutorial's
+criterion: an average return of 500 over 10 consecutive episodes; Jerbi et al. 2021)."""
 
 # Study tables: one row per evaluation of a run, per evaluation episode, per run.
 RUN_ID_FIELDS = ("run_id", "env", "agent", "seed")
@@ -54,10 +60,13 @@ RUN_RESULT_FIELDS = ("reward_threshold", "timesteps", "wall_clock_s", "steps_per
                      "final_eval_std", "best_eval_mean", "steps_to_threshold")
 RUN_FIELDS = (*RUN_ID_FIELDS, "status", "attempts", "error", *RUN_RESULT_FIELDS, "params_total", "params_quantum",
               "params_classical", "circuit_executions", "hardware_circuits", "best_model_timesteps",
-              "best_model_eval_mean")
-OPTIONAL_RUN_FIELDS = ("hardware_circuits", "best_model_timesteps", "best_model_eval_mean")
-"""Columns of ``runs.csv`` that studies made before cost accounting (or before best models) lack; the best
-model's are empty unless the study re-evaluates best models (``best_model: true``)."""
+              "best_model_eval_mean", "training_episodes", "episodes_to_threshold")
+OPTIONAL_RUN_FIELDS = ("hardware_circuits", "best_model_timesteps", "best_model_eval_mean", "training_episodes",
+                       "episodes_to_threshold")
+"""Columns of ``runs.csv`` that studies made before cost accounting (or before best models, or training-episode
+logs) lack; the best model's are empty unless the study re-evaluates best models (``best_model: true``);
+``episodes_to_threshold``: training episodes until the mean of the last :data:`TRAINING_WINDOW` reached the
+threshold (empty: never)."""
 
 
 def new_run_dir(out: Path, env: str, label: str, seed: int) -> Path:
@@ -273,6 +282,34 @@ def truncate_evaluations(run_dir: Path, steps: int) -> list[dict[str, Any]]:
     return rows
 
 
+def write_training_episodes(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Rewrite ``training_episodes.csv`` (atomically) with rows of :data:`TRAINING_EPISODE_FIELDS`."""
+    write_text(Path(run_dir) / TRAINING_EPISODES_CSV, table_csv(TRAINING_EPISODE_FIELDS, rows))
+
+
+def read_training_episodes(run_dir: Path, steps: int | None = None) -> list[dict[str, Any]]:
+    """The rows of ``training_episodes.csv`` (none if absent: runs made before it), those that ended by ``steps``
+    with it (a checkpoint's: an interrupted run resumes from there)."""
+    path = Path(run_dir) / TRAINING_EPISODES_CSV
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        rows = [{"timesteps": int(r["timesteps"]), "return": float(r["return"]), "length": int(r["length"])}
+                for r in csv.DictReader(f)]
+    return [r for r in rows if steps is None or r["timesteps"] <= steps]
+
+
+def episodes_to_mean(returns: Sequence[float], target: float, window: int = TRAINING_WINDOW) -> int | None:
+    """The number of training episodes after which the mean of the last ``window`` first reaches ``target``
+    (``None``: never); the TensorFlow Quantum tutorial's "solved" is ``episodes_to_mean(returns, 500, 10)``."""
+    x = np.asarray(returns, dtype=float)
+    if x.size < window:
+        return None
+    means = np.convolve(x, np.ones(window) / window, mode="valid")
+    hits = np.flatnonzero(means >= target - 1e-9)
+    return int(hits[0]) + window if hits.size else None
+
+
 def write_evaluations(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     """Rewrite ``evaluations.csv`` (atomically) with rows of :data:`EVALUATION_FIELDS`."""
     write_text(Path(run_dir) / EVALUATIONS_CSV, table_csv(EVALUATION_FIELDS, rows))
@@ -305,7 +342,20 @@ def run_row(results: dict[str, Any]) -> dict[str, Any]:
             "params_classical": params.get("classical"),
             "hardware_circuits": (results.get("cost") or {}).get("hardware_circuits"),
             "best_model_timesteps": (results.get("best_model") or {}).get("timesteps"),
-            "best_model_eval_mean": (results.get("best_model") or {}).get("eval_mean")}
+            "best_model_eval_mean": (results.get("best_model") or {}).get("eval_mean"),
+            "training_episodes": (results.get("training") or {}).get("episodes"),
+            "episodes_to_threshold": (results.get("training") or {}).get("episodes_to_threshold")}
+
+
+def training_summary(rows: list[dict[str, Any]], threshold: float | None) -> dict[str, Any]:
+    """``results.json``'s ``training``: the number of training episodes, the best mean return over
+    :data:`TRAINING_WINDOW` consecutive ones and after how many episodes that mean first reached ``threshold``."""
+    returns = [r["return"] for r in rows]
+    means = np.convolve(returns, np.ones(TRAINING_WINDOW) / TRAINING_WINDOW, mode="valid") \
+        if len(returns) >= TRAINING_WINDOW else np.array([])
+    return {"episodes": len(rows), "window": TRAINING_WINDOW,
+            "best_window_mean": float(means.max()) if means.size else None,
+            "episodes_to_threshold": None if threshold is None else episodes_to_mean(returns, threshold)}
 
 
 def table_csv(fields: tuple[str, ...], rows: list[dict[str, Any]]) -> str:

@@ -115,15 +115,39 @@ def preset_parameters(config: RunConfig) -> dict[str, int]:
     return count_parameters(model.policy)
 
 
+class EpisodeLog(BaseCallback):
+    """Every training episode that ends (the ``Monitor`` wrapper's ``info["episode"]``: the return before any
+    normalising): the step it ended at, its return and length, written to ``training_episodes.csv`` by
+    :meth:`flush` (at each checkpoint and at the end). Goes before the evaluation callback, so an episode that
+    ends at a checkpoint's step is in that checkpoint's file."""
+
+    def __init__(self, run_dir: Path, rows: list[dict[str, Any]] | None = None):
+        super().__init__()
+        self.run_dir, self.rows = run_dir, list(rows or [])
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", ()):
+            episode = info.get("episode")
+            if episode is not None:
+                self.rows.append({"timesteps": int(self.num_timesteps), "return": float(episode["r"]),
+                                  "length": int(episode["l"])})
+        return True
+
+    def flush(self) -> None:
+        runs.write_training_episodes(self.run_dir, self.rows)
+
+
 class EvalLog(BaseCallback):
     """After each evaluation: append to ``evaluations.csv`` (rewritten atomically) with the wall-clock, save a
     checkpoint (so a killed run loses at most one evaluation period), then keep the model if it is the best
     so far (:meth:`keep_best`)."""
 
     def __init__(self, run_dir: Path, started: float, rows: list[dict[str, Any]] | None = None,
-                 checkpoints: bool = False, best: dict[str, Any] | None = None, episodes: int = 0):
+                 checkpoints: bool = False, best: dict[str, Any] | None = None, episodes: int = 0,
+                 training: EpisodeLog | None = None):
         super().__init__()
         self.run_dir, self.started, self.checkpoints = run_dir, started, checkpoints
+        self.training = training if training is not None else EpisodeLog(run_dir)
         self.rows: list[dict[str, Any]] = list(rows or [])
         self.wall_before = self.rows[-1]["wall_clock_s"] if self.rows else 0.0  # a resumed run's earlier time
         self.best, self.last_episodes = best, episodes  # episodes of the last evaluation
@@ -132,6 +156,7 @@ class EvalLog(BaseCallback):
         parent: EvalCallback = self.parent  # type: ignore[assignment]
         self.add(int(parent.evaluations_timesteps[-1]), parent.evaluations_results[-1])
         if self.checkpoints:
+            self.training.flush()
             save_checkpoint(self.run_dir, self.model)
         self.keep_best(self.model)
         return True
@@ -272,7 +297,8 @@ def resume(run_dir: Path, progress: bool = False, announce: Callable[[str], None
     model.tensorboard_log = str(run_dir / runs.TENSORBOARD) if tensorboard else None
     best = runs.best_checkpoint(run_dir)
     log = EvalLog(run_dir, time.perf_counter(), rows=rows, checkpoints=True, best=best[1] if best else None,
-                  episodes=config.env_spec.eval_episodes)
+                  episodes=config.env_spec.eval_episodes,
+                  training=EpisodeLog(run_dir, runs.read_training_episodes(run_dir, steps)))
     log.keep_best(model)  # a kill between the checkpoint and the best model: this checkpoint's evaluation
     _learn(config, model, env, run_dir, progress, callbacks, log, resumed=True)
     return run_dir
@@ -294,7 +320,7 @@ def _learn(config: RunConfig, model: BaseAlgorithm, env: VecEnv, run_dir: Path, 
     try:
         with interrupted_by_sigterm():
             model.learn(max(config.n_timesteps - model.num_timesteps, 0) if resumed else config.n_timesteps,
-                        callback=[evaluator, *(callbacks or [])], progress_bar=progress,
+                        callback=[log.training, evaluator, *(callbacks or [])], progress_bar=progress,
                         tb_log_name=runs.TENSORBOARD, reset_num_timesteps=not resumed)
     except KeyboardInterrupt:
         status = "interrupted"
@@ -310,7 +336,9 @@ def _learn(config: RunConfig, model: BaseAlgorithm, env: VecEnv, run_dir: Path, 
     if not log.rows or log.rows[-1]["timesteps"] != model.num_timesteps:
         log.add(int(model.num_timesteps), final_returns)
         log.keep_best(model)
+    log.training.flush()
     results = run_results(config, model, status, int(model.num_timesteps), wall, final_returns, log.rows)
+    results["training"] = runs.training_summary(log.training.rows, config.env_spec.reward_threshold)
     runs.write_results(run_dir, results)
     if status == "finished":
         shutil.rmtree(run_dir / runs.CHECKPOINT, ignore_errors=True)

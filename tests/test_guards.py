@@ -113,6 +113,12 @@ def check_complete_after_resume(run: Path, steps: int) -> None:
     pairs = zip(rows["timesteps"], rows["mean_return"], strict=True)
     assert chosen["timesteps"] == max(t for t, r in pairs if r == best)
     assert not list(run.glob("best/*/replay_buffer.pkl"))
+    episodes = runs.read_training_episodes(run)  # the killed stretch after the checkpoint is not logged twice
+    ends = [e["timesteps"] for e in episodes]
+    assert episodes and ends == sorted(ends) and ends[-1] <= results["timesteps"]
+    assert all(e["return"] == e["length"] for e in episodes)  # CartPole: +1 per step
+    assert sum(e["length"] for e in episodes) <= results["timesteps"]
+    assert results["training"]["episodes"] == len(episodes)
 
 
 @pytest.mark.parametrize("agent", ["ppo-vqc", "dqn-mlp"])  # a normaliser; a replay buffer
