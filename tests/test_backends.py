@@ -303,6 +303,21 @@ def test_fused_blocks_are_chosen_where_they_remove_passes():
         assert TorchStatevector(CircuitSpec(n_qubits=10, n_inputs=10, ansatz=ansatz)).program == "wires"
 
 
+@pytest.mark.parametrize("n", [4, 7, 10, 13])
+def test_unfused_passes_are_counted_without_compiling(n):
+    """cheaper_program chooses from plain_passes, the steps alone: equal to the compiled program's passes on
+    every built-in ansatz and Meyer et al.'s circuit (CZ-ring diagonals, CNOTs, controlled rotations; tail
+    products from 10 qubits)."""
+    from qrl.simulator import WiresProgram, trace_circuit
+    from qrl.simulator.programs import plain_passes
+
+    specs = [CircuitSpec(n_qubits=n, n_inputs=n, ansatz=a) for a in sorted(ANSATZE)] + [_meyer(n, 2)]
+    for spec in specs:
+        traced = trace_circuit(spec)
+        program = WiresProgram(traced.gates, n, traced.angles.n_per_sample, traced.angles.n_shared)
+        assert plain_passes(traced.gates, n) == program.passes(), spec
+
+
 def test_fused_programs_match_default_qubit_at_sixteen_qubits():
     """Meyer et al.'s circuit (every gate data-dependent, blocks on every wire pair of the ring) at 16 qubits:
     the fused programs' values and gradients against default.qubit (backprop, one sample at a time), float64."""

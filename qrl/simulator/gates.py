@@ -130,7 +130,7 @@ def z_expectation(state: torch.Tensor, diagonals: torch.Tensor) -> torch.Tensor:
     return (state.real**2 + state.imag**2) @ diagonals
 
 
-def schedule(entries: list, n: int) -> list[tuple]:
+def schedule(entries: list, n: int, diagonals: bool = True) -> list[tuple]:
     """Order a gate sequence into moments, diagonals and two-qubit gates.
 
     ``entries`` is the gate sequence: ``(wire, slot)`` for single-qubit matrices, ``(-1, gate)``
@@ -140,10 +140,14 @@ def schedule(entries: list, n: int) -> list[tuple]:
     accumulate into one diagonal, emitted before the next single-qubit gate or non-diagonal gate.
     Pending gates on wires a diagonal does not touch commute with it, so their relative order does not
     matter; single-qubit runs emitted next to each other act on distinct wires and form one moment.
+    With ``diagonals=False`` a diagonal step holds an empty array: the steps alone, with no ``2**n`` array
+    built (to count a program's passes before choosing it). A run of diagonal gates equal to an earlier run
+    (a CZ ring in every layer) shares that run's array (:func:`diagonal_product`).
     """
     program: list[tuple] = []
     pending: dict[int, list] = {}
-    diag: np.ndarray | None = None
+    diag: list[tuple[tuple[int, ...], np.ndarray]] = []  # the diagonal gates of the open run
+    built: dict[bytes, np.ndarray] = {}
     moment: dict[int, list] = {}
 
     def emit_moment() -> None:
@@ -152,11 +156,13 @@ def schedule(entries: list, n: int) -> list[tuple]:
             moment.clear()
 
     def emit_diag() -> None:
-        nonlocal diag
-        if diag is not None:
+        if diag:
             emit_moment()
-            program.append(("diag", diag))
-            diag = None
+            key = repr([(w, d.tobytes()) for w, d in diag]).encode()
+            if key not in built:
+                built[key] = diagonal_product(diag, n) if diagonals else np.empty(0)
+            program.append(("diag", built[key]))
+            diag.clear()
 
     def emit_pending(w: int) -> None:
         if pending.get(w):
@@ -171,8 +177,7 @@ def schedule(entries: list, n: int) -> list[tuple]:
             emit_pending(w)
         m = item.matrix
         if np.allclose(m, np.diag(np.diag(m))):
-            d = _full_diagonal(np.diag(m), item.wires, n)
-            diag = d if diag is None else diag * d
+            diag.append((tuple(item.wires), np.diag(m).copy()))
         else:
             emit_diag()
             emit_moment()
@@ -204,8 +209,18 @@ def local_index(wires, n: int) -> np.ndarray:
     return local
 
 
-def _full_diagonal(d: np.ndarray, wires: tuple[int, ...], n: int) -> np.ndarray:
-    return d[local_index(wires, n)]
+def diagonal_product(gates: list[tuple[tuple[int, ...], np.ndarray]], n: int) -> np.ndarray:
+    """``(2**n,)``: the diagonal of a product of diagonal gates ``(wires, d)`` (``d`` indexed by the bits of
+    ``wires``, the first most significant): each multiplied in place, broadcast over the ``(2,) * n`` state
+    axes (one pass over ``2**n`` per gate; gathering through an index array made several)."""
+    full = np.ones((2,) * n, dtype=np.complex128)
+    for wires, d in gates:
+        local = d.reshape((2,) * len(wires)).transpose(np.argsort(wires))
+        shape = [1] * n
+        for w in wires:
+            shape[w] = 2
+        full *= local.reshape(shape)
+    return full.reshape(-1)
 
 
 def state_bytes(n_qubits: int, batch: int = 1, itemsize: int = 16) -> int:

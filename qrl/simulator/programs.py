@@ -165,7 +165,8 @@ class WiresProgram:
                 self._program.append(step)
                 continue
             if kind == "diag":  # one copy of each distinct diagonal (a CZ ring repeats it every layer)
-                same = next((i for i, d in enumerate(diagonals) if np.array_equal(d, step[1])), len(diagonals))
+                same = next((i for i, d in enumerate(diagonals) if d is step[1] or np.array_equal(d, step[1])),
+                            len(diagonals))
                 if same == len(diagonals):
                     diagonals.append(step[1])
                 self._program.append(("diag", diagonals[same], same))
@@ -348,10 +349,28 @@ def tail_overlap(lam: torch.Tensor, psi: torch.Tensor, dim: int) -> torch.Tensor
 def cheaper_program(gates: list[Gate], n: int, n_angle: int, n_weight: int, adjoint: bool = False) -> WiresProgram:
     """The per-wire program with or without two-qubit blocks, whichever :meth:`WiresProgram.cost` says is
     cheaper (unfused on a tie: blocks pay off where they remove many passes, e.g. rings of controlled
-    rotations, 281 -> 56 passes at 14 qubits; a CZ ring is already one diagonal)."""
-    plain = WiresProgram(gates, n, n_angle, n_weight, adjoint=adjoint)
+    rotations, 281 -> 56 passes at 14 qubits; a CZ ring is already one diagonal). The unfused program's cost
+    comes from its steps alone (:func:`plain_passes`), so it is compiled only when chosen (at 26 qubits its
+    compile builds ``2**n`` diagonals: half a minute)."""
     fused = WiresProgram(gates, n, n_angle, n_weight, adjoint=adjoint, fuse=True)
-    return fused if fused.cost() < plain.cost() else plain
+    if fused.cost() < plain_passes(gates, n):
+        return fused
+    return WiresProgram(gates, n, n_angle, n_weight, adjoint=adjoint)
+
+
+def plain_passes(gates: list[Gate], n: int) -> int:
+    """:meth:`WiresProgram.passes` of the unfused program of ``gates``, from its schedule: one pass per head
+    wire of a single-qubit moment and one for its tail product, one per other step; no ``2**n`` array built."""
+    entries = [(g.wires[0], None) if len(g.wires) == 1 else (-1, g) for g in gates]
+    total = 0
+    for step in schedule(entries, n, diagonals=False):
+        if step[0] != "1q":
+            total += 1
+            continue
+        first_tail = n - tail_width(step[1], n)
+        head = sum(w < first_tail for w in step[1])
+        total += head + (head < len(step[1]))
+    return total
 
 
 def _block_slot(wires: tuple[int, ...], item, pair: tuple[int, int], n_pool: int) -> tuple:
