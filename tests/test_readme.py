@@ -27,6 +27,7 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
     assert "torch.Size([8, 2])" in out
     assert (tmp_path / "vqc_ppo_cartpole.zip").is_file()
     assert out.count("cart off the track") == 10  # how the committed seed-0 run fails (Agents that stay solved)
+    assert "4/10 within 500 episodes" in out and "\n46 1520\n" in out  # REINFORCE's ten seeds, as the README says
 
 
 def cli_lines() -> list[list[str]]:
