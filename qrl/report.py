@@ -20,7 +20,7 @@ from qrl import stats
 from qrl.config import agent_name
 from qrl.errors import QRLError
 from qrl.io import atomic_write, write_text
-from qrl.runs import OPTIONAL_RUN_FIELDS, RECORD_FIELDS, RUN_FIELDS, steps_to_threshold
+from qrl.runs import OPTIONAL_RUN_FIELDS, RECORD_FIELDS, RUN_FIELDS, TRAINING_WINDOW, steps_to_threshold
 from qrl.study import read_definition, tuned_preset, tuning_seed_use
 
 REQUIRED_RUN_FIELDS = tuple(f for f in RUN_FIELDS if f not in OPTIONAL_RUN_FIELDS)
@@ -849,6 +849,7 @@ def _env_section(result: _EnvResult, figures: dict[str, str]) -> list[str]:
     lines += _tuning_section(result)
     lines += _final_section(result, figures, by_other, focus)
     lines += _steps_section(result, figures, by_other, focus)
+    lines += _training_section(result)
     lines += _complexity_section(result, figures)
     lines += ["### Learning curves", ""]
     if "curves" in figures:
@@ -976,6 +977,30 @@ def _steps_section(result: _EnvResult, figures: dict[str, str], by_other: dict[s
     if "steps" in figures:
         lines += [f"![steps to threshold on {result.env}]({figures['steps']})", ""]
     return lines
+
+
+def _training_section(result: _EnvResult, reps: int = 2000, seed: int = 0) -> list[str]:
+    """Training episodes until the mean of 10 consecutive ones reached the threshold (REINFORCE's usual criterion;
+    runs.csv ``episodes_to_threshold``), per agent, for runs that logged their training episodes."""
+    if result.threshold is None:
+        return []
+    rows = []
+    for agent in result.agents:
+        logged = [r for r in result.runs.get(agent, []) if not math.isnan(r.numbers.get("training_episodes", math.nan))]
+        if not logged:
+            continue
+        episodes = np.array([r.numbers["episodes_to_threshold"] for r in logged])
+        episodes = np.where(np.isnan(episodes), math.inf, episodes)  # logged, never reached: censored
+        median = stats.median_steps(episodes, reps, stats.child_seed(seed, agent, "training-episodes"))
+        totals = [r.numbers["training_episodes"] for r in logged]
+        rows.append([agent, f"{int(np.isfinite(episodes).sum())}/{len(logged)}",
+                     _ci(median, lambda x: "never" if math.isinf(x) else f"{x:.0f}"), _span(totals)])
+    if not rows:
+        return []
+    return [f"### Training episodes to {format_value(result.threshold)} (mean of {TRAINING_WINDOW} consecutive)", "",
+            f"From each run's training episodes (`training_episodes.csv`; returns before any normalising): after "
+            f"how many episodes the mean of the last {TRAINING_WINDOW} first reached the threshold.", "",
+            *_table(["agent", "runs reaching it", "median episodes (95% CI)", "training episodes per run"], rows)]
 
 
 def _complexity_section(result: _EnvResult, figures: dict[str, str]) -> list[str]:

@@ -290,3 +290,34 @@ def test_report_of_steps_per_env(tmp_path):
     assert "- Steps per run: (10k on CartPole-v1)" in text
     assert "ppo-vqc tuned: 4 trials x 2 seeds x (384 on CartPole-v1) steps" in text
     assert "| ppo-vqc | tuned: 4 trials x 2 seeds x 384 steps |" in text  # the env's own budget in its section
+
+
+def test_training_episodes_to_threshold_per_agent(tmp_path):
+    """Runs that logged their training episodes: ppo-vqc's reached the 10-episode mean after 30, never and 50
+    episodes (median 50; 2/3), the other agents logged none and get no row; the committed REINFORCE study too."""
+    study = make_study(tmp_path, failed=())
+    with open(study / "runs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        logged = row["agent"] == "ppo-vqc"
+        row["training_episodes"] = {0: 100, 1: 120, 2: 90}[int(row["seed"])] if logged else ""
+        row["episodes_to_threshold"] = {0: 30, 1: "", 2: 50}[int(row["seed"])] if logged else ""
+    with open(study / "runs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    text = write_report(study, reps=200, seed=0).read_text()
+    section = text.split("### Training episodes to 475 (mean of 10 consecutive)", 1)[1].split("###", 1)[0]
+    assert "| ppo-vqc | 2/3 | 50 (30 to never) | 90-120 |" in section and "ppo-mlp" not in section
+    plain = tmp_path / "plain"  # a study made before training-episode logs
+    plain.mkdir()
+    assert "### Training episodes" not in write_report(make_study(plain), reps=50).read_text()
+
+
+def test_committed_reinforce_study_reports_its_training_episodes(tmp_path):
+    import shutil
+
+    study = shutil.copytree(Path(__file__).resolve().parents[1] / "runs/reference/cartpole-reinforce-vqc",
+                            tmp_path / "study", ignore=shutil.ignore_patterns("report"))
+    text = write_report(study, reps=2000, seed=0).read_text()
+    assert "| reinforce-vqc | 10/10 | 524 (352 to 892) | 750-1650 |" in text
