@@ -785,6 +785,7 @@ def _summary_section(results: list[_EnvResult]) -> list[str]:
     rows = [row for result in results for row in summary_rows(result)]
     if not rows:
         return []
+    warnings = [f"- {w}" for result in results for w in tuning_warnings(result)]
     lines = ["## Summary", "", f"The focus agent against each other agent. Ratios are the focus agent's steps over the "
              f"other's (below 1: the focus agent is faster); where the other agent never got there, its steps count "
              f"as its budget (a lower bound), so the ratio is an upper bound; where the focus agent never did, "
@@ -794,7 +795,7 @@ def _summary_section(results: list[_EnvResult]) -> list[str]:
              f"no when it is all above, else cannot tell. S(0.1, 0.5): the first step at which half of the runs are "
              f"within 10% of the best return on the env (Meyer et al. 2025); its interval is the widest ratio of the "
              f"two agents' 5th-95th percentile bands.", ""]
-    return lines + _table(SUMMARY_HEADER, rows)
+    return lines + _table(SUMMARY_HEADER, rows) + ([*warnings, ""] if warnings else [])
 
 
 def _tuning_lines(study: dict[str, Any]) -> list[str]:
@@ -872,6 +873,7 @@ def _verdict_section(result: _EnvResult) -> list[str]:
                          f"both the same `tune` budget in the study file for a fair one.")
     if not result.comparisons:
         lines.append("- No comparison: the study has no agent besides the focus agent on this environment.")
+    lines += [f"- {warning}" for warning in tuning_warnings(result)]
     floors = [(c, stats.min_mann_whitney_p(c.focus.num_runs, c.other.num_runs)) for c in result.comparisons
               if c.focus.num_runs and c.other.num_runs]
     floors = [(c, p) for c, p in floors if p > 0.05]
@@ -881,6 +883,26 @@ def _verdict_section(result: _EnvResult) -> list[str]:
         lines.append(f"- Few runs: the exact Mann-Whitney p-value cannot go below {pairs}; a rank test cannot reject "
                      f"at 0.05 with so few seeds.")
     return [*lines, ""]
+
+
+NOTHING_LEARNED = 0.05
+"""A tuning whose best objective (normalised area under the evaluation curve: 0 = a random policy throughout, 1 =
+at the threshold from the first evaluation) is below this found no setting that learned: flagged in the report."""
+
+
+def tuning_warnings(result: _EnvResult) -> list[str]:
+    """A sentence per agent whose tuning on this env found nothing that learned (:data:`NOTHING_LEARNED`)."""
+    out = []
+    for agent in result.agents:
+        done = (result.tuning or {}).get(agent)
+        if done and done["best"] is not None and done["best"] < NOTHING_LEARNED:
+            trials = done["states"]["COMPLETE"] + done["states"]["PRUNED"]
+            out.append(f"**Tuning found nothing that learned** for {agent} on {result.env}: the best of its {trials} "
+                       f"trials scored {done['best']:.3f} (0: a random policy's return throughout; 1: at the "
+                       f"threshold from the first evaluation), so its evaluation runs use a setting that did not "
+                       f"learn on the tuning seeds, and comparisons with it here measure the tuning budget more than "
+                       f"the agent; try a larger budget (trials or steps).")
+    return out
 
 
 def _speedup_sentence(result: _EnvResult, focus: str, other: str) -> list[str]:

@@ -321,3 +321,16 @@ def test_committed_reinforce_study_reports_its_training_episodes(tmp_path):
                             tmp_path / "study", ignore=shutil.ignore_patterns("report"))
     text = write_report(study, reps=2000, seed=0).read_text()
     assert "| reinforce-vqc | 10/10 | 524 (352 to 892) | 750-1650 |" in text
+
+
+def test_a_tuning_that_found_nothing_that_learned_is_flagged(tmp_path):
+    study = make_study(tmp_path, tune={"trials": 3, "steps": 384})
+    for agent, best in (("ppo-vqc", "0.0031"), ("ppo-mlp", "0.4")):
+        folder = study / "tune" / f"{agent}__CartPole-v1"
+        folder.mkdir(parents=True)
+        (folder / "trials.csv").write_text(f"number,state,objective\n0,COMPLETE,{best}\n1,COMPLETE,0\n2,PRUNED,\n")
+    text = write_report(study, reps=50).read_text()
+    warning = ("**Tuning found nothing that learned** for ppo-vqc on CartPole-v1: the best of its 3 trials scored "
+               "0.003 (0: a random policy's return throughout")
+    assert text.count(warning) == 2  # under the summary table and in the env's verdicts
+    assert "for ppo-mlp on" not in text and "for ppo-mlp-matched on" not in text
