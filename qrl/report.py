@@ -767,7 +767,7 @@ def _markdown(study: dict[str, Any], runs: list[_Run], results: list[_EnvResult]
     lines += _summary_section(results)
     lines.append(HOW_TO_READ.format(cluster_reps=min(reps, stats.SAMPLE_COMPLEXITY_REPS)))
     for result in results:
-        lines += _env_section(result, figures.get(result.env, {}))
+        lines += _env_section(result, figures.get(result.env, {}), reps, seed)
     lines += ["## Failed runs", ""]
     if not failed:
         lines += ["None.", ""]
@@ -839,7 +839,7 @@ def _seed_range(seeds: list[int]) -> str:
     return ", ".join(map(str, ordered))
 
 
-def _env_section(result: _EnvResult, figures: dict[str, str]) -> list[str]:
+def _env_section(result: _EnvResult, figures: dict[str, str], reps: int, seed: int) -> list[str]:
     """The markdown of one environment: verdicts, tables and figures."""
     lines = [f"## {result.env}", ""]
     if not result.curves:
@@ -850,7 +850,7 @@ def _env_section(result: _EnvResult, figures: dict[str, str]) -> list[str]:
     lines += _tuning_section(result)
     lines += _final_section(result, figures, by_other, focus)
     lines += _steps_section(result, figures, by_other, focus)
-    lines += _training_section(result)
+    lines += _training_section(result, reps, stats.child_seed(seed, result.env))
     lines += _complexity_section(result, figures)
     lines += ["### Learning curves", ""]
     if "curves" in figures:
@@ -1001,7 +1001,7 @@ def _steps_section(result: _EnvResult, figures: dict[str, str], by_other: dict[s
     return lines
 
 
-def _training_section(result: _EnvResult, reps: int = 2000, seed: int = 0) -> list[str]:
+def _training_section(result: _EnvResult, reps: int, seed: int) -> list[str]:
     """Training episodes until the mean of 10 consecutive ones reached the threshold (REINFORCE's usual criterion;
     runs.csv ``episodes_to_threshold``), per agent, for runs that logged their training episodes."""
     if result.threshold is None:

@@ -302,12 +302,14 @@ def read_training_episodes(run_dir: Path, steps: int | None = None) -> list[dict
 def episodes_to_mean(returns: Sequence[float], target: float, window: int = TRAINING_WINDOW) -> int | None:
     """The number of training episodes after which the mean of the last ``window`` first reaches ``target``
     (``None``: never); the TensorFlow Quantum tutorial's "solved" is ``episodes_to_mean(returns, 500, 10)``."""
-    x = np.asarray(returns, dtype=float)
-    if x.size < window:
-        return None
-    means = np.convolve(x, np.ones(window) / window, mode="valid")
-    hits = np.flatnonzero(means >= target - 1e-9)
+    hits = np.flatnonzero(window_means(returns, window) >= target - 1e-9)
     return int(hits[0]) + window if hits.size else None
+
+
+def window_means(returns: Sequence[float], window: int = TRAINING_WINDOW) -> np.ndarray:
+    """``(len(returns) - window + 1,)``: the mean of every ``window`` consecutive returns (empty if fewer)."""
+    x = np.asarray(returns, dtype=float)
+    return np.convolve(x, np.ones(window) / window, mode="valid") if x.size >= window else np.array([])
 
 
 def write_evaluations(run_dir: Path, rows: list[dict[str, Any]]) -> None:
@@ -351,8 +353,7 @@ def training_summary(rows: list[dict[str, Any]], threshold: float | None) -> dic
     """``results.json``'s ``training``: the number of training episodes, the best mean return over
     :data:`TRAINING_WINDOW` consecutive ones and after how many episodes that mean first reached ``threshold``."""
     returns = [r["return"] for r in rows]
-    means = np.convolve(returns, np.ones(TRAINING_WINDOW) / TRAINING_WINDOW, mode="valid") \
-        if len(returns) >= TRAINING_WINDOW else np.array([])
+    means = window_means(returns)
     return {"episodes": len(rows), "window": TRAINING_WINDOW,
             "best_window_mean": float(means.max()) if means.size else None,
             "episodes_to_threshold": None if threshold is None else episodes_to_mean(returns, threshold)}
