@@ -299,7 +299,9 @@ def _analyse_env(env: str, study: dict[str, Any], all_runs: list[_Run], reps: in
 def _censored_ratios(comparisons: list[stats.Comparison], finished: dict[str, list[_Run]], reps: int,
                      seed: int) -> dict[str, stats.Estimate]:
     """The steps ratio (focus / other) with the other agent's "never" counted as reached at its run's last step:
-    a lower bound on its steps, so the ratio is an upper bound and "3x faster: yes" cannot come from a short budget."""
+    a lower bound on its steps, so the ratio is an upper bound and "3x faster: yes" cannot come from a short budget.
+    Resampled with the comparison's own seed, so it equals the verdict's ratio where the other agent always got
+    there."""
     out = {}
     for c in comparisons:
         if c.focus.steps is None or c.other.steps is None or not finished[c.other.agent]:
@@ -307,7 +309,7 @@ def _censored_ratios(comparisons: list[stats.Comparison], finished: dict[str, li
         budget = min(float(r.timesteps[-1]) for r in finished[c.other.agent])
         other = np.where(np.isinf(c.other.steps), budget, c.other.steps)
         out[c.other.agent] = stats.ratio_estimate(c.focus.steps, other, reps,
-                                                  stats.child_seed(seed, c.focus.agent, c.other.agent, "censored"))
+                                                  stats.child_seed(seed, c.focus.agent, c.other.agent, "ratio"))
     return out
 
 
