@@ -334,3 +334,22 @@ def test_a_tuning_that_found_nothing_that_learned_is_flagged(tmp_path):
                "0.003 (0: a random policy's return throughout")
     assert text.count(warning) == 2  # under the summary table and in the env's verdicts
     assert "for ppo-mlp on" not in text and "for ppo-mlp-matched on" not in text
+
+
+def test_readme_benchmark_table_is_the_committed_studys_report(tmp_path):
+    """The README's benchmark verdict table, row by row, is what `qrl report` makes of the committed study's
+    tables (runs.csv, records.csv, the tunings' trials.csv) today."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    source, study = root / "runs/reference/benchmark", tmp_path / "benchmark"
+    study.mkdir()
+    for name in ("study.yaml", "runs.csv", "records.csv"):
+        shutil.copy(source / name, study / name)
+    for trials in source.glob("tune/*/trials.csv"):
+        (study / trials.parent.relative_to(source)).mkdir(parents=True)
+        shutil.copy(trials, study / trials.relative_to(source))
+    text = write_report(study, reps=2000, seed=0).read_text()
+    readme = (root / "README.md").read_text().split("### Benchmark: three tasks", 1)[1].split("What it says", 1)[0]
+    rows = [line for line in readme.splitlines() if line.startswith(("| CartPole-v1", "| FrozenLake", "| Acrobot"))]
+    assert len(rows) == 6 and all(row in text for row in rows)
