@@ -297,7 +297,7 @@ def test_fused_blocks_are_chosen_where_they_remove_passes():
     assert steps.count("block") == 40  # 10 blocks per layer, the Hadamards folded in
     assert meyer.passes() == 54  # and 14 rotations of the wire positions, each block then in place
     assert all(block_in_place(step[1], 10) for step in meyer._impl._program if step[0] == "block")
-    assert TorchStatevector(_meyer(10, 4), "wires").passes() == 193  # 201, less 8 by the tail products
+    assert TorchStatevector(_meyer(10, 4), "wires").passes() == 173  # 201, less 28 by the chunk products
     assert TorchStatevector(_meyer(16, 1)).program == "fused-adjoint"
     for ansatz in sorted(ANSATZE):
         assert TorchStatevector(CircuitSpec(n_qubits=10, n_inputs=10, ansatz=ansatz)).program == "wires"
@@ -305,17 +305,17 @@ def test_fused_blocks_are_chosen_where_they_remove_passes():
 
 @pytest.mark.parametrize("n", [4, 7, 10, 13])
 def test_unfused_passes_are_counted_without_compiling(n):
-    """cheaper_program chooses from plain_passes, the steps alone: equal to the compiled program's passes on
-    every built-in ansatz and Meyer et al.'s circuit (CZ-ring diagonals, CNOTs, controlled rotations; tail
-    products from 10 qubits)."""
+    """cheaper_program chooses from unfused_passes, the steps alone: equal to the compiled program's passes on
+    every built-in ansatz and Meyer et al.'s circuit (CZ-ring diagonals, CNOTs, controlled rotations; chunk
+    products from 8 qubits)."""
     from qrl.simulator import WiresProgram, trace_circuit
-    from qrl.simulator.programs import plain_passes
+    from qrl.simulator.programs import unfused_passes
 
     specs = [CircuitSpec(n_qubits=n, n_inputs=n, ansatz=a) for a in sorted(ANSATZE)] + [_meyer(n, 2)]
     for spec in specs:
         traced = trace_circuit(spec)
         program = WiresProgram(traced.gates, n, traced.angles.n_per_sample, traced.angles.n_shared)
-        assert plain_passes(traced.gates, n) == program.passes(), spec
+        assert unfused_passes(traced.gates, n) == program.passes(), spec
 
 
 def test_fused_programs_match_default_qubit_at_sixteen_qubits():
@@ -545,10 +545,10 @@ def test_programs_equal_autograd_on_built_ins_at_twelve_qubits(ansatz, dtype, pr
 def test_adjoint_program_keeps_a_few_states():
     spec = CircuitSpec(n_qubits=12, n_layers=5, n_inputs=12, n_outputs=1)
     autograd, adjoint = TorchStatevector(spec, "wires"), TorchStatevector(spec, "adjoint")
-    # autograd keeps a state batch per pass (55 here: 5 layers x (12 wires less 2 in one tail product + 1 CZ
-    # ring)); the adjoint method about 4, whatever the depth
-    assert (autograd._impl.saved_states(), adjoint._impl.saved_states()) == (55, 4)
-    assert adjoint.gradient_bytes(8) < autograd.gradient_bytes(8) / 9
+    # autograd keeps a state batch per pass (20 here: 5 layers x (3 chunk products of 4 wires + 1 CZ ring));
+    # the adjoint method about 4, whatever the depth
+    assert (autograd._impl.saved_states(), adjoint._impl.saved_states()) == (20, 4)
+    assert adjoint.gradient_bytes(8) < autograd.gradient_bytes(8) / 3
     with pytest.raises(QRLError, match="unknown torch program 'fast'"):
         make_backend(spec, "torch:fast")
 
@@ -562,11 +562,12 @@ def test_a_policy_trains_on_the_adjoint_program(tmp_path):
     assert (run / "model.zip").is_file()
 
 
-@pytest.mark.parametrize("n_qubits", [10, 16])
+@pytest.mark.parametrize("n_qubits", [9, 11, 16])
 @pytest.mark.parametrize("program", ["wires", "adjoint"])
-def test_tail_kronecker_products_equal_single_wire_updates(monkeypatch, n_qubits, program):
-    """The last wires of a moment applied as one Kronecker product from the right (8x8 from 8 qubits, 64x64
-    from 16) against one 2x2 per wire: values and gradients of hea and strongly entangling layers, float64."""
+def test_chunk_kronecker_products_equal_single_wire_updates(monkeypatch, n_qubits, program):
+    """A moment's wires applied in chunks of 4, each one Kronecker product (from the left on the first wires, in
+    between, from the right on the last), against one 2x2 per wire: values and gradients of hea and strongly
+    entangling layers, float64."""
     from qrl.simulator import programs
 
     for ansatz in ("hea", "strongly_entangling"):
@@ -575,14 +576,26 @@ def test_tail_kronecker_products_equal_single_wire_updates(monkeypatch, n_qubits
         angles = torch.rand(3, *spec.input_shape, generator=gen, dtype=torch.float64) * 4 - 2
         weights = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) * 4 - 2
         cot = torch.randn(3, 3, generator=gen, dtype=torch.float64)
-        with_tail = TorchStatevector(spec, program)
-        assert any(step[0] == "tail" for step in with_tail._impl._program)
-        monkeypatch.setattr(programs, "TAIL_MIN_QUBITS", 99)
-        monkeypatch.setattr(programs, "WIDE_TAIL_MIN_QUBITS", 99)
+        chunked = TorchStatevector(spec, program)
+        firsts = {step[1][0] for step in chunked._impl._program if step[0] == "kron"}
+        assert {0, n_qubits - programs.KRON_WIDTH} <= firsts and len(firsts) >= 3  # first, middle and last wires
+        monkeypatch.setattr(programs, "KRON_MIN_QUBITS", 99)
         ref = values_and_grads(TorchStatevector(spec, program), angles, weights, cot)
         monkeypatch.undo()
-        for r, g in zip(ref, values_and_grads(with_tail, angles, weights, cot), strict=True):
+        for r, g in zip(ref, values_and_grads(chunked, angles, weights, cot), strict=True):
             np.testing.assert_allclose(g.detach().numpy(), r.detach().numpy(), atol=1e-9, rtol=0)
+
+
+def test_moments_run_in_chunks_where_a_single_wire_would_be_slow():
+    from qrl.simulator.programs import chunks, moment_parts
+
+    assert chunks(7) == [(w,) for w in range(7)]
+    assert chunks(9) == [(0, 1, 2), (3, 4), (5, 6, 7, 8)]  # never a single wire in the middle
+    assert chunks(10) == [(0, 1, 2), (3, 4, 5), (6, 7, 8, 9)]
+    assert chunks(12) == [(0, 1, 2, 3), (4, 5, 6, 7), (8, 9, 10, 11)]
+    assert moment_parts(range(12), 12) == [("kron", (0, 1, 2, 3)), ("kron", (4, 5, 6, 7)), ("kron", (8, 9, 10, 11))]
+    # a wire alone in its chunk keeps its 2x2 where 64 or more amplitudes follow it, not on the last wires
+    assert moment_parts((1, 6, 11), 12) == [("1q", (1,)), ("kron", (4, 5, 6, 7)), ("kron", (8, 9, 10, 11))]
 
 
 def test_auto_runs_rollout_sized_batches_where_the_small_batch_crossovers_say(monkeypatch):

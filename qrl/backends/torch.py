@@ -14,9 +14,12 @@ from qrl.simulator import DenseProgram, Readout, WiresProgram, cheaper_program, 
 
 __all__ = ["DENSE_MAX_QUBITS", "TorchStatevector", "run_together", "state_bytes"]
 
-PROGRAMS = ("dense", "wires", "adjoint", "fused", "fused-adjoint")
+PROGRAMS = ("dense", "wires", "adjoint", "fused", "fused-adjoint", "plain", "plain-adjoint")
 """The torch programs: dense matrices (small circuits), per-wire with autograd, per-wire with an adjoint backward,
-and the per-wire program on two-qubit blocks (:mod:`qrl.simulator.fusion`) with autograd or the adjoint method."""
+the per-wire program on two-qubit blocks (:mod:`qrl.simulator.fusion`) with autograd or the adjoint method, and
+the *plain* per-wire program, one pass per wire of a moment and per constant gate, as it was before chunk
+products and runs of permutations (:func:`qrl.simulator.programs.moment_parts`,
+:func:`qrl.simulator.gates.schedule`; for ``qrl bench`` to measure them side by side)."""
 
 DENSE_MAX_QUBITS = 6
 """Circuits up to this many qubits run the dense program, larger ones the per-wire program."""
@@ -61,7 +64,8 @@ class TorchStatevector:
         elif program == "dense":
             self._impl = DenseProgram(*sizes)
         else:
-            self._impl = WiresProgram(*sizes, adjoint=program.endswith("adjoint"), fuse=program.startswith("fused"))
+            self._impl = WiresProgram(*sizes, adjoint=program.endswith("adjoint"), fuse=program.startswith("fused"),
+                                      plain=program.startswith("plain"))
         self.program = program
         self._readout = Readout(traced.measurements, self.n)
         self.n_outputs = self._readout.width

@@ -130,7 +130,7 @@ def z_expectation(state: torch.Tensor, diagonals: torch.Tensor) -> torch.Tensor:
     return (state.real**2 + state.imag**2) @ diagonals
 
 
-def schedule(entries: list, n: int, diagonals: bool = True) -> list[tuple]:
+def schedule(entries: list, n: int, diagonals: bool = True, runs: bool = False) -> list[tuple]:
     """Order a gate sequence into moments, diagonals and two-qubit gates.
 
     ``entries`` is the gate sequence: ``(wire, slot)`` for single-qubit matrices, ``(-1, gate)``
@@ -143,10 +143,16 @@ def schedule(entries: list, n: int, diagonals: bool = True) -> list[tuple]:
     With ``diagonals=False`` a diagonal step holds an empty array: the steps alone, with no ``2**n`` array
     built (to count a program's passes before choosing it). A run of diagonal gates equal to an earlier run
     (a CZ ring in every layer) shares that run's array (:func:`diagonal_product`).
+
+    With ``runs``, gates that only permute basis states and multiply phases (CNOT, CZ, SWAP ...: *monomial*)
+    accumulate into one run however single-qubit gates arrive, as long as each one's wires have no gate
+    pending since the run touched them; a run with a non-diagonal gate is one step ``("run", [(wires, m),
+    ...])`` (a CNOT ring: one step, where it was one per CNOT with a moment between each two).
     """
     program: list[tuple] = []
     pending: dict[int, list] = {}
-    diag: list[tuple[tuple[int, ...], np.ndarray]] = []  # the diagonal gates of the open run
+    diag: list[tuple[tuple[int, ...], np.ndarray]] = []  # the gates of the open run
+    touched: set[int] = set()  # wires the open run acts on
     built: dict[bytes, np.ndarray] = {}
     moment: dict[int, list] = {}
 
@@ -158,19 +164,26 @@ def schedule(entries: list, n: int, diagonals: bool = True) -> list[tuple]:
     def emit_diag() -> None:
         if diag:
             emit_moment()
-            key = repr([(w, d.tobytes()) for w, d in diag]).encode()
-            if key not in built:
-                built[key] = diagonal_product(diag, n) if diagonals else np.empty(0)
-            program.append(("diag", built[key]))
+            if any(d.ndim == 2 for _, d in diag):
+                program.append(("run", [(w, d if d.ndim == 2 else np.diag(d)) for w, d in diag]))
+            else:
+                key = repr([(w, d.tobytes()) for w, d in diag]).encode()
+                if key not in built:
+                    built[key] = diagonal_product(diag, n) if diagonals else np.empty(0)
+                program.append(("diag", built[key]))
             diag.clear()
+            touched.clear()
 
     def emit_pending(w: int) -> None:
         if pending.get(w):
+            if w in touched:  # a gate after the run on this wire: the run goes first
+                emit_diag()
             moment[w] = pending.pop(w)
 
     for wire, item in entries:
         if wire >= 0:
-            emit_diag()
+            if not runs:
+                emit_diag()
             pending.setdefault(wire, []).append(item)
             continue
         for w in item.wires:
@@ -178,6 +191,10 @@ def schedule(entries: list, n: int, diagonals: bool = True) -> list[tuple]:
         m = item.matrix
         if np.allclose(m, np.diag(np.diag(m))):
             diag.append((tuple(item.wires), np.diag(m).copy()))
+            touched.update(item.wires)
+        elif runs and monomial(m):
+            diag.append((tuple(item.wires), m))
+            touched.update(item.wires)
         else:
             emit_diag()
             emit_moment()
@@ -187,6 +204,12 @@ def schedule(entries: list, n: int, diagonals: bool = True) -> list[tuple]:
         emit_pending(w)
     emit_moment()
     return program
+
+
+def monomial(m: np.ndarray) -> bool:
+    """Whether ``m`` has exactly one nonzero per row and column (a permutation times phases)."""
+    nonzero = np.abs(m) > 1e-12
+    return bool((nonzero.sum(0) == 1).all() and (nonzero.sum(1) == 1).all())
 
 
 def basis_bits(n: int) -> np.ndarray:

@@ -6,6 +6,7 @@ returns the final state ``(B, 2**n)``; gradients come from torch autograd or the
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from qrl.simulator.gates import (
     as_rotations,
     kron_wires,
     local_index,
+    monomial,
     rotations,
     schedule,
     time_ordered_product,
@@ -27,21 +29,43 @@ from qrl.simulator.gates import (
 )
 from qrl.simulator.trace import Gate
 
-TAIL_MIN_QUBITS, WIDE_TAIL_MIN_QUBITS = 8, 16
-"""From ``TAIL_MIN_QUBITS`` qubits a moment's 2x2s on the last 3 wires (from the first it has there) are applied
-as one Kronecker product from the right (:func:`apply_tail`), from ``WIDE_TAIL_MIN_QUBITS`` on the last 6
-(64 x 64) where the moment has 4 of them: a 2x2 on a wire with few amplitudes after it is a batch of tiny matrix
-products (measured at 20 qubits, batch 8: 73-287 ms per wire on the last six, 40-55 ms on the others; the 8 x 8
-product 85 ms, the 64 x 64 159 ms. Forward + backward of 5 layers of hea, against none: 3 wires 1.2-2x faster at
-8-18 qubits; 6 wires 2-2.8x at 16-18 qubits, up to 4x slower at 8-10)."""
+KRON_MIN_QUBITS, KRON_WIDTH = 8, 4
+"""From ``KRON_MIN_QUBITS`` qubits a moment's single-qubit gates are applied in chunks of ``KRON_WIDTH``
+neighbouring wires, each chunk one Kronecker product of its 2x2s (identity on its other wires) applied in one
+pass (:func:`apply_chunk`): a 2x2 on a wire with few amplitudes after it is a batch of tiny matrix products,
+5-10x slower than a copy of the state, where a ``16 x 16`` on four wires costs about one copy (measured at
+12 qubits, batch 64: 1.4-1.8 ms per wire on wires 5-11, 0.2-0.5 ms per 4-wire chunk; at 16 qubits, batch 8,
+0.5-0.9 ms per chunk). A wire alone in its chunk with ``FAST_REST`` or more amplitudes after it keeps its 2x2."""
+
+FAST_REST = 64
+"""A 2x2 on a wire with at least this many amplitudes after it runs at about the speed of a copy."""
 
 
-def tail_width(wires, n: int) -> int:
-    """How many last wires a moment on ``wires`` applies as one Kronecker product (0: none)."""
-    if n >= WIDE_TAIL_MIN_QUBITS and sum(w >= n - 6 for w in wires) >= 4:
-        return 6
-    last = [w for w in wires if w >= n - 3]
-    return n - min(last) if n >= TAIL_MIN_QUBITS and last else 0
+def chunks(n: int) -> list[tuple[int, ...]]:
+    """The wire chunks of a moment at ``n`` qubits: the last ``KRON_WIDTH`` wires, and the others in as few
+    chunks of at most that width as will do, of even widths (so no single wire is left in the middle); one
+    chunk per wire below ``KRON_MIN_QUBITS``."""
+    if n < KRON_MIN_QUBITS:
+        return [(w,) for w in range(n)]
+    front = n - KRON_WIDTH
+    count = -(-front // KRON_WIDTH)
+    base, extra = divmod(front, count)
+    starts = np.cumsum([0] + [base + 1] * extra + [base] * (count - extra))
+    return [tuple(range(a, b)) for a, b in itertools.pairwise(starts)] + [tuple(range(front, n))]
+
+
+def moment_parts(wires, n: int, chunked: bool = True) -> list[tuple[str, tuple[int, ...]]]:
+    """How one moment on ``wires`` runs: ``("1q", wires)`` (one 2x2 pass per wire) and ``("kron", chunk)``
+    steps (one pass per chunk, every wire of the chunk padded with identity); not ``chunked``: 2x2s only."""
+    single, parts = [], []
+    for chunk in chunks(n) if chunked else [(w,) for w in range(n)]:
+        mine = [w for w in chunk if w in wires]
+        if len(chunk) == 1 or (len(mine) == 1 and 2 ** (n - mine[0] - 1) >= FAST_REST):
+            single.extend(mine)
+        elif mine:
+            parts.append(("kron", chunk))
+    return ([("1q", tuple(sorted(single)))] if single else []) + parts
+
 
 PERMUTE_MAX_QUBITS = 16
 """Up to this size the per-wire program applies constant gates that only permute basis states (and multiply
@@ -49,15 +73,24 @@ phases: CNOT, CY, SWAP, Toffoli, CSWAP, X ...) as one gather over the state (an 
 kept per gate); larger circuits use the matrix product, whose indices would cost more memory than a state."""
 
 
-def monomial(m: np.ndarray) -> bool:
-    """Whether ``m`` has exactly one nonzero per row and column (a permutation times phases)."""
-    nonzero = np.abs(m) > 1e-12
-    return bool((nonzero.sum(0) == 1).all() and (nonzero.sum(1) == 1).all())
-
-
 def full_permutation(m: np.ndarray, wires: tuple[int, ...], n: int) -> tuple[np.ndarray, np.ndarray | None]:
     """A monomial gate on ``wires`` as ``psi'[j] = phase[j] * psi[perm[j]]`` over all ``2**n`` basis states
     (``phase`` ``None`` when every phase is 1)."""
+    return run_permutation([(wires, m)], n)
+
+
+def run_permutation(run: list[tuple[tuple[int, ...], np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`full_permutation` of a run of monomial gates ``(wires, m)`` in time order: ``psi -> phase *
+    psi[perm]`` for each, composed (``perm = perm_1[perm_2]``, ``phase = phase_2 * phase_1[perm_2]``)."""
+    perm, phase = np.arange(2**n), np.ones(2**n, dtype=complex)
+    for wires, m in run:
+        p, f = _gate_permutation(m, wires, n)
+        perm, phase = perm[p], f * phase[p]
+    return perm, (None if np.allclose(phase, 1) else phase)
+
+
+def _gate_permutation(m: np.ndarray, wires: tuple[int, ...], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """One monomial gate's ``(perm, phase)`` over all ``2**n`` basis states."""
     local = local_index(wires, n)
     source = np.argmax(np.abs(m) > 1e-12, axis=1)  # row r takes amplitude from column source[r]
     src_local = source[local]
@@ -65,8 +98,7 @@ def full_permutation(m: np.ndarray, wires: tuple[int, ...], n: int) -> tuple[np.
     for k, w in enumerate(wires):
         shift, bit = n - 1 - w, (src_local >> (len(wires) - 1 - k)) & 1
         perm = (perm & ~(1 << shift)) | (bit << shift)
-    phase = m[local, src_local]
-    return perm, (None if np.allclose(phase, 1) else phase)
+    return perm, m[local, src_local]
 
 
 class WiresProgram:
@@ -84,20 +116,21 @@ class WiresProgram:
     - runs of constant diagonal two-qubit gates (the CZ ring) are fused into one sign vector.
 
     The program is a list of steps: ``("1q", wires, first, depth)`` applies one fused 2x2 matrix per
-    wire of a moment (its operands are the ``depth`` slot chunks from ``first`` on); ``("diag", d)``
+    wire of a moment (its operands are the ``depth`` slot chunks from ``first`` on); ``("kron", wires, first,
+    depth)`` applies the Kronecker product of those wires' 2x2s (:func:`moment_parts`); ``("diag", d)``
     multiplies by a fused diagonal; ``("perm", perm, phase)`` gathers the amplitudes of a constant gate
     that permutes basis states; ``("2q", wires, M)`` applies any other constant gate's matrix.
     """
 
     def __init__(self, gates: list[Gate], n: int, n_angle: int, n_weight: int, adjoint: bool = False,
-                 fuse: bool = False):
-        self.n, self.n_angle, self.adjoint, self.fuse = n, n_angle, adjoint, fuse
+                 fuse: bool = False, plain: bool = False):
+        self.n, self.n_angle, self.adjoint, self.fuse, self.plain = n, n_angle, adjoint, fuse, plain
         self._const = TensorCache()
         self._compile(gates, n_angle + n_weight)
 
     def passes(self) -> int:
-        """Passes over the state batch of one forward call: one per step (a tail or a block is one), one per
-        wire of a single-qubit moment."""
+        """Passes over the state batch of one forward call: one per step (a chunk's Kronecker product or a block
+        is one), one per wire of a single-qubit moment."""
         return sum(len(step[1]) if step[0] == "1q" else 1 for step in self._program)
 
     def cost(self) -> float:
@@ -143,7 +176,10 @@ class WiresProgram:
                 entries.extend((g.wires[0], s) for s in slot(g))
             else:
                 entries.append((-1, g))
-        steps = relayout(fuse_blocks(entries, self.n), self.n) if self.fuse else schedule(entries, self.n)
+        if self.fuse:
+            steps = relayout(fuse_blocks(entries, self.n), self.n)
+        else:
+            steps = schedule(entries, self.n, runs=not self.plain)
         self._compile_steps(steps, n_pool)
         self._pool_consts = np.array(consts, dtype=np.float64)
 
@@ -171,6 +207,12 @@ class WiresProgram:
                     diagonals.append(step[1])
                 self._program.append(("diag", diagonals[same], same))
                 continue
+            if kind == "run":  # monomial gates: one gather for the run, or one matrix product per gate
+                if self.n <= PERMUTE_MAX_QUBITS:
+                    self._program.append(("perm", *run_permutation(step[1], self.n)))
+                else:
+                    self._program.extend(("2q", wires, m) for wires, m in step[1])
+                continue
             if kind != "1q":
                 wires, m = step[1], step[2]
                 perm = self.n <= PERMUTE_MAX_QUBITS and monomial(m)
@@ -178,12 +220,7 @@ class WiresProgram:
                 continue
             moment = step[1]
             depth = max(len(v) for v in moment.values())
-            first_tail = self.n - tail_width(moment, self.n)
-            head = tuple(sorted(w for w in moment if w < first_tail))
-            parts = [("1q", head)] if head else []
-            if len(head) < len(moment):  # the moment's last wires as one kron, every tail wire (identity padding)
-                parts.append(("tail", tuple(range(first_tail, self.n))))
-            for kind_, wires in parts:
+            for kind_, wires in moment_parts(moment, self.n, not self.plain):
                 self._program.append((kind_, wires, len(self._chunk_sizes), depth))
                 for d in range(depth):
                     slots.extend(moment[w][d] if d < len(moment.get(w, ())) else identity for w in wires)
@@ -203,16 +240,16 @@ class WiresProgram:
 
     def _slot_matrices(self, flat_a: torch.Tensor, flat_w: torch.Tensor, cdtype: torch.dtype) -> list:
         """The matrices of one call in program order: per single-qubit step ``(B, n_wires, 2, 2)`` (its
-        wires' fused 2x2s), per tail step ``(B, 2**k, 2**k)`` (their Kronecker product), per block ``(B, 4, 4)``."""
+        wires' fused 2x2s), per chunk step ``(B, 2**k, 2**k)`` (their Kronecker product), per block ``(B, 4, 4)``."""
         batch, dev, rdtype = flat_a.shape[0], flat_a.device, flat_w.dtype
         consts = self._const("pool_consts", self._pool_consts, rdtype, dev)
         pool = torch.cat([flat_a, flat_w.unsqueeze(0).expand(batch, -1), consts.unsqueeze(0).expand(batch, -1)], 1)
-        chunks, blocks = (), ()
+        per_depth, blocks = (), ()
         if len(self._slot_source):
             half = (pool[:, self._const("slot_source", self._slot_source, torch.int64, dev)] * 0.5)[..., None, None]
             a = self._const("slot_a", self._slot_a, cdtype, dev)
             b = self._const("slot_b", self._slot_b, cdtype, dev)
-            chunks = rotations(half, a, b).split(self._chunk_sizes, dim=1)  # (B, n_slots, 2, 2) split per depth
+            per_depth = rotations(half, a, b).split(self._chunk_sizes, dim=1)  # (B, n_slots, 2, 2) split per depth
         if self._n_blocks:
             half = pool[:, self._const("block_source", self._block_source, torch.int64, dev)] * 0.5
             blocks = self._block_matrices(half.view(batch, -1, self._n_blocks), cdtype).unbind(1)
@@ -220,9 +257,9 @@ class WiresProgram:
         for step in self._program:
             if step[0] == "block":
                 out.append(blocks[step[2]])
-            elif step[0] in ("1q", "tail"):
-                m = time_ordered_product(chunks[step[2]:step[2] + step[3]])
-                out.append(kron_wires(m) if step[0] == "tail" else m)
+            elif step[0] in ("1q", "kron"):
+                m = time_ordered_product(per_depth[step[2]:step[2] + step[3]])
+                out.append(kron_wires(m) if step[0] == "kron" else m)
         return out
 
     def _block_matrices(self, half: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
@@ -270,8 +307,8 @@ class WiresProgram:
             elif kind == "block":
                 state = apply_block(state, step[1], fused[k], n)
                 k += 1
-            elif kind == "tail":
-                state = apply_tail(state, fused[k])
+            elif kind == "kron":
+                state = apply_chunk(state, step[1][0], fused[k], n)
                 k += 1
             elif kind == "rotate":
                 state = rotate(state, step[1], n)
@@ -307,12 +344,12 @@ class WiresProgram:
                     lam = apply_1q(lam, w, inverse, n)
             elif kind == "rotate":
                 psi, lam = rotate(psi, n - step[1], n), rotate(lam, n - step[1], n)
-            elif kind == "tail":
+            elif kind == "kron":
                 k -= 1
                 inverse = fused[k].conj().mT
-                psi = apply_tail(psi, inverse)
-                grads[k] = tail_overlap(lam, psi, inverse.shape[-1])
-                lam = apply_tail(lam, inverse)
+                psi = apply_chunk(psi, step[1][0], inverse, n)
+                grads[k] = chunk_overlap(lam, psi, step[1][0], inverse.shape[-1], n)
+                lam = apply_chunk(lam, step[1][0], inverse, n)
             elif kind == "block":
                 k -= 1
                 inverse = fused[k].conj().mT
@@ -334,42 +371,59 @@ class WiresProgram:
         return grads
 
 
-def apply_tail(state: torch.Tensor, kron: torch.Tensor) -> torch.Tensor:
-    """Apply a ``(B, 2**k, 2**k)`` matrix on the last ``k`` wires: rows of ``2**k`` amplitudes times its transpose."""
+def _chunk_view(state: torch.Tensor, first: int, dim: int, n: int) -> torch.Tensor:
+    """``(B, 2**n)`` as ``(B, 2**first, dim, rest)``: axis 2 is the chunk of wires from ``first``."""
+    return state.view(state.shape[0], 2**first, dim, -1)
+
+
+def apply_chunk(state: torch.Tensor, first: int, kron: torch.Tensor, n: int) -> torch.Tensor:
+    """Apply a ``(B, 2**k, 2**k)`` matrix on the ``k`` wires from ``first``: one batched product from the left
+    on the first wires, from the right (rows of ``2**k`` amplitudes times its transpose) on the last ones, a
+    broadcast one in between."""
     batch, dim = state.shape[0], kron.shape[-1]
-    return torch.matmul(state.view(batch, -1, dim), kron.mT).reshape(batch, -1)
+    if first == 0:
+        return torch.bmm(kron, state.view(batch, dim, -1)).reshape(batch, -1)
+    if 2**first * dim == state.shape[1]:
+        return torch.bmm(state.view(batch, -1, dim), kron.mT).reshape(batch, -1)
+    return torch.matmul(kron.unsqueeze(1), _chunk_view(state, first, dim, n)).reshape(batch, -1)
 
 
-def tail_overlap(lam: torch.Tensor, psi: torch.Tensor, dim: int) -> torch.Tensor:
-    """The gradient of :func:`apply_tail`'s ``dim x dim`` matrix: ``sum_r lam[b, r, i] conj(psi[b, r, j])``."""
+def chunk_overlap(lam: torch.Tensor, psi: torch.Tensor, first: int, dim: int, n: int) -> torch.Tensor:
+    """The gradient of :func:`apply_chunk`'s ``dim x dim`` matrix: ``sum lam[b, a, i, c] conj(psi[b, a, j, c])``
+    over the wires before and after the chunk."""
     batch = psi.shape[0]
-    return lam.view(batch, -1, dim).mT @ psi.view(batch, -1, dim).conj()
+    if 2**first * dim == psi.shape[1]:
+        return lam.view(batch, -1, dim).mT @ psi.view(batch, -1, dim).conj()
+    lam_v, psi_v = _chunk_view(lam, first, dim, n), _chunk_view(psi, first, dim, n)
+    return (lam_v @ psi_v.conj().mT).sum(1)
 
 
 def cheaper_program(gates: list[Gate], n: int, n_angle: int, n_weight: int, adjoint: bool = False) -> WiresProgram:
     """The per-wire program with or without two-qubit blocks, whichever :meth:`WiresProgram.cost` says is
     cheaper (unfused on a tie: blocks pay off where they remove many passes, e.g. rings of controlled
     rotations, 281 -> 56 passes at 14 qubits; a CZ ring is already one diagonal). The unfused program's cost
-    comes from its steps alone (:func:`plain_passes`), so it is compiled only when chosen (at 26 qubits its
+    comes from its steps alone (:func:`unfused_passes`), so it is compiled only when chosen (at 26 qubits its
     compile builds ``2**n`` diagonals: half a minute)."""
     fused = WiresProgram(gates, n, n_angle, n_weight, adjoint=adjoint, fuse=True)
-    if fused.cost() < plain_passes(gates, n):
+    if fused.cost() < unfused_passes(gates, n):
         return fused
     return WiresProgram(gates, n, n_angle, n_weight, adjoint=adjoint)
 
 
-def plain_passes(gates: list[Gate], n: int) -> int:
-    """:meth:`WiresProgram.passes` of the unfused program of ``gates``, from its schedule: one pass per head
-    wire of a single-qubit moment and one for its tail product, one per other step; no ``2**n`` array built."""
+def unfused_passes(gates: list[Gate], n: int) -> int:
+    """:meth:`WiresProgram.passes` of the unfused program of ``gates``, from its schedule: one pass per single
+    wire of a moment and one per chunk product (:func:`moment_parts`), one per run of permutations or other step;
+    no ``2**n`` array built."""
     entries = [(g.wires[0], None) if len(g.wires) == 1 else (-1, g) for g in gates]
     total = 0
-    for step in schedule(entries, n, diagonals=False):
+    for step in schedule(entries, n, diagonals=False, runs=True):
+        if step[0] == "run":
+            total += 1 if n <= PERMUTE_MAX_QUBITS else len(step[1])
+            continue
         if step[0] != "1q":
             total += 1
             continue
-        first_tail = n - tail_width(step[1], n)
-        head = sum(w < first_tail for w in step[1])
-        total += head + (head < len(step[1]))
+        total += sum(len(wires) if kind == "1q" else 1 for kind, wires in moment_parts(step[1], n))
     return total
 
 
