@@ -229,8 +229,8 @@ kept state and the incoming gradient and writes the outgoing one)."""
 def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: int = 8, n_layers: int = 5,
                   backends: tuple[str, ...] = ("torch", "lightning.qubit", "default.qubit"),
                   budget_s: float = 0.5, max_call_s: float = 20.0,
-                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Forward + backward of one circuit (Z on every qubit) per qubit count and backend.
+                  log: Callable[[str], None] | None = None, ansatz: str = "hea") -> dict[str, Any]:
+    """Forward + backward of one circuit (built-in ``ansatz``, Z on every qubit) per qubit count and backend.
 
     A backend is a device name (``"torch"``, ``"lightning.qubit"`` ...) or ``"torch:dense"`` /
     ``"torch:wires"`` for one of the torch backend's two programs (this is how
@@ -255,7 +255,7 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
     copy_s: dict[str, float] = {}  # one copy of the state batch (read + write), measured in this run
     dropped: set[str] = set()
     for n in qubits:
-        spec = CircuitSpec(n_qubits=n, n_layers=n_layers, n_inputs=n, n_outputs=n)
+        spec = CircuitSpec(n_qubits=n, n_layers=n_layers, n_inputs=n, n_outputs=n, ansatz=ansatz)
         x = torch.randn(batch, n, generator=torch.Generator().manual_seed(n))
         for backend in backends:
             if backend in dropped:
@@ -286,7 +286,7 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
             copy_s[str(n)] = _median_time(state.clone, min_repeats=3, budget_s=budget_s)
     best = {str(n): min((b for b in backends if str(n) in seconds[b]), key=lambda b: seconds[b][str(n)])
             for n in qubits}
-    return {"kind": "scaling", "batch": batch, "n_layers": n_layers, "qubits": list(qubits),
+    return {"kind": "scaling", "batch": batch, "n_layers": n_layers, "ansatz": ansatz, "qubits": list(qubits),
             "seconds": seconds, "fastest": best, "peak_rss_gb": peak_rss_gb,
             "state_mb": {str(n): batch * 8 * 2**n / 2**20 for n in qubits}, "passes": passes, "copy_s": copy_s}
 
@@ -511,14 +511,18 @@ def format_train(results: list[dict[str, Any]] | dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_scaling(result: dict[str, Any]) -> str:
+def format_scaling(result: dict[str, Any], baseline: str | None = None) -> str:
+    """Markdown, a row per qubit count: each backend's time, the fastest, memory, the torch programs' passes and
+    share of the copy bound; with ``baseline``, how many times faster than it every other backend ran."""
     backends = list(result["seconds"])
     rss = result.get("peak_rss_gb", {})
     passes, copy_s = result.get("passes", {}), result.get("copy_s", {})
     timed = [b for b in backends if passes.get(b)]  # torch programs: passes and the share of the copy bound
+    others = [b for b in backends if baseline and b != baseline]
     lines = ["| qubits | " + " | ".join(f"{b} (ms)" for b in backends) + " | fastest | state (MiB) | peak RSS (GiB) |"
-             + "".join(f" {b} passes | of copy bound |" for b in timed),
-             "|---|" + "---|" * (len(backends) + 3 + 2 * len(timed))]
+             + "".join(f" {b} passes | of copy bound |" for b in timed)
+             + "".join(f" {baseline} / {b} |" for b in others),
+             "|---|" + "---|" * (len(backends) + 3 + 2 * len(timed) + len(others))]
     for n in result["qubits"]:
         key = str(n)
         cells = [_ms(result["seconds"][b][key]) if key in result["seconds"][b] else "-" for b in backends]
@@ -529,6 +533,9 @@ def format_scaling(result: dict[str, Any]) -> str:
             p = passes[b].get(key)
             share = p * copy_s[key] / result["seconds"][b][key] if p and key in copy_s else None
             extra += f" {p or '-'} | " + ("-" if share is None else f"{share:.0%}") + " |"
+        for b in others:
+            base, mine = result["seconds"][baseline].get(key), result["seconds"][b].get(key)
+            extra += " - |" if base is None or mine is None else f" {base / mine:.2f}x |"
         lines.append(f"| {n} | " + " | ".join(cells) + f" | {result['fastest'][key]} | "
                      + ("-" if state is None else f"{state:.3g}") + " | "
                      + ("-" if peak is None else f"{peak:.2f}") + " |" + extra)

@@ -96,6 +96,24 @@ def test_scaling_bench_times_both_torch_programs(tmp_path, capsys):
     assert "unknown Lightning variant 'lightning.qubit:dense'" in capsys.readouterr().err
 
 
+def test_scaling_bench_against_a_baseline_program(tmp_path, capsys):
+    args = ["bench", "scaling", "--qubits", "9", "--batch", "2", "--budget", "0", "--out", str(tmp_path),
+            "--backends", "torch", "torch:plain", "--ansatz", "strongly_entangling"]
+    assert main([*args, "--baseline", "torch:plain"]) == 0
+    out = capsys.readouterr().out
+    (path,) = tmp_path.glob("scaling-*.json")
+    result = json.loads(path.read_text())
+    assert result["ansatz"] == "strongly_entangling"
+    # chunk products and one gather per CNOT ring: fewer passes than one per wire and per CNOT
+    assert result["passes"]["torch"]["9"] < result["passes"]["torch:plain"]["9"] / 3
+    ratio = result["seconds"]["torch:plain"]["9"] / result["seconds"]["torch"]["9"]
+    assert "torch:plain / torch |" in out and f"| {ratio:.2f}x |" in out
+    assert main([*args, "--baseline", "lightning.qubit"]) == 2  # not among the backends: refused before any work
+    assert "--baseline must be one of --backends" in capsys.readouterr().err
+    assert main([*args[:-2], "--update-auto", "--ansatz", "strongly_entangling"]) == 2
+    assert "--update-auto measures device='auto' on the hea circuit" in capsys.readouterr().err
+
+
 def test_median_times_interleaves_the_paths():
     calls: list[str] = []
     secs = bench._median_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, min_repeats=3,

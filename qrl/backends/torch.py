@@ -36,9 +36,11 @@ class TorchStatevector:
     :param spec: the circuit.
     :param program: ``"adjoint"`` (the per-wire program with an adjoint backward: a few state batches
         whatever the depth), ``"dense"`` (small circuits: one ``2**n`` matrix per layer,
-        :class:`qrl.simulator.DenseProgram`), ``"wires"`` (one 2x2 per wire and step; memory linear in
-        ``2**n``, autograd keeps a state batch per step; :class:`qrl.simulator.WiresProgram`) or ``None``:
-        dense up to :data:`DENSE_MAX_QUBITS` qubits, wires below :data:`ADJOINT_MIN_QUBITS`, adjoint from there.
+        :class:`qrl.simulator.DenseProgram`), ``"wires"`` (a moment's 2x2s applied per wire, or per
+        chunk of wires as one Kronecker product; memory linear in ``2**n``, autograd keeps a state batch per
+        pass; :class:`qrl.simulator.WiresProgram`), the other :data:`PROGRAMS`, or ``None``: dense up to
+        :data:`DENSE_MAX_QUBITS` qubits, the cheaper of wires and fused below :data:`ADJOINT_MIN_QUBITS`, their
+        adjoint variants from there.
 
     Call: ``f(inputs, *weights)`` with ``inputs`` of shape ``(B, *spec.input_shape)`` (a built-in circuit's
     scaled encoding angles, a user's features) and one tensor per entry of ``spec.weight_shapes``, real,
@@ -77,8 +79,8 @@ class TorchStatevector:
 
     def gradient_bytes(self, batch: int, itemsize: int = 8) -> int:
         """Peak memory of one forward + backward at ``batch`` samples (``itemsize``: 8 for complex64,
-        the float32 policies of SB3; 16 for complex128): autograd keeps one state batch per step of the
-        program (one per wire of a fused single-qubit moment), and the backward about a third more
+        the float32 policies of SB3; 16 for complex128): autograd keeps one state batch per pass of the
+        program (:meth:`qrl.simulator.WiresProgram.passes`), and the backward about a third more
         (measured: 20 qubits x 5 layers at batch 8, 8.9 GB peak for 105 kept states of 64 MiB)."""
         kept = self._impl.saved_states() if hasattr(self._impl, "saved_states") else 2 * self._impl.n_phases + 2
         return int(1.35 * (kept + 2) * state_bytes(self.n, batch, itemsize))

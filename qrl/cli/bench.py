@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from qrl.circuits import ANSATZE
 from qrl.cli.options import log
 from qrl.errors import QRLError
 
@@ -80,6 +81,11 @@ def _add_scaling(what) -> None:
                         "the torch backend's two programs")
     p.add_argument("--update-auto", action="store_true",
                    help="store the measured fastest backend per size for device='auto'")
+    p.add_argument("--ansatz", default="hea", choices=sorted(ANSATZE),
+                   help="built-in ansatz of the circuit (default hea)")
+    p.add_argument("--baseline", default=None,
+                   help="one of --backends: print how many times faster than it each other backend ran "
+                        "(e.g. torch:plain, the per-wire program as before chunk products)")
     _add_common(p, budget=True)
     p.set_defaults(run=run_scaling)
 
@@ -89,12 +95,18 @@ def run_scaling(args) -> int:
 
     if any(n < 1 for n in args.qubits) or args.batch < 1:
         raise QRLError(f"qubit counts and batch must be positive; got {args.qubits} and {args.batch}")
+    if args.baseline is not None and args.baseline not in args.backends:
+        raise QRLError(f"--baseline must be one of --backends ({' '.join(args.backends)}); got {args.baseline}; "
+                       f"try --backends torch torch:plain --baseline torch:plain")
+    if args.update_auto and args.ansatz != "hea":
+        raise QRLError(f"--update-auto measures device='auto' on the hea circuit; got --ansatz {args.ansatz}; "
+                       f"leave out --ansatz or --update-auto")
     if args.update_auto and any(":" in b for b in args.backends):
         raise QRLError(f"--update-auto stores device names for device='auto'; got {' '.join(args.backends)}; "
                        f"leave out torch:dense / torch:wires or --update-auto")
     result = bench.bench_scaling(tuple(args.qubits), batch=args.batch, backends=tuple(args.backends),
-                                 budget_s=args.budget, log=log)
-    table = bench.format_scaling(result)
+                                 budget_s=args.budget, log=log, ansatz=args.ansatz)
+    table = bench.format_scaling(result, args.baseline)
     if args.update_auto:
         from qrl.backends.select import write_crossovers
 
