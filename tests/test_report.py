@@ -353,3 +353,21 @@ def test_readme_benchmark_table_is_the_committed_studys_report(tmp_path):
     readme = (root / "README.md").read_text().split("### Benchmark: three tasks", 1)[1].split("What it says", 1)[0]
     rows = [line for line in readme.splitlines() if line.startswith(("| CartPole-v1", "| FrozenLake", "| Acrobot"))]
     assert len(rows) == 6 and all(row in text for row in rows)
+
+
+def test_readme_ten_seed_acrobot_result_is_the_committed_studys_report(tmp_path):
+    """Issue 17's Acrobot row in the README (10/10 at or above -100, the IQM and its CI, the median steps) is
+    what `qrl report` makes of the committed study's tables today."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    source, study = root / "runs/reference/acrobot-ppo-vqc", tmp_path / "acrobot-ppo-vqc"
+    study.mkdir()
+    for name in ("study.yaml", "runs.csv", "records.csv"):
+        shutil.copy(source / name, study / name)
+    text = write_report(study, reps=2000, seed=0).read_text()
+    assert "| ppo-vqc | 10 | -83.1 (-86.3 to -80.8) |" in text and "| 10/10 = 1.00 (0.72 to 1.00) |" in text
+    assert "| ppo-vqc | 10/10 | 162k (75k-200k) |" in text
+    readme = (root / "README.md").read_text()
+    assert "10/10 end at or above -100" in readme and "IQM -83.1 (95% CI -86.3 to -80.8)" in readme
+    assert "median 162k steps (95% CI\n75k-200k)" in readme
