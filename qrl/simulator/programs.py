@@ -112,14 +112,17 @@ class WiresProgram:
       2x2 matrix with one batched matmul per gate depth, for all wires of the moment together;
     - the matrices are laid out so that one ``split`` hands each fused step its operands (indexing one
       large tensor per step cost a full-size zero tensor per step in the backward pass);
-    - a 2x2 is applied by a broadcast ``matmul`` on a view of the state (:func:`apply_1q`);
-    - runs of constant diagonal two-qubit gates (the CZ ring) are fused into one sign vector.
+    - a 2x2 is applied by a broadcast ``matmul`` on a view of the state (:func:`apply_1q`); from
+      :data:`KRON_MIN_QUBITS` qubits the moment's wires run in chunks, each chunk's 2x2s as one Kronecker
+      product in one pass (:func:`moment_parts`, :func:`apply_chunk`);
+    - runs of constant diagonal two-qubit gates (the CZ ring) are fused into one sign vector, runs of gates that
+      permute basis states (a CNOT ring) into one gather (:func:`run_permutation`).
 
     The program is a list of steps: ``("1q", wires, first, depth)`` applies one fused 2x2 matrix per
-    wire of a moment (its operands are the ``depth`` slot chunks from ``first`` on); ``("kron", wires, first,
+    wire of a moment (its operands are the ``depth`` slot groups from ``first`` on); ``("kron", wires, first,
     depth)`` applies the Kronecker product of those wires' 2x2s (:func:`moment_parts`); ``("diag", d)``
     multiplies by a fused diagonal; ``("perm", perm, phase)`` gathers the amplitudes of a constant gate
-    that permutes basis states; ``("2q", wires, M)`` applies any other constant gate's matrix.
+    or run that permutes basis states; ``("2q", wires, M)`` applies any other constant gate's matrix.
     """
 
     def __init__(self, gates: list[Gate], n: int, n_angle: int, n_weight: int, adjoint: bool = False,
