@@ -371,3 +371,20 @@ def test_readme_ten_seed_acrobot_result_is_the_committed_studys_report(tmp_path)
     readme = (root / "README.md").read_text()
     assert "10/10 end at or above -100" in readme and "IQM -83.1 (95% CI -86.3 to -80.8)" in readme
     assert "median 162k steps (95% CI\n75k-200k)" in readme
+
+
+def test_readme_ten_seed_frozenlake_result_is_the_committed_studys_report(tmp_path):
+    """Issue 17's FrozenLake row in the README (5/10 at or above 0.70, the IQM and its CI) is what `qrl report`
+    makes of the committed study's tables today."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    source, study = root / "runs/reference/frozenlake-ppo-vqc", tmp_path / "frozenlake-ppo-vqc"
+    study.mkdir()
+    for name in ("study.yaml", "runs.csv", "records.csv"):
+        shutil.copy(source / name, study / name)
+    text = write_report(study, reps=2000, seed=0).read_text()
+    assert "| ppo-vqc | 10 | 0.695 (0.528 to 0.726) |" in text and "| 5/10 = 0.50 (0.24 to 0.76) |" in text
+    readme = " ".join((root / "README.md").read_text().split())
+    assert "5/10 end at or above a success rate of 0.70" in readme
+    assert "IQM 0.695 (95% CI 0.528 to 0.726)" in readme
