@@ -256,13 +256,21 @@ class WiresProgram:
         if self._n_blocks:
             half = pool[:, self._const("block_source", self._block_source, torch.int64, dev)] * 0.5
             blocks = self._block_matrices(half.view(batch, -1, self._n_blocks), cdtype).unbind(1)
-        out = []
+        out: list = []
+        groups: dict[tuple[int, int], list[tuple[int, int]]] = {}  # chunk products by (width, depth)
         for step in self._program:
             if step[0] == "block":
                 out.append(blocks[step[2]])
-            elif step[0] in ("1q", "kron"):
-                m = time_ordered_product(per_depth[step[2]:step[2] + step[3]])
-                out.append(kron_wires(m) if step[0] == "kron" else m)
+            elif step[0] == "1q":
+                out.append(time_ordered_product(per_depth[step[2]:step[2] + step[3]]))
+            elif step[0] == "kron":
+                groups.setdefault((len(step[1]), step[3]), []).append((len(out), step[2]))
+                out.append(None)
+        for (width, depth), members in groups.items():  # one product and one Kronecker build per group
+            mats = [torch.cat([per_depth[first + d] for _, first in members], 1) for d in range(depth)]
+            krons = kron_wires(time_ordered_product(mats).view(batch, len(members), width, 2, 2))
+            for (i, _), kron in zip(members, krons.unbind(1), strict=True):
+                out[i] = kron
         return out
 
     def _block_matrices(self, half: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
