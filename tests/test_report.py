@@ -385,3 +385,13 @@ def test_readme_ten_seed_frozenlake_result_is_the_committed_studys_report(tmp_pa
     readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
     assert "5/10 end at or above a success rate of 0.70" in readme
     assert "IQM 0.695 (95% CI 0.528 to 0.726)" in readme
+
+
+def test_readme_ten_seed_mountaincar_result_is_the_committed_studys_report(tmp_path):
+    """Issue 17's MountainCar row in the README (0/10 at or above -110, the IQM and its CI, 6/10 reaching it)
+    is what `qrl report` makes of the committed study's tables today."""
+    text = _committed_study_report(tmp_path, "mountaincar-ppo-vqc")
+    assert "| ppo-vqc | 10 | -127 (-133 to -119) |" in text and "| 0/10 = 0.00 (0.00 to 0.28) |" in text
+    assert "| ppo-vqc | 6/10 | 875k (550k-never) |" in text
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert "0/10 end at or above -110" in readme and "IQM -127 (95% CI -133 to -119)" in readme
