@@ -151,7 +151,7 @@ def schedule(entries: list, n: int, diagonals: bool = True, runs: bool = False) 
     """
     program: list[tuple] = []
     pending: dict[int, list] = {}
-    diag: list[tuple[tuple[int, ...], np.ndarray]] = []  # the gates of the open run
+    run: list[tuple[tuple[int, ...], np.ndarray]] = []  # the gates of the open run (diagonal, or monomial)
     touched: set[int] = set()  # wires the open run acts on
     built: dict[bytes, np.ndarray] = {}
     moment: dict[int, list] = {}
@@ -161,45 +161,45 @@ def schedule(entries: list, n: int, diagonals: bool = True, runs: bool = False) 
             program.append(("1q", dict(moment)))
             moment.clear()
 
-    def emit_diag() -> None:
-        if diag:
+    def emit_run() -> None:
+        if run:
             emit_moment()
-            if any(d.ndim == 2 for _, d in diag):
-                program.append(("run", [(w, d if d.ndim == 2 else np.diag(d)) for w, d in diag]))
+            if any(d.ndim == 2 for _, d in run):
+                program.append(("run", [(w, d if d.ndim == 2 else np.diag(d)) for w, d in run]))
             else:
-                key = repr([(w, d.tobytes()) for w, d in diag]).encode()
+                key = repr([(w, d.tobytes()) for w, d in run]).encode()
                 if key not in built:
-                    built[key] = diagonal_product(diag, n) if diagonals else np.empty(0)
+                    built[key] = diagonal_product(run, n) if diagonals else np.empty(0)
                 program.append(("diag", built[key]))
-            diag.clear()
+            run.clear()
             touched.clear()
 
     def emit_pending(w: int) -> None:
         if pending.get(w):
             if w in touched:  # a gate after the run on this wire: the run goes first
-                emit_diag()
+                emit_run()
             moment[w] = pending.pop(w)
 
     for wire, item in entries:
         if wire >= 0:
             if not runs:
-                emit_diag()
+                emit_run()
             pending.setdefault(wire, []).append(item)
             continue
         for w in item.wires:
             emit_pending(w)
         m = item.matrix
         if np.allclose(m, np.diag(np.diag(m))):
-            diag.append((tuple(item.wires), np.diag(m).copy()))
+            run.append((tuple(item.wires), np.diag(m).copy()))
             touched.update(item.wires)
         elif runs and monomial(m):
-            diag.append((tuple(item.wires), m))
+            run.append((tuple(item.wires), m))
             touched.update(item.wires)
         else:
-            emit_diag()
+            emit_run()
             emit_moment()
             program.append(("2q", item.wires, m))
-    emit_diag()
+    emit_run()
     for w in sorted(pending):
         emit_pending(w)
     emit_moment()

@@ -382,7 +382,7 @@ class WiresProgram:
         return grads
 
 
-def _chunk_view(state: torch.Tensor, first: int, dim: int, n: int) -> torch.Tensor:
+def _chunk_view(state: torch.Tensor, first: int, dim: int) -> torch.Tensor:
     """``(B, 2**n)`` as ``(B, 2**first, dim, rest)``: axis 2 is the chunk of wires from ``first``."""
     return state.view(state.shape[0], 2**first, dim, -1)
 
@@ -396,7 +396,7 @@ def apply_chunk(state: torch.Tensor, first: int, kron: torch.Tensor, n: int) -> 
         return torch.bmm(kron, state.view(batch, dim, -1)).reshape(batch, -1)
     if 2**first * dim == state.shape[1]:
         return torch.bmm(state.view(batch, -1, dim), kron.mT).reshape(batch, -1)
-    return torch.matmul(kron.unsqueeze(1), _chunk_view(state, first, dim, n)).reshape(batch, -1)
+    return torch.matmul(kron.unsqueeze(1), _chunk_view(state, first, dim)).reshape(batch, -1)
 
 
 def chunk_overlap(lam: torch.Tensor, psi: torch.Tensor, first: int, dim: int, n: int) -> torch.Tensor:
@@ -405,7 +405,7 @@ def chunk_overlap(lam: torch.Tensor, psi: torch.Tensor, first: int, dim: int, n:
     batch = psi.shape[0]
     if 2**first * dim == psi.shape[1]:
         return lam.view(batch, -1, dim).mT @ psi.view(batch, -1, dim).conj()
-    lam_v, psi_v = _chunk_view(lam, first, dim, n), _chunk_view(psi, first, dim, n)
+    lam_v, psi_v = _chunk_view(lam, first, dim), _chunk_view(psi, first, dim)
     return (lam_v @ psi_v.conj().mT).sum(1)
 
 
