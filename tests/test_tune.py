@@ -147,6 +147,27 @@ def test_two_commands_share_one_storage_without_extra_trials(tmp_path, subproces
     assert all(t.state.name != "RUNNING" for t in study.get_trials())
 
 
+def test_a_study_being_created_by_another_command_is_waited_for(tmp_path):
+    """Optuna makes a study and its attribute in two steps; a second command that opens the study in between
+    waits for the settings instead of calling them different (CI saw this race)."""
+    import threading
+
+    from qrl.tune import storage
+
+    url = f"sqlite:///{tmp_path}/race.db"
+    study = optuna.create_study(study_name="race", storage=url, direction="maximize")
+    settings = {k: k for k in storage.SETTING_KEYS} | {"name": "race", "storage": url}
+    timer = threading.Timer(1.0, lambda: study.set_user_attr("qrl", storage.comparable(settings)))
+    timer.start()
+    try:
+        assert storage.stored_settings(url, "race") == storage.comparable(settings)
+    finally:
+        timer.join()
+    storage.create_study(settings)  # loads it and agrees
+    with pytest.raises(QRLError, match=r"other settings \(steps differ\)"):
+        storage.create_study(settings | {"steps": 1})
+
+
 @pytest.mark.parametrize(("extra", "message"), [
     (["--agent", "ppo-qvc"], "unknown agent 'ppo-qvc'; expected one of"),
     (["--storage", "not a url"], "malformed --storage 'not a url'; expected an SQLAlchemy URL"),

@@ -112,11 +112,7 @@ def prepare(request: TuneRequest) -> dict[str, Any]:
     stored = storage.stored_settings(url, name)
     settings["bounds"] = stored.get("bounds") if stored else random_bounds(config)
     if stored is not None:
-        ours, theirs = storage.comparable(settings), stored
-        differ = [k for k in storage.SETTING_KEYS if ours.get(k) != theirs.get(k)]
-        if differ:
-            raise QRLError(f"study {name!r} in {url} was made with other settings ({', '.join(differ)} differ); "
-                           f"expected the same command to resume it; try --name {name}-2 for a new study")
+        storage.check_same_settings(settings, stored)
     return settings
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,19 @@ def stored_settings(url: str, name: str) -> dict[str, Any] | None:
     except Exception as exc:  # a file that is not an Optuna database, a server that refuses, ...
         raise QRLError(f"cannot open --storage {url!r}: {type(exc).__name__}: {exc}; expected an Optuna "
                        f"database; try another --storage or --name") from None
-    return study.user_attrs.get("qrl", {})
+    return _settings_of(study)
+
+
+def _settings_of(study, wait_s: float = 30.0) -> dict[str, Any] | None:
+    """The study's settings; a study that has none yet is being created by another command (Optuna makes the
+    study and its attribute in two steps), so wait for them; ``None`` if they never come (a crashed command:
+    :func:`create_study` then keeps ours)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        settings = study.user_attrs.get("qrl")
+        if settings is not None or time.monotonic() > deadline:
+            return settings
+        time.sleep(0.2)  # user_attrs reads the database each time
 
 
 def comparable(settings: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +147,18 @@ def create_study(settings: dict[str, Any]):
                                 direction="maximize", load_if_exists=True)
     if "qrl" not in study.user_attrs:
         study.set_user_attr("qrl", comparable(settings))
+    check_same_settings(settings, study.user_attrs["qrl"])  # another command may have made it meanwhile
     return study
+
+
+def check_same_settings(settings: dict[str, Any], stored: dict[str, Any]) -> None:
+    """Raise unless ``settings`` and the study's stored ones agree on every key of :data:`SETTING_KEYS`."""
+    ours = comparable(settings)
+    differ = [k for k in SETTING_KEYS if ours.get(k) != stored.get(k)]
+    if differ:
+        name = settings["name"]
+        raise QRLError(f"study {name!r} in {settings['storage']} was made with other settings ({', '.join(differ)} "
+                       f"differ); expected the same command to resume it; try --name {name}-2 for a new study")
 
 
 def states(study) -> dict[int, str]:
