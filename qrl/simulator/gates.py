@@ -65,6 +65,44 @@ def kron_wires(m: torch.Tensor) -> torch.Tensor:
     return out
 
 
+class KronPair(torch.autograd.Function):
+    """``a (x) b`` of batched square matrices ``(N, da, da)``, ``(N, db, db)`` -> ``(N, da*db, da*db)``: the values of
+    :func:`kron_wires`' step, to the bit; the backward is two batched matrix-vector products, where autograd's
+    backward of the broadcast product summed over the broadcast axes (half the time of forward + backward of a
+    chunk's Kronecker product at 10 qubits, batch 64; those sums were a fifth of a call)."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(a, b)
+        da, db = a.shape[-1], b.shape[-1]
+        return (a[:, :, None, :, None] * b[:, None, :, None, :]).reshape(a.shape[0], da * db, da * db)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        # grad_a[i, j] = sum_{c, d} grad[(i, c), (j, d)] conj(b[c, d]); grad_b alike with conj(a)
+        a, b = ctx.saved_tensors
+        n, da, db = a.shape[0], a.shape[-1], b.shape[-1]
+        pairs = grad.reshape(n, da, db, da, db).transpose(2, 3).reshape(n, da * da, db * db)
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = torch.bmm(pairs, b.conj().reshape(n, db * db, 1)).view(n, da, da)
+        if ctx.needs_input_grad[1]:
+            grad_b = torch.bmm(a.conj().reshape(n, 1, da * da), pairs).view(n, db, db)
+        return grad_a, grad_b
+
+
+def kron_chunk(m: torch.Tensor) -> torch.Tensor:
+    """:func:`kron_wires` of per-sample matrices ``(..., k, 2, 2)``, same values, with :class:`KronPair`'s faster
+    backward (the per-wire program's chunk products; the dense program keeps :func:`kron_wires`, so its gradients
+    and the reference training runs stay bitwise as they were)."""
+    lead = m.shape[:-3]
+    first, *rest = m.reshape(-1, *m.shape[-3:]).unbind(-3)
+    out = first
+    for k in rest:
+        out = KronPair.apply(out, k)
+    return out.reshape(*lead, *out.shape[-2:])
+
+
 def wire_view(state: torch.Tensor, wire: int, n: int) -> torch.Tensor:
     """``(B, 2**n)`` as ``(B, 2**wire, 2, 2**(n - wire - 1))``: axis 2 is ``wire``."""
     return state.reshape(state.shape[0], 2**wire, 2, 2 ** (n - wire - 1))

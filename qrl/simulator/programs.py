@@ -19,7 +19,7 @@ from qrl.simulator.gates import (
     apply_1q,
     apply_kq,
     as_rotations,
-    kron_wires,
+    kron_chunk,
     local_index,
     monomial,
     rotations,
@@ -268,7 +268,7 @@ class WiresProgram:
                 out.append(None)
         for (width, depth), members in groups.items():  # one product and one Kronecker build per group
             mats = [torch.cat([per_depth[first + d] for _, first in members], 1) for d in range(depth)]
-            krons = kron_wires(time_ordered_product(mats).view(batch, len(members), width, 2, 2))
+            krons = kron_chunk(time_ordered_product(mats).view(batch, len(members), width, 2, 2))
             for (i, _), kron in zip(members, krons.unbind(1), strict=True):
                 out[i] = kron
         return out
