@@ -6,6 +6,7 @@ import dataclasses
 import pickle
 
 import pytest
+import torch
 
 from qrl.config import resolve
 from qrl.errors import QRLError
@@ -70,3 +71,69 @@ def test_freeze_normalization_stops_the_statistics_at_its_step(tmp_path):
     # 192 transitions (24 steps of 8 environments) updated the returns' statistics, then none of the 512
     assert norm.ret_rms.count == pytest.approx(192, abs=1e-3)
     assert norm.obs_rms.count == pytest.approx(192 + 8, abs=1e-3)  # and the observations, with the first reset's
+
+
+SETTLE = "qrl.sb3.callbacks.SettleWhenSolved"
+
+
+def _small_ppo():
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from qrl.sb3 import VQCActorCriticPolicy
+
+    env = VecNormalize(make_vec_env("CartPole-v1", n_envs=4, seed=0))
+    return PPO(VQCActorCriticPolicy, env, n_steps=32, batch_size=64, n_epochs=1, learning_rate=0.01, seed=0,
+               policy_kwargs={"n_layers": 1}, device="cpu")
+
+
+@pytest.mark.parametrize("lr_factor", [0.0, 0.1])
+def test_settle_when_solved_scales_the_learning_rate_and_freezes_the_normaliser(lr_factor):
+    from qrl.sb3.callbacks import SettleWhenSolved
+
+    model = _small_ppo()
+    callback = SettleWhenSolved(threshold=1.0, lr_factor=lr_factor, episodes=5)  # any 5 CartPole episodes
+    model.learn(256, callback=callback)
+    assert callback.settled_at is not None and 0 < callback.settled_at <= 256
+    assert model.lr_schedule(1.0) == pytest.approx(lr_factor * 0.01)
+    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(lr_factor * 0.01)
+    assert model.get_vec_normalize_env().training is False
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(128, callback=callback, reset_num_timesteps=False)
+    after = list(model.policy.parameters())
+    moved = any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
+    assert moved == (lr_factor > 0)  # a factor of 0 stops learning; 0.1 keeps it going, slower
+
+
+def test_settle_when_solved_waits_for_the_threshold():
+    from qrl.sb3.callbacks import SettleWhenSolved
+
+    model = _small_ppo()
+    callback = SettleWhenSolved(threshold=475, episodes=5)  # a random CartPole policy scores about 20
+    model.learn(256, callback=callback)
+    assert callback.settled_at is None and model.lr_schedule(1.0) == pytest.approx(0.01)
+    assert model.get_vec_normalize_env().training is True
+
+
+def test_settle_when_solved_from_a_preset_saves_the_model(tmp_path):
+    config = resolve("ppo-vqc", "CartPole-v1", steps=256, overrides={
+        "policy_kwargs.n_layers": 1, "callback": [{SETTLE: {"threshold": 1, "episodes": 2}}]})
+    config = dataclasses.replace(config, env_spec=dataclasses.replace(config.env_spec, eval_freq=128,
+                                                                      eval_episodes=1))
+    run = train(config, out=tmp_path, tensorboard=False)
+    with open(run / "vecnormalize.pkl", "rb") as f:
+        assert pickle.load(f).training is False
+    assert (run / "model.zip").is_file()
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({}, "missing 1 required positional argument: 'threshold'"),
+    ({"threshold": "high"}, "expected threshold, a number"),
+    ({"threshold": 475, "lr_factor": 2}, "expected lr_factor, a number in"),
+    ({"threshold": 475, "episodes": 0}, "expected episodes, an integer >= 1")])
+def test_bad_settle_arguments_fail_before_the_run_folder_exists(tmp_path, kwargs, message):
+    config = resolve("ppo-vqc", "CartPole-v1", steps=64, overrides={"callback": [{SETTLE: kwargs}]})
+    with pytest.raises(QRLError, match=message):
+        train(config, out=tmp_path / "runs", tensorboard=False)
+    assert not (tmp_path / "runs").exists()

@@ -33,5 +33,65 @@ class FreezeNormalization(BaseCallback):
         return True
 
 
-CALLBACKS = {cls.__name__: cls for cls in (FreezeNormalization,)}
+class SettleWhenSolved(BaseCallback):
+    """Once the agent's recent training episodes average at least ``threshold``, scale the learning rate by
+    ``lr_factor`` and freeze the ``VecNormalize`` statistics, for the rest of the run.
+
+    PPO keeps taking full steps after a task is solved, so a solved CartPole agent can drift off again (README,
+    "Agents that stay solved"); freezing the normaliser at a fixed step helped on some seeds and hurt on others,
+    because seeds solve at different steps. This waits for each run's own solve. The signal is the mean return of
+    the last ``episodes`` finished training episodes (SB3's ``Monitor`` buffer: raw returns of the stochastic
+    policy, no extra evaluation). Triggers once; ``lr_factor=0`` stops learning (early stopping that keeps the
+    run's length).
+    """
+
+    def __init__(self, threshold: float, lr_factor: float = 0.1, episodes: int = 20, freeze_normalization: bool = True,
+                 verbose: int = 0):
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+            raise QRLError(f"SettleWhenSolved: expected threshold, a number (a return); got {threshold!r}; "
+                           f"try threshold: 475")
+        if isinstance(lr_factor, bool) or not isinstance(lr_factor, (int, float)) or not 0 <= lr_factor <= 1:
+            raise QRLError(f"SettleWhenSolved: expected lr_factor, a number in [0, 1]; got {lr_factor!r}; "
+                           f"try lr_factor: 0.1")
+        if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+            raise QRLError(f"SettleWhenSolved: expected episodes, an integer >= 1; got {episodes!r}; try episodes: 20")
+        super().__init__(verbose)
+        self.threshold, self.lr_factor, self.episodes = float(threshold), float(lr_factor), episodes
+        self.freeze_normalization = bool(freeze_normalization)
+        self.settled_at: int | None = None
+
+    def _on_step(self) -> bool:
+        if self.settled_at is not None:
+            return True
+        buffer = self.model.ep_info_buffer
+        if buffer is None or len(buffer) < self.episodes:
+            return True
+        recent = [info["r"] for info in list(buffer)[-self.episodes:]]
+        if sum(recent) / len(recent) >= self.threshold:
+            self._settle()
+        return True
+
+    def _settle(self) -> None:
+        self.settled_at = self.num_timesteps
+        schedule, factor = self.model.lr_schedule, self.lr_factor
+        self.model.lr_schedule = _ScaledSchedule(schedule, factor)
+        norm = self.model.get_vec_normalize_env()
+        if self.freeze_normalization and norm is not None:
+            norm.training = False
+        if self.verbose:
+            print(f"SettleWhenSolved: solved at step {self.num_timesteps}; learning rate x{factor:g}"
+                  f"{', normaliser frozen' if self.freeze_normalization and norm is not None else ''}")
+
+
+class _ScaledSchedule:
+    """A learning-rate schedule times a factor (a class, not a lambda, so SB3 can save the model)."""
+
+    def __init__(self, schedule, factor: float):
+        self.schedule, self.factor = schedule, factor
+
+    def __call__(self, progress_remaining: float) -> float:
+        return self.factor * self.schedule(progress_remaining)
+
+
+CALLBACKS = {cls.__name__: cls for cls in (FreezeNormalization, SettleWhenSolved)}
 """The classes a preset may name, by class name (``qrl.sb3.callbacks.<name>``)."""
