@@ -41,17 +41,22 @@ def best_evaluation(agent: str, env: str, out) -> tuple[float, list[dict[str, fl
 
 @pytest.mark.expensive
 @pytest.mark.timeout(3600)
-@pytest.mark.parametrize(("agent", "env", "threshold"), [
-    ("ppo-vqc", "FrozenLake-v1-deterministic", 1.0),  # success rate 1.0 over 10 episodes (~20 s)
-    ("sac-vqc", "Pendulum-v1", -250),  # VQC actor, MLP critics (~5 min)
-    ("dqn-vqc", "CartPole-v1", 475),  # VQC Q-network and target, 200k steps (~5 min)
-    ("ppo-vqc", "Acrobot-v1", -100),  # 500k steps (~8 min)
-    ("ppo-vqc", "QubitTarget-v0", 1.33),  # the quantum-native task, 300k steps (~5 min)
+@pytest.mark.parametrize(("agent", "env", "threshold", "final"), [
+    ("ppo-vqc", "FrozenLake-v1-deterministic", 1.0, None),  # success rate 1.0 over 10 episodes (~20 s)
+    ("sac-vqc", "Pendulum-v1", -250, None),  # VQC actor, MLP critics (~5 min)
+    ("dqn-vqc", "CartPole-v1", 475, None),  # VQC Q-network and target, 200k steps (~5 min)
+    # issue 17's row, met on 10 of 10 seeds: the final return (mean of the last 3 evaluations) too; 500k steps
+    # (~8 min)
+    ("ppo-vqc", "Acrobot-v1", -100, -100),
+    ("ppo-vqc", "QubitTarget-v0", 1.33, None),  # the quantum-native task, 300k steps (~5 min)
 ])
-def test_vqc_agent_solves(tmp_path, agent, env, threshold):
+def test_vqc_agent_solves(tmp_path, agent, env, threshold, final):
     best, rows, results = best_evaluation(agent, env, tmp_path)
     assert best >= threshold, f"{agent} on {env}: best evaluation {best} < {threshold}: {rows}"
     assert results["steps_to_threshold"] is not None
+    if final is not None:
+        last = sum(r["mean_return"] for r in rows[-3:]) / 3
+        assert last >= final, f"{agent} on {env}: final return (last 3 evaluations) {last} < {final}: {rows}"
 
 
 @pytest.mark.expensive
