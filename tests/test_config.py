@@ -84,7 +84,7 @@ def test_malformed_set(item):
     [
         (lambda: resolve("ppo-vqc", "CartPol-v1"), r"unknown environment 'CartPol-v1'; did you mean CartPole-v1\?"),
         (lambda: resolve("ppo-quantum", "CartPole-v1"), r"unknown agent 'ppo-quantum'; expected one of .*ppo-vqc"),
-        (lambda: resolve("ppo-vqc", "LunarLander-v3"), r"agent 'ppo-vqc' has no section for 'LunarLander-v3'"),
+        (lambda: resolve("a2c-vqc", "LunarLander-v3"), r"agent 'a2c-vqc' has no section for 'LunarLander-v3'"),
         (lambda: resolve("ppo-vqc", "CartPole-v1", overrides={"lerning_rate": 1}),
          r"unknown hyperparameter\(s\) lerning_rate for PPO"),
         (lambda: resolve("ppo-mlp", "CartPole-v1", device="lightning.qubit"),

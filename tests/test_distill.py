@@ -236,8 +236,8 @@ def bad_teachers(tmp_path):
         (("--teacher", "{teacher}", "--student", "ppo-mlp"),
          "student 'ppo-mlp' is not a VQC agent (its policy on CartPole-v1 is MlpPolicy); distillation trains a "
          "circuit; try --student"),
-        (("--teacher", "{teacher}", "--student", "ppo-vqc", "--env", "LunarLander-v3"),
-         "agent 'ppo-vqc' has no section for 'LunarLander-v3'"),
+        (("--teacher", "{teacher}", "--student", "a2c-vqc", "--env", "LunarLander-v3"),
+         "agent 'a2c-vqc' has no section for 'LunarLander-v3'"),
         (("--teacher", "{teacher}", "--student", "nope-vqc"), "unknown agent 'nope-vqc'"),
         (("--teacher", "{teacher}", "--samples", "0"), "--samples must be positive; got 0"),
         (("--teacher", "{teacher}", "--random-actions", "1.5"), "--random-actions is a probability; got 1.5"),
