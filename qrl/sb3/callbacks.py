@@ -42,7 +42,8 @@ class SettleWhenSolved(BaseCallback):
     because seeds solve at different steps. This waits for each run's own solve. The signal is the mean return of
     the last ``episodes`` finished training episodes (SB3's ``Monitor`` buffer: raw returns of the stochastic
     policy, no extra evaluation). Triggers once; ``lr_factor=0`` stops learning (early stopping that keeps the
-    run's length).
+    run's length). SB3 rebuilds the schedule when it loads a model, so a resumed run settles again once its new
+    episodes average the threshold (its normaliser stays frozen: that is saved with it).
     """
 
     def __init__(self, threshold: float, lr_factor: float = 0.1, episodes: int = 20, freeze_normalization: bool = True,
