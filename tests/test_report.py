@@ -395,3 +395,23 @@ def test_readme_ten_seed_mountaincar_result_is_the_committed_studys_report(tmp_p
     assert "| ppo-vqc | 6/10 | 875k (550k-never) |" in text
     readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
     assert "0/10 end at or above -110" in readme and "IQM -127 (95% CI -133 to -119)" in readme
+
+
+def test_readme_settle_when_solved_results_are_the_committed_studies_reports(tmp_path):
+    """The README's table of SettleWhenSolved (issue 17) is what `qrl report` makes of the two committed studies'
+    tables today: 7/10 and 7/10 against 3/10 on seeds 10-19, 6/10 against 6/10 on seeds 90-99."""
+    tuned = _committed_study_report(tmp_path, "cartpole-ppo-vqc-settle")
+    assert "| ppo-vqc-settle-lr01 | 10 | 477 (357 to 497) |" in tuned and "| 7/10 = 0.70 (0.40 to 0.89) |" in tuned
+    assert "| ppo-vqc-settle-stop | 10 | 478 (354 to 497) |" in tuned
+    assert "| ppo-vqc-base | 10 | 444 (342 to 473) |" in tuned and "| 3/10 = 0.30 (0.11 to 0.60) |" in tuned
+    fresh = _committed_study_report(tmp_path, "cartpole-ppo-vqc-settled")
+    assert "| ppo-vqc-settle-lr01 | 10 | 423 (279 to 500) |" in fresh
+    assert "| ppo-vqc-base | 10 | 422 (283 to 500) |" in fresh
+    assert fresh.count("| 6/10 = 0.60 (0.31 to 0.83) |") == 2
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for row in ("| settle, learning rate x0.1 | 10-19 | 7/10 | 477 (357 to 497) |",
+                "| settle, learning rate x0 (stop) | 10-19 | 7/10 | 478 (354 to 497) |",
+                "| the preset without it | 10-19 | 3/10 | 444 (342 to 473) |",
+                "| settle, learning rate x0.1 | 90-99 | 6/10 | 423 (279 to 500) |",
+                "| the preset without it | 90-99 | 6/10 | 422 (283 to 500) |"):
+        assert row in readme
