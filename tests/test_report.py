@@ -415,3 +415,14 @@ def test_readme_settle_when_solved_results_are_the_committed_studies_reports(tmp
                 "| settle, learning rate x0.1 | 90-99 | 6/10 | 423 (279 to 500) |",
                 "| the preset without it | 90-99 | 6/10 | 422 (283 to 500) |"):
         assert row in readme
+
+
+def test_readme_dqn_settle_results_are_the_committed_studies_reports(tmp_path):
+    """The README's DQN SettleWhenSolved sentence (issue 17): 3/5 tuning seeds, 3/10 fresh seeds and the IQM."""
+    tuned = _committed_study_report(tmp_path, "cartpole-dqn-vqc-settle")
+    assert "| dqn-vqc-settle-stop | 5 | 416 (166 to 500) |" in tuned and "| 3/5 = 0.60 (0.23 to 0.88) |" in tuned
+    fresh = _committed_study_report(tmp_path, "cartpole-dqn-vqc-settled")
+    assert "| dqn-vqc-settle-stop | 10 | 366 (265 to 460) |" in fresh and "| 3/10 = 0.30 (0.11 to 0.60) |" in fresh
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert "3 of 5 tuning seeds (100-104) ended at 500" in readme
+    assert "3/10 ended at or above 475 (IQM 366, 95% CI 265 to 460)" in readme
