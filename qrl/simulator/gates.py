@@ -60,22 +60,26 @@ def kron_wires(m: torch.Tensor) -> torch.Tensor:
     first, *rest = m.unbind(-3)  # unbind, not indexing: its backward is one stack, not a zero tensor per index
     out = first
     for k in rest:
-        d = out.shape[-1]
-        out = (out[..., :, None, :, None] * k[..., None, :, None, :]).reshape(*out.shape[:-2], 2 * d, 2 * d)
+        out = kron_pair(out, k)
     return out
 
 
+def kron_pair(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a (x) b`` of (batched) square matrices ``(..., da, da)`` and ``(..., db, db)``: one broadcast product."""
+    da, db = a.shape[-1], b.shape[-1]
+    return (a[..., :, None, :, None] * b[..., None, :, None, :]).reshape(*a.shape[:-2], da * db, da * db)
+
+
 class KronPair(torch.autograd.Function):
-    """``a (x) b`` of batched square matrices ``(N, da, da)``, ``(N, db, db)`` -> ``(N, da*db, da*db)``: the values of
-    :func:`kron_wires`' step, to the bit; the backward is two batched matrix-vector products, where autograd's
-    backward of the broadcast product summed over the broadcast axes (half the time of forward + backward of a
-    chunk's Kronecker product at 10 qubits, batch 64; those sums were a fifth of a call)."""
+    """:func:`kron_pair` of batched square matrices ``(N, da, da)``, ``(N, db, db)`` -> ``(N, da*db, da*db)`` (the
+    step of :func:`kron_wires`, so the same values to the bit). The backward is two batched matrix-vector products,
+    where autograd's backward of the broadcast product summed over the broadcast axes (half the time of forward +
+    backward of a chunk's Kronecker product at 10 qubits, batch 64; those sums were a fifth of a call)."""
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(a, b)
-        da, db = a.shape[-1], b.shape[-1]
-        return (a[:, :, None, :, None] * b[:, None, :, None, :]).reshape(a.shape[0], da * db, da * db)
+        return kron_pair(a, b)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
