@@ -274,7 +274,7 @@ def test_encoding_gates_anywhere_compile_exactly(program):
 def test_torch_program_choice():
     assert TorchStatevector(CircuitSpec()).program == "dense"
     assert TorchStatevector(CircuitSpec(n_qubits=8, n_inputs=8)).program == "wires"
-    assert TorchStatevector(CircuitSpec(n_qubits=16, n_inputs=16, n_layers=1)).program == "adjoint"
+    assert TorchStatevector(CircuitSpec(n_qubits=16, n_inputs=16, n_layers=1)).program == "wires"
     with pytest.raises(QRLError, match="expected one of 'dense', 'wires', 'adjoint', 'fused', 'fused-adjoint'"):
         TorchStatevector(CircuitSpec(), "fast")
 
@@ -298,7 +298,7 @@ def test_fused_blocks_are_chosen_where_they_remove_passes():
     assert meyer.passes() == 54  # and 14 rotations of the wire positions, each block then in place
     assert all(block_in_place(step[1], 10) for step in meyer._impl._program if step[0] == "block")
     assert TorchStatevector(_meyer(10, 4), "wires").passes() == 173  # 201, less 28 by the chunk products
-    assert TorchStatevector(_meyer(16, 1)).program == "fused-adjoint"
+    assert TorchStatevector(_meyer(16, 1)).program == "fused"  # its gradient chosen per call by memory
     for ansatz in sorted(ANSATZE):
         assert TorchStatevector(CircuitSpec(n_qubits=10, n_inputs=10, ansatz=ansatz)).program == "wires"
 
@@ -551,6 +551,38 @@ def test_adjoint_program_keeps_a_few_states():
     assert adjoint.gradient_bytes(8) < autograd.gradient_bytes(8) / 3
     with pytest.raises(QRLError, match="unknown torch program 'fast'"):
         make_backend(spec, "torch:fast")
+
+
+def test_the_default_program_chooses_its_gradient_by_memory(monkeypatch):
+    """The torch path's per-wire program differentiates by autograd while the states autograd keeps fit
+    AUTOGRAD_MAX_BYTES, and by the adjoint method beyond: chosen per call from the batch and dtype (so a seeded
+    run computes the same everywhere), with values and gradients equal to autograd's, and the memory estimate
+    of the training check following the choice."""
+    from qrl.simulator import programs
+
+    spec = CircuitSpec(n_qubits=10, n_layers=3, n_inputs=10, n_outputs=2)
+    f = TorchStatevector(spec)
+    assert f.program == "wires" and f._impl.adjoint is None
+    kept = f._impl.autograd_bytes(8, 16)  # complex128 at batch 8
+    assert kept == int(programs.KEPT_OVERHEAD * (f.passes() + 2) * 8 * 16 * 2**10)
+    monkeypatch.setattr(programs, "AUTOGRAD_MAX_BYTES", kept)
+    assert (f.gradient_method(8, 16), f.gradient_method(9, 16), f.gradient_method(16, 8)) == (
+        "autograd", "adjoint", "autograd")
+    assert f.gradient_bytes(8, 16) == kept  # the training check's estimate follows the choice:
+    assert f.gradient_bytes(9, 16) == int(programs.KEPT_OVERHEAD * (4 + 2) * 9 * 16 * 2**10)  # ~4 adjoint states
+    adjoint_calls = []
+    apply = programs.AdjointRun.apply
+    monkeypatch.setattr(programs.AdjointRun, "apply", lambda *a: adjoint_calls.append(a[2].shape[0]) or apply(*a))
+    gen = torch.Generator().manual_seed(3)
+    weights = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) * 4 - 2
+    for batch in (8, 9):
+        angles = torch.rand(batch, 3, 10, generator=gen, dtype=torch.float64) * 4 - 2
+        cot = torch.randn(batch, 2, generator=gen, dtype=torch.float64)
+        ref = values_and_grads(TorchStatevector(spec, "wires"), angles, weights, cot)
+        got = values_and_grads(f, angles, weights, cot)
+        for r, g in zip(ref, got, strict=True):
+            np.testing.assert_allclose(g.numpy(), r.numpy(), atol=1e-9, rtol=0)
+    assert adjoint_calls == [9]  # batch 8 ran autograd, batch 9 the adjoint method
 
 
 def test_a_policy_trains_on_the_adjoint_program(tmp_path):

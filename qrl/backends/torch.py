@@ -10,7 +10,15 @@ from __future__ import annotations
 import torch
 
 from qrl.errors import QRLError
-from qrl.simulator import DenseProgram, Readout, WiresProgram, cheaper_program, state_bytes, trace_circuit
+from qrl.simulator import (
+    KEPT_OVERHEAD,
+    DenseProgram,
+    Readout,
+    WiresProgram,
+    cheaper_program,
+    state_bytes,
+    trace_circuit,
+)
 
 __all__ = ["DENSE_MAX_QUBITS", "TorchStatevector", "run_together", "state_bytes"]
 
@@ -22,12 +30,8 @@ products and runs of permutations (:func:`qrl.simulator.programs.moment_parts`,
 :func:`qrl.simulator.gates.schedule`; for ``qrl bench`` to measure them side by side)."""
 
 DENSE_MAX_QUBITS = 6
-"""Circuits up to this many qubits run the dense program, larger ones the per-wire program."""
-
-ADJOINT_MIN_QUBITS = 16
-"""From this many qubits the per-wire program differentiates by the adjoint method instead of autograd
-(measured, 5 layers of hea at batch 8, forward + backward: 16 qubits 276 against 253 ms, peak RSS 0.48
-against 1.13 GiB; 18 qubits 1.84 against 2.61 s, 0.80 against 3.05 GiB)."""
+"""Circuits up to this many qubits run the dense program, larger ones the per-wire program (which chooses
+autograd or the adjoint method per call by memory: :data:`qrl.simulator.programs.AUTOGRAD_MAX_BYTES`)."""
 
 
 class TorchStatevector:
@@ -39,8 +43,9 @@ class TorchStatevector:
         :class:`qrl.simulator.DenseProgram`), ``"wires"`` (a moment's 2x2s applied per wire, or per
         chunk of wires as one Kronecker product; memory linear in ``2**n``, autograd keeps a state batch per
         pass; :class:`qrl.simulator.WiresProgram`), the other :data:`PROGRAMS`, or ``None``: dense up to
-        :data:`DENSE_MAX_QUBITS` qubits, the cheaper of wires and fused below :data:`ADJOINT_MIN_QUBITS`, their
-        adjoint variants from there.
+        :data:`DENSE_MAX_QUBITS` qubits, above them the cheaper of wires and fused, each call differentiated by
+        autograd while the states it keeps fit :data:`qrl.simulator.programs.AUTOGRAD_MAX_BYTES` and by the
+        adjoint method beyond (:meth:`gradient_method`).
 
     Call: ``f(inputs, *weights)`` with ``inputs`` of shape ``(B, *spec.input_shape)`` (a built-in circuit's
     scaled encoding angles, a user's features) and one tensor per entry of ``spec.weight_shapes``, real,
@@ -60,9 +65,8 @@ class TorchStatevector:
         if program is None and self.n <= DENSE_MAX_QUBITS:
             program = "dense"
         if program is None:
-            self._impl = cheaper_program(*sizes, adjoint=self.n >= ADJOINT_MIN_QUBITS)
-            program = ("fused" if self._impl.fuse else "wires") + ("-adjoint" if self._impl.adjoint else "")
-            program = "adjoint" if program == "wires-adjoint" else program
+            self._impl = cheaper_program(*sizes, adjoint=None)
+            program = "fused" if self._impl.fuse else "wires"
         elif program == "dense":
             self._impl = DenseProgram(*sizes)
         else:
@@ -81,9 +85,18 @@ class TorchStatevector:
         """Peak memory of one forward + backward at ``batch`` samples (``itemsize``: 8 for complex64,
         the float32 policies of SB3; 16 for complex128): autograd keeps one state batch per pass of the
         program (:meth:`qrl.simulator.WiresProgram.passes`), and the backward about a third more
-        (measured: 20 qubits x 5 layers at batch 8, 8.9 GB peak for 105 kept states of 64 MiB)."""
-        kept = self._impl.saved_states() if hasattr(self._impl, "saved_states") else 2 * self._impl.n_phases + 2
-        return int(1.35 * (kept + 2) * state_bytes(self.n, batch, itemsize))
+        (:data:`qrl.simulator.programs.KEPT_OVERHEAD`); the adjoint method about four."""
+        if isinstance(self._impl, WiresProgram):
+            kept = self._impl.saved_states(batch, itemsize)
+        else:
+            kept = 2 * self._impl.n_phases + 2
+        return int(KEPT_OVERHEAD * (kept + 2) * state_bytes(self.n, batch, itemsize))
+
+    def gradient_method(self, batch: int, itemsize: int = 8) -> str:
+        """``"adjoint"`` or ``"autograd"``: how a gradient call at ``batch`` samples is differentiated."""
+        if isinstance(self._impl, WiresProgram) and self._impl.uses_adjoint(batch, itemsize):
+            return "adjoint"
+        return "autograd"
 
     def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
         per_sample, shared, rdtype, cdtype = self._prepare(inputs, weights)

@@ -22,11 +22,13 @@ from qrl.simulator.gates import (
     wire_view,
     z_expectation,
 )
-from qrl.simulator.programs import WiresProgram, cheaper_program
+from qrl.simulator.programs import AUTOGRAD_MAX_BYTES, KEPT_OVERHEAD, WiresProgram, cheaper_program
 from qrl.simulator.readout import Readout, z_diagonal
 from qrl.simulator.trace import PARAMETRIC_1Q, Gate, Source, TracedCircuit, trace_circuit, trace_gates
 
 __all__ = [
+    "AUTOGRAD_MAX_BYTES",
+    "KEPT_OVERHEAD",
     "PARAMETRIC_1Q",
     "PAULI_K",
     "AngleProgram",

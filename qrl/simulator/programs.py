@@ -24,6 +24,7 @@ from qrl.simulator.gates import (
     monomial,
     rotations,
     schedule,
+    state_bytes,
     time_ordered_product,
     wire_view,
 )
@@ -39,6 +40,18 @@ pass (:func:`apply_chunk`): a 2x2 on a wire with few amplitudes after it is a ba
 
 FAST_REST = 64
 """A 2x2 on a wire with at least this many amplitudes after it runs at about the speed of a copy."""
+
+AUTOGRAD_MAX_BYTES = 2 * 2**30
+"""A per-wire program that chooses its gradient by memory (``adjoint=None``, the torch path's default) uses
+autograd while the state batches autograd would keep for a call (:meth:`WiresProgram.autograd_bytes`) are
+estimated at most this many bytes, and the adjoint method above (about four state batches whatever the depth).
+Memory decides, not time: from 12 qubits the two are within about 25% of each other either way (README,
+Research scale). A constant, not the memory free now, so that a seeded run computes the same on every machine.
+"""
+
+KEPT_OVERHEAD = 1.35
+"""Peak memory of a forward + backward over the state batches kept (measured: 20 qubits x 5 layers at batch 8,
+8.9 GB peak for 105 kept states of 64 MiB)."""
 
 
 def chunks(n: int) -> list[tuple[int, ...]]:
@@ -125,16 +138,29 @@ class WiresProgram:
     or run that permutes basis states; ``("2q", wires, M)`` applies any other constant gate's matrix.
     """
 
-    def __init__(self, gates: list[Gate], n: int, n_angle: int, n_weight: int, adjoint: bool = False,
+    def __init__(self, gates: list[Gate], n: int, n_angle: int, n_weight: int, adjoint: bool | None = False,
                  fuse: bool = False, plain: bool = False):
         self.n, self.n_angle, self.adjoint, self.fuse, self.plain = n, n_angle, adjoint, fuse, plain
         self._const = TensorCache()
         self._compile(gates, n_angle + n_weight)
+        self._passes = sum(len(step[1]) if step[0] == "1q" else 1 for step in self._program)
 
     def passes(self) -> int:
         """Passes over the state batch of one forward call: one per step (a chunk's Kronecker product or a block
         is one), one per wire of a single-qubit moment."""
-        return sum(len(step[1]) if step[0] == "1q" else 1 for step in self._program)
+        return self._passes
+
+    def autograd_bytes(self, batch: int, itemsize: int = 8) -> int:
+        """Estimated peak memory of a forward + backward by autograd at ``batch`` samples (``itemsize``: 8 for
+        complex64, 16 for complex128): a state batch kept per pass, and two more."""
+        return int(KEPT_OVERHEAD * (self._passes + 2) * state_bytes(self.n, batch, itemsize))
+
+    def uses_adjoint(self, batch: int, itemsize: int = 8) -> bool:
+        """Whether a gradient call at ``batch`` samples runs the adjoint method: as asked (``adjoint`` true or
+        false), or by memory (``adjoint=None``: where autograd would need over :data:`AUTOGRAD_MAX_BYTES`)."""
+        if self.adjoint is not None:
+            return self.adjoint
+        return self.autograd_bytes(batch, itemsize) > AUTOGRAD_MAX_BYTES
 
     def cost(self) -> float:
         """Estimated passes of one forward call, weighing a block applied by ``einsum`` (a copy in and out,
@@ -142,10 +168,10 @@ class WiresProgram:
         copies = sum(step[0] == "block" and not block_in_place(step[1], self.n) for step in self._program)
         return self.passes() + 2 * copies
 
-    def saved_states(self) -> int:
-        """State batches kept for the backward pass: with autograd one per pass; with the adjoint method
-        the final state, and the state and gradient walked back (about 4)."""
-        return 4 if self.adjoint else self.passes()
+    def saved_states(self, batch: int = 1, itemsize: int = 8) -> int:
+        """State batches kept for the backward pass of a call at ``batch`` samples: with autograd one per pass;
+        with the adjoint method the final state, and the state and gradient walked back (about 4)."""
+        return 4 if self.uses_adjoint(batch, itemsize) else self._passes
 
     def _compile(self, gates: list[Gate], n_pool: int) -> None:
         """Turn the gate list into slots (one per single-qubit matrix) and a program over them.
@@ -302,7 +328,8 @@ class WiresProgram:
         init = torch.zeros(1, 2**self.n, dtype=cdtype, device=dev)  # |0...0>, not kept: 1 GiB at 26 qubits
         init[0, 0] = 1
         init = init.expand(batch, -1)
-        if self.adjoint and torch.is_grad_enabled() and any(f.requires_grad for f in fused):
+        if (torch.is_grad_enabled() and any(f.requires_grad for f in fused)
+                and self.uses_adjoint(batch, init.element_size())):
             return AdjointRun.apply(self, init, *fused)
         return self.run(init, fused)
 
@@ -409,7 +436,8 @@ def chunk_overlap(lam: torch.Tensor, psi: torch.Tensor, first: int, dim: int, n:
     return (lam_v @ psi_v.conj().mT).sum(1)
 
 
-def cheaper_program(gates: list[Gate], n: int, n_angle: int, n_weight: int, adjoint: bool = False) -> WiresProgram:
+def cheaper_program(gates: list[Gate], n: int, n_angle: int, n_weight: int,
+                    adjoint: bool | None = False) -> WiresProgram:
     """The per-wire program with or without two-qubit blocks, whichever :meth:`WiresProgram.cost` says is
     cheaper (unfused on a tie: blocks pay off where they remove many passes, e.g. rings of controlled
     rotations, 281 -> 56 passes at 14 qubits; a CZ ring is already one diagonal). The unfused program's cost
