@@ -426,3 +426,55 @@ def test_readme_dqn_settle_results_are_the_committed_studies_reports(tmp_path):
     readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
     assert "3 of 5 tuning seeds (100-104) ended at 500" in readme
     assert "3/10 ended at or above 475 (IQM 366, 95% CI 265 to 460)" in readme
+
+
+def test_readme_frozenlake_tuning_is_the_committed_studies_reports(tmp_path):
+    """Issue 17's FrozenLake tuning table and fresh-seed sentence in the README are what `qrl report` makes of the
+    three committed studies' tables today (runs ending at or above 0.70 per variant)."""
+    def ended(report: str, agent: str, runs: int) -> str:
+        match = re.search(rf"^\| {re.escape(agent)} \| {runs} \| .* \| (\d+/{runs}) = ", report, re.M)
+        assert match, agent
+        return match.group(1)
+
+    first = _committed_study_report(tmp_path, "frozenlake-ppo-vqc-tune")
+    assert [ended(first, a, 5) for a in ("ppo-vqc-base", "ppo-vqc-lin", "ppo-vqc-lin-long")] == ["2/5", "2/5", "3/5"]
+    second = _committed_study_report(tmp_path, "frozenlake-ppo-vqc-tune2")
+    assert [ended(second, a, 10) for a in ("ppo-vqc-lin-long", "ppo-vqc-lin-long-400k", "ppo-vqc-lin-long-ent05")
+            ] == ["6/10", "6/10", "7/10"]
+    fresh = _committed_study_report(tmp_path, "frozenlake-ppo-vqc-ent05")
+    assert ended(fresh, "ppo-vqc-lin-long-ent05", 10) == "6/10"
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for row in ("| the preset (constant learning rate 1e-2, 8 x 128 steps per rollout) | 2/5 | - |",
+                "| learning rate lin_0.01 | 2/5 | - |", "| lin_0.01, 8 x 256 steps per rollout | 3/5 | 6/10 |",
+                "| the same, 400k steps | - | 6/10 |",
+                "| lin_0.01, 8 x 256 steps, entropy bonus 0.05 (preset: 0.01) | - | 7/10 |"):
+        assert row in readme
+    assert "The last ended at or above 0.70 on 6 of 10 fresh seeds (180-189" in readme
+
+
+def test_readme_reinforce_learning_rates_result_is_the_committed_runs(tmp_path):
+    """Issue 17's REINFORCE tuning sentences: the tutorial's criterion within 500 episodes on 2/5, 3/5 and 4/5
+    tuning seeds, 1/10 fresh seeds at twice the learning rates, and the final evaluations' 4/5, 2/5 and 0/5."""
+    from qrl import runs
+
+    root = Path(__file__).resolve().parents[1] / "runs/reference"
+
+    def episodes(study: str, agent: str) -> list:
+        return [runs.episodes_to_mean([e["return"] for e in runs.read_training_episodes(run)], 500)
+                for run in sorted((root / study / "runs").glob(f"CartPole-v1__{agent}__*"))]
+
+    def within(eps: list) -> int:
+        return sum(e is not None and e <= 500 for e in eps)
+
+    tuned = [episodes("cartpole-reinforce-vqc-tune", f"reinforce-vqc-{v}") for v in ("base", "ep5", "lr02")]
+    assert [len(e) for e in tuned] == [5, 5, 5] and [within(e) for e in tuned] == [2, 3, 4]
+    fresh = episodes("cartpole-reinforce-vqc-lr02", "reinforce-vqc-lr02")
+    assert len(fresh) == 10 and [e for e in fresh if e is not None and e <= 500] == [463] and fresh.count(None) == 3
+    assert sorted(e for e in fresh if e is not None and e > 500) == [517, 520, 538, 569, 904, 1553]
+    report = _committed_study_report(tmp_path, "cartpole-reinforce-vqc-tune")
+    for agent, ended in (("reinforce-vqc-base", "4/5"), ("reinforce-vqc-ep5", "2/5"), ("reinforce-vqc-lr02", "0/5")):
+        assert f"| {ended} = " in next(line for line in report.splitlines() if line.startswith(f"| {agent} | 5 |"))
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert "the criterion within 500 episodes on 2/5 with the preset, 3/5 with 5 episodes per step, and 4/5" in readme
+    assert "at or above 475 on 4/5 with the preset, 2/5 with 5 episodes per step, 0/5 with twice the" in readme
+    assert "within 500 episodes on **1 of 10** (episode 463); six more got there at 517-1,553 episodes" in readme
