@@ -478,3 +478,11 @@ def test_readme_reinforce_learning_rates_result_is_the_committed_runs(tmp_path):
     assert "the criterion within 500 episodes on 2/5 with the preset, 3/5 with 5 episodes per step, and 4/5" in readme
     assert "at or above 475 on 4/5 with the preset, 2/5 with 5 episodes per step, 0/5 with twice the" in readme
     assert "within 500 episodes on **1 of 10** (episode 463); six more got there at 517-1,553 episodes" in readme
+
+
+def test_readme_lunarlander_seeds_are_the_committed_studys_report(tmp_path):
+    """Issue 17's LunarLander row: the two finished seeds of the committed ten-seed study both end above 200."""
+    report = _committed_study_report(tmp_path, "lunarlander-ppo-vqc")
+    assert "| ppo-vqc | 2 | 228 (206 to 249) |" in report and "| 2/2 = 1.00 (0.34 to 1.00) |" in report
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert "Both ended above 200: finals 249 and 206 (IQM 228, 2/2 at or above 200)." in readme
