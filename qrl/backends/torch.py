@@ -11,11 +11,11 @@ import torch
 
 from qrl.errors import QRLError
 from qrl.simulator import (
-    KEPT_OVERHEAD,
     DenseProgram,
     Readout,
     WiresProgram,
     cheaper_program,
+    gradient_peak_bytes,
     state_bytes,
     trace_circuit,
 )
@@ -90,7 +90,7 @@ class TorchStatevector:
             kept = self._impl.saved_states(batch, itemsize)
         else:
             kept = 2 * self._impl.n_phases + 2
-        return int(KEPT_OVERHEAD * (kept + 2) * state_bytes(self.n, batch, itemsize))
+        return gradient_peak_bytes(kept, self.n, batch, itemsize)
 
     def gradient_method(self, batch: int, itemsize: int = 8) -> str:
         """``"adjoint"`` or ``"autograd"``: how a gradient call at ``batch`` samples is differentiated."""

@@ -22,13 +22,12 @@ from qrl.simulator.gates import (
     wire_view,
     z_expectation,
 )
-from qrl.simulator.programs import AUTOGRAD_MAX_BYTES, KEPT_OVERHEAD, WiresProgram, cheaper_program
+from qrl.simulator.programs import AUTOGRAD_MAX_BYTES, WiresProgram, cheaper_program, gradient_peak_bytes
 from qrl.simulator.readout import Readout, z_diagonal
 from qrl.simulator.trace import PARAMETRIC_1Q, Gate, Source, TracedCircuit, trace_circuit, trace_gates
 
 __all__ = [
     "AUTOGRAD_MAX_BYTES",
-    "KEPT_OVERHEAD",
     "PARAMETRIC_1Q",
     "PAULI_K",
     "AngleProgram",
@@ -44,6 +43,7 @@ __all__ = [
     "apply_2q",
     "as_rotations",
     "cheaper_program",
+    "gradient_peak_bytes",
     "rotations",
     "schedule",
     "state_bytes",

@@ -54,6 +54,12 @@ KEPT_OVERHEAD = 1.35
 8.9 GB peak for 105 kept states of 64 MiB)."""
 
 
+def gradient_peak_bytes(kept: int, n: int, batch: int, itemsize: int = 8) -> int:
+    """Estimated peak memory of a forward + backward that keeps ``kept`` state batches of ``batch`` samples at ``n``
+    qubits (``itemsize``: 8 for complex64, 16 for complex128), two more in flight, and :data:`KEPT_OVERHEAD`."""
+    return int(KEPT_OVERHEAD * (kept + 2) * state_bytes(n, batch, itemsize))
+
+
 def chunks(n: int) -> list[tuple[int, ...]]:
     """The wire chunks of a moment at ``n`` qubits: the last ``KRON_WIDTH`` wires, and the others in as few
     chunks of at most that width as will do, of even widths (so no single wire is left in the middle); one
@@ -152,8 +158,8 @@ class WiresProgram:
 
     def autograd_bytes(self, batch: int, itemsize: int = 8) -> int:
         """Estimated peak memory of a forward + backward by autograd at ``batch`` samples (``itemsize``: 8 for
-        complex64, 16 for complex128): a state batch kept per pass, and two more."""
-        return int(KEPT_OVERHEAD * (self._passes + 2) * state_bytes(self.n, batch, itemsize))
+        complex64, 16 for complex128): a state batch kept per pass."""
+        return gradient_peak_bytes(self._passes, self.n, batch, itemsize)
 
     def uses_adjoint(self, batch: int, itemsize: int = 8) -> bool:
         """Whether a gradient call at ``batch`` samples runs the adjoint method: as asked (``adjoint`` true or
