@@ -355,6 +355,19 @@ def test_readme_benchmark_table_is_the_committed_studys_report(tmp_path):
     assert len(rows) == 6 and all(row in text for row in rows)
 
 
+def _readme(flat: bool = True) -> str:
+    """The README's text; ``flat``: with every run of whitespace made one space (sentences wrap across lines)."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return " ".join(text.split()) if flat else text
+
+
+def _runs_ending(report: str, agent: str, runs: int) -> str:
+    """``"k/runs"`` from an agent's row of a report's final-return table: its runs ending at or above the threshold."""
+    match = re.search(rf"^\| {re.escape(agent)} \| {runs} \| .* \| (\d+/{runs}) = ", report, re.M)
+    assert match, agent
+    return match.group(1)
+
+
 def _committed_study_report(tmp_path, name: str) -> str:
     """`qrl report` today of a committed study's tables (study.yaml, runs.csv, records.csv), 2000 resamples."""
     import shutil
@@ -372,7 +385,7 @@ def test_readme_ten_seed_acrobot_result_is_the_committed_studys_report(tmp_path)
     text = _committed_study_report(tmp_path, "acrobot-ppo-vqc")
     assert "| ppo-vqc | 10 | -83.1 (-86.3 to -80.8) |" in text and "| 10/10 = 1.00 (0.72 to 1.00) |" in text
     assert "| ppo-vqc | 10/10 | 162k (75k-200k) |" in text
-    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    readme = _readme()
     assert "10/10 end at or above -100" in readme and "IQM -83.1 (95% CI -86.3 to -80.8)" in readme
     assert "median 162k steps (95% CI 75k-200k)" in readme
 
@@ -382,7 +395,7 @@ def test_readme_ten_seed_frozenlake_result_is_the_committed_studys_report(tmp_pa
     makes of the committed study's tables today."""
     text = _committed_study_report(tmp_path, "frozenlake-ppo-vqc")
     assert "| ppo-vqc | 10 | 0.695 (0.528 to 0.726) |" in text and "| 5/10 = 0.50 (0.24 to 0.76) |" in text
-    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    readme = _readme()
     assert "5/10 end at or above a success rate of 0.70" in readme
     assert "IQM 0.695 (95% CI 0.528 to 0.726)" in readme
 
@@ -393,7 +406,7 @@ def test_readme_ten_seed_mountaincar_result_is_the_committed_studys_report(tmp_p
     text = _committed_study_report(tmp_path, "mountaincar-ppo-vqc")
     assert "| ppo-vqc | 10 | -127 (-133 to -119) |" in text and "| 0/10 = 0.00 (0.00 to 0.28) |" in text
     assert "| ppo-vqc | 6/10 | 875k (550k-never) |" in text
-    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    readme = _readme()
     assert "0/10 end at or above -110" in readme and "IQM -127 (95% CI -133 to -119)" in readme
 
 
@@ -408,7 +421,7 @@ def test_readme_settle_when_solved_results_are_the_committed_studies_reports(tmp
     assert "| ppo-vqc-settle-lr01 | 10 | 423 (279 to 500) |" in fresh
     assert "| ppo-vqc-base | 10 | 422 (283 to 500) |" in fresh
     assert fresh.count("| 6/10 = 0.60 (0.31 to 0.83) |") == 2
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = _readme(flat=False)
     for row in ("| settle, learning rate x0.1 | 10-19 | 7/10 | 477 (357 to 497) |",
                 "| settle, learning rate x0 (stop) | 10-19 | 7/10 | 478 (354 to 497) |",
                 "| the preset without it | 10-19 | 3/10 | 444 (342 to 473) |",
@@ -423,7 +436,7 @@ def test_readme_dqn_settle_results_are_the_committed_studies_reports(tmp_path):
     assert "| dqn-vqc-settle-stop | 5 | 416 (166 to 500) |" in tuned and "| 3/5 = 0.60 (0.23 to 0.88) |" in tuned
     fresh = _committed_study_report(tmp_path, "cartpole-dqn-vqc-settled")
     assert "| dqn-vqc-settle-stop | 10 | 366 (265 to 460) |" in fresh and "| 3/10 = 0.30 (0.11 to 0.60) |" in fresh
-    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    readme = _readme()
     assert "3 of 5 tuning seeds (100-104) ended at 500" in readme
     assert "3/10 ended at or above 475 (IQM 366, 95% CI 265 to 460)" in readme
 
@@ -431,19 +444,15 @@ def test_readme_dqn_settle_results_are_the_committed_studies_reports(tmp_path):
 def test_readme_frozenlake_tuning_is_the_committed_studies_reports(tmp_path):
     """Issue 17's FrozenLake tuning table and fresh-seed sentence in the README are what `qrl report` makes of the
     three committed studies' tables today (runs ending at or above 0.70 per variant)."""
-    def ended(report: str, agent: str, runs: int) -> str:
-        match = re.search(rf"^\| {re.escape(agent)} \| {runs} \| .* \| (\d+/{runs}) = ", report, re.M)
-        assert match, agent
-        return match.group(1)
-
     first = _committed_study_report(tmp_path, "frozenlake-ppo-vqc-tune")
-    assert [ended(first, a, 5) for a in ("ppo-vqc-base", "ppo-vqc-lin", "ppo-vqc-lin-long")] == ["2/5", "2/5", "3/5"]
+    first_variants = ("ppo-vqc-base", "ppo-vqc-lin", "ppo-vqc-lin-long")
+    assert [_runs_ending(first, a, 5) for a in first_variants] == ["2/5", "2/5", "3/5"]
     second = _committed_study_report(tmp_path, "frozenlake-ppo-vqc-tune2")
-    assert [ended(second, a, 10) for a in ("ppo-vqc-lin-long", "ppo-vqc-lin-long-400k", "ppo-vqc-lin-long-ent05")
+    assert [_runs_ending(second, a, 10) for a in ("ppo-vqc-lin-long", "ppo-vqc-lin-long-400k", "ppo-vqc-lin-long-ent05")
             ] == ["6/10", "6/10", "7/10"]
     fresh = _committed_study_report(tmp_path, "frozenlake-ppo-vqc-ent05")
-    assert ended(fresh, "ppo-vqc-lin-long-ent05", 10) == "6/10"
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert _runs_ending(fresh, "ppo-vqc-lin-long-ent05", 10) == "6/10"
+    readme = _readme(flat=False)
     for row in ("| the preset (constant learning rate 1e-2, 8 x 128 steps per rollout) | 2/5 | - |",
                 "| learning rate lin_0.01 | 2/5 | - |", "| lin_0.01, 8 x 256 steps per rollout | 3/5 | 6/10 |",
                 "| the same, 400k steps | - | 6/10 |",
@@ -472,9 +481,8 @@ def test_readme_reinforce_learning_rates_result_is_the_committed_runs(tmp_path):
     assert len(fresh) == 10 and [e for e in fresh if e is not None and e <= 500] == [463] and fresh.count(None) == 3
     assert sorted(e for e in fresh if e is not None and e > 500) == [517, 520, 538, 569, 904, 1553]
     report = _committed_study_report(tmp_path, "cartpole-reinforce-vqc-tune")
-    for agent, ended in (("reinforce-vqc-base", "4/5"), ("reinforce-vqc-ep5", "2/5"), ("reinforce-vqc-lr02", "0/5")):
-        assert f"| {ended} = " in next(line for line in report.splitlines() if line.startswith(f"| {agent} | 5 |"))
-    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert [_runs_ending(report, f"reinforce-vqc-{v}", 5) for v in ("base", "ep5", "lr02")] == ["4/5", "2/5", "0/5"]
+    readme = _readme()
     assert "the criterion within 500 episodes on 2/5 with the preset, 3/5 with 5 episodes per step, and 4/5" in readme
     assert "at or above 475 on 4/5 with the preset, 2/5 with 5 episodes per step, 0/5 with twice the" in readme
     assert "within 500 episodes on **1 of 10** (episode 463); six more got there at 517-1,553 episodes" in readme
@@ -484,5 +492,5 @@ def test_readme_lunarlander_seeds_are_the_committed_studys_report(tmp_path):
     """Issue 17's LunarLander row: the four finished seeds of the committed ten-seed study, two above 200."""
     report = _committed_study_report(tmp_path, "lunarlander-ppo-vqc")
     assert "| ppo-vqc | 4 | 195 (183 to 249) |" in report and "| 2/4 = 0.50 (0.15 to 0.85) |" in report
-    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    readme = _readme()
     assert "Finals 249, 206, 183 and 183 (IQM 195, 2/4 at or above 200)" in readme
