@@ -50,8 +50,10 @@ Research scale). A constant, not the memory free now, so that a seeded run compu
 """
 
 KEPT_OVERHEAD = 1.35
-"""Peak memory of a forward + backward over the state batches kept (measured: 20 qubits x 5 layers at batch 8,
-8.9 GB peak for 105 kept states of 64 MiB)."""
+"""Peak memory of a forward + backward over the state batches kept (measured with the per-wire program of issue 15's
+start: 20 qubits x 5 layers at batch 8, 8.9 GB peak for 105 kept states of 64 MiB). With the chunk products it is
+rough: at batch 8 it estimates 0.67 GiB at 18 qubits (0.85 GiB measured) and 2.7 GiB at 20 (2.2 GiB measured); it
+only decides near :data:`AUTOGRAD_MAX_BYTES`."""
 
 
 def gradient_peak_bytes(kept: int, n: int, batch: int, itemsize: int = 8) -> int:
