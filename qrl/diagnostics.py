@@ -757,7 +757,7 @@ def describe_policy(target: str, env: str | None = None, shots: int = 1024, devi
 def _policy_to_describe(target: str, env: str | None, seed: int, overrides: dict[str, Any] | None):
     """The model, config and title line of ``qrl diagnose circuit``'s target: a run folder or a preset."""
     from qrl import runs
-    from qrl.config import resolve
+    from qrl.config import is_agent_file, resolve
     from qrl.evaluate import load_model
     from qrl.train import build_model
 
@@ -768,9 +768,9 @@ def _policy_to_describe(target: str, env: str | None, seed: int, overrides: dict
                            f"(its config.yaml is fixed); try qrl diagnose circuit {target} without --set")
         model, config = load_model(run_dir)
         return model, config, f"run {run_dir}: {config.agent} on {config.env}, trained weights"
-    if run_dir.exists():
+    if run_dir.exists() and not (run_dir.is_file() and is_agent_file(target)):
         raise QRLError(f"{target} is not a run folder (no config.yaml); expected a folder written by `qrl train` "
-                       f"or an agent preset such as ppo-vqc with --env")
+                       f"or an agent preset (a name such as ppo-vqc, or a preset file) with --env")
     if env is None:
         raise QRLError(f"an agent preset needs an environment; got {target!r} without --env; "
                        f"try qrl diagnose circuit {target} --env CartPole-v1")

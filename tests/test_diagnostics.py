@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -278,6 +279,15 @@ def test_diagnose_circuit_of_a_preset(capsys):
     assert "40 rotations + 20 input scaling + 2 output weights = 62" in out
     assert "a gradient adds 2 x 60 = 120 shifted circuits per sample" in out
     assert "0: ──RX(" in out and "<Z>" in out  # PennyLane's drawing
+
+
+def test_diagnose_circuit_of_a_preset_file(capsys):
+    """A preset file (as `qrl train --agent FILE` takes): the critic circuit of this variant has linear layers."""
+    preset = Path(__file__).resolve().parents[1] / "agents/studies/cartpole-ppo-vqc-critic/ppo-vqc-critic-post.yaml"
+    assert main(["diagnose", "circuit", str(preset), "--env", "CartPole-v1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("agent ppo-vqc-critic-post on CartPole-v1, weights at initialisation (seed 0)")
+    assert "parameters: 131 trainable = 126 in circuits" in out
 
 
 def test_diagnose_circuit_leaves_out_target_networks(capsys):
