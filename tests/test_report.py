@@ -4,6 +4,7 @@ final return as the mean of the last k evaluations, runs ending at or above the 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import re
 from pathlib import Path
@@ -494,3 +495,41 @@ def test_readme_lunarlander_seeds_are_the_committed_studys_report(tmp_path):
     assert "| ppo-vqc | 4 | 195 (183 to 249) |" in report and "| 2/4 = 0.50 (0.15 to 0.85) |" in report
     readme = _readme()
     assert "Finals 249, 206, 183 and 183 (IQM 195, 2/4 at or above 200)" in readme
+
+
+def test_readme_pendulum_critic_tuning_is_the_committed_runs():
+    """Issue 17's Pendulum tuning table in the README: each row's evaluations at 10k, 20k and 30k steps and its
+    steps/s are those of the committed run of that variant (seed 200), and the variant's seed-201 sentence."""
+    root = Path(__file__).resolve().parents[1] / "runs/reference/pendulum-sac-vqc-tune"
+
+    def evaluations(variant: str, seed: int = 200) -> list[str]:
+        run = root / variant / f"Pendulum-v1__sac-vqc__{seed}"
+        with open(run / "evaluations.csv") as f:
+            returns = [f"{float(row['mean_return']):.0f}" for row in csv.DictReader(f)]
+        return [*returns, f"{json.loads((run / 'results.json').read_text())['steps_per_s']:.0f}"]
+
+    rows = {"post": "a linear layer after the readouts (`post_layer=true`)", "post-normreward": "rewards normalised",
+            "post-normreward-lr3e-3": "learning rate 3e-3", "post-normreward-lr1e-2": "learning rate 1e-2 instead",
+            "bounds-post-normreward-lr3e-3": "learning rate 3e-3, `obs_map=bounds`",
+            "bounds-post-normreward-lr1e-3": "the same, learning rate 1e-3 instead",
+            "pre6-post-normreward-lr3e-3": "learning rate 3e-3, a linear layer before the circuit too "
+                                           "(`pre_layer=true`), 6 qubits",
+            "pre5-post-normreward-lr3e-3": "the same, 5 qubits (the variant)"}
+    assert sorted(p.name for p in root.iterdir()) == sorted(rows)
+    readme = _readme(flat=False)
+    for variant, label in rows.items():
+        assert f"| {label} | {' | '.join(evaluations(variant))} |" in readme, variant
+    assert evaluations("pre5-post-normreward-lr3e-3", 201)[:2] == ["-123", "-187"]
+    assert "The variant on seed 201 (20k steps): -123 and -187 at 10k and 20k." in _readme()
+
+
+def test_readme_ten_seed_pendulum_result_is_the_committed_studys_report(tmp_path):
+    """Issue 17's Pendulum row in the README (10/10 at or above -250 with VQC critics, the IQM and its CI, the median
+    steps) is what `qrl report` makes of the committed study's tables today."""
+    text = _committed_study_report(tmp_path, "pendulum-sac-vqc")
+    assert "| sac-vqc-critics | 10 | -144 (-158 to -130) |" in text and "| 10/10 = 1.00 (0.72 to 1.00) |" in text
+    assert "| sac-vqc-critics | 10/10 | 5k (5k-7.5k) |" in text
+    readme = _readme()
+    assert "10/10 end at or above -250; issue 17's row (9 of 10) is met." in readme
+    assert "IQM -144 (95% CI -158 to -130)" in readme and "median 5k steps (95% CI 5k-7.5k)" in readme
+    assert "| 10/10 (IQM -144;" in readme
