@@ -533,3 +533,25 @@ def test_readme_ten_seed_pendulum_result_is_the_committed_studys_report(tmp_path
     assert "10/10 end at or above -250; issue 17's row (9 of 10) is met." in readme
     assert "IQM -144 (95% CI -158 to -130)" in readme and "median 5k steps (95% CI 5k-7.5k)" in readme
     assert "| 10/10 (IQM -144;" in readme
+
+
+def test_readme_critic_capacity_results_are_the_committed_studies_reports(tmp_path):
+    """The README's table of ppo-vqc with linear layers around the critic (issue 17) is what `qrl report` makes of
+    the two committed studies' tables today: 7/10, 8/10 and 7/10 on seeds 220-229, 6/10 and 6/10 on 230-239."""
+    tuned = _committed_study_report(tmp_path, "cartpole-ppo-vqc-critic")
+    assert [_runs_ending(tuned, a, 10) for a in ("ppo-vqc-critic-post", "ppo-vqc-critic-prepost", "ppo-vqc-base")
+            ] == ["7/10", "8/10", "7/10"]
+    fresh = _committed_study_report(tmp_path, "cartpole-ppo-vqc-critic-fresh")
+    assert [_runs_ending(fresh, a, 10) for a in ("ppo-vqc-critic-prepost", "ppo-vqc-base")] == ["6/10", "6/10"]
+    rows = []
+    for report, agent, label, seeds in (
+            (tuned, "ppo-vqc-critic-post", "critic: a linear layer after the readouts", "220-229"),
+            (tuned, "ppo-vqc-critic-prepost", "critic: linear layers before and after", "220-229"),
+            (tuned, "ppo-vqc-base", "the preset", "220-229"),
+            (fresh, "ppo-vqc-critic-prepost", "critic: linear layers before and after", "230-239"),
+            (fresh, "ppo-vqc-base", "the preset", "230-239")):
+        reached = re.search(rf"^\| {agent} \| (\d+/10) \| ", report.split("### Steps to threshold")[1], re.M).group(1)
+        iqm = re.search(rf"^\| {agent} \| 10 \| ([^|]+) \|", report, re.M).group(1).strip()
+        rows.append(f"| {label} | {seeds} | {reached} | {_runs_ending(report, agent, 10)} | {iqm} |")
+    readme = _readme(flat=False)
+    assert all(row in readme for row in rows), [row for row in rows if row not in readme]
