@@ -555,3 +555,14 @@ def test_readme_critic_capacity_results_are_the_committed_studies_reports(tmp_pa
         rows.append(f"| {label} | {seeds} | {reached} | {_runs_ending(report, agent, 10)} | {iqm} |")
     readme = _readme(flat=False)
     assert all(row in readme for row in rows), [row for row in rows if row not in readme]
+
+
+def test_readme_hybrid_dqn_result_is_the_committed_studys_report(tmp_path):
+    """The README's sentence on dqn-vqc with linear layers around its circuit (issue 17): 0/5 tuning seeds ending at
+    or above 475, the IQM and its CI, 4/5 reaching it, as `qrl report` makes of the committed study's tables."""
+    report = _committed_study_report(tmp_path, "cartpole-dqn-vqc-hybrid")
+    assert "| dqn-vqc-prepost | 5 | 146 (85.1 to 339) |" in report and "| 0/5 = 0.00 (0.00 to 0.43) |" in report
+    assert "| dqn-vqc-prepost | 4/5 | " in report
+    readme = _readme()
+    assert "475 on **0 of 5** tuning seeds (240-244; finals 82-389, IQM 146, 95% CI 85.1 to 339)" in readme
+    assert "though 4 of 5 reached 475 in some evaluation" in readme
