@@ -508,13 +508,14 @@ def test_readme_pendulum_critic_tuning_is_the_committed_runs():
             returns = [f"{float(row['mean_return']):.0f}" for row in csv.DictReader(f)]
         return [*returns, f"{json.loads((run / 'results.json').read_text())['steps_per_s']:.0f}"]
 
-    rows = {"post": "a linear layer after the readouts (`post_layer=true`)", "post-normreward": "rewards normalised",
-            "post-normreward-lr3e-3": "learning rate 3e-3", "post-normreward-lr1e-2": "learning rate 1e-2 instead",
-            "bounds-post-normreward-lr3e-3": "learning rate 3e-3, `obs_map=bounds`",
-            "bounds-post-normreward-lr1e-3": "the same, learning rate 1e-3 instead",
-            "pre6-post-normreward-lr3e-3": "learning rate 3e-3, a linear layer before the circuit too "
-                                           "(`pre_layer=true`), 6 qubits",
-            "pre5-post-normreward-lr3e-3": "the same, 5 qubits (the variant)"}
+    added = "+ rewards normalised, learning rate"
+    rows = {"post": "a linear layer after the readouts (`post_layer=true`)", "post-normreward": "+ rewards normalised",
+            "post-normreward-lr3e-3": f"{added} 3e-3", "post-normreward-lr1e-2": f"{added} 1e-2",
+            "bounds-post-normreward-lr3e-3": f"{added} 3e-3, `obs_map=bounds`",
+            "bounds-post-normreward-lr1e-3": f"{added} 1e-3, `obs_map=bounds`",
+            "pre6-post-normreward-lr3e-3": f"{added} 3e-3, a linear layer before the circuit (`pre_layer=true`), "
+                                           "6 qubits",
+            "pre5-post-normreward-lr3e-3": f"{added} 3e-3, `pre_layer=true`, 5 qubits (the variant)"}
     assert sorted(p.name for p in root.iterdir()) == sorted(rows)
     readme = _readme(flat=False)
     for variant, label in rows.items():
