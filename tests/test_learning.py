@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from qrl.config import resolve
+from qrl.runs import read_evaluations
 from qrl.train import train
 
 
@@ -71,12 +72,10 @@ def test_sac_with_vqc_critics_ends_solved_on_pendulum(tmp_path):
     preset = Path(__file__).resolve().parents[1] / "agents/studies/pendulum-sac-vqc/sac-vqc-critics.yaml"
     config = resolve(str(preset), "Pendulum-v1", seed=0, device="torch")
     config = dataclasses.replace(config, env_spec=dataclasses.replace(config.env_spec, eval_freq=2500))
-    run_dir = train(config, out=tmp_path)
-    with open(run_dir / "evaluations.csv") as f:
-        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-    assert rows[-1]["timesteps"] == 20_000
-    final = sum(r["mean_return"] for r in rows[-3:]) / 3
-    assert final >= -250, f"final return (last 3 evaluations) {final} < -250: {rows}"
+    evaluations = read_evaluations(train(config, out=tmp_path))
+    assert evaluations["timesteps"][-1] == 20_000
+    final = sum(evaluations["mean_return"][-3:]) / 3
+    assert final >= -250, f"final return (last 3 evaluations) {final} < -250: {evaluations}"
 
 
 @pytest.mark.expensive

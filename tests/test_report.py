@@ -4,7 +4,6 @@ final return as the mean of the last k evaluations, runs ending at or above the 
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 from pathlib import Path
@@ -500,13 +499,14 @@ def test_readme_lunarlander_seeds_are_the_committed_studys_report(tmp_path):
 def test_readme_pendulum_critic_tuning_is_the_committed_runs():
     """Issue 17's Pendulum tuning table in the README: each row's evaluations at 10k, 20k and 30k steps and its
     steps/s are those of the committed run of that variant (seed 200), and the variant's seed-201 sentence."""
+    from qrl import runs
+
     root = Path(__file__).resolve().parents[1] / "runs/reference/pendulum-sac-vqc-tune"
 
     def evaluations(variant: str, seed: int = 200) -> list[str]:
         run = root / variant / f"Pendulum-v1__sac-vqc__{seed}"
-        with open(run / "evaluations.csv") as f:
-            returns = [f"{float(row['mean_return']):.0f}" for row in csv.DictReader(f)]
-        return [*returns, f"{json.loads((run / 'results.json').read_text())['steps_per_s']:.0f}"]
+        values = [*runs.read_evaluations(run)["mean_return"], runs.read_results(run)["steps_per_s"]]
+        return [f"{v:.0f}" for v in values]
 
     added = "+ rewards normalised, learning rate"
     rows = {"post": "a linear layer after the readouts (`post_layer=true`)", "post-normreward": "+ rewards normalised",
