@@ -30,6 +30,13 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
     assert "4/10 within 500 episodes" in out and "\n46 1520\n" in out  # REINFORCE's ten seeds, as the README says
     r2 = [float(v) for v in re.findall(r": R\^2 (-?[\d.]+)\n", out)]  # Pendulum critics fitted to a solved Q (issue 17)
     assert len(r2) == 4 and r2 == sorted(r2) and r2[0] < 0.75 and r2[-1] > 0.95, r2
+    # MountainCar's first push (issue 17): the optimal policy, pushing along the velocity, the preset's actor cloned
+    car = [float(re.search(rf"^{label}: (-[\d.]+)$", out, re.M).group(1)) for label in (
+        r"optimal \(value iteration\)", "push along the velocity", r"the preset's actor \(43 parameters\), cloned")]
+    assert car[0] > -99 and car[1] < -115 and car[2] > -101, car
+    assert out.count("first push LLLLLLLLLLL") == 7  # the preset's runs that push left first from every start
+    assert len(re.findall(r"^ppo-vqc-critic, seed \d+: first push RR", out, re.M)) == 10  # the critic's: right first
+    assert "from -0.55: 151 steps; pushing right first for 1 step 154, for 10 steps 105" in out
 
 
 def cli_lines() -> list[list[str]]:

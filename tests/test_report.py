@@ -567,3 +567,29 @@ def test_readme_hybrid_dqn_result_is_the_committed_studys_report(tmp_path):
     readme = _readme()
     assert "475 on **0 of 5** tuning seeds (240-244; finals 82-389, IQM 146, 95% CI 85.1 to 339)" in readme
     assert "though 4 of 5 reached 475 in some evaluation" in readme
+
+
+def test_readme_mountaincar_critic_results_are_the_committed_studies_reports(tmp_path):
+    """The README's MountainCar table (issue 17) is what `qrl report` makes of the committed studies' tables today:
+    0/4 with an entropy bonus or an annealed learning rate, 3/4 with linear layers around the critic on the tuning
+    seeds 250-253; that critic 8/10 on the fresh seeds 260-269; the preset 0/10 on 80-89."""
+    tuned = _committed_study_report(tmp_path, "mountaincar-ppo-vqc-tune")
+    assert [_runs_ending(tuned, a, 4) for a in ("ppo-vqc-ent01", "ppo-vqc-ent05", "ppo-vqc-lin", "ppo-vqc-critic")
+            ] == ["0/4", "0/4", "0/4", "3/4"]
+    fresh = _committed_study_report(tmp_path, "mountaincar-ppo-vqc-critic")
+    assert _runs_ending(fresh, "ppo-vqc-critic", 10) == "8/10"
+    preset = _committed_study_report(tmp_path, "mountaincar-ppo-vqc")
+    critic = "critic: linear layers before and after its circuit (4 qubits)"
+    rows = []
+    for report, agent, label, seeds, runs in (
+            (tuned, "ppo-vqc-ent01", "entropy bonus 0.01", "250-253", 4),
+            (tuned, "ppo-vqc-ent05", "entropy bonus 0.05", "250-253", 4),
+            (tuned, "ppo-vqc-lin", "learning rate annealed to 0 (lin_0.005)", "250-253", 4),
+            (tuned, "ppo-vqc-critic", critic, "250-253", 4),
+            (fresh, "ppo-vqc-critic", critic, "260-269", 10),
+            (preset, "ppo-vqc", "none (the preset)", "80-89", 10)):
+        reached = re.search(rf"^\| {agent} \| (\d+/{runs}) \| ", report.split("### Steps to threshold")[1], re.M)
+        iqm = re.search(rf"^\| {agent} \| {runs} \| ([^|]+) \|", report, re.M).group(1).strip()
+        rows.append(f"| {label} | {seeds} | {reached.group(1)} | {_runs_ending(report, agent, runs)} | {iqm} |")
+    readme = _readme(flat=False)
+    assert all(row in readme for row in rows), [row for row in rows if row not in readme]
