@@ -572,12 +572,17 @@ def test_readme_hybrid_dqn_result_is_the_committed_studys_report(tmp_path):
 def test_readme_mountaincar_critic_results_are_the_committed_studies_reports(tmp_path):
     """The README's MountainCar table (issue 17) is what `qrl report` makes of the committed studies' tables today:
     0/4 with an entropy bonus or an annealed learning rate, 3/4 with linear layers around the critic on the tuning
-    seeds 250-253; that critic 8/10 on the fresh seeds 260-269; the preset 0/10 on 80-89."""
+    seeds 250-253; that critic 8/10 on the fresh seeds 260-269; with the learning rate annealed too, 4/4 on 250-253
+    and 9/10 on the fresh seeds 270-279 (the row is met); the preset 0/10 on 80-89."""
     tuned = _committed_study_report(tmp_path, "mountaincar-ppo-vqc-tune")
     assert [_runs_ending(tuned, a, 4) for a in ("ppo-vqc-ent01", "ppo-vqc-ent05", "ppo-vqc-lin", "ppo-vqc-critic")
             ] == ["0/4", "0/4", "0/4", "3/4"]
     fresh = _committed_study_report(tmp_path, "mountaincar-ppo-vqc-critic")
     assert _runs_ending(fresh, "ppo-vqc-critic", 10) == "8/10"
+    tuned2 = _committed_study_report(tmp_path, "mountaincar-ppo-vqc-tune2")
+    assert _runs_ending(tuned2, "ppo-vqc-critic-lin", 4) == "4/4"
+    met = _committed_study_report(tmp_path, "mountaincar-ppo-vqc-critic-lin")
+    assert _runs_ending(met, "ppo-vqc-critic-lin", 10) == "9/10"  # the row: 9 of 10
     preset = _committed_study_report(tmp_path, "mountaincar-ppo-vqc")
     critic = "critic: linear layers before and after its circuit (4 qubits)"
     rows = []
@@ -587,6 +592,8 @@ def test_readme_mountaincar_critic_results_are_the_committed_studies_reports(tmp
             (tuned, "ppo-vqc-lin", "learning rate annealed to 0 (lin_0.005)", "250-253", 4),
             (tuned, "ppo-vqc-critic", critic, "250-253", 4),
             (fresh, "ppo-vqc-critic", critic, "260-269", 10),
+            (tuned2, "ppo-vqc-critic-lin", "that critic and the learning rate annealed to 0", "250-253", 4),
+            (met, "ppo-vqc-critic-lin", "that critic and the learning rate annealed to 0", "270-279", 10),
             (preset, "ppo-vqc", "none (the preset)", "80-89", 10)):
         reached = re.search(rf"^\| {agent} \| (\d+/{runs}) \| ", report.split("### Steps to threshold")[1], re.M)
         iqm = re.search(rf"^\| {agent} \| {runs} \| ([^|]+) \|", report, re.M).group(1).strip()
