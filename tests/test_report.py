@@ -368,6 +368,14 @@ def _runs_ending(report: str, agent: str, runs: int) -> str:
     return match.group(1)
 
 
+def _study_table_row(report: str, agent: str, label: str, seeds: str, runs: int) -> str:
+    """A README table row ``| label | seeds | reaching | ending at or above | IQM (95% CI) |`` from an agent's rows of a
+    report: runs reaching the threshold, runs whose final return ends at or above it, the final return's IQM."""
+    reached = re.search(rf"^\| {re.escape(agent)} \| (\d+/{runs}) \| ", report.split("### Steps to threshold")[1], re.M)
+    iqm = re.search(rf"^\| {re.escape(agent)} \| {runs} \| ([^|]+) \|", report, re.M).group(1).strip()
+    return f"| {label} | {seeds} | {reached.group(1)} | {_runs_ending(report, agent, runs)} | {iqm} |"
+
+
 def _committed_study_report(tmp_path, name: str) -> str:
     """`qrl report` today of a committed study's tables (study.yaml, runs.csv, records.csv), 2000 resamples."""
     import shutil
@@ -544,16 +552,12 @@ def test_readme_critic_capacity_results_are_the_committed_studies_reports(tmp_pa
             ] == ["7/10", "8/10", "7/10"]
     fresh = _committed_study_report(tmp_path, "cartpole-ppo-vqc-critic-fresh")
     assert [_runs_ending(fresh, a, 10) for a in ("ppo-vqc-critic-prepost", "ppo-vqc-base")] == ["6/10", "6/10"]
-    rows = []
-    for report, agent, label, seeds in (
+    rows = [_study_table_row(report, agent, label, seeds, 10) for report, agent, label, seeds in (
             (tuned, "ppo-vqc-critic-post", "critic: a linear layer after the readouts", "220-229"),
             (tuned, "ppo-vqc-critic-prepost", "critic: linear layers before and after", "220-229"),
             (tuned, "ppo-vqc-base", "the preset", "220-229"),
             (fresh, "ppo-vqc-critic-prepost", "critic: linear layers before and after", "230-239"),
-            (fresh, "ppo-vqc-base", "the preset", "230-239")):
-        reached = re.search(rf"^\| {agent} \| (\d+/10) \| ", report.split("### Steps to threshold")[1], re.M).group(1)
-        iqm = re.search(rf"^\| {agent} \| 10 \| ([^|]+) \|", report, re.M).group(1).strip()
-        rows.append(f"| {label} | {seeds} | {reached} | {_runs_ending(report, agent, 10)} | {iqm} |")
+            (fresh, "ppo-vqc-base", "the preset", "230-239"))]
     readme = _readme(flat=False)
     assert all(row in readme for row in rows), [row for row in rows if row not in readme]
 
@@ -585,8 +589,7 @@ def test_readme_mountaincar_critic_results_are_the_committed_studies_reports(tmp
     assert _runs_ending(met, "ppo-vqc-critic-lin", 10) == "9/10"  # the row: 9 of 10
     preset = _committed_study_report(tmp_path, "mountaincar-ppo-vqc")
     critic = "critic: linear layers before and after its circuit (4 qubits)"
-    rows = []
-    for report, agent, label, seeds, runs in (
+    rows = [_study_table_row(*row) for row in (
             (tuned, "ppo-vqc-ent01", "entropy bonus 0.01", "250-253", 4),
             (tuned, "ppo-vqc-ent05", "entropy bonus 0.05", "250-253", 4),
             (tuned, "ppo-vqc-lin", "learning rate annealed to 0 (lin_0.005)", "250-253", 4),
@@ -594,9 +597,6 @@ def test_readme_mountaincar_critic_results_are_the_committed_studies_reports(tmp
             (fresh, "ppo-vqc-critic", critic, "260-269", 10),
             (tuned2, "ppo-vqc-critic-lin", "that critic and the learning rate annealed to 0", "250-253", 4),
             (met, "ppo-vqc-critic-lin", "that critic and the learning rate annealed to 0", "270-279", 10),
-            (preset, "ppo-vqc", "none (the preset)", "80-89", 10)):
-        reached = re.search(rf"^\| {agent} \| (\d+/{runs}) \| ", report.split("### Steps to threshold")[1], re.M)
-        iqm = re.search(rf"^\| {agent} \| {runs} \| ([^|]+) \|", report, re.M).group(1).strip()
-        rows.append(f"| {label} | {seeds} | {reached.group(1)} | {_runs_ending(report, agent, runs)} | {iqm} |")
+            (preset, "ppo-vqc", "none (the preset)", "80-89", 10))]
     readme = _readme(flat=False)
     assert all(row in readme for row in rows), [row for row in rows if row not in readme]
