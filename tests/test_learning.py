@@ -15,6 +15,7 @@ import pytest
 
 from qrl.config import resolve
 from qrl.runs import read_evaluations
+from qrl.stats import final_performance
 from qrl.study import load_study
 from qrl.train import train
 
@@ -59,7 +60,7 @@ def test_vqc_agent_solves(tmp_path, agent, env, threshold, final):
     assert best >= threshold, f"{agent} on {env}: best evaluation {best} < {threshold}: {rows}"
     assert results["steps_to_threshold"] is not None
     if final is not None:
-        last = sum(r["mean_return"] for r in rows[-3:]) / 3
+        last = final_performance([r["mean_return"] for r in rows], 3)
         assert last >= final, f"{agent} on {env}: final return (last 3 evaluations) {last} < {final}: {rows}"
 
 
@@ -75,7 +76,7 @@ def test_sac_with_vqc_critics_ends_solved_on_pendulum(tmp_path):
     config = dataclasses.replace(config, env_spec=dataclasses.replace(config.env_spec, eval_freq=2500))
     evaluations = read_evaluations(train(config, out=tmp_path))
     assert evaluations["timesteps"][-1] == 20_000
-    final = sum(evaluations["mean_return"][-3:]) / 3
+    final = final_performance(evaluations["mean_return"], 3)
     assert final >= -250, f"final return (last 3 evaluations) {final} < -250: {evaluations}"
 
 
@@ -91,8 +92,9 @@ def test_ppo_with_a_hybrid_critic_ends_at_minus_110_on_mountaincar(tmp_path, mon
     study = load_study("agents/studies/mountaincar-ppo-vqc-critic-lin.yaml")
     config = study.config(next(key for key in study.runs() if key.seed == 273))  # the study's run, as it ran there
     evaluations = read_evaluations(train(config, out=tmp_path))
-    final = sum(evaluations["mean_return"][-3:]) / 3
+    final = final_performance(evaluations["mean_return"], 3)
     assert final >= -110, f"final return (last 3 evaluations) {final} < -110: {evaluations}"
+
 
 @pytest.mark.expensive
 @pytest.mark.timeout(3600)
