@@ -562,6 +562,39 @@ def test_readme_critic_capacity_results_are_the_committed_studies_reports(tmp_pa
     assert all(row in readme for row in rows), [row for row in rows if row not in readme]
 
 
+def test_readme_horizon_results_are_the_committed_studies_reports(tmp_path):
+    """The README's table of ppo-vqc with a longer horizon on CartPole-v1 (issue 17) is what `qrl report` makes of the
+    two committed studies' tables today: 10/10, 9/10 and 10/10 on the tuning seeds 280-289; on the fresh seeds
+    290-299 10/10 for both horizon arms (the row is met) and 2/10 for the preset; and the median steps to 475."""
+    tuned = _committed_study_report(tmp_path, "cartpole-ppo-vqc-horizon")
+    assert [_runs_ending(tuned, a, 10) for a in ("ppo-vqc-gamma99", "ppo-vqc-lambda95", "ppo-vqc-gamma99-prepost")
+            ] == ["10/10", "9/10", "10/10"]
+    fresh = _committed_study_report(tmp_path, "cartpole-ppo-vqc-horizon-fresh")
+    assert [_runs_ending(fresh, a, 10) for a in ("ppo-vqc-gamma99-prepost", "ppo-vqc-gamma99", "ppo-vqc-base")
+            ] == ["10/10", "10/10", "2/10"]  # the row: 9 of 10
+    horizon, critic = "gamma 0.99, GAE lambda 0.95", "critic: linear layers before and after"
+    rows = [_study_table_row(*row) for row in (
+            (tuned, "ppo-vqc-gamma99", horizon, "280-289", 10),
+            (tuned, "ppo-vqc-lambda95", "GAE lambda 0.95", "280-289", 10),
+            (tuned, "ppo-vqc-gamma99-prepost", f"{horizon}, {critic}", "280-289", 10),
+            (fresh, "ppo-vqc-gamma99-prepost", f"{horizon}, {critic}", "290-299", 10),
+            (fresh, "ppo-vqc-gamma99", horizon, "290-299", 10),
+            (fresh, "ppo-vqc-base", "the preset", "290-299", 10))]
+    readme = _readme(flat=False)
+    assert all(row in readme for row in rows), [row for row in rows if row not in readme]
+    for agent, median in (("ppo-vqc-gamma99", "10/10 | 17.5k (7.5k-27.5k)"), ("ppo-vqc-gamma99-prepost", "10/10 | 7.5k "
+                          "(5k-10k)"), ("ppo-vqc-base", "9/10 | 37.5k (15k-40k)")):  # reached 475, median steps
+        assert f"| {agent} | {median} |" in fresh, agent
+    with open(Path(__file__).resolve().parents[1] / "runs/reference/cartpole-ppo-vqc-horizon-fresh/runs.csv") as f:
+        params = {(row["agent"], row["params_total"]) for row in csv.DictReader(f)}
+    assert params == {("ppo-vqc-gamma99-prepost", "151"), ("ppo-vqc-gamma99", "123"), ("ppo-vqc-base", "123")}
+    readme = _readme()
+    assert "17.5k steps to 475 with the preset's critic (95% CI 7.5k-27.5k) and 7.5k (5k-10k) with the" in readme
+    assert "against the preset's 37.5k (15k-40k)" in readme
+    assert "| 10/10 (IQM 500; with linear layers around the critic too, 151 parameters: 10/10; the preset: 2/10" in (
+        readme)
+
+
 def test_readme_hybrid_dqn_result_is_the_committed_studys_report(tmp_path):
     """The README's sentence on dqn-vqc with linear layers around its circuit (issue 17): 0/5 tuning seeds ending at
     or above 475, the IQM and its CI, 4/5 reaching it, as `qrl report` makes of the committed study's tables."""
