@@ -497,11 +497,19 @@ def test_readme_reinforce_learning_rates_result_is_the_committed_runs(tmp_path):
 
 
 def test_readme_lunarlander_seeds_are_the_committed_studys_report(tmp_path):
-    """Issue 17's LunarLander row: the four finished seeds of the committed ten-seed study, two above 200."""
+    """Issue 17's LunarLander row: the six finished seeds of the committed ten-seed study, four above 200."""
     report = _committed_study_report(tmp_path, "lunarlander-ppo-vqc")
-    assert "| ppo-vqc | 4 | 195 (183 to 249) |" in report and "| 2/4 = 0.50 (0.15 to 0.85) |" in report
+    assert "| ppo-vqc | 6 | 219 (189 to 246) |" in report and "| 4/6 = 0.67 (0.30 to 0.90) |" in report
+    assert "| ppo-vqc | 6/6 | 560k (300k-780k) |" in report
+    from qrl import runs
+    from qrl.stats import final_performance
+
+    root = Path(__file__).resolve().parents[1] / "runs/reference/lunarlander-ppo-vqc/runs"
+    finals = [final_performance(runs.read_evaluations(run)["mean_return"], 3) for run in sorted(root.iterdir())]
     readme = _readme()
-    assert "Finals 249, 206, 183 and 183 (IQM 195, 2/4 at or above 200)" in readme
+    assert ", ".join(f"{f:.0f}" for f in finals) == "249, 206, 183, 183, 246, 240"
+    assert "Finals 249, 206, 183, 183, 246 and 240 (IQM 219, 95% CI 189 to 246; 4/6 at or above 200;" in readme
+    assert "every run reached 200 in some evaluation, median 560k steps" in readme
 
 
 def test_readme_pendulum_critic_tuning_is_the_committed_runs():
