@@ -28,7 +28,9 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "vqc_ppo_cartpole.zip").is_file()
     assert out.count("cart off the track") == 10  # how the committed seed-0 run fails (Agents that stay solved)
     # the preset's runs of seeds 20-29 that end short of 475: how their evaluation episodes end (issue 17)
-    assert "ended by: {'cart': 42, 'pole': 1, 'time limit': 7}" in out
+    short = "episodes of the runs that end short, ended by:"
+    assert f"ppo-vqc-base: {short} {{'cart': 42, 'pole': 1, 'time limit': 7}}" in out
+    assert f"dqn-vqc: {short} {{'cart': 64, 'pole': 10, 'time limit': 16}}" in out  # the preset's seeds 50-59
     assert "4/10 within 500 episodes" in out and "\n46 1520\n" in out  # REINFORCE's ten seeds, as the README says
     r2 = [float(v) for v in re.findall(r": R\^2 (-?[\d.]+)\n", out)]  # Pendulum critics fitted to a solved Q (issue 17)
     assert len(r2) == 4 and r2 == sorted(r2) and r2[0] < 0.75 and r2[-1] > 0.95, r2
