@@ -603,6 +603,33 @@ def test_readme_horizon_results_are_the_committed_studies_reports(tmp_path):
         readme)
 
 
+def test_readme_dqn_horizon_results_are_the_committed_studies_reports(tmp_path):
+    """The README's table of dqn-vqc with a longer horizon on CartPole-v1 (issue 17) is what `qrl report` makes of the
+    two committed studies' tables today: 3/5 and 4/5 on the tuning seeds 300-304, 6/10 on the fresh seeds 310-319."""
+    tuned = _committed_study_report(tmp_path, "cartpole-dqn-vqc-horizon")
+    assert [_runs_ending(tuned, a, 5) for a in ("dqn-vqc-n5", "dqn-vqc-g995-n5")] == ["3/5", "4/5"]
+    fresh = _committed_study_report(tmp_path, "cartpole-dqn-vqc-horizon-fresh")
+    assert _runs_ending(fresh, "dqn-vqc-g995-n5", 10) == "6/10"  # the row asks 7 of 10
+    variant = "5-step returns, gamma 0.995, output weights 200"
+    rows = [_study_table_row(*row) for row in (
+            (tuned, "dqn-vqc-n5", "5-step returns", "300-304", 5),
+            (tuned, "dqn-vqc-g995-n5", variant, "300-304", 5),
+            (fresh, "dqn-vqc-g995-n5", variant, "310-319", 10))]
+    readme = _readme(flat=False)
+    assert all(row in readme for row in rows), [row for row in rows if row not in readme]
+    assert "| dqn-vqc-g995-n5 | 10/10 | 50k (20k-110k) |" in fresh
+    from qrl import runs
+    from qrl.stats import final_performance
+
+    root = Path(__file__).resolve().parents[1] / "runs/reference/cartpole-dqn-vqc-horizon-fresh/runs"
+    short = sorted(f for f in (final_performance(runs.read_evaluations(r)["mean_return"], 3) for r in root.iterdir())
+                   if f < 475)
+    assert f"{short[0]:.0f}-{short[-1]:.0f}" == "261-439" and len(short) == 4
+    readme = _readme()
+    assert "Every fresh run reached 475 (median 50k steps, 95% CI 20k-110k), and the four that end short" in readme
+    assert "the four that end short end at 261-439" in readme
+
+
 def test_readme_hybrid_dqn_result_is_the_committed_studys_report(tmp_path):
     """The README's sentence on dqn-vqc with linear layers around its circuit (issue 17): 0/5 tuning seeds ending at
     or above 475, the IQM and its CI, 4/5 reaching it, as `qrl report` makes of the committed study's tables."""
