@@ -387,6 +387,15 @@ def _committed_study_report(tmp_path, name: str) -> str:
     return write_report(study, reps=2000, seed=0).read_text()
 
 
+def _committed_finals(name: str) -> list[float]:
+    """The final returns (mean of the last 3 evaluations) of a committed study's run folders, in folder order."""
+    from qrl import runs
+    from qrl.stats import final_performance
+
+    root = Path(__file__).resolve().parents[1] / "runs/reference" / name / "runs"
+    return [final_performance(runs.read_evaluations(run)["mean_return"], 3) for run in sorted(root.iterdir())]
+
+
 def test_readme_ten_seed_acrobot_result_is_the_committed_studys_report(tmp_path):
     """Issue 17's Acrobot row in the README (10/10 at or above -100, the IQM and its CI, the median steps) is
     what `qrl report` makes of the committed study's tables today."""
@@ -501,11 +510,7 @@ def test_readme_lunarlander_seeds_are_the_committed_studys_report(tmp_path):
     report = _committed_study_report(tmp_path, "lunarlander-ppo-vqc")
     assert "| ppo-vqc | 6 | 219 (189 to 246) |" in report and "| 4/6 = 0.67 (0.30 to 0.90) |" in report
     assert "| ppo-vqc | 6/6 | 560k (300k-780k) |" in report
-    from qrl import runs
-    from qrl.stats import final_performance
-
-    root = Path(__file__).resolve().parents[1] / "runs/reference/lunarlander-ppo-vqc/runs"
-    finals = [final_performance(runs.read_evaluations(run)["mean_return"], 3) for run in sorted(root.iterdir())]
+    finals = _committed_finals("lunarlander-ppo-vqc")
     readme = _readme()
     assert ", ".join(f"{f:.0f}" for f in finals) == "249, 206, 183, 183, 246, 240"
     assert "Finals 249, 206, 183, 183, 246 and 240 (IQM 219, 95% CI 189 to 246; 4/6 at or above 200;" in readme
@@ -618,12 +623,7 @@ def test_readme_dqn_horizon_results_are_the_committed_studies_reports(tmp_path):
     readme = _readme(flat=False)
     assert all(row in readme for row in rows), [row for row in rows if row not in readme]
     assert "| dqn-vqc-g995-n5 | 10/10 | 50k (20k-110k) |" in fresh
-    from qrl import runs
-    from qrl.stats import final_performance
-
-    root = Path(__file__).resolve().parents[1] / "runs/reference/cartpole-dqn-vqc-horizon-fresh/runs"
-    short = sorted(f for f in (final_performance(runs.read_evaluations(r)["mean_return"], 3) for r in root.iterdir())
-                   if f < 475)
+    short = sorted(f for f in _committed_finals("cartpole-dqn-vqc-horizon-fresh") if f < 475)
     assert f"{short[0]:.0f}-{short[-1]:.0f}" == "261-439" and len(short) == 4
     readme = _readme()
     assert "Every fresh run reached 475 (median 50k steps, 95% CI 20k-110k), and the four that end short" in readme
