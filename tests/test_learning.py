@@ -80,6 +80,15 @@ def test_sac_with_vqc_critics_ends_solved_on_pendulum(tmp_path):
     assert final >= -250, f"final return (last 3 evaluations) {final} < -250: {evaluations}"
 
 
+def study_run_evaluations(study_file: str, seed: int, out, monkeypatch, agent: str = "") -> dict[str, list[float]]:
+    """Train one run of a committed study as the study ran it (its first agent whose preset path ends with
+    ``agent``) and return its evaluations."""
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # a study names its agents by paths from the checkout
+    study = load_study(study_file)
+    config = study.config(next(key for key in study.runs() if key.seed == seed and key.agent.endswith(agent)))
+    return read_evaluations(train(config, out=out))
+
+
 @pytest.mark.expensive
 @pytest.mark.timeout(3600)
 def test_ppo_with_a_hybrid_critic_ends_at_minus_110_on_mountaincar(tmp_path, monkeypatch):
@@ -88,10 +97,8 @@ def test_ppo_with_a_hybrid_critic_ends_at_minus_110_on_mountaincar(tmp_path, mon
     9/10 there, the row met), 1M steps, evaluations of 20 episodes every 50k steps as there; the final return
     (mean of the last 3 evaluations) >= -110. Seed 273 of that study: -97.8 there; passed here in 5.5 minutes, with
     other tests on the second core."""
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the study names its agent by a path from the checkout
-    study = load_study("agents/studies/mountaincar-ppo-vqc-critic-lin.yaml")
-    config = study.config(next(key for key in study.runs() if key.seed == 273))  # the study's run, as it ran there
-    evaluations = read_evaluations(train(config, out=tmp_path))
+    evaluations = study_run_evaluations("agents/studies/mountaincar-ppo-vqc-critic-lin.yaml", 273, tmp_path,
+                                        monkeypatch)
     final = final_performance(evaluations["mean_return"], 3)
     assert final >= -110, f"final return (last 3 evaluations) {final} < -110: {evaluations}"
 
@@ -104,11 +111,8 @@ def test_ppo_with_a_longer_horizon_ends_solved_on_cartpole(tmp_path, monkeypatch
     agents/studies/cartpole-ppo-vqc-horizon-fresh.yaml), 100k steps, evaluations of 20 episodes every 5k steps as
     there; the final return (mean of the last 3 evaluations) >= 475. Seed 294 of that study, as it ran there (500
     from 20k steps on there); passed here in 3 minutes while two LunarLander runs shared the two cores."""
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the study names its agent by a path from the checkout
-    study = load_study("agents/studies/cartpole-ppo-vqc-horizon-fresh.yaml")
-    config = study.config(next(key for key in study.runs()
-                               if key.seed == 294 and key.agent.endswith("/ppo-vqc-gamma99.yaml")))
-    evaluations = read_evaluations(train(config, out=tmp_path))
+    evaluations = study_run_evaluations("agents/studies/cartpole-ppo-vqc-horizon-fresh.yaml", 294, tmp_path,
+                                        monkeypatch, agent="/ppo-vqc-gamma99.yaml")
     final = final_performance(evaluations["mean_return"], 3)
     assert final >= 475, f"final return (last 3 evaluations) {final} < 475: {evaluations}"
 
