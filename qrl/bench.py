@@ -371,7 +371,8 @@ def bench_flexibility(batches: tuple[int, ...] = (1, 64, 256), n_layers: int = 5
             "goal_ratio": FLEXIBILITY_GOAL, "rows": rows}
 
 
-MEYER_PATHS = {"qrl": "qrl torch", "qrl-lightning": "qrl lightning.qubit (native)",
+MEYER_PATHS = {"qrl": "qrl torch", "qrl-pairs": "qrl torch, blocks one by one",
+               "qrl-lightning": "qrl lightning.qubit (native)",
                "default.qubit": "TorchLayer default.qubit backprop",
                "lightning.qubit": "TorchLayer lightning.qubit adjoint"}
 NATIVE_RATIO = "lightning.qubit_over_qrl-lightning"
@@ -382,7 +383,8 @@ def meyer_paths(n_qubits: int, n_layers: int = 4, include_slow: bool = True, see
     """Meyer et al.'s circuit (the library's ``meyer_iqp``) as qrl's ``VQC`` on the torch backend and as
     ``qml.qnn.TorchLayer`` around the same function: on ``default.qubit`` with backprop (the authors'
     choice) and, unless ``include_slow`` is false, on ``lightning.qubit`` with adjoint. Same weights; the
-    VQC maps no features and scales no outputs, so all compute ``f(x, scaling, weights)``."""
+    VQC maps no features and scales no outputs, so all compute ``f(x, scaling, weights)``. ``qrl-pairs``: the
+    torch path with each two-qubit block one pass, as before groups of blocks (``torch:fused-pairs``)."""
     import pennylane as qml
 
     from qrl.circuits import custom_circuit, find_circuit
@@ -392,7 +394,8 @@ def meyer_paths(n_qubits: int, n_layers: int = 4, include_slow: bool = True, see
                           obs_map="identity", output_scaling=False)
     vqc = VQC(spec, device="torch", seed=seed)
     function = find_circuit("meyer_iqp").function  # (inputs, scaling, weights): TorchLayer's names
-    paths: dict[str, nn.Module] = {"qrl": vqc, "qrl-lightning": VQC(spec, device="lightning.qubit", seed=seed)}
+    paths: dict[str, nn.Module] = {"qrl": vqc, "qrl-pairs": VQC(spec, device="torch:fused-pairs", seed=seed),
+                                   "qrl-lightning": VQC(spec, device="lightning.qubit", seed=seed)}
     for device, diff_method in (("default.qubit", "backprop"), ("lightning.qubit", "adjoint")):
         if device == "lightning.qubit" and not include_slow:
             continue

@@ -14,7 +14,7 @@ from qrl.backends import PennyLaneQNode, TorchStatevector, make_backend
 from qrl.backends.select import resolve_device_name
 from qrl.circuits import ANSATZE, ENCODINGS, READOUTS, CircuitSpec
 from qrl.errors import QRLError
-from qrl.simulator.fusion import block_in_place
+from qrl.simulator.fusion import block_in_place, group_blocks, group_in_place
 
 F64_TOL = 1e-9  # float64: both paths are exact up to rounding (measured ~1e-15)
 F32_TOL = 1e-5  # float32 torch path against float64 Lightning
@@ -289,18 +289,61 @@ def _meyer(n_qubits: int, n_layers: int):
 def test_fused_blocks_are_chosen_where_they_remove_passes():
     """A ring of controlled rotations (Meyer et al.'s circuit) runs on two-qubit blocks: one pass per gate,
     where the unfused program makes 5 (three single-qubit steps and two CNOTs), and with the wire positions
-    rotated so that every block is applied without a copy; the built-in ansatze, whose
-    CZ ring is already one diagonal, stay unfused."""
-    meyer = TorchStatevector(_meyer(10, 4))
-    assert meyer.program == "fused"
-    steps = [step[0] for step in meyer._impl._program]
+    rotated so that every block is applied without a copy; by default three blocks on four neighbouring wires
+    are one pass; the built-in ansatze, whose CZ ring is already one diagonal, stay unfused."""
+    pairs = TorchStatevector(_meyer(10, 4), "fused-pairs")
+    steps = [step[0] for step in pairs._impl._program]
     assert steps.count("block") == 40  # 10 blocks per layer, the Hadamards folded in
-    assert meyer.passes() == 54  # and 14 rotations of the wire positions, each block then in place
-    assert all(block_in_place(step[1], 10) for step in meyer._impl._program if step[0] == "block")
+    assert pairs.passes() == 54  # and 14 rotations of the wire positions, each block then in place
+    assert all(block_in_place(step[1], 10) for step in pairs._impl._program if step[0] == "block")
+    meyer = TorchStatevector(_meyer(10, 4))  # the default: runs of three blocks as one 16 x 16 per sample
+    assert meyer.program == "fused"
+    program = meyer._impl._program
+    groups = [step for step in program if step[0] == "group"]
+    assert [len(step[3]) for step in groups] == [3] * 13 and [step[0] for step in program].count("block") == 1
+    assert meyer.passes() == 28  # 13 groups, 1 block, 14 rotations: each group on the first four positions
+    assert all(group_in_place(step[1], step[2], 10) for step in groups)
     assert TorchStatevector(_meyer(10, 4), "wires").passes() == 173  # 201, less 28 by the chunk products
     assert TorchStatevector(_meyer(16, 1)).program == "fused"  # its gradient chosen per call by memory
     for ansatz in sorted(ANSATZE):
         assert TorchStatevector(CircuitSpec(n_qubits=10, n_inputs=10, ansatz=ansatz)).program == "wires"
+
+
+def test_blocks_are_grouped_on_neighbouring_wires_around_the_ring():
+    """Consecutive blocks join a group while they cover at most four neighbouring wires (counted around the
+    ring, each block's pair next to each other); a block on wires that are not neighbours, or any other step,
+    ends the run; a block alone stays a block."""
+    def block(a, b):
+        return ("block", (a, b), [])
+
+    steps = [block(3, 4), block(4, 5), block(0, 5), block(0, 1), block(1, 2), ("1q", {}), block(2, 3),
+             block(0, 2), block(2, 3)]
+    out = group_blocks(steps, 6)
+    assert [(s[0], s[1]) for s in out] == [("group", (3, 4, 5, 0)), ("group", (0, 1, 2)), ("1q", {}),
+                                           ("block", (2, 3)), ("block", (0, 2)), ("block", (2, 3))]
+    assert out[0][2] == steps[:3] and out[1][2] == steps[3:5]
+    assert [s[0] for s in group_blocks([block(0, 1), block(1, 2), block(0, 2)], 3)] == ["group", "block"]
+
+
+@pytest.mark.parametrize("program", ["fused", "fused-adjoint"])
+def test_grouped_blocks_compute_what_the_blocks_do(program):
+    """Groups of blocks (one ``2**k x 2**k`` matrix per sample, on the first, middle or last positions) give the
+    values and gradients of the blocks one by one, float64, Meyer et al.'s circuit at 9 and 13 qubits."""
+    for n in (9, 13):
+        spec = _meyer(n, 2)
+        gen = torch.Generator().manual_seed(n)
+        inputs = torch.rand(3, n, generator=gen, dtype=torch.float64) * 4 - 2
+        weights = [torch.rand(s, generator=gen, dtype=torch.float64) * 4 - 2 for s in spec.weight_shapes.values()]
+        cot = torch.randn(3, n, generator=gen, dtype=torch.float64)
+        grouped = TorchStatevector(spec, program)
+        assert any(step[0] == "group" for step in grouped._impl._program)
+        results = []
+        for run in (grouped, TorchStatevector(spec, "fused-pairs")):
+            x, ws = inputs.clone().requires_grad_(True), [w.clone().requires_grad_(True) for w in weights]
+            out = run(x, *ws)
+            results.append([out.detach(), *torch.autograd.grad((out * cot).sum(), [x, *ws])])
+        for g, r in zip(*results, strict=True):
+            np.testing.assert_allclose(g.numpy(), r.numpy(), atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize("n", [4, 7, 10, 13])

@@ -148,7 +148,8 @@ def test_meyer_paths_compute_the_same_function():
     for out, grad in zip(outputs[1:], input_grads[1:], strict=True):
         torch.testing.assert_close(out, outputs[0], atol=1e-5, rtol=0)
         torch.testing.assert_close(grad, input_grads[0], atol=1e-5, rtol=0)
-    assert set(bench.meyer_paths(3, n_layers=1, include_slow=False)) == {"qrl", "qrl-lightning", "default.qubit"}
+    assert set(bench.meyer_paths(3, n_layers=1, include_slow=False)) == {"qrl", "qrl-pairs", "qrl-lightning",
+                                                                          "default.qubit"}
 
 
 def test_circuits_bench_cli(tmp_path, capsys):
@@ -157,8 +158,8 @@ def test_circuits_bench_cli(tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "goal: user / built-in <= 1.3" in out and "| batch | mode | built-in (ms) | user (ms) |" in out
-    assert ("| qubits | qrl torch (ms) | qrl lightning.qubit (native) (ms) | TorchLayer default.qubit backprop (ms) |"
-            in out)
+    assert ("| qubits | qrl torch (ms) | qrl torch, blocks one by one (ms) | qrl lightning.qubit (native) (ms) | "
+            "TorchLayer default.qubit backprop (ms) |" in out)
     assert "| lightning.qubit / qrl-lightning |" in out
     (path,) = tmp_path.glob("circuits-*.json")
     result = json.loads(path.read_text())
@@ -170,7 +171,8 @@ def test_circuits_bench_cli(tmp_path, capsys):
         assert all(isinstance(r[k], float) and r[k] > 0 for k in ("builtin_s", "user_s", "ratio"))
         assert r["meets_goal"] == (r["ratio"] <= 1.3)
     (row,) = result["meyer"]["rows"]
-    assert row["qubits"] == 3 and set(row["seconds"]) == {"qrl", "qrl-lightning", "default.qubit", "lightning.qubit"}
+    assert row["qubits"] == 3
+    assert set(row["seconds"]) == {"qrl", "qrl-pairs", "qrl-lightning", "default.qubit", "lightning.qubit"}
     ratios = [row["default.qubit_over_qrl"], row["lightning.qubit_over_qrl"], row["lightning.qubit_over_qrl-lightning"]]
     assert all(isinstance(r, float) and r > 0 for r in ratios)
 
@@ -178,7 +180,8 @@ def test_circuits_bench_cli(tmp_path, capsys):
 def test_circuits_bench_skip_slow_and_refusals(tmp_path, capsys):
     result = bench.bench_meyer((2,), batch=1, n_layers=1, budget_s=0.0, min_repeats=1, include_slow=False)
     (row,) = result["rows"]
-    assert set(row["seconds"]) == {"qrl", "qrl-lightning", "default.qubit"} and "lightning.qubit_over_qrl" not in row
+    assert set(row["seconds"]) == {"qrl", "qrl-pairs", "qrl-lightning", "default.qubit"}
+    assert "lightning.qubit_over_qrl" not in row
     assert bench.NATIVE_RATIO not in row
     table = bench.format_circuits({"flexibility": {"goal_ratio": 1.3, "n_qubits": 4, "n_layers": 5, "rows": []},
                                    "meyer": result})

@@ -22,12 +22,13 @@ from qrl.simulator import (
 
 __all__ = ["DENSE_MAX_QUBITS", "TorchStatevector", "run_together", "state_bytes"]
 
-PROGRAMS = ("dense", "wires", "adjoint", "fused", "fused-adjoint", "plain", "plain-adjoint")
+PROGRAMS = ("dense", "wires", "adjoint", "fused", "fused-adjoint", "plain", "plain-adjoint", "fused-pairs")
 """The torch programs: dense matrices (small circuits), per-wire with autograd, per-wire with an adjoint backward,
 the per-wire program on two-qubit blocks (:mod:`qrl.simulator.fusion`) with autograd or the adjoint method, and
 the *plain* per-wire program, one pass per wire of a moment and per constant gate, as it was before chunk
 products and runs of permutations (:func:`qrl.simulator.programs.moment_parts`,
-:func:`qrl.simulator.gates.schedule`; for ``qrl bench`` to measure them side by side)."""
+:func:`qrl.simulator.gates.schedule`), and ``fused-pairs``, the blocks one pass each, as before groups of blocks
+(:func:`qrl.simulator.fusion.group_blocks`): the last two for ``qrl bench`` to measure side by side."""
 
 DENSE_MAX_QUBITS = 6
 """Circuits up to this many qubits run the dense program, larger ones the per-wire program (which chooses
@@ -71,7 +72,7 @@ class TorchStatevector:
             self._impl = DenseProgram(*sizes)
         else:
             self._impl = WiresProgram(*sizes, adjoint=program.endswith("adjoint"), fuse=program.startswith("fused"),
-                                      plain=program.startswith("plain"))
+                                      plain=program.startswith("plain"), group=program != "fused-pairs")
         self.program = program
         self._readout = Readout(traced.measurements, self.n)
         self.n_outputs = self._readout.width

@@ -13,7 +13,18 @@ import numpy as np
 import torch
 
 from qrl.simulator.angles import TensorCache
-from qrl.simulator.fusion import apply_block, block_in_place, block_overlap, embed, fuse_blocks, relayout, rotate
+from qrl.simulator.fusion import (
+    BlockProduct,
+    apply_block,
+    block_in_place,
+    block_overlap,
+    embed,
+    fuse_blocks,
+    group_blocks,
+    group_matrix,
+    relayout,
+    rotate,
+)
 from qrl.simulator.gates import (
     PAULI_K,
     apply_1q,
@@ -143,12 +154,16 @@ class WiresProgram:
     wire of a moment (its operands are the ``depth`` slot groups from ``first`` on); ``("kron", wires, first,
     depth)`` applies the Kronecker product of those wires' 2x2s (:func:`moment_parts`); ``("diag", d)``
     multiplies by a fused diagonal; ``("perm", perm, phase)`` gathers the amplitudes of a constant gate
-    or run that permutes basis states; ``("2q", wires, M)`` applies any other constant gate's matrix.
+    or run that permutes basis states; ``("2q", wires, M)`` applies any other constant gate's matrix. With
+    ``fuse``, ``("block", pair, index)`` applies a two-qubit block's 4x4 and, unless ``group`` is false,
+    ``("group", first, k, members)`` the product of consecutive blocks on ``k`` neighbouring positions from
+    ``first`` as one ``2**k x 2**k`` per sample (``members``: ``(index, offset)`` in time order).
     """
 
     def __init__(self, gates: list[Gate], n: int, n_angle: int, n_weight: int, adjoint: bool | None = False,
-                 fuse: bool = False, plain: bool = False):
+                 fuse: bool = False, plain: bool = False, group: bool = True):
         self.n, self.n_angle, self.adjoint, self.fuse, self.plain = n, n_angle, adjoint, fuse, plain
+        self.group = group
         self._const = TensorCache()
         self._compile(gates, n_angle + n_weight)
         self._passes = sum(len(step[1]) if step[0] == "1q" else 1 for step in self._program)
@@ -214,7 +229,8 @@ class WiresProgram:
             else:
                 entries.append((-1, g))
         if self.fuse:
-            steps = relayout(fuse_blocks(entries, self.n), self.n)
+            steps = fuse_blocks(entries, self.n)
+            steps = relayout(group_blocks(steps, self.n) if self.group else steps, self.n)
         else:
             steps = schedule(entries, self.n, runs=not self.plain)
         self._compile_steps(steps, n_pool)
@@ -233,6 +249,11 @@ class WiresProgram:
             if kind == "block":
                 self._program.append(("block", step[1], len(blocks)))
                 blocks.append([_block_slot(wires, item, step[1], n_pool) for wires, item in step[2]])
+                continue
+            if kind == "group":  # ("group", first, width, member blocks): offsets from the first position
+                members = tuple((len(blocks) + i, b[1][0] - step[1]) for i, b in enumerate(step[3]))
+                self._program.append(("group", step[1], step[2], members))
+                blocks.extend([_block_slot(wires, item, b[1], n_pool) for wires, item in b[2]] for b in step[3])
                 continue
             if kind == "rotate":
                 self._program.append(step)
@@ -289,18 +310,29 @@ class WiresProgram:
             per_depth = rotations(half, a, b).split(self._chunk_sizes, dim=1)  # (B, n_slots, 2, 2) split per depth
         if self._n_blocks:
             half = pool[:, self._const("block_source", self._block_source, torch.int64, dev)] * 0.5
-            blocks = self._block_matrices(half.view(batch, -1, self._n_blocks), cdtype).unbind(1)
+            all_blocks = self._block_matrices(half.view(batch, -1, self._n_blocks), cdtype)
+            blocks = all_blocks.unbind(1)
         out: list = []
-        groups: dict[tuple[int, int], list[tuple[int, int]]] = {}  # chunk products by (width, depth)
+        groups: dict[tuple, list[tuple]] = {}  # chunk products by (width, depth); groups of blocks by their offsets
         for step in self._program:
             if step[0] == "block":
                 out.append(blocks[step[2]])
+            elif step[0] == "group":
+                groups.setdefault(("group", step[2], tuple(off for _, off in step[3])), []).append((len(out), step[3]))
+                out.append(None)
             elif step[0] == "1q":
                 out.append(time_ordered_product(per_depth[step[2]:step[2] + step[3]]))
             elif step[0] == "kron":
                 groups.setdefault((len(step[1]), step[3]), []).append((len(out), step[2]))
                 out.append(None)
-        for (width, depth), members in groups.items():  # one product and one Kronecker build per group
+        for key, members in groups.items():  # one product and one Kronecker build per group
+            if key[0] == "group":  # blocks on the same offsets: their products built together
+                indices = [[index for index, _ in m] for _, m in members]
+                stacks = [all_blocks[:, [row[j] for row in indices]] for j in range(len(key[2]))]
+                for (i, _), mat in zip(members, group_matrix(stacks, key[2], key[1]).unbind(1), strict=True):
+                    out[i] = mat
+                continue
+            width, depth = key
             mats = [torch.cat([per_depth[first + d] for _, first in members], 1) for d in range(depth)]
             krons = kron_chunk(time_ordered_product(mats).view(batch, len(members), width, 2, 2))
             for (i, _), kron in zip(members, krons.unbind(1), strict=True):
@@ -356,6 +388,9 @@ class WiresProgram:
             elif kind == "kron":
                 state = apply_chunk(state, step[1][0], fused[k], n)
                 k += 1
+            elif kind == "group":
+                state = apply_group(state, step[1], fused[k], n)
+                k += 1
             elif kind == "rotate":
                 state = rotate(state, step[1], n)
             elif kind == "diag":
@@ -390,12 +425,12 @@ class WiresProgram:
                     lam = apply_1q(lam, w, inverse, n)
             elif kind == "rotate":
                 psi, lam = rotate(psi, n - step[1], n), rotate(lam, n - step[1], n)
-            elif kind == "kron":
+            elif kind in ("kron", "group"):
                 k -= 1
-                inverse = fused[k].conj().mT
-                psi = apply_chunk(psi, step[1][0], inverse, n)
-                grads[k] = chunk_overlap(lam, psi, step[1][0], inverse.shape[-1], n)
-                lam = apply_chunk(lam, step[1][0], inverse, n)
+                first, inverse = (step[1][0] if kind == "kron" else step[1]), fused[k].conj().mT
+                psi = apply_chunk(psi, first, inverse, n)
+                grads[k] = chunk_overlap(lam, psi, first, inverse.shape[-1], n)
+                lam = apply_chunk(lam, first, inverse, n)
             elif kind == "block":
                 k -= 1
                 inverse = fused[k].conj().mT
@@ -434,6 +469,17 @@ def apply_chunk(state: torch.Tensor, first: int, kron: torch.Tensor, n: int) -> 
     return torch.matmul(kron.unsqueeze(1), _chunk_view(state, first, dim)).reshape(batch, -1)
 
 
+def apply_group(state: torch.Tensor, first: int, m: torch.Tensor, n: int) -> torch.Tensor:
+    """:func:`apply_chunk` of a group of blocks' ``(B, 2**k, 2**k)`` matrices; in the middle wires, while a gradient
+    is recorded, with :class:`qrl.simulator.fusion.BlockProduct`'s backward (autograd's expands the matrices and
+    conjugates a copy of the state)."""
+    batch, dim = state.shape[0], m.shape[-1]
+    middle = 0 < first and 2**first * dim < state.shape[1]
+    if middle and torch.is_grad_enabled() and (m.requires_grad or state.requires_grad):
+        return BlockProduct.apply(m, _chunk_view(state, first, dim)).reshape(batch, -1)
+    return apply_chunk(state, first, m, n)
+
+
 def chunk_overlap(lam: torch.Tensor, psi: torch.Tensor, first: int, dim: int, n: int) -> torch.Tensor:
     """The gradient of :func:`apply_chunk`'s ``dim x dim`` matrix: ``sum lam[b, a, i, c] conj(psi[b, a, j, c])``
     over the wires before and after the chunk."""
@@ -450,10 +496,12 @@ def cheaper_program(gates: list[Gate], n: int, n_angle: int, n_weight: int,
     cheaper (unfused on a tie: blocks pay off where they remove many passes, e.g. rings of controlled
     rotations, 281 -> 56 passes at 14 qubits; a CZ ring is already one diagonal). The unfused program's cost
     comes from its steps alone (:func:`unfused_passes`), so it is compiled only when chosen (at 26 qubits its
-    compile builds ``2**n`` diagonals: half a minute)."""
-    fused = WiresProgram(gates, n, n_angle, n_weight, adjoint=adjoint, fuse=True)
+    compile builds ``2**n`` diagonals: half a minute). The choice counts the blocks one pass each, as it did
+    before groups of blocks (:func:`qrl.simulator.fusion.group_blocks`), so every circuit runs the program it
+    ran before (the committed training runs reproduce); a chosen fused program then runs its blocks in groups."""
+    fused = WiresProgram(gates, n, n_angle, n_weight, adjoint=adjoint, fuse=True, group=False)
     if fused.cost() < unfused_passes(gates, n):
-        return fused
+        return WiresProgram(gates, n, n_angle, n_weight, adjoint=adjoint, fuse=True)
     return WiresProgram(gates, n, n_angle, n_weight, adjoint=adjoint)
 
 
