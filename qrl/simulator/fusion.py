@@ -2,7 +2,8 @@
 
 At 10-26 qubits a program is bound by its passes over the ``(B, 2**n)`` state. A two-qubit gate and the
 single-qubit gates around it on its wires become one ``4 x 4`` matrix per sample, built on the small
-matrices and applied in one pass (a ring of controlled rotations: 7 passes per gate before, 1 now).
+matrices and applied in one pass (a ring of controlled rotations: 7 passes per gate before, 1 now); runs of
+blocks on at most four neighbouring wires become one ``16 x 16`` per sample (a group: one pass per three gates).
 """
 
 from __future__ import annotations
@@ -190,7 +191,6 @@ def block_overlap(lam: torch.Tensor, psi: torch.Tensor, pair: tuple[int, int], n
         return torch.einsum("bxir,bxjr->bij", lam4, psi4.conj())
     out = torch.einsum("bxiyjr,bxkylr->bijkl", block_view(lam, pair, n), block_view(psi, pair, n).conj())
     return out.reshape(batch, 4, 4)
-
 
 
 GROUP_WIDTH = 4
