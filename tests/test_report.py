@@ -630,6 +630,29 @@ def test_readme_dqn_horizon_results_are_the_committed_studies_reports(tmp_path):
     assert "the four that end short end at 261-439" in readme
 
 
+def test_readme_dqn_annealed_results_are_the_committed_studies_reports(tmp_path):
+    """The README's table of dqn-vqc with its learning rate annealed on CartPole-v1 (issue 17's row, met) is what
+    `qrl report` makes of the two committed studies' tables today: 4/5 and 0/3 on the tuning seeds 320-324 (the
+    second arm stopped after 3 runs), 7/10 on the fresh seeds 330-339."""
+    tuned = _committed_study_report(tmp_path, "cartpole-dqn-vqc-stable")
+    assert _runs_ending(tuned, "dqn-vqc-lin", 5) == "4/5" and _runs_ending(tuned, "dqn-vqc-lin-eps10", 3) == "0/3"
+    fresh = _committed_study_report(tmp_path, "cartpole-dqn-vqc-stable-fresh")
+    assert _runs_ending(fresh, "dqn-vqc-lin", 10) == "7/10"  # the row asks 7 of 10
+    rows = [_study_table_row(*row) for row in (
+            (tuned, "dqn-vqc-lin", "learning rate annealed", "320-324", 5),
+            (tuned, "dqn-vqc-lin-eps10", "learning rate annealed, 10% random actions", "320-322", 3),
+            (fresh, "dqn-vqc-lin", "learning rate annealed", "330-339", 10))]
+    readme = _readme(flat=False)
+    assert all(row in readme for row in rows), [row for row in rows if row not in readme]
+    assert "| dqn-vqc-lin | 8/10 | 100k (20k-never) |" in fresh
+    short = sorted(f for f in _committed_finals("cartpole-dqn-vqc-stable-fresh") if f < 475)
+    assert f"{short[0]:.0f}-{short[-1]:.0f}" == "181-368" and len(short) == 3
+    readme = _readme()
+    assert ("On the fresh seeds 8 runs reached 475 (median 100k steps) and the three that end short end at 181-368"
+            in readme)
+    assert "| 330-339 | final >= 475 on 7/10 within 200k steps | 7/10 (IQM 471;" in readme
+
+
 def test_readme_hybrid_dqn_result_is_the_committed_studys_report(tmp_path):
     """The README's sentence on dqn-vqc with linear layers around its circuit (issue 17): 0/5 tuning seeds ending at
     or above 475, the IQM and its CI, 4/5 reaching it, as `qrl report` makes of the committed study's tables."""
