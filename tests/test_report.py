@@ -396,6 +396,17 @@ def _committed_finals(name: str) -> list[float]:
     return [final_performance(runs.read_evaluations(run)["mean_return"], 3) for run in sorted(root.iterdir())]
 
 
+def _finals_below(name: str, threshold: float) -> list[float]:
+    """The final returns of a committed study's runs that end below ``threshold``, sorted."""
+    return sorted(f for f in _committed_finals(name) if f < threshold)
+
+
+def _assert_rows_in_readme(rows: list[str]) -> None:
+    """Every table row (as :func:`_study_table_row` makes them) is a line of the README."""
+    readme = _readme(flat=False)
+    assert all(row in readme for row in rows), [row for row in rows if row not in readme]
+
+
 def test_readme_ten_seed_acrobot_result_is_the_committed_studys_report(tmp_path):
     """Issue 17's Acrobot row in the README (10/10 at or above -100, the IQM and its CI, the median steps) is
     what `qrl report` makes of the committed study's tables today."""
@@ -571,8 +582,7 @@ def test_readme_critic_capacity_results_are_the_committed_studies_reports(tmp_pa
             (tuned, "ppo-vqc-base", "the preset", "220-229"),
             (fresh, "ppo-vqc-critic-prepost", "critic: linear layers before and after", "230-239"),
             (fresh, "ppo-vqc-base", "the preset", "230-239"))]
-    readme = _readme(flat=False)
-    assert all(row in readme for row in rows), [row for row in rows if row not in readme]
+    _assert_rows_in_readme(rows)
 
 
 def test_readme_horizon_results_are_the_committed_studies_reports(tmp_path):
@@ -593,8 +603,7 @@ def test_readme_horizon_results_are_the_committed_studies_reports(tmp_path):
             (fresh, "ppo-vqc-gamma99-prepost", f"{horizon}, {critic}", "290-299", 10),
             (fresh, "ppo-vqc-gamma99", horizon, "290-299", 10),
             (fresh, "ppo-vqc-base", "the preset", "290-299", 10))]
-    readme = _readme(flat=False)
-    assert all(row in readme for row in rows), [row for row in rows if row not in readme]
+    _assert_rows_in_readme(rows)
     for agent, median in (("ppo-vqc-gamma99", "10/10 | 17.5k (7.5k-27.5k)"), ("ppo-vqc-gamma99-prepost", "10/10 | 7.5k "
                           "(5k-10k)"), ("ppo-vqc-base", "9/10 | 37.5k (15k-40k)")):  # reached 475, median steps
         assert f"| {agent} | {median} |" in fresh, agent
@@ -620,10 +629,9 @@ def test_readme_dqn_horizon_results_are_the_committed_studies_reports(tmp_path):
             (tuned, "dqn-vqc-n5", "5-step returns", "300-304", 5),
             (tuned, "dqn-vqc-g995-n5", variant, "300-304", 5),
             (fresh, "dqn-vqc-g995-n5", variant, "310-319", 10))]
-    readme = _readme(flat=False)
-    assert all(row in readme for row in rows), [row for row in rows if row not in readme]
+    _assert_rows_in_readme(rows)
     assert "| dqn-vqc-g995-n5 | 10/10 | 50k (20k-110k) |" in fresh
-    short = sorted(f for f in _committed_finals("cartpole-dqn-vqc-horizon-fresh") if f < 475)
+    short = _finals_below("cartpole-dqn-vqc-horizon-fresh", 475)
     assert f"{short[0]:.0f}-{short[-1]:.0f}" == "261-439" and len(short) == 4
     readme = _readme()
     assert "Every fresh run reached 475 (median 50k steps, 95% CI 20k-110k), and the four that end short" in readme
@@ -642,10 +650,9 @@ def test_readme_dqn_annealed_results_are_the_committed_studies_reports(tmp_path)
             (tuned, "dqn-vqc-lin", "learning rate annealed", "320-324", 5),
             (tuned, "dqn-vqc-lin-eps10", "learning rate annealed, 10% random actions", "320-322", 3),
             (fresh, "dqn-vqc-lin", "learning rate annealed", "330-339", 10))]
-    readme = _readme(flat=False)
-    assert all(row in readme for row in rows), [row for row in rows if row not in readme]
+    _assert_rows_in_readme(rows)
     assert "| dqn-vqc-lin | 8/10 | 100k (20k-never) |" in fresh
-    short = sorted(f for f in _committed_finals("cartpole-dqn-vqc-stable-fresh") if f < 475)
+    short = _finals_below("cartpole-dqn-vqc-stable-fresh", 475)
     assert f"{short[0]:.0f}-{short[-1]:.0f}" == "181-368" and len(short) == 3
     readme = _readme()
     assert ("On the fresh seeds 8 runs reached 475 (median 100k steps) and the three that end short end at 181-368"
@@ -689,5 +696,4 @@ def test_readme_mountaincar_critic_results_are_the_committed_studies_reports(tmp
             (tuned2, "ppo-vqc-critic-lin", "that critic and the learning rate annealed to 0", "250-253", 4),
             (met, "ppo-vqc-critic-lin", "that critic and the learning rate annealed to 0", "270-279", 10),
             (preset, "ppo-vqc", "none (the preset)", "80-89", 10))]
-    readme = _readme(flat=False)
-    assert all(row in readme for row in rows), [row for row in rows if row not in readme]
+    _assert_rows_in_readme(rows)
