@@ -305,8 +305,9 @@ def test_fused_blocks_are_chosen_where_they_remove_passes():
     assert all(group_in_place(step[1], step[2], 10) for step in groups)
     assert TorchStatevector(_meyer(10, 4), "wires").passes() == 173  # 201, less 28 by the chunk products
     assert TorchStatevector(_meyer(16, 1)).program == "fused"  # its gradient chosen per call by memory
-    for ansatz in sorted(ANSATZE):
-        assert TorchStatevector(CircuitSpec(n_qubits=10, n_inputs=10, ansatz=ansatz)).program == "wires"
+    for ansatz in sorted(ANSATZE):  # at 7 qubits `hea` would go fused if the choice counted groups: it does not
+        for n in (7, 10):
+            assert TorchStatevector(CircuitSpec(n_qubits=n, n_inputs=n, ansatz=ansatz)).program == "wires"
 
 
 def test_blocks_are_grouped_on_neighbouring_wires_around_the_ring():
