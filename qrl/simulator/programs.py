@@ -327,8 +327,9 @@ class WiresProgram:
                 out.append(None)
         for key, members in groups.items():  # one product and one Kronecker build per group
             if key[0] == "group":  # blocks on the same offsets: their products built together
-                indices = [[index for index, _ in m] for _, m in members]
-                stacks = [all_blocks[:, [row[j] for row in indices]] for j in range(len(key[2]))]
+                indices = [[index for index, _ in m] for _, m in members]  # the index tensors converted once
+                stacks = [all_blocks[:, self._const((key, j), [row[j] for row in indices], torch.int64, dev)]
+                          for j in range(len(key[2]))]
                 for (i, _), mat in zip(members, group_matrix(stacks, key[2], key[1]).unbind(1), strict=True):
                     out[i] = mat
                 continue
