@@ -83,15 +83,15 @@ def normalizes_observations(config: RunConfig, env: VecEnv) -> bool:
     """``normalize: true`` normalises rewards always (unless ``norm_reward: false``), observations only where the
     config leaves ``norm_obs`` true and the policy reads them raw.
 
-    SB3's ``VecNormalize`` refuses non-Box observations, and circuits with ``obs_map`` ``bounds`` or
-    ``basis`` map the raw observation through the space's bounds or cell index: standardised values
-    would break that map.
+    SB3's ``VecNormalize`` refuses non-Box observations, and circuits with ``obs_map`` ``bounds``, ``scale``
+    or ``basis`` map the raw observation through the space's bounds, fixed divisors or cell index:
+    standardised values would break that map.
     """
     if not normalizes(config, "norm_obs"):
         return False
     if not isinstance(env.observation_space, spaces.Box):
         return False
-    return not (is_vqc_policy(config.policy) and config.policy_kwargs.get("obs_map") in ("bounds", "basis"))
+    return not (is_vqc_policy(config.policy) and config.policy_kwargs.get("obs_map") in ("bounds", "scale", "basis"))
 
 
 def make_train_env(config: RunConfig) -> VecEnv:

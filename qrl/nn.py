@@ -14,7 +14,7 @@ from qrl.circuits.custom import CustomCircuit, initial_weights
 from qrl.circuits.spec import CircuitSpec
 from qrl.errors import QRLError
 
-# The maps that need nothing but the features; "bounds" and "basis" are in VQC.map_observation.
+# The maps that need nothing but the features; "bounds", "scale" and "basis" are in VQC.map_observation.
 _OBS_MAPS = {
     "arctan": torch.atan,
     "tanh": torch.tanh,
@@ -45,7 +45,10 @@ class VQC(nn.Module):
     whole one: ``R(pi)`` and ``R(-pi)`` differ only by a global phase, so on ``[-pi, pi]`` a state at
     one bound would read as one at the other (MountainCar's left wall as its goal) at ``lambda = 1``.
     ``obs_map="basis"`` reads bits ``x[b, i]`` in ``{0, 1}`` (see :class:`qrl.sb3.networks.VQCNetwork`
-    for the map from a ``Discrete`` observation) and encodes them as ``pi * x``.
+    for the map from a ``Discrete`` observation) and encodes them as ``pi * x``. ``obs_map="scale"`` divides
+    feature ``i`` by a fixed ``obs_scale[i]`` and does not clip: the TensorFlow Quantum tutorial's map for
+    CartPole (``x / (2.4, 2.5, 0.21, 2.5)``), which gives a feature with a small range (the pole angle) an
+    angle of order 1 where ``arctan`` leaves it small until ``lambda`` has grown.
 
     The module holds plain configuration and ``nn.Parameter`` weights only; the backend (a compiled
     torch program or a PennyLane QNode and device) is built on first use and rebuilt after pickling,
@@ -60,6 +63,7 @@ class VQC(nn.Module):
     :param noise: ``{channel: probability}`` on a mixed-state device, e.g. ``{"depolarizing": 0.01}``.
     :param obs_low: lower bounds of the ``n_inputs`` features, for ``obs_map="bounds"`` only.
     :param obs_high: upper bounds of the features, for ``obs_map="bounds"`` only.
+    :param obs_scale: positive divisors, one per input or one for all, for ``obs_map="scale"`` only.
 
     **Example**
 
@@ -72,7 +76,7 @@ class VQC(nn.Module):
 
     def __init__(self, spec: CircuitSpec, device: str = "auto", diff_method: str | None = None,
                  seed: int | None = None, obs_low=None, obs_high=None, shots: int | None = None,
-                 noise: dict[str, float] | None = None):
+                 noise: dict[str, float] | None = None, obs_scale=None):
         super().__init__()
         self.spec = spec
         self.shots, self.noise = shots, noise
@@ -105,6 +109,12 @@ class VQC(nn.Module):
         elif obs_low is not None or obs_high is not None:
             raise QRLError(f"obs_low and obs_high are the bounds of obs_map='bounds'; got obs_map="
                            f"{spec.obs_map!r}; try obs_map='bounds', or leave the bounds out")
+        if spec.obs_map == "scale":
+            scale = check_obs_scale(obs_scale, spec.n_inputs)
+            self.register_buffer("obs_scale", torch.as_tensor(scale, dtype=torch.get_default_dtype()))
+        elif obs_scale is not None:
+            raise QRLError(f"obs_scale divides the features of obs_map='scale'; got obs_map={spec.obs_map!r}; "
+                           f"try obs_map='scale', or leave obs_scale out")
         self.device_requested = device  # "auto" may run each call on the backend for its batch (BatchDispatch)
         self._backend = make_backend(spec, device, diff_method, shots, noise)  # fail now, not at first use
 
@@ -162,6 +172,8 @@ class VQC(nn.Module):
             return (math.pi / 2) * scaled.clamp(-1.0, 1.0)
         if obs_map == "basis":
             return math.pi * x
+        if obs_map == "scale":
+            return x / self.obs_scale
         return _OBS_MAPS[obs_map](x)
 
     def expvals(self, x: torch.Tensor) -> torch.Tensor:
@@ -202,6 +214,26 @@ def forward_together(modules: list[VQC], inputs: list[torch.Tensor]) -> list[tor
     expvals = run_together([m.backend for m in modules], [m.angles(x) for m, x in zip(modules, inputs, strict=True)],
                            [m.circuit_parameters() for m in modules])
     return [e * m.output_scaling for e, m in zip(expvals, modules, strict=True)]
+
+
+def check_obs_scale(scale, n_inputs: int) -> np.ndarray:
+    """The divisors of ``obs_map="scale"`` as ``(n_inputs,)`` (one number is used for every input), or a
+    QRLError that says the fix."""
+    example = ", ".join(["1.0"] * min(n_inputs, 4)) + (", ..." if n_inputs > 4 else "")
+    if scale is None:
+        raise QRLError(f"obs_map='scale' divides each feature by a fixed number; expected obs_scale=[{example}] "
+                       f"({n_inputs} positive numbers, e.g. the features' typical ranges); got none")
+    try:
+        values = np.asarray(scale, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        values = None
+    if values is None or values.size not in (1, n_inputs):
+        got = "something that is not a list of numbers" if values is None else f"{values.size} values"
+        raise QRLError(f"expected obs_scale with {n_inputs} positive numbers (one per input) or one for all; "
+                       f"got {got} ({scale!r}); try obs_scale=[{example}]")
+    if not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise QRLError(f"obs_scale divides the features, so every value must be finite and positive; got {scale!r}")
+    return np.broadcast_to(values, (n_inputs,)).copy()
 
 
 def _check_bounds(low, high, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:

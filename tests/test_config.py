@@ -172,7 +172,7 @@ def test_matched_mlp_presets_have_the_closest_parameter_count(algo):
 
 
 @pytest.mark.parametrize(("agent", "obs_map", "norm_obs"), [
-    ("ppo-vqc", "arctan", True), ("ppo-vqc", "bounds", False), ("ppo-mlp", None, True)])
+    ("ppo-vqc", "arctan", True), ("ppo-vqc", "bounds", False), ("ppo-vqc", "scale", False), ("ppo-mlp", None, True)])
 def test_normalize_leaves_observations_raw_where_the_circuit_maps_them_by_bounds(agent, obs_map, norm_obs):
     from stable_baselines3.common.vec_env import VecNormalize
 
@@ -180,6 +180,8 @@ def test_normalize_leaves_observations_raw_where_the_circuit_maps_them_by_bounds
     from qrl.train import build_model
 
     overrides = {"normalize": True, **({"policy_kwargs.obs_map": obs_map} if obs_map else {})}
+    if obs_map == "scale":
+        overrides["policy_kwargs.obs_scale"] = [1.0, 1.0, 8.0]  # Pendulum: cos, sin, angular velocity
     _model, env = build_model(resolve(agent, "Pendulum-v1", overrides=overrides))
     assert isinstance(env, VecNormalize) and env.norm_reward and env.norm_obs == norm_obs
     env.close()

@@ -117,6 +117,48 @@ def test_bounds_given_to_another_map_is_an_error():
         VQC(CircuitSpec(obs_map="tanh"), obs_low=[0] * 4, obs_high=[1] * 4)
 
 
+def test_scale_map_divides_by_fixed_numbers_without_clipping():
+    # the TensorFlow Quantum tutorial's CartPole map: x / (2.4, 2.5, 0.21, 2.5), values past them kept
+    scale = np.array([2.4, 2.5, 0.21, 2.5])
+    spec = CircuitSpec(n_qubits=4, n_layers=2, n_inputs=4, n_outputs=2, obs_map="scale")
+    vqc = VQC(spec, device="torch", obs_scale=scale.tolist()).double()
+    x = np.array([[0.0, 0.0, 0.0, 0.0], [2.4, -2.5, 0.21, 2.5], [-1.2, 5.0, -0.105, -7.5]])
+    mapped = vqc.map_observation(torch.as_tensor(x)).numpy()
+    held = scale.astype(np.float32).astype(np.float64)  # the buffer is made in float32, then follows .double()
+    assert vqc.obs_scale.tolist() == held.tolist()
+    np.testing.assert_allclose(mapped, x / held, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(mapped[2], [-0.5, 2.0, -0.5, -3.0], atol=1e-7, rtol=0)  # not clipped to 1
+    with torch.no_grad():
+        vqc.input_scaling.copy_(torch.tensor([[0.5, 1.0, 2.0, -1.0], [1.5, -1.0, 1.0, 3.0]], dtype=torch.float64))
+    angles = vqc.angles(torch.as_tensor(x)).detach().numpy()
+    np.testing.assert_allclose(angles, vqc.input_scaling.detach().numpy()[None] * (x / held)[:, None, :],
+                               atol=1e-12, rtol=0)
+    # a buffer saved with the weights (SB3's load restores it), not trained; one number serves every input
+    assert "obs_scale" in vqc.state_dict() and "obs_scale" not in dict(vqc.named_parameters())
+    one = VQC(CircuitSpec(n_qubits=3, n_inputs=3, obs_map="scale"), obs_scale=0.5)
+    assert one.obs_scale.tolist() == [0.5, 0.5, 0.5] and one.double().obs_scale.dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    ("obs_scale", "message"),
+    [
+        (None, r"obs_map='scale' divides each feature by a fixed number; expected obs_scale=\[1.0, 1.0, 1.0\]"),
+        ([1.0, 2.0], r"expected obs_scale with 3 positive numbers .*; got 2 values"),
+        ("wide", r"got something that is not a list of numbers \('wide'\); try obs_scale=\[1.0, 1.0, 1.0\]"),
+        ([1.0, 0.0, 2.0], r"every value must be finite and positive; got \[1.0, 0.0, 2.0\]"),
+        ([1.0, float("inf"), 2.0], r"every value must be finite and positive"),
+    ],
+)
+def test_scale_errors_name_the_fix(obs_scale, message):
+    with pytest.raises(QRLError, match=message):
+        VQC(CircuitSpec(n_qubits=3, n_inputs=3, obs_map="scale"), obs_scale=obs_scale)
+
+
+def test_scale_given_to_another_map_is_an_error():
+    with pytest.raises(QRLError, match=r"obs_scale divides the features of obs_map='scale'; got obs_map='arctan'"):
+        VQC(CircuitSpec(), obs_scale=[1.0] * 4)
+
+
 @pytest.mark.parametrize("device", ["torch", "lightning.qubit"])
 def test_basis_map_flips_exactly_the_one_bits(device):
     # Zero ansatz weights (RY(0) RZ(0), CZ ring: diagonal): <Z_i> = (-1)^{b_i} in every layer count.

@@ -1,5 +1,5 @@
-"""Observation maps that read the observation space: basis encoding of Discrete observations and the Box
-bounds map, in VQCNetwork and in SB3 policies (save/load in a fresh process included)."""
+"""Observation maps that read the observation space or fixed numbers: basis encoding of Discrete observations,
+the Box bounds map and fixed divisors, in VQCNetwork and in SB3 policies (save/load in a fresh process included)."""
 
 from __future__ import annotations
 
@@ -164,8 +164,9 @@ print(json.dumps({"probs": probs.tolist(), "obs_map": model.policy.circuit_confi
     [
         ("FrozenLake-v1", dict(obs_map="basis", readout="parity", ansatz="unentangled", n_layers=2)),
         ("Acrobot-v1", dict(obs_map="bounds", n_layers=1)),
+        ("CartPole-v1", dict(obs_map="scale", obs_scale=[2.4, 2.5, 0.21, 2.5], n_layers=1)),
     ],
-    ids=["basis-parity-unentangled", "bounds"],
+    ids=["basis-parity-unentangled", "bounds", "scale"],
 )
 def test_save_then_load_in_fresh_process(tmp_path, python, subprocess_env, env_id, policy_kwargs):
     model = PPO(VQCActorCriticPolicy, env_id, policy_kwargs=policy_kwargs, seed=0, device="cpu", n_steps=64,

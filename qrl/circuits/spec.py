@@ -14,13 +14,15 @@ from qrl.circuits.readouts import READOUTS, max_outputs, observable_labels, obse
 from qrl.errors import QRLError
 
 # Observation -> angle maps (before the input scaling lambda), as formulas of feature x_i.
-# "bounds" needs the observation space's finite bounds [low_i, high_i]; "basis" reads bits b_i in {0, 1}
-# (a Discrete observation's index in binary, see qrl.circuits.encodings.binary_code).
+# "bounds" needs the observation space's finite bounds [low_i, high_i]; "scale" fixed divisors s_i (obs_scale,
+# unclipped); "basis" reads bits b_i in {0, 1} (a Discrete observation's index in binary, see
+# qrl.circuits.encodings.binary_code).
 OBS_MAP_FORMULAS = {
     "arctan": "arctan(x_i)",
     "tanh": "tanh(x_i)",
     "identity": "x_i",
     "bounds": "pi/2 * (2 * (x_i - low_i) / (high_i - low_i) - 1)",
+    "scale": "x_i / s_i",
     "basis": "pi * b_i",
 }
 OBS_MAPS = tuple(OBS_MAP_FORMULAS)
@@ -47,8 +49,9 @@ class CircuitSpec:
         ``"parity"`` (``(-1)^a Z_0 ... Z_{n-1}`` for output ``a``; Jerbi et al. 2021).
     :param obs_map: observation -> angle, before scaling: ``"arctan"`` | ``"tanh"`` | ``"identity"`` |
         ``"bounds"`` (the observation space's finite bounds mapped linearly onto ``[-pi/2, pi/2]``) |
-        ``"basis"`` (bits ``b_i`` of a discrete state to ``pi * b_i``: basis encoding, Chen et al. 2020;
-        needs encoding ``"rx"`` or ``"ry"``). See :data:`OBS_MAP_FORMULAS`.
+        ``"scale"`` (``x_i / s_i`` with fixed divisors ``obs_scale``, not clipped) | ``"basis"`` (bits
+        ``b_i`` of a discrete state to ``pi * b_i``: basis encoding, Chen et al. 2020; needs encoding ``"rx"``
+        or ``"ry"``). See :data:`OBS_MAP_FORMULAS`.
     :param input_scaling: trainable ``lambda`` per layer and feature (else fixed to 1). ``None`` (the
         default): trainable, except with ``obs_map="basis"``, whose angles must stay 0 or ``pi`` to
         prepare a basis state; ``True`` makes them trainable there too (no longer a basis encoding).

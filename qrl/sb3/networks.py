@@ -22,7 +22,7 @@ from qrl.nn import forward_together as forward_together_vqc
 
 # policy_kwargs that describe the circuit (CircuitSpec fields the user may set) and how it runs.
 SPEC_KEYS = tuple(f.name for f in dataclasses.fields(CircuitSpec) if f.name not in ("n_inputs", "n_outputs"))
-RUN_KEYS = ("device", "diff_method", "pre_layer", "post_layer", "dtype", "shots", "noise")
+RUN_KEYS = ("device", "diff_method", "pre_layer", "post_layer", "dtype", "shots", "noise", "obs_scale")
 # A user's circuit (TorchLayer convention) instead of the built-in menu: see qrl.circuits.custom.
 CUSTOM_KEYS = ("circuit", "weight_shapes", "init", "born")
 # Built-in menu options that mean nothing for a user's circuit (which sets them inside its function).
@@ -37,6 +37,7 @@ CIRCUIT_DEFAULTS: dict[str, Any] = {
     "n_qubits": None, "n_layers": 5, "encoding": "rx", "ansatz": "hea", "readout": "z", "obs_map": "arctan",
     "input_scaling": None, "output_scaling": True, "data_reuploading": True, "device": "auto",
     "diff_method": None, "pre_layer": False, "post_layer": False, "dtype": "float32", "shots": None, "noise": None,
+    "obs_scale": None,
     "circuit": None, "weight_shapes": None, "init": None, "born": False,
 }
 
@@ -104,7 +105,7 @@ class VQCNetwork(nn.Module):
         pre, post = bool(config.get("pre_layer", False)), bool(config.get("post_layer", False))
         obs_map = config.get("obs_map") or CircuitSpec.obs_map
         code, low, high, n_inputs = None, None, None, n_features
-        if obs_map in ("basis", "bounds") and pre:
+        if obs_map in ("basis", "bounds", "scale") and pre:
             raise QRLError(f"{role}: obs_map={obs_map!r} maps the observation itself, but pre_layer=True feeds "
                            f"the circuit a learned linear map of it; try pre_layer=False, or obs_map='tanh'")
         if obs_map == "basis":
@@ -128,7 +129,8 @@ class VQCNetwork(nn.Module):
         self.pre = nn.Linear(n_features, n_qubits) if pre else None
         self.register_buffer("basis_code", None if code is None else torch.as_tensor(code, dtype=torch.float32))
         self.vqc = VQC(spec, device=config.get("device", "auto"), diff_method=config.get("diff_method"),
-                       obs_low=low, obs_high=high, shots=config.get("shots"), noise=config.get("noise"))
+                       obs_low=low, obs_high=high, shots=config.get("shots"), noise=config.get("noise"),
+                       obs_scale=config.get("obs_scale"))
         self.vqc.to(_DTYPES[dtype])
         self.post = nn.Linear(spec.n_outputs, n_outputs) if post else None
         self.register_buffer("born_partition", born_partition(spec.n_outputs, n_outputs) if born else None)

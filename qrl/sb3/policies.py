@@ -77,7 +77,9 @@ class VQCActorCriticPolicy(CircuitDeviceMixin, ActorCriticPolicy):
     :param ansatz: ``"hea"`` | ``"strongly_entangling"`` | ``"unentangled"`` (Hsiao et al. 2022).
     :param readout: ``"z"`` | ``"zz"`` | ``"parity"`` (Jerbi et al. 2021).
     :param obs_map: ``"arctan"`` | ``"tanh"`` | ``"identity"`` | ``"bounds"`` (a Box's finite bounds onto
-        ``[-pi/2, pi/2]``) | ``"basis"`` (a Discrete observation's index in binary, Chen et al. 2020).
+        ``[-pi/2, pi/2]``) | ``"scale"`` (``x_i / obs_scale[i]``) | ``"basis"`` (a Discrete observation's index
+        in binary, Chen et al. 2020).
+    :param obs_scale: the fixed divisors of ``obs_map="scale"``, one per feature (or one for all).
     :param input_scaling: trainable input scaling ``lambda`` (``None``: trainable, except with ``basis``).
     :param output_scaling: trainable output weights.
     :param data_reuploading: encode the features in every layer.
