@@ -304,6 +304,8 @@ def test_summary_total_is_the_modules_parameter_count(ansatz, readout, obs_map):
     spec = CircuitSpec(n_qubits=3, n_layers=2, n_inputs=2, n_outputs=2, ansatz=ansatz, readout=readout,
                        obs_map=obs_map)
     bounds = dict(obs_low=[0.0, 0.0], obs_high=[1.0, 2.0]) if obs_map == "bounds" else {}
+    if obs_map == "scale":
+        bounds = dict(obs_scale=[1.0, 2.0])  # a buffer: no parameter
     total = sum(p.numel() for p in VQC(spec, **bounds).parameters())
     assert summary(spec).splitlines()[-1].endswith(f"= {total}")
     assert f"weights shape {spec.weight_shape}" in summary(spec)
