@@ -80,13 +80,18 @@ def test_sac_with_vqc_critics_ends_solved_on_pendulum(tmp_path):
     assert final >= -250, f"final return (last 3 evaluations) {final} < -250: {evaluations}"
 
 
-def study_run_evaluations(study_file: str, seed: int, out, monkeypatch, agent: str = "") -> dict[str, list[float]]:
+def study_run(study_file: str, seed: int, out, monkeypatch, agent: str = "") -> Path:
     """Train one run of a committed study as the study ran it (its first agent whose preset path ends with
-    ``agent``) and return its evaluations."""
+    ``agent``) and return its run folder."""
     monkeypatch.chdir(Path(__file__).resolve().parents[1])  # a study names its agents by paths from the checkout
     study = load_study(study_file)
     config = study.config(next(key for key in study.runs() if key.seed == seed and key.agent.endswith(agent)))
-    return read_evaluations(train(config, out=out))
+    return train(config, out=out)
+
+
+def study_run_evaluations(study_file: str, seed: int, out, monkeypatch, agent: str = "") -> dict[str, list[float]]:
+    """:func:`study_run`'s evaluations."""
+    return read_evaluations(study_run(study_file, seed, out, monkeypatch, agent))
 
 
 @pytest.mark.expensive
