@@ -516,6 +516,37 @@ def test_readme_reinforce_learning_rates_result_is_the_committed_runs(tmp_path):
     assert "within 500 episodes on **1 of 10** (episode 463); six more got there at 517-1,553 episodes" in readme
 
 
+def test_readme_reinforce_observation_map_results_are_the_committed_studies(tmp_path):
+    """Issue 17's REINFORCE row: the tutorial's criterion within 500 episodes on 5/10 and 7/10 tuning seeds (the map
+    alone, with the batch baseline) and on 7/10 fresh seeds; final evaluations at or above 475 as the README says."""
+    from qrl import runs
+
+    root = Path(__file__).resolve().parents[1] / "runs/reference"
+
+    def episodes(study: str, agent: str) -> list:
+        return [runs.episodes_to_mean([e["return"] for e in runs.read_training_episodes(run)], 500)
+                for run in sorted((root / study / "runs").glob(f"CartPole-v1__{agent}__*"))]
+
+    def within(eps: list) -> list:
+        return [e for e in eps if e is not None and e <= 500]
+
+    alone, batch = (episodes("cartpole-reinforce-vqc-scale", f"reinforce-vqc-{v}") for v in ("scale", "scale-batch"))
+    assert len(alone) == len(batch) == 10 and len(within(alone)) == 5 and len(within(batch)) == 7
+    assert (min(within(batch)), max(within(batch))) == (193, 487)
+    fresh = episodes("cartpole-reinforce-vqc-scale-fresh", "reinforce-vqc-scale-batch")
+    assert fresh == [340, 898, 214, 385, 288, 370, 522, 540, 236, 192] and len(within(fresh)) == 7
+    tuned = _committed_study_report(tmp_path, "cartpole-reinforce-vqc-scale")
+    assert [_runs_ending(tuned, f"reinforce-vqc-{v}", 10) for v in ("scale", "scale-batch")] == ["5/10", "10/10"]
+    report = _committed_study_report(tmp_path, "cartpole-reinforce-vqc-scale-fresh")
+    assert _runs_ending(report, "reinforce-vqc-scale-batch", 10) == "8/10"
+    assert re.search(r"^\| reinforce-vqc-scale-batch \| 10 \| 499 ", report, re.M)
+    readme = _readme()
+    assert "held on **5/10 with the map alone and 7/10 with the batch baseline** (episodes 193-487" in readme
+    assert "It prints `[340, 898, 214, 385, 288, 370, 522, 540, 236, 192] 7/10 within 500 episodes`" in readme
+    assert ("| 340-349 | 10-episode mean 500 within 500 episodes on 7/10 | 7/10 (the map alone: 5/10 on tuning seeds "
+            "140-149;") in readme
+
+
 def test_readme_lunarlander_seeds_are_the_committed_studys_report(tmp_path):
     """Issue 17's LunarLander row: the six finished seeds of the committed ten-seed study, four above 200."""
     report = _committed_study_report(tmp_path, "lunarlander-ppo-vqc")
