@@ -206,3 +206,15 @@ def test_dqn_frozenlake_basis_parity(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded.q_net(obs), model.q_net(obs), atol=1e-6, rtol=0)
     assert loaded.policy.circuit_config["obs_map"] == "basis"
+
+
+def test_scale_sized_for_the_observation_names_the_critic_that_reads_more():
+    from stable_baselines3 import SAC
+
+    from qrl.sb3 import VQCSACPolicy
+
+    kwargs = dict(obs_map="scale", obs_scale=[1.0, 1.0, 8.0])  # Pendulum's 3 features; the critic reads 3 + 1
+    with pytest.raises(QRLError, match=r"^critic: expected obs_scale with 4 positive numbers .*; got 3 values"):
+        SAC(VQCSACPolicy, "Pendulum-v1", policy_kwargs={**kwargs, "critic": "vqc"})
+    actor = SAC(VQCSACPolicy, "Pendulum-v1", policy_kwargs=kwargs).actor
+    assert actor.net.vqc.obs_scale.tolist() == [1.0, 1.0, 8.0]

@@ -17,7 +17,7 @@ from qrl.circuits.encodings import binary_code
 from qrl.circuits.readouts import max_outputs
 from qrl.circuits.spec import CircuitSpec
 from qrl.errors import QRLError
-from qrl.nn import VQC, unbounded_features
+from qrl.nn import VQC, check_obs_scale, unbounded_features
 from qrl.nn import forward_together as forward_together_vqc
 
 # policy_kwargs that describe the circuit (CircuitSpec fields the user may set) and how it runs.
@@ -114,6 +114,11 @@ class VQCNetwork(nn.Module):
                 n_inputs = code.shape[1]
         elif obs_map == "bounds":
             low, high = _box_bounds(observation_space, n_features, role)
+        elif obs_map == "scale":
+            try:
+                check_obs_scale(config.get("obs_scale"), n_inputs)
+            except QRLError as err:  # say which network: SAC's critics read the observation and the action
+                raise QRLError(f"{role}: {err}") from None
         born = bool(config.get("born", False))
         if born:
             config = {**config, "output_scaling": False, "output_scale_init": 1.0}
