@@ -12,6 +12,7 @@ from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 
+from qrl.circuits.spec import RAW_OBS_MAPS
 from qrl.config import EnvSpec, RunConfig, is_vqc_policy
 from qrl.errors import QRLError
 
@@ -91,7 +92,7 @@ def normalizes_observations(config: RunConfig, env: VecEnv) -> bool:
         return False
     if not isinstance(env.observation_space, spaces.Box):
         return False
-    return not (is_vqc_policy(config.policy) and config.policy_kwargs.get("obs_map") in ("bounds", "scale", "basis"))
+    return not (is_vqc_policy(config.policy) and config.policy_kwargs.get("obs_map") in RAW_OBS_MAPS)
 
 
 def make_train_env(config: RunConfig) -> VecEnv:

@@ -376,6 +376,21 @@ def _study_table_row(report: str, agent: str, label: str, seeds: str, runs: int)
     return f"| {label} | {seeds} | {reached.group(1)} | {_runs_ending(report, agent, runs)} | {iqm} |"
 
 
+def _episodes_to_500(study: str, agent: str) -> list[int | None]:
+    """Per run of a committed study's agent (in folder order): the training episode at which the mean of 10
+    consecutive ones first reached 500, the TensorFlow Quantum tutorial's criterion (``None``: never)."""
+    from qrl import runs
+
+    root = Path(__file__).resolve().parents[1] / "runs/reference" / study / "runs"
+    return [runs.episodes_to_mean([e["return"] for e in runs.read_training_episodes(run)], 500)
+            for run in sorted(root.glob(f"CartPole-v1__{agent}__*"))]
+
+
+def _within_500(eps: list) -> list[int]:
+    """The episodes of :func:`_episodes_to_500` at or below 500 (the criterion met within 500 episodes)."""
+    return [e for e in eps if e is not None and e <= 500]
+
+
 def _committed_study_report(tmp_path, name: str) -> str:
     """`qrl report` today of a committed study's tables (study.yaml, runs.csv, records.csv), 2000 resamples."""
     import shutil
@@ -492,21 +507,10 @@ def test_readme_frozenlake_tuning_is_the_committed_studies_reports(tmp_path):
 def test_readme_reinforce_learning_rates_result_is_the_committed_runs(tmp_path):
     """Issue 17's REINFORCE tuning sentences: the tutorial's criterion within 500 episodes on 2/5, 3/5 and 4/5
     tuning seeds, 1/10 fresh seeds at twice the learning rates, and the final evaluations' 4/5, 2/5 and 0/5."""
-    from qrl import runs
-
-    root = Path(__file__).resolve().parents[1] / "runs/reference"
-
-    def episodes(study: str, agent: str) -> list:
-        return [runs.episodes_to_mean([e["return"] for e in runs.read_training_episodes(run)], 500)
-                for run in sorted((root / study / "runs").glob(f"CartPole-v1__{agent}__*"))]
-
-    def within(eps: list) -> int:
-        return sum(e is not None and e <= 500 for e in eps)
-
-    tuned = [episodes("cartpole-reinforce-vqc-tune", f"reinforce-vqc-{v}") for v in ("base", "ep5", "lr02")]
-    assert [len(e) for e in tuned] == [5, 5, 5] and [within(e) for e in tuned] == [2, 3, 4]
-    fresh = episodes("cartpole-reinforce-vqc-lr02", "reinforce-vqc-lr02")
-    assert len(fresh) == 10 and [e for e in fresh if e is not None and e <= 500] == [463] and fresh.count(None) == 3
+    tuned = [_episodes_to_500("cartpole-reinforce-vqc-tune", f"reinforce-vqc-{v}") for v in ("base", "ep5", "lr02")]
+    assert [len(e) for e in tuned] == [5, 5, 5] and [len(_within_500(e)) for e in tuned] == [2, 3, 4]
+    fresh = _episodes_to_500("cartpole-reinforce-vqc-lr02", "reinforce-vqc-lr02")
+    assert len(fresh) == 10 and _within_500(fresh) == [463] and fresh.count(None) == 3
     assert sorted(e for e in fresh if e is not None and e > 500) == [517, 520, 538, 569, 904, 1553]
     report = _committed_study_report(tmp_path, "cartpole-reinforce-vqc-tune")
     assert [_runs_ending(report, f"reinforce-vqc-{v}", 5) for v in ("base", "ep5", "lr02")] == ["4/5", "2/5", "0/5"]
@@ -519,22 +523,12 @@ def test_readme_reinforce_learning_rates_result_is_the_committed_runs(tmp_path):
 def test_readme_reinforce_observation_map_results_are_the_committed_studies(tmp_path):
     """Issue 17's REINFORCE row: the tutorial's criterion within 500 episodes on 5/10 and 7/10 tuning seeds (the map
     alone, with the batch baseline) and on 7/10 fresh seeds; final evaluations at or above 475 as the README says."""
-    from qrl import runs
-
-    root = Path(__file__).resolve().parents[1] / "runs/reference"
-
-    def episodes(study: str, agent: str) -> list:
-        return [runs.episodes_to_mean([e["return"] for e in runs.read_training_episodes(run)], 500)
-                for run in sorted((root / study / "runs").glob(f"CartPole-v1__{agent}__*"))]
-
-    def within(eps: list) -> list:
-        return [e for e in eps if e is not None and e <= 500]
-
-    alone, batch = (episodes("cartpole-reinforce-vqc-scale", f"reinforce-vqc-{v}") for v in ("scale", "scale-batch"))
-    assert len(alone) == len(batch) == 10 and len(within(alone)) == 5 and len(within(batch)) == 7
-    assert (min(within(batch)), max(within(batch))) == (193, 487)
-    fresh = episodes("cartpole-reinforce-vqc-scale-fresh", "reinforce-vqc-scale-batch")
-    assert fresh == [340, 898, 214, 385, 288, 370, 522, 540, 236, 192] and len(within(fresh)) == 7
+    alone, batch = (_episodes_to_500("cartpole-reinforce-vqc-scale", f"reinforce-vqc-{v}")
+                    for v in ("scale", "scale-batch"))
+    assert len(alone) == len(batch) == 10 and len(_within_500(alone)) == 5 and len(_within_500(batch)) == 7
+    assert (min(_within_500(batch)), max(_within_500(batch))) == (193, 487)
+    fresh = _episodes_to_500("cartpole-reinforce-vqc-scale-fresh", "reinforce-vqc-scale-batch")
+    assert fresh == [340, 898, 214, 385, 288, 370, 522, 540, 236, 192] and len(_within_500(fresh)) == 7
     tuned = _committed_study_report(tmp_path, "cartpole-reinforce-vqc-scale")
     assert [_runs_ending(tuned, f"reinforce-vqc-{v}", 10) for v in ("scale", "scale-batch")] == ["5/10", "10/10"]
     report = _committed_study_report(tmp_path, "cartpole-reinforce-vqc-scale-fresh")

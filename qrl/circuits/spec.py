@@ -26,6 +26,9 @@ OBS_MAP_FORMULAS = {
     "basis": "pi * b_i",
 }
 OBS_MAPS = tuple(OBS_MAP_FORMULAS)
+RAW_OBS_MAPS = ("bounds", "scale", "basis")
+"""The maps that read the raw observation (its space's bounds, fixed divisors, its bits): no ``VecNormalize`` of the
+observation and no ``pre_layer`` before them."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from torch import nn
 from qrl.circuits.custom import custom_circuit, zero_tape
 from qrl.circuits.encodings import binary_code
 from qrl.circuits.readouts import max_outputs
-from qrl.circuits.spec import CircuitSpec
+from qrl.circuits.spec import RAW_OBS_MAPS, CircuitSpec
 from qrl.errors import QRLError
 from qrl.nn import VQC, check_obs_scale, unbounded_features
 from qrl.nn import forward_together as forward_together_vqc
@@ -105,7 +105,7 @@ class VQCNetwork(nn.Module):
         pre, post = bool(config.get("pre_layer", False)), bool(config.get("post_layer", False))
         obs_map = config.get("obs_map") or CircuitSpec.obs_map
         code, low, high, n_inputs = None, None, None, n_features
-        if obs_map in ("basis", "bounds", "scale") and pre:
+        if obs_map in RAW_OBS_MAPS and pre:
             raise QRLError(f"{role}: obs_map={obs_map!r} maps the observation itself, but pre_layer=True feeds "
                            f"the circuit a learned linear map of it; try pre_layer=False, or obs_map='tanh'")
         if obs_map == "basis":
