@@ -50,8 +50,10 @@ def build_model(config: RunConfig) -> tuple[BaseAlgorithm, VecEnv]:
     return model, env
 
 
-def preset_callbacks(config: RunConfig) -> list[BaseCallback]:
-    """The callbacks the preset names (``callback:``, checked by :func:`qrl.config.parse_callbacks`), built."""
+def preset_callbacks(config: RunConfig, model: BaseAlgorithm | None = None) -> list[BaseCallback]:
+    """The callbacks the preset names (``callback:``, checked by :func:`qrl.config.parse_callbacks`), built;
+    those with a ``check_model`` method check ``model`` (an algorithm they cannot serve fails here, before
+    a run folder exists)."""
     built = []
     for item in config.hyperparams.get("callback", []):
         (name, kwargs), = item.items()
@@ -63,6 +65,8 @@ def preset_callbacks(config: RunConfig) -> list[BaseCallback]:
             built.append(cls(**kwargs))
         except TypeError as exc:
             raise QRLError(f"callback {name}: {exc}; expected its keyword arguments") from None
+        if model is not None and hasattr(built[-1], "check_model"):
+            built[-1].check_model(model)
     return built
 
 
@@ -255,7 +259,7 @@ def train(config: RunConfig, out: str | Path = "runs", progress: bool = False,
     model, env = build_model(config)
     try:
         check_training_memory(config, model)
-        callbacks = [*preset_callbacks(config), *(callbacks or [])]
+        callbacks = [*preset_callbacks(config, model), *(callbacks or [])]
     except QRLError:
         env.close()
         raise

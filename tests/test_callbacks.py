@@ -1,4 +1,4 @@
-"""Callbacks a preset names with rl-zoo3's ``callback:`` key, and ``FreezeNormalization``."""
+"""Callbacks a preset names with rl-zoo3's ``callback:`` key (FreezeNormalization, SettleWhenSolved, AnnealEntropy)."""
 
 from __future__ import annotations
 
@@ -137,3 +137,75 @@ def test_bad_settle_arguments_fail_before_the_run_folder_exists(tmp_path, kwargs
     with pytest.raises(QRLError, match=message):
         train(config, out=tmp_path / "runs", tensorboard=False)
     assert not (tmp_path / "runs").exists()
+
+
+ANNEAL = "qrl.sb3.callbacks.AnnealEntropy"
+
+
+def _record_ent_coef(model) -> list[float]:
+    """The entropy coefficient each update of ``model`` uses (its ``train`` wrapped)."""
+    used, train_once = [], model.train
+
+    def train():
+        used.append(model.ent_coef)
+        train_once()
+
+    model.train = train
+    return used
+
+
+@pytest.mark.parametrize(("end_fraction", "expected"), [(1.0, [0.06, 0.04, 0.02, 0.0]), (0.5, [0.04, 0.0, 0.0, 0.0])])
+def test_anneal_entropy_follows_its_line_to_final(end_fraction, expected):
+    from qrl.sb3.callbacks import AnnealEntropy
+
+    model = _small_ppo()  # 4 environments x 32 steps: updates at steps 128, 256, 384, 512
+    model.ent_coef = 0.08
+    used = _record_ent_coef(model)
+    model.learn(512, callback=AnnealEntropy(final=0.0, end_fraction=end_fraction))
+    assert used == pytest.approx(expected, abs=1e-12)  # 0.08 * (1 - step / end), then final
+    assert model.ent_coef == 0.0  # saved with the model
+
+
+def test_anneal_entropy_continues_a_resumed_run_on_the_same_line():
+    from qrl.sb3.callbacks import AnnealEntropy
+
+    model = _small_ppo()
+    model.learn(256)
+    model.ent_coef = 0.04  # where the line from 0.08 at step 0 to 0 at step 512 is at step 256
+    used = _record_ent_coef(model)
+    model.learn(256, callback=AnnealEntropy(final=0.0), reset_num_timesteps=False)
+    assert used == pytest.approx([0.02, 0.0], abs=1e-12)
+
+
+def test_anneal_entropy_from_a_preset_anneals_reinforce(tmp_path):
+    config = resolve("reinforce-vqc", "CartPole-v1", steps=300, overrides={
+        "policy_kwargs.n_layers": 1, "ent_coef": 0.1, "callback": [{ANNEAL: {"final": 0.02}}]})
+    config = dataclasses.replace(config, env_spec=dataclasses.replace(config.env_spec, eval_freq=1000,
+                                                                      eval_episodes=1))
+    run = train(config, out=tmp_path, tensorboard=False)
+    from qrl.algorithms import REINFORCE
+
+    assert REINFORCE.load(run / "model.zip", device="cpu").ent_coef == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize(("agent", "kwargs", "message"), [
+    ("ppo-vqc", {"final": -0.1}, "expected final, a number >= 0"),
+    ("ppo-vqc", {"end_fraction": 0}, r"expected end_fraction, a number in \(0, 1\]"),
+    ("ppo-vqc", {"ent_coef": 0.1}, "unexpected keyword argument 'ent_coef'"),
+    ("dqn-vqc", {}, "AnnealEntropy: DQN has no numeric ent_coef"),
+    ("sac-vqc", {}, r"AnnealEntropy: SAC has no numeric ent_coef \(got 'auto'\)")])
+def test_bad_anneal_entropy_fails_before_the_run_folder_exists(tmp_path, agent, kwargs, message):
+    env = "Pendulum-v1" if agent == "sac-vqc" else "CartPole-v1"
+    config = resolve(agent, env, steps=64, overrides={"policy_kwargs.n_layers": 1, "callback": [{ANNEAL: kwargs}]})
+    with pytest.raises(QRLError, match=message):
+        train(config, out=tmp_path / "runs", tensorboard=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_rl_zoo3_builds_anneal_entropy():
+    from rl_zoo3.utils import get_callback_list
+
+    from qrl.sb3.callbacks import AnnealEntropy
+
+    (built,) = get_callback_list({"callback": [{ANNEAL: {"final": 0.01, "end_fraction": 0.75}}]})
+    assert isinstance(built, AnnealEntropy) and (built.final, built.end_fraction) == (0.01, 0.75)

@@ -84,6 +84,57 @@ class SettleWhenSolved(BaseCallback):
                   f"{', normaliser frozen' if self.freeze_normalization and norm is not None else ''}")
 
 
+class AnnealEntropy(BaseCallback):
+    """Anneal the entropy bonus ``ent_coef`` of PPO, A2C or REINFORCE linearly to ``final`` by ``end_fraction`` of
+    the run's steps (then hold it there).
+
+    A large bonus early keeps a policy from committing before its critic and the rest of its policy are
+    learned; the same bonus at the end keeps the policy soft, and what is best next to a soft policy can differ
+    from what is best next to a sharp one (README, FrozenLake-v1). SB3 takes ``ent_coef`` as a number only; this
+    sets ``model.ent_coef`` before each update. The line runs from the value at the start of ``learn`` (the
+    preset's ``ent_coef``) to ``final`` at step ``end_fraction * total``: a resumed run starts from its saved
+    coefficient on the same line, so it continues where it stopped.
+    """
+
+    def __init__(self, final: float = 0.0, end_fraction: float = 1.0, verbose: int = 0):
+        if isinstance(final, bool) or not isinstance(final, (int, float)) or not 0 <= final < float("inf"):
+            raise QRLError(f"AnnealEntropy: expected final, a number >= 0 (the last entropy coefficient); got "
+                           f"{final!r}; try final: 0.0")
+        if isinstance(end_fraction, bool) or not isinstance(end_fraction, (int, float)) or not 0 < end_fraction <= 1:
+            raise QRLError(f"AnnealEntropy: expected end_fraction, a number in (0, 1] (the fraction of the run's steps "
+                           f"at which the coefficient reaches final); got {end_fraction!r}; try end_fraction: 1.0")
+        super().__init__(verbose)
+        self.final, self.end_fraction = float(final), float(end_fraction)
+        self.start: tuple[int, float] | None = None
+        self.end_step = 0
+
+    def check_model(self, model) -> None:
+        """Refuse an algorithm without a numeric entropy coefficient (before any run folder exists)."""
+        coef = getattr(model, "ent_coef", None)
+        if isinstance(coef, bool) or not isinstance(coef, (int, float)):
+            raise QRLError(f"AnnealEntropy: {type(model).__name__} has no numeric ent_coef (got {coef!r}); it anneals "
+                           f"the entropy bonus of PPO, A2C and REINFORCE; try removing the callback")
+
+    def _on_training_start(self) -> None:
+        self.check_model(self.model)
+        self.start = (int(self.model.num_timesteps), float(self.model.ent_coef))
+        self.end_step = round(self.end_fraction * self.locals["total_timesteps"])
+        self._set(self.model.num_timesteps)
+
+    def _on_rollout_end(self) -> None:
+        self._set(self.model.num_timesteps)
+
+    def _set(self, step: int) -> None:
+        step0, coef0 = self.start
+        if step >= self.end_step or self.end_step <= step0:
+            self.model.ent_coef = self.final
+        else:
+            self.model.ent_coef = coef0 + (self.final - coef0) * (step - step0) / (self.end_step - step0)
+
+    def _on_step(self) -> bool:
+        return True
+
+
 class _ScaledSchedule:
     """A learning-rate schedule times a factor (a class, not a lambda, so SB3 can save the model)."""
 
@@ -94,5 +145,5 @@ class _ScaledSchedule:
         return self.factor * self.schedule(progress_remaining)
 
 
-CALLBACKS = {cls.__name__: cls for cls in (FreezeNormalization, SettleWhenSolved)}
+CALLBACKS = {cls.__name__: cls for cls in (FreezeNormalization, SettleWhenSolved, AnnealEntropy)}
 """The classes a preset may name, by class name (``qrl.sb3.callbacks.<name>``)."""
