@@ -41,6 +41,9 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
     assert out.count("first push LLLLLLLLLLL") == 7  # the preset's runs that push left first from every start
     assert len(re.findall(r"^ppo-vqc-critic, seed \d+: first push RR", out, re.M)) == 10  # the critic's: right first
     assert "from -0.55: 151 steps; pushing right first for 1 step 154, for 10 steps 105" in out
+    # FrozenLake (issue 17): what the committed runs end on, printed as the README says it prints
+    printed = re.search(r"It prints\n\n```\n(optimal 0\.740.*?)```", README.read_text(), flags=re.S).group(1)
+    assert len(printed.splitlines()) == 10 and all(line in out.splitlines() for line in printed.splitlines())
 
 
 def cli_lines() -> list[list[str]]:

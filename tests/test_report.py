@@ -495,13 +495,36 @@ def test_readme_frozenlake_tuning_is_the_committed_studies_reports(tmp_path):
             ] == ["6/10", "6/10", "7/10"]
     fresh = _committed_study_report(tmp_path, "frozenlake-ppo-vqc-ent05")
     assert _runs_ending(fresh, "ppo-vqc-lin-long-ent05", 10) == "6/10"
+    anneal = _committed_study_report(tmp_path, "frozenlake-ppo-vqc-anneal")
+    assert [_runs_ending(anneal, f"ppo-vqc-{a}", 10) for a in ("anneal05", "anneal10", "anneal05-const")
+            ] == ["8/10", "6/10", "8/10"]
+    layers = _committed_study_report(tmp_path, "frozenlake-ppo-vqc-layers")
+    assert _runs_ending(layers, "ppo-vqc-anneal05-l8", 10) == "9/10"
     readme = _readme(flat=False)
     for row in ("| the preset (constant learning rate 1e-2, 8 x 128 steps per rollout) | 2/5 | - |",
                 "| learning rate lin_0.01 | 2/5 | - |", "| lin_0.01, 8 x 256 steps per rollout | 3/5 | 6/10 |",
                 "| the same, 400k steps | - | 6/10 |",
-                "| lin_0.01, 8 x 256 steps, entropy bonus 0.05 (preset: 0.01) | - | 7/10 |"):
+                "| lin_0.01, 8 x 256 steps, entropy bonus 0.05 (preset: 0.01) | - | 7/10 |",
+                "| the same, the entropy bonus annealed linearly to 0 over the run (`AnnealEntropy`) | - | 8/10 |",
+                "| the same, 0.1 annealed to 0 | - | 6/10 |",
+                "| the same, 0.05 annealed to 0 by 3/4 of the run, constant learning rate 1e-2 | - | 8/10 |",
+                "| 0.05 annealed to 0, 8 circuit layers (preset: 5; 133 parameters instead of 85) | - | 9/10 |"):
         assert row in readme
-    assert "The last ended at or above 0.70 on 6 of 10 fresh seeds (180-189" in readme
+    assert "The fifth ended at or above 0.70 on 6 of 10 fresh seeds (180-189" in _readme()
+
+
+def test_readme_frozenlake_row_met_is_the_committed_studys_report(tmp_path):
+    """Issue 17's FrozenLake row (met): 8 layers and the entropy bonus annealed, 9/10 fresh seeds at or above 0.70,
+    the IQM and its CI, 133 parameters; the one run short ends at 0.693."""
+    text = _committed_study_report(tmp_path, "frozenlake-ppo-vqc-l8")
+    assert "| ppo-vqc-anneal05-l8 | 10 | 0.718 (0.704 to 0.738) |" in text and "| 9/10 = 0.90 (0.60 to 0.98) |" in text
+    assert "| ppo-vqc-anneal05-l8 | 133 | 133 | 0 |" in text
+    assert [round(f, 3) for f in _finals_below("frozenlake-ppo-vqc-l8", 0.70)] == [0.693]
+    readme = _readme()
+    assert "| FrozenLake-v1 (slippery) | ppo-vqc, 8 circuit layers, entropy bonus 0.05 annealed to 0 (133 " \
+           "parameters; the preset: 85) | 350-359 | final success rate >= 0.70 on 9/10 | 9/10 (IQM 0.718;" in readme
+    assert "ends at or above 0.70 on 9 of 10; final success rate IQM 0.718 (95% CI 0.704 to 0.738); the tenth ends " \
+           "at 0.693" in readme
 
 
 def test_readme_reinforce_learning_rates_result_is_the_committed_runs(tmp_path):
