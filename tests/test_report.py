@@ -565,15 +565,17 @@ def test_readme_reinforce_observation_map_results_are_the_committed_studies(tmp_
 
 
 def test_readme_lunarlander_seeds_are_the_committed_studys_report(tmp_path):
-    """Issue 17's LunarLander row: the six finished seeds of the committed ten-seed study, four above 200."""
+    """Issue 17's LunarLander row: the committed ten-seed study, seven at or above 200."""
     report = _committed_study_report(tmp_path, "lunarlander-ppo-vqc")
-    assert "| ppo-vqc | 6 | 219 (189 to 246) |" in report and "| 4/6 = 0.67 (0.30 to 0.90) |" in report
-    assert "| ppo-vqc | 6/6 | 560k (300k-780k) |" in report
+    assert "| ppo-vqc | 10 | 228 (201 to 245) |" in report and "| 7/10 = 0.70 (0.40 to 0.89) |" in report
+    assert "| ppo-vqc | 10/10 | 500k (300k-640k) |" in report
     finals = _committed_finals("lunarlander-ppo-vqc")
     readme = _readme()
-    assert ", ".join(f"{f:.0f}" for f in finals) == "249, 206, 183, 183, 246, 240"
-    assert "Finals 249, 206, 183, 183, 246 and 240 (IQM 219, 95% CI 189 to 246; 4/6 at or above 200;" in readme
-    assert "every run reached 200 in some evaluation, median 560k steps" in readme
+    assert ", ".join(f"{f:.0f}" for f in finals) == "249, 206, 183, 183, 246, 240, 258, 237, 198, 238"
+    assert "Finals 249, 206, 183, 183, 246, 240, 258, 237, 198 and 238 (IQM 228, 95% CI 201 to 245; 7/10 at or " \
+           "above 200;" in readme
+    assert "every run reached 200 in some evaluation, median 500k steps" in readme
+    assert "7/10 (IQM 228; finals 249, 206, 183, 183, 246, 240, 258, 237, 198, 238;" in readme
 
 
 def test_readme_pendulum_critic_tuning_is_the_committed_runs():
