@@ -500,16 +500,15 @@ def test_readme_frozenlake_tuning_is_the_committed_studies_reports(tmp_path):
             ] == ["8/10", "6/10", "8/10"]
     layers = _committed_study_report(tmp_path, "frozenlake-ppo-vqc-layers")
     assert _runs_ending(layers, "ppo-vqc-anneal05-l8", 10) == "9/10"
-    readme = _readme(flat=False)
-    for row in ("| the preset (constant learning rate 1e-2, 8 x 128 steps per rollout) | 2/5 | - |",
-                "| learning rate lin_0.01 | 2/5 | - |", "| lin_0.01, 8 x 256 steps per rollout | 3/5 | 6/10 |",
-                "| the same, 400k steps | - | 6/10 |",
-                "| lin_0.01, 8 x 256 steps, entropy bonus 0.05 (preset: 0.01) | - | 7/10 |",
-                "| the same, the entropy bonus annealed linearly to 0 over the run (`AnnealEntropy`) | - | 8/10 |",
-                "| the same, 0.1 annealed to 0 | - | 6/10 |",
-                "| the same, 0.05 annealed to 0 by 3/4 of the run, constant learning rate 1e-2 | - | 8/10 |",
-                "| 0.05 annealed to 0, 8 circuit layers (preset: 5; 133 parameters instead of 85) | - | 9/10 |"):
-        assert row in readme
+    _assert_rows_in_readme([
+        "| the preset (constant learning rate 1e-2, 8 x 128 steps per rollout) | 2/5 | - |",
+        "| learning rate lin_0.01 | 2/5 | - |", "| lin_0.01, 8 x 256 steps per rollout | 3/5 | 6/10 |",
+        "| the same, 400k steps | - | 6/10 |",
+        "| lin_0.01, 8 x 256 steps, entropy bonus 0.05 (preset: 0.01) | - | 7/10 |",
+        "| the same, the entropy bonus annealed linearly to 0 over the run (`AnnealEntropy`) | - | 8/10 |",
+        "| the same, 0.1 annealed to 0 | - | 6/10 |",
+        "| the same, 0.05 annealed to 0 by 3/4 of the run, constant learning rate 1e-2 | - | 8/10 |",
+        "| 0.05 annealed to 0, 8 circuit layers (preset: 5; 133 parameters instead of 85) | - | 9/10 |"])
     assert "The fifth ended at or above 0.70 on 6 of 10 fresh seeds (180-189" in _readme()
 
 
