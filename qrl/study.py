@@ -30,6 +30,7 @@ from qrl import runs
 from qrl.config import agent_name
 from qrl.errors import QRLError
 from qrl.io import write_json, write_text, write_yaml
+from qrl.processes import process_alive, process_start, wait_for_workers, watch_parent
 
 EXECUTORS = ("local", "ray")
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
@@ -445,20 +446,6 @@ def run_one(study_dir: str, study: dict[str, Any], key: dict[str, Any]) -> dict:
                 "seconds": time.perf_counter() - started}
 
 
-def _watch_parent(parent_pid: int, period_s: float = 1.0) -> None:
-    """Pool-worker initializer: exit when the study process is gone (``ProcessPoolExecutor`` workers
-    otherwise outlive a killed parent, idle or training, holding their memory)."""
-    import threading
-
-    def watch() -> None:
-        while True:
-            time.sleep(period_s)
-            if os.getppid() != parent_pid:
-                os._exit(1)  # mid-run: the partial folder is removed by the next `qrl study`
-
-    threading.Thread(target=watch, name="qrl-parent-watch", daemon=True).start()
-
-
 # -- the study (in the main process) -------------------------------------------------------------------
 
 
@@ -475,10 +462,12 @@ def run_study(study_path: str | Path, out: str | Path | None = None, workers: in
     only when it is complete; a rename onto an existing run fails, so a run is never duplicated, and a
     killed worker leaves only a partial folder, which the next invocation removes. Re-running the same
     command skips finished runs and starts the others again. A local worker whose study process died
-    exits within a second (a watcher thread), idle or mid-run, instead of living on as an orphan. A killed
-    worker (e.g. out of memory) fails the run it trained (its runs in flight run again alone to find which)
-    and the study goes on. A run folder whose ``results.json`` is damaged is reported (status ``damaged``),
-    never trained over. ``study.lock`` (a PID) keeps a second ``qrl study`` out of the folder.
+    exits within a second (a watcher thread), idle or mid-run, instead of living on as an orphan; workers
+    register in ``workers/`` while they live, and the next invocation waits for a killed one's before it
+    touches the folder (so no orphan writes into a run it resumes). A killed worker (e.g. out of memory)
+    fails the run it trained (its runs in flight run again alone to find which) and the study goes on. A
+    run folder whose ``results.json`` is damaged is reported (status ``damaged``), never trained over.
+    ``study.lock`` (a PID) keeps a second ``qrl study`` out of the folder.
     """
     if executor not in EXECUTORS:
         raise QRLError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
@@ -491,9 +480,10 @@ def run_study(study_path: str | Path, out: str | Path | None = None, workers: in
     unfinished = [k for k in study.runs() if _state(study_dir, k.run_id)[0] != "finished"]
     for config in {(k.env, k.label): study.config(k) for k in unfinished}.values():
         check_memory_before_training(config)  # every variant left to train fits, before the folder exists
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     with _lock(study_dir):
+        wait_for_workers(study_dir / WORKERS_FOLDER, ORPHAN_WAIT_S, log, f"qrl study {study_dir}")
         _prepare(study_dir, study)
-        log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         states = {k.run_id: (k, *_state(study_dir, k.run_id)) for k in study.runs()}
         damaged = [detail for _, state, detail in states.values() if state == "damaged"]
         pending = [k for k, state, _ in states.values() if state == "pending"]
@@ -506,6 +496,7 @@ def run_study(study_path: str | Path, out: str | Path | None = None, workers: in
             submit = _local_pool if executor == "local" else _ray_pool
             submit(study_dir, study, pending, workers, address, log)
         write_tables(study_dir, study)
+        wait_for_workers(study_dir / WORKERS_FOLDER, ORPHAN_WAIT_S, log, f"qrl study {study_dir}")  # gone: cleared
     return study_dir
 
 
@@ -535,6 +526,12 @@ def tune_agents(study_dir: Path, study: Study, pending: list[RunKey], workers: i
                                f"one complete trial at least; try a larger tune budget (trials or steps)")
 
 
+WORKERS_FOLDER = "workers"
+"""In a study folder while local workers run: ``workers/<pid>`` (``PID START``) for each, so that the next
+``qrl study`` of the folder waits for the workers a killed one left (they exit within a second or so)."""
+ORPHAN_WAIT_S = 60.0
+"""How long ``qrl study`` waits for the workers of an earlier, killed invocation before it refuses to start."""
+
 LOCK_FILE = "study.lock"
 """In a study folder while ``qrl study`` runs in it: that process's PID (one process per study folder)."""
 
@@ -561,7 +558,7 @@ def _lock(study_dir: Path):
                 path.unlink()  # stale: its process is gone
             continue
         with os.fdopen(fd, "w") as f:
-            f.write(f"{os.getpid()} {_process_start(os.getpid())}\n")
+            f.write(f"{os.getpid()} {process_start(os.getpid())}\n")
         break
     else:
         raise QRLError(f"cannot lock study folder {study_dir} ({path} keeps reappearing); expected one process per "
@@ -574,15 +571,6 @@ def _lock(study_dir: Path):
                 path.unlink()
 
 
-def _process_start(pid: int) -> str:
-    """A process's start time (Linux ``/proc``; empty elsewhere): with its PID it names one process, even if
-    the PID is reused after that process died."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
 def _lock_holder(path: Path) -> int | None:
     """The PID in a lock file (``PID START``) if that process is alive; ``None`` if it is gone (or the file is)."""
     try:
@@ -592,14 +580,7 @@ def _lock_holder(path: Path) -> int | None:
         if path.exists() and time.time() - path.stat().st_mtime < 5:
             return -1  # being written by a process that just created it
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid  # alive, another user's
-    now = _process_start(pid)
-    return None if start and now and start[0] != now else pid  # else the PID was reused by another process
+    return pid if process_alive(pid, start[0] if start else "") else None  # a reused PID is not the holder
 
 
 def _prepare(study_dir: Path, study: Study) -> None:
@@ -725,8 +706,8 @@ def _pool_round(study_dir: Path, study: Study, todo: tuple[list[RunKey], list[Ru
     queue, suspects = todo
     futures: dict[Any, RunKey] = {}
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited torch/OpenMP state
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_watch_parent,
-                             initargs=(os.getpid(),)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=watch_parent,
+                             initargs=(os.getpid(), str(study_dir / WORKERS_FOLDER))) as pool:
         submit = functools.partial(pool.submit, run_one, str(study_dir), asdict(study))
         with contextlib.suppress(BrokenProcessPool):
             while queue or suspects or futures:

@@ -260,15 +260,55 @@ def test_killed_study_resumes_its_run_from_the_checkpoint(tmp_path, subprocess_e
                     len(csv_path.read_text().splitlines()) > 3:
                 before = csv_path.read_text().splitlines()[:3]  # header and two evaluations, checkpointed
         time.sleep(0.1)
+    registered = [int(p.name) for p in (study_dir / "workers").glob("*")]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert before is not None, "no checkpoint before the kill"
-    time.sleep(2)  # the worker notices its parent is gone and exits
+    assert len(registered) == 1 and registered[0] != proc.pid  # the worker, registered while it trains
+    # at once: the worker lives on until its watcher sees the parent gone; the new study waits for it to exit
     subprocess.run(cmd, env=subprocess_env, check=True, capture_output=True, timeout=600)
     check_complete(study_dir, 1)
     after = (study_dir / "runs" / "CartPole-v1__ppo-mlp__0" / "evaluations.csv").read_text().splitlines()
     assert after[:3] == before  # the same evaluations, wall-clock included: resumed, not started over
     assert not list((study_dir / "runs" / ".partial").glob("*"))
+    assert not (study_dir / "workers").exists()  # every worker gone, its registration cleared
+
+
+def register_worker(study_dir: Path, seconds: float) -> subprocess.Popen:
+    """A process that sleeps ``seconds``, registered as a worker of the study folder (as ``watch_parent`` does)."""
+    from qrl.processes import process_start
+
+    proc = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({seconds})"])
+    (study_dir / "workers").mkdir(parents=True, exist_ok=True)
+    (study_dir / "workers" / str(proc.pid)).write_text(f"{proc.pid} {process_start(proc.pid)}\n")
+    return proc
+
+
+def test_a_study_waits_for_the_workers_a_killed_invocation_left(tmp_path, monkeypatch):
+    import qrl.study
+
+    study, study_dir = mlp_study(tmp_path, seeds=1), tmp_path / "study"
+    orphan = register_worker(study_dir, 60)
+    try:
+        monkeypatch.setattr(qrl.study, "ORPHAN_WAIT_S", 0.5)
+        with pytest.raises(QRLError, match=rf"still running after 0.5 s \(PIDs {orphan.pid},.*try `kill {orphan.pid}`"):
+            run_study(study, out=study_dir, log=lambda _: None)
+        assert sorted(p.name for p in study_dir.iterdir()) == ["workers"]  # nothing touched, the lock released
+    finally:
+        orphan.kill()
+        orphan.wait()
+    dying = register_worker(study_dir, 1.5)  # next to the dead orphan's stale registration
+    try:
+        monkeypatch.setattr(qrl.study, "ORPHAN_WAIT_S", 60)
+        messages = []
+        run_study(study, out=study_dir, log=messages.append)
+        assert dying.poll() is not None  # it had exited (a zombie: its parent is this test) before the study began
+        assert "waiting for 1 worker process(es) of an earlier invocation to exit" in messages[0]
+    finally:
+        dying.kill()
+        dying.wait()
+    check_complete(study_dir, 1)
+    assert not (study_dir / "workers").exists()
 
 
 def test_changing_final_evals_needs_no_rerun_and_path_agents_are_named_by_file(tmp_path):

@@ -18,7 +18,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from qrl import runs
 from qrl.errors import QRLError
-from qrl.tune.processes import process_start
+from qrl.processes import process_start
 
 TUNING_SEED_BASE = 100_000
 """Tuning runs use seeds 100000, 100001, ...: a run's environments take its seed (training) and seed + 10000

@@ -200,7 +200,7 @@ def run_pool(settings: dict[str, Any], study, progress: Progress) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    from qrl.tune.processes import watch_parent
+    from qrl.processes import watch_parent
 
     context, submitted = multiprocessing.get_context("spawn"), 0
     for _ in range(3 + settings["trials"]):  # pools: a new one after a worker died

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from qrl.errors import QRLError
-from qrl.tune.processes import process_alive
+from qrl.processes import process_alive
 
 COUNTED = ("COMPLETE", "PRUNED")
 """Trial states that count toward ``--trials``; failed trials (errors, killed processes) do not."""
