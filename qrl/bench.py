@@ -189,11 +189,13 @@ _TRAIN_VQC_POLICY = {"ppo": "qrl.sb3.VQCActorCriticPolicy", "dqn": "qrl.sb3.VQCD
 
 
 def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0, algo: str = "ppo",
-                log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                log: Callable[[str], None] | None = None, sb3_device: str = "cpu",
+                n_qubits: int | None = None) -> dict[str, Any]:
     """Steps/s of ``algo`` with the VQC policy and with ``MlpPolicy``, same (rl-zoo3) hyperparameters.
 
     Both runs take every hyperparameter from the rl-zoo3 preset ``<algo>-mlp``; only the policy
-    differs (the VQC policy with its defaults on the torch backend). No evaluation callbacks.
+    differs (the VQC policy with its defaults on the torch backend, ``n_qubits`` if given). No evaluation
+    callbacks. ``sb3_device``: SB3's torch device for both (``"cuda"``: the circuits run on the GPU).
     """
     from qrl.config import resolve
     from qrl.train import build_model
@@ -202,10 +204,14 @@ def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0, al
         raise QRLError(f"unknown algorithm {algo!r} for bench train; expected one of {', '.join(_TRAIN_VQC_POLICY)}")
     base = resolve(f"{algo}-mlp", env, seed=seed, steps=steps)
     results: dict[str, dict[str, float]] = {}
+    if sb3_device != "cpu" and not (sb3_device.startswith("cuda") and torch.cuda.is_available()):
+        raise QRLError(f"expected --sb3-device cpu, or cuda on a machine with a CUDA GPU; got {sb3_device} (torch "
+                       f"{torch.__version__} sees {torch.cuda.device_count()} GPUs); try --sb3-device cpu")
+    vqc_kwargs = {"device": "torch", **({} if n_qubits is None else {"n_qubits": n_qubits})}
     for name, policy, policy_kwargs in (("mlp", "MlpPolicy", base.policy_kwargs),
-                                        ("vqc", _TRAIN_VQC_POLICY[algo], {"device": "torch"})):
+                                        ("vqc", _TRAIN_VQC_POLICY[algo], vqc_kwargs)):
         config = dataclasses.replace(base, policy=policy, policy_kwargs=policy_kwargs)
-        model, vec_env = build_model(config)
+        model, vec_env = build_model(config, torch_device=sb3_device)
         start = time.perf_counter()
         model.learn(steps)
         wall = time.perf_counter() - start
@@ -214,6 +220,8 @@ def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0, al
         if log:
             log(f"{algo} {name}: {results[name]['steps_per_s']:.0f} steps/s")
     return {"kind": "train", "algo": algo, "env": env, "hyperparams": base.hyperparams, "n_envs": base.n_envs,
+            "sb3_device": sb3_device, "n_qubits": n_qubits,
+            **({"gpu": torch.cuda.get_device_name(sb3_device)} if sb3_device != "cpu" else {}),
             "results": results, "vqc_over_mlp": results["vqc"]["steps_per_s"] / results["mlp"]["steps_per_s"]}
 
 
@@ -234,7 +242,9 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
 
     A backend is a device name (``"torch"``, ``"lightning.qubit"`` ...) or ``"torch:dense"`` /
     ``"torch:wires"`` for one of the torch backend's two programs (this is how
-    :data:`qrl.backends.torch.DENSE_MAX_QUBITS` is measured).
+    :data:`qrl.backends.torch.DENSE_MAX_QUBITS` is measured); ``@cuda`` after a torch backend runs it on the GPU
+    (module and inputs moved there, as SB3's ``device="cuda"`` does; each call timed to its end on the GPU, and
+    ``peak_gpu_gb`` is the GPU memory a point took, from ``torch.cuda.max_memory_allocated``).
 
     A backend whose first call took longer than ``max_call_s`` is timed by that call alone (the first call
     of a torch program includes no compilation: that happens when the module is built) and not run at larger
@@ -250,7 +260,9 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
     from qrl.circuits import CircuitSpec
 
     seconds: dict[str, dict[str, float]] = {b: {} for b in backends}
+    places = {b: _torch_place(b) for b in backends}
     peak_rss_gb: dict[str, dict[str, float]] = {b: {} for b in backends}
+    peak_gpu_gb: dict[str, dict[str, float]] = {b: {} for b in backends if places[b] != "cpu"}
     passes: dict[str, dict[str, int]] = {b: {} for b in backends}  # torch per-wire programs, forward + backward
     copy_s: dict[str, float] = {}  # one copy of the state batch (read + write), measured in this run
     dropped: set[str] = set()
@@ -260,35 +272,82 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
         for backend in backends:
             if backend in dropped:
                 continue
-            vqc = _scaling_vqc(spec, backend)
-
-            def step(v=vqc, x=x):
-                v.zero_grad(set_to_none=True)
-                v(x).sum().backward()
-
-            start = time.perf_counter()
-            step()
-            first = time.perf_counter() - start
-            if first > max_call_s:  # timed once, and not run at larger sizes
+            point = _scaling_point(spec, backend, places[backend], x, budget_s, max_call_s)
+            seconds[backend][str(n)] = point["seconds"]
+            if point["seconds"] > max_call_s:  # timed once, and not run at larger sizes
                 dropped.add(backend)
-                seconds[backend][str(n)] = first
-            else:
-                seconds[backend][str(n)] = _median_time(step, min_repeats=3, budget_s=budget_s)
             peak_rss_gb[backend][str(n)] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
-            forward = vqc.backend.passes() if hasattr(vqc.backend, "passes") else None
-            if forward:
-                passes[backend][str(n)] = PASSES_PER_FORWARD_PASS * forward
+            if "peak_gpu_gb" in point:
+                peak_gpu_gb[backend][str(n)] = point["peak_gpu_gb"]
+            if point["passes"]:
+                passes[backend][str(n)] = PASSES_PER_FORWARD_PASS * point["passes"]
             if log:
+                gpu = f", peak GPU {point['peak_gpu_gb']:.2f} GiB" if "peak_gpu_gb" in point else ""
                 log(f"n={n:<3} {backend}: {seconds[backend][str(n)] * 1e3:.2f} ms, "
-                    f"peak RSS {peak_rss_gb[backend][str(n)]:.2f} GiB")
-        if any(str(n) in passes[b] for b in backends):
-            state = torch.randn(batch, 2**n, dtype=torch.complex64)
-            copy_s[str(n)] = _median_time(state.clone, min_repeats=3, budget_s=budget_s)
+                    f"peak RSS {peak_rss_gb[backend][str(n)]:.2f} GiB{gpu}")
+        for place in sorted({places[b] for b in backends if str(n) in passes[b]}):
+            copy_s[_copy_key(n, place)] = _copy_time(batch, n, place, budget_s)
     best = {str(n): min((b for b in backends if str(n) in seconds[b]), key=lambda b: seconds[b][str(n)])
             for n in qubits}
     return {"kind": "scaling", "batch": batch, "n_layers": n_layers, "ansatz": ansatz, "qubits": list(qubits),
             "seconds": seconds, "fastest": best, "peak_rss_gb": peak_rss_gb,
-            "state_mb": {str(n): batch * 8 * 2**n / 2**20 for n in qubits}, "passes": passes, "copy_s": copy_s}
+            "state_mb": {str(n): batch * 8 * 2**n / 2**20 for n in qubits}, "passes": passes, "copy_s": copy_s,
+            **({"peak_gpu_gb": peak_gpu_gb, "gpu": torch.cuda.get_device_name()} if peak_gpu_gb else {})}
+
+
+def _scaling_point(spec, backend: str, place: str, x: torch.Tensor, budget_s: float,
+                   max_call_s: float) -> dict[str, Any]:
+    """One point of :func:`bench_scaling`: the median time of forward + backward (the first call's alone where it
+    took over ``max_call_s``), the forward passes over the state, and on a GPU its peak memory."""
+    vqc = _scaling_vqc(spec, backend.partition("@")[0]).to(place)
+    x = x.to(place)
+    if place != "cpu":
+        torch.cuda.reset_peak_memory_stats(place)
+
+    def step():
+        vqc.zero_grad(set_to_none=True)
+        vqc(x).sum().backward()
+        if place != "cpu":
+            torch.cuda.synchronize(place)  # the GPU's work, not its launch
+
+    start = time.perf_counter()
+    step()
+    first = time.perf_counter() - start
+    point = {"seconds": first if first > max_call_s else _median_time(step, min_repeats=3, budget_s=budget_s),
+             "passes": vqc.backend.passes() if hasattr(vqc.backend, "passes") else None}
+    if place != "cpu":
+        point["peak_gpu_gb"] = torch.cuda.max_memory_allocated(place) / 2**30
+    return point
+
+
+def _torch_place(backend: str) -> str:
+    """The torch device a scaling backend runs on: ``"torch@cuda"`` (or ``"torch:adjoint@cuda:1"``) runs the torch
+    path on that GPU, with its tensors there; anything else runs on the CPU."""
+    name, at, place = backend.partition("@")
+    if not at:
+        return "cpu"
+    if name.partition(":")[0] != "torch" or not place.startswith("cuda"):
+        raise QRLError(f"expected @cuda (or @cuda:N) after a torch backend; got {backend}; try torch@cuda")
+    if not torch.cuda.is_available():
+        raise QRLError(f"{backend} needs a CUDA GPU, and torch sees none here (torch {torch.__version__}); "
+                       f"try the backend without @{place}")
+    return place
+
+
+def _copy_key(n: int, place: str) -> str:
+    return str(n) if place == "cpu" else f"{n}@{place}"
+
+
+def _copy_time(batch: int, n: int, place: str, budget_s: float) -> float:
+    """One copy of a batch of complex64 states (read + write) on ``place``: the bandwidth bound of a pass."""
+    state = torch.randn(batch, 2**n, dtype=torch.complex64, device=place)
+
+    def copy():
+        state.clone()
+        if place != "cpu":
+            torch.cuda.synchronize(place)
+
+    return _median_time(copy, min_repeats=3, budget_s=budget_s)
 
 
 def _scaling_vqc(spec, backend: str):
@@ -508,7 +567,9 @@ def format_train(results: list[dict[str, Any]] | dict[str, Any]) -> str:
     for result in results:
         r = result["results"]
         goal = " (goal >= 0.5)" if result.get("algo", "ppo") == "ppo" else ""
-        lines.append(f"| {result.get('algo', 'ppo').upper()}, {result['env']} ({r['mlp']['steps']}) | "
+        where = "".join(f"; {v}" for v in (result.get("gpu") or (result.get("sb3_device") or "cpu").replace("cpu", ""),
+                                          result.get("n_qubits") and f"{result['n_qubits']} qubits") if v)
+        lines.append(f"| {result.get('algo', 'ppo').upper()}, {result['env']} ({r['mlp']['steps']}{where}) | "
                      f"{r['mlp']['steps_per_s']:.0f} | {r['vqc']['steps_per_s']:.0f} | "
                      f"{result['vqc_over_mlp']:.2f}x{goal} |")
     return "\n".join(lines)
@@ -522,19 +583,22 @@ def format_scaling(result: dict[str, Any], baseline: str | None = None) -> str:
     passes, copy_s = result.get("passes", {}), result.get("copy_s", {})
     timed = [b for b in backends if passes.get(b)]  # torch programs: passes and the share of the copy bound
     others = [b for b in backends if baseline and b != baseline]
+    gpu = result.get("peak_gpu_gb", {})
     lines = ["| qubits | " + " | ".join(f"{b} (ms)" for b in backends) + " | fastest | state (MiB) | peak RSS (GiB) |"
+             + "".join(f" {b} peak GPU (GiB) |" for b in gpu)
              + "".join(f" {b} passes | of copy bound |" for b in timed)
              + "".join(f" {baseline} / {b} |" for b in others),
-             "|---|" + "---|" * (len(backends) + 3 + 2 * len(timed) + len(others))]
+             "|---|" + "---|" * (len(backends) + 3 + len(gpu) + 2 * len(timed) + len(others))]
     for n in result["qubits"]:
         key = str(n)
         cells = [_ms(result["seconds"][b][key]) if key in result["seconds"][b] else "-" for b in backends]
         peak = max((rss[b][key] for b in rss if key in rss[b]), default=None)
         state = result.get("state_mb", {}).get(key)
-        extra = ""
+        extra = "".join(f" {gpu[b][key]:.2f} |" if key in gpu[b] else " - |" for b in gpu)
         for b in timed:
             p = passes[b].get(key)
-            share = p * copy_s[key] / result["seconds"][b][key] if p and key in copy_s else None
+            copy_key = key + b[b.index("@"):] if "@" in b else key
+            share = p * copy_s[copy_key] / result["seconds"][b][key] if p and copy_key in copy_s else None
             extra += f" {p or '-'} | " + ("-" if share is None else f"{share:.0%}") + " |"
         for b in others:
             base, mine = result["seconds"][baseline].get(key), result["seconds"][b].get(key)

@@ -30,13 +30,15 @@ from qrl.sb3.callbacks import CALLBACKS
 from qrl.sb3.networks import count_parameters, policy_circuits
 
 
-def build_model(config: RunConfig) -> tuple[BaseAlgorithm, VecEnv]:
-    """The SB3 algorithm with its training environments, from a config (validates everything)."""
+def build_model(config: RunConfig, torch_device: str = "cpu") -> tuple[BaseAlgorithm, VecEnv]:
+    """The SB3 algorithm with its training environments, from a config (validates everything); SB3's torch
+    ``device`` is the CPU (``qrl train``'s runs are small) unless ``torch_device`` names another
+    (``qrl bench train --sb3-device cuda``)."""
     check_env_id(config.env_spec)
     env = make_train_env(config)
     try:
         model = algo_class(config.algo)(
-            resolve_policy(config.policy), env, seed=config.seed, device="cpu", verbose=0,
+            resolve_policy(config.policy), env, seed=config.seed, device=torch_device, verbose=0,
             policy_kwargs=dict(config.policy_kwargs), **algo_kwargs(config, env.action_space),
         )
     except QRLError:

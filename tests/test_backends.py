@@ -727,6 +727,38 @@ def test_auto_runs_rollout_sized_batches_where_the_small_batch_crossovers_say(mo
     assert isinstance(vqc.backend, BatchDispatch)
 
 
+def test_auto_runs_calls_on_an_accelerator_on_the_torch_program_there(monkeypatch):
+    from qrl.backends import dispatch, select
+    from qrl.backends.dispatch import AcceleratorDispatch, BatchDispatch
+    from qrl.backends.torch import run_together
+
+    spec = CircuitSpec(n_qubits=8, n_layers=2, n_inputs=4, n_outputs=2)
+    monkeypatch.setattr(select, "auto_table", lambda: {4: "lightning.qubit", 12: "lightning.qubit"})
+    monkeypatch.setattr(select, "small_batch_table", lambda: {4: "torch", 12: "torch"})
+    backend = make_backend(spec, "auto")
+    assert isinstance(backend, AcceleratorDispatch) and isinstance(backend.cpu, BatchDispatch)
+    gen = torch.Generator().manual_seed(1)
+    weights = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) * 2 * math.pi
+    angles = {b: torch.rand(b, spec.n_encoding_layers, spec.n_inputs, generator=gen, dtype=torch.float64)
+              for b in (8, 64)}
+    assert isinstance(backend.for_inputs(angles[64]), PennyLaneQNode)  # CPU tensors: the measured choices
+    assert isinstance(backend.for_inputs(angles[8]), TorchStatevector) and backend.accelerated is None
+    cpu = {b: values_and_grads(backend, a, weights, torch.ones(b, 2, dtype=torch.float64)) for b, a in angles.items()}
+    monkeypatch.setattr(dispatch, "on_accelerator", lambda inputs: True)  # as for tensors on a GPU
+    for b, a in angles.items():
+        chosen = backend.for_inputs(a)
+        assert isinstance(chosen, TorchStatevector) and chosen is backend.accelerated  # the torch program, built once
+        moved = values_and_grads(backend, a, weights, torch.ones(b, 2, dtype=torch.float64))
+        for r, g in zip(cpu[b], moved, strict=True):
+            np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0)
+    pair = run_together([backend, backend], [angles[64], angles[64] + 1], [(weights,), (weights * 2,)])
+    alone = run_together([backend.accelerated] * 2, [angles[64], angles[64] + 1], [(weights,), (weights * 2,)])
+    assert all(torch.equal(a, b) for a, b in zip(pair, alone, strict=True))  # resolved to the torch program
+    assert isinstance(make_backend(spec, "lightning.qubit"), PennyLaneQNode)  # a named device is never moved
+    monkeypatch.setattr(select, "auto_table", lambda: {4: "torch", 12: "torch"})
+    assert isinstance(make_backend(spec, "auto"), TorchStatevector)  # torch already: nothing to dispatch
+
+
 def test_small_batch_crossovers_are_stored_beside_the_main_ones(tmp_path, monkeypatch):
     import json
 

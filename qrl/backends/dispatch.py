@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from qrl.backends.torch import TorchStatevector
+
 SMALL_BATCH_MAX = 16
 """Calls with at most this many samples (SB3 rollouts: one per environment) follow the small-batch crossovers
 (measured at batch 8 by ``qrl bench scaling --batch 8 --update-auto``); larger calls (updates: 64 and more)
@@ -32,6 +34,10 @@ class BatchDispatch:
         """The backend that runs a call of ``batch`` samples."""
         return self.small if batch <= self.max_small else self.large
 
+    def for_inputs(self, inputs: torch.Tensor):
+        """The backend that runs a call with these inputs (by their batch size)."""
+        return self.for_batch(inputs.shape[0])
+
     def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
         return self.for_batch(inputs.shape[0])(inputs, *weights)
 
@@ -39,3 +45,35 @@ class BatchDispatch:
         if name in ("large", "small", "max_small"):  # not set yet (unpickling): no recursion
             raise AttributeError(name)
         return getattr(self.large, name)
+
+
+def on_accelerator(inputs: torch.Tensor) -> bool:
+    """Whether a call's inputs live on an accelerator (SB3's ``device="cuda"`` moves the policy there)."""
+    return inputs.device.type != "cpu"
+
+
+class AcceleratorDispatch:
+    """``device="auto"`` where the measured CPU choice is not the torch path: calls whose inputs are on an
+    accelerator (a policy moved to ``cuda``) run the torch program there, batched, on the tensors' own device;
+    CPU calls run ``cpu`` (Lightning, measured faster on this machine's CPU). Both are exact backends of one
+    circuit, so values and gradients agree to rounding; a run is on one device throughout, so it stays
+    deterministic for a seed."""
+
+    def __init__(self, cpu, spec):
+        self.cpu, self.spec, self.accelerated = cpu, spec, None
+
+    def for_inputs(self, inputs: torch.Tensor):
+        """The backend that runs a call with these inputs."""
+        if not on_accelerator(inputs):
+            return self.cpu.for_inputs(inputs) if isinstance(self.cpu, BatchDispatch) else self.cpu
+        if self.accelerated is None:
+            self.accelerated = TorchStatevector(self.spec)
+        return self.accelerated
+
+    def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
+        return self.for_inputs(inputs)(inputs, *weights)
+
+    def __getattr__(self, name: str):  # passes, gradient_bytes, ...: the CPU backend's
+        if name in ("cpu", "spec", "accelerated"):  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.cpu, name)

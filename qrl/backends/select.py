@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pennylane as qml
 
-from qrl.backends.dispatch import SMALL_BATCH_MAX, SMALL_BATCH_MIN_QUBITS, BatchDispatch
+from qrl.backends.dispatch import SMALL_BATCH_MAX, SMALL_BATCH_MIN_QUBITS, AcceleratorDispatch, BatchDispatch
 from qrl.backends.hardware import check_size, device_kwargs, is_hardware
 from qrl.backends.memory import format_bytes, physical_memory
 from qrl.backends.torch import TorchStatevector, state_bytes
@@ -172,6 +172,20 @@ def make_device(name: str, n_qubits: int, **kwargs):
         raise QRLError(f"could not create device {name!r}: {exc}") from exc
 
 
+def _auto_backend(spec: CircuitSpec, name: str):
+    """``device="auto"``, exact: ``name`` (the measured fastest for this size), each rollout-sized call on the
+    small-batch choice where that differs (:class:`BatchDispatch`), and calls on an accelerator on the torch
+    program there where the CPU choice is not torch (:class:`AcceleratorDispatch`)."""
+    backend = make_backend(spec, name)
+    if spec.n_qubits >= SMALL_BATCH_MIN_QUBITS:
+        small = small_batch_device(spec)
+        if small != name:  # rollout-sized calls are faster elsewhere: each call on the backend for its batch
+            backend = BatchDispatch(backend, make_backend(spec, small))
+    if name.partition(":")[0] != "torch":
+        backend = AcceleratorDispatch(backend, spec)
+    return backend
+
+
 def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | None = None,
                  shots: int | None = None, noise: dict[str, float] | None = None):
     """A callable ``f(angles, weights) -> (B, n_outputs)`` running ``spec`` on ``device``.
@@ -201,11 +215,8 @@ def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | Non
         raise QRLError(f"the torch backend computes exact expectation values; shots={shots} needs a PennyLane "
                        f"device; try device='lightning.qubit' (or 'default.qubit') with shots")
     check_memory(spec, name)
-    if device == "auto" and shots is None and not noise and diff_method is None \
-            and spec.n_qubits >= SMALL_BATCH_MIN_QUBITS:
-        small = small_batch_device(spec)
-        if small != name:  # rollout-sized calls are faster elsewhere: each call on the backend for its batch
-            return BatchDispatch(make_backend(spec, name), make_backend(spec, small))
+    if device == "auto" and shots is None and not noise and diff_method is None:
+        return _auto_backend(spec, name)
     if name.partition(":")[0] == "torch":  # "torch", or "torch:<program>" (dense, wires, adjoint)
         if diff_method not in (None, "backprop", "adjoint"):
             raise QRLError(f"the torch backend differentiates by backprop or the adjoint method; got diff_method="

@@ -134,7 +134,7 @@ def run_together(backends: list, inputs: list[torch.Tensor], weights: list[tuple
     that compute each product as the single ones do).
     Otherwise each circuit runs on its own.
     """
-    backends = [b.for_batch(x.shape[0]) if hasattr(b, "for_batch") else b  # BatchDispatch: the backend of this batch
+    backends = [b.for_inputs(x) if hasattr(b, "for_inputs") else b  # auto's dispatch: the backend of this call
                 for b, x in zip(backends, inputs, strict=True)]
     first = backends[0]
     together = len(backends) > 1 and isinstance(first, TorchStatevector) and all(

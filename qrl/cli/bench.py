@@ -60,6 +60,10 @@ def _add_train(what) -> None:
     p.add_argument("--env", default="CartPole-v1", help="environment (default CartPole-v1)")
     p.add_argument("--algos", nargs="+", default=["ppo", "dqn"], choices=("ppo", "dqn"),
                    help="algorithms (default: ppo dqn)")
+    p.add_argument("--sb3-device", default="cpu", help="SB3's torch device for both policies: cpu (default) or "
+                                                       "cuda (the circuits run on the GPU, batched)")
+    p.add_argument("--n-qubits", type=int, default=None,
+                   help="qubits of the VQC policy's circuits (default: the policy's, enough for the features)")
     _add_common(p, budget=False)
     p.set_defaults(run=run_train)
 
@@ -67,7 +71,8 @@ def _add_train(what) -> None:
 def run_train(args) -> int:
     from qrl import bench
 
-    runs = [bench.bench_train(args.env, steps=args.steps, algo=algo, log=log) for algo in args.algos]
+    runs = [bench.bench_train(args.env, steps=args.steps, algo=algo, log=log, sb3_device=args.sb3_device,
+                              n_qubits=args.n_qubits) for algo in args.algos]
     return _finish({"kind": "train", "env": args.env, "runs": runs}, bench.format_train(runs), args.out)
 
 
@@ -78,7 +83,7 @@ def _add_scaling(what) -> None:
     p.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
     p.add_argument("--backends", nargs="+", default=["torch", "lightning.qubit", "default.qubit"],
                    help="backends (default torch lightning.qubit default.qubit); torch:dense and torch:wires time "
-                        "the torch backend's two programs")
+                        "the torch backend's two programs; torch@cuda runs the torch path on the GPU")
     p.add_argument("--update-auto", action="store_true",
                    help="store the measured fastest backend per size for device='auto'")
     p.add_argument("--ansatz", default="hea", choices=sorted(ANSATZE),
@@ -101,9 +106,9 @@ def run_scaling(args) -> int:
     if args.update_auto and args.ansatz != "hea":
         raise QRLError(f"--update-auto measures device='auto' on the hea circuit; got --ansatz {args.ansatz}; "
                        f"leave out --ansatz or --update-auto")
-    if args.update_auto and any(":" in b for b in args.backends):
-        raise QRLError(f"--update-auto stores device names for device='auto'; got {' '.join(args.backends)}; "
-                       f"leave out torch:dense / torch:wires or --update-auto")
+    if args.update_auto and any(":" in b or "@" in b for b in args.backends):
+        raise QRLError(f"--update-auto stores device names for device='auto' (CPU calls); got "
+                       f"{' '.join(args.backends)}; leave out torch:dense / torch:wires / torch@cuda or --update-auto")
     result = bench.bench_scaling(tuple(args.qubits), batch=args.batch, backends=tuple(args.backends),
                                  budget_s=args.budget, log=log, ansatz=args.ansatz)
     table = bench.format_scaling(result, args.baseline)

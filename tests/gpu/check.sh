@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Issue 15's GPU checks, in one call on a machine with a CUDA GPU (nothing else needs one; CI has none):
+# the tests of tests/test_cuda.py, then `qrl bench` tables of the torch path on the GPU. Usage, from the
+# repository root: bash tests/gpu/check.sh OUT_DIR (JSON, log and a tarball of both land there).
+set -u
+OUT_DIR=${1:-runs/gpu}
+WORK=$(mktemp -d)
+mkdir -p "$OUT_DIR"
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD:${PYTHONPATH:-}
+PY=${PYTHON:-python3}
+pack() { tar -czf "$OUT_DIR/gpu-results.tar.gz" -C "$WORK" . 2>/dev/null; }
+step() {  # step NAME SECONDS COMMAND...: run with a time limit, log it, keep going on failure
+  local name=$1 limit=$2; shift 2
+  echo "=== $name ($(date -u +%H:%M:%S)): $*"
+  timeout "$limit" "$@" >"$WORK/$name.txt" 2>&1
+  echo "--- $name: exit $? ($(date -u +%H:%M:%S))"
+  tail -n 25 "$WORK/$name.txt"
+  pack
+}
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$WORK/gpu.txt"
+$PY -c "import torch, pennylane, stable_baselines3 as s; print('torch', torch.__version__, torch.cuda.get_device_name(),
+'pennylane', pennylane.__version__, 'sb3', s.__version__)" | tee -a "$WORK/gpu.txt"
+step pytest 150 $PY -m pytest -q -p no:cacheprovider -o addopts= tests/test_cuda.py
+B="$PY -m qrl.cli bench"
+step scaling-b64 90 $B scaling --qubits 16 18 20 22 24 --batch 64 --backends torch@cuda --out "$WORK"
+step scaling-b256 60 $B scaling --qubits 16 18 20 22 --batch 256 --backends torch@cuda --out "$WORK"
+step scaling-b1024 60 $B scaling --qubits 16 18 20 --batch 1024 --backends torch@cuda --out "$WORK"
+step scaling-26 60 $B scaling --qubits 25 26 --batch 16 --backends torch@cuda --out "$WORK"
+step cpu-1thread 80 $B scaling --qubits 16 18 --batch 64 --backends torch torch@cuda --baseline torch --out "$WORK"
+step cpu-16threads 45 env QRL_NUM_THREADS=16 $B scaling --qubits 16 18 --batch 64 --backends torch torch@cuda \
+  --baseline torch --out "$WORK"
+step train-4q-cuda 60 $B train --algos ppo --steps 2048 --sb3-device cuda --out "$WORK"
+step train-4q-cpu 45 $B train --algos ppo --steps 2048 --out "$WORK"
+step train-16q-cuda 60 $B train --algos ppo --steps 2048 --sb3-device cuda --n-qubits 16 --out "$WORK"
+step train-16q-cpu 90 env QRL_NUM_THREADS=16 $B train --algos ppo --steps 256 --n-qubits 16 --out "$WORK"
+echo "=== done $(date -u +%H:%M:%S)"
