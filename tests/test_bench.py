@@ -190,3 +190,66 @@ def test_circuits_bench_skip_slow_and_refusals(tmp_path, capsys):
     assert "must be positive" in capsys.readouterr().err
     assert main(["bench", "circuits", "--min-repeats", "0", "--out", str(tmp_path)]) == 2
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_gpu_options_are_refused_where_torch_sees_no_gpu(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    for backends, message in ((["torch@cuda"], "torch@cuda needs a CUDA GPU"),
+                              (["lightning.qubit@cuda"], "expected @cuda (or @cuda:N) after a torch backend"),
+                              (["torch@gpu"], "expected @cuda (or @cuda:N) after a torch backend")):
+        assert main(["bench", "scaling", "--qubits", "2", "--backends", *backends, "--out", str(tmp_path)]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["bench", "scaling", "--qubits", "2", "--backends", "torch@cuda", "--update-auto"]) == 2
+    assert "leave out torch:dense / torch:wires / torch@cuda" in capsys.readouterr().err
+    assert main(["bench", "train", "--algos", "ppo", "--steps", "64", "--sb3-device", "cuda", "--out",
+                 str(tmp_path)]) == 2
+    assert "expected --sb3-device cpu, or cuda on a machine with a CUDA GPU" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before any work
+
+
+def test_train_bench_with_more_qubits_names_them(tmp_path, capsys):
+    assert main(["bench", "train", "--algos", "ppo", "--steps", "256", "--n-qubits", "6", "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("train-*.json")
+    (run,) = json.loads(path.read_text())["runs"]
+    assert run["n_qubits"] == 6 and run["sb3_device"] == "cpu" and "gpu" not in run
+    assert "| PPO, CartPole-v1 (256; 6 qubits) |" in capsys.readouterr().out
+
+
+def gpu_rows() -> list[str]:
+    """The README's GPU table rows, from the committed `qrl bench scaling ... torch@cuda` results."""
+    from pathlib import Path
+
+    rows = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "runs/reference/bench").glob("scaling-*.json")):
+        r = json.loads(path.read_text())
+        if "gpu" not in r or "torch" in r["seconds"]:  # the GPU-only tables (not the CPU comparison)
+            continue
+        for n in r["qubits"]:
+            k = str(n)
+            s, p = r["seconds"]["torch@cuda"][k], r["passes"]["torch@cuda"][k]
+            rows.append((n, r["batch"], f"| {n} | {r['batch']} | {r['state_mb'][k] / 1024:.3g} | {bench._ms(s)} | "
+                                        f"{r['peak_gpu_gb']['torch@cuda'][k]:.1f} | {p} | "
+                                        f"{p * r['copy_s'][f'{k}@cuda'] / s:.0%} |"))
+    return [row for *_, row in sorted(rows)]
+
+
+def test_the_readme_gpu_table_is_the_committed_measurement():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    rows = gpu_rows()
+    assert len(rows) == 14 and "\n".join(rows) in readme  # 16-26 qubits, batch 16-1024, in order
+    cpu = bench.load(root / "runs/reference/bench/scaling-20261204-153836.json")
+    table = bench.format_scaling(cpu, "torch")  # the CPU comparison: GPU memory, copy bound per device, ratios
+    assert "torch@cuda peak GPU (GiB)" in table and "| 51.63x |" in table and "| 59.28x |" in table
+    assert cpu["gpu"] == "NVIDIA H200" and "(52x)" in readme and "(59x)" in readme
+    trains = {f: json.loads((root / f"runs/reference/bench/train-20261204-{f}.json").read_text())["runs"][0]
+              for f in ("153852", "153908", "153934", "154105")}
+    speeds = {f: round(r["results"]["vqc"]["steps_per_s"], 1) for f, r in trains.items()}
+    assert speeds == {"153852": 1209.3, "153908": 2183.4, "153934": 222.3, "154105": 3.4}
+    assert "222 steps/s on the GPU against 3.4 on the CPU with 16 threads (65x" in readme
+    assert "1,209 steps/s against 2,183 on one CPU thread" in readme

@@ -66,7 +66,8 @@ class VQCActorCriticPolicy(CircuitDeviceMixin, ActorCriticPolicy):
     circuits in a fresh process. Use it as ``PPO(VQCActorCriticPolicy, env, policy_kwargs=dict(...),
     device="cpu")``: SB3's default torch device ``"auto"`` moves the policy to a GPU when there is one,
     which does not pay for circuits this small (``qrl train`` always uses the CPU; the circuit backend is
-    chosen separately, by ``device`` in ``policy_kwargs``).
+    chosen separately, by ``device`` in ``policy_kwargs``). With ``device="cuda"`` the circuits run on the
+    GPU on the torch path, batched (measured 65x the 16-core CPU's steps/s at 16 qubits; README, "On one GPU").
 
     :param observation_space: observation space (flat: Box, Discrete, MultiDiscrete, MultiBinary).
     :param action_space: action space.
