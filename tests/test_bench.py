@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from qrl import bench
 from qrl.cli import main
@@ -253,3 +254,16 @@ def test_the_readme_gpu_table_is_the_committed_measurement():
     assert speeds == {"153852": 1209.3, "153908": 2183.4, "153934": 222.3, "154105": 3.4}
     assert "222 steps/s on the GPU against 3.4 on the CPU with 16 threads (65x" in readme
     assert "1,209 steps/s against 2,183 on one CPU thread" in readme
+
+
+def test_the_readme_gpu_profile_is_the_committed_one():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    profile = (root / "runs/reference/bench/gpu-profile-20261204-h200.txt").read_text()
+    times = {(m[0], m[1]): float(m[2]) for m in re.findall(r"n=(\d+) batch=64 (\S+)\s+([\d.]+) ms", profile)}
+    assert round(times["20", "wires"]) == 116 and round(times["20", "adjoint"]) == 143
+    assert round(times["22", "wires"]) == 575 and round(times["22", "adjoint"]) == 705
+    bmm = re.search(r"--- profile n=22 batch=64 adjoint.*?aten::bmm(?:\s+\S+){5}\s+\S+\s+([\d.]+)%", profile, re.S)
+    assert bmm and round(float(bmm.group(1))) == 79
+    assert "116 against 143 ms at 20 qubits and 575 against 705 ms at 22" in (root / "README.md").read_text()
