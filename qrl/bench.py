@@ -207,6 +207,8 @@ def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0, al
     if sb3_device != "cpu" and not (sb3_device.startswith("cuda") and torch.cuda.is_available()):
         raise QRLError(f"expected --sb3-device cpu, or cuda on a machine with a CUDA GPU; got {sb3_device} (torch "
                        f"{torch.__version__} sees {torch.cuda.device_count()} GPUs); try --sb3-device cpu")
+    if n_qubits is not None and (isinstance(n_qubits, bool) or not isinstance(n_qubits, int) or n_qubits < 1):
+        raise QRLError(f"expected --n-qubits as a positive integer; got {n_qubits!r}; try --n-qubits 8")
     vqc_kwargs = {"device": "torch", **({} if n_qubits is None else {"n_qubits": n_qubits})}
     for name, policy, policy_kwargs in (("mlp", "MlpPolicy", base.policy_kwargs),
                                         ("vqc", _TRAIN_VQC_POLICY[algo], vqc_kwargs)):
@@ -567,8 +569,9 @@ def format_train(results: list[dict[str, Any]] | dict[str, Any]) -> str:
     for result in results:
         r = result["results"]
         goal = " (goal >= 0.5)" if result.get("algo", "ppo") == "ppo" else ""
-        where = "".join(f"; {v}" for v in (result.get("gpu") or (result.get("sb3_device") or "cpu").replace("cpu", ""),
-                                          result.get("n_qubits") and f"{result['n_qubits']} qubits") if v)
+        device = result.get("gpu") or ("" if result.get("sb3_device", "cpu") == "cpu" else result["sb3_device"])
+        qubits = f"{result['n_qubits']} qubits" if result.get("n_qubits") else ""
+        where = "".join(f"; {w}" for w in (device, qubits) if w)  # where it ran, when not on the CPU as usual
         lines.append(f"| {result.get('algo', 'ppo').upper()}, {result['env']} ({r['mlp']['steps']}{where}) | "
                      f"{r['mlp']['steps_per_s']:.0f} | {r['vqc']['steps_per_s']:.0f} | "
                      f"{result['vqc_over_mlp']:.2f}x{goal} |")

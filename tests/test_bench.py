@@ -208,6 +208,8 @@ def test_gpu_options_are_refused_where_torch_sees_no_gpu(tmp_path, capsys, monke
     assert main(["bench", "train", "--algos", "ppo", "--steps", "64", "--sb3-device", "cuda", "--out",
                  str(tmp_path)]) == 2
     assert "expected --sb3-device cpu, or cuda on a machine with a CUDA GPU" in capsys.readouterr().err
+    assert main(["bench", "train", "--algos", "ppo", "--steps", "64", "--n-qubits", "0", "--out", str(tmp_path)]) == 2
+    assert "expected --n-qubits as a positive integer; got 0" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # refused before any work
 
 
