@@ -269,3 +269,15 @@ def test_the_readme_gpu_profile_is_the_committed_one():
     bmm = re.search(r"--- profile n=22 batch=64 adjoint.*?aten::bmm(?:\s+\S+){5}\s+\S+\s+([\d.]+)%", profile, re.S)
     assert bmm and round(float(bmm.group(1))) == 79
     assert "116 against 143 ms at 20 qubits and 575 against 705 ms at 22" in (root / "README.md").read_text()
+
+
+def test_the_readme_20_qubit_auto_point_is_the_committed_one():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = bench.load(root / "runs/reference/bench/scaling-20261204-155959.json")
+    seconds = {b: round(t["20"]) for b, t in result["seconds"].items()}
+    assert result["batch"] == 64 and seconds == {"torch": 91, "lightning.qubit": 64}
+    assert result["fastest"]["20"] == "lightning.qubit"
+    readme = " ".join((root / "README.md").read_text().split())
+    assert "--batch 64 --backends torch lightning.qubit`, 2026-12-04, quiet machine): Lightning 64 s, torch 91 s" in readme
