@@ -280,4 +280,4 @@ def test_the_readme_20_qubit_auto_point_is_the_committed_one():
     assert result["batch"] == 64 and seconds == {"torch": 91, "lightning.qubit": 64}
     assert result["fastest"]["20"] == "lightning.qubit"
     readme = " ".join((root / "README.md").read_text().split())
-    assert "--batch 64 --backends torch lightning.qubit`, 2026-12-04, quiet machine): Lightning 64 s, torch 91 s" in readme
+    assert "lightning.qubit`, 2026-12-04, quiet machine): Lightning 64 s, torch 91 s" in readme
