@@ -30,16 +30,19 @@ from qrl.sb3.callbacks import CALLBACKS
 from qrl.sb3.networks import count_parameters, policy_circuits
 
 
-def build_model(config: RunConfig, torch_device: str = "cpu") -> tuple[BaseAlgorithm, VecEnv]:
-    """The SB3 algorithm with its training environments, from a config (validates everything); SB3's torch
-    ``device`` is the CPU (``qrl train``'s runs are small) unless ``torch_device`` names another
-    (``qrl bench train --sb3-device cuda``)."""
+def build_model(config: RunConfig, torch_device: str | None = None) -> tuple[BaseAlgorithm, VecEnv]:
+    """The SB3 algorithm with its training environments, from a config (validates everything). SB3's torch
+    device: ``torch_device`` if given (``qrl bench train --sb3-device``), else the ``device`` hyperparameter
+    (``--set device=cuda``, as rl-zoo3 passes it to the algorithm), else the CPU (circuits this small run faster
+    there; from about 16 qubits a GPU pays, README "On one GPU")."""
     check_env_id(config.env_spec)
     env = make_train_env(config)
     try:
+        kwargs = algo_kwargs(config, env.action_space)
+        preset_device = kwargs.pop("device", "cpu")
         model = algo_class(config.algo)(
-            resolve_policy(config.policy), env, seed=config.seed, device=torch_device, verbose=0,
-            policy_kwargs=dict(config.policy_kwargs), **algo_kwargs(config, env.action_space),
+            resolve_policy(config.policy), env, seed=config.seed, device=torch_device or preset_device, verbose=0,
+            policy_kwargs=dict(config.policy_kwargs), **kwargs,
         )
     except QRLError:
         env.close()
@@ -85,9 +88,13 @@ def largest_gradient_batch(config: RunConfig) -> int:
 
 def check_training_memory(config: RunConfig, model: BaseAlgorithm, available: int | None = None) -> None:
     """Refuse, before any folder exists, a run whose gradient step would not fit in memory: the circuits
-    on the torch backend keep their intermediate states for autograd (PennyLane devices are not counted)."""
+    on the torch backend keep their intermediate states for autograd (PennyLane devices are not counted). On a
+    GPU (``device=cuda``) the states live in the GPU's memory, which torch reports when it runs out."""
     from qrl.backends.memory import available_memory, format_bytes
     from qrl.backends.torch import TorchStatevector
+
+    if model.device.type != "cpu":
+        return
 
     batch = largest_gradient_batch(config)
     circuits = policy_circuits(model.policy).values()
@@ -294,7 +301,7 @@ def resume(run_dir: Path, progress: bool = False, announce: Callable[[str], None
     env = make_train_env(config)
     if isinstance(env, VecNormalize):
         env = VecNormalize.load(str(folder / runs.VECNORMALIZE), env.venv)
-    model = algo_class(config.algo).load(folder / runs.MODEL, env=env, device="cpu")
+    model = algo_class(config.algo).load(folder / runs.MODEL, env=env, device=config.hyperparams.get("device", "cpu"))
     if (folder / runs.REPLAY_BUFFER).is_file():
         model.load_replay_buffer(folder / runs.REPLAY_BUFFER)
     rows = runs.truncate_evaluations(run_dir, steps)

@@ -262,3 +262,36 @@ def test_qrl_train_takes_a_preset_path(tmp_path, capsys):
     assert [p.name.split("__")[:2] for p in (tmp_path / "runs").iterdir()] == [["CartPole-v1", "ppo-mine"]]
     assert main(["train", "--agent", str(tmp_path / "ppo-none.yaml"), "--env", "CartPole-v1"]) != 0
     assert "agent file" in capsys.readouterr().err and not list((tmp_path / "runs").glob("*ppo-none*"))
+
+
+def test_the_sb3_device_hyperparameter_is_checked_and_used(tmp_path, monkeypatch):
+    import torch
+
+    from qrl.train import build_model, resume
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(QRLError, match=r"device=cuda needs a CUDA GPU, .* sees none here; try device=cpu"):
+        resolve("ppo-vqc", "CartPole-v1", overrides={"device": "cuda"})
+    for bad in ("tpu", "cuda:x", 3):
+        with pytest.raises(QRLError, match=r"device \(SB3's torch device\) must be cpu, auto, cuda or cuda:N"):
+            resolve("ppo-vqc", "CartPole-v1", overrides={"device": bad})
+    config = resolve("ppo-vqc", "CartPole-v1", overrides={"device": "auto", "policy_kwargs.n_layers": 1}, steps=256)
+    model, env = build_model(config)  # the key goes to SB3's device, once (not also as a keyword of its own)
+    env.close()
+    assert model.device.type == "cpu" and config.hyperparams["device"] == "auto"
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from qrl import runs
+    from qrl.train import train
+
+    class Interrupt(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= 128:
+                raise KeyboardInterrupt
+            return True
+
+    run = train(config, out=tmp_path, tensorboard=False, callbacks=[Interrupt()])
+    assert runs.read_results(run)["status"] == "interrupted"
+    assert runs.read_config(run).hyperparams["device"] == "auto"  # saved with the run
+    resume(run, tensorboard=False)  # loads the model on the run's device, and finishes
+    assert runs.read_results(run)["status"] == "finished" and runs.read_results(run)["timesteps"] >= 256

@@ -120,3 +120,19 @@ def test_sb3_trains_on_cuda_and_loads_in_a_fresh_process(tmp_path, subprocess_en
         assert out.returncode == 0, out.stderr[-2000:]
         predictions[device] = out.stdout.split()
     assert len(predictions["cuda"]) == 10 and predictions["cuda"] == predictions["cpu"]
+
+
+def test_qrl_train_on_cuda_then_eval_on_the_cpu(tmp_path):
+    from qrl import runs
+    from qrl.cli import main
+    from qrl.evaluate import read_model
+
+    args = ["train", "--agent", "ppo-vqc", "--env", "CartPole-v1", "--steps", "512", "--out", str(tmp_path),
+            "--no-progress", "--set", "device=cuda", "--set", "policy_kwargs.n_qubits=8"]
+    assert main(args) == 0
+    (run,) = tmp_path.iterdir()
+    assert runs.read_results(run)["status"] == "finished"
+    assert runs.read_config(run).hyperparams["device"] == "cuda"
+    assert main(["eval", str(run), "--episodes", "2"]) == 0  # a GPU-trained model, evaluated on the CPU
+    model = read_model(run, runs.read_config(run))
+    assert all(p.device.type == "cpu" for p in model.policy.parameters())
