@@ -2,6 +2,10 @@
 # Issue 15's GPU checks, in one call on a machine with a CUDA GPU (nothing else needs one; CI has none):
 # the tests of tests/test_cuda.py, then `qrl bench` tables of the torch path on the GPU. Usage, from the
 # repository root: bash tests/gpu/check.sh OUT_DIR (JSON, log and a tarball of both land there).
+# Needs torch with CUDA and qrl's dependencies; a machine without a registry gets pennylane, pennylane-lightning,
+# stable-baselines3, gymnasium and their small dependencies as wheels (pip download --no-deps for its Python). A
+# workplace that copies the working tree to the GPU machine may cap its size: runs/reference/ (over 100 MiB) is
+# not needed here and can stay behind.
 set -u
 OUT_DIR=${1:-runs/gpu}
 WORK=$(mktemp -d)
