@@ -28,6 +28,11 @@ def process_start(pid: int) -> str:
     return fields[19] if len(fields) > 19 else ""
 
 
+def this_process() -> str:
+    """This process as a ``PID START`` line, as lock and registration files hold it (read by :func:`holder`)."""
+    return f"{os.getpid()} {process_start(os.getpid())}\n"
+
+
 def process_alive(pid: int, start: str = "") -> bool:
     """Whether the process ``pid`` (started at ``start``, if known) is still running (a zombie, exited but not
     yet reaped by its parent, is not)."""
@@ -52,7 +57,7 @@ def watch_parent(parent_pid: int, register: str | None = None, period_s: float =
     if register is not None:
         Path(register).mkdir(parents=True, exist_ok=True)
         mine = Path(register) / str(os.getpid())
-        mine.write_text(f"{os.getpid()} {process_start(os.getpid())}\n")
+        mine.write_text(this_process())
 
     def watch() -> None:
         while True:
@@ -66,24 +71,30 @@ def watch_parent(parent_pid: int, register: str | None = None, period_s: float =
     threading.Thread(target=watch, name="qrl-parent-watch", daemon=True).start()
 
 
+def holder(path: Path) -> int | None:
+    """The live process a ``PID START`` file names (a study's lock, a registered worker): its PID; ``-1`` for a
+    file still being written (unreadable, under 5 s old); ``None`` if that process is gone or there is no file."""
+    try:
+        pid, *start = path.read_text().split()
+        pid = int(pid)
+    except (OSError, ValueError):
+        if path.exists() and time.time() - path.stat().st_mtime < 5:
+            return -1
+        return None
+    return pid if process_alive(pid, start[0] if start else "") else None  # a reused PID is not the holder
+
+
 def registered_workers(register: Path) -> list[int]:
-    """The PIDs of the live workers registered in ``register`` (see :func:`watch_parent`); the files of
-    workers that are gone are removed."""
+    """The PIDs of the live workers registered in ``register`` (see :func:`watch_parent`; ``-1`` for one
+    registering now); the files of workers that are gone are removed."""
     alive = []
     for path in sorted(Path(register).glob("*")) if Path(register).is_dir() else []:
-        try:
-            pid, start = path.read_text().split()
-            pid = int(pid)
-        except (OSError, ValueError):
-            if path.exists() and time.time() - path.stat().st_mtime < 5:
-                alive.append(-1)  # being written by a worker starting now
-                continue
-            pid, start = None, ""
-        if pid is not None and process_alive(pid, start):
-            alive.append(pid)
-        else:
+        pid = holder(path)
+        if pid is None:
             with contextlib.suppress(OSError):
                 path.unlink()
+        else:
+            alive.append(pid)
     return alive
 
 

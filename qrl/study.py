@@ -30,7 +30,7 @@ from qrl import runs
 from qrl.config import agent_name
 from qrl.errors import QRLError
 from qrl.io import write_json, write_text, write_yaml
-from qrl.processes import process_alive, process_start, wait_for_workers, watch_parent
+from qrl.processes import holder, this_process, wait_for_workers, watch_parent
 
 EXECUTORS = ("local", "ray")
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
@@ -546,7 +546,7 @@ def _lock(study_dir: Path):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            pid = _lock_holder(path)
+            pid = holder(path)
             if pid == -1:
                 time.sleep(0.2)
                 continue
@@ -558,7 +558,7 @@ def _lock(study_dir: Path):
                 path.unlink()  # stale: its process is gone
             continue
         with os.fdopen(fd, "w") as f:
-            f.write(f"{os.getpid()} {process_start(os.getpid())}\n")
+            f.write(this_process())
         break
     else:
         raise QRLError(f"cannot lock study folder {study_dir} ({path} keeps reappearing); expected one process per "
@@ -567,20 +567,8 @@ def _lock(study_dir: Path):
         yield
     finally:
         with contextlib.suppress(OSError):
-            if _lock_holder(path) == os.getpid():
+            if holder(path) == os.getpid():
                 path.unlink()
-
-
-def _lock_holder(path: Path) -> int | None:
-    """The PID in a lock file (``PID START``) if that process is alive; ``None`` if it is gone (or the file is)."""
-    try:
-        pid, *start = path.read_text().split()
-        pid = int(pid)
-    except (OSError, ValueError):
-        if path.exists() and time.time() - path.stat().st_mtime < 5:
-            return -1  # being written by a process that just created it
-        return None
-    return pid if process_alive(pid, start[0] if start else "") else None  # a reused PID is not the holder
 
 
 def _prepare(study_dir: Path, study: Study) -> None:
