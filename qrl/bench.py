@@ -204,16 +204,15 @@ def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0, al
         raise QRLError(f"unknown algorithm {algo!r} for bench train; expected one of {', '.join(_TRAIN_VQC_POLICY)}")
     base = resolve(f"{algo}-mlp", env, seed=seed, steps=steps)
     results: dict[str, dict[str, float]] = {}
-    if sb3_device != "cpu" and not (sb3_device.startswith("cuda") and torch.cuda.is_available()):
-        raise QRLError(f"expected --sb3-device cpu, or cuda on a machine with a CUDA GPU; got {sb3_device} (torch "
-                       f"{torch.__version__} sees {torch.cuda.device_count()} GPUs); try --sb3-device cpu")
+    _check_sb3_device(sb3_device)
     if n_qubits is not None and (isinstance(n_qubits, bool) or not isinstance(n_qubits, int) or n_qubits < 1):
         raise QRLError(f"expected --n-qubits as a positive integer; got {n_qubits!r}; try --n-qubits 8")
     vqc_kwargs = {"device": "torch", **({} if n_qubits is None else {"n_qubits": n_qubits})}
     for name, policy, policy_kwargs in (("mlp", "MlpPolicy", base.policy_kwargs),
                                         ("vqc", _TRAIN_VQC_POLICY[algo], vqc_kwargs)):
-        config = dataclasses.replace(base, policy=policy, policy_kwargs=policy_kwargs)
-        model, vec_env = build_model(config, torch_device=sb3_device)
+        config = dataclasses.replace(base, policy=policy, policy_kwargs=policy_kwargs,
+                                     hyperparams={**base.hyperparams, "device": sb3_device})
+        model, vec_env = build_model(config)
         start = time.perf_counter()
         model.learn(steps)
         wall = time.perf_counter() - start
@@ -225,6 +224,21 @@ def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0, al
             "sb3_device": sb3_device, "n_qubits": n_qubits,
             **({"gpu": torch.cuda.get_device_name(sb3_device)} if sb3_device != "cpu" else {}),
             "results": results, "vqc_over_mlp": results["vqc"]["steps_per_s"] / results["mlp"]["steps_per_s"]}
+
+
+def _check_sb3_device(device: str) -> None:
+    """``--sb3-device``: checked as ``--set device=...`` is (cpu, cuda or cuda:N, with a GPU there), in the words
+    of this flag; not ``auto``: a benchmark names the device it measures."""
+    from qrl.config import check_sb3_device
+
+    try:
+        check_sb3_device(device)
+        named = device != "auto"
+    except QRLError:
+        named = False
+    if not named:
+        raise QRLError(f"expected --sb3-device cpu, or cuda on a machine with a CUDA GPU; got {device} (torch "
+                       f"{torch.__version__} sees {torch.cuda.device_count()} GPUs); try --sb3-device cpu")
 
 
 # -- scaling --------------------------------------------------------------------------------------------
@@ -309,8 +323,7 @@ def _scaling_point(spec, backend: str, place: str, x: torch.Tensor, budget_s: fl
     def step():
         vqc.zero_grad(set_to_none=True)
         vqc(x).sum().backward()
-        if place != "cpu":
-            torch.cuda.synchronize(place)  # the GPU's work, not its launch
+        _finish_work(place)
 
     start = time.perf_counter()
     step()
@@ -336,6 +349,12 @@ def _torch_place(backend: str) -> str:
     return place
 
 
+def _finish_work(place: str) -> None:
+    """Wait for a GPU's queued work (a timed call ends when the GPU is done, not when its kernels are launched)."""
+    if place != "cpu":
+        torch.cuda.synchronize(place)
+
+
 def _copy_key(n: int, place: str) -> str:
     return str(n) if place == "cpu" else f"{n}@{place}"
 
@@ -346,8 +365,7 @@ def _copy_time(batch: int, n: int, place: str, budget_s: float) -> float:
 
     def copy():
         state.clone()
-        if place != "cpu":
-            torch.cuda.synchronize(place)
+        _finish_work(place)
 
     return _median_time(copy, min_repeats=3, budget_s=budget_s)
 

@@ -506,20 +506,19 @@ def _check_ranges(params: dict[str, Any], seed: Any) -> None:
         check_sb3_device(params["device"])
 
 
-def check_sb3_device(device: Any) -> str:
+def check_sb3_device(device: Any) -> None:
     """The ``device`` hyperparameter: SB3's torch device, which rl-zoo3 passes to the algorithm (``cpu``, ``auto``,
     ``cuda`` or ``cuda:N``; with ``cuda`` the policy's circuits run on the GPU on the torch path). Not the circuit
     backend, which is ``--device`` / ``policy_kwargs.device``."""
     import torch
 
-    if not isinstance(device, str) or not (device in ("cpu", "auto") or device == "cuda" or
+    if not isinstance(device, str) or not (device in ("cpu", "auto", "cuda") or
                                            (device.startswith("cuda:") and device[5:].isdigit())):
         raise QRLError(f"device (SB3's torch device) must be cpu, auto, cuda or cuda:N; got {device!r}; try "
                        f"device=cpu (the circuit backend is --device, e.g. --device torch)")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise QRLError(f"device={device} needs a CUDA GPU, and torch {torch.__version__} sees none here; try "
                        f"device=cpu")
-    return device
 
 
 def linear_schedule(initial: float):

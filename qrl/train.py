@@ -30,18 +30,17 @@ from qrl.sb3.callbacks import CALLBACKS
 from qrl.sb3.networks import count_parameters, policy_circuits
 
 
-def build_model(config: RunConfig, torch_device: str | None = None) -> tuple[BaseAlgorithm, VecEnv]:
+def build_model(config: RunConfig) -> tuple[BaseAlgorithm, VecEnv]:
     """The SB3 algorithm with its training environments, from a config (validates everything). SB3's torch
-    device: ``torch_device`` if given (``qrl bench train --sb3-device``), else the ``device`` hyperparameter
-    (``--set device=cuda``, as rl-zoo3 passes it to the algorithm), else the CPU (circuits this small run faster
-    there; from about 16 qubits a GPU pays, README "On one GPU")."""
+    device: the ``device`` hyperparameter (``--set device=cuda``, as rl-zoo3 passes it to the algorithm), else
+    the CPU (circuits this small run faster there; from about 16 qubits a GPU pays, README "On one GPU")."""
     check_env_id(config.env_spec)
     env = make_train_env(config)
     try:
         kwargs = algo_kwargs(config, env.action_space)
-        preset_device = kwargs.pop("device", "cpu")
+        device = kwargs.pop("device", "cpu")
         model = algo_class(config.algo)(
-            resolve_policy(config.policy), env, seed=config.seed, device=torch_device or preset_device, verbose=0,
+            resolve_policy(config.policy), env, seed=config.seed, device=device, verbose=0,
             policy_kwargs=dict(config.policy_kwargs), **kwargs,
         )
     except QRLError:

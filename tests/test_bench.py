@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from qrl import bench
 from qrl.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = ROOT / "runs/reference/bench"  # the README's benchmark results
 
 
 def test_policy_bench_measures_every_path(tmp_path):
@@ -223,10 +227,8 @@ def test_train_bench_with_more_qubits_names_them(tmp_path, capsys):
 
 def gpu_rows() -> list[str]:
     """The README's GPU table rows, from the committed `qrl bench scaling ... torch@cuda` results."""
-    from pathlib import Path
-
     rows = []
-    for path in sorted((Path(__file__).resolve().parents[1] / "runs/reference/bench").glob("scaling-*.json")):
+    for path in sorted(COMMITTED.glob("scaling-*.json")):
         r = json.loads(path.read_text())
         if "gpu" not in r or "torch" in r["seconds"]:  # the GPU-only tables (not the CPU comparison)
             continue
@@ -240,17 +242,14 @@ def gpu_rows() -> list[str]:
 
 
 def test_the_readme_gpu_table_is_the_committed_measurement():
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    readme = (root / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     rows = gpu_rows()
     assert len(rows) == 14 and "\n".join(rows) in readme  # 16-26 qubits, batch 16-1024, in order
-    cpu = bench.load(root / "runs/reference/bench/scaling-20261204-153836.json")
+    cpu = bench.load(COMMITTED / "scaling-20261204-153836.json")
     table = bench.format_scaling(cpu, "torch")  # the CPU comparison: GPU memory, copy bound per device, ratios
     assert "torch@cuda peak GPU (GiB)" in table and "| 51.63x |" in table and "| 59.28x |" in table
     assert cpu["gpu"] == "NVIDIA H200" and "(52x)" in readme and "(59x)" in readme
-    trains = {f: json.loads((root / f"runs/reference/bench/train-20261204-{f}.json").read_text())["runs"][0]
+    trains = {f: json.loads((COMMITTED / f"train-20261204-{f}.json").read_text())["runs"][0]
               for f in ("153852", "153908", "153934", "154105")}
     speeds = {f: round(r["results"]["vqc"]["steps_per_s"], 1) for f, r in trains.items()}
     assert speeds == {"153852": 1209.3, "153908": 2183.4, "153934": 222.3, "154105": 3.4}
@@ -259,25 +258,19 @@ def test_the_readme_gpu_table_is_the_committed_measurement():
 
 
 def test_the_readme_gpu_profile_is_the_committed_one():
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    profile = (root / "runs/reference/bench/gpu-profile-20261204-h200.txt").read_text()
+    profile = (COMMITTED / "gpu-profile-20261204-h200.txt").read_text()
     times = {(m[0], m[1]): float(m[2]) for m in re.findall(r"n=(\d+) batch=64 (\S+)\s+([\d.]+) ms", profile)}
     assert round(times["20", "wires"]) == 116 and round(times["20", "adjoint"]) == 143
     assert round(times["22", "wires"]) == 575 and round(times["22", "adjoint"]) == 705
     bmm = re.search(r"--- profile n=22 batch=64 adjoint.*?aten::bmm(?:\s+\S+){5}\s+\S+\s+([\d.]+)%", profile, re.S)
     assert bmm and round(float(bmm.group(1))) == 79
-    assert "116 against 143 ms at 20 qubits and 575 against 705 ms at 22" in (root / "README.md").read_text()
+    assert "116 against 143 ms at 20 qubits and 575 against 705 ms at 22" in (ROOT / "README.md").read_text()
 
 
 def test_the_readme_20_qubit_auto_point_is_the_committed_one():
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    result = bench.load(root / "runs/reference/bench/scaling-20261204-155959.json")
+    result = bench.load(COMMITTED / "scaling-20261204-155959.json")
     seconds = {b: round(t["20"]) for b, t in result["seconds"].items()}
     assert result["batch"] == 64 and seconds == {"torch": 91, "lightning.qubit": 64}
     assert result["fastest"]["20"] == "lightning.qubit"
-    readme = " ".join((root / "README.md").read_text().split())
+    readme = " ".join((ROOT / "README.md").read_text().split())
     assert "lightning.qubit`, 2026-12-04, quiet machine): Lightning 64 s, torch 91 s" in readme
