@@ -214,9 +214,9 @@ def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | Non
     if shots is not None and name.partition(":")[0] == "torch":
         raise QRLError(f"the torch backend computes exact expectation values; shots={shots} needs a PennyLane "
                        f"device; try device='lightning.qubit' (or 'default.qubit') with shots")
-    check_memory(spec, name)
     if device == "auto" and shots is None and not noise and diff_method is None:
-        return _auto_backend(spec, name)
+        return _auto_backend(spec, name)  # its make_backend(spec, name) checks the memory
+    check_memory(spec, name)
     if name.partition(":")[0] == "torch":  # "torch", or "torch:<program>" (dense, wires, adjoint)
         if diff_method not in (None, "backprop", "adjoint"):
             raise QRLError(f"the torch backend differentiates by backprop or the adjoint method; got diff_method="
