@@ -14,7 +14,7 @@ from qrl.backends import PennyLaneQNode, TorchStatevector, make_backend
 from qrl.backends.select import resolve_device_name
 from qrl.circuits import ANSATZE, ENCODINGS, READOUTS, CircuitSpec
 from qrl.errors import QRLError
-from qrl.simulator.fusion import block_in_place, group_blocks, group_in_place
+from qrl.simulator.fusion import GROUP_EINSUM_MEMBERS, block_in_place, group_blocks, group_in_place, group_matrix
 
 F64_TOL = 1e-9  # float64: both paths are exact up to rounding (measured ~1e-15)
 F32_TOL = 1e-5  # float32 torch path against float64 Lightning
@@ -345,6 +345,35 @@ def test_grouped_blocks_compute_what_the_blocks_do(program):
             results.append([out.detach(), *torch.autograd.grad((out * cot).sum(), [x, *ws])])
         for g, r in zip(*results, strict=True):
             np.testing.assert_allclose(g.numpy(), r.numpy(), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("width, members", [(2, 3), (3, 5), (4, 3), (4, GROUP_EINSUM_MEMBERS + 3)])
+def test_group_matrix_is_the_product_of_the_embedded_blocks(width, members):
+    """group_matrix (one einsum over the blocks' shared wires, in pieces of GROUP_EINSUM_MEMBERS) equals the
+    time-ordered product of each block embedded as ``I (x) m (x) I`` in ``2**width`` dimensions, per sample,
+    float64 (random offsets: some wires of a piece untouched)."""
+    rng = np.random.default_rng(width * 100 + members)
+    offsets = tuple(int(o) for o in rng.integers(0, width - 1, size=members))
+    mats = np.linalg.qr(rng.normal(size=(members, 3, 4, 4)) + 1j * rng.normal(size=(members, 3, 4, 4)))[0]  # unitary
+    want = np.stack([np.eye(2**width, dtype=complex)] * 3)
+    for m, off in zip(mats, offsets, strict=True):
+        embedded = np.stack([np.kron(np.kron(np.eye(2**off), m[s]), np.eye(2 ** (width - off - 2))) for s in range(3)])
+        want = embedded @ want
+    got = group_matrix([torch.as_tensor(m) for m in mats], offsets, width)
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-12, rtol=0)
+
+
+def test_constant_slots_are_folded_into_the_blocks_angles():
+    """A block's constant gates (CNOTs, Hadamards, rotations by constant angles) are multiplied into its next slot
+    with an angle: Meyer et al.'s blocks (a CRot decomposed into 5 rotations and 2 CNOTs, with Hadamards) take 6
+    slots, not 10; the values are those of the unfused program (float64, checked at 1e-12)."""
+    spec = _meyer(10, 4)
+    fused = TorchStatevector(spec)
+    assert len(fused._impl._block_kinds) == 6
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 10, generator=gen, dtype=torch.float64)
+    ws = [torch.rand(s, generator=gen, dtype=torch.float64) for s in spec.weight_shapes.values()]
+    np.testing.assert_allclose(fused(x, *ws).numpy(), TorchStatevector(spec, "wires")(x, *ws).numpy(), atol=1e-12)
 
 
 @pytest.mark.parametrize("n", [4, 7, 10, 13])

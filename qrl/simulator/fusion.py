@@ -249,17 +249,41 @@ def group_in_place(first: int, width: int, n: int) -> bool:
     return first + width <= n and (first == 0 or first + width == n or 2 ** (n - first - width) >= MATMUL_MIN_REST)
 
 
+GROUP_EINSUM_MEMBERS = 8
+"""Blocks contracted by one ``einsum`` in :func:`group_matrix` (two index letters each, of 52)."""
+
+
 def group_matrix(mats: list[torch.Tensor], offsets: tuple[int, ...], width: int) -> torch.Tensor:
     """The ``(..., 2**width, 2**width)`` product of ``4 x 4`` matrices ``(..., 4, 4)`` in time order, each on the
-    wires ``(offset, offset + 1)`` of ``width`` wires (the first the most significant)."""
-    dim, lead = 2**width, mats[0].shape[:-2]
+    wires ``(offset, offset + 1)`` of ``width`` wires (the first the most significant).
+
+    One ``einsum`` of the blocks as ``2 x 2 x 2 x 2`` tensors, wire by wire, for up to
+    :data:`GROUP_EINSUM_MEMBERS` blocks (longer runs: the products of such pieces): a sum over the wires
+    the blocks share, where embedding each block in ``2**width`` dimensions and multiplying made batches of
+    ``4 x 4`` by ``4 x 16`` products, 1.8x slower forward + backward (Meyer et al.'s circuit, 10 qubits).
+    """
+    lead, dim = mats[0].shape[:-2], 2**width
     u = None
-    for m, off in zip(mats, offsets, strict=True):
-        left, right = 2**off, 2 ** (width - off - 2)
-        if u is None:
-            eye_l = torch.eye(left, dtype=m.dtype, device=m.device)
-            eye_r = torch.eye(right, dtype=m.dtype, device=m.device)
-            u = torch.einsum("...ij,xy,rs->...xiryjs", m, eye_l, eye_r).reshape(*lead, dim, dim)
-        else:
-            u = torch.matmul(m.unsqueeze(-3), u.reshape(*lead, left, 4, right * dim)).reshape(*lead, dim, dim)
+    for start in range(0, len(mats), GROUP_EINSUM_MEMBERS):
+        piece = _group_einsum(mats[start:start + GROUP_EINSUM_MEMBERS], offsets[start:start + GROUP_EINSUM_MEMBERS],
+                              width).reshape(*lead, dim, dim)
+        u = piece if u is None else piece @ u
     return u
+
+
+def _group_einsum(mats: list[torch.Tensor], offsets: tuple[int, ...], width: int) -> torch.Tensor:
+    letters = iter("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxy")
+    inputs = [next(letters) for _ in range(width)]
+    wires, terms = list(inputs), []
+    for off in offsets:  # each block maps the current letters of its two wires to two new ones
+        out = [next(letters), next(letters)]
+        terms.append("z" + "".join(out) + wires[off] + wires[off + 1])
+        wires[off:off + 2] = out
+    operands = [m.reshape(-1, 2, 2, 2, 2) for m in reversed(mats)]
+    for k in range(width):  # a wire no block of this piece touches: the identity
+        if wires[k] == inputs[k]:
+            wires[k] = next(letters)
+            terms.insert(0, wires[k] + inputs[k])
+            operands.append(torch.eye(2, dtype=mats[0].dtype, device=mats[0].device))
+    equation = ",".join(reversed(terms)) + "->z" + "".join(wires) + "".join(inputs)
+    return torch.einsum(equation, *operands)

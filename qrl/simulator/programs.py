@@ -233,8 +233,8 @@ class WiresProgram:
             steps = relayout(group_blocks(steps, self.n) if self.group else steps, self.n)
         else:
             steps = schedule(entries, self.n, runs=not self.plain)
-        self._compile_steps(steps, n_pool)
         self._pool_consts = np.array(consts, dtype=np.float64)
+        self._compile_steps(steps, n_pool)
 
     def _compile_steps(self, steps: list[tuple], n_pool: int) -> None:
         """The program and its slot tables (2x2 slots of the moments, 4x4 slots of the blocks)."""
@@ -248,12 +248,14 @@ class WiresProgram:
             kind = step[0]
             if kind == "block":
                 self._program.append(("block", step[1], len(blocks)))
-                blocks.append([_block_slot(wires, item, step[1], n_pool) for wires, item in step[2]])
+                block = [_block_slot(wires, item, step[1], n_pool) for wires, item in step[2]]
+                blocks.append(self._fold(block, n_pool))
                 continue
             if kind == "group":  # ("group", first, width, member blocks): offsets from the first position
                 members = tuple((len(blocks) + i, b[1][0] - step[1]) for i, b in enumerate(step[3]))
                 self._program.append(("group", step[1], step[2], members))
-                blocks.extend([_block_slot(wires, item, b[1], n_pool) for wires, item in b[2]] for b in step[3])
+                blocks.extend(self._fold([_block_slot(wires, item, b[1], n_pool) for wires, item in b[2]], n_pool)
+                              for b in step[3])
                 continue
             if kind == "rotate":
                 self._program.append(step)
@@ -295,6 +297,25 @@ class WiresProgram:
         self._n_blocks = len(blocks)
         a, b = self._block_a.reshape(depth, len(blocks), 4, 4), self._block_b.reshape(depth, len(blocks), 4, 4)
         self._block_kinds = [(bool(np.allclose(a[k], np.eye(4))), not b[k].any()) for k in range(depth)]
+
+    def _fold(self, slots: list[tuple], n_pool: int) -> list[tuple]:
+        """A block's slots with every constant one (a constant gate, a rotation by a constant angle) multiplied into
+        the next slot that has an angle (``A <- A C``, ``B <- B C``), or kept as the last slot: a ring of ``CRot``
+        decomposed into rotations and CNOTs, with Hadamards, goes from 10 slots per block to 6, and each slot is a
+        step of :meth:`_block_matrices` for all samples."""
+        out, pending = [], None
+        for source, a, b in slots:
+            if source >= n_pool:  # cos(h) A + sin(h) B with h known now
+                half = 0.5 * self._pool_consts[source - n_pool]
+                m = np.cos(half) * a + np.sin(half) * b
+                pending = m if pending is None else m @ pending
+                continue
+            if pending is not None:
+                a, b, pending = a @ pending, b @ pending, None
+            out.append((source, a, b))
+        if pending is not None:
+            out.append((n_pool, pending, np.zeros((4, 4), dtype=complex)))
+        return out
 
     def _slot_matrices(self, flat_a: torch.Tensor, flat_w: torch.Tensor, cdtype: torch.dtype) -> list:
         """The matrices of one call in program order: per single-qubit step ``(B, n_wires, 2, 2)`` (its
