@@ -788,6 +788,31 @@ def test_auto_runs_calls_on_an_accelerator_on_the_torch_program_there(monkeypatc
     assert isinstance(make_backend(spec, "auto"), TorchStatevector)  # torch already: nothing to dispatch
 
 
+def test_crossovers_measured_apart_at_one_batch_are_merged(tmp_path, monkeypatch):
+    """Large sizes measured by their own command join the table of the same batch (a size measured again is
+    replaced; the kept sizes name the command that measured them); another batch replaces the table."""
+    import json
+
+    from qrl.backends import select
+
+    monkeypatch.setattr(select, "CROSSOVERS", tmp_path / "crossovers.json")
+    select.write_crossovers({"batch": 8, "fastest": {"4": "torch", "6": "lightning.qubit", "20": "torch"}}, "sweep", {})
+    select.write_crossovers({"batch": 8, "fastest": {"22": "torch"}}, "at 22", {})
+    select.write_crossovers({"batch": 8, "fastest": {"24": "torch", "20": "lightning.qubit"}}, "at 24", {})
+    small = json.loads((tmp_path / "crossovers.json").read_text())["small_batch"]
+    assert small["command"] == "at 24" and set(small["fastest"]) == {"4", "6", "20", "22", "24"}
+    assert small["kept"] == [{"command": "sweep", "qubits": ["4", "6"], "machine": {}},
+                             {"command": "at 22", "qubits": ["22"], "machine": {}}]
+    assert select.small_batch_table() == {4: "torch", 6: "lightning.qubit", 20: "lightning.qubit", 22: "torch",
+                                          24: "torch"}
+    assert select.small_batch_device(CircuitSpec(n_qubits=23, n_inputs=4)) == "torch"
+    assert select.small_batch_device(CircuitSpec(n_qubits=25, n_inputs=4)) == "lightning.qubit"  # above: Lightning
+    select.write_crossovers({"batch": 2, "fastest": {"26": "torch"}}, "at 26, batch 2", {})
+    assert select.small_batch_table() == {26: "torch"}  # another batch: a new table
+    select.auto_table.cache_clear()
+    select.small_batch_table.cache_clear()
+
+
 def test_small_batch_crossovers_are_stored_beside_the_main_ones(tmp_path, monkeypatch):
     import json
 

@@ -121,13 +121,20 @@ def write_crossovers(result: dict, command: str, machine: dict | None = None) ->
     """Store a scaling benchmark's fastest backend per qubit count for ``device="auto"``
     (``result``: :func:`qrl.bench.bench_scaling`'s, with ``batch`` and ``fastest``; ``machine``: where it
     was measured, as :func:`qrl.bench.machine` describes it). A batch of at most ``SMALL_BATCH_MAX`` goes to
-    the ``small_batch`` entry (rollout-sized calls), a larger one to the main table; the other is kept."""
+    the ``small_batch`` entry (rollout-sized calls), a larger one to the main table; the other is kept.
+
+    A measurement at the batch of the stored one adds its sizes to that table (a size measured again is
+    replaced), so that large sizes, minutes per call, can be measured apart from the sweep: the sizes kept
+    are listed under ``kept`` with the command and machine that measured them. At another batch it replaces
+    the table."""
     from qrl.io import write_json
 
-    entry = {"command": command, "batch": result["batch"], "fastest": result["fastest"],
+    entry = {"command": command, "batch": result["batch"], "fastest": dict(result["fastest"]),
              "machine": machine if machine is not None else result.get("machine")}
     data = _crossovers()
-    if result["batch"] <= SMALL_BATCH_MAX:  # rollout-sized calls: kept apart, the main table stays
+    small = result["batch"] <= SMALL_BATCH_MAX
+    entry = _merged(entry, data.get("small_batch") if small else data)
+    if small:  # rollout-sized calls: kept apart, the main table stays
         data = {**data, "small_batch": entry}
     else:
         data = {**entry, **({"small_batch": data["small_batch"]} if "small_batch" in data else {})}
@@ -135,6 +142,22 @@ def write_crossovers(result: dict, command: str, machine: dict | None = None) ->
     auto_table.cache_clear()
     small_batch_table.cache_clear()
     return CROSSOVERS
+
+
+def _merged(entry: dict, old: dict | None) -> dict:
+    """``entry`` with the sizes of the stored table ``old`` that it did not measure, where both have one batch."""
+    if not isinstance(old, dict) or old.get("batch") != entry["batch"] or not _table(old):
+        return entry
+    kept = {n: b for n, b in old["fastest"].items() if n not in entry["fastest"]}
+    if not kept:
+        return entry
+    earlier = [k for k in old.get("kept", []) if isinstance(k, dict) and set(k.get("qubits", ())) & set(kept)]
+    for k in earlier:
+        k["qubits"] = sorted(set(k["qubits"]) & set(kept), key=int)
+    mine = sorted(set(kept) - {n for k in earlier for n in k["qubits"]}, key=int)
+    if mine:
+        earlier.append({"command": old.get("command"), "qubits": mine, "machine": old.get("machine")})
+    return {**entry, "fastest": {**kept, **entry["fastest"]}, "kept": earlier}
 
 
 def installed_devices() -> list[str]:

@@ -113,15 +113,17 @@ def run_scaling(args) -> int:
                                  budget_s=args.budget, log=log, ansatz=args.ansatz)
     table = bench.format_scaling(result, args.baseline)
     if args.update_auto:
-        from qrl.backends.select import write_crossovers
+        from qrl.backends.dispatch import SMALL_BATCH_MAX
+        from qrl.backends.select import auto_table, small_batch_table, write_crossovers
 
         command = " ".join(["qrl bench scaling --qubits", *map(str, args.qubits), "--batch", str(args.batch),
                             "--backends", *args.backends, "--update-auto"])
         path = write_crossovers(result, command, machine=bench.machine())
-        from qrl.backends.dispatch import SMALL_BATCH_MAX
-
-        which = (f" for calls of at most {SMALL_BATCH_MAX} samples" if args.batch <= SMALL_BATCH_MAX else "")
-        table += f"\n\n(device='auto' now follows the 'fastest' column{which}: {path})"
+        small = args.batch <= SMALL_BATCH_MAX
+        which = f" for calls of at most {SMALL_BATCH_MAX} samples" if small else ""
+        stored = sorted(small_batch_table() if small else auto_table())
+        table += (f"\n\n(device='auto' now follows the 'fastest' column{which}: {path}; measured sizes of batch "
+                  f"{args.batch} stored there: {' '.join(map(str, stored))})")
     return _finish(result, table, args.out)
 
 
