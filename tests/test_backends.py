@@ -376,6 +376,26 @@ def test_constant_slots_are_folded_into_the_blocks_angles():
     np.testing.assert_allclose(fused(x, *ws).numpy(), TorchStatevector(spec, "wires")(x, *ws).numpy(), atol=1e-12)
 
 
+def test_blocks_built_as_a_sum_of_terms_equal_the_slot_by_slot_product():
+    """The blocks' ``sum_s t_s(h) C_s`` (cos/sin products times constant terms) gives the values and gradients of the
+    slots multiplied one by one (float64, Meyer et al.'s circuit, angles outside [-pi, pi])."""
+    spec = _meyer(6, 2)
+    gen = torch.Generator().manual_seed(5)
+    half = torch.rand(3, 6, 12, generator=gen, dtype=torch.float64) * 8 - 4
+    cot = torch.randn(3, 12, 4, 4, generator=gen, dtype=torch.complex128)
+    results = []
+    for expanded in (True, False):
+        program = TorchStatevector(spec, "fused")._impl
+        assert (program._block_terms is not None) and program._block_terms.shape[:2] == (12, 2**6)
+        if not expanded:
+            program._block_terms = None
+        h = half[:, :len(program._block_kinds), :program._n_blocks].clone().requires_grad_(True)
+        out = program._block_matrices(h, torch.complex128)
+        results.append((out.detach(), torch.autograd.grad((out * cot[:, :program._n_blocks].conj()).real.sum(), h)[0]))
+    for got, want in zip(*results, strict=True):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-12, rtol=0)
+
+
 @pytest.mark.parametrize("n", [4, 7, 10, 13])
 def test_unfused_passes_are_counted_without_compiling(n):
     """cheaper_program chooses from unfused_passes, the steps alone: equal to the compiled program's passes on
