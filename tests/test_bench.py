@@ -272,5 +272,33 @@ def test_the_readme_20_qubit_auto_point_is_the_committed_one():
     seconds = {b: round(t["20"]) for b, t in result["seconds"].items()}
     assert result["batch"] == 64 and seconds == {"torch": 91, "lightning.qubit": 64}
     assert result["fastest"]["20"] == "lightning.qubit"
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    assert "lightning.qubit`, 2026-12-04, quiet machine): Lightning 64 s, torch 91 s" in readme
+    readme = (ROOT / "README.md").read_text()
+    assert "| 20, 64 | 91.0 | 64.1 | 0.70x | - | lightning.qubit |" in readme
+
+
+def test_the_readme_meyer_table_is_the_committed_measurement():
+    readme = (ROOT / "README.md").read_text()
+    runs = {f: bench.load(COMMITTED / f"circuits-20261204-{f}.json")["meyer"] for f in ("191406", "191443", "191519")}
+    for r in runs["191406"]["rows"]:
+        t = {k: f"{v * 1e3:,.0f}" if v >= 1 else f"{v * 1e3:.1f}" for k, v in r["seconds"].items()}  # ms
+        row = (f"| {r['qubits']} | {t['qrl']} | {t['qrl-pairs']} | {t['qrl-lightning']} | "
+               f"{t['default.qubit']} | {t['lightning.qubit']} | {r['qrl-pairs_over_qrl']:.2f}x | "
+               f"{r['default.qubit_over_qrl']:.1f}x | {r['lightning.qubit_over_qrl']:.0f}x | "
+               f"{r[bench.NATIVE_RATIO]:.1f}x |")
+        assert row in readme, row
+    ratios = {f: [round(r["default.qubit_over_qrl"], 1) for r in m["rows"]] for f, m in runs.items()}
+    assert ratios == {"191406": [7.8, 16.6], "191443": [8.7, 11.9], "191519": [7.8, 10.5]}
+    assert "7.8x, 8.7x and 7.8x" in readme and "16.6x, 11.9x and 10.5x" in " ".join(readme.split())
+    (single,) = bench.load(COMMITTED / "circuits-20261204-191530.json")["meyer"]["rows"]
+    assert round(single["seconds"]["qrl"] * 1e3, 1) == 3.2 and "(3.2 ms at batch 1" in readme
+
+
+def test_the_readme_lightning_table_at_20_to_26_qubits_is_the_committed_measurement():
+    readme = (ROOT / "README.md").read_text()
+    for f, n, batch in (("182157", 22, 8), ("183109", 24, 8), ("184014", 26, 2), ("155959", 20, 64),
+                        ("185524", 22, 64)):
+        result = bench.load(COMMITTED / f"scaling-20261204-{f}.json")
+        torch_s, light_s = (result["seconds"][b][str(n)] for b in ("torch", "lightning.qubit"))
+        assert result["batch"] == batch
+        row = f"| {n}, {batch} | {torch_s:.1f} | {light_s:.1f} | {light_s / torch_s:.2f}x |"
+        assert row in readme, row
