@@ -396,6 +396,27 @@ def test_blocks_built_as_a_sum_of_terms_equal_the_slot_by_slot_product():
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-12, rtol=0)
 
 
+def test_blocks_of_constant_gates_only_are_built_too():
+    """A fused program whose only block has no gate with an angle (Hadamards around a CNOT) computes what the unfused
+    program does (the blocks' sum of terms needs an angle; such blocks are built slot by slot)."""
+    from qrl.circuits import custom_circuit, register_circuit
+
+    @register_circuit("test_constant_block", replace=True)
+    def constant_block(inputs, weights):
+        qml.RX(inputs[..., 0], wires=0)
+        qml.RY(weights[0], wires=0)
+        qml.Hadamard(wires=1)
+        qml.CNOT(wires=[1, 2])
+        qml.Hadamard(wires=2)
+        return [qml.expval(qml.PauliZ(i)) for i in range(3)]
+
+    spec = custom_circuit("test_constant_block", n_qubits=3, n_inputs=1, weight_shapes={"weights": (1,)})
+    fused = TorchStatevector(spec, "fused")
+    assert fused._impl._n_blocks == 1 and fused._impl._block_terms is None
+    x, w = torch.tensor([[0.3], [1.1]], dtype=torch.float64), torch.tensor([0.7], dtype=torch.float64)
+    np.testing.assert_allclose(fused(x, w).numpy(), TorchStatevector(spec, "wires")(x, w).numpy(), atol=1e-12)
+
+
 @pytest.mark.parametrize("n", [4, 7, 10, 13])
 def test_unfused_passes_are_counted_without_compiling(n):
     """cheaper_program chooses from unfused_passes, the steps alone: equal to the compiled program's passes on

@@ -298,8 +298,8 @@ class WiresProgram:
         a, b = self._block_a.reshape(depth, len(blocks), 4, 4), self._block_b.reshape(depth, len(blocks), 4, 4)
         self._block_kinds = [(bool(np.allclose(a[k], np.eye(4))), not b[k].any()) for k in range(depth)]
         self._block_angles = [k for k, (_, b_is_zero) in enumerate(self._block_kinds) if not b_is_zero]
-        self._block_terms = (block_terms(a, b, self._block_angles)
-                             if len(self._block_angles) <= BLOCK_TERMS_MAX_ANGLES else None)
+        self._block_terms = (block_terms(a, b, self._block_angles)  # blocks of constant gates only: slot by slot
+                             if 0 < len(self._block_angles) <= BLOCK_TERMS_MAX_ANGLES else None)
 
     def _fold(self, slots: list[tuple], n_pool: int) -> list[tuple]:
         """A block's slots with every constant one (a constant gate, a rotation by a constant angle) multiplied into
