@@ -151,7 +151,9 @@ def _merged(entry: dict, old: dict | None) -> dict:
     kept = {n: b for n, b in old["fastest"].items() if n not in entry["fastest"]}
     if not kept:
         return entry
-    earlier = [k for k in old.get("kept", []) if isinstance(k, dict) and set(k.get("qubits", ())) & set(kept)]
+    listed = old.get("kept") if isinstance(old.get("kept"), list) else []
+    earlier = [k for k in listed
+               if isinstance(k, dict) and isinstance(k.get("qubits"), list) and set(k["qubits"]) & set(kept)]
     for k in earlier:
         k["qubits"] = sorted(set(k["qubits"]) & set(kept), key=int)
     mine = sorted(set(kept) - {n for k in earlier for n in k["qubits"]}, key=int)
