@@ -85,7 +85,8 @@ def _add_scaling(what) -> None:
                    help="backends (default torch lightning.qubit default.qubit); torch:dense and torch:wires time "
                         "the torch backend's two programs; torch@cuda runs the torch path on the GPU")
     p.add_argument("--update-auto", action="store_true",
-                   help="store the measured fastest backend per size for device='auto'")
+                   help="store the measured fastest backend per size for device='auto' (added to the stored "
+                        "sizes measured at the same batch; another batch replaces them)")
     p.add_argument("--ansatz", default="hea", choices=sorted(ANSATZE),
                    help="built-in ansatz of the circuit (default hea)")
     p.add_argument("--baseline", default=None,
