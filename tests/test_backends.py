@@ -396,6 +396,19 @@ def test_blocks_built_as_a_sum_of_terms_equal_the_slot_by_slot_product():
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-12, rtol=0)
 
 
+def test_group_members_are_a_view_where_they_step_evenly():
+    """The blocks of a group position, blocks first: a strided view for evenly stepping indices (no copy), one
+    gather otherwise, both equal to indexing."""
+    from qrl.simulator.angles import TensorCache
+    from qrl.simulator.programs import group_members
+
+    blocks, cache = torch.randn(10, 3, 4, 4, dtype=torch.complex128), TensorCache()
+    for index in ([1, 4, 7], [2], [0, 1, 5], [9, 3]):
+        got = group_members(blocks, index, cache, ("k", tuple(index)))
+        assert torch.equal(got, blocks[index])
+        assert (got.data_ptr() == blocks[index[0]].data_ptr()) == (index in ([1, 4, 7], [2]))
+
+
 def test_blocks_of_constant_gates_only_are_built_too():
     """A fused program whose only block has no gate with an angle (Hadamards around a CNOT) computes what the unfused
     program does (the blocks' sum of terms needs an angle; such blocks are built slot by slot)."""

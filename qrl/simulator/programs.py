@@ -334,8 +334,8 @@ class WiresProgram:
             per_depth = rotations(half, a, b).split(self._chunk_sizes, dim=1)  # (B, n_slots, 2, 2) split per depth
         if self._n_blocks:
             half = pool[:, self._const("block_source", self._block_source, torch.int64, dev)] * 0.5
-            all_blocks = self._block_matrices(half.view(batch, -1, self._n_blocks), cdtype)
-            blocks = all_blocks.unbind(1)
+            blocks_first = self._block_matrices(half.view(batch, -1, self._n_blocks), cdtype).transpose(0, 1)
+            blocks = blocks_first.unbind(0)
         out: list = []
         groups: dict[tuple, list[tuple]] = {}  # chunk products by (width, depth); groups of blocks by their offsets
         for step in self._program:
@@ -351,10 +351,10 @@ class WiresProgram:
                 out.append(None)
         for key, members in groups.items():  # one product and one Kronecker build per group
             if key[0] == "group":  # blocks on the same offsets: their products built together
-                indices = [[index for index, _ in m] for _, m in members]  # the index tensors converted once
-                stacks = [all_blocks[:, self._const((key, j), [row[j] for row in indices], torch.int64, dev)]
-                          for j in range(len(key[2]))]
-                for (i, _), mat in zip(members, group_matrix(stacks, key[2], key[1]).unbind(1), strict=True):
+                indices = [[index for index, _ in m] for _, m in members]
+                stacks = [group_members(blocks_first, [row[j] for row in indices], self._const, (key, j))
+                          for j in range(len(key[2]))]  # (G, B, 4, 4): each group's matrices contiguous
+                for (i, _), mat in zip(members, group_matrix(stacks, key[2], key[1]).unbind(0), strict=True):
                     out[i] = mat
                 continue
             width, depth = key
@@ -494,6 +494,15 @@ class WiresProgram:
                 inverse = self._const(("2q", step_i), step[2], cdtype, dev).conj().T
                 psi, lam = apply_kq(psi, step[1], inverse, n), apply_kq(lam, step[1], inverse, n)
         return grads
+
+
+def group_members(blocks: torch.Tensor, index: list[int], const, key) -> torch.Tensor:
+    """``blocks[index]`` (blocks first: ``(n_blocks, B, 4, 4)``): a strided view where ``index`` steps evenly (the
+    blocks of a ring of groups), else one gather (its index tensor converted once, cached under ``key``)."""
+    step = index[1] - index[0] if len(index) > 1 else 1
+    if step > 0 and index == list(range(index[0], index[0] + step * len(index), step)):
+        return blocks[index[0]:index[-1] + 1:step]
+    return blocks[const(key, index, torch.int64, blocks.device)]
 
 
 def _chunk_view(state: torch.Tensor, first: int, dim: int) -> torch.Tensor:
