@@ -278,8 +278,8 @@ def test_the_readme_20_qubit_auto_point_is_the_committed_one():
 
 def test_the_readme_meyer_table_is_the_committed_measurement():
     readme = (ROOT / "README.md").read_text()
-    runs = {f: bench.load(COMMITTED / f"circuits-20261204-{f}.json")["meyer"] for f in ("191406", "191443", "191519")}
-    for r in runs["191406"]["rows"]:
+    runs = {f: bench.load(COMMITTED / f"circuits-20261204-{f}.json")["meyer"] for f in ("195155", "195230", "195305")}
+    for r in runs["195155"]["rows"]:
         t = {k: f"{v * 1e3:,.0f}" if v >= 1 else f"{v * 1e3:.1f}" for k, v in r["seconds"].items()}  # ms
         row = (f"| {r['qubits']} | {t['qrl']} | {t['qrl-pairs']} | {t['qrl-lightning']} | "
                f"{t['default.qubit']} | {t['lightning.qubit']} | {r['qrl-pairs_over_qrl']:.2f}x | "
@@ -287,10 +287,10 @@ def test_the_readme_meyer_table_is_the_committed_measurement():
                f"{r[bench.NATIVE_RATIO]:.1f}x |")
         assert row in readme, row
     ratios = {f: [round(r["default.qubit_over_qrl"], 1) for r in m["rows"]] for f, m in runs.items()}
-    assert ratios == {"191406": [7.8, 16.6], "191443": [8.7, 11.9], "191519": [7.8, 10.5]}
-    assert "7.8x, 8.7x and 7.8x" in readme and "16.6x, 11.9x and 10.5x" in " ".join(readme.split())
-    (single,) = bench.load(COMMITTED / "circuits-20261204-191530.json")["meyer"]["rows"]
-    assert round(single["seconds"]["qrl"] * 1e3, 1) == 3.2 and "(3.2 ms at batch 1" in readme
+    assert ratios == {"195155": [7.4, 15.3], "195230": [9.3, 12.5], "195305": [8.0, 13.0]}
+    assert "7.4x, 9.3x and 8.0x" in readme and "15.3x, 12.5x and 13.0x" in " ".join(readme.split())
+    (single,) = bench.load(COMMITTED / "circuits-20261204-195315.json")["meyer"]["rows"]
+    assert round(single["seconds"]["qrl"] * 1e3, 1) == 2.8 and "(2.8 ms at batch 1" in readme
 
 
 def test_the_readme_lightning_table_at_20_to_26_qubits_is_the_committed_measurement():
