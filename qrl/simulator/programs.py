@@ -248,14 +248,12 @@ class WiresProgram:
             kind = step[0]
             if kind == "block":
                 self._program.append(("block", step[1], len(blocks)))
-                block = [_block_slot(wires, item, step[1], n_pool) for wires, item in step[2]]
-                blocks.append(self._fold(block, n_pool))
+                blocks.append(self._block_slots(step[2], step[1], n_pool))
                 continue
             if kind == "group":  # ("group", first, width, member blocks): offsets from the first position
                 members = tuple((len(blocks) + i, b[1][0] - step[1]) for i, b in enumerate(step[3]))
                 self._program.append(("group", step[1], step[2], members))
-                blocks.extend(self._fold([_block_slot(wires, item, b[1], n_pool) for wires, item in b[2]], n_pool)
-                              for b in step[3])
+                blocks.extend(self._block_slots(b[2], b[1], n_pool) for b in step[3])
                 continue
             if kind == "rotate":
                 self._program.append(step)
@@ -301,13 +299,13 @@ class WiresProgram:
         self._block_terms = (block_terms(a, b, self._block_angles)  # blocks of constant gates only: slot by slot
                              if 0 < len(self._block_angles) <= BLOCK_TERMS_MAX_ANGLES else None)
 
-    def _fold(self, slots: list[tuple], n_pool: int) -> list[tuple]:
-        """A block's slots with every constant one (a constant gate, a rotation by a constant angle) multiplied into
-        the next slot that has an angle (``A <- A C``, ``B <- B C``), or kept as the last slot: a ring of ``CRot``
-        decomposed into rotations and CNOTs, with Hadamards, goes from 10 slots per block to 6, and each slot is a
-        step of :meth:`_block_matrices` for all samples."""
+    def _block_slots(self, items: list, pair: tuple[int, int], n_pool: int) -> list[tuple]:
+        """A block's 4x4 slots on ``pair`` (:func:`_block_slot`), with every constant one (a constant gate, a
+        rotation by a constant angle) multiplied into the next slot that has an angle (``A <- A C``, ``B <- B C``),
+        or kept as the last slot: a ring of ``CRot`` decomposed into rotations and CNOTs, with Hadamards, goes from
+        10 slots per block to 6, and each slot with an angle is a factor of :meth:`_block_matrices`."""
         out, pending = [], None
-        for source, a, b in slots:
+        for source, a, b in (_block_slot(wires, item, pair, n_pool) for wires, item in items):
             if source >= n_pool:  # cos(h) A + sin(h) B with h known now
                 half = 0.5 * self._pool_consts[source - n_pool]
                 m = np.cos(half) * a + np.sin(half) * b
@@ -366,7 +364,8 @@ class WiresProgram:
 
     def _block_matrices(self, half: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
         """``(B, n_blocks, 4, 4)``: every block's product of slots ``cos(h) A + sin(h) B`` over its depth, from
-        the half angles ``(B, depth, n_blocks)``.
+        the half angles ``(B, depth, n_blocks)``: as a sum of constant terms where blocks have 1 to
+        :data:`BLOCK_TERMS_MAX_ANGLES` slots with an angle (:meth:`_expanded_blocks`), else slot by slot.
 
         The running product ``P`` is kept as ``(n_blocks, 4, B * 4)``, the samples side by side, so a step
         ``P <- cos(h) (A P) + sin(h) (B P)`` is two matrix products per block over all samples at once (one
