@@ -145,6 +145,8 @@ def policy_paths(n_layers: int = 5, include_slow: bool = True) -> dict[str, Call
     paths: dict[str, Callable[[], Any]] = {
         "mlp (SB3 MlpPolicy 64x64)": lambda: sb3_paths(_sb3_policy(ActorCriticPolicy)),
         "qrl torch": lambda: sb3_paths(_sb3_policy(VQCActorCriticPolicy, n_layers=n_layers, device="torch")),
+        "qrl torch:native": lambda: sb3_paths(_sb3_policy(VQCActorCriticPolicy, n_layers=n_layers,
+                                                          device="torch:native")),
         "qrl lightning.qubit": lambda: sb3_paths(
             _sb3_policy(VQCActorCriticPolicy, n_layers=n_layers, device="lightning.qubit")),
         "TorchLayer default.qubit backprop": lambda: pair_paths(
@@ -190,11 +192,11 @@ _TRAIN_VQC_POLICY = {"ppo": "qrl.sb3.VQCActorCriticPolicy", "dqn": "qrl.sb3.VQCD
 
 def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0, algo: str = "ppo",
                 log: Callable[[str], None] | None = None, sb3_device: str = "cpu",
-                n_qubits: int | None = None) -> dict[str, Any]:
+                n_qubits: int | None = None, vqc_device: str = "torch") -> dict[str, Any]:
     """Steps/s of ``algo`` with the VQC policy and with ``MlpPolicy``, same (rl-zoo3) hyperparameters.
 
     Both runs take every hyperparameter from the rl-zoo3 preset ``<algo>-mlp``; only the policy
-    differs (the VQC policy with its defaults on the torch backend, ``n_qubits`` if given). No evaluation
+    differs (the VQC policy with its defaults on the backend ``vqc_device``, ``n_qubits`` if given). No evaluation
     callbacks. ``sb3_device``: SB3's torch device for both (``"cuda"``: the circuits run on the GPU).
     """
     from qrl.config import resolve
@@ -207,7 +209,7 @@ def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0, al
     _check_sb3_device(sb3_device)
     if n_qubits is not None and (isinstance(n_qubits, bool) or not isinstance(n_qubits, int) or n_qubits < 1):
         raise QRLError(f"expected --n-qubits as a positive integer; got {n_qubits!r}; try --n-qubits 8")
-    vqc_kwargs = {"device": "torch", **({} if n_qubits is None else {"n_qubits": n_qubits})}
+    vqc_kwargs = {"device": vqc_device, **({} if n_qubits is None else {"n_qubits": n_qubits})}
     for name, policy, policy_kwargs in (("mlp", "MlpPolicy", base.policy_kwargs),
                                         ("vqc", _TRAIN_VQC_POLICY[algo], vqc_kwargs)):
         config = dataclasses.replace(base, policy=policy, policy_kwargs=policy_kwargs,
@@ -221,7 +223,7 @@ def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0, al
         if log:
             log(f"{algo} {name}: {results[name]['steps_per_s']:.0f} steps/s")
     return {"kind": "train", "algo": algo, "env": env, "hyperparams": base.hyperparams, "n_envs": base.n_envs,
-            "sb3_device": sb3_device, "n_qubits": n_qubits,
+            "sb3_device": sb3_device, "n_qubits": n_qubits, "vqc_device": vqc_device,
             **({"gpu": torch.cuda.get_device_name(sb3_device)} if sb3_device != "cpu" else {}),
             "results": results, "vqc_over_mlp": results["vqc"]["steps_per_s"] / results["mlp"]["steps_per_s"]}
 
@@ -569,9 +571,13 @@ def format_policy(result: dict[str, Any]) -> str:
     for mode in ("update", "rollout"):
         secs = result["seconds"][mode]
         mlp = next(name for name in secs if name.startswith("mlp"))
-        goal = " (goal <= 5)" if mode == "update" else ""
+        goal = " (issue 3's goal <= 5)" if mode == "update" else ""
         lines.append(f"| {mode}: qrl torch / MLP{goal} | " +
                      " | ".join(f"{secs['qrl torch'][b] / secs[mlp][b]:.1f}x" for b in batches) + " |")
+        if "qrl torch:native" in secs:  # (older results have no native path)
+            goal = " (issue 15's goal <= 1.5 at B=64)" if mode == "update" else ""
+            lines.append(f"| {mode}: qrl torch:native / MLP{goal} | " +
+                         " | ".join(f"{secs['qrl torch:native'][b] / secs[mlp][b]:.2f}x" for b in batches) + " |")
         for name in _ordered(secs):
             if name.startswith("TorchLayer") or name == "qrl lightning.qubit":
                 lines.append(f"| {mode}: {name} / qrl torch | " +
@@ -582,14 +588,15 @@ def format_policy(result: dict[str, Any]) -> str:
 def format_train(results: list[dict[str, Any]] | dict[str, Any]) -> str:
     """Markdown: steps/s of MLP and VQC per algorithm (one result or a list of them)."""
     results = [results] if isinstance(results, dict) else results
-    lines = ["| algorithm, env (steps; rl-zoo3 hyperparameters) | MlpPolicy (steps/s) | VQC policy, torch "
+    lines = ["| algorithm, env (steps; rl-zoo3 hyperparameters) | MlpPolicy (steps/s) | VQC policy "
              "(steps/s) | VQC / MLP |", "|---|---|---|---|"]
     for result in results:
         r = result["results"]
-        goal = " (goal >= 0.5)" if result.get("algo", "ppo") == "ppo" else ""
+        goal = {"ppo": " (goal >= 0.9)", "dqn": " (goal >= 1.0)"}.get(result.get("algo", "ppo"), "")  # issue 15's
         device = result.get("gpu") or ("" if result.get("sb3_device", "cpu") == "cpu" else result["sb3_device"])
         qubits = f"{result['n_qubits']} qubits" if result.get("n_qubits") else ""
-        where = "".join(f"; {w}" for w in (device, qubits) if w)  # where it ran, when not on the CPU as usual
+        program = "" if result.get("vqc_device", "torch") == "torch" else result["vqc_device"]
+        where = "".join(f"; {w}" for w in (device, qubits, program) if w)  # when not the defaults
         lines.append(f"| {result.get('algo', 'ppo').upper()}, {result['env']} ({r['mlp']['steps']}{where}) | "
                      f"{r['mlp']['steps_per_s']:.0f} | {r['vqc']['steps_per_s']:.0f} | "
                      f"{result['vqc_over_mlp']:.2f}x{goal} |")

@@ -48,7 +48,7 @@ def values_and_grads(backend, angles, weights, cotangent):
 
 
 SPECS = random_specs()
-PROGRAMS = ("dense", "wires", "fused")  # torch programs (qrl.backends.torch), each against Lightning's QNode
+PROGRAMS = ("dense", "wires", "fused", "native")  # torch programs (qrl.backends.torch), each against Lightning's QNode
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.encoding}-{s.ansatz}-{s.readout}-q{s.n_qubits}")
@@ -652,11 +652,11 @@ def test_elementwise_and_matmul_forms_of_a_one_qubit_gate_agree(per_sample, monk
 
 @pytest.mark.parametrize("ansatz", sorted(ANSATZE))
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("program", ["adjoint", "fused", "fused-adjoint"])
+@pytest.mark.parametrize("program", ["adjoint", "fused", "fused-adjoint", "native"])
 def test_programs_equal_autograd_on_built_ins_at_twelve_qubits(ansatz, dtype, program):
-    """``torch:adjoint`` (the per-wire program with an adjoint backward) and the programs on fused two-qubit
-    blocks against the autograd program: values and gradients, 12 qubits x 3 layers, batch 5, to 1e-9 in
-    float64 and 1e-4 in float32."""
+    """``torch:adjoint`` (the per-wire program with an adjoint backward), the programs on fused two-qubit
+    blocks and the native kernel against the autograd program: values and gradients, 12 qubits x 3 layers,
+    batch 5, to 1e-9 in float64 and 1e-4 in float32."""
     spec = CircuitSpec(n_qubits=12, n_layers=3, n_inputs=12, n_outputs=3, ansatz=ansatz, readout="zz")
     gen = torch.Generator().manual_seed(2)
     angles = (torch.rand(5, 3, 12, generator=gen, dtype=torch.float64) * 4 - 2).to(dtype)

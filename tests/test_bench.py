@@ -17,12 +17,13 @@ def test_policy_bench_measures_every_path(tmp_path):
     result = bench.bench_policy(batches=(1, 3), n_layers=1, budget_s=0.0, include_slow=True)
     assert set(result["seconds"]) == {"update", "rollout"}
     for by_path in result["seconds"].values():
-        assert {"mlp (SB3 MlpPolicy 64x64)", "qrl torch", "qrl lightning.qubit", "TorchLayer default.qubit backprop",
-                "TorchLayer lightning.qubit adjoint"} == set(by_path)
+        assert {"mlp (SB3 MlpPolicy 64x64)", "qrl torch", "qrl torch:native", "qrl lightning.qubit",
+                "TorchLayer default.qubit backprop", "TorchLayer lightning.qubit adjoint"} == set(by_path)
         for by_batch in by_path.values():
             assert set(by_batch) == {"1", "3"} and all(t > 0 for t in by_batch.values())
     table = bench.format_policy(result)
-    assert "update: qrl torch / MLP (goal <= 5)" in table
+    assert "update: qrl torch / MLP (issue 3's goal <= 5)" in table
+    assert "update: qrl torch:native / MLP (issue 15's goal <= 1.5 at B=64)" in table
     assert "rollout: TorchLayer lightning.qubit adjoint / qrl torch" in table
     path = bench.save(result, tmp_path)
     saved = json.loads(path.read_text())

@@ -150,14 +150,14 @@ def _spec_of(seed: int):
 def test_random_circuits_match_default_qubit_and_lightning(chunk):
     """200 random circuits (1-8 qubits, 20 per chunk), batch 1 and 17, float64: values and gradients with
     respect to the inputs and the weights, on the torch path's default program, its adjoint-gradient
-    program and the programs on fused two-qubit blocks (autograd and adjoint; at up to 8 qubits these run
-    every branch of ``apply_block``), equal default.qubit (backprop) and, for circuits without
+    program, the programs on fused two-qubit blocks (autograd and adjoint; at up to 8 qubits these run
+    every branch of ``apply_block``) and the native kernel, equal default.qubit (backprop) and, for circuits without
     ``qml.probs``, lightning.qubit (adjoint). (Lightning's parameter-shift gradients of probabilities were
     measured off by up to 1.5e-6, where default.qubit and the torch path agree to 1e-13.)"""
     for seed in range(20 * chunk, 20 * chunk + 20):
         spec = _spec_of(seed)
         paths = {"torch": TorchStatevector(spec), **{f"torch:{p}": TorchStatevector(spec, p)
-                                                     for p in ("adjoint", "fused", "fused-adjoint")}}
+                                                     for p in ("adjoint", "fused", "fused-adjoint", "native")}}
         default = _unbroadcast(qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=spec.n_qubits),
                                          interface="torch", diff_method="backprop"))
         references = [default]

@@ -7,11 +7,13 @@ gradients come from torch autograd.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from qrl.errors import QRLError
 from qrl.simulator import (
     DenseProgram,
+    NativeProgram,
     Readout,
     WiresProgram,
     cheaper_program,
@@ -22,13 +24,14 @@ from qrl.simulator import (
 
 __all__ = ["DENSE_MAX_QUBITS", "TorchStatevector", "run_together", "state_bytes"]
 
-PROGRAMS = ("dense", "wires", "adjoint", "fused", "fused-adjoint", "plain", "plain-adjoint", "fused-pairs")
+PROGRAMS = ("dense", "wires", "adjoint", "fused", "fused-adjoint", "plain", "plain-adjoint", "fused-pairs", "native")
 """The torch programs: dense matrices (small circuits), per-wire with autograd, per-wire with an adjoint backward,
 the per-wire program on two-qubit blocks (:mod:`qrl.simulator.fusion`) with autograd or the adjoint method, and
 the *plain* per-wire program, one pass per wire of a moment and per constant gate, as it was before chunk
 products and runs of permutations (:func:`qrl.simulator.programs.moment_parts`,
 :func:`qrl.simulator.gates.schedule`), and ``fused-pairs``, the blocks one pass each, as before groups of blocks
-(:func:`qrl.simulator.fusion.group_blocks`): the last two for ``qrl bench`` to measure side by side."""
+(:func:`qrl.simulator.fusion.group_blocks`): those two for ``qrl bench`` to measure side by side; and ``native``,
+the gates run by a compiled C kernel with an adjoint backward (:class:`qrl.simulator.NativeProgram`)."""
 
 DENSE_MAX_QUBITS = 6
 """Circuits up to this many qubits run the dense program, larger ones the per-wire program (which chooses
@@ -70,11 +73,15 @@ class TorchStatevector:
             program = "fused" if self._impl.fuse else "wires"
         elif program == "dense":
             self._impl = DenseProgram(*sizes)
+        elif program == "native":
+            self._impl = NativeProgram(*sizes)
         else:
             self._impl = WiresProgram(*sizes, adjoint=program.endswith("adjoint"), fuse=program.startswith("fused"),
                                       plain=program.startswith("plain"), group=program != "fused-pairs")
         self.program = program
         self._readout = Readout(traced.measurements, self.n)
+        diagonals = self._readout.diagonals() if program == "native" else None
+        self._diagonals = None if diagonals is None else np.ascontiguousarray(diagonals, dtype=np.float64)
         self.n_outputs = self._readout.width
         self._input_shape = torch.Size(spec.input_shape)
 
@@ -89,18 +96,23 @@ class TorchStatevector:
         (:data:`qrl.simulator.programs.KEPT_OVERHEAD`); the adjoint method about four."""
         if isinstance(self._impl, WiresProgram):
             kept = self._impl.saved_states(batch, itemsize)
+        elif isinstance(self._impl, NativeProgram):
+            kept = 4  # the forward's state, kept, and the backward's copy of it and the adjoint state
         else:
             kept = 2 * self._impl.n_phases + 2
         return gradient_peak_bytes(kept, self.n, batch, itemsize)
 
     def gradient_method(self, batch: int, itemsize: int = 8) -> str:
         """``"adjoint"`` or ``"autograd"``: how a gradient call at ``batch`` samples is differentiated."""
-        if isinstance(self._impl, WiresProgram) and self._impl.uses_adjoint(batch, itemsize):
+        if isinstance(self._impl, NativeProgram) or (isinstance(self._impl, WiresProgram)
+                                                     and self._impl.uses_adjoint(batch, itemsize)):
             return "adjoint"
         return "autograd"
 
     def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
         per_sample, shared, rdtype, cdtype = self._prepare(inputs, weights)
+        if self._diagonals is not None:  # the native program reads out in its own call
+            return self._impl.values(per_sample, shared, self._diagonals, rdtype)
         return self._readout(self._impl.state(per_sample, shared, cdtype), rdtype)
 
     def _prepare(self, inputs: torch.Tensor, weights: tuple) -> tuple:

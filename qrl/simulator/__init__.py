@@ -22,6 +22,7 @@ from qrl.simulator.gates import (
     wire_view,
     z_expectation,
 )
+from qrl.simulator.native import NativeProgram
 from qrl.simulator.programs import AUTOGRAD_MAX_BYTES, WiresProgram, cheaper_program, gradient_peak_bytes
 from qrl.simulator.readout import Readout, z_diagonal
 from qrl.simulator.trace import PARAMETRIC_1Q, Gate, Source, TracedCircuit, trace_circuit, trace_gates
@@ -34,6 +35,7 @@ __all__ = [
     "BatchedStatevector",
     "DenseProgram",
     "Gate",
+    "NativeProgram",
     "Readout",
     "Source",
     "TensorCache",

@@ -90,6 +90,11 @@ class Readout:
         self._flips = [(np.arange(dim) ^ mask, c) for mask, c in sorted(flips.items())]
         self._const = TensorCache()
 
+    def diagonals(self) -> np.ndarray | None:
+        """``D`` with values ``= |psi|^2 @ D`` ``(2**n, width)`` where every column is Z-type or a probability (no
+        X or Y word), else ``None``."""
+        return None if self._lazy is not None or self._flips else self._diag
+
     def __call__(self, state: torch.Tensor, rdtype: torch.dtype) -> torch.Tensor:
         dev = state.device
         if self._lazy is not None:

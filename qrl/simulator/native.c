@@ -1,0 +1,26 @@
+/* qrl's native batched statevector kernel: native_kernel.h for float (f32) and double (f64). */
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+
+#define REAL float
+#define COS cosf
+#define SIN sinf
+#define FN(name) name##_f32
+#include "native_kernel.h"
+#undef REAL
+#undef COS
+#undef SIN
+#undef FN
+
+#define REAL double
+#define COS cos
+#define SIN sin
+#define FN(name) name##_f64
+#include "native_kernel.h"
+#undef REAL
+#undef COS
+#undef SIN
+#undef FN

@@ -1,0 +1,243 @@
+"""The native program: a traced circuit run by a small C kernel (``native.c``), batch innermost, adjoint backward.
+
+Small circuits spend their time in per-call torch work, not arithmetic (README, Research scale). Here one call
+runs every gate on the batch (states laid out ``(2**n, B)``, so each gate is a SIMD loop over the samples and the
+batch stays in cache) and one call runs the adjoint backward; autograd sees one node. The kernel is compiled
+with the machine's C compiler on first use and cached (:func:`kernel`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.autograd.function import once_differentiable
+
+from qrl.errors import QRLError
+from qrl.simulator.gates import as_rotations, monomial
+from qrl.simulator.trace import Gate
+
+SOURCES = ("native.c", "native_kernel.h")
+FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-std=c99")
+X86_FLAGS = ("-mprefer-vector-width=512",)
+"""On x86-64: full-width AVX-512 where the CPU has it (measured 5-10% off a call at batch 64-256 here)."""
+MAX_CONSTANT_WIRES = 3
+"""Constant gates on at most this many wires run in the kernel (a Toffoli); wider ones are refused."""
+NATIVE_MAX_QUBITS = 16
+"""The kernel keeps four ``(2**n, B)`` state arrays; it is for the small circuits where per-call work dominates."""
+
+_AXES = {"X": 0, "Y": 1, "Z": 2}
+_DENSE, _MONOMIAL = 3, 4
+_library: dict[str, ctypes.CDLL] = {}
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are kept: ``$QRL_CACHE``, else ``$XDG_CACHE_HOME/qrl``, else ``~/.cache/qrl``."""
+    if os.environ.get("QRL_CACHE"):
+        return Path(os.environ["QRL_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qrl"
+
+
+def _cpu_key() -> str:
+    """The machine's instruction sets (the kernel is built with ``-march=native``)."""
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    return f"{platform.machine()} {platform.processor()} {flags}"
+
+
+def kernel() -> ctypes.CDLL:
+    """The compiled kernel, built on first use with ``$CC`` (else ``cc``) into :func:`cache_dir` under a name
+    that hashes the sources, flags and CPU (written to a temporary file and renamed: never half a library)."""
+    if _library:
+        return next(iter(_library.values()))
+    here = Path(__file__).resolve().parent
+    source = b"".join((here / name).read_bytes() for name in SOURCES)
+    compiler = os.environ.get("CC", "cc")
+    flags = FLAGS + (X86_FLAGS if platform.machine().lower() in ("x86_64", "amd64") else ())
+    key = hashlib.sha256(source + repr((flags, compiler, _cpu_key())).encode()).hexdigest()[:20]
+    path = _writable(cache_dir()) / f"native-{key}.so"
+    if not path.exists():
+        _compile(compiler, [*flags, str(here / "native.c")], path)
+    lib = ctypes.CDLL(str(path))
+    for name in ("forward_f32", "forward_f64", "backward_f32", "backward_f64"):
+        fn = getattr(lib, name)
+        fn.restype = ctypes.c_int
+        fn.argtypes = [ctypes.c_int] * 7 + [ctypes.c_void_p] * (12 if name.startswith("forward") else 11)
+    _library[key] = lib
+    return lib
+
+
+def _writable(folder: Path) -> Path:
+    """``folder``, created; or, where it cannot be, a folder of this user's in the system's temporary directory."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    except OSError:
+        fallback = Path(tempfile.gettempdir()) / f"qrl-cache-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+        fallback.mkdir(parents=True, exist_ok=True)
+        return fallback
+
+
+def _compile(compiler: str, args: list[str], path: Path) -> None:
+    """``compiler args -o tmp``, then ``tmp`` renamed to ``path``; a QRLError with the compiler's words otherwise."""
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
+    os.close(fd)
+    try:
+        done = subprocess.run([compiler, *args, "-o", tmp], capture_output=True, text=True, check=False)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise QRLError(f"the native program needs a C compiler; running {compiler!r} failed: {exc}; install gcc "
+                       f"(or set CC), or try device='torch'") from exc
+    if done.returncode != 0:
+        os.unlink(tmp)
+        raise QRLError(f"compiling the native kernel with {compiler!r} failed: {done.stderr.strip()[-800:]}; "
+                       f"try device='torch'")
+    os.replace(tmp, path)
+
+
+class NativeProgram:
+    """A traced circuit as the kernel's gate list: rotations (``Rot`` as three, ``PhaseShift`` as ``RZ``: global
+    phases dropped, as in the other programs) with per-sample or shared angles, constant gates as matrices.
+
+    :meth:`state` returns the final states ``(B, 2**n)`` for per-sample angles ``(B, P)`` and shared ones ``(Q,)``;
+    the backward is the adjoint method (the state and its cotangent walked back through the inverse gates).
+    """
+
+    def __init__(self, gates: list[Gate], n: int, n_angle: int, n_weight: int):
+        if n > NATIVE_MAX_QUBITS:
+            raise QRLError(f"the native program runs circuits of up to {NATIVE_MAX_QUBITS} qubits; got {n}; "
+                           f"try device='torch'")
+        self.n, self.n_angle, self.n_weight = n, n_angle, n_weight
+        ops, mats, perms, consts = [], [], [], []
+        for g in gates:
+            if g.name == "const":
+                ops.append(self._constant(g, mats, perms))
+                continue
+            for axis, src in as_rotations(g):
+                if src.kind == "angle":
+                    where, index = 0, src.index
+                elif src.kind == "weight":
+                    where, index = 1, src.index
+                else:
+                    where, index = 1, n_weight + len(consts)
+                    consts.append(src.value)
+                ops.append([_AXES[axis], 1, g.wires[0], 0, 0, where, index, 0])
+        self.ops = np.asarray(ops, dtype=np.int32).reshape(-1, 8)
+        flat = np.concatenate(mats) if mats else np.zeros(1, dtype=complex)
+        self.mat_re, self.mat_im = np.ascontiguousarray(flat.real), np.ascontiguousarray(flat.imag)
+        self.perm = np.concatenate(perms).astype(np.int32) if perms else np.zeros(1, dtype=np.int32)
+        self.consts = np.asarray(consts, dtype=np.float64)
+        self._bound: tuple | None = None
+
+    def _constant(self, g: Gate, mats: list, perms: list) -> list[int]:
+        """A constant gate's op; its matrix and inverse appended to ``mats`` (``perms``: monomial rows)."""
+        k, m = len(g.wires), np.asarray(g.matrix, dtype=complex)
+        if k > MAX_CONSTANT_WIRES:
+            raise QRLError(f"the native program applies constant gates on at most {MAX_CONSTANT_WIRES} wires; got one "
+                           f"on wires {list(g.wires)}; try device='torch'")
+        offset, wires = sum(len(x) for x in mats), [*g.wires, 0, 0][:3]
+        if monomial(m):
+            rows = np.argmax(np.abs(m) > 1e-12, axis=0)  # column c -> its row
+            phase = m[rows, np.arange(len(rows))]
+            inv_rows = np.argsort(rows)  # the inverse maps row r back to column inv_rows[r]
+            mats += [phase, np.conj(phase[inv_rows])]
+            perms += [rows, inv_rows]
+            return [_MONOMIAL, k, *wires, 0, 0, offset]
+        inverse = m.conj().T
+        mats += [m.ravel(), inverse.ravel()]
+        perms += [np.zeros(m.size, dtype=np.int64), np.zeros(m.size, dtype=np.int64)]
+        return [_DENSE, k, *wires, 0, 0, offset]
+
+    def _bind(self, device: torch.device) -> None:
+        """The kernel's functions and the addresses of the gate list and matrices (kept alive here), made once."""
+        if device.type != "cpu":
+            raise QRLError(f"the native program runs on the CPU; got tensors on {device}; try device='torch'")
+        if self._bound is not None:
+            return
+        lib = kernel()
+        self._arrays = [np.ascontiguousarray(x) for x in (self.ops, self.mat_re, self.mat_im, self.perm,
+                                                          np.concatenate([self.consts, [0.0]]))]
+        sizes = (self.n_angle, self.n_weight + len(self.consts), self.n_weight, len(self.ops))
+        self._bound = (sizes, tuple(x.ctypes.data for x in self._arrays), {
+            torch.float32: (lib.forward_f32, lib.backward_f32), torch.float64: (lib.forward_f64, lib.backward_f64)})
+
+    def state(self, flat_a: torch.Tensor, shared: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
+        """Final states ``(B, 2**n)`` of ``cdtype`` for angles ``(B, P)`` and shared angles ``(Q,)``."""
+        rdtype = torch.float64 if cdtype == torch.complex128 else torch.float32
+        return self._run(flat_a, shared, rdtype, None)
+
+    def values(self, flat_a: torch.Tensor, shared: torch.Tensor, diagonals: np.ndarray, rdtype: torch.dtype):
+        """``|psi|^2 @ diagonals`` ``(B, K)`` (Z-type expectation values and probabilities, :meth:`qrl.simulator.
+        Readout.diagonals`) in the same kernel call: no state leaves the kernel."""
+        return self._run(flat_a, shared, rdtype, diagonals)
+
+    def _run(self, flat_a, shared, rdtype, diagonals):
+        self._bind(flat_a.device)
+        if torch.is_grad_enabled() and (flat_a.requires_grad or shared.requires_grad):
+            return NativeRun.apply(self, flat_a, shared, rdtype, diagonals)
+        return self.forward(flat_a, shared, rdtype, diagonals)[0]
+
+    def forward(self, flat_a: torch.Tensor, shared: torch.Tensor, rdtype: torch.dtype, diagonals):
+        """One forward kernel call: ``(out, state, trig)`` (the last two for :meth:`backward`)."""
+        (n_angle, n_shared, n_weight, n_ops), arrays, fns = self._bound
+        batch, dim = flat_a.shape[0], 2**self.n
+        angles = flat_a.detach().to(rdtype).contiguous()
+        weights = shared.detach().to(rdtype).contiguous()
+        trig = torch.empty(2 * (n_angle * batch + n_shared), dtype=rdtype)
+        state = torch.empty(2 * batch * dim, dtype=rdtype)
+        if diagonals is None:
+            out = torch.empty((batch, dim), dtype=torch.complex128 if rdtype == torch.float64 else torch.complex64)
+            ptrs = (None, out.data_ptr(), None)
+        else:
+            out = torch.empty((batch, diagonals.shape[1]), dtype=rdtype)
+            ptrs = (diagonals.ctypes.data, None, out.data_ptr())
+        if fns[rdtype][0](self.n, batch, n_angle, n_shared, n_weight, n_ops,
+                          0 if diagonals is None else diagonals.shape[1], *arrays, ptrs[0], angles.data_ptr(),
+                          weights.data_ptr(), trig.data_ptr(), state.data_ptr(), *ptrs[1:]) != 0:
+            raise QRLError("the native kernel could not allocate its scratch memory; try a smaller batch")
+        return out, state, trig
+
+    def backward(self, grad: torch.Tensor, state: torch.Tensor, trig: torch.Tensor, diagonals) -> tuple:
+        """One backward kernel call: gradients ``(B, P)`` and ``(Q,)`` for the cotangent ``grad`` of the output."""
+        (n_angle, n_shared, n_weight, n_ops), arrays, fns = self._bound
+        batch = grad.shape[0]
+        grad = grad.resolve_conj().contiguous()
+        g_angles = torch.empty((batch, n_angle), dtype=trig.dtype)
+        g_shared = torch.empty(n_weight, dtype=trig.dtype)
+        ptrs = (None, grad.data_ptr(), None) if diagonals is None else (diagonals.ctypes.data, None, grad.data_ptr())
+        if fns[trig.dtype][1](self.n, batch, n_angle, n_shared, n_weight, n_ops,
+                              0 if diagonals is None else diagonals.shape[1], *arrays[:4], ptrs[0], trig.data_ptr(),
+                              state.data_ptr(), *ptrs[1:], g_angles.data_ptr(), g_shared.data_ptr()) != 0:
+            raise QRLError("the native kernel could not allocate its scratch memory; try a smaller batch")
+        return g_angles, g_shared
+
+
+class NativeRun(torch.autograd.Function):
+    """:meth:`NativeProgram.state` and :meth:`NativeProgram.values` as one autograd node: the kernel's forward and
+    its adjoint backward. The state (the kernel's layout) and the cos and sin of the half angles are kept for the
+    backward."""
+
+    @staticmethod
+    def forward(ctx, program: NativeProgram, flat_a: torch.Tensor, shared: torch.Tensor, rdtype: torch.dtype,
+                diagonals: np.ndarray | None):
+        out, state, trig = program.forward(flat_a, shared, rdtype, diagonals)
+        ctx.program, ctx.diagonals, ctx.dtypes = program, diagonals, (flat_a.dtype, shared.dtype, shared.shape)
+        ctx.save_for_backward(state, trig)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        state, trig = ctx.saved_tensors
+        g_angles, g_shared = ctx.program.backward(grad, state, trig, ctx.diagonals)
+        a_dtype, s_dtype, s_shape = ctx.dtypes
+        return None, g_angles.to(a_dtype), g_shared.to(s_dtype).reshape(s_shape), None, None

@@ -1,0 +1,170 @@
+"""The native program (``device="torch:native"``): a compiled C kernel with an adjoint backward.
+
+Values and gradients against Lightning and default.qubit are checked where the other torch programs are
+(test_backends.py: random built-ins, 12 qubits; test_custom_circuits.py: 200 random user circuits). Here: what
+is particular to it: the compiler, its cache, second backward passes, no-grad calls, refusals, training.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pennylane as qml
+import pytest
+import torch
+from stable_baselines3 import PPO
+
+from qrl.backends import TorchStatevector
+from qrl.circuits import CircuitSpec
+from qrl.circuits.custom import custom_circuit, register_circuit
+from qrl.errors import QRLError
+from qrl.sb3 import VQCActorCriticPolicy
+from qrl.simulator import native
+
+SPEC = CircuitSpec(n_qubits=4, n_layers=3, n_inputs=4, n_outputs=2)
+
+
+def _inputs(spec: CircuitSpec, batch: int, dtype=torch.float64, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    angles = (torch.rand(batch, spec.n_encoding_layers, spec.n_inputs, generator=gen, dtype=torch.float64) * 4 - 2)
+    weights = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) * 4 - 2
+    return angles.to(dtype).requires_grad_(True), weights.to(dtype).requires_grad_(True)
+
+
+def test_a_missing_compiler_is_named_with_the_fix_and_leaves_no_file(monkeypatch, tmp_path):
+    monkeypatch.setattr(native, "_library", {})
+    monkeypatch.setenv("QRL_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    with pytest.raises(QRLError, match=r"needs a C compiler.*try device='torch'"):
+        native.kernel()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_compile_says_why_and_leaves_no_file(monkeypatch, tmp_path):
+    monkeypatch.setattr(native, "_library", {})
+    monkeypatch.setenv("QRL_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", "false")  # a "compiler" that fails
+    with pytest.raises(QRLError, match=r"compiling the native kernel.*failed"):
+        native.kernel()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_kernel_is_compiled_once_into_the_cache(monkeypatch, tmp_path, python, subprocess_env):
+    monkeypatch.setattr(native, "_library", {})
+    monkeypatch.setenv("QRL_CACHE", str(tmp_path))
+    native.kernel()
+    built = sorted(p.name for p in tmp_path.iterdir())
+    assert len(built) == 1 and built[0].startswith("native-") and built[0].endswith(".so")
+    mtime = (tmp_path / built[0]).stat().st_mtime_ns
+    script = "from qrl.simulator import native; native.kernel(); print('ok')"
+    env = {**subprocess_env, "QRL_CACHE": str(tmp_path)}
+    out = subprocess.run([python, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "ok"
+    assert sorted(p.name for p in tmp_path.iterdir()) == built and (tmp_path / built[0]).stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("readout", ["z", "state"])
+def test_a_second_backward_gives_the_same_gradients(readout):
+    """The backward works on a copy of the forward's state: ``retain_graph`` twice gives the same gradients
+    (``state``: a readout the kernel cannot do itself, so the state leaves it)."""
+    spec = SPEC if readout == "z" else _x_readout_spec()
+    backend = TorchStatevector(spec, "native")
+    angles, weights = _inputs(spec, 7) if readout == "z" else _custom_inputs()
+    out = backend(angles, weights)
+    first = torch.autograd.grad(out.square().sum(), (angles, weights), retain_graph=True)
+    second = torch.autograd.grad(out.square().sum(), (angles, weights))
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a, b) and a.abs().sum() > 0
+
+
+def _x_readout(inputs, weights):
+    for w in range(3):
+        qml.RY(inputs[..., w] * weights[w], wires=w)
+        qml.CNOT(wires=[w, (w + 1) % 3])
+    return [qml.expval(qml.PauliX(0) @ qml.PauliY(2)), qml.probs(wires=[1])]
+
+
+def _x_readout_spec():
+    register_circuit("native_x_readout", replace=True)(_x_readout)
+    return custom_circuit("native_x_readout", n_qubits=3, n_inputs=3, weight_shapes={"weights": (3,)})
+
+
+def _custom_inputs():
+    gen = torch.Generator().manual_seed(1)
+    return (torch.rand(6, 3, generator=gen, dtype=torch.float64).requires_grad_(True),
+            (torch.rand(3, generator=gen, dtype=torch.float64) * 3).requires_grad_(True))
+
+
+def test_a_readout_with_x_and_y_runs_through_the_state_and_matches_default_qubit():
+    spec = _x_readout_spec()
+    backend = TorchStatevector(spec, "native")
+    assert backend._diagonals is None  # X and Y words: the state leaves the kernel
+    x, w = _custom_inputs()
+    qnode = qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=3), interface="torch", diff_method="backprop")
+    ref = torch.stack([torch.cat([torch.as_tensor(r).reshape(-1) for r in qnode(xi, w)]) for xi in x])
+    got = backend(x, w)
+    torch.testing.assert_close(got, ref, atol=1e-12, rtol=0)
+    g_ref = torch.autograd.grad(ref.sum(), (x, w))
+    g_got = torch.autograd.grad(got.sum(), (x, w))
+    for a, b in zip(g_got, g_ref, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+def test_no_grad_calls_build_no_graph_and_give_the_same_values():
+    backend = TorchStatevector(SPEC, "native")
+    angles, weights = _inputs(SPEC, 9, torch.float32)
+    with torch.no_grad():
+        quiet = backend(angles, weights)
+    loud = backend(angles, weights)
+    assert quiet.grad_fn is None and loud.grad_fn is not None
+    assert torch.equal(quiet, loud.detach())
+
+
+def _wide(inputs, weights):
+    qml.RX(inputs[..., 0] * weights[0], wires=0)
+    qml.QubitUnitary(np.eye(16)[::-1], wires=[0, 1, 2, 3])
+    return [qml.expval(qml.PauliZ(0))]
+
+
+def test_constant_gates_on_more_than_three_wires_are_refused_with_the_fix():
+    register_circuit("native_wide", replace=True)(_wide)
+    spec = custom_circuit("native_wide", n_qubits=4, n_inputs=1, weight_shapes={"weights": (1,)})
+    with pytest.raises(QRLError, match=r"at most 3 wires.*try device='torch'"):
+        TorchStatevector(spec, "native")
+
+
+def test_ppo_on_the_native_program_is_deterministic_and_loads_in_a_fresh_process(tmp_path, python, subprocess_env):
+    def train() -> PPO:
+        model = PPO(VQCActorCriticPolicy, "CartPole-v1", n_steps=32, batch_size=32, n_epochs=2, seed=3,
+                    device="cpu", policy_kwargs={"n_layers": 2, "device": "torch:native"})
+        model.learn(64)
+        return model
+
+    first, second = train(), train()
+    params = [p.detach() for p in first.policy.parameters()]
+    assert all(torch.equal(a, b.detach()) for a, b in zip(params, second.policy.parameters(), strict=True))
+    dense = PPO(VQCActorCriticPolicy, "CartPole-v1", seed=3, device="cpu",
+                policy_kwargs={"n_layers": 2, "device": "torch"})
+    dense.policy.load_state_dict(first.policy.state_dict())
+    obs = torch.as_tensor(np.stack([first.observation_space.sample() for _ in range(50)]))
+    with torch.no_grad():  # the native program computes what the dense one does, to float32 rounding
+        torch.testing.assert_close(first.policy.predict_values(obs), dense.policy.predict_values(obs),
+                                   atol=1e-5, rtol=0)
+    first.save(tmp_path / "model.zip")
+    np.save(tmp_path / "obs.npy", obs.numpy())
+    expected, _ = first.predict(obs.numpy(), deterministic=True)
+    script = ("import json, sys, numpy as np\nfrom stable_baselines3 import PPO\n"
+              "m = PPO.load(sys.argv[1], device='cpu')\n"
+              "print(json.dumps(m.predict(np.load(sys.argv[2]), deterministic=True)[0].tolist()))")
+    out = subprocess.run([python, "-c", script, str(tmp_path / "model.zip"), str(tmp_path / "obs.npy")],
+                         env=subprocess_env, capture_output=True, text=True, timeout=300, check=True)
+    np.testing.assert_array_equal(np.array(json.loads(out.stdout.strip().splitlines()[-1])), expected)
+
+
+def test_the_native_program_runs_on_the_cpu_only():
+    backend = TorchStatevector(SPEC, "native")
+    angles, weights = _inputs(SPEC, 2)
+    with pytest.raises(QRLError, match="runs on the CPU"):
+        backend(angles.detach().to("meta"), weights.detach().to("meta"))
