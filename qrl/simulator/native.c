@@ -5,6 +5,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#define BLK 16    /* the batch is padded to a multiple of this (native.py: BLOCK): whole vector registers */
+#define MAXRUN 8  /* rotations per run (native.py: MAX_RUN) */
+
 #define REAL float
 #define COS cosf
 #define SIN sinf

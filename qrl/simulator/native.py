@@ -25,11 +25,15 @@ from qrl.simulator.gates import as_rotations, monomial
 from qrl.simulator.trace import Gate
 
 SOURCES = ("native.c", "native_kernel.h")
-FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-std=c99")
+FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-std=gnu99")  # GNU C: vector types (gcc, clang)
 X86_FLAGS = ("-mprefer-vector-width=512",)
 """On x86-64: full-width AVX-512 where the CPU has it (measured 5-10% off a call at batch 64-256 here)."""
 MAX_CONSTANT_WIRES = 3
 """Constant gates on at most this many wires run in the kernel (a Toffoli); wider ones are refused."""
+BLOCK = 16
+"""Samples per register block of the kernel (``BLK`` in native.c): the kernel's batch is padded to a multiple."""
+MAX_RUN = 8
+"""Rotations on one wire applied in one pass over the state at most (``MAXRUN`` in native.c)."""
 NATIVE_MAX_QUBITS = 16
 """The kernel keeps four ``(2**n, B)`` state arrays; it is for the small circuits where per-call work dominates."""
 
@@ -104,6 +108,32 @@ def _compile(compiler: str, args: list[str], path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _runs(ops: list[list[int]]) -> list[list[int]]:
+    """The gate list with each wire's consecutive rotations together (rotations on other wires commute with them;
+    every wire keeps its own order), cut into runs of at most :data:`MAX_RUN`: the kernel applies a run in one pass
+    over the state. A run's first rotation carries its length in slot 3, its last one in slot 4."""
+    out: list[list[int]] = []
+    pending: dict[int, list[list[int]]] = {}
+
+    def flush(wire: int) -> None:
+        rotations = pending.pop(wire, [])
+        for start in range(0, len(rotations), MAX_RUN):
+            run = [list(op) for op in rotations[start:start + MAX_RUN]]
+            run[0][3], run[-1][4] = len(run), len(run)
+            out.extend(run)
+
+    for op in ops:
+        if op[0] < _DENSE:
+            pending.setdefault(op[2], []).append(op)
+            continue
+        for wire in op[2:2 + op[1]]:
+            flush(wire)
+        out.append(op)
+    for wire in list(pending):
+        flush(wire)
+    return out
+
+
 class NativeProgram:
     """A traced circuit as the kernel's gate list: rotations (``Rot`` as three, ``PhaseShift`` as ``RZ``: global
     phases dropped, as in the other programs) with per-sample or shared angles, constant gates as matrices.
@@ -131,7 +161,7 @@ class NativeProgram:
                     where, index = 1, n_weight + len(consts)
                     consts.append(src.value)
                 ops.append([_AXES[axis], 1, g.wires[0], 0, 0, where, index, 0])
-        self.ops = np.asarray(ops, dtype=np.int32).reshape(-1, 8)
+        self.ops = np.asarray(_runs(ops), dtype=np.int32).reshape(-1, 8)
         flat = np.concatenate(mats) if mats else np.zeros(1, dtype=complex)
         self.mat_re, self.mat_im = np.ascontiguousarray(flat.real), np.ascontiguousarray(flat.imag)
         self.perm = np.concatenate(perms).astype(np.int32) if perms else np.zeros(1, dtype=np.int32)
@@ -190,10 +220,11 @@ class NativeProgram:
         """One forward kernel call: ``(out, state, trig)`` (the last two for :meth:`backward`)."""
         (n_angle, n_shared, n_weight, n_ops), arrays, fns = self._bound
         batch, dim = flat_a.shape[0], 2**self.n
+        padded = -(-batch // BLOCK) * BLOCK
         angles = flat_a.detach().to(rdtype).contiguous()
         weights = shared.detach().to(rdtype).contiguous()
-        trig = torch.empty(2 * (n_angle * batch + n_shared), dtype=rdtype)
-        state = torch.empty(2 * batch * dim, dtype=rdtype)
+        trig = torch.empty(2 * (n_angle * padded + n_shared), dtype=rdtype)
+        state = torch.empty(2 * padded * dim, dtype=rdtype)
         if diagonals is None:
             out = torch.empty((batch, dim), dtype=torch.complex128 if rdtype == torch.float64 else torch.complex64)
             ptrs = (None, out.data_ptr(), None)
