@@ -21,7 +21,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from qrl.errors import QRLError
-from qrl.simulator.gates import as_rotations, monomial
+from qrl.simulator.gates import as_rotations, local_index, monomial
 from qrl.simulator.trace import Gate
 
 SOURCES = ("native.c", "native_kernel.h")
@@ -38,7 +38,7 @@ NATIVE_MAX_QUBITS = 16
 """The kernel keeps four ``(2**n, B)`` state arrays; it is for the small circuits where per-call work dominates."""
 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
-_DENSE, _MONOMIAL = 3, 4
+_DENSE, _MONOMIAL, _FULL_DIAGONAL = 3, 4, 5
 _library: dict[str, ctypes.CDLL] = {}
 
 
@@ -108,10 +108,11 @@ def _compile(compiler: str, args: list[str], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _runs(ops: list[list[int]]) -> list[list[int]]:
+def _runs(ops: list[list[int]], diagonal: dict[int, bool]) -> list[list[int]]:
     """The gate list with each wire's consecutive rotations together (rotations on other wires commute with them;
     every wire keeps its own order), cut into runs of at most :data:`MAX_RUN`: the kernel applies a run in one pass
-    over the state. A run's first rotation carries its length in slot 3, its last one in slot 4."""
+    over the state. A run's first rotation carries its length in slot 3, its last one in slot 4. ``diagonal``: per
+    constant gate (by ``id``), whether it is diagonal."""
     out: list[list[int]] = []
     pending: dict[int, list[list[int]]] = {}
 
@@ -126,11 +127,44 @@ def _runs(ops: list[list[int]]) -> list[list[int]]:
         if op[0] < _DENSE:
             pending.setdefault(op[2], []).append(op)
             continue
-        for wire in op[2:2 + op[1]]:
+        # before a diagonal gate every run is emitted (so that a ring of CZs stays together, one diagonal:
+        # _merge_diagonals); before another, the runs of its wires
+        for wire in sorted(pending) if diagonal[id(op)] else op[2:2 + op[1]]:
             flush(wire)
         out.append(op)
     for wire in list(pending):
         flush(wire)
+    return out
+
+
+def _merge_diagonals(ops: list[list[int]], diagonals: dict[int, np.ndarray], n: int, mats: list,
+                     perms: list) -> list[list[int]]:
+    """Consecutive diagonal constant gates (``diagonals``: their phases, by ``id`` of the op) as one diagonal of the
+    whole state, one pass instead of one per gate: its ``2**n`` phases and their conjugates appended to ``mats``
+    (and as many unused entries to ``perms``, which stays aligned with it)."""
+    out: list[list[int]] = []
+    group: list[list[int]] = []
+
+    def close() -> None:
+        if len(group) < 2:
+            out.extend(group)
+        else:
+            full = np.ones(2**n, dtype=complex)
+            for op in group:
+                full = full * diagonals[id(op)][local_index(op[2:2 + op[1]], n)]
+            offset = sum(len(x) for x in mats)
+            mats.extend([full, full.conj()])
+            perms.append(np.zeros(2 * full.size, dtype=np.int64))
+            out.append([_FULL_DIAGONAL, 0, 0, 0, 0, 0, 0, offset])
+        group.clear()
+
+    for op in ops:
+        if id(op) in diagonals:
+            group.append(op)
+            continue
+        close()
+        out.append(op)
+    close()
     return out
 
 
@@ -147,10 +181,12 @@ class NativeProgram:
             raise QRLError(f"the native program runs circuits of up to {NATIVE_MAX_QUBITS} qubits; got {n}; "
                            f"try device='torch'")
         self.n, self.n_angle, self.n_weight = n, n_angle, n_weight
-        ops, mats, perms, consts = [], [], [], []
+        ops, mats, perms, consts, diagonals = [], [], [], [], {}
         for g in gates:
             if g.name == "const":
                 ops.append(self._constant(g, mats, perms))
+                if np.allclose(g.matrix, np.diag(np.diag(g.matrix)), rtol=0, atol=1e-14):
+                    diagonals[id(ops[-1])] = np.diag(g.matrix).astype(complex)
                 continue
             for axis, src in as_rotations(g):
                 if src.kind == "angle":
@@ -161,7 +197,8 @@ class NativeProgram:
                     where, index = 1, n_weight + len(consts)
                     consts.append(src.value)
                 ops.append([_AXES[axis], 1, g.wires[0], 0, 0, where, index, 0])
-        self.ops = np.asarray(_runs(ops), dtype=np.int32).reshape(-1, 8)
+        ordered = _runs(ops, {id(op): id(op) in diagonals for op in ops if op[0] >= _DENSE})
+        self.ops = np.asarray(_merge_diagonals(ordered, diagonals, n, mats, perms), dtype=np.int32).reshape(-1, 8)
         flat = np.concatenate(mats) if mats else np.zeros(1, dtype=complex)
         self.mat_re, self.mat_im = np.ascontiguousarray(flat.real), np.ascontiguousarray(flat.imag)
         self.perm = np.concatenate(perms).astype(np.int32) if perms else np.zeros(1, dtype=np.int32)

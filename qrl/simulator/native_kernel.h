@@ -5,7 +5,8 @@
  * amplitude j of sample b is re[j * Bp + b] + i im[j * Bp + b], so every gate is a loop over contiguous samples
  * (SIMD) and the batch of a small circuit stays in the L1/L2 cache. Padding samples start in |0>, turn by angle 0
  * and have a zero cotangent: they change no value and no gradient. Gates come as 8 int32 each (native.py):
- *   kind (0-2: RX, RY, RZ; 3: dense constant, 4: monomial constant), k (wires), w0, w1, w2, src (0: per-sample
+ *   kind (0-2: RX, RY, RZ; 3: dense constant, 4: monomial constant, 5: diagonal of the whole state), k (wires),
+ *   w0, w1, w2, src (0: per-sample
  *   row, 1: shared), idx, moff; a rotation that starts a run of rotations on its wire has the run's length in w1,
  *   one that ends it in w2 (the run is applied in one pass over the state, VLEN samples at a time in registers).
  * Rotations take cos and sin of half their angle: per-sample (rows of Bp) or shared (one number each).
@@ -112,32 +113,41 @@ static size_t FN(offsets)(int n, int k, const int32_t *op, size_t *off) {
     return wmask;
 }
 
-/* a constant gate (kind 3 dense, 4 monomial); inverse != 0 applies its inverse */
+/* one amplitude row times a phase: untouched for 1, negated for -1 */
+static void FN(phase_row)(int Bp, double pr, double pi, REAL *restrict xr, REAL *restrict xi) {
+    REAL qr = (REAL)pr, qi = (REAL)pi;
+    if (qi == 0 && qr == 1) return;
+    if (qi == 0 && qr == -1) {
+        for (int b = 0; b < Bp; b++) { xr[b] = -xr[b]; xi[b] = -xi[b]; }
+        return;
+    }
+    for (int b = 0; b < Bp; b++) {
+        REAL yr = qr * xr[b] - qi * xi[b];
+        xi[b] = qr * xi[b] + qi * xr[b];
+        xr[b] = yr;
+    }
+}
+
+/* a constant gate (kind 3 dense, 4 monomial, 5 a diagonal of the whole state: 2**n phases at moff, the inverse's
+ * after them); inverse != 0 applies its inverse */
 static void FN(constant)(int n, int Bp, const int32_t *op, const double *mre, const double *mim,
                          const int32_t *perm, int inverse, REAL *re, REAL *im, REAL *tr, REAL *ti) {
     int k = op[1], d = 1 << k;
     size_t dim = (size_t)1 << n, off[8];
+    if (op[0] == 5) {
+        size_t m0 = (size_t)op[7] + (size_t)inverse * dim;
+        for (size_t j = 0; j < dim; j++) FN(phase_row)(Bp, mre[m0 + j], mim[m0 + j], re + j * Bp, im + j * Bp);
+        return;
+    }
     size_t wmask = FN(offsets)(n, k, op, off);
     size_t m0 = (size_t)op[7] + (size_t)inverse * (op[0] == 3 ? (size_t)d * d : (size_t)d);
     int diagonal = op[0] == 4;
     for (int c = 0; c < d && diagonal; c++) diagonal = perm[m0 + c] == c;
     for (size_t base = 0; base < dim; base++) {
         if (base & wmask) continue;
-        if (op[0] == 4 && diagonal) {  /* in place: rows with phase 1 untouched, -1 negated */
-            for (int c = 0; c < d; c++) {
-                REAL qr = (REAL)mre[m0 + c], qi = (REAL)mim[m0 + c];
-                REAL *xr = re + (base | off[c]) * Bp, *xi = im + (base | off[c]) * Bp;
-                if (qi == 0 && qr == 1) continue;
-                if (qi == 0 && qr == -1) {
-                    for (int b = 0; b < Bp; b++) { xr[b] = -xr[b]; xi[b] = -xi[b]; }
-                    continue;
-                }
-                for (int b = 0; b < Bp; b++) {
-                    REAL yr = qr * xr[b] - qi * xi[b];
-                    xi[b] = qr * xi[b] + qi * xr[b];
-                    xr[b] = yr;
-                }
-            }
+        if (op[0] == 4 && diagonal) {  /* in place */
+            for (int c = 0; c < d; c++)
+                FN(phase_row)(Bp, mre[m0 + c], mim[m0 + c], re + (base | off[c]) * Bp, im + (base | off[c]) * Bp);
             continue;
         }
         if (op[0] == 4) {
