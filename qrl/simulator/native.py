@@ -38,7 +38,7 @@ NATIVE_MAX_QUBITS = 16
 """The kernel keeps four ``(2**n, B)`` state arrays; it is for the small circuits where per-call work dominates."""
 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
-_DENSE, _MONOMIAL, _FULL_DIAGONAL = 3, 4, 5
+_CONST_1Q, _DENSE, _MONOMIAL, _FULL_DIAGONAL = 3, 4, 5, 6  # kinds 0-3 make runs on one wire (native_kernel.h)
 _library: dict[str, ctypes.CDLL] = {}
 
 
@@ -109,10 +109,10 @@ def _compile(compiler: str, args: list[str], path: Path) -> None:
 
 
 def _runs(ops: list[list[int]], diagonal: dict[int, bool]) -> list[list[int]]:
-    """The gate list with each wire's consecutive rotations together (rotations on other wires commute with them;
-    every wire keeps its own order), cut into runs of at most :data:`MAX_RUN`: the kernel applies a run in one pass
-    over the state. A run's first rotation carries its length in slot 3, its last one in slot 4. ``diagonal``: per
-    constant gate (by ``id``), whether it is diagonal."""
+    """The gate list with each wire's consecutive one-qubit gates (rotations and constants) together (those on other
+    wires commute with them; every wire keeps its own order), cut into runs of at most :data:`MAX_RUN`: the kernel
+    applies a run in one pass over the state. A run's first gate carries its length in slot 3, its last one in slot
+    4. ``diagonal``: per constant gate (by ``id``), whether it is diagonal."""
     out: list[list[int]] = []
     pending: dict[int, list[list[int]]] = {}
 
@@ -124,7 +124,7 @@ def _runs(ops: list[list[int]], diagonal: dict[int, bool]) -> list[list[int]]:
             out.extend(run)
 
     for op in ops:
-        if op[0] < _DENSE:
+        if op[0] <= _CONST_1Q:
             pending.setdefault(op[2], []).append(op)
             continue
         # before a diagonal gate every run is emitted (so that a ring of CZs stays together, one diagonal:
@@ -185,7 +185,7 @@ class NativeProgram:
         for g in gates:
             if g.name == "const":
                 ops.append(self._constant(g, mats, perms))
-                if np.allclose(g.matrix, np.diag(np.diag(g.matrix)), rtol=0, atol=1e-14):
+                if len(g.wires) > 1 and np.allclose(g.matrix, np.diag(np.diag(g.matrix)), rtol=0, atol=1e-14):
                     diagonals[id(ops[-1])] = np.diag(g.matrix).astype(complex)
                 continue
             for axis, src in as_rotations(g):
@@ -197,7 +197,7 @@ class NativeProgram:
                     where, index = 1, n_weight + len(consts)
                     consts.append(src.value)
                 ops.append([_AXES[axis], 1, g.wires[0], 0, 0, where, index, 0])
-        ordered = _runs(ops, {id(op): id(op) in diagonals for op in ops if op[0] >= _DENSE})
+        ordered = _runs(ops, {id(op): id(op) in diagonals for op in ops if op[0] > _CONST_1Q})
         self.ops = np.asarray(_merge_diagonals(ordered, diagonals, n, mats, perms), dtype=np.int32).reshape(-1, 8)
         flat = np.concatenate(mats) if mats else np.zeros(1, dtype=complex)
         self.mat_re, self.mat_im = np.ascontiguousarray(flat.real), np.ascontiguousarray(flat.imag)
@@ -212,6 +212,10 @@ class NativeProgram:
             raise QRLError(f"the native program applies constant gates on at most {MAX_CONSTANT_WIRES} wires; got one "
                            f"on wires {list(g.wires)}; try device='torch'")
         offset, wires = sum(len(x) for x in mats), [*g.wires, 0, 0][:3]
+        if k == 1:  # a member of its wire's runs: its matrix and inverse, row-major
+            mats += [m.ravel(), m.conj().T.ravel()]
+            perms += [np.zeros(4, dtype=np.int64), np.zeros(4, dtype=np.int64)]
+            return [_CONST_1Q, 1, *wires, 0, 0, offset]
         if monomial(m):
             rows = np.argmax(np.abs(m) > 1e-12, axis=0)  # column c -> its row
             phase = m[rows, np.arange(len(rows))]

@@ -5,10 +5,10 @@
  * amplitude j of sample b is re[j * Bp + b] + i im[j * Bp + b], so every gate is a loop over contiguous samples
  * (SIMD) and the batch of a small circuit stays in the L1/L2 cache. Padding samples start in |0>, turn by angle 0
  * and have a zero cotangent: they change no value and no gradient. Gates come as 8 int32 each (native.py):
- *   kind (0-2: RX, RY, RZ; 3: dense constant, 4: monomial constant, 5: diagonal of the whole state), k (wires),
- *   w0, w1, w2, src (0: per-sample
- *   row, 1: shared), idx, moff; a rotation that starts a run of rotations on its wire has the run's length in w1,
- *   one that ends it in w2 (the run is applied in one pass over the state, VLEN samples at a time in registers).
+ *   kind (0-2: RX, RY, RZ; 3: a constant on one wire; 4: dense constant, 5: monomial constant, 6: diagonal of the
+ *   whole state), k (wires), w0, w1, w2, src (0: per-sample
+ *   row, 1: shared), idx, moff; kinds 0-3 make runs on a wire: the first of a run has the run's length in w1,
+ *   the last one in w2 (the run is applied in one pass over the state, VLEN samples at a time in registers).
  * Rotations take cos and sin of half their angle: per-sample (rows of Bp) or shared (one number each).
  * Constant gates: dense (d x d matrices at moff, the inverse at moff + d * d) or monomial (out[perm[c]] =
  * phase[c] * in[c]; the inverse at moff + d).
@@ -47,8 +47,17 @@ static inline void FN(rot)(int kind, VEC c, VEC s, VEC *xr, VEC *xi, VEC *yr, VE
 
 /* a run of m rotations on one wire (op[2]) in one pass over the state: each block of VLEN samples of a pair of rows
  * goes through the whole run in registers */
-static void FN(rotate_run)(int n, int Bp, int m, const int32_t *run, const REAL *cps, const REAL *sps,
-                           const REAL *csh, const REAL *ssh, REAL *re, REAL *im) {
+/* a constant one-qubit gate (kind 3): its 2x2 matrix, row-major, at mre/mim */
+static inline void FN(mat)(const double *mre, const double *mim, VEC *xr, VEC *xi, VEC *yr, VEC *yi) {
+    VEC ar = *xr, ai = *xi, br = *yr, bi = *yi;
+    REAL m0r = (REAL)mre[0], m0i = (REAL)mim[0], m1r = (REAL)mre[1], m1i = (REAL)mim[1];
+    REAL m2r = (REAL)mre[2], m2i = (REAL)mim[2], m3r = (REAL)mre[3], m3i = (REAL)mim[3];
+    *xr = m0r * ar - m0i * ai + m1r * br - m1i * bi; *xi = m0r * ai + m0i * ar + m1r * bi + m1i * br;
+    *yr = m2r * ar - m2i * ai + m3r * br - m3i * bi; *yi = m2r * ai + m2i * ar + m3r * bi + m3i * br;
+}
+
+static void FN(rotate_run)(int n, int Bp, int m, const int32_t *run, const double *mre, const double *mim,
+                           const REAL *cps, const REAL *sps, const REAL *csh, const REAL *ssh, REAL *re, REAL *im) {
     size_t dim = (size_t)1 << n, mask = (size_t)1 << (n - 1 - run[2]);
     for (size_t j0 = 0; j0 < dim; j0++) {
         if (j0 & mask) continue;
@@ -56,9 +65,14 @@ static void FN(rotate_run)(int n, int Bp, int m, const int32_t *run, const REAL 
         for (int b0 = 0; b0 < Bp; b0 += VLEN) {
             VEC xr = FN(load)(ar + b0), xi = FN(load)(ai + b0), yr = FN(load)(br + b0), yi = FN(load)(bi + b0);
             for (int t = 0; t < m; t++) {
+                const int32_t *op = run + 8 * t;
+                if (op[0] == 3) {
+                    FN(mat)(mre + op[7], mim + op[7], &xr, &xi, &yr, &yi);
+                    continue;
+                }
                 VEC c, s;
-                FN(cos_sin)(run + 8 * t, Bp, b0, cps, sps, csh, ssh, &c, &s);
-                FN(rot)(run[8 * t], c, s, &xr, &xi, &yr, &yi);
+                FN(cos_sin)(op, Bp, b0, cps, sps, csh, ssh, &c, &s);
+                FN(rot)(op[0], c, s, &xr, &xi, &yr, &yi);
             }
             FN(store)(ar + b0, xr); FN(store)(ai + b0, xi); FN(store)(br + b0, yr); FN(store)(bi + b0, yi);
         }
@@ -68,8 +82,9 @@ static void FN(rotate_run)(int n, int Bp, int m, const int32_t *run, const REAL 
 /* the adjoint walk back through a run (its last gate first) in one pass: per gate the gradient per sample,
  * 0.5 Im <lam| P phi> (phi the state after the gate, lam the adjoint state there), into g (m rows of Bp); then phi
  * and lam taken back through it (s -> -s) */
-static void FN(adjoint_run)(int n, int Bp, int m, const int32_t *run, const REAL *cps, const REAL *sps,
-                            const REAL *csh, const REAL *ssh, REAL *pr, REAL *pim, REAL *lr, REAL *li, REAL *g) {
+static void FN(adjoint_run)(int n, int Bp, int m, const int32_t *run, const double *mre, const double *mim,
+                            const REAL *cps, const REAL *sps, const REAL *csh, const REAL *ssh, REAL *pr, REAL *pim,
+                            REAL *lr, REAL *li, REAL *g) {
     size_t dim = (size_t)1 << n, mask = (size_t)1 << (n - 1 - run[2]);
     memset(g, 0, (size_t)m * Bp * sizeof(REAL));
     for (size_t j0 = 0; j0 < dim; j0++) {
@@ -82,6 +97,11 @@ static void FN(adjoint_run)(int n, int Bp, int m, const int32_t *run, const REAL
             VEC l1r = FN(load)(lr + o1 + b0), l1i = FN(load)(li + o1 + b0);
             for (int t = m - 1; t >= 0; t--) {
                 const int32_t *op = run + 8 * t;
+                if (op[0] == 3) {  /* a constant: no gradient; its inverse at moff + 4 */
+                    FN(mat)(mre + op[7] + 4, mim + op[7] + 4, &p0r, &p0i, &p1r, &p1i);
+                    FN(mat)(mre + op[7] + 4, mim + op[7] + 4, &l0r, &l0i, &l1r, &l1i);
+                    continue;
+                }
                 VEC c, s, d;
                 FN(cos_sin)(op, Bp, b0, cps, sps, csh, ssh, &c, &s);
                 if (op[0] == 0) d = l0r * p1i - l0i * p1r + l1r * p0i - l1i * p0r;
@@ -128,29 +148,48 @@ static void FN(phase_row)(int Bp, double pr, double pi, REAL *restrict xr, REAL 
     }
 }
 
-/* a constant gate (kind 3 dense, 4 monomial, 5 a diagonal of the whole state: 2**n phases at moff, the inverse's
+/* rows x, y -> (py * y, px * x): a pair of rows a monomial gate exchanges, each with its phase */
+static void FN(swap_rows)(int Bp, double pxr, double pxi, double pyr, double pyi, REAL *restrict xr,
+                          REAL *restrict xi, REAL *restrict yr, REAL *restrict yi) {
+    REAL ar = (REAL)pxr, ai = (REAL)pxi, br = (REAL)pyr, bi = (REAL)pyi;
+    for (int b = 0; b < Bp; b++) {
+        REAL ur = xr[b], ui = xi[b], vr = yr[b], vi = yi[b];
+        xr[b] = br * vr - bi * vi; xi[b] = br * vi + bi * vr;
+        yr[b] = ar * ur - ai * ui; yi[b] = ar * ui + ai * ur;
+    }
+}
+
+/* a constant gate (kind 4 dense, 5 monomial, 6 a diagonal of the whole state: 2**n phases at moff, the inverse's
  * after them); inverse != 0 applies its inverse */
 static void FN(constant)(int n, int Bp, const int32_t *op, const double *mre, const double *mim,
                          const int32_t *perm, int inverse, REAL *re, REAL *im, REAL *tr, REAL *ti) {
     int k = op[1], d = 1 << k;
     size_t dim = (size_t)1 << n, off[8];
-    if (op[0] == 5) {
+    if (op[0] == 6) {
         size_t m0 = (size_t)op[7] + (size_t)inverse * dim;
         for (size_t j = 0; j < dim; j++) FN(phase_row)(Bp, mre[m0 + j], mim[m0 + j], re + j * Bp, im + j * Bp);
         return;
     }
     size_t wmask = FN(offsets)(n, k, op, off);
-    size_t m0 = (size_t)op[7] + (size_t)inverse * (op[0] == 3 ? (size_t)d * d : (size_t)d);
-    int diagonal = op[0] == 4;
-    for (int c = 0; c < d && diagonal; c++) diagonal = perm[m0 + c] == c;
+    size_t m0 = (size_t)op[7] + (size_t)inverse * (op[0] == 4 ? (size_t)d * d : (size_t)d);
+    int in_place = op[0] == 5;  /* a monomial whose permutation has cycles of length 1 and 2 only */
+    for (int c = 0; c < d && in_place; c++) in_place = perm[m0 + perm[m0 + c]] == c;
     for (size_t base = 0; base < dim; base++) {
         if (base & wmask) continue;
-        if (op[0] == 4 && diagonal) {  /* in place */
-            for (int c = 0; c < d; c++)
-                FN(phase_row)(Bp, mre[m0 + c], mim[m0 + c], re + (base | off[c]) * Bp, im + (base | off[c]) * Bp);
+        if (in_place) {  /* fixed rows times their phase, pairs of rows swapped (with phases): one pass, no copy */
+            for (int c = 0; c < d; c++) {
+                int r = perm[m0 + c];
+                REAL *xr = re + (base | off[c]) * Bp, *xi = im + (base | off[c]) * Bp;
+                if (r == c) {
+                    FN(phase_row)(Bp, mre[m0 + c], mim[m0 + c], xr, xi);
+                } else if (r > c) {
+                    FN(swap_rows)(Bp, mre[m0 + c], mim[m0 + c], mre[m0 + r], mim[m0 + r], xr, xi,
+                                  re + (base | off[r]) * Bp, im + (base | off[r]) * Bp);
+                }
+            }
             continue;
         }
-        if (op[0] == 4) {
+        if (op[0] == 5) {
             for (int c = 0; c < d; c++) {
                 REAL qr = (REAL)mre[m0 + c], qi = (REAL)mim[m0 + c];
                 const REAL *xr = re + (base | off[c]) * Bp, *xi = im + (base | off[c]) * Bp;
@@ -256,11 +295,11 @@ int FN(forward)(int n, int B, int P, int S, int Q, int nops, int K, const int32_
     for (int b = 0; b < Bp; b++) re[b] = 1;
     for (int g = 0; g < nops; g++) {
         const int32_t *op = ops + 8 * g;
-        if (op[0] >= 3) {
+        if (op[0] >= 4) {
             FN(constant)(n, Bp, op, mre, mim, perm, 0, re, im, tr, ti);
             continue;
         }
-        FN(rotate_run)(n, Bp, op[3], op, cps, sps, csh, ssh, re, im);
+        FN(rotate_run)(n, Bp, op[3], op, mre, mim, cps, sps, csh, ssh, re, im);
         g += op[3] - 1;
     }
     if (out) FN(pack)(n, B, Bp, re, im, out);
@@ -299,17 +338,18 @@ int FN(backward)(int n, int B, int P, int S, int Q, int nops, int K, const int32
     }
     for (int k = nops - 1; k >= 0; k--) {
         const int32_t *op = ops + 8 * k;
-        if (op[0] >= 3) {
+        if (op[0] >= 4) {
             FN(constant)(n, Bp, op, mre, mim, perm, 1, pr, pim, tr, ti);
             FN(constant)(n, Bp, op, mre, mim, perm, 1, lr, li, tr, ti);
             continue;
         }
         int m = op[4];
         const int32_t *run = ops + 8 * (k - m + 1);
-        FN(adjoint_run)(n, Bp, m, run, cps, sps, csh, ssh, pr, pim, lr, li, g);
+        FN(adjoint_run)(n, Bp, m, run, mre, mim, cps, sps, csh, ssh, pr, pim, lr, li, g);
         for (int t = 0; t < m; t++) {
             const int32_t *rt = run + 8 * t;
             const REAL *gt = g + (size_t)t * Bp;
+            if (rt[0] == 3) continue;
             if (rt[5] == 0) {
                 REAL *dst = gps + (size_t)rt[6] * Bp;
                 for (int b = 0; b < Bp; b++) dst[b] += gt[b];
