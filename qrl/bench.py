@@ -452,10 +452,11 @@ def bench_flexibility(batches: tuple[int, ...] = (1, 64, 256), n_layers: int = 5
             "goal_ratio": FLEXIBILITY_GOAL, "rows": rows}
 
 
-MEYER_PATHS = {"qrl": "qrl torch", "qrl-pairs": "qrl torch, blocks one by one",
+MEYER_PATHS = {"qrl": "qrl torch", "qrl-pairs": "qrl torch, blocks one by one", "qrl-native": "qrl torch:native",
                "qrl-lightning": "qrl lightning.qubit (native)",
                "default.qubit": "TorchLayer default.qubit backprop",
                "lightning.qubit": "TorchLayer lightning.qubit adjoint"}
+PENNYLANE_PATHS = ("default.qubit", "lightning.qubit")
 NATIVE_RATIO = "lightning.qubit_over_qrl-lightning"
 """Row key of the Lightning goal: PennyLane's TorchLayer on lightning.qubit over qrl's native Lightning path."""
 
@@ -465,7 +466,8 @@ def meyer_paths(n_qubits: int, n_layers: int = 4, include_slow: bool = True, see
     ``qml.qnn.TorchLayer`` around the same function: on ``default.qubit`` with backprop (the authors'
     choice) and, unless ``include_slow`` is false, on ``lightning.qubit`` with adjoint. Same weights; the
     VQC maps no features and scales no outputs, so all compute ``f(x, scaling, weights)``. ``qrl-pairs``: the
-    torch path with each two-qubit block one pass, as before groups of blocks (``torch:fused-pairs``)."""
+    torch path with each two-qubit block one pass, as before groups of blocks (``torch:fused-pairs``);
+    ``qrl-native``: the compiled kernel (``torch:native``)."""
     import pennylane as qml
 
     from qrl.circuits import custom_circuit, find_circuit
@@ -476,6 +478,7 @@ def meyer_paths(n_qubits: int, n_layers: int = 4, include_slow: bool = True, see
     vqc = VQC(spec, device="torch", seed=seed)
     function = find_circuit("meyer_iqp").function  # (inputs, scaling, weights): TorchLayer's names
     paths: dict[str, nn.Module] = {"qrl": vqc, "qrl-pairs": VQC(spec, device="torch:fused-pairs", seed=seed),
+                                   "qrl-native": VQC(spec, device="torch:native", seed=seed),
                                    "qrl-lightning": VQC(spec, device="lightning.qubit", seed=seed)}
     for device, diff_method in (("default.qubit", "backprop"), ("lightning.qubit", "adjoint")):
         if device == "lightning.qubit" and not include_slow:
@@ -509,6 +512,8 @@ def bench_meyer(qubits: tuple[int, ...] = (10, 14), batch: int = 64, n_layers: i
         secs = _median_times(fns, min_repeats, budget_s)
         row: dict[str, Any] = {"qubits": n, "seconds": secs}
         row.update({f"{name}_over_qrl": secs[name] / secs["qrl"] for name in secs if name != "qrl"})
+        row.update({f"{name}_over_qrl-native": secs[name] / secs["qrl-native"] for name in PENNYLANE_PATHS
+                    if name in secs})
         if "lightning.qubit" in secs:
             row[NATIVE_RATIO] = secs["lightning.qubit"] / secs["qrl-lightning"]
         rows.append(row)
@@ -654,14 +659,18 @@ def format_circuits(result: dict[str, Any]) -> str:
               f"w.r.t. inputs and weights"]
     others = [name for name in meyer["paths"] if name != "qrl"]
     native = any(NATIVE_RATIO in r for r in meyer["rows"])
+    kernel = [f"{name}_over_qrl-native" for name in PENNYLANE_PATHS
+              if any(f"{name}_over_qrl-native" in r for r in meyer["rows"])]  # (older results: none)
     lines += ["| qubits | " + " | ".join(f"{meyer['paths'][name]} (ms)" for name in meyer["paths"])
               + " | " + " | ".join(f"{name} / qrl" for name in others)
-              + (" | lightning.qubit / qrl-lightning" if native else "") + " |",
-              "|---|" + "---|" * (len(meyer["paths"]) + len(others) + native)]
+              + (" | lightning.qubit / qrl-lightning" if native else "")
+              + "".join(f" | {key.replace('_over_', ' / ')}" for key in kernel) + " |",
+              "|---|" + "---|" * (len(meyer["paths"]) + len(others) + native + len(kernel))]
     for r in meyer["rows"]:
         cells = [_ms(r["seconds"][name]) if name in r["seconds"] else "-" for name in meyer["paths"]]
         ratios = [f"{r[f'{name}_over_qrl']:.2f}x" if f"{name}_over_qrl" in r else "-" for name in others]
         ratios += [f"{r[NATIVE_RATIO]:.1f}x" if NATIVE_RATIO in r else "-"] if native else []
+        ratios += [f"{r[key]:.1f}x" if key in r else "-" for key in kernel]
         lines.append(f"| {r['qubits']} | " + " | ".join(cells + ratios) + " |")
     return "\n".join(lines)
 

@@ -154,8 +154,8 @@ def test_meyer_paths_compute_the_same_function():
     for out, grad in zip(outputs[1:], input_grads[1:], strict=True):
         torch.testing.assert_close(out, outputs[0], atol=1e-5, rtol=0)
         torch.testing.assert_close(grad, input_grads[0], atol=1e-5, rtol=0)
-    assert set(bench.meyer_paths(3, n_layers=1, include_slow=False)) == {"qrl", "qrl-pairs", "qrl-lightning",
-                                                                          "default.qubit"}
+    assert set(bench.meyer_paths(3, n_layers=1, include_slow=False)) == {"qrl", "qrl-pairs", "qrl-native",
+                                                                          "qrl-lightning", "default.qubit"}
 
 
 def test_circuits_bench_cli(tmp_path, capsys):
@@ -164,9 +164,10 @@ def test_circuits_bench_cli(tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "goal: user / built-in <= 1.3" in out and "| batch | mode | built-in (ms) | user (ms) |" in out
-    assert ("| qubits | qrl torch (ms) | qrl torch, blocks one by one (ms) | qrl lightning.qubit (native) (ms) | "
-            "TorchLayer default.qubit backprop (ms) |" in out)
-    assert "| lightning.qubit / qrl-lightning |" in out
+    assert ("| qubits | qrl torch (ms) | qrl torch, blocks one by one (ms) | qrl torch:native (ms) | "
+            "qrl lightning.qubit (native) (ms) | TorchLayer default.qubit backprop (ms) |" in out)
+    assert ("| lightning.qubit / qrl-lightning | default.qubit / qrl-native | lightning.qubit / qrl-native |"
+            in out)
     (path,) = tmp_path.glob("circuits-*.json")
     result = json.loads(path.read_text())
     assert result["kind"] == "circuits" and result["machine"]["torch_threads"] == 1
@@ -178,20 +179,24 @@ def test_circuits_bench_cli(tmp_path, capsys):
         assert r["meets_goal"] == (r["ratio"] <= 1.3)
     (row,) = result["meyer"]["rows"]
     assert row["qubits"] == 3
-    assert set(row["seconds"]) == {"qrl", "qrl-pairs", "qrl-lightning", "default.qubit", "lightning.qubit"}
-    ratios = [row["default.qubit_over_qrl"], row["lightning.qubit_over_qrl"], row["lightning.qubit_over_qrl-lightning"]]
+    assert set(row["seconds"]) == {"qrl", "qrl-pairs", "qrl-native", "qrl-lightning", "default.qubit",
+                                   "lightning.qubit"}
+    ratios = [row["default.qubit_over_qrl"], row["lightning.qubit_over_qrl"], row["lightning.qubit_over_qrl-lightning"],
+              row["default.qubit_over_qrl-native"], row["lightning.qubit_over_qrl-native"]]
     assert all(isinstance(r, float) and r > 0 for r in ratios)
 
 
 def test_circuits_bench_skip_slow_and_refusals(tmp_path, capsys):
     result = bench.bench_meyer((2,), batch=1, n_layers=1, budget_s=0.0, min_repeats=1, include_slow=False)
     (row,) = result["rows"]
-    assert set(row["seconds"]) == {"qrl", "qrl-pairs", "qrl-lightning", "default.qubit"}
-    assert "lightning.qubit_over_qrl" not in row
+    assert set(row["seconds"]) == {"qrl", "qrl-pairs", "qrl-native", "qrl-lightning", "default.qubit"}
+    assert "lightning.qubit_over_qrl" not in row and "lightning.qubit_over_qrl-native" not in row
     assert bench.NATIVE_RATIO not in row
     table = bench.format_circuits({"flexibility": {"goal_ratio": 1.3, "n_qubits": 4, "n_layers": 5, "rows": []},
                                    "meyer": result})
-    assert table.splitlines()[-1].endswith(" | - |")  # no Lightning ratio
+    header, row = (line.strip("|").split(" | ") for line in (table.splitlines()[-3], table.splitlines()[-1]))
+    assert row[header.index("lightning.qubit / qrl")].strip() == "-"  # no Lightning ratio
+    assert "lightning.qubit / qrl-native" not in header and row[-1].strip().endswith("x")  # default.qubit / native
     assert main(["bench", "circuits", "--batch", "0", "--out", str(tmp_path)]) == 2
     assert "must be positive" in capsys.readouterr().err
     assert main(["bench", "circuits", "--min-repeats", "0", "--out", str(tmp_path)]) == 2
