@@ -308,3 +308,29 @@ def test_the_readme_lightning_table_at_20_to_26_qubits_is_the_committed_measurem
         assert result["batch"] == batch
         row = f"| {n}, {batch} | {torch_s:.1f} | {light_s:.1f} | {light_s / torch_s:.2f}x |"
         assert row in readme, row
+
+
+def test_the_readme_native_kernel_tables_are_the_committed_measurements():
+    readme = (ROOT / "README.md").read_text()
+    policy = bench.load(COMMITTED / "policy-20261204-205712.json")
+    table = bench.format_policy(policy)
+    for row in table.splitlines():
+        if row.startswith(("| mlp", "| qrl torch |", "| qrl torch:native", "| update: qrl torch:native",
+                           "| rollout: qrl torch:native")):
+            assert row in readme, row
+    update = policy["seconds"]["update"]
+    assert round(update["qrl torch:native"]["64"] / update["mlp (SB3 MlpPolicy 64x64)"]["64"], 2) == 1.28
+    trains = {f: bench.load(COMMITTED / f"train-20261204-{f}.json")["runs"] for f in ("205809", "210209", "210223")}
+    for row in bench.format_train(trains["205809"]).splitlines()[2:]:
+        assert row in readme, row
+    ppo = [round(runs[0]["vqc_over_mlp"], 2) for runs in trains.values()]
+    assert ppo == [0.88, 0.97, 0.89] and "0.88x, 0.97x and 0.89x" in " ".join(readme.split())
+    assert all(r["vqc_device"] == "torch:native" for runs in trains.values() for r in runs)
+    meyer = bench.load(COMMITTED / "circuits-20261204-205942.json")["meyer"]
+    for r in meyer["rows"]:
+        t = {k: f"{v * 1e3:,.0f}" if v >= 1 else f"{v * 1e3:.1f}" for k, v in r["seconds"].items()}  # ms
+        row = (f"| {r['qubits']} | {t['qrl']} | {t['qrl-native']} | {t['default.qubit']} | {t['lightning.qubit']} | "
+               f"{r['default.qubit_over_qrl']:.1f}x | {r['default.qubit_over_qrl-native']:.1f}x | "
+               f"{r['lightning.qubit_over_qrl-native']:.0f}x |")
+        assert row in readme, row
+    assert round(meyer["rows"][0]["default.qubit_over_qrl-native"], 1) == 20.0 and meyer["rows"][0]["qubits"] == 10
