@@ -31,9 +31,10 @@ X86_FLAGS = ("-mprefer-vector-width=512",)
 MAX_CONSTANT_WIRES = 3
 """Constant gates on at most this many wires run in the kernel (a Toffoli); wider ones are refused."""
 BLOCK = 16
-"""Samples per register block of the kernel (``BLK`` in native.c): the kernel's batch is padded to a multiple."""
+"""The kernel's batch is padded to a multiple of this many samples (``BLK`` in native.c): whole vector registers
+(16 float32 or two registers of 8 float64 with AVX-512)."""
 MAX_RUN = 8
-"""Rotations on one wire applied in one pass over the state at most (``MAXRUN`` in native.c)."""
+"""One-qubit gates on one wire applied in one pass over the state at most (``MAXRUN`` in native.c)."""
 NATIVE_MAX_QUBITS = 16
 """The kernel keeps four ``(2**n, B)`` state arrays; it is for the small circuits where per-call work dominates."""
 
