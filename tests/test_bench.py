@@ -334,3 +334,13 @@ def test_the_readme_native_kernel_tables_are_the_committed_measurements():
                f"{r['lightning.qubit_over_qrl-native']:.0f}x |")
         assert row in readme, row
     assert round(meyer["rows"][0]["default.qubit_over_qrl-native"], 1) == 20.0 and meyer["rows"][0]["qubits"] == 10
+
+
+def test_the_readme_native_scaling_rows_are_the_committed_measurements():
+    readme = (ROOT / "README.md").read_text()
+    for f in ("211040", "211052", "211216"):
+        r = bench.load(COMMITTED / f"scaling-20261204-{f}.json")
+        for n in r["qubits"]:
+            torch_s, native_s = r["seconds"]["torch"][str(n)], r["seconds"]["torch:native"][str(n)]
+            row = f"| {n} | {r['batch']} | {bench._ms(torch_s)} | {bench._ms(native_s)} | {torch_s / native_s:.2f}x |"
+            assert row in readme, row
