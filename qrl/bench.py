@@ -192,40 +192,56 @@ _TRAIN_VQC_POLICY = {"ppo": "qrl.sb3.VQCActorCriticPolicy", "dqn": "qrl.sb3.VQCD
 
 def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0, algo: str = "ppo",
                 log: Callable[[str], None] | None = None, sb3_device: str = "cpu",
-                n_qubits: int | None = None, vqc_device: str = "torch") -> dict[str, Any]:
+                n_qubits: int | None = None, vqc_device: str = "torch", repeats: int = 1) -> dict[str, Any]:
     """Steps/s of ``algo`` with the VQC policy and with ``MlpPolicy``, same (rl-zoo3) hyperparameters.
 
     Both runs take every hyperparameter from the rl-zoo3 preset ``<algo>-mlp``; only the policy
     differs (the VQC policy with its defaults on the backend ``vqc_device``, ``n_qubits`` if given). No evaluation
-    callbacks. ``sb3_device``: SB3's torch device for both (``"cuda"``: the circuits run on the GPU).
+    callbacks. ``sb3_device``: SB3's torch device for both (``"cuda"``: the circuits run on the GPU). With
+    ``repeats`` > 1 the pair is trained that many times, MLP and VQC alternating (so that a change in the
+    machine's speed reaches both), and the medians are reported: steps/s per policy and the ratio of the pairs.
     """
     from qrl.config import resolve
-    from qrl.train import build_model
 
     if algo not in _TRAIN_VQC_POLICY:
         raise QRLError(f"unknown algorithm {algo!r} for bench train; expected one of {', '.join(_TRAIN_VQC_POLICY)}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise QRLError(f"expected repeats as a positive integer; got {repeats!r}; try --repeats 3")
     base = resolve(f"{algo}-mlp", env, seed=seed, steps=steps)
-    results: dict[str, dict[str, float]] = {}
     _check_sb3_device(sb3_device)
     if n_qubits is not None and (isinstance(n_qubits, bool) or not isinstance(n_qubits, int) or n_qubits < 1):
         raise QRLError(f"expected --n-qubits as a positive integer; got {n_qubits!r}; try --n-qubits 8")
     vqc_kwargs = {"device": vqc_device, **({} if n_qubits is None else {"n_qubits": n_qubits})}
-    for name, policy, policy_kwargs in (("mlp", "MlpPolicy", base.policy_kwargs),
-                                        ("vqc", _TRAIN_VQC_POLICY[algo], vqc_kwargs)):
-        config = dataclasses.replace(base, policy=policy, policy_kwargs=policy_kwargs,
-                                     hyperparams={**base.hyperparams, "device": sb3_device})
-        model, vec_env = build_model(config)
-        start = time.perf_counter()
-        model.learn(steps)
-        wall = time.perf_counter() - start
-        vec_env.close()
-        results[name] = {"steps": int(model.num_timesteps), "seconds": wall, "steps_per_s": model.num_timesteps / wall}
-        if log:
-            log(f"{algo} {name}: {results[name]['steps_per_s']:.0f} steps/s")
+    runs: dict[str, list[dict[str, float]]] = {"mlp": [], "vqc": []}
+    for _ in range(repeats):
+        for name, policy, policy_kwargs in (("mlp", "MlpPolicy", base.policy_kwargs),
+                                            ("vqc", _TRAIN_VQC_POLICY[algo], vqc_kwargs)):
+            runs[name].append(_train_run(dataclasses.replace(
+                base, policy=policy, policy_kwargs=policy_kwargs, hyperparams={**base.hyperparams,
+                                                                               "device": sb3_device}), steps))
+            if log:
+                log(f"{algo} {name}: {runs[name][-1]['steps_per_s']:.0f} steps/s")
+    ratios = [v["steps_per_s"] / m["steps_per_s"] for m, v in zip(runs["mlp"], runs["vqc"], strict=True)]
+    results = {name: {"steps": rs[0]["steps"], "seconds": statistics.median(r["seconds"] for r in rs),
+                      "steps_per_s": statistics.median(r["steps_per_s"] for r in rs),
+                      **({"runs": rs} if repeats > 1 else {})} for name, rs in runs.items()}
     return {"kind": "train", "algo": algo, "env": env, "hyperparams": base.hyperparams, "n_envs": base.n_envs,
-            "sb3_device": sb3_device, "n_qubits": n_qubits, "vqc_device": vqc_device,
+            "sb3_device": sb3_device, "n_qubits": n_qubits, "vqc_device": vqc_device, "repeats": repeats,
             **({"gpu": torch.cuda.get_device_name(sb3_device)} if sb3_device != "cpu" else {}),
-            "results": results, "vqc_over_mlp": results["vqc"]["steps_per_s"] / results["mlp"]["steps_per_s"]}
+            "results": results, "vqc_over_mlp": statistics.median(ratios),
+            **({"ratios": ratios} if repeats > 1 else {})}
+
+
+def _train_run(config, steps: int) -> dict[str, float]:
+    """One timed ``learn(steps)`` of a fresh model for ``config``: steps, seconds, steps/s."""
+    from qrl.train import build_model
+
+    model, vec_env = build_model(config)
+    start = time.perf_counter()
+    model.learn(steps)
+    wall = time.perf_counter() - start
+    vec_env.close()
+    return {"steps": int(model.num_timesteps), "seconds": wall, "steps_per_s": model.num_timesteps / wall}
 
 
 def _check_sb3_device(device: str) -> None:
@@ -602,6 +618,8 @@ def format_train(results: list[dict[str, Any]] | dict[str, Any]) -> str:
         qubits = f"{result['n_qubits']} qubits" if result.get("n_qubits") else ""
         program = "" if result.get("vqc_device", "torch") == "torch" else result["vqc_device"]
         where = "".join(f"; {w}" for w in (device, qubits, program) if w)  # when not the defaults
+        repeats = result.get("repeats", 1)
+        where += f"; median of {repeats}" if repeats > 1 else ""
         lines.append(f"| {result.get('algo', 'ppo').upper()}, {result['env']} ({r['mlp']['steps']}{where}) | "
                      f"{r['mlp']['steps_per_s']:.0f} | {r['vqc']['steps_per_s']:.0f} | "
                      f"{result['vqc_over_mlp']:.2f}x{goal} |")

@@ -344,3 +344,17 @@ def test_the_readme_native_scaling_rows_are_the_committed_measurements():
             torch_s, native_s = r["seconds"]["torch"][str(n)], r["seconds"]["torch:native"][str(n)]
             row = f"| {n} | {r['batch']} | {bench._ms(torch_s)} | {bench._ms(native_s)} | {torch_s / native_s:.2f}x |"
             assert row in readme, row
+
+
+def test_train_bench_repeats_alternate_and_report_medians(tmp_path, capsys):
+    assert main(["bench", "train", "--algos", "ppo", "--steps", "64", "--repeats", "3", "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("train-*.json")
+    (run,) = json.loads(path.read_text())["runs"]
+    assert run["repeats"] == 3 and len(run["ratios"]) == 3
+    for name in ("mlp", "vqc"):
+        speeds = sorted(r["steps_per_s"] for r in run["results"][name]["runs"])
+        assert len(speeds) == 3 and run["results"][name]["steps_per_s"] == speeds[1]
+    assert run["vqc_over_mlp"] == sorted(run["ratios"])[1]
+    assert "; median of 3) |" in capsys.readouterr().out
+    assert main(["bench", "train", "--repeats", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert "expected repeats as a positive integer" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -66,6 +66,8 @@ def _add_train(what) -> None:
                    help="qubits of the VQC policy's circuits (default: the policy's, enough for the features)")
     p.add_argument("--vqc-device", default="torch",
                    help="the VQC policy's device (default torch; torch:native: the compiled C kernel)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="train each pair this many times, MLP and VQC alternating, and report medians (default 1)")
     _add_common(p, budget=False)
     p.set_defaults(run=run_train)
 
@@ -74,7 +76,8 @@ def run_train(args) -> int:
     from qrl import bench
 
     runs = [bench.bench_train(args.env, steps=args.steps, algo=algo, log=log, sb3_device=args.sb3_device,
-                              n_qubits=args.n_qubits, vqc_device=args.vqc_device) for algo in args.algos]
+                              n_qubits=args.n_qubits, vqc_device=args.vqc_device, repeats=args.repeats)
+            for algo in args.algos]
     return _finish({"kind": "train", "env": args.env, "runs": runs}, bench.format_train(runs), args.out)
 
 
