@@ -320,11 +320,16 @@ def test_the_readme_native_kernel_tables_are_the_committed_measurements():
             assert row in readme, row
     update = policy["seconds"]["update"]
     assert round(update["qrl torch:native"]["64"] / update["mlp (SB3 MlpPolicy 64x64)"]["64"], 2) == 1.28
-    trains = {f: bench.load(COMMITTED / f"train-20261204-{f}.json")["runs"] for f in ("205809", "210209", "210223")}
-    for row in bench.format_train(trains["205809"]).splitlines()[2:]:
+    trains = {f: bench.load(COMMITTED / f"train-20261204-{f}.json")["runs"]
+              for f in ("212005", "205809", "210209", "210223")}
+    for row in bench.format_train(trains["212005"]).splitlines()[2:]:
         assert row in readme, row
-    ppo = [round(runs[0]["vqc_over_mlp"], 2) for runs in trains.values()]
-    assert ppo == [0.88, 0.97, 0.89] and "0.88x, 0.97x and 0.89x" in " ".join(readme.split())
+    ppo, dqn = trains["212005"]
+    assert [f"{r:.2f}x" for r in ppo["ratios"]] == ["0.89x", "0.89x", "0.94x", "0.93x", "0.94x"]
+    assert "0.89x, 0.89x, 0.94x, 0.93x and 0.94x" in " ".join(readme.split())
+    assert f"{min(dqn['ratios']):.2f}x-{max(dqn['ratios']):.2f}x" == "1.75x-1.85x" and "DQN 1.75x-1.85x" in readme
+    singles = [round(runs[0]["vqc_over_mlp"], 2) for f, runs in trains.items() if f != "212005"]
+    assert singles == [0.88, 0.97, 0.89] and "0.88x, 0.97x and 0.89x" in " ".join(readme.split())
     assert all(r["vqc_device"] == "torch:native" for runs in trains.values() for r in runs)
     meyer = bench.load(COMMITTED / "circuits-20261204-205942.json")["meyer"]
     for r in meyer["rows"]:
