@@ -258,17 +258,18 @@ class NativeProgram:
         self._bind(flat_a.device)
         if torch.is_grad_enabled() and (flat_a.requires_grad or shared.requires_grad):
             return NativeRun.apply(self, flat_a, shared, rdtype, diagonals)
-        return self.forward(flat_a, shared, rdtype, diagonals)[0]
+        return self.forward(flat_a, shared, rdtype, diagonals, keep=False)[0]
 
-    def forward(self, flat_a: torch.Tensor, shared: torch.Tensor, rdtype: torch.dtype, diagonals):
-        """One forward kernel call: ``(out, state, trig)`` (the last two for :meth:`backward`)."""
+    def forward(self, flat_a: torch.Tensor, shared: torch.Tensor, rdtype: torch.dtype, diagonals,
+                keep: bool = True) -> tuple:
+        """One forward kernel call: ``(out, state, trig)``, the last two for :meth:`backward` (``None`` with
+        ``keep=False``: the kernel's own scratch memory, freed after the call)."""
         (n_angle, n_shared, n_weight, n_ops), arrays, fns = self._bound
         batch, dim = flat_a.shape[0], 2**self.n
         padded = -(-batch // BLOCK) * BLOCK
-        angles = flat_a.detach().to(rdtype).contiguous()
-        weights = shared.detach().to(rdtype).contiguous()
-        trig = torch.empty(2 * (n_angle * padded + n_shared), dtype=rdtype)
-        state = torch.empty(2 * padded * dim, dtype=rdtype)
+        angles, weights = _as_kernel_input(flat_a, rdtype), _as_kernel_input(shared, rdtype)
+        trig = torch.empty(2 * (n_angle * padded + n_shared), dtype=rdtype) if keep else None
+        state = torch.empty(2 * padded * dim, dtype=rdtype) if keep else None
         if diagonals is None:
             out = torch.empty((batch, dim), dtype=torch.complex128 if rdtype == torch.float64 else torch.complex64)
             ptrs = (None, out.data_ptr(), None)
@@ -277,7 +278,8 @@ class NativeProgram:
             ptrs = (diagonals.ctypes.data, None, out.data_ptr())
         if fns[rdtype][0](self.n, batch, n_angle, n_shared, n_weight, n_ops,
                           0 if diagonals is None else diagonals.shape[1], *arrays, ptrs[0], angles.data_ptr(),
-                          weights.data_ptr(), trig.data_ptr(), state.data_ptr(), *ptrs[1:]) != 0:
+                          weights.data_ptr(), trig.data_ptr() if keep else None,
+                          state.data_ptr() if keep else None, *ptrs[1:]) != 0:
             raise QRLError("the native kernel could not allocate its scratch memory; try a smaller batch")
         return out, state, trig
 
@@ -294,6 +296,11 @@ class NativeProgram:
                               state.data_ptr(), *ptrs[1:], g_angles.data_ptr(), g_shared.data_ptr()) != 0:
             raise QRLError("the native kernel could not allocate its scratch memory; try a smaller batch")
         return g_angles, g_shared
+
+
+def _as_kernel_input(t: torch.Tensor, rdtype: torch.dtype) -> torch.Tensor:
+    """``t`` as contiguous ``rdtype`` memory the kernel can read (``t`` itself where it already is)."""
+    return t if t.dtype == rdtype and t.is_contiguous() else t.detach().to(rdtype).contiguous()
 
 
 class NativeRun(torch.autograd.Function):

@@ -280,14 +280,19 @@ static void FN(readout)(int n, int B, int Bp, int K, const double *diag, const R
 
 /* Runs the gates on |0>: the final states go to state (the kernel's layout, 2 * 2**n * Bp, for the backward)
  * and, where out is not NULL, to out (B, 2**n, interleaved complex); with K > 0, |psi|^2 @ diag to vals (B, K).
- * trig (2 * (P * Bp + S)) is filled for the backward. Returns 0, or -1 (no scratch memory). */
+ * trig (2 * (P * Bp + S)) is filled for the backward. trig and state may be NULL (no backward to follow: the
+ * kernel uses scratch memory of its own). Returns 0, or -1 (no scratch memory). */
 int FN(forward)(int n, int B, int P, int S, int Q, int nops, int K, const int32_t *ops, const double *mre,
                 const double *mim, const int32_t *perm, const double *consts, const double *diag,
                 const REAL *angles, const REAL *shared, REAL *trig, REAL *state, REAL *out, REAL *vals) {
     size_t dim = (size_t)1 << n;
     int Bp = (B + BLK - 1) / BLK * BLK;
-    REAL *work = malloc(sizeof(REAL) * (16 + (size_t)K) * (size_t)Bp);
+    size_t own = (trig ? 0 : 2 * ((size_t)P * Bp + S)) + (state ? 0 : 2 * dim * Bp);  /* NULL: scratch of ours */
+    REAL *work = malloc(sizeof(REAL) * ((16 + (size_t)K) * (size_t)Bp + own));
     if (!work) return -1;
+    REAL *extra = work + (16 + (size_t)K) * (size_t)Bp;
+    if (!trig) { trig = extra; extra += 2 * ((size_t)P * Bp + S); }
+    if (!state) state = extra;
     REAL *re = state, *im = re + dim * Bp, *tr = work, *ti = tr + 8 * (size_t)Bp;
     const REAL *cps = trig, *sps = cps + (size_t)P * Bp, *csh = sps + (size_t)P * Bp, *ssh = csh + S;
     FN(trig)(B, Bp, P, S, Q, angles, shared, consts, trig);
