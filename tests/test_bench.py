@@ -312,23 +312,31 @@ def test_the_readme_lightning_table_at_20_to_26_qubits_is_the_committed_measurem
 
 def test_the_readme_native_kernel_tables_are_the_committed_measurements():
     readme = (ROOT / "README.md").read_text()
-    policy = bench.load(COMMITTED / "policy-20261204-205712.json")
+    policy = bench.load(COMMITTED / "policy-20261204-215042.json")
     table = bench.format_policy(policy)
     for row in table.splitlines():
         if row.startswith(("| mlp", "| qrl torch |", "| qrl torch:native", "| update: qrl torch:native",
                            "| rollout: qrl torch:native")):
             assert row in readme, row
     update = policy["seconds"]["update"]
-    assert round(update["qrl torch:native"]["64"] / update["mlp (SB3 MlpPolicy 64x64)"]["64"], 2) == 1.28
+    assert round(update["qrl torch:native"]["64"] / update["mlp (SB3 MlpPolicy 64x64)"]["64"], 2) == 1.36
+    earlier = bench.load(COMMITTED / "policy-20261204-205712.json")["seconds"]
+    ratios = [earlier[m]["qrl torch:native"][b] / earlier[m]["mlp (SB3 MlpPolicy 64x64)"][b]
+              for m in ("update", "rollout") for b in ("1", "8", "64", "256")]
+    assert [f"{r:.2f}x" for r in ratios] == ["1.38x", "1.35x", "1.28x", "1.27x", "1.32x", "1.65x", "1.82x", "1.29x"]
     trains = {f: bench.load(COMMITTED / f"train-20261204-{f}.json")["runs"]
-              for f in ("212005", "205809", "210209", "210223")}
-    for row in bench.format_train(trains["212005"]).splitlines()[2:]:
+              for f in ("214935", "212005", "205809", "210209", "210223")}
+    for row in bench.format_train(trains["214935"]).splitlines()[2:]:
         assert row in readme, row
+    ppo, dqn = trains["214935"]
+    assert [f"{r:.2f}x" for r in ppo["ratios"]] == ["0.94x", "0.90x", "0.95x", "0.93x", "0.90x"]
+    assert "0.94x, 0.90x, 0.95x, 0.93x and 0.90x" in " ".join(readme.split())
+    assert f"{min(dqn['ratios']):.2f}x-{max(dqn['ratios']):.2f}x" == "1.77x-1.88x" and "DQN 1.77x-1.88x" in readme
     ppo, dqn = trains["212005"]
     assert [f"{r:.2f}x" for r in ppo["ratios"]] == ["0.89x", "0.89x", "0.94x", "0.93x", "0.94x"]
     assert "0.89x, 0.89x, 0.94x, 0.93x and 0.94x" in " ".join(readme.split())
-    assert f"{min(dqn['ratios']):.2f}x-{max(dqn['ratios']):.2f}x" == "1.75x-1.85x" and "DQN 1.75x-1.85x" in readme
-    singles = [round(runs[0]["vqc_over_mlp"], 2) for f, runs in trains.items() if f != "212005"]
+    assert f"{dqn['vqc_over_mlp']:.2f}x" == "1.80x"
+    singles = [round(runs[0]["vqc_over_mlp"], 2) for f, runs in trains.items() if f not in ("214935", "212005")]
     assert singles == [0.88, 0.97, 0.89] and "0.88x, 0.97x and 0.89x" in " ".join(readme.split())
     assert all(r["vqc_device"] == "torch:native" for runs in trains.values() for r in runs)
     meyer = bench.load(COMMITTED / "circuits-20261204-205942.json")["meyer"]
