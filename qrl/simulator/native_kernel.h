@@ -6,12 +6,13 @@
  * (SIMD) and the batch of a small circuit stays in the L1/L2 cache. Padding samples start in |0>, turn by angle 0
  * and have a zero cotangent: they change no value and no gradient. Gates come as 8 int32 each (native.py):
  *   kind (0-2: RX, RY, RZ; 3: a constant on one wire; 4: dense constant, 5: monomial constant, 6: diagonal of the
- *   whole state), k (wires), w0, w1, w2, src (0: per-sample
- *   row, 1: shared), idx, moff; kinds 0-3 make runs on a wire: the first of a run has the run's length in w1,
- *   the last one in w2 (the run is applied in one pass over the state, VLEN samples at a time in registers).
+ *   whole state), k (wires), w0, w1, w2, src (0: per-sample row, 1: shared), idx, moff; kinds 0-3 make runs on a
+ *   wire: the first of a run has the run's length in w1, the last one in w2 (the run is applied in one pass over
+ *   the state, VLEN samples at a time in registers).
  * Rotations take cos and sin of half their angle: per-sample (rows of Bp) or shared (one number each).
- * Constant gates: dense (d x d matrices at moff, the inverse at moff + d * d) or monomial (out[perm[c]] =
- * phase[c] * in[c]; the inverse at moff + d).
+ * Constant gates (matrices in mre/mim, from moff): one-qubit 2x2 (the inverse at moff + 4), dense d x d (the inverse
+ * at moff + d * d), monomial (out[perm[c]] = phase[c] * in[c]; the inverse at moff + d) or a diagonal of the whole
+ * state (2**n phases; the inverse at moff + 2**n).
  */
 
 typedef REAL FN(vec) __attribute__((vector_size(64)));  /* one AVX-512 register (or two or four narrower ones) */
@@ -45,8 +46,6 @@ static inline void FN(rot)(int kind, VEC c, VEC s, VEC *xr, VEC *xi, VEC *yr, VE
     }
 }
 
-/* a run of m rotations on one wire (op[2]) in one pass over the state: each block of VLEN samples of a pair of rows
- * goes through the whole run in registers */
 /* a constant one-qubit gate (kind 3): its 2x2 matrix, row-major, at mre/mim */
 static inline void FN(mat)(const double *mre, const double *mim, VEC *xr, VEC *xi, VEC *yr, VEC *yi) {
     VEC ar = *xr, ai = *xi, br = *yr, bi = *yi;
@@ -56,6 +55,8 @@ static inline void FN(mat)(const double *mre, const double *mim, VEC *xr, VEC *x
     *yr = m2r * ar - m2i * ai + m3r * br - m3i * bi; *yi = m2r * ai + m2i * ar + m3r * bi + m3i * br;
 }
 
+/* a run of m one-qubit gates on one wire (run[2]) in one pass over the state: each block of VLEN samples of a pair
+ * of rows goes through the whole run in registers */
 static void FN(rotate_run)(int n, int Bp, int m, const int32_t *run, const double *mre, const double *mim,
                            const REAL *cps, const REAL *sps, const REAL *csh, const REAL *ssh, REAL *re, REAL *im) {
     size_t dim = (size_t)1 << n, mask = (size_t)1 << (n - 1 - run[2]);
