@@ -111,11 +111,11 @@ def _compile(compiler: str, args: list[str], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _runs(ops: list[list[int]], diagonal: dict[int, bool]) -> list[list[int]]:
+def _runs(ops: list[list[int]], diagonals: dict[int, np.ndarray]) -> list[list[int]]:
     """The gate list with each wire's consecutive one-qubit gates (rotations and constants) together (those on other
     wires commute with them; every wire keeps its own order), cut into runs of at most :data:`MAX_RUN`: the kernel
     applies a run in one pass over the state. A run's first gate carries its length in slot 3, its last one in slot
-    4. ``diagonal``: per constant gate (by ``id``), whether it is diagonal."""
+    4. ``diagonals``: the diagonal constant gates (by ``id`` of their op)."""
     out: list[list[int]] = []
     pending: dict[int, list[list[int]]] = {}
 
@@ -132,7 +132,7 @@ def _runs(ops: list[list[int]], diagonal: dict[int, bool]) -> list[list[int]]:
             continue
         # before a diagonal gate every run is emitted (so that a ring of CZs stays together, one diagonal:
         # _merge_diagonals); before another, the runs of its wires
-        for wire in sorted(pending) if diagonal[id(op)] else op[2:2 + op[1]]:
+        for wire in sorted(pending) if id(op) in diagonals else op[2:2 + op[1]]:
             flush(wire)
         out.append(op)
     for wire in list(pending):
@@ -200,8 +200,8 @@ class NativeProgram:
                     where, index = 1, n_weight + len(consts)
                     consts.append(src.value)
                 ops.append([_AXES[axis], 1, g.wires[0], 0, 0, where, index, 0])
-        ordered = _runs(ops, {id(op): id(op) in diagonals for op in ops if op[0] > _CONST_1Q})
-        self.ops = np.asarray(_merge_diagonals(ordered, diagonals, n, mats, perms), dtype=np.int32).reshape(-1, 8)
+        ordered = _merge_diagonals(_runs(ops, diagonals), diagonals, n, mats, perms)
+        self.ops = np.asarray(ordered, dtype=np.int32).reshape(-1, 8)
         flat = np.concatenate(mats) if mats else np.zeros(1, dtype=complex)
         self.mat_re, self.mat_im = np.ascontiguousarray(flat.real), np.ascontiguousarray(flat.imag)
         self.perm = np.concatenate(perms).astype(np.int32) if perms else np.zeros(1, dtype=np.int32)
