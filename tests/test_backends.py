@@ -784,8 +784,8 @@ def test_auto_runs_rollout_sized_batches_where_the_small_batch_crossovers_say(mo
     monkeypatch.setattr(select, "small_batch_table", lambda: {4: "torch", 12: "torch"})
     assert isinstance(make_backend(spec, "auto"), TorchStatevector)  # one backend where both tables agree
     monkeypatch.setattr(select, "small_batch_table", lambda: {4: "lightning.qubit"})
-    backend = make_backend(spec, "auto")
-    assert isinstance(backend, BatchDispatch) and resolve_device_name("auto", spec) == "torch"
+    backend = make_backend(spec, "auto")  # (tensors on a GPU would run the torch program: AcceleratorDispatch)
+    assert isinstance(backend.cpu, BatchDispatch) and resolve_device_name("auto", spec) == "torch"
     small = backend.for_batch(SMALL_BATCH_MAX)
     assert isinstance(small, PennyLaneQNode) and small.native is not None  # Lightning's native path
     assert backend.for_batch(SMALL_BATCH_MAX + 1) is backend.large and backend.passes() == backend.large.passes()
@@ -805,9 +805,9 @@ def test_auto_runs_rollout_sized_batches_where_the_small_batch_crossovers_say(mo
     from qrl.nn import VQC
 
     vqc = VQC(spec, device="auto", seed=0)  # a module keeps "auto", so its calls are dispatched too
-    assert isinstance(vqc.backend, BatchDispatch) and vqc.device_name == "torch"
+    assert isinstance(vqc.backend.cpu, BatchDispatch) and vqc.device_name == "torch"
     vqc._backend = None  # as after unpickling
-    assert isinstance(vqc.backend, BatchDispatch)
+    assert isinstance(vqc.backend.cpu, BatchDispatch)
 
 
 def test_auto_runs_calls_on_an_accelerator_on_the_torch_program_there(monkeypatch):
@@ -840,6 +840,58 @@ def test_auto_runs_calls_on_an_accelerator_on_the_torch_program_there(monkeypatc
     assert isinstance(make_backend(spec, "lightning.qubit"), PennyLaneQNode)  # a named device is never moved
     monkeypatch.setattr(select, "auto_table", lambda: {4: "torch", 12: "torch"})
     assert isinstance(make_backend(spec, "auto"), TorchStatevector)  # torch already: nothing to dispatch
+
+
+def test_auto_takes_the_native_kernel_where_measured_fastest_from_ten_qubits(monkeypatch):
+    """Below AUTO_NATIVE_MIN_QUBITS auto keeps the torch programs (the committed runs); from it, the native kernel
+    where the tables name it, for rollout-sized calls only on circuits within the pass ratio; on a GPU, and where
+    the kernel cannot be built, the torch program."""
+    from qrl.backends import dispatch, select
+    from qrl.backends.dispatch import SMALL_BATCH_MAX, AcceleratorDispatch, BatchDispatch
+    from qrl.circuits import custom_circuit
+    from qrl.simulator import native
+
+    both = {4: select.NATIVE, 12: select.NATIVE}
+    monkeypatch.setattr(select, "auto_table", lambda: both)
+    monkeypatch.setattr(select, "small_batch_table", lambda: both)
+    below = make_backend(CircuitSpec(n_qubits=8, n_layers=2, n_inputs=8, n_outputs=2), "auto")
+    assert isinstance(below, TorchStatevector) and below.program != "native"
+    hea = CircuitSpec(n_qubits=10, n_layers=2, n_inputs=10, n_outputs=2)
+    backend = make_backend(hea, "auto")
+    assert resolve_device_name("auto", hea) == select.NATIVE and isinstance(backend, AcceleratorDispatch)
+    assert isinstance(backend.cpu, TorchStatevector) and backend.cpu.program == "native"  # every batch
+    gen = torch.Generator().manual_seed(2)
+    weights = torch.rand(hea.weight_shape, generator=gen, dtype=torch.float64) * 2 * math.pi
+    angles = torch.rand(8, hea.n_encoding_layers, hea.n_inputs, generator=gen, dtype=torch.float64)
+    cot = torch.randn(8, hea.n_outputs, generator=gen, dtype=torch.float64)
+    for r, g in zip(values_and_grads(TorchStatevector(hea), angles, weights, cot),
+                    values_and_grads(backend, angles, weights, cot), strict=True):
+        np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0)
+    monkeypatch.setattr(dispatch, "on_accelerator", lambda inputs: True)  # as for tensors on a GPU
+    assert backend.for_inputs(angles).program != "native"
+    monkeypatch.undo()
+    monkeypatch.setattr(select, "auto_table", lambda: both)
+    monkeypatch.setattr(select, "small_batch_table", lambda: both)
+    meyer = custom_circuit("meyer_iqp", n_qubits=10, n_inputs=10, n_layers=1)  # 7.2 native passes per torch pass
+    backend = make_backend(meyer, "auto")
+    assert isinstance(backend.cpu, BatchDispatch) and backend.cpu.large.program == "native"
+    assert backend.for_inputs(torch.zeros(SMALL_BATCH_MAX, 10)).program != "native"
+    monkeypatch.setattr(native, "available", lambda: False)  # no C compiler: the torch program, said so
+    with pytest.warns(UserWarning, match="cannot be compiled"):
+        fallback = make_backend(hea, "auto")
+    assert isinstance(fallback, TorchStatevector) and fallback.program != "native"
+
+
+def test_crossovers_store_the_native_kernel_from_ten_qubits_only(tmp_path, monkeypatch):
+    from qrl.backends import select
+
+    monkeypatch.setattr(select, "CROSSOVERS", tmp_path / "crossovers.json")
+    seconds = {"torch": {"4": 2.0, "10": 3.0}, "torch:native": {"4": 1.0, "10": 1.0}, "lightning.qubit": {"4": 1.5}}
+    select.write_crossovers({"batch": 64, "seconds": seconds, "fastest": {"4": "torch:native", "10": "torch:native"}},
+                            "sweep", {})
+    assert select.auto_table() == {4: "lightning.qubit", 10: "torch:native"}  # at 4: the fastest of the others
+    select.auto_table.cache_clear()
+    select.small_batch_table.cache_clear()
 
 
 def test_crossovers_measured_apart_at_one_batch_are_merged(tmp_path, monkeypatch):

@@ -96,6 +96,10 @@ def test_scaling_bench_times_both_torch_programs(tmp_path, capsys):
     assert set(json.loads(path.read_text())["seconds"]) == {"torch:dense", "torch:wires"}
     assert main([*args, "--update-auto"]) == 2  # device names only: refused before any work
     assert "--update-auto stores device names" in capsys.readouterr().err
+    native = ["bench", "scaling", "--qubits", "2", "--batch", "2", "--budget", "0", "--backends", "torch",
+              "torch:native", "torch:wires", "--update-auto"]
+    assert main(native) == 2  # of the torch programs, only the native kernel is a choice of auto's
+    assert "(CPU calls; of the torch programs, torch:native)" in capsys.readouterr().err
     assert main(["bench", "scaling", "--qubits", "2", "--backends", "default.qubit:dense"]) == 2
     assert "torch backend only" in capsys.readouterr().err
     assert main(["bench", "scaling", "--qubits", "2", "--backends", "lightning.qubit:dense"]) == 2

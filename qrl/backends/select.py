@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 from pathlib import Path
 
 import pennylane as qml
@@ -24,6 +25,19 @@ from qrl.errors import QRLError
 # rollouts); where it names another backend, auto runs each call on the one for its batch (BatchDispatch).
 AUTO_TORCH_MAX_QUBITS = 14
 CROSSOVERS = Path(__file__).resolve().parents[1] / "data" / "crossovers.json"
+NATIVE = "torch:native"
+AUTO_NATIVE_MIN_QUBITS = 10
+"""``device="auto"`` takes the native kernel (``torch:native``) where ``qrl bench scaling --update-auto`` measured
+it fastest, from this many qubits: the committed reference runs (4-8 qubits) were trained on the torch programs,
+and the kernel rounds differently, so below it they would not reproduce to the bit (lowering this needs them re-run;
+README, "The native kernel")."""
+NATIVE_SMALL_BATCH_PASS_RATIO = 4
+"""Calls of at most ``SMALL_BATCH_MAX`` samples run on the native kernel only where the circuit makes at most this
+many of its passes per pass of the torch program (the crossovers are measured on ``hea``, 2.75-3.4 per pass at
+10-16 qubits). The kernel makes one pass per wire's run of one-qubit gates and per two-qubit gate, where the torch
+program multiplies several into one: Meyer et al.'s circuit (7.2 per pass) ran 0.72x as fast on it at 10 qubits,
+batch 8, and ``strongly_entangling`` (5) 0.80x at 12. At update-sized batches the kernel was as fast or faster on
+all three at 10-14 qubits (README, "The native kernel")."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,7 +89,8 @@ _PLUGIN_HINTS = {
 
 
 def resolve_device_name(device: str, spec: CircuitSpec, shots: int | None = None, noise: dict | None = None) -> str:
-    """``"auto"`` -> the fastest exact backend for this size; other names pass through.
+    """``"auto"`` -> the fastest exact backend for this size (for calls of more than ``SMALL_BATCH_MAX`` samples:
+    :func:`small_batch_device` names the one for smaller calls); other names pass through.
 
     With ``noise``, auto is the mixed-state simulator ``default.mixed``; with ``shots``, ``lightning.qubit``
     (the torch backend is exact). This also matters when SB3 loads a model: ``BaseAlgorithm.load`` drops
@@ -89,14 +104,40 @@ def resolve_device_name(device: str, spec: CircuitSpec, shots: int | None = None
     if device == "auto" and shots is not None:
         return "lightning.qubit"
     if device == "auto":
-        return _fastest(auto_table(), spec.n_qubits)
+        return _runnable(_fastest(auto_table(), spec.n_qubits), spec)
     return device
 
 
 def small_batch_device(spec: CircuitSpec) -> str:
     """The exact backend ``device="auto"`` runs calls of at most ``SMALL_BATCH_MAX`` samples on."""
     table = small_batch_table()
-    return _fastest(table, spec.n_qubits) if table else _fastest(auto_table(), spec.n_qubits)
+    name = _runnable(_fastest(table, spec.n_qubits) if table else _fastest(auto_table(), spec.n_qubits), spec)
+    if name == NATIVE and not _native_pays_for_small_batches(spec):
+        return "torch"
+    return name
+
+
+def _runnable(name: str, spec: CircuitSpec) -> str:
+    """``name``, or ``"torch"`` where it is the native kernel and that is not for this circuit (below
+    :data:`AUTO_NATIVE_MIN_QUBITS`, or no C compiler here: then with a warning)."""
+    if name != NATIVE:
+        return name
+    if spec.n_qubits < AUTO_NATIVE_MIN_QUBITS:
+        return "torch"
+    from qrl.simulator.native import available
+
+    if not available():
+        warnings.warn("device='auto' would run this circuit on the native kernel (torch:native), measured fastest "
+                      "here, but it cannot be compiled (no C compiler?); running it on device='torch'", stacklevel=3)
+        return "torch"
+    return name
+
+
+@functools.lru_cache(maxsize=64)
+def _native_pays_for_small_batches(spec: CircuitSpec) -> bool:
+    """Whether the circuit makes at most :data:`NATIVE_SMALL_BATCH_PASS_RATIO` native passes per torch pass."""
+    native, torch_path = TorchStatevector(spec, "native").native_passes(), TorchStatevector(spec).passes()
+    return torch_path is not None and native <= NATIVE_SMALL_BATCH_PASS_RATIO * torch_path
 
 
 def check_memory(spec: CircuitSpec, device: str) -> None:
@@ -129,7 +170,7 @@ def write_crossovers(result: dict, command: str, machine: dict | None = None) ->
     the table."""
     from qrl.io import write_json
 
-    entry = {"command": command, "batch": result["batch"], "fastest": dict(result["fastest"]),
+    entry = {"command": command, "batch": result["batch"], "fastest": _auto_choices(result),
              "machine": machine if machine is not None else result.get("machine")}
     data = _crossovers()
     small = result["batch"] <= SMALL_BATCH_MAX
@@ -142,6 +183,18 @@ def write_crossovers(result: dict, command: str, machine: dict | None = None) ->
     auto_table.cache_clear()
     small_batch_table.cache_clear()
     return CROSSOVERS
+
+
+def _auto_choices(result: dict) -> dict[str, str]:
+    """The fastest backend per measured size that auto may take: the native kernel from
+    :data:`AUTO_NATIVE_MIN_QUBITS` qubits only (below, the fastest of the others)."""
+    seconds, choices = result.get("seconds") or {}, {}
+    for n, fastest in result["fastest"].items():
+        if fastest == NATIVE and int(n) < AUTO_NATIVE_MIN_QUBITS:
+            others = [b for b in seconds if b != NATIVE and n in seconds[b]]
+            fastest = min(others, key=lambda b: seconds[b][n]) if others else "torch"
+        choices[n] = fastest
+    return choices
 
 
 def _merged(entry: dict, old: dict | None) -> dict:
@@ -201,12 +254,12 @@ def _auto_backend(spec: CircuitSpec, name: str):
     """``device="auto"``, exact: ``name`` (the measured fastest for this size), each rollout-sized call on the
     small-batch choice where that differs (:class:`BatchDispatch`), and calls on an accelerator on the torch
     program there where the CPU choice is not torch (:class:`AcceleratorDispatch`)."""
-    backend = make_backend(spec, name)
+    backend, small = make_backend(spec, name), name
     if spec.n_qubits >= SMALL_BATCH_MIN_QUBITS:
         small = small_batch_device(spec)
         if small != name:  # rollout-sized calls are faster elsewhere: each call on the backend for its batch
             backend = BatchDispatch(backend, make_backend(spec, small))
-    if name.partition(":")[0] != "torch":
+    if {name, small} != {"torch"}:  # Lightning or the native kernel on the CPU: not for tensors on a GPU
         backend = AcceleratorDispatch(backend, spec)
     return backend
 

@@ -112,9 +112,12 @@ def run_scaling(args) -> int:
     if args.update_auto and args.ansatz != "hea":
         raise QRLError(f"--update-auto measures device='auto' on the hea circuit; got --ansatz {args.ansatz}; "
                        f"leave out --ansatz or --update-auto")
-    if args.update_auto and any(":" in b or "@" in b for b in args.backends):
-        raise QRLError(f"--update-auto stores device names for device='auto' (CPU calls); got "
-                       f"{' '.join(args.backends)}; leave out torch:dense / torch:wires / torch@cuda or --update-auto")
+    from qrl.backends.select import AUTO_NATIVE_MIN_QUBITS, NATIVE
+
+    if args.update_auto and any((":" in b and b != NATIVE) or "@" in b for b in args.backends):
+        raise QRLError(f"--update-auto stores device names for device='auto' (CPU calls; of the torch programs, "
+                       f"{NATIVE}); got {' '.join(args.backends)}; leave out torch:dense / torch:wires / torch@cuda "
+                       f"or --update-auto")
     result = bench.bench_scaling(tuple(args.qubits), batch=args.batch, backends=tuple(args.backends),
                                  budget_s=args.budget, log=log, ansatz=args.ansatz)
     table = bench.format_scaling(result, args.baseline)
@@ -128,8 +131,10 @@ def run_scaling(args) -> int:
         small = args.batch <= SMALL_BATCH_MAX
         which = f" for calls of at most {SMALL_BATCH_MAX} samples" if small else ""
         stored = sorted(small_batch_table() if small else auto_table())
-        table += (f"\n\n(device='auto' now follows the 'fastest' column{which}: {path}; measured sizes of batch "
-                  f"{args.batch} stored there: {' '.join(map(str, stored))})")
+        native = (f", {NATIVE} from {AUTO_NATIVE_MIN_QUBITS} qubits only (below, the fastest of the others)"
+                  if NATIVE in args.backends else "")
+        table += (f"\n\n(device='auto' now follows the 'fastest' column{which}{native}: {path}; measured sizes of "
+                  f"batch {args.batch} stored there: {' '.join(map(str, stored))})")
     return _finish(result, table, args.out)
 
 

@@ -83,6 +83,15 @@ def kernel() -> ctypes.CDLL:
     return lib
 
 
+def available() -> bool:
+    """Whether the kernel runs here (built now if it was not): ``device="auto"`` takes it only then."""
+    try:
+        kernel()
+    except (QRLError, OSError):
+        return False
+    return True
+
+
 def _writable(folder: Path) -> Path:
     """``folder``, created; or, where it cannot be, a folder of this user's in the system's temporary directory."""
     try:
@@ -207,6 +216,11 @@ class NativeProgram:
         self.perm = np.concatenate(perms).astype(np.int32) if perms else np.zeros(1, dtype=np.int32)
         self.consts = np.asarray(consts, dtype=np.float64)
         self._bound: tuple | None = None
+
+    def passes(self) -> int:
+        """Passes over the state batch in one forward call: one per run of one-qubit gates and per other gate."""
+        kinds = self.ops[:, 0]
+        return int(np.sum((kinds > _CONST_1Q) | (self.ops[:, 3] > 0)))
 
     def _constant(self, g: Gate, mats: list, perms: list) -> list[int]:
         """A constant gate's op; its matrix and inverse appended to ``mats`` (``perms``: monomial rows)."""
