@@ -271,8 +271,11 @@ kept state and the incoming gradient and writes the outgoing one)."""
 def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: int = 8, n_layers: int = 5,
                   backends: tuple[str, ...] = ("torch", "lightning.qubit", "default.qubit"),
                   budget_s: float = 0.5, max_call_s: float = 20.0,
-                  log: Callable[[str], None] | None = None, ansatz: str = "hea") -> dict[str, Any]:
-    """Forward + backward of one circuit (built-in ``ansatz``, Z on every qubit) per qubit count and backend.
+                  log: Callable[[str], None] | None = None, ansatz: str = "hea",
+                  circuit: str | None = None) -> dict[str, Any]:
+    """Forward + backward of one circuit (built-in ``ansatz``, Z on every qubit; or ``circuit``, a circuit of the
+    library such as ``meyer_iqp``, one feature per qubit, as :func:`meyer_paths` builds it) per qubit count and
+    backend.
 
     A backend is a device name (``"torch"``, ``"lightning.qubit"`` ...) or ``"torch:dense"`` /
     ``"torch:wires"`` for one of the torch backend's two programs (this is how
@@ -291,7 +294,7 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
     """
     import resource
 
-    from qrl.circuits import CircuitSpec
+    from qrl.circuits import CircuitSpec, custom_circuit
 
     seconds: dict[str, dict[str, float]] = {b: {} for b in backends}
     places = {b: _torch_place(b) for b in backends}
@@ -301,7 +304,9 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
     copy_s: dict[str, float] = {}  # one copy of the state batch (read + write), measured in this run
     dropped: set[str] = set()
     for n in qubits:
-        spec = CircuitSpec(n_qubits=n, n_layers=n_layers, n_inputs=n, n_outputs=n, ansatz=ansatz)
+        spec = (CircuitSpec(n_qubits=n, n_layers=n_layers, n_inputs=n, n_outputs=n, ansatz=ansatz) if circuit is None
+                else custom_circuit(circuit, n_qubits=n, n_inputs=n, n_layers=n_layers, obs_map="identity",
+                                    output_scaling=False))
         x = torch.randn(batch, n, generator=torch.Generator().manual_seed(n))
         for backend in backends:
             if backend in dropped:
@@ -324,6 +329,7 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
     best = {str(n): min((b for b in backends if str(n) in seconds[b]), key=lambda b: seconds[b][str(n)])
             for n in qubits}
     return {"kind": "scaling", "batch": batch, "n_layers": n_layers, "ansatz": ansatz, "qubits": list(qubits),
+            **({"circuit": circuit} if circuit else {}),
             "seconds": seconds, "fastest": best, "peak_rss_gb": peak_rss_gb,
             "state_mb": {str(n): batch * 8 * 2**n / 2**20 for n in qubits}, "passes": passes, "copy_s": copy_s,
             **({"peak_gpu_gb": peak_gpu_gb, "gpu": torch.cuda.get_device_name()} if peak_gpu_gb else {})}

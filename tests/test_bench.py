@@ -124,6 +124,23 @@ def test_scaling_bench_against_a_baseline_program(tmp_path, capsys):
     assert "--update-auto measures device='auto' on the hea circuit" in capsys.readouterr().err
 
 
+def test_scaling_bench_times_a_circuit_of_the_library(tmp_path, capsys):
+    """--circuit: the library's circuit as meyer_paths builds it, on every backend; auto against the others."""
+    args = ["bench", "scaling", "--qubits", "10", "--batch", "8", "--budget", "0", "--out", str(tmp_path),
+            "--backends", "auto", "torch", "torch:native", "--circuit", "meyer_iqp", "--layers", "2"]
+    assert main([*args, "--baseline", "auto"]) == 0
+    (path,) = tmp_path.glob("scaling-*.json")
+    result = json.loads(path.read_text())
+    assert result["circuit"] == "meyer_iqp" and result["n_layers"] == 2
+    qrl = bench.meyer_paths(10, 2, include_slow=False)["qrl"]
+    assert result["passes"]["torch"]["10"] == bench.PASSES_PER_FORWARD_PASS * qrl.backend.passes()
+    assert "auto / torch:native |" in capsys.readouterr().out
+    assert main([*args, "--update-auto"]) == 2  # auto's crossovers are hea's
+    assert "leave out --ansatz, --circuit and --layers" in capsys.readouterr().err
+    assert main([*args[:-4], "--circuit", "no_such_circuit"]) == 2
+    assert "no_such_circuit" in capsys.readouterr().err
+
+
 def test_median_times_interleaves_the_paths():
     calls: list[str] = []
     secs = bench._median_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, min_repeats=3,

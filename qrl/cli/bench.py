@@ -94,6 +94,10 @@ def _add_scaling(what) -> None:
                         "sizes measured at the same batch; another batch replaces them)")
     p.add_argument("--ansatz", default="hea", choices=sorted(ANSATZE),
                    help="built-in ansatz of the circuit (default hea)")
+    p.add_argument("--circuit", default=None,
+                   help="a circuit of the library instead of --ansatz, one feature per qubit (e.g. meyer_iqp; "
+                        "qrl circuits lists them)")
+    p.add_argument("--layers", type=int, default=5, help="layers of the circuit (default 5)")
     p.add_argument("--baseline", default=None,
                    help="one of --backends: print how many times faster than it each other backend ran "
                         "(e.g. torch:plain, the per-wire program as before chunk products)")
@@ -109,9 +113,12 @@ def run_scaling(args) -> int:
     if args.baseline is not None and args.baseline not in args.backends:
         raise QRLError(f"--baseline must be one of --backends ({' '.join(args.backends)}); got {args.baseline}; "
                        f"try --backends torch torch:plain --baseline torch:plain")
-    if args.update_auto and args.ansatz != "hea":
-        raise QRLError(f"--update-auto measures device='auto' on the hea circuit; got --ansatz {args.ansatz}; "
-                       f"leave out --ansatz or --update-auto")
+    if args.update_auto and (args.ansatz != "hea" or args.circuit or args.layers != 5):
+        raise QRLError(f"--update-auto measures device='auto' on the hea circuit, 5 layers; got --ansatz {args.ansatz}"
+                       f"{f' --circuit {args.circuit}' if args.circuit else ''} --layers {args.layers}; leave out "
+                       f"--ansatz, --circuit and --layers, or --update-auto")
+    if args.layers < 1:
+        raise QRLError(f"--layers must be positive; got {args.layers}")
     from qrl.backends.select import AUTO_NATIVE_MIN_QUBITS, NATIVE
 
     if args.update_auto and any((":" in b and b != NATIVE) or "@" in b for b in args.backends):
@@ -119,7 +126,8 @@ def run_scaling(args) -> int:
                        f"{NATIVE}); got {' '.join(args.backends)}; leave out torch:dense / torch:wires / torch@cuda "
                        f"or --update-auto")
     result = bench.bench_scaling(tuple(args.qubits), batch=args.batch, backends=tuple(args.backends),
-                                 budget_s=args.budget, log=log, ansatz=args.ansatz)
+                                 budget_s=args.budget, log=log, ansatz=args.ansatz, circuit=args.circuit,
+                                 n_layers=args.layers)
     table = bench.format_scaling(result, args.baseline)
     if args.update_auto:
         from qrl.backends.dispatch import SMALL_BATCH_MAX
