@@ -847,13 +847,14 @@ def test_auto_takes_the_native_kernel_where_measured_fastest_from_ten_qubits(mon
     where the tables name it, for rollout-sized calls only on circuits within the pass ratio; on a GPU, and where
     the kernel cannot be built, the torch program."""
     from qrl.backends import dispatch, select
-    from qrl.backends.dispatch import SMALL_BATCH_MAX, AcceleratorDispatch, BatchDispatch
+    from qrl.backends.dispatch import SMALL_BATCH_MAX, TINY_BATCH_MAX, AcceleratorDispatch, BatchDispatch
     from qrl.circuits import custom_circuit
     from qrl.simulator import native
 
     both = {4: select.NATIVE, 12: select.NATIVE}
     monkeypatch.setattr(select, "auto_table", lambda: both)
     monkeypatch.setattr(select, "small_batch_table", lambda: both)
+    monkeypatch.setattr(select, "tiny_batch_table", lambda: {})
     below = make_backend(CircuitSpec(n_qubits=8, n_layers=2, n_inputs=8, n_outputs=2), "auto")
     assert isinstance(below, TorchStatevector) and below.program != "native"
     hea = CircuitSpec(n_qubits=10, n_layers=2, n_inputs=10, n_outputs=2)
@@ -872,6 +873,11 @@ def test_auto_takes_the_native_kernel_where_measured_fastest_from_ten_qubits(mon
     monkeypatch.undo()
     monkeypatch.setattr(select, "auto_table", lambda: both)
     monkeypatch.setattr(select, "small_batch_table", lambda: both)
+    monkeypatch.setattr(select, "tiny_batch_table", lambda: {4: "torch", 12: "torch"})  # one sample: torch
+    backend = make_backend(hea, "auto")
+    assert backend.for_inputs(angles[:TINY_BATCH_MAX]).program != "native"
+    assert backend.for_inputs(angles[:TINY_BATCH_MAX + 1]).program == "native" == backend.cpu.large.program
+    assert make_backend(CircuitSpec(n_qubits=8, n_layers=2, n_inputs=8, n_outputs=2), "auto").program != "native"
     meyer = custom_circuit("meyer_iqp", n_qubits=10, n_inputs=10, n_layers=1)  # 7.2 native passes per torch pass
     backend = make_backend(meyer, "auto")
     assert isinstance(backend.cpu, BatchDispatch) and backend.cpu.large.program == "native"
@@ -913,10 +919,14 @@ def test_crossovers_measured_apart_at_one_batch_are_merged(tmp_path, monkeypatch
                                           24: "torch"}
     assert select.small_batch_device(CircuitSpec(n_qubits=23, n_inputs=4)) == "torch"
     assert select.small_batch_device(CircuitSpec(n_qubits=25, n_inputs=4)) == "lightning.qubit"  # above: Lightning
-    select.write_crossovers({"batch": 2, "fastest": {"26": "torch"}}, "at 26, batch 2", {})
+    select.write_crossovers({"batch": 4, "fastest": {"26": "torch"}}, "at 26, batch 4", {})
     assert select.small_batch_table() == {26: "torch"}  # another batch: a new table
-    select.auto_table.cache_clear()
-    select.small_batch_table.cache_clear()
+    select.write_crossovers({"batch": 1, "fastest": {"10": "lightning.qubit"}}, "at 10, batch 1", {})
+    assert select.tiny_batch_table() == {10: "lightning.qubit"} and select.small_batch_table() == {26: "torch"}
+    assert select.tiny_batch_device(CircuitSpec(n_qubits=10, n_inputs=4)) == "lightning.qubit"
+    assert select.tiny_batch_device(CircuitSpec(n_qubits=8, n_inputs=4)) == "torch"  # below 10: the small table's
+    for table in (select.auto_table, select.small_batch_table, select.tiny_batch_table):
+        table.cache_clear()
 
 
 def test_small_batch_crossovers_are_stored_beside_the_main_ones(tmp_path, monkeypatch):

@@ -69,7 +69,7 @@ def test_scaling_bench_and_cli(tmp_path, capsys, monkeypatch):
 
     crossovers = tmp_path / "crossovers.json"
     monkeypatch.setattr(select, "CROSSOVERS", crossovers)
-    args = ["bench", "scaling", "--qubits", "2", "3", "--batch", "2", "--budget", "0", "--out", str(tmp_path)]
+    args = ["bench", "scaling", "--qubits", "2", "3", "--batch", "3", "--budget", "0", "--out", str(tmp_path)]
     assert main([*args, "--update-auto"]) == 0
     out = capsys.readouterr().out
     assert "| qubits |" in out and "fastest" in out
@@ -78,14 +78,18 @@ def test_scaling_bench_and_cli(tmp_path, capsys, monkeypatch):
     assert set(result["seconds"]) == {"torch", "lightning.qubit", "default.qubit"}
     assert set(result["fastest"]) == {"2", "3"}
     assert all(v > 0 for by_n in result["peak_rss_gb"].values() for v in by_n.values())
-    assert result["state_mb"]["3"] == 2 * 8 * 2**3 / 2**20
-    stored = json.loads(crossovers.read_text())  # batch 2: rollout-sized, stored apart from the main table
+    assert result["state_mb"]["3"] == 3 * 8 * 2**3 / 2**20
+    stored = json.loads(crossovers.read_text())  # batch 3: rollout-sized, stored apart from the main table
     assert stored["small_batch"]["fastest"] == result["fastest"] and "--update-auto" in stored["small_batch"]["command"]
     assert "fastest" not in stored and "calls of at most 16 samples" in out
     assert select.small_batch_table() == {int(n): b for n, b in result["fastest"].items()}
     assert select.auto_table() == {}
-    select.auto_table.cache_clear()
-    select.small_batch_table.cache_clear()
+    tiny = ["bench", "scaling", "--qubits", "2", "--batch", "1", "--budget", "0", "--out", str(tmp_path / "tiny"),
+            "--backends", "torch", "--update-auto"]
+    assert main(tiny) == 0 and "calls of at most 2 samples" in capsys.readouterr().out  # batch 1: a table of its own
+    assert select.tiny_batch_table() == {2: "torch"} and len(select.small_batch_table()) == 2
+    for table in (select.auto_table, select.small_batch_table, select.tiny_batch_table):
+        table.cache_clear()
 
 
 def test_scaling_bench_times_both_torch_programs(tmp_path, capsys):

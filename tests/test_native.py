@@ -168,3 +168,35 @@ def test_the_native_program_runs_on_the_cpu_only():
     angles, weights = _inputs(SPEC, 2)
     with pytest.raises(QRLError, match="runs on the CPU"):
         backend(angles.detach().to("meta"), weights.detach().to("meta"))
+
+
+def test_the_memory_estimate_counts_the_batch_padded_to_whole_registers():
+    """The kernel pads a batch to whole vectors of its width (4, 8 or a multiple of 16 samples): a batch of 2 takes
+    the memory of 4, and the training's memory check must see that."""
+    from qrl.simulator.programs import KEPT_OVERHEAD, state_bytes
+
+    backend = TorchStatevector(SPEC, "native")
+    assert [native.padded(b) for b in (1, 4, 5, 8, 9, 16, 17)] == [4, 4, 8, 8, 16, 16, 32]
+    assert backend.gradient_bytes(1) == backend.gradient_bytes(4) < backend.gradient_bytes(5)
+    assert backend.gradient_bytes(9) == backend.gradient_bytes(16) < backend.gradient_bytes(17)
+    assert backend.gradient_bytes(2) == int(KEPT_OVERHEAD * (4 + 2) * state_bytes(SPEC.n_qubits, 4, 8))
+
+
+@pytest.mark.parametrize("batch", [1, 3, 5, 8])
+def test_a_small_batch_in_a_narrow_width_computes_what_the_wide_one_does_to_the_bit(batch):
+    """Batches of at most 4 or 8 samples run in narrower vectors; a sample's values and gradients are those it gets
+    in a batch of 16 (the extra samples' cotangent zero), bit for bit, so seeded runs do not depend on the width."""
+    spec = CircuitSpec(n_qubits=9, n_layers=2, n_inputs=9, n_outputs=9, ansatz="strongly_entangling")
+    backend = TorchStatevector(spec, "native")
+    gen = torch.Generator().manual_seed(batch)
+    x = torch.rand(17, *spec.input_shape, generator=gen)
+    weights = [torch.rand(*shape, generator=gen) for shape in spec.weight_shapes.values()]
+    results = []
+    for size in (batch, 17):
+        xs, ws = x[:size].clone().requires_grad_(), [w.clone().requires_grad_() for w in weights]
+        out = backend(xs, *ws)
+        cot = torch.zeros_like(out)
+        cot[:batch] = torch.linspace(-1, 1, batch * out.shape[1]).reshape(batch, -1)
+        grads = torch.autograd.grad((out * cot).sum(), [xs, *ws])
+        results.append([out[:batch], grads[0][:batch], *grads[1:]])
+    assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))

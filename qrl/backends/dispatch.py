@@ -12,6 +12,13 @@ SMALL_BATCH_MAX = 16
 follow the main ones."""
 
 
+TINY_BATCH_MAX = 2
+"""Calls with at most this many samples (one environment's step, an evaluation episode) follow the tiny-batch
+crossovers (measured at batch 1 by ``qrl bench scaling --batch 1 --update-auto``) where they are stored, from
+``qrl.backends.select.AUTO_NATIVE_MIN_QUBITS`` qubits: the native kernel computes a few samples for the price of one
+vector of them, so from 12 qubits one sample runs faster on the torch program, eight on the kernel."""
+
+
 SMALL_BATCH_MIN_QUBITS = 8
 """Below this many qubits auto keeps one backend for every call: at 6 qubits and batch 8 the two were within
 1.16-1.42x (README, research scale), and switching per call would change the floating-point values of seeded
@@ -19,7 +26,8 @@ rollouts, so the committed 6-qubit runs (Acrobot-v1, QubitTarget-v0) would no lo
 
 
 class BatchDispatch:
-    """Run each call on ``small`` when its batch has at most ``max_small`` samples, else on ``large``.
+    """Run each call on ``small`` when its batch has at most ``max_small`` samples, else on ``large``; with ``tiny``,
+    calls of at most ``max_tiny`` samples on that.
 
     Both are exact backends of one circuit (``f(inputs, *weights)``), so a call's values and gradients are the
     same to rounding (1e-13 in float64) whichever runs it; the choice depends on the batch size only, so a
@@ -27,11 +35,15 @@ class BatchDispatch:
     backend of the differentiated update batches.
     """
 
-    def __init__(self, large, small, max_small: int = SMALL_BATCH_MAX):
+    def __init__(self, large, small, max_small: int = SMALL_BATCH_MAX, tiny=None, max_tiny: int = TINY_BATCH_MAX):
         self.large, self.small, self.max_small = large, small, max_small
+        self.tiny, self.max_tiny = tiny, max_tiny
 
     def for_batch(self, batch: int):
         """The backend that runs a call of ``batch`` samples."""
+        tiny = getattr(self, "tiny", None)  # (pickled before tiny batches had their own backend: none)
+        if tiny is not None and batch <= self.max_tiny:
+            return tiny
         return self.small if batch <= self.max_small else self.large
 
     def for_inputs(self, inputs: torch.Tensor):
@@ -42,7 +54,7 @@ class BatchDispatch:
         return self.for_batch(inputs.shape[0])(inputs, *weights)
 
     def __getattr__(self, name: str):  # passes, gradient_bytes, spec, ...: the update batches' backend
-        if name in ("large", "small", "max_small"):  # not set yet (unpickling): no recursion
+        if name in ("large", "small", "max_small", "tiny", "max_tiny"):  # not set yet (unpickling): no recursion
             raise AttributeError(name)
         return getattr(self.large, name)
 

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pennylane as qml
 
-from qrl.backends.dispatch import SMALL_BATCH_MAX, SMALL_BATCH_MIN_QUBITS, AcceleratorDispatch, BatchDispatch
+from qrl.backends.dispatch import (
+    SMALL_BATCH_MAX,
+    SMALL_BATCH_MIN_QUBITS,
+    TINY_BATCH_MAX,
+    AcceleratorDispatch,
+    BatchDispatch,
+)
 from qrl.backends.hardware import check_size, device_kwargs, is_hardware
 from qrl.backends.memory import format_bytes, physical_memory
 from qrl.backends.torch import TorchStatevector, state_bytes
@@ -31,13 +37,13 @@ AUTO_NATIVE_MIN_QUBITS = 10
 it fastest, from this many qubits: the committed reference runs (4-8 qubits) were trained on the torch programs,
 and the kernel rounds differently, so below it they would not reproduce to the bit (lowering this needs them re-run;
 README, "The native kernel")."""
-NATIVE_SMALL_BATCH_PASS_RATIO = 4
+NATIVE_SMALL_BATCH_PASS_RATIO = 6
 """Calls of at most ``SMALL_BATCH_MAX`` samples run on the native kernel only where the circuit makes at most this
-many of its passes per pass of the torch program (the crossovers are measured on ``hea``, 2.75-3.4 per pass at
-10-16 qubits). The kernel makes one pass per wire's run of one-qubit gates and per two-qubit gate, where the torch
-program multiplies several into one: Meyer et al.'s circuit (7.2 per pass) ran 0.72x as fast on it at 10 qubits,
-batch 8, and ``strongly_entangling`` (5) 0.80x at 12. At update-sized batches the kernel was as fast or faster on
-all three at 10-14 qubits (README, "The native kernel")."""
+many of its passes per pass of the torch program (the crossovers are measured on ``hea``: about 3). The kernel makes
+one pass per wire's run of one-qubit gates and per two-qubit gate, where the torch program multiplies several into
+one. Measured at batch 8 (README, "The native kernel"): ``strongly_entangling`` (5 per pass) 2.4x, 1.05x and 0.98x
+as fast on the kernel at 10, 12 and 14 qubits; Meyer et al.'s circuit (7.2) 1.6x at 10 but 0.66x and 0.63x at 12
+and 14. At update-sized batches the kernel was as fast or faster on all three at 10-16 qubits."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,6 +57,13 @@ def small_batch_table() -> dict[int, str]:
     """Measured fastest backend per qubit count for calls of at most ``SMALL_BATCH_MAX`` samples (empty if
     never measured: those calls follow :func:`auto_table`)."""
     return _table(_crossovers().get("small_batch") or {})
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_batch_table() -> dict[int, str]:
+    """Measured fastest backend per qubit count for calls of at most ``TINY_BATCH_MAX`` samples (empty if never
+    measured: those calls follow :func:`small_batch_table`)."""
+    return _table(_crossovers().get("tiny_batch") or {})
 
 
 def _crossovers() -> dict:
@@ -117,6 +130,19 @@ def small_batch_device(spec: CircuitSpec) -> str:
     return name
 
 
+def tiny_batch_device(spec: CircuitSpec) -> str:
+    """The exact backend ``device="auto"`` runs calls of at most ``TINY_BATCH_MAX`` samples on: from
+    :data:`AUTO_NATIVE_MIN_QUBITS` qubits the tiny-batch crossovers' choice where they are stored, else
+    :func:`small_batch_device`'s (the committed runs at 8 qubits keep the two tables they were trained with)."""
+    table = tiny_batch_table()
+    if not table or spec.n_qubits < AUTO_NATIVE_MIN_QUBITS:
+        return small_batch_device(spec)
+    name = _runnable(_fastest(table, spec.n_qubits), spec)
+    if name == NATIVE and not _native_pays_for_small_batches(spec):
+        return "torch"
+    return name
+
+
 def _runnable(name: str, spec: CircuitSpec) -> str:
     """``name``, or ``"torch"`` where it is the native kernel and that is not for this circuit (below
     :data:`AUTO_NATIVE_MIN_QUBITS`, or no C compiler here: then with a warning)."""
@@ -173,15 +199,16 @@ def write_crossovers(result: dict, command: str, machine: dict | None = None) ->
     entry = {"command": command, "batch": result["batch"], "fastest": _auto_choices(result),
              "machine": machine if machine is not None else result.get("machine")}
     data = _crossovers()
-    small = result["batch"] <= SMALL_BATCH_MAX
-    entry = _merged(entry, data.get("small_batch") if small else data)
-    if small:  # rollout-sized calls: kept apart, the main table stays
-        data = {**data, "small_batch": entry}
+    key = "tiny_batch" if result["batch"] <= TINY_BATCH_MAX else "small_batch" if result["batch"] <= SMALL_BATCH_MAX \
+        else None
+    entry = _merged(entry, data.get(key) if key else data)
+    if key:  # rollout-sized calls: kept apart, the main table stays
+        data = {**data, key: entry}
     else:
-        data = {**entry, **({"small_batch": data["small_batch"]} if "small_batch" in data else {})}
+        data = {**entry, **{k: data[k] for k in ("small_batch", "tiny_batch") if k in data}}
     write_json(CROSSOVERS, data)
-    auto_table.cache_clear()
-    small_batch_table.cache_clear()
+    for table in (auto_table, small_batch_table, tiny_batch_table):
+        table.cache_clear()
     return CROSSOVERS
 
 
@@ -252,14 +279,16 @@ def make_device(name: str, n_qubits: int, **kwargs):
 
 def _auto_backend(spec: CircuitSpec, name: str):
     """``device="auto"``, exact: ``name`` (the measured fastest for this size), each rollout-sized call on the
-    small-batch choice where that differs (:class:`BatchDispatch`), and calls on an accelerator on the torch
+    small- or tiny-batch choice where that differs (:class:`BatchDispatch`), and calls on an accelerator on the torch
     program there where the CPU choice is not torch (:class:`AcceleratorDispatch`)."""
-    backend, small = make_backend(spec, name), name
+    small = tiny = name
     if spec.n_qubits >= SMALL_BATCH_MIN_QUBITS:
-        small = small_batch_device(spec)
-        if small != name:  # rollout-sized calls are faster elsewhere: each call on the backend for its batch
-            backend = BatchDispatch(backend, make_backend(spec, small))
-    if {name, small} != {"torch"}:  # Lightning or the native kernel on the CPU: not for tensors on a GPU
+        small, tiny = small_batch_device(spec), tiny_batch_device(spec)
+    made = {b: make_backend(spec, b) for b in dict.fromkeys((name, small, tiny))}
+    backend = made[name]
+    if {small, tiny} != {name}:  # rollout-sized calls are faster elsewhere: each call on the backend for its batch
+        backend = BatchDispatch(backend, made[small], tiny=made[tiny] if tiny != small else None)
+    if set(made) != {"torch"}:  # Lightning or the native kernel on the CPU: not for tensors on a GPU
         backend = AcceleratorDispatch(backend, spec)
     return backend
 

@@ -21,6 +21,7 @@ from qrl.simulator import (
     state_bytes,
     trace_circuit,
 )
+from qrl.simulator.native import padded
 
 __all__ = ["DENSE_MAX_QUBITS", "TorchStatevector", "run_together", "state_bytes"]
 
@@ -103,6 +104,7 @@ class TorchStatevector:
             kept = self._impl.saved_states(batch, itemsize)
         elif isinstance(self._impl, NativeProgram):
             kept = 4  # the forward's state, kept, and the backward's copy of it and the adjoint state
+            batch = padded(batch)  # the batch padded to whole vector registers
         else:
             kept = 2 * self._impl.n_phases + 2
         return gradient_peak_bytes(kept, self.n, batch, itemsize)

@@ -130,15 +130,15 @@ def run_scaling(args) -> int:
                                  n_layers=args.layers)
     table = bench.format_scaling(result, args.baseline)
     if args.update_auto:
-        from qrl.backends.dispatch import SMALL_BATCH_MAX
-        from qrl.backends.select import auto_table, small_batch_table, write_crossovers
+        from qrl.backends.dispatch import SMALL_BATCH_MAX, TINY_BATCH_MAX
+        from qrl.backends.select import auto_table, small_batch_table, tiny_batch_table, write_crossovers
 
         command = " ".join(["qrl bench scaling --qubits", *map(str, args.qubits), "--batch", str(args.batch),
                             "--backends", *args.backends, "--update-auto"])
         path = write_crossovers(result, command, machine=bench.machine())
-        small = args.batch <= SMALL_BATCH_MAX
-        which = f" for calls of at most {SMALL_BATCH_MAX} samples" if small else ""
-        stored = sorted(small_batch_table() if small else auto_table())
+        tiny, small = args.batch <= TINY_BATCH_MAX, args.batch <= SMALL_BATCH_MAX
+        which = f" for calls of at most {TINY_BATCH_MAX if tiny else SMALL_BATCH_MAX} samples" if small else ""
+        stored = sorted(tiny_batch_table() if tiny else small_batch_table() if small else auto_table())
         native = (f", {NATIVE} from {AUTO_NATIVE_MIN_QUBITS} qubits only (below, the fastest of the others)"
                   if NATIVE in args.backends else "")
         table += (f"\n\n(device='auto' now follows the 'fastest' column{which}{native}: {path}; measured sizes of "

@@ -32,7 +32,11 @@ MAX_CONSTANT_WIRES = 3
 """Constant gates on at most this many wires run in the kernel (a Toffoli); wider ones are refused."""
 BLOCK = 16
 """The kernel's batch is padded to a multiple of this many samples (``BLK`` in native.c): whole vector registers
-(16 float32 or two registers of 8 float64 with AVX-512)."""
+(16 float32 or two registers of 8 float64 with AVX-512); smaller batches to :data:`NARROW_BLOCKS`."""
+NARROW_BLOCKS = (4, 8)
+"""Batches of at most 4 or 8 samples run in the kernel's narrower widths (vectors of 16 or 32 bytes of float32),
+padded to 4 or 8 samples instead of 16: a rollout of one environment at 14 qubits would otherwise do 16 samples'
+work. Each sample's arithmetic is the same in every width."""
 MAX_RUN = 8
 """One-qubit gates on one wire applied in one pass over the state at most (``MAXRUN`` in native.c)."""
 NATIVE_MAX_QUBITS = 26
@@ -75,12 +79,18 @@ def kernel() -> ctypes.CDLL:
     if not path.exists():
         _compile(compiler, [*flags, str(here / "native.c")], path)
     lib = ctypes.CDLL(str(path))
-    for name in ("forward_f32", "forward_f64", "backward_f32", "backward_f64"):
+    for name in (f"{way}_{dtype}_w{width}" for way in ("forward", "backward") for dtype in ("f32", "f64")
+                 for width in (*NARROW_BLOCKS, BLOCK)):
         fn = getattr(lib, name)
         fn.restype = ctypes.c_int
         fn.argtypes = [ctypes.c_int] * 7 + [ctypes.c_void_p] * (12 if name.startswith("forward") else 11)
     _library[key] = lib
     return lib
+
+
+def padded(batch: int) -> int:
+    """The samples the kernel computes for a batch: the batch padded to whole vectors of its width."""
+    return next((b for b in NARROW_BLOCKS if batch <= b), -(-batch // BLOCK) * BLOCK)
 
 
 def available() -> bool:
@@ -256,7 +266,8 @@ class NativeProgram:
                                                           np.concatenate([self.consts, [0.0]]))]
         sizes = (self.n_angle, self.n_weight + len(self.consts), self.n_weight, len(self.ops))
         self._bound = (sizes, tuple(x.ctypes.data for x in self._arrays), {
-            torch.float32: (lib.forward_f32, lib.backward_f32), torch.float64: (lib.forward_f64, lib.backward_f64)})
+            (rdtype, width): (getattr(lib, f"forward_{name}_w{width}"), getattr(lib, f"backward_{name}_w{width}"))
+            for rdtype, name in ((torch.float32, "f32"), (torch.float64, "f64")) for width in (*NARROW_BLOCKS, BLOCK)})
 
     def state(self, flat_a: torch.Tensor, shared: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
         """Final states ``(B, 2**n)`` of ``cdtype`` for angles ``(B, P)`` and shared angles ``(Q,)``."""
@@ -280,17 +291,17 @@ class NativeProgram:
         ``keep=False``: the kernel's own scratch memory, freed after the call)."""
         (n_angle, n_shared, n_weight, n_ops), arrays, fns = self._bound
         batch, dim = flat_a.shape[0], 2**self.n
-        padded = -(-batch // BLOCK) * BLOCK
+        rows = padded(batch)
         angles, weights = _as_kernel_input(flat_a, rdtype), _as_kernel_input(shared, rdtype)
-        trig = torch.empty(2 * (n_angle * padded + n_shared), dtype=rdtype) if keep else None
-        state = torch.empty(2 * padded * dim, dtype=rdtype) if keep else None
+        trig = torch.empty(2 * (n_angle * rows + n_shared), dtype=rdtype) if keep else None
+        state = torch.empty(2 * rows * dim, dtype=rdtype) if keep else None
         if diagonals is None:
             out = torch.empty((batch, dim), dtype=torch.complex128 if rdtype == torch.float64 else torch.complex64)
             ptrs = (None, out.data_ptr(), None)
         else:
             out = torch.empty((batch, diagonals.shape[1]), dtype=rdtype)
             ptrs = (diagonals.ctypes.data, None, out.data_ptr())
-        if fns[rdtype][0](self.n, batch, n_angle, n_shared, n_weight, n_ops,
+        if fns[rdtype, min(rows, BLOCK)][0](self.n, batch, n_angle, n_shared, n_weight, n_ops,
                           0 if diagonals is None else diagonals.shape[1], *arrays, ptrs[0], angles.data_ptr(),
                           weights.data_ptr(), trig.data_ptr() if keep else None,
                           state.data_ptr() if keep else None, *ptrs[1:]) != 0:
@@ -305,7 +316,7 @@ class NativeProgram:
         g_angles = torch.empty((batch, n_angle), dtype=trig.dtype)
         g_shared = torch.empty(n_weight, dtype=trig.dtype)
         ptrs = (None, grad.data_ptr(), None) if diagonals is None else (diagonals.ctypes.data, None, grad.data_ptr())
-        if fns[trig.dtype][1](self.n, batch, n_angle, n_shared, n_weight, n_ops,
+        if fns[trig.dtype, min(padded(batch), BLOCK)][1](self.n, batch, n_angle, n_shared, n_weight, n_ops,
                               0 if diagonals is None else diagonals.shape[1], *arrays[:4], ptrs[0], trig.data_ptr(),
                               state.data_ptr(), *ptrs[1:], g_angles.data_ptr(), g_shared.data_ptr()) != 0:
             raise QRLError("the native kernel could not allocate its scratch memory; try a smaller batch")

@@ -15,7 +15,7 @@
  * state (2**n phases; the inverse at moff + 2**n).
  */
 
-typedef REAL FN(vec) __attribute__((vector_size(64)));  /* one AVX-512 register (or two or four narrower ones) */
+typedef REAL FN(vec) __attribute__((vector_size(VBYTES)));  /* 64: one AVX-512 register (or two or four narrower) */
 #define VEC FN(vec)
 #define VLEN ((int)(sizeof(VEC) / sizeof(REAL)))
 
