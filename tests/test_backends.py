@@ -925,6 +925,7 @@ def test_crossovers_measured_apart_at_one_batch_are_merged(tmp_path, monkeypatch
     assert select.tiny_batch_table() == {10: "lightning.qubit"} and select.small_batch_table() == {26: "torch"}
     assert select.tiny_batch_device(CircuitSpec(n_qubits=10, n_inputs=4)) == "lightning.qubit"
     assert select.tiny_batch_device(CircuitSpec(n_qubits=8, n_inputs=4)) == "torch"  # below 10: the small table's
+    assert select.tiny_batch_device(CircuitSpec(n_qubits=12, n_inputs=4)) == "torch"  # above its largest: the same
     for table in (select.auto_table, select.small_batch_table, select.tiny_batch_table):
         table.cache_clear()
 

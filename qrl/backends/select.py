@@ -132,10 +132,11 @@ def small_batch_device(spec: CircuitSpec) -> str:
 
 def tiny_batch_device(spec: CircuitSpec) -> str:
     """The exact backend ``device="auto"`` runs calls of at most ``TINY_BATCH_MAX`` samples on: from
-    :data:`AUTO_NATIVE_MIN_QUBITS` qubits the tiny-batch crossovers' choice where they are stored, else
-    :func:`small_batch_device`'s (the committed runs at 8 qubits keep the two tables they were trained with)."""
+    :data:`AUTO_NATIVE_MIN_QUBITS` qubits to the largest size they measured, the tiny-batch crossovers' choice where
+    they are stored, else :func:`small_batch_device`'s (the committed runs at 8 qubits keep the two tables they were
+    trained with)."""
     table = tiny_batch_table()
-    if not table or spec.n_qubits < AUTO_NATIVE_MIN_QUBITS:
+    if not table or not AUTO_NATIVE_MIN_QUBITS <= spec.n_qubits <= max(table):  # above it: the small table's
         return small_batch_device(spec)
     name = _runnable(_fastest(table, spec.n_qubits), spec)
     if name == NATIVE and not _native_pays_for_small_batches(spec):
