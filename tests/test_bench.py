@@ -396,3 +396,41 @@ def test_train_bench_repeats_alternate_and_report_medians(tmp_path, capsys):
     assert "; median of 3) |" in capsys.readouterr().out
     assert main(["bench", "train", "--repeats", "0", "--out", str(tmp_path / "bad")]) == 2
     assert "expected repeats as a positive integer" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_the_readme_auto_table_is_the_committed_measurement():
+    """The rows of "Where device="auto" takes it": auto against every other choice, from the committed runs."""
+    readme = (ROOT / "README.md").read_text()
+    files = {"225252": "hea", "230433": "hea", "230518": "hea", "230548": "strongly_entangling",
+             "230602": "strongly_entangling", "230614": "strongly_entangling", "230652": "meyer_iqp",
+             "230708": "meyer_iqp", "230725": "meyer_iqp"}
+    worst = {}
+    for f, circuit in files.items():
+        r = bench.load(COMMITTED / f"scaling-20261204-{f}.json")
+        assert r.get("circuit", r["ansatz"]) == circuit
+        for n in r["qubits"]:
+            s = {b: r["seconds"][b][str(n)] for b in r["seconds"] if str(n) in r["seconds"][b]}
+            ratio = s["auto"] / min(v for b, v in s.items() if b != "auto")
+            cells = [bench._ms(s[b]) if b in s else "-" for b in ("auto", "torch", "torch:native", "lightning.qubit")]
+            row = f"| {circuit} | {n} | {r['batch']} | " + " | ".join(cells) + f" | {ratio:.2f}x |"
+            assert row in readme, row
+            if n >= 10:
+                worst[circuit, n, r["batch"]] = ratio
+    over = {k: round(v, 2) for k, v in worst.items() if v > 1.2}
+    assert over == {("meyer_iqp", 10, 8): 1.58} and "(1.58x: its rollout-sized calls stay" in readme
+    assert f"{min(worst.values()):.2f}x-{max(v for v in worst.values() if v <= 1.2):.2f}x" == "0.89x-1.11x"
+    assert "within 0.89x-1.11x of the fastest choice" in " ".join(readme.split())
+
+
+def test_the_readme_native_kernel_numbers_after_the_narrow_widths_are_the_committed_runs():
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    seconds = bench.load(COMMITTED / "policy-20261204-230856.json")["seconds"]
+    ratios = [seconds[m]["qrl torch:native"][b] / seconds[m]["mlp (SB3 MlpPolicy 64x64)"][b]
+              for m in ("update", "rollout") for b in ("1", "8", "64", "256")]
+    assert [f"{r:.2f}x" for r in ratios] == ["1.42x", "1.30x", "1.29x", "1.27x", "1.53x", "1.43x", "1.44x", "1.45x"]
+    assert "update 1.42x, 1.30x, 1.29x and 1.27x; rollout 1.53x, 1.43x, 1.44x and 1.45x" in readme
+    ppo, dqn = bench.load(COMMITTED / "train-20261204-231249.json")["runs"]
+    assert [f"{r:.2f}x" for r in ppo["ratios"]] == ["0.91x", "0.94x", "0.93x", "0.91x", "0.92x"]
+    assert f"{ppo['vqc_over_mlp']:.2f}x {dqn['vqc_over_mlp']:.2f}x" == "0.92x 1.82x"
+    assert "PPO 0.92x (pairs 0.91x, 0.94x, 0.93x, 0.91x and 0.92x), DQN 1.82x" in readme
+    assert round(ppo["results"]["mlp"]["steps_per_s"]) == 4795 and "PPO at 4795 steps/s" in readme
