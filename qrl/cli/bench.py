@@ -96,7 +96,7 @@ def _add_scaling(what) -> None:
                    help="built-in ansatz of the circuit (default hea)")
     p.add_argument("--circuit", default=None,
                    help="a circuit of the library instead of --ansatz, one feature per qubit (e.g. meyer_iqp; "
-                        "qrl circuits lists them)")
+                        "qrl list shows them)")
     p.add_argument("--layers", type=int, default=5, help="layers of the circuit (default 5)")
     p.add_argument("--baseline", default=None,
                    help="one of --backends: print how many times faster than it each other backend ran "
