@@ -200,3 +200,25 @@ def test_a_small_batch_in_a_narrow_width_computes_what_the_wide_one_does_to_the_
         grads = torch.autograd.grad((out * cot).sum(), [xs, *ws])
         results.append([out[:batch], grads[0][:batch], *grads[1:]])
     assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
+
+
+def test_diagonals_stay_apart_above_the_merge_limit_and_compute_the_same(monkeypatch):
+    """Above MERGED_DIAGONAL_MAX_QUBITS a ring of CZs runs gate by gate (a merged diagonal of 26 qubits took 2 GiB
+    per layer); values and gradients are those of the merged one."""
+    spec = CircuitSpec(n_qubits=8, n_layers=2, n_inputs=8, n_outputs=8)
+    merged = TorchStatevector(spec, "native")
+    monkeypatch.setattr(native, "MERGED_DIAGONAL_MAX_QUBITS", 7)
+    apart = TorchStatevector(spec, "native")
+    full = 6  # the kernel's kind for a diagonal of the whole state
+    assert full in merged._impl.ops[:, 0] and full not in apart._impl.ops[:, 0]
+    assert apart.native_passes() == merged.native_passes() + 2 * (8 - 1)  # 8 CZs instead of one pass, per layer
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(5, *spec.input_shape, generator=gen, dtype=torch.float64)
+    w = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64)
+    results = []
+    for backend in (merged, apart):
+        xs, ws = x.clone().requires_grad_(), w.clone().requires_grad_()
+        out = backend(xs, ws)
+        results.append([out, *torch.autograd.grad(out.sum(), [xs, ws])])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=1e-12, rtol=0)

@@ -39,6 +39,10 @@ padded to 4 or 8 samples instead of 16: a rollout of one environment at 14 qubit
 work. Each sample's arithmetic is the same in every width."""
 MAX_RUN = 8
 """One-qubit gates on one wire applied in one pass over the state at most (``MAXRUN`` in native.c)."""
+MERGED_DIAGONAL_MAX_QUBITS = 20
+"""Consecutive diagonal gates (a ring of CZs) become one diagonal of the whole state up to this many qubits (its
+``2**n`` phases and their conjugates: 32 MiB at 20 qubits); above, each runs alone (at 26 qubits one such
+diagonal took 2 GiB, and ``hea``'s five, with their copies, more than this 24 GiB machine has)."""
 NATIVE_MAX_QUBITS = 26
 """The largest circuit the kernel takes (it keeps about four state batches, as the torch path's adjoint program
 does). Measured against the torch programs (``hea``, 5 layers, forward + backward, README "The native kernel"):
@@ -163,7 +167,7 @@ def _merge_diagonals(ops: list[list[int]], diagonals: dict[int, np.ndarray], n: 
                      perms: list) -> list[list[int]]:
     """Consecutive diagonal constant gates (``diagonals``: their phases, by ``id`` of the op) as one diagonal of the
     whole state, one pass instead of one per gate: its ``2**n`` phases and their conjugates appended to ``mats``
-    (and as many unused entries to ``perms``, which stays aligned with it)."""
+    (and as many unused entries to ``perms``, which stays aligned with it); up to :data:`MERGED_DIAGONAL_MAX_QUBITS`."""
     out: list[list[int]] = []
     group: list[list[int]] = []
 
@@ -180,6 +184,8 @@ def _merge_diagonals(ops: list[list[int]], diagonals: dict[int, np.ndarray], n: 
             out.append([_FULL_DIAGONAL, 0, 0, 0, 0, 0, 0, offset])
         group.clear()
 
+    if n > MERGED_DIAGONAL_MAX_QUBITS:
+        return ops
     for op in ops:
         if id(op) in diagonals:
             group.append(op)
