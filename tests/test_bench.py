@@ -434,3 +434,26 @@ def test_the_readme_native_kernel_numbers_after_the_narrow_widths_are_the_commit
     assert f"{ppo['vqc_over_mlp']:.2f}x {dqn['vqc_over_mlp']:.2f}x" == "0.92x 1.82x"
     assert "PPO 0.92x (pairs 0.91x, 0.94x, 0.93x, 0.91x and 0.92x), DQN 1.82x" in readme
     assert round(ppo["results"]["mlp"]["steps_per_s"]) == 4795 and "PPO at 4795 steps/s" in readme
+
+
+def test_the_readme_26_qubit_tiny_batch_rows_are_the_committed_measurement():
+    readme = (ROOT / "README.md").read_text()
+    r = bench.load(COMMITTED / "scaling-20261204-233745.json")
+    assert r["batch"] == 1 and r["qubits"] == [22, 24, 26]
+    for n in r["qubits"]:
+        cells = [f"{r['seconds'][b][str(n)]:.1f}" if str(n) in r["seconds"][b] else "-"
+                 for b in ("torch", "torch:native", "lightning.qubit")]
+        peak = max(v[str(n)] for v in r["peak_rss_gb"].values() if str(n) in v)
+        row = f"| {n}, 1 | " + " | ".join(cells) + f" | {peak:.2f} |"
+        assert row in readme, row
+    s = {b: r["seconds"][b]["24"] for b in r["seconds"]}
+    assert f"{s['torch:native'] / s['torch']:.1f}x and {s['lightning.qubit'] / s['torch']:.1f}x" == "3.7x and 2.3x"
+
+
+def test_auto_runs_one_or_two_samples_at_26_qubits_on_torch_from_the_stored_crossovers():
+    from qrl.backends import select
+    from qrl.circuits import CircuitSpec
+
+    spec = CircuitSpec(n_qubits=26, n_layers=5, n_inputs=26, n_outputs=26)
+    assert select.tiny_batch_table()[26] == "torch" and select.tiny_batch_device(spec) == "torch"
+    assert select.small_batch_device(spec) == "lightning.qubit"  # 3-16 samples: above the small table's 24
