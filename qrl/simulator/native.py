@@ -45,8 +45,9 @@ MERGED_DIAGONAL_MAX_QUBITS = 20
 diagonal took 2 GiB, and ``hea``'s five, with their copies, more than this 24 GiB machine has)."""
 NATIVE_MAX_QUBITS = 26
 """The largest circuit the kernel takes (it keeps about four state batches, as the torch path's adjoint program
-does). Measured against the torch programs (``hea``, 5 layers, forward + backward, README "The native kernel"):
-2.5x-7.9x faster at 4-16 qubits at batch 64, 1.2x-10x at batch 8; at 18 and 20 qubits, batch 8, 0.93x."""
+does, of the batch padded to :func:`padded`). Measured against the torch programs (``hea``, 5 layers, forward +
+backward, README "The native kernel"): 2.5x-7.9x faster at 4-16 qubits at batch 64, 1.35x-11x at batch 8 up to
+20 qubits; one sample is faster on the torch programs from 12 qubits (3.7x at 24)."""
 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
 _CONST_1Q, _DENSE, _MONOMIAL, _FULL_DIAGONAL = 3, 4, 5, 6  # kinds 0-3 make runs on one wire (native_kernel.h)
