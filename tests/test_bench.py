@@ -457,3 +457,18 @@ def test_auto_runs_one_or_two_samples_at_26_qubits_on_torch_from_the_stored_cros
     spec = CircuitSpec(n_qubits=26, n_layers=5, n_inputs=26, n_outputs=26)
     assert select.tiny_batch_table()[26] == "torch" and select.tiny_batch_device(spec) == "torch"
     assert select.small_batch_device(spec) == "lightning.qubit"  # 3-16 samples: above the small table's 24
+
+
+def test_the_readme_native_points_at_20_and_22_qubits_are_the_committed_ones():
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    wide = bench.load(COMMITTED / "scaling-20261204-235043.json")
+    rollout = bench.load(COMMITTED / "scaling-20261204-235234.json")
+    assert (wide["batch"], wide["qubits"], rollout["batch"], rollout["qubits"]) == (64, [20], 8, [22])
+    cells = [f"{r['seconds'][b][str(n)]:.1f}" for r, n in ((wide, 20), (rollout, 22))
+             for b in ("torch:native", "torch", "lightning.qubit")]
+    assert cells == ["33.0", "54.5", "71.0", "24.2", "28.2", "53.2"]
+    assert "33.0 s against 54.5 on torch and 71.0 on Lightning, and 24.2 s against 28.2 and 53.2" in readme
+    assert wide["fastest"]["20"] == rollout["fastest"]["22"] == "torch:native"
+    from qrl.backends import select
+
+    assert select.auto_table()[20] == select.small_batch_table()[22] == "torch:native"
