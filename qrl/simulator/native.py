@@ -24,7 +24,7 @@ from qrl.errors import QRLError
 from qrl.simulator.gates import as_rotations, local_index, monomial
 from qrl.simulator.trace import Gate
 
-SOURCES = ("native.c", "native_kernel.h")
+SOURCES = ("native.c", "native_widths.h", "native_kernel.h")
 FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-std=gnu99")  # GNU C: vector types (gcc, clang)
 X86_FLAGS = ("-mprefer-vector-width=512",)
 """On x86-64: full-width AVX-512 where the CPU has it (measured 5-10% off a call at batch 64-256 here)."""

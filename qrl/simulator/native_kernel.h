@@ -15,7 +15,10 @@
  * state (2**n phases; the inverse at moff + 2**n).
  */
 
-typedef REAL FN(vec) __attribute__((vector_size(VBYTES)));  /* 64: one AVX-512 register (or two or four narrower) */
+/* a vector of BLK samples, at most 64 bytes (one AVX-512 register, or two or four narrower ones): 16, 8 or 4
+ * float32 in one vector; 16 float64 in two vectors of 8, 8 in one, 4 in one */
+#define VBYTES (BLK * sizeof(REAL) < 64 ? BLK * sizeof(REAL) : 64)
+typedef REAL FN(vec) __attribute__((vector_size(VBYTES)));
 #define VEC FN(vec)
 #define VLEN ((int)(sizeof(VEC) / sizeof(REAL)))
 
@@ -377,3 +380,4 @@ int FN(backward)(int n, int B, int P, int S, int Q, int nops, int K, const int32
 
 #undef VEC
 #undef VLEN
+#undef VBYTES
