@@ -124,10 +124,7 @@ def resolve_device_name(device: str, spec: CircuitSpec, shots: int | None = None
 def small_batch_device(spec: CircuitSpec) -> str:
     """The exact backend ``device="auto"`` runs calls of at most ``SMALL_BATCH_MAX`` samples on."""
     table = small_batch_table()
-    name = _runnable(_fastest(table, spec.n_qubits) if table else _fastest(auto_table(), spec.n_qubits), spec)
-    if name == NATIVE and not _native_pays_for_small_batches(spec):
-        return "torch"
-    return name
+    return _for_small_batches(_fastest(table, spec.n_qubits) if table else _fastest(auto_table(), spec.n_qubits), spec)
 
 
 def tiny_batch_device(spec: CircuitSpec) -> str:
@@ -138,10 +135,14 @@ def tiny_batch_device(spec: CircuitSpec) -> str:
     table = tiny_batch_table()
     if not table or not AUTO_NATIVE_MIN_QUBITS <= spec.n_qubits <= max(table):  # above it: the small table's
         return small_batch_device(spec)
-    name = _runnable(_fastest(table, spec.n_qubits), spec)
-    if name == NATIVE and not _native_pays_for_small_batches(spec):
-        return "torch"
-    return name
+    return _for_small_batches(_fastest(table, spec.n_qubits), spec)
+
+
+def _for_small_batches(name: str, spec: CircuitSpec) -> str:
+    """:func:`_runnable`'s choice for calls of at most ``SMALL_BATCH_MAX`` samples: the native kernel only for
+    circuits within :data:`NATIVE_SMALL_BATCH_PASS_RATIO`, else the torch program."""
+    name = _runnable(name, spec)
+    return "torch" if name == NATIVE and not _native_pays_for_small_batches(spec) else name
 
 
 def _runnable(name: str, spec: CircuitSpec) -> str:
