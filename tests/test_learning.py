@@ -126,9 +126,9 @@ def test_ppo_with_a_longer_horizon_ends_solved_on_cartpole(tmp_path, monkeypatch
 @pytest.mark.timeout(3600)
 def test_ppo_on_the_native_kernel_ends_solved_on_cartpole(tmp_path, monkeypatch):
     """Issue 15's native kernel learns: the agent of the test above with its circuits on ``device="torch:native"``
-    (agents/studies/cartpole-ppo-vqc-native.yaml, 9/10 there against 10/10 on the torch path, no claimable
+    (agents/studies/cartpole-ppo-vqc-native.yaml, 10/10 there as on the torch path, no claimable
     difference), 100k steps as there; the final return (mean of the last 3 evaluations) >= 475. Seed 293 of that
-    study, as it ran there (500 in every evaluation there); passed here in 73 s with the other core idle."""
+    study, as it ran there (500 in every evaluation there, 68 s beside another run)."""
     evaluations = study_run_evaluations("agents/studies/cartpole-ppo-vqc-native.yaml", 293, tmp_path, monkeypatch,
                                         agent="/ppo-vqc-gamma99-native.yaml")
     final = final_performance(evaluations["mean_return"], 3)

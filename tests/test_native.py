@@ -8,6 +8,7 @@ is particular to it: the compiler, its cache, second backward passes, no-grad ca
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 
 import numpy as np
@@ -222,3 +223,24 @@ def test_diagonals_stay_apart_above_the_merge_limit_and_compute_the_same(monkeyp
         results.append([out, *torch.autograd.grad(out.sum(), [xs, ws])])
     for a, b in zip(*results, strict=True):
         np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=1e-12, rtol=0)
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="builds for an x86-64 baseline")
+def test_a_build_for_a_cpu_without_fma_computes_the_same_to_the_bit(monkeypatch, tmp_path):
+    """The kernel is built for this CPU (-march=native) with no contracted multiply-adds, so a seeded run computes
+    the same on a machine without FMA or AVX-512: here, a build for the baseline x86-64-v2 gives the same bits."""
+    spec = CircuitSpec(n_qubits=6, n_layers=3, n_inputs=6, n_outputs=6, ansatz="strongly_entangling")
+    results = []
+    for flags in (native.FLAGS, tuple(f for f in native.FLAGS if not f.startswith("-march")) + ("-march=x86-64-v2",)):
+        monkeypatch.setattr(native, "_library", {})
+        monkeypatch.setattr(native, "FLAGS", flags)
+        monkeypatch.setattr(native, "X86_FLAGS", native.X86_FLAGS if flags is native.FLAGS else ())
+        monkeypatch.setenv("QRL_CACHE", str(tmp_path / str(len(results))))
+        backend = TorchStatevector(spec, "native")
+        for dtype, batch in ((torch.float32, 19), (torch.float64, 3)):
+            x, w = _inputs(spec, batch, dtype, seed=batch)
+            out = backend(x, w)
+            results.append([out, *torch.autograd.grad((out * out).sum(), [x, w])])
+    assert len(list((tmp_path / "2").iterdir())) == 1  # the second build is its own library
+    pairs = [pair for here, base in zip(results[:2], results[2:], strict=True) for pair in zip(here, base, strict=True)]
+    assert all(torch.equal(a, b) for a, b in pairs)
