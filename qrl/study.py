@@ -35,7 +35,7 @@ from qrl.processes import holder, this_process, wait_for_workers, watch_parent
 EXECUTORS = ("local", "ray")
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 _STUDY_KEYS = ("name", "envs", "agents", "seeds", "steps", "eval_freq", "eval_episodes", "retries", "grid", "tune",
-               "final_evals", "best_model")
+               "final_evals", "best_model", "device")
 REPORT_ONLY_KEYS = ("final_evals",)
 """Study keys only the report reads: changing them in a study folder needs no run again."""
 DEFAULT_FINAL_EVALS = 3
@@ -86,6 +86,7 @@ class Study:
     tune: dict[str, Any] | None = None
     final_evals: int = DEFAULT_FINAL_EVALS
     best_model: bool = False
+    device: str | None = None
 
     def steps_for(self, env: str) -> int | None:
         """Training steps per run on ``env``: ``steps``, or its entry for ``env`` when it is a mapping per env."""
@@ -106,6 +107,15 @@ class Study:
         if env is not None:
             budget["steps"] = per_env(budget["steps"], env)
         return {k: budget.get(k) for k in TUNE_KEYS}
+
+    def added_device(self, config) -> str | None:
+        """The study's ``device`` where a run's agent has circuits and names no device itself (a preset's or a
+        grid's ``policy_kwargs.device`` wins; agents without circuits have none), else ``None``."""
+        from qrl.config import is_vqc_policy
+
+        if self.device is None or not is_vqc_policy(config.policy) or "device" in config.policy_kwargs:
+            return None
+        return self.device
 
     def runs(self) -> list[RunKey]:
         keys = []
@@ -142,6 +152,8 @@ class Study:
                                f"again")
             agent = str(preset)
         config = resolve(agent, key.env, seed=key.seed, steps=self.steps_for(key.env), overrides=dict(key.overrides))
+        if self.added_device(config) is not None:
+            config = dataclasses.replace(config, policy_kwargs={**config.policy_kwargs, "device": self.device})
         spec = config.env_spec
         if self.eval_freq is not None:
             spec = dataclasses.replace(spec, eval_freq=int(self.eval_freq))
@@ -174,6 +186,7 @@ def load_study(path: str | Path) -> Study:
         tune: {trials: 20, steps: 20000, seeds: 3}   # optional: every agent tuned with this budget first
         final_evals: 3            # the report's final return: mean of each run's last 3 evaluations
         best_model: false         # true: the final return is each run's best model re-evaluated on fresh episodes
+        device: torch             # optional: the circuit backend of every agent with circuits that names none
 
     ``tune`` holds a budget for every agent (``trials``; ``steps`` per seed, default the study's; ``seeds``, default
     3) and/or one per agent (``tune: {trials: 20, ppo-mlp: null}``: ``null`` leaves an agent untuned). Agents may
@@ -204,6 +217,16 @@ def load_study(path: str | Path) -> Study:
             resolve_space(agent_name(key.agent), config.algo, is_vqc_policy(config.policy), budget["space"])
     _check_tuning_seeds(study, str(path))
     return study
+
+
+def _check_device(device: Any, where: str) -> str | None:
+    """The study's ``device``: absent, or a circuit backend name as ``qrl train --device`` takes it."""
+    if device is None:
+        return None
+    if not isinstance(device, str) or not device.strip():
+        raise QRLError(f"{where}: expected `device` to be a circuit backend name (e.g. torch, auto, lightning.qubit) "
+                       f"or absent; got {device!r}; try device: torch")
+    return device
 
 
 def study_from_mapping(data: Any, where: str, fix: str) -> Study:
@@ -239,7 +262,7 @@ def study_from_mapping(data: Any, where: str, fix: str) -> Study:
                   steps=steps, eval_freq=data.get("eval_freq"), eval_episodes=data.get("eval_episodes"),
                   retries=data.get("retries", 1), grid=dict(data.get("grid") or {}),
                   tune=_check_tune(data.get("tune"), data, where), final_evals=final_evals,
-                  best_model=data.get("best_model", False))
+                  best_model=data.get("best_model", False), device=_check_device(data.get("device"), where))
     for agent, grid in study.grid.items():
         valid = isinstance(grid, dict) and all(isinstance(v, list) for v in grid.values())
         if agent not in study.agents or not valid:
@@ -505,6 +528,7 @@ def tune_agents(study_dir: Path, study: Study, pending: list[RunKey], workers: i
     """Tune every agent that has a budget, on every environment, before its evaluation runs: ``qrl tune``'s code
     (:func:`qrl.tune.run_tune`) with the study's evaluation cadence, ``workers`` trials at a time, its storage in
     ``tune/`` (resumed by the same ``qrl study`` command). Skipped where the preset exists and no run is pending."""
+    from qrl.config import resolve
     from qrl.tune import TuneRequest, run_tune
 
     todo = {(k.agent, k.env) for k in pending}
@@ -515,8 +539,9 @@ def tune_agents(study_dir: Path, study: Study, pending: list[RunKey], workers: i
                 continue
             log(f"study {study.name}: tuning {agent_name(agent)} on {env} before its evaluation runs: "
                 f"{budget['trials']} trials x {budget['seeds']} seeds x {budget['steps']} steps")
+            device = study.added_device(resolve(agent, env))
             request = TuneRequest(agent=agent, env=env, trials=budget["trials"], steps=budget["steps"],
-                                  seeds=budget["seeds"], space=dict(budget["space"]), workers=workers,
+                                  seeds=budget["seeds"], space=dict(budget["space"]), workers=workers, device=device,
                                   out=str(study_dir / TUNE_FOLDER),
                                   eval_freq=study.eval_freq, eval_episodes=study.eval_episodes)
             run_tune(request, log=log)

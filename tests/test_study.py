@@ -148,6 +148,8 @@ def test_failed_run_is_recorded_with_its_error_and_retried(tmp_path):
     ({"final_evals": 0}, "expected `final_evals`"),
     ({"final_evals": "last"}, "expected `final_evals`"),
     ({"tune": 5}, "expected `tune` to be a mapping"),
+    ({"device": 3}, "expected `device` to be a circuit backend name"),
+    ({"device": ""}, "expected `device` to be a circuit backend name"),
     ({"tune": {"trials": 0}}, r"tune\.trials: expected an integer >= 1"),
     ({"tune": {"trials": 2, "budget": 3}}, r"tune\.budget: expected a budget key"),
     ({"tune": {"ppo-vqc": {"trials": 2, "epochs": 3}}}, r"tune\.ppo-vqc: unknown key\(s\) epochs"),
@@ -375,3 +377,34 @@ def test_steps_per_env_reach_each_run_and_each_tuning(tmp_path):
     assert {k.env: study.config(k).n_timesteps for k in study.runs()} == {"CartPole-v1": 200, "Acrobot-v1": 300}
     assert study.tune_budget("ppo-mlp", "Acrobot-v1")["steps"] == 96
     assert study.tune_budget("ppo-mlp")["steps"] == {"CartPole-v1": 64, "Acrobot-v1": 96}
+
+
+def test_a_study_device_reaches_every_agent_with_circuits_that_names_none(tmp_path, monkeypatch):
+    """``device:`` pins the circuit backend of a study's runs and of its tuning trials (so that a committed study
+    keeps reproducing when ``device="auto"`` changes); a device the agent's preset or grid names wins, and agents
+    without circuits get none."""
+    native = tmp_path / "ppo-vqc-native.yaml"
+    native.write_text("CartPole-v1:\n  policy: 'qrl.sb3.VQCActorCriticPolicy'\n  n_envs: 8\n"
+                      "  policy_kwargs: \"dict(n_layers=2, device='torch:native')\"\n")
+    path = tiny_study(tmp_path, agents=["ppo-vqc", str(native), "ppo-mlp"], device="torch",
+                      grid={"ppo-vqc": {"policy_kwargs.device": ["lightning.qubit", "torch:wires"]}})
+    study = load_study(path)
+    devices = {k.label: study.config(k).policy_kwargs.get("device") for k in study.runs()}
+    assert devices == {"ppo-vqc@policy_kwargs.device=lightning.qubit": "lightning.qubit",
+                       "ppo-vqc@policy_kwargs.device=torch:wires": "torch:wires", "ppo-vqc-native": "torch:native",
+                       "ppo-mlp": None}
+    plain = tiny_study(tmp_path, device="torch")
+    assert {study.config(k).policy_kwargs.get("device") for k in load_study(plain).runs()
+            if k.agent == "ppo-vqc"} == {"torch"}
+    assert {load_study(tiny_study(tmp_path)).config(k).policy_kwargs.get("device") for k in
+            load_study(tiny_study(tmp_path)).runs()} == {None}  # no device: the agent's own (auto)
+
+    import qrl.tune
+
+    requests = []
+    monkeypatch.setattr(qrl.tune, "run_tune", lambda request, log: requests.append(request))
+    for agent in ("ppo-vqc", "ppo-mlp"):  # the fake tuning writes no preset, which ends each study
+        tuned = tiny_study(tmp_path, agents=[agent], device="torch", tune={"trials": 1, "seeds": 1})
+        with pytest.raises(QRLError, match="no tuned preset"):
+            run_study(tuned, out=tmp_path / agent, workers=1, log=lambda _: None)
+    assert [(r.agent, r.device) for r in requests] == [("ppo-vqc", "torch"), ("ppo-mlp", None)]
