@@ -231,7 +231,8 @@ def test_a_build_for_a_cpu_without_fma_computes_the_same_to_the_bit(monkeypatch,
     the same on a machine without FMA or AVX-512: here, a build for the baseline x86-64-v2 gives the same bits."""
     spec = CircuitSpec(n_qubits=6, n_layers=3, n_inputs=6, n_outputs=6, ansatz="strongly_entangling")
     results = []
-    for flags in (native.FLAGS, tuple(f for f in native.FLAGS if not f.startswith("-march")) + ("-march=x86-64-v2",)):
+    baseline = (*(f for f in native.FLAGS if not f.startswith("-march")), "-march=x86-64-v2")
+    for flags in (native.FLAGS, baseline):
         monkeypatch.setattr(native, "_library", {})
         monkeypatch.setattr(native, "FLAGS", flags)
         monkeypatch.setattr(native, "X86_FLAGS", native.X86_FLAGS if flags is native.FLAGS else ())
