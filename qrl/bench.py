@@ -144,6 +144,7 @@ def policy_paths(n_layers: int = 5, include_slow: bool = True) -> dict[str, Call
 
     paths: dict[str, Callable[[], Any]] = {
         "mlp (SB3 MlpPolicy 64x64)": lambda: sb3_paths(_sb3_policy(ActorCriticPolicy)),
+        "qrl auto": lambda: sb3_paths(_sb3_policy(VQCActorCriticPolicy, n_layers=n_layers)),  # the default device
         "qrl torch": lambda: sb3_paths(_sb3_policy(VQCActorCriticPolicy, n_layers=n_layers, device="torch")),
         "qrl torch:native": lambda: sb3_paths(_sb3_policy(VQCActorCriticPolicy, n_layers=n_layers,
                                                           device="torch:native")),
@@ -192,7 +193,7 @@ _TRAIN_VQC_POLICY = {"ppo": "qrl.sb3.VQCActorCriticPolicy", "dqn": "qrl.sb3.VQCD
 
 def bench_train(env: str = "CartPole-v1", steps: int = 10_000, seed: int = 0, algo: str = "ppo",
                 log: Callable[[str], None] | None = None, sb3_device: str = "cpu",
-                n_qubits: int | None = None, vqc_device: str = "torch", repeats: int = 1) -> dict[str, Any]:
+                n_qubits: int | None = None, vqc_device: str = "auto", repeats: int = 1) -> dict[str, Any]:
     """Steps/s of ``algo`` with the VQC policy and with ``MlpPolicy``, same (rl-zoo3) hyperparameters.
 
     Both runs take every hyperparameter from the rl-zoo3 preset ``<algo>-mlp``; only the policy
@@ -577,7 +578,7 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.2f}" if seconds < 1 else f"{seconds * 1e3:.0f}"
 
 
-_PATH_ORDER = ("mlp", "qrl torch", "qrl lightning", "TorchLayer default", "TorchLayer lightning")
+_PATH_ORDER = ("mlp", "qrl auto", "qrl torch", "qrl lightning", "TorchLayer default", "TorchLayer lightning")
 
 
 def _ordered(names) -> list[str]:
@@ -601,10 +602,11 @@ def format_policy(result: dict[str, Any]) -> str:
         goal = " (issue 3's goal <= 5)" if mode == "update" else ""
         lines.append(f"| {mode}: qrl torch / MLP{goal} | " +
                      " | ".join(f"{secs['qrl torch'][b] / secs[mlp][b]:.1f}x" for b in batches) + " |")
-        if "qrl torch:native" in secs:  # (older results have no native path)
-            goal = " (issue 15's goal <= 1.5 at B=64)" if mode == "update" else ""
-            lines.append(f"| {mode}: qrl torch:native / MLP{goal} | " +
-                         " | ".join(f"{secs['qrl torch:native'][b] / secs[mlp][b]:.2f}x" for b in batches) + " |")
+        for path in ("qrl torch:native", "qrl auto"):  # (older results have neither)
+            if path in secs:
+                goal = " (issue 15's goal <= 1.5 at B=64)" if mode == "update" else ""
+                lines.append(f"| {mode}: {path} / MLP{goal} | " +
+                             " | ".join(f"{secs[path][b] / secs[mlp][b]:.2f}x" for b in batches) + " |")
         for name in _ordered(secs):
             if name.startswith("TorchLayer") or name == "qrl lightning.qubit":
                 lines.append(f"| {mode}: {name} / qrl torch | " +
@@ -623,7 +625,7 @@ def format_train(results: list[dict[str, Any]] | dict[str, Any]) -> str:
         device = result.get("gpu") or ("" if result.get("sb3_device", "cpu") == "cpu" else result["sb3_device"])
         qubits = f"{result['n_qubits']} qubits" if result.get("n_qubits") else ""
         program = "" if result.get("vqc_device", "torch") == "torch" else result["vqc_device"]
-        where = "".join(f"; {w}" for w in (device, qubits, program) if w)  # when not the defaults
+        where = "".join(f"; {w}" for w in (device, qubits, program) if w)  # when not torch (older results' default)
         repeats = result.get("repeats", 1)
         where += f"; median of {repeats}" if repeats > 1 else ""
         lines.append(f"| {result.get('algo', 'ppo').upper()}, {result['env']} ({r['mlp']['steps']}{where}) | "

@@ -408,8 +408,13 @@ def policy_score_gradients(policy, weights: torch.Tensor | Sequence[torch.Tensor
         actions = policy.get_distribution(obs_t).sample()
     _, log_prob, _ = policy.evaluate_actions(obs_t, actions)
     eye = torch.eye(len(log_prob), dtype=log_prob.dtype)
-    grads = torch.autograd.grad(-log_prob, weights, grad_outputs=eye, is_grads_batched=True, allow_unused=True,
-                                materialize_grads=True)
+    try:
+        grads = torch.autograd.grad(-log_prob, weights, grad_outputs=eye, is_grads_batched=True, allow_unused=True,
+                                    materialize_grads=True, retain_graph=True)
+    except RuntimeError:  # a backward that cannot be batched (the native kernel's C call): one row at a time
+        rows = [torch.autograd.grad(-log_prob, weights, grad_outputs=row, allow_unused=True, materialize_grads=True,
+                                    retain_graph=True) for row in eye]
+        grads = [torch.stack(per_weight) for per_weight in zip(*rows, strict=True)]
     return torch.cat([g.reshape(len(log_prob), -1) for g in grads], dim=1).double().numpy()
 
 

@@ -135,8 +135,11 @@ def test_torch_backend_follows_weight_device_and_dtype():
     assert out.shape == (3, 2) and out.dtype == torch.float32
 
 
-def test_auto_picks_torch_for_small_circuits():
-    assert resolve_device_name("auto", CircuitSpec()) == "torch"
+def test_auto_picks_the_native_kernel_for_small_circuits():
+    """The stored crossovers measured the native kernel fastest at 4 qubits (4.3x-11x on `hea` at 4-8 qubits)."""
+    from qrl.simulator import native
+
+    assert resolve_device_name("auto", CircuitSpec()) == ("torch:native" if native.available() else "torch")
     assert resolve_device_name("lightning.qubit", CircuitSpec()) == "lightning.qubit"
 
 
@@ -595,7 +598,7 @@ def test_auto_device_with_shots_or_noise_is_a_device_that_can_run_them():
     from qrl.nn import VQC
 
     spec = CircuitSpec(n_qubits=2, n_layers=1, n_inputs=2, n_outputs=1)
-    assert VQC(spec).device_name == "torch"
+    assert VQC(spec).device_name in ("torch:native", "torch")  # exact: the kernel (the torch program without cc)
     assert VQC(spec, shots=10).device_name == "lightning.qubit"
     assert VQC(spec, noise={"depolarizing": 0.01}).device_name == "default.mixed"
 
@@ -779,8 +782,9 @@ def test_auto_runs_rollout_sized_batches_where_the_small_batch_crossovers_say(mo
 
     spec = CircuitSpec(n_qubits=8, n_layers=2, n_inputs=4, n_outputs=2)
     monkeypatch.setattr(select, "auto_table", lambda: {4: "torch", 12: "torch"})
+    monkeypatch.setattr(select, "tiny_batch_table", lambda: {})  # none stored: calls of 1-2 samples as of 3-16
     monkeypatch.setattr(select, "small_batch_table", lambda: {4: "lightning.qubit"})
-    assert isinstance(make_backend(CircuitSpec(n_qubits=6, n_inputs=4), "auto"), TorchStatevector)  # below 8 qubits
+    assert isinstance(make_backend(CircuitSpec(n_qubits=6, n_inputs=4), "auto").cpu, BatchDispatch)  # at every size
     monkeypatch.setattr(select, "small_batch_table", lambda: {4: "torch", 12: "torch"})
     assert isinstance(make_backend(spec, "auto"), TorchStatevector)  # one backend where both tables agree
     monkeypatch.setattr(select, "small_batch_table", lambda: {4: "lightning.qubit"})
@@ -838,25 +842,24 @@ def test_auto_runs_calls_on_an_accelerator_on_the_torch_program_there(monkeypatc
     alone = run_together([backend.accelerated] * 2, [angles[64], angles[64] + 1], [(weights,), (weights * 2,)])
     assert all(torch.equal(a, b) for a, b in zip(pair, alone, strict=True))  # resolved to the torch program
     assert isinstance(make_backend(spec, "lightning.qubit"), PennyLaneQNode)  # a named device is never moved
-    monkeypatch.setattr(select, "auto_table", lambda: {4: "torch", 12: "torch"})
+    for table in ("auto_table", "small_batch_table", "tiny_batch_table"):
+        monkeypatch.setattr(select, table, lambda: {4: "torch", 12: "torch"})
     assert isinstance(make_backend(spec, "auto"), TorchStatevector)  # torch already: nothing to dispatch
 
 
-def test_auto_takes_the_native_kernel_where_measured_fastest_from_ten_qubits(monkeypatch):
-    """Below AUTO_NATIVE_MIN_QUBITS auto keeps the torch programs (the committed runs); from it, the native kernel
-    where the tables name it, for rollout-sized calls only on circuits within the pass ratio; on a GPU, and where
-    the kernel cannot be built, the torch program."""
+def test_auto_takes_the_native_kernel_where_measured_fastest(monkeypatch):
+    """The native kernel where the tables name it, at every size; for rollout-sized calls from 12 qubits only on
+    circuits within the pass ratio; on a GPU, and where the kernel cannot be built, the torch program."""
     from qrl.backends import dispatch, select
-    from qrl.backends.dispatch import SMALL_BATCH_MAX, TINY_BATCH_MAX, AcceleratorDispatch, BatchDispatch
+    from qrl.backends.dispatch import SMALL_BATCH_MAX, TINY_BATCH_MAX, AcceleratorDispatch
     from qrl.circuits import custom_circuit
     from qrl.simulator import native
 
-    both = {4: select.NATIVE, 12: select.NATIVE}
-    monkeypatch.setattr(select, "auto_table", lambda: both)
-    monkeypatch.setattr(select, "small_batch_table", lambda: both)
-    monkeypatch.setattr(select, "tiny_batch_table", lambda: {})
-    below = make_backend(CircuitSpec(n_qubits=8, n_layers=2, n_inputs=8, n_outputs=2), "auto")
-    assert isinstance(below, TorchStatevector) and below.program != "native"
+    both = {4: select.NATIVE, 14: select.NATIVE}
+    for table in ("auto_table", "small_batch_table", "tiny_batch_table"):
+        monkeypatch.setattr(select, table, lambda: both)
+    small = make_backend(CircuitSpec(n_qubits=4, n_layers=2, n_inputs=4, n_outputs=2), "auto")
+    assert isinstance(small, AcceleratorDispatch) and small.cpu.program == "native"  # 4 qubits too, every batch
     hea = CircuitSpec(n_qubits=10, n_layers=2, n_inputs=10, n_outputs=2)
     backend = make_backend(hea, "auto")
     assert resolve_device_name("auto", hea) == select.NATIVE and isinstance(backend, AcceleratorDispatch)
@@ -873,29 +876,32 @@ def test_auto_takes_the_native_kernel_where_measured_fastest_from_ten_qubits(mon
     monkeypatch.undo()
     monkeypatch.setattr(select, "auto_table", lambda: both)
     monkeypatch.setattr(select, "small_batch_table", lambda: both)
-    monkeypatch.setattr(select, "tiny_batch_table", lambda: {4: "torch", 12: "torch"})  # one sample: torch
+    monkeypatch.setattr(select, "tiny_batch_table", lambda: {4: "torch", 14: "torch"})  # one sample: torch
     backend = make_backend(hea, "auto")
     assert backend.for_inputs(angles[:TINY_BATCH_MAX]).program != "native"
     assert backend.for_inputs(angles[:TINY_BATCH_MAX + 1]).program == "native" == backend.cpu.large.program
-    assert make_backend(CircuitSpec(n_qubits=8, n_layers=2, n_inputs=8, n_outputs=2), "auto").program != "native"
-    meyer = custom_circuit("meyer_iqp", n_qubits=10, n_inputs=10, n_layers=1)  # 7.2 native passes per torch pass
-    backend = make_backend(meyer, "auto")
-    assert isinstance(backend.cpu, BatchDispatch) and backend.cpu.large.program == "native"
-    assert backend.for_inputs(torch.zeros(SMALL_BATCH_MAX, 10)).program != "native"
+    monkeypatch.setattr(select, "tiny_batch_table", lambda: both)
+    for n_qubits in (10, 12):  # 7.2 native passes per torch pass: rollouts on the kernel below 12 qubits only
+        meyer = custom_circuit("meyer_iqp", n_qubits=n_qubits, n_inputs=n_qubits, n_layers=1)
+        backend = make_backend(meyer, "auto")
+        rollouts = backend.for_inputs(torch.zeros(SMALL_BATCH_MAX, n_qubits))
+        assert (rollouts.program == "native") == (n_qubits < select.NATIVE_PASS_RATIO_MIN_QUBITS)
+        assert rollouts is backend.for_inputs(torch.zeros(1, n_qubits))  # one sample: the same choice
+        assert backend.for_inputs(torch.zeros(64, n_qubits)).program == "native"  # updates: the kernel
     monkeypatch.setattr(native, "available", lambda: False)  # no C compiler: the torch program, said so
     with pytest.warns(UserWarning, match="cannot be compiled"):
         fallback = make_backend(hea, "auto")
     assert isinstance(fallback, TorchStatevector) and fallback.program != "native"
 
 
-def test_crossovers_store_the_native_kernel_from_ten_qubits_only(tmp_path, monkeypatch):
+def test_crossovers_store_the_native_kernel_at_every_size(tmp_path, monkeypatch):
     from qrl.backends import select
 
     monkeypatch.setattr(select, "CROSSOVERS", tmp_path / "crossovers.json")
     seconds = {"torch": {"4": 2.0, "10": 3.0}, "torch:native": {"4": 1.0, "10": 1.0}, "lightning.qubit": {"4": 1.5}}
     select.write_crossovers({"batch": 64, "seconds": seconds, "fastest": {"4": "torch:native", "10": "torch:native"}},
                             "sweep", {})
-    assert select.auto_table() == {4: "lightning.qubit", 10: "torch:native"}  # at 4: the fastest of the others
+    assert select.auto_table() == {4: "torch:native", 10: "torch:native"}
     select.auto_table.cache_clear()
     select.small_batch_table.cache_clear()
 
@@ -924,7 +930,7 @@ def test_crossovers_measured_apart_at_one_batch_are_merged(tmp_path, monkeypatch
     select.write_crossovers({"batch": 1, "fastest": {"10": "lightning.qubit"}}, "at 10, batch 1", {})
     assert select.tiny_batch_table() == {10: "lightning.qubit"} and select.small_batch_table() == {26: "torch"}
     assert select.tiny_batch_device(CircuitSpec(n_qubits=10, n_inputs=4)) == "lightning.qubit"
-    assert select.tiny_batch_device(CircuitSpec(n_qubits=8, n_inputs=4)) == "torch"  # below 10: the small table's
+    assert select.tiny_batch_device(CircuitSpec(n_qubits=8, n_inputs=4)) == "lightning.qubit"  # below: its smallest
     assert select.tiny_batch_device(CircuitSpec(n_qubits=12, n_inputs=4)) == "torch"  # above its largest: the same
     for table in (select.auto_table, select.small_batch_table, select.tiny_batch_table):
         table.cache_clear()

@@ -300,3 +300,22 @@ def test_cli_policy_study_with_a_user_circuit(tmp_path, capsys):
 @pytest.mark.parametrize("value", ["meyer_iqp", "true", "3", "", "a: b", True, 4, 0.5, None, [1, 2], {"a": [1, 2]}])
 def test_set_values_read_back(value):
     assert parse_set([f"k={set_value(value)}"]) == {"k": value}
+
+
+def test_score_gradients_on_the_native_kernel_are_the_torch_programs_one_row_at_a_time():
+    """The native kernel's backward is a C call, which autograd cannot batch over cotangents (``is_grads_batched``):
+    the score gradients are then taken one observation at a time, and equal the torch program's batched ones."""
+    from qrl.config import resolve
+    from qrl.train import build_model
+
+    obs = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32)
+    scores = []
+    for device in ("torch", "torch:native"):
+        config = resolve("ppo-vqc", "CartPole-v1", seed=3, device=device, overrides={"policy_kwargs.n_layers": 2})
+        model, env = build_model(config)
+        env.close()
+        torch.manual_seed(7)  # the same actions drawn
+        scores.append(policy_score_gradients(model.policy, model.policy.mlp_extractor.policy_net.vqc
+                                             .circuit_parameters(), obs))
+    assert scores[0].shape == (6, 16) and np.abs(scores[0]).max() > 1e-3
+    np.testing.assert_allclose(scores[1], scores[0], rtol=0, atol=1e-5)

@@ -52,6 +52,20 @@ def test_a_failing_compile_says_why_and_leaves_no_file(monkeypatch, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_failing_compiler_is_run_once_per_process_for_auto(monkeypatch, tmp_path):
+    """``device="auto"`` asks :func:`native.available` for every circuit it builds: a compiler that fails is not run
+    again each time (auto then warns and runs the torch program)."""
+    monkeypatch.setattr(native, "_library", {})
+    monkeypatch.setattr(native, "_unavailable", [])
+    monkeypatch.setenv("QRL_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", "false")
+    runs = []
+    real = native.subprocess.run
+    monkeypatch.setattr(native.subprocess, "run", lambda *a, **k: runs.append(a) or real(*a, **k))
+    assert not native.available() and not native.available() and len(runs) == 1
+    assert "compiling the native kernel" in native._unavailable[0] and list(tmp_path.iterdir()) == []
+
+
 def test_the_kernel_is_compiled_once_into_the_cache(monkeypatch, tmp_path, python, subprocess_env):
     monkeypatch.setattr(native, "_library", {})
     monkeypatch.setenv("QRL_CACHE", str(tmp_path))

@@ -14,15 +14,9 @@ follow the main ones."""
 
 TINY_BATCH_MAX = 2
 """Calls with at most this many samples (one environment's step, an evaluation episode) follow the tiny-batch
-crossovers (measured at batch 1 by ``qrl bench scaling --batch 1 --update-auto``) where they are stored, from
-``qrl.backends.select.AUTO_NATIVE_MIN_QUBITS`` qubits: the native kernel computes a few samples for the price of one
-vector of them, so from 12 qubits one sample runs faster on the torch program, eight on the kernel."""
-
-
-SMALL_BATCH_MIN_QUBITS = 8
-"""Below this many qubits auto keeps one backend for every call: at 6 qubits and batch 8 the two were within
-1.16-1.42x (README, research scale), and switching per call would change the floating-point values of seeded
-rollouts, so the committed 6-qubit runs (Acrobot-v1, QubitTarget-v0) would no longer reproduce to the bit."""
+crossovers (measured at batch 1 by ``qrl bench scaling --batch 1 --update-auto``) where they are stored: the native
+kernel computes a few samples for the price of one vector of them, so from 12 qubits one sample runs faster on the
+torch program, eight on the kernel."""
 
 
 class BatchDispatch:

@@ -11,7 +11,6 @@ import pennylane as qml
 
 from qrl.backends.dispatch import (
     SMALL_BATCH_MAX,
-    SMALL_BATCH_MIN_QUBITS,
     TINY_BATCH_MAX,
     AcceleratorDispatch,
     BatchDispatch,
@@ -32,18 +31,18 @@ from qrl.errors import QRLError
 AUTO_TORCH_MAX_QUBITS = 14
 CROSSOVERS = Path(__file__).resolve().parents[1] / "data" / "crossovers.json"
 NATIVE = "torch:native"
-AUTO_NATIVE_MIN_QUBITS = 10
-"""``device="auto"`` takes the native kernel (``torch:native``) where ``qrl bench scaling --update-auto`` measured
-it fastest, from this many qubits: the committed reference runs (4-8 qubits) were trained on the torch programs,
-and the kernel rounds differently, so below it they would not reproduce to the bit (lowering this needs them re-run;
-README, "The native kernel")."""
 NATIVE_SMALL_BATCH_PASS_RATIO = 6
-"""Calls of at most ``SMALL_BATCH_MAX`` samples run on the native kernel only where the circuit makes at most this
-many of its passes per pass of the torch program (the crossovers are measured on ``hea``: about 3). The kernel makes
-one pass per wire's run of one-qubit gates and per two-qubit gate, where the torch program multiplies several into
-one. Measured at batch 8 (README, "The native kernel"): ``strongly_entangling`` (5 per pass) 2.4x, 1.05x and 0.98x
-as fast on the kernel at 10, 12 and 14 qubits; Meyer et al.'s circuit (7.2) 1.6x at 10 but 0.66x and 0.63x at 12
-and 14. At update-sized batches the kernel was as fast or faster on all three at 10-16 qubits."""
+"""Calls of at most ``SMALL_BATCH_MAX`` samples run on the native kernel, from :data:`NATIVE_PASS_RATIO_MIN_QUBITS`
+qubits, only where the circuit makes at most this many of its passes per pass of the torch program (the crossovers
+are measured on ``hea``: about 3). The kernel makes one pass per wire's run of one-qubit gates and per two-qubit
+gate, where the torch program multiplies several into one. Measured at batch 8 (README, "The native kernel"):
+``strongly_entangling`` (5 per pass) 2.4x, 1.05x and 0.98x as fast on the kernel at 10, 12 and 14 qubits; Meyer et
+al.'s circuit (7.2) 0.66x and 0.63x at 12 and 14. At update-sized batches the kernel was as fast or faster on all
+three at 10-16 qubits."""
+NATIVE_PASS_RATIO_MIN_QUBITS = 12
+"""Below this many qubits a small call costs what its per-call work costs, not its passes, and the kernel is the
+faster whatever the pass ratio: Meyer et al.'s circuit (4 layers) ran 1.5x-8.1x faster on it at 4-10 qubits and batch
+8, 1.05x-5.9x at batch 1 (README, "Where ``device="auto"`` takes it")."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -128,30 +127,29 @@ def small_batch_device(spec: CircuitSpec) -> str:
 
 
 def tiny_batch_device(spec: CircuitSpec) -> str:
-    """The exact backend ``device="auto"`` runs calls of at most ``TINY_BATCH_MAX`` samples on: from
-    :data:`AUTO_NATIVE_MIN_QUBITS` qubits to the largest size they measured, the tiny-batch crossovers' choice where
-    they are stored, else :func:`small_batch_device`'s (the committed runs at 8 qubits keep the two tables they were
-    trained with)."""
+    """The exact backend ``device="auto"`` runs calls of at most ``TINY_BATCH_MAX`` samples on: up to the largest size
+    the tiny-batch crossovers measured, their choice where they are stored, else :func:`small_batch_device`'s."""
     table = tiny_batch_table()
-    if not table or not AUTO_NATIVE_MIN_QUBITS <= spec.n_qubits <= max(table):  # above it: the small table's
+    if not table or spec.n_qubits > max(table):  # above it: the small table's
         return small_batch_device(spec)
     return _for_small_batches(_fastest(table, spec.n_qubits), spec)
 
 
 def _for_small_batches(name: str, spec: CircuitSpec) -> str:
-    """:func:`_runnable`'s choice for calls of at most ``SMALL_BATCH_MAX`` samples: the native kernel only for
-    circuits within :data:`NATIVE_SMALL_BATCH_PASS_RATIO`, else the torch program."""
+    """:func:`_runnable`'s choice for calls of at most ``SMALL_BATCH_MAX`` samples: from
+    :data:`NATIVE_PASS_RATIO_MIN_QUBITS` qubits, the native kernel only for circuits within
+    :data:`NATIVE_SMALL_BATCH_PASS_RATIO`, else the torch program."""
     name = _runnable(name, spec)
-    return "torch" if name == NATIVE and not _native_pays_for_small_batches(spec) else name
+    if name == NATIVE and spec.n_qubits >= NATIVE_PASS_RATIO_MIN_QUBITS and not _native_pays_for_small_batches(spec):
+        return "torch"
+    return name
 
 
 def _runnable(name: str, spec: CircuitSpec) -> str:
-    """``name``, or ``"torch"`` where it is the native kernel and that is not for this circuit (below
-    :data:`AUTO_NATIVE_MIN_QUBITS`, or no C compiler here: then with a warning)."""
+    """``name``, or ``"torch"`` where it is the native kernel and that cannot be built here (no C compiler: then
+    with a warning)."""
     if name != NATIVE:
         return name
-    if spec.n_qubits < AUTO_NATIVE_MIN_QUBITS:
-        return "torch"
     from qrl.simulator.native import available
 
     if not available():
@@ -198,7 +196,7 @@ def write_crossovers(result: dict, command: str, machine: dict | None = None) ->
     the table."""
     from qrl.io import write_json
 
-    entry = {"command": command, "batch": result["batch"], "fastest": _auto_choices(result),
+    entry = {"command": command, "batch": result["batch"], "fastest": dict(result["fastest"]),
              "machine": machine if machine is not None else result.get("machine")}
     data = _crossovers()
     key = "tiny_batch" if result["batch"] <= TINY_BATCH_MAX else "small_batch" if result["batch"] <= SMALL_BATCH_MAX \
@@ -212,18 +210,6 @@ def write_crossovers(result: dict, command: str, machine: dict | None = None) ->
     for table in (auto_table, small_batch_table, tiny_batch_table):
         table.cache_clear()
     return CROSSOVERS
-
-
-def _auto_choices(result: dict) -> dict[str, str]:
-    """The fastest backend per measured size that auto may take: the native kernel from
-    :data:`AUTO_NATIVE_MIN_QUBITS` qubits only (below, the fastest of the others)."""
-    seconds, choices = result.get("seconds") or {}, {}
-    for n, fastest in result["fastest"].items():
-        if fastest == NATIVE and int(n) < AUTO_NATIVE_MIN_QUBITS:
-            others = [b for b in seconds if b != NATIVE and n in seconds[b]]
-            fastest = min(others, key=lambda b: seconds[b][n]) if others else "torch"
-        choices[n] = fastest
-    return choices
 
 
 def _merged(entry: dict, old: dict | None) -> dict:
@@ -283,9 +269,7 @@ def _auto_backend(spec: CircuitSpec, name: str):
     """``device="auto"``, exact: ``name`` (the measured fastest for this size), each rollout-sized call on the
     small- or tiny-batch choice where that differs (:class:`BatchDispatch`), and calls on an accelerator on the torch
     program there where the CPU choice is not torch (:class:`AcceleratorDispatch`)."""
-    small = tiny = name
-    if spec.n_qubits >= SMALL_BATCH_MIN_QUBITS:
-        small, tiny = small_batch_device(spec), tiny_batch_device(spec)
+    small, tiny = small_batch_device(spec), tiny_batch_device(spec)
     made = {b: make_backend(spec, b) for b in dict.fromkeys((name, small, tiny))}
     backend = made[name]
     if {small, tiny} != {name}:  # rollout-sized calls are faster elsewhere: each call on the backend for its batch

@@ -64,8 +64,9 @@ def _add_train(what) -> None:
                                                        "cuda (the circuits run on the GPU, batched)")
     p.add_argument("--n-qubits", type=int, default=None,
                    help="qubits of the VQC policy's circuits (default: the policy's, enough for the features)")
-    p.add_argument("--vqc-device", default="torch",
-                   help="the VQC policy's device (default torch; torch:native: the compiled C kernel)")
+    p.add_argument("--vqc-device", default="auto",
+                   help="the VQC policy's device (default auto, as the policy's; torch: the torch programs; "
+                        "torch:native: the compiled C kernel)")
     p.add_argument("--repeats", type=int, default=1,
                    help="train each pair this many times, MLP and VQC alternating, and report medians (default 1)")
     _add_common(p, budget=False)
@@ -119,7 +120,7 @@ def run_scaling(args) -> int:
                        f"--ansatz, --circuit and --layers, or --update-auto")
     if args.layers < 1:
         raise QRLError(f"--layers must be positive; got {args.layers}")
-    from qrl.backends.select import AUTO_NATIVE_MIN_QUBITS, NATIVE
+    from qrl.backends.select import NATIVE
 
     if args.update_auto and any((":" in b and b != NATIVE) or "@" in b for b in args.backends):
         raise QRLError(f"--update-auto stores device names for device='auto' (CPU calls; of the torch programs, "
@@ -139,9 +140,7 @@ def run_scaling(args) -> int:
         tiny, small = args.batch <= TINY_BATCH_MAX, args.batch <= SMALL_BATCH_MAX
         which = f" for calls of at most {TINY_BATCH_MAX if tiny else SMALL_BATCH_MAX} samples" if small else ""
         stored = sorted(tiny_batch_table() if tiny else small_batch_table() if small else auto_table())
-        native = (f", {NATIVE} from {AUTO_NATIVE_MIN_QUBITS} qubits only (below, the fastest of the others)"
-                  if NATIVE in args.backends else "")
-        table += (f"\n\n(device='auto' now follows the 'fastest' column{which}{native}: {path}; measured sizes of "
+        table += (f"\n\n(device='auto' now follows the 'fastest' column{which}: {path}; measured sizes of "
                   f"batch {args.batch} stored there: {' '.join(map(str, stored))})")
     return _finish(result, table, args.out)
 

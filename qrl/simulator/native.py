@@ -57,6 +57,8 @@ backward, README "The native kernel"): 2.5x-7.9x faster at 4-16 qubits at batch 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
 _CONST_1Q, _DENSE, _MONOMIAL, _FULL_DIAGONAL = 3, 4, 5, 6  # kinds 0-3 make runs on one wire (native_kernel.h)
 _library: dict[str, ctypes.CDLL] = {}
+_unavailable: list[str] = []
+"""Why the kernel could not be built in this process (:func:`available`), once it failed."""
 
 
 def cache_dir() -> Path:
@@ -104,10 +106,16 @@ def padded(batch: int) -> int:
 
 
 def available() -> bool:
-    """Whether the kernel runs here (built now if it was not): ``device="auto"`` takes it only then."""
+    """Whether the kernel runs here (built now if it was not): ``device="auto"`` takes it only then. A failure is
+    remembered for the process, so that a compiler that fails is not run again for every circuit auto builds."""
+    if _library:
+        return True
+    if _unavailable:
+        return False
     try:
         kernel()
-    except (QRLError, OSError):
+    except (QRLError, OSError) as exc:
+        _unavailable.append(str(exc))
         return False
     return True
 

@@ -33,8 +33,9 @@ step scaling-26 60 $B scaling --qubits 25 26 --batch 16 --backends torch@cuda --
 step cpu-1thread 80 $B scaling --qubits 16 18 --batch 64 --backends torch torch@cuda --baseline torch --out "$WORK"
 step cpu-16threads 45 env QRL_NUM_THREADS=16 $B scaling --qubits 16 18 --batch 64 --backends torch torch@cuda \
   --baseline torch --out "$WORK"
-step train-4q-cuda 60 $B train --algos ppo --steps 2048 --sb3-device cuda --out "$WORK"
-step train-4q-cpu 45 $B train --algos ppo --steps 2048 --out "$WORK"
-step train-16q-cuda 60 $B train --algos ppo --steps 2048 --sb3-device cuda --n-qubits 16 --out "$WORK"
-step train-16q-cpu 90 env QRL_NUM_THREADS=16 $B train --algos ppo --steps 256 --n-qubits 16 --out "$WORK"
+# --vqc-device torch: the torch programs, as measured on 2026-12-04 (auto now runs the native kernel on the CPU)
+step train-4q-cuda 60 $B train --algos ppo --steps 2048 --sb3-device cuda --vqc-device torch --out "$WORK"
+step train-4q-cpu 45 $B train --algos ppo --steps 2048 --vqc-device torch --out "$WORK"
+step train-16q-cuda 60 $B train --algos ppo --steps 2048 --sb3-device cuda --n-qubits 16 --vqc-device torch --out "$WORK"
+step train-16q-cpu 90 env QRL_NUM_THREADS=16 $B train --algos ppo --steps 256 --n-qubits 16 --vqc-device torch --out "$WORK"
 echo "=== done $(date -u +%H:%M:%S)"
