@@ -951,3 +951,21 @@ def test_small_batch_crossovers_are_stored_beside_the_main_ones(tmp_path, monkey
     assert select.small_batch_table() == {4: "torch", 8: "lightning.qubit"}
     select.auto_table.cache_clear()
     select.small_batch_table.cache_clear()
+
+
+def test_a_batch_dispatch_pickled_before_tiny_batches_had_a_backend_runs_them_on_the_small_one():
+    """``BatchDispatch`` objects made before calls of at most two samples had a backend of their own carry no ``tiny``:
+    unpickled, such calls run on ``small`` as they did; a pickle round trip keeps all three backends."""
+    import pickle
+
+    from qrl.backends.dispatch import BatchDispatch
+
+    spec = CircuitSpec(n_qubits=4, n_layers=1, n_inputs=4, n_outputs=2)
+    large, small, tiny = (TorchStatevector(spec, program) for program in ("wires", "dense", "plain"))
+    restored = pickle.loads(pickle.dumps(BatchDispatch(large, small, tiny=tiny)))
+    assert [restored.for_batch(b).program for b in (1, 2, 3, 16, 17)] == ["plain", "plain", "dense", "dense", "wires"]
+    old = BatchDispatch(large, small)
+    del old.tiny, old.max_tiny  # as pickled by a qrl that had neither
+    restored = pickle.loads(pickle.dumps(old))
+    assert [restored.for_batch(b).program for b in (1, 16, 17)] == ["dense", "dense", "wires"]
+    assert restored.passes() == large.passes()  # attributes still come from the update batches' backend

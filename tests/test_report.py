@@ -772,3 +772,25 @@ def test_readme_native_kernel_learning_result_is_the_committed_studys_report(tmp
                  "runs/reference/cartpole-ppo-vqc-horizon-fresh/runs").iterdir()), strict=True)
                  if run.name.startswith("CartPole-v1__ppo-vqc-gamma99__")]
     assert torch_arm == reference
+
+
+def test_readme_native_kernel_dqn_result_is_the_committed_studys_report(tmp_path):
+    """The README's check that DQN learns on the native kernel what it learns on the torch path (issue 15): issue
+    17's dqn-vqc-lin on seeds 330-339, 6/10 ending solved on `torch:native` against 7/10 on `torch`, no claimable
+    difference; the torch arm's runs are the committed stable-fresh study's, copied (same finals, same folders)."""
+    report = _committed_study_report(tmp_path, "cartpole-dqn-vqc-native")
+    _assert_rows_in_readme([_study_table_row(report, agent, f"dqn-vqc-lin, `{device}`", "330-339", 10)
+                            for agent, device in (("dqn-vqc-lin-native", "torch:native"), ("dqn-vqc-lin", "torch"))])
+    assert ("Mann-Whitney p = 1); probability of improvement P(dqn-vqc-lin-native > dqn-vqc-lin) = 0.50" in report
+            and "in 90k steps (median; 95% CI 20k-never; 8/10 runs reached it) vs 100k" in report
+            and "p = 0.97" in report)
+    readme = " ".join(_readme().split())
+    assert "Mann-Whitney p = 1, probability of improvement 0.50; steps to 475: median 90k against 100k, p = 0.97" in (
+        readme)
+    root = Path(__file__).resolve().parents[1] / "runs/reference"
+    copies = sorted(p.name for p in (root / "cartpole-dqn-vqc-native/runs").iterdir() if "native" not in p.name)
+    assert copies == sorted(p.name for p in (root / "cartpole-dqn-vqc-stable-fresh/runs").iterdir())
+    for name in copies:
+        for table in ("evaluations.csv", "results.json"):
+            assert ((root / "cartpole-dqn-vqc-native/runs" / name / table).read_bytes()
+                    == (root / "cartpole-dqn-vqc-stable-fresh/runs" / name / table).read_bytes())
