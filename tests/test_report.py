@@ -794,3 +794,22 @@ def test_readme_native_kernel_dqn_result_is_the_committed_studys_report(tmp_path
         for table in ("evaluations.csv", "results.json"):
             assert ((root / "cartpole-dqn-vqc-native/runs" / name / table).read_bytes()
                     == (root / "cartpole-dqn-vqc-stable-fresh/runs" / name / table).read_bytes())
+
+
+def test_readme_native_kernel_acrobot_result_is_the_committed_studys_report(tmp_path):
+    """PPO on Acrobot-v1 on the native kernel (issue 15): the ppo-vqc preset on seeds 60-69, 10/10 ending at or
+    above -100 on `torch:native` and on `torch`, no claimable difference; the torch arm's runs are acrobot-ppo-vqc's,
+    copied."""
+    report = _committed_study_report(tmp_path, "acrobot-ppo-vqc-native")
+    _assert_rows_in_readme([_study_table_row(report, agent, f"ppo-vqc, `{device}`", "60-69", 10)
+                            for agent, device in (("ppo-vqc-native", "torch:native"), ("ppo-vqc", "torch"))])
+    assert "Mann-Whitney p = 0.79); probability of improvement P(ppo-vqc-native > ppo-vqc) = 0.46" in report
+    readme = " ".join(_readme().split())
+    assert "Mann-Whitney p = 0.79, probability of improvement 0.46; steps to -100: median 150k against 162k, p = 1" in (
+        readme)
+    root = Path(__file__).resolve().parents[1] / "runs/reference"
+    copies = sorted(p.name for p in (root / "acrobot-ppo-vqc-native/runs").iterdir() if "native" not in p.name)
+    assert copies == sorted(p.name for p in (root / "acrobot-ppo-vqc/runs").iterdir())
+    for name in copies:
+        assert ((root / "acrobot-ppo-vqc-native/runs" / name / "evaluations.csv").read_bytes()
+                == (root / "acrobot-ppo-vqc/runs" / name / "evaluations.csv").read_bytes())
