@@ -813,3 +813,24 @@ def test_readme_native_kernel_acrobot_result_is_the_committed_studys_report(tmp_
     for name in copies:
         assert ((root / "acrobot-ppo-vqc-native/runs" / name / "evaluations.csv").read_bytes()
                 == (root / "acrobot-ppo-vqc/runs" / name / "evaluations.csv").read_bytes())
+
+
+def test_readme_native_kernel_sac_result_is_the_committed_studys_report(tmp_path):
+    """SAC on Pendulum-v1 with every circuit on the native kernel (issue 15): issue 17's sac-vqc-critics on seeds
+    210-219, 10/10 ending at or above -250 on `torch:native` and on `torch`, no claimable difference; the torch arm's
+    runs are pendulum-sac-vqc's, copied."""
+    report = _committed_study_report(tmp_path, "pendulum-sac-vqc-native")
+    _assert_rows_in_readme([_study_table_row(report, agent, f"sac-vqc-critics, `{device}`", "210-219", 10)
+                            for agent, device in (("sac-vqc-critics-native", "torch:native"),
+                                                  ("sac-vqc-critics", "torch"))])
+    assert ("Mann-Whitney p = 0.79); probability of improvement P(sac-vqc-critics-native > sac-vqc-critics) = 0.54"
+            in report)
+    readme = " ".join(_readme().split())
+    assert "Mann-Whitney p = 0.79, probability of improvement 0.54; steps to -250: median 5k against 5k, p = 1" in (
+        readme)
+    root = Path(__file__).resolve().parents[1] / "runs/reference"
+    copies = sorted(p.name for p in (root / "pendulum-sac-vqc-native/runs").iterdir() if "native" not in p.name)
+    assert copies == sorted(p.name for p in (root / "pendulum-sac-vqc/runs").iterdir())
+    for name in copies:
+        assert ((root / "pendulum-sac-vqc-native/runs" / name / "evaluations.csv").read_bytes()
+                == (root / "pendulum-sac-vqc/runs" / name / "evaluations.csv").read_bytes())
