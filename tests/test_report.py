@@ -774,6 +774,18 @@ def test_readme_native_kernel_learning_result_is_the_committed_studys_report(tmp
     assert torch_arm == reference
 
 
+def _assert_torch_arm_copied(study: str, source: str) -> None:
+    """A native-kernel study's torch arm is the committed ``source`` study's runs, copied: the same run folders, with
+    byte-equal evaluations and results."""
+    root = Path(__file__).resolve().parents[1] / "runs/reference"
+    copies = sorted(p.name for p in (root / study / "runs").iterdir() if "native" not in p.name)
+    assert copies == sorted(p.name for p in (root / source / "runs").iterdir())
+    for name in copies:
+        for table in ("evaluations.csv", "results.json"):
+            assert (root / study / "runs" / name / table).read_bytes() == (
+                root / source / "runs" / name / table).read_bytes()
+
+
 def test_readme_native_kernel_dqn_result_is_the_committed_studys_report(tmp_path):
     """The README's check that DQN learns on the native kernel what it learns on the torch path (issue 15): issue
     17's dqn-vqc-lin on seeds 330-339, 6/10 ending solved on `torch:native` against 7/10 on `torch`, no claimable
@@ -787,13 +799,7 @@ def test_readme_native_kernel_dqn_result_is_the_committed_studys_report(tmp_path
     readme = " ".join(_readme().split())
     assert "Mann-Whitney p = 1, probability of improvement 0.50; steps to 475: median 90k against 100k, p = 0.97" in (
         readme)
-    root = Path(__file__).resolve().parents[1] / "runs/reference"
-    copies = sorted(p.name for p in (root / "cartpole-dqn-vqc-native/runs").iterdir() if "native" not in p.name)
-    assert copies == sorted(p.name for p in (root / "cartpole-dqn-vqc-stable-fresh/runs").iterdir())
-    for name in copies:
-        for table in ("evaluations.csv", "results.json"):
-            assert ((root / "cartpole-dqn-vqc-native/runs" / name / table).read_bytes()
-                    == (root / "cartpole-dqn-vqc-stable-fresh/runs" / name / table).read_bytes())
+    _assert_torch_arm_copied("cartpole-dqn-vqc-native", "cartpole-dqn-vqc-stable-fresh")
 
 
 def test_readme_native_kernel_acrobot_result_is_the_committed_studys_report(tmp_path):
@@ -807,12 +813,7 @@ def test_readme_native_kernel_acrobot_result_is_the_committed_studys_report(tmp_
     readme = " ".join(_readme().split())
     assert "Mann-Whitney p = 0.79, probability of improvement 0.46; steps to -100: median 150k against 162k, p = 1" in (
         readme)
-    root = Path(__file__).resolve().parents[1] / "runs/reference"
-    copies = sorted(p.name for p in (root / "acrobot-ppo-vqc-native/runs").iterdir() if "native" not in p.name)
-    assert copies == sorted(p.name for p in (root / "acrobot-ppo-vqc/runs").iterdir())
-    for name in copies:
-        assert ((root / "acrobot-ppo-vqc-native/runs" / name / "evaluations.csv").read_bytes()
-                == (root / "acrobot-ppo-vqc/runs" / name / "evaluations.csv").read_bytes())
+    _assert_torch_arm_copied("acrobot-ppo-vqc-native", "acrobot-ppo-vqc")
 
 
 def test_readme_native_kernel_sac_result_is_the_committed_studys_report(tmp_path):
@@ -828,9 +829,4 @@ def test_readme_native_kernel_sac_result_is_the_committed_studys_report(tmp_path
     readme = " ".join(_readme().split())
     assert "Mann-Whitney p = 0.79, probability of improvement 0.54; steps to -250: median 5k against 5k, p = 1" in (
         readme)
-    root = Path(__file__).resolve().parents[1] / "runs/reference"
-    copies = sorted(p.name for p in (root / "pendulum-sac-vqc-native/runs").iterdir() if "native" not in p.name)
-    assert copies == sorted(p.name for p in (root / "pendulum-sac-vqc/runs").iterdir())
-    for name in copies:
-        assert ((root / "pendulum-sac-vqc-native/runs" / name / "evaluations.csv").read_bytes()
-                == (root / "pendulum-sac-vqc/runs" / name / "evaluations.csv").read_bytes())
+    _assert_torch_arm_copied("pendulum-sac-vqc-native", "pendulum-sac-vqc")
