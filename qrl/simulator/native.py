@@ -57,6 +57,9 @@ backward, README "The native kernel"): 2.5x-7.9x faster at 4-16 qubits at batch 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
 _CONST_1Q, _DENSE, _MONOMIAL, _FULL_DIAGONAL = 3, 4, 5, 6  # kinds 0-3 make runs on one wire (native_kernel.h)
 _library: dict[str, ctypes.CDLL] = {}
+_FUNCTIONS = {(rdtype, width): (f"forward_{name}_w{width}", f"backward_{name}_w{width}")
+              for rdtype, name in ((torch.float32, "f32"), (torch.float64, "f64")) for width in (*NARROW_BLOCKS, BLOCK)}
+"""The kernel's functions by (dtype, width): forward and backward, as native.c and native_widths.h name them."""
 _unavailable: list[str] = []
 """Why the kernel could not be built in this process (:func:`available`), once it failed."""
 
@@ -91,11 +94,11 @@ def kernel() -> ctypes.CDLL:
     if not path.exists():
         _compile(compiler, [*flags, str(here / "native.c")], path)
     lib = ctypes.CDLL(str(path))
-    for name in (f"{way}_{dtype}_w{width}" for way in ("forward", "backward") for dtype in ("f32", "f64")
-                 for width in (*NARROW_BLOCKS, BLOCK)):
-        fn = getattr(lib, name)
-        fn.restype = ctypes.c_int
-        fn.argtypes = [ctypes.c_int] * 7 + [ctypes.c_void_p] * (12 if name.startswith("forward") else 11)
+    for names in _FUNCTIONS.values():
+        for name, pointers in zip(names, (12, 11), strict=True):  # forward, backward
+            fn = getattr(lib, name)
+            fn.restype = ctypes.c_int
+            fn.argtypes = [ctypes.c_int] * 7 + [ctypes.c_void_p] * pointers
     _library[key] = lib
     return lib
 
@@ -105,11 +108,14 @@ def padded(batch: int) -> int:
     return next((b for b in NARROW_BLOCKS if batch <= b), -(-batch // BLOCK) * BLOCK)
 
 
+def _width(batch: int) -> int:
+    """The kernel width (samples per vector) that runs a batch: :data:`NARROW_BLOCKS` or :data:`BLOCK`."""
+    return min(padded(batch), BLOCK)
+
+
 def available() -> bool:
     """Whether the kernel runs here (built now if it was not): ``device="auto"`` takes it only then. A failure is
     remembered for the process, so that a compiler that fails is not run again for every circuit auto builds."""
-    if _library:
-        return True
     if _unavailable:
         return False
     try:
@@ -285,9 +291,8 @@ class NativeProgram:
         self._arrays = [np.ascontiguousarray(x) for x in (self.ops, self.mat_re, self.mat_im, self.perm,
                                                           np.concatenate([self.consts, [0.0]]))]
         sizes = (self.n_angle, self.n_weight + len(self.consts), self.n_weight, len(self.ops))
-        self._bound = (sizes, tuple(x.ctypes.data for x in self._arrays), {
-            (rdtype, width): (getattr(lib, f"forward_{name}_w{width}"), getattr(lib, f"backward_{name}_w{width}"))
-            for rdtype, name in ((torch.float32, "f32"), (torch.float64, "f64")) for width in (*NARROW_BLOCKS, BLOCK)})
+        self._bound = (sizes, tuple(x.ctypes.data for x in self._arrays),
+                       {key: tuple(getattr(lib, name) for name in names) for key, names in _FUNCTIONS.items()})
 
     def state(self, flat_a: torch.Tensor, shared: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
         """Final states ``(B, 2**n)`` of ``cdtype`` for angles ``(B, P)`` and shared angles ``(Q,)``."""
@@ -321,7 +326,7 @@ class NativeProgram:
         else:
             out = torch.empty((batch, diagonals.shape[1]), dtype=rdtype)
             ptrs = (diagonals.ctypes.data, None, out.data_ptr())
-        if fns[rdtype, min(rows, BLOCK)][0](self.n, batch, n_angle, n_shared, n_weight, n_ops,
+        if fns[rdtype, _width(batch)][0](self.n, batch, n_angle, n_shared, n_weight, n_ops,
                           0 if diagonals is None else diagonals.shape[1], *arrays, ptrs[0], angles.data_ptr(),
                           weights.data_ptr(), trig.data_ptr() if keep else None,
                           state.data_ptr() if keep else None, *ptrs[1:]) != 0:
@@ -336,7 +341,7 @@ class NativeProgram:
         g_angles = torch.empty((batch, n_angle), dtype=trig.dtype)
         g_shared = torch.empty(n_weight, dtype=trig.dtype)
         ptrs = (None, grad.data_ptr(), None) if diagonals is None else (diagonals.ctypes.data, None, grad.data_ptr())
-        if fns[trig.dtype, min(padded(batch), BLOCK)][1](self.n, batch, n_angle, n_shared, n_weight, n_ops,
+        if fns[trig.dtype, _width(batch)][1](self.n, batch, n_angle, n_shared, n_weight, n_ops,
                               0 if diagonals is None else diagonals.shape[1], *arrays[:4], ptrs[0], trig.data_ptr(),
                               state.data_ptr(), *ptrs[1:], g_angles.data_ptr(), g_shared.data_ptr()) != 0:
             raise QRLError("the native kernel could not allocate its scratch memory; try a smaller batch")
