@@ -816,6 +816,20 @@ def test_readme_native_kernel_acrobot_result_is_the_committed_studys_report(tmp_
     _assert_torch_arm_copied("acrobot-ppo-vqc-native", "acrobot-ppo-vqc")
 
 
+def test_readme_native_kernel_frozenlake_result_is_the_committed_studys_report(tmp_path):
+    """PPO on the slippery FrozenLake-v1 on the native kernel (issue 15): the ppo-vqc preset on seeds 70-79, 4/10
+    ending at or above 0.7 on `torch:native` against 5/10 on `torch`, no claimable difference; the torch arm's runs
+    are frozenlake-ppo-vqc's, copied."""
+    report = _committed_study_report(tmp_path, "frozenlake-ppo-vqc-native")
+    _assert_rows_in_readme([_study_table_row(report, agent, f"ppo-vqc, `{device}`", "70-79", 10)
+                            for agent, device in (("ppo-vqc-native", "torch:native"), ("ppo-vqc", "torch"))])
+    assert "Mann-Whitney p = 0.82); probability of improvement P(ppo-vqc-native > ppo-vqc) = 0.47" in report
+    readme = " ".join(_readme().split())
+    assert ("Mann-Whitney p = 0.82, probability of improvement 0.47; steps to 0.7: median 135k against 125k, "
+            "p = 0.76") in readme
+    _assert_torch_arm_copied("frozenlake-ppo-vqc-native", "frozenlake-ppo-vqc")
+
+
 def test_readme_native_kernel_sac_result_is_the_committed_studys_report(tmp_path):
     """SAC on Pendulum-v1 with every circuit on the native kernel (issue 15): issue 17's sac-vqc-critics on seeds
     210-219, 10/10 ending at or above -250 on `torch:native` and on `torch`, no claimable difference; the torch arm's
