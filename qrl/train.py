@@ -89,6 +89,7 @@ def check_training_memory(config: RunConfig, model: BaseAlgorithm, available: in
     """Refuse, before any folder exists, a run whose gradient step would not fit in memory: the circuits
     on the torch backend keep their intermediate states for autograd (PennyLane devices are not counted). On a
     GPU (``device=cuda``) the states live in the GPU's memory, which torch reports when it runs out."""
+    from qrl.backends.dispatch import cpu_backend
     from qrl.backends.memory import available_memory, format_bytes
     from qrl.backends.torch import TorchStatevector
 
@@ -97,11 +98,12 @@ def check_training_memory(config: RunConfig, model: BaseAlgorithm, available: in
 
     batch = largest_gradient_batch(config)
     circuits = policy_circuits(model.policy).values()
-    torch_circuits = [vqc for vqc in circuits if isinstance(vqc.backend, TorchStatevector)]
-    need = sum(vqc.backend.gradient_bytes(batch) for vqc in torch_circuits)
+    backends = [cpu_backend(vqc.backend, batch) for vqc in circuits]  # auto: the backend of a call of this batch
+    torch_circuits = [b for b in backends if isinstance(b, TorchStatevector)]
+    need = sum(b.gradient_bytes(batch) for b in torch_circuits)
     have = available_memory() if available is None else available
     if need > have:
-        n = max(vqc.spec.n_qubits for vqc in torch_circuits)
+        n = max(b.n for b in torch_circuits)
         raise QRLError(f"{config.agent} on {config.env} needs about {format_bytes(need)} for one gradient step "
                        f"({batch} samples through {len(torch_circuits)} circuit(s) of up to {n} qubits, torch "
                        f"backend); expected at most {format_bytes(have)} (available memory); try a smaller "

@@ -199,7 +199,7 @@ def test_auto_follows_measured_crossovers(monkeypatch):
     assert resolve_device_name("auto", CircuitSpec(n_qubits=10, n_inputs=4)) == "lightning.qubit"
     monkeypatch.setattr(select, "auto_table", lambda: {4: "torch", 10: "torch"})
     assert resolve_device_name("auto", CircuitSpec(n_qubits=10, n_inputs=4)) == "torch"
-    assert resolve_device_name("auto", CircuitSpec(n_qubits=11, n_inputs=4)) == "lightning.qubit"  # unmeasured
+    assert resolve_device_name("auto", CircuitSpec(n_qubits=11, n_inputs=4)) == "torch"  # unmeasured: as at 10
     monkeypatch.setattr(select, "auto_table", lambda: {})
     assert resolve_device_name("auto", CircuitSpec(n_qubits=20, n_inputs=4)) == "lightning.qubit"
 
@@ -786,7 +786,8 @@ def test_auto_runs_rollout_sized_batches_where_the_small_batch_crossovers_say(mo
     monkeypatch.setattr(select, "small_batch_table", lambda: {4: "lightning.qubit"})
     assert isinstance(make_backend(CircuitSpec(n_qubits=6, n_inputs=4), "auto").cpu, BatchDispatch)  # at every size
     monkeypatch.setattr(select, "small_batch_table", lambda: {4: "torch", 12: "torch"})
-    assert isinstance(make_backend(spec, "auto"), TorchStatevector)  # one backend where both tables agree
+    one = make_backend(spec, "auto")  # one backend for every batch that fits where both tables agree
+    assert isinstance(one.for_batch(1), TorchStatevector) and all(one.for_batch(b) is one.for_batch(1) for b in (8, 64))
     monkeypatch.setattr(select, "small_batch_table", lambda: {4: "lightning.qubit"})
     backend = make_backend(spec, "auto")  # (tensors on a GPU would run the torch program: AcceleratorDispatch)
     assert isinstance(backend.cpu, BatchDispatch) and resolve_device_name("auto", spec) == "torch"
@@ -844,7 +845,8 @@ def test_auto_runs_calls_on_an_accelerator_on_the_torch_program_there(monkeypatc
     assert isinstance(make_backend(spec, "lightning.qubit"), PennyLaneQNode)  # a named device is never moved
     for table in ("auto_table", "small_batch_table", "tiny_batch_table"):
         monkeypatch.setattr(select, table, lambda: {4: "torch", 12: "torch"})
-    assert isinstance(make_backend(spec, "auto"), TorchStatevector)  # torch already: nothing to dispatch
+    torch_only = make_backend(spec, "auto")  # torch already: one program for every CPU batch that fits
+    assert isinstance(torch_only.for_batch(1), TorchStatevector) and torch_only.for_batch(64) is torch_only.for_batch(1)
 
 
 def test_auto_takes_the_native_kernel_where_measured_fastest(monkeypatch):
@@ -863,7 +865,8 @@ def test_auto_takes_the_native_kernel_where_measured_fastest(monkeypatch):
     hea = CircuitSpec(n_qubits=10, n_layers=2, n_inputs=10, n_outputs=2)
     backend = make_backend(hea, "auto")
     assert resolve_device_name("auto", hea) == select.NATIVE and isinstance(backend, AcceleratorDispatch)
-    assert isinstance(backend.cpu, TorchStatevector) and backend.cpu.program == "native"  # every batch
+    assert backend.for_batch(1).program == "native" and all(backend.for_batch(b) is backend.for_batch(1)
+                                                             for b in (8, 64))  # every batch
     gen = torch.Generator().manual_seed(2)
     weights = torch.rand(hea.weight_shape, generator=gen, dtype=torch.float64) * 2 * math.pi
     angles = torch.rand(8, hea.n_encoding_layers, hea.n_inputs, generator=gen, dtype=torch.float64)
@@ -888,10 +891,47 @@ def test_auto_takes_the_native_kernel_where_measured_fastest(monkeypatch):
         assert (rollouts.program == "native") == (n_qubits < select.NATIVE_PASS_RATIO_MIN_QUBITS)
         assert rollouts is backend.for_inputs(torch.zeros(1, n_qubits))  # one sample: the same choice
         assert backend.for_inputs(torch.zeros(64, n_qubits)).program == "native"  # updates: the kernel
+    assert resolve_device_name("auto", CircuitSpec(n_qubits=27, n_inputs=4)) == "torch"  # above the kernel's 26
+    wide = CircuitSpec(n_qubits=22, n_layers=5, n_inputs=22, n_outputs=2)  # CZs unmerged above 20 qubits: 6.3
+    assert select.small_batch_device(wide) == select.NATIVE  # passes per torch pass, 3.3 with each ring as one
     monkeypatch.setattr(native, "available", lambda: False)  # no C compiler: the torch program, said so
     with pytest.warns(UserWarning, match="cannot be compiled"):
         fallback = make_backend(hea, "auto")
-    assert isinstance(fallback, TorchStatevector) and fallback.program != "native"
+    assert isinstance(fallback.for_batch(64), TorchStatevector) and fallback.program != "native"
+
+
+def test_auto_runs_calls_that_would_not_fit_in_memory_on_lightning(monkeypatch):
+    """A call whose program's forward + backward estimate exceeds the share of physical memory runs on Lightning
+    (adjoint, a few state vectors), with the same values and gradients; calls that fit stay on the measured choice,
+    and calls on an accelerator on the torch program there."""
+    from qrl.backends import dispatch, select
+    from qrl.backends.dispatch import cpu_backend
+
+    spec = CircuitSpec(n_qubits=10, n_layers=2, n_inputs=10, n_outputs=2)
+    both = {4: select.NATIVE, 14: select.NATIVE}
+    for table in ("auto_table", "small_batch_table", "tiny_batch_table"):
+        monkeypatch.setattr(select, table, lambda: both)
+    kernel = TorchStatevector(spec, "native")
+    memory = kernel.gradient_bytes(8)  # 8 samples fit, 9 (padded to 16) do not
+    assert select.largest_batch_within(kernel, memory) == 8 and kernel.gradient_bytes(9) > memory
+    assert select.largest_batch_within(kernel, kernel.gradient_bytes(1) - 1) == 0
+    assert select.largest_batch_within(make_backend(spec, "lightning.qubit"), 1) is None  # no estimate: no limit
+    monkeypatch.setattr(select, "physical_memory", lambda: int(memory / select.AUTO_MEMORY_FRACTION) + 1)
+    backend = make_backend(spec, "auto")
+    assert backend.cpu.spilled is None  # Lightning is made on the first call that needs it
+    assert all(backend.for_batch(b).program == "native" for b in (1, 2, 8))
+    assert all(isinstance(backend.for_batch(b), PennyLaneQNode) for b in (9, 16, 64))
+    assert backend.for_batch(9) is backend.for_batch(64) and cpu_backend(backend, 64) is backend.for_batch(64)
+    gen = torch.Generator().manual_seed(4)
+    weights = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) * 2 * math.pi
+    for batch in (8, 9):  # the same values and gradients on either side of the limit
+        angles = torch.rand(batch, spec.n_encoding_layers, spec.n_inputs, generator=gen, dtype=torch.float64)
+        cot = torch.randn(batch, spec.n_outputs, generator=gen, dtype=torch.float64)
+        for r, g in zip(values_and_grads(TorchStatevector(spec), angles, weights, cot),
+                        values_and_grads(backend, angles, weights, cot), strict=True):
+            np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0)
+    monkeypatch.setattr(dispatch, "on_accelerator", lambda inputs: True)  # as for tensors on a GPU: never Lightning
+    assert isinstance(backend.for_inputs(torch.zeros(64, 1, 10)), TorchStatevector)
 
 
 def test_crossovers_store_the_native_kernel_at_every_size(tmp_path, monkeypatch):
@@ -924,7 +964,7 @@ def test_crossovers_measured_apart_at_one_batch_are_merged(tmp_path, monkeypatch
     assert select.small_batch_table() == {4: "torch", 6: "lightning.qubit", 20: "lightning.qubit", 22: "torch",
                                           24: "torch"}
     assert select.small_batch_device(CircuitSpec(n_qubits=23, n_inputs=4)) == "torch"
-    assert select.small_batch_device(CircuitSpec(n_qubits=25, n_inputs=4)) == "lightning.qubit"  # above: Lightning
+    assert select.small_batch_device(CircuitSpec(n_qubits=25, n_inputs=4)) == "torch"  # above: as at 24
     select.write_crossovers({"batch": 4, "fastest": {"26": "torch"}}, "at 26, batch 4", {})
     assert select.small_batch_table() == {26: "torch"}  # another batch: a new table
     select.write_crossovers({"batch": 1, "fastest": {"10": "lightning.qubit"}}, "at 10, batch 1", {})

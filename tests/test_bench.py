@@ -480,13 +480,42 @@ def test_the_readme_26_qubit_tiny_batch_rows_are_the_committed_measurement():
     assert f"{s['torch:native'] / s['torch']:.1f}x and {s['lightning.qubit'] / s['torch']:.1f}x" == "3.7x and 2.3x"
 
 
-def test_auto_runs_one_or_two_samples_at_26_qubits_on_torch_from_the_stored_crossovers():
+def test_auto_at_25_and_26_qubits_runs_each_call_where_it_fits_from_the_stored_crossovers(monkeypatch):
+    """On a machine of this one's memory (23.5 GiB), from the stored tables: at 26 qubits 1-2 samples on torch (the
+    tiny table), 3-4 on the kernel (the small table's choice at 24, within 3/4 of memory), 5 and more on Lightning;
+    at 25 qubits the kernel up to 8 samples."""
     from qrl.backends import select
     from qrl.circuits import CircuitSpec
 
-    spec = CircuitSpec(n_qubits=26, n_layers=5, n_inputs=26, n_outputs=26)
-    assert select.tiny_batch_table()[26] == "torch" and select.tiny_batch_device(spec) == "torch"
-    assert select.small_batch_device(spec) == "lightning.qubit"  # 3-16 samples: above the small table's 24
+    monkeypatch.setattr(select, "physical_memory", lambda: int(23.5 * 2**30))
+    expected = {26: {1: "wires", 2: "wires", 3: "native", 4: "native", 5: "lightning", 16: "lightning",
+                     64: "lightning"},
+                25: {2: "wires", 3: "native", 8: "native", 9: "lightning", 64: "lightning"}}
+    for n, choices in expected.items():
+        backend = select.make_backend(CircuitSpec(n_qubits=n, n_layers=5, n_inputs=n, n_outputs=n), "auto")
+        assert {b: getattr(backend.for_batch(b), "program", "lightning") for b in choices} == choices
+    assert select.tiny_batch_table()[26] == "torch" and select.small_batch_table()[24] == select.NATIVE
+
+
+def test_the_readme_auto_points_at_24_to_26_qubits_are_the_committed_measurements():
+    """The table of auto's per-call choice by memory (README, "Against Lightning at 20-26 qubits"): each cell and
+    ratio from the committed JSON, and the 24-qubit batch-8 point that put the kernel in the small table."""
+    text = (ROOT / "README.md").read_text()
+    readme = " ".join(text.split())
+    narrow = bench.load(COMMITTED / "scaling-20261205-025926.json")
+    assert (narrow["batch"], narrow["qubits"], narrow["fastest"]["24"]) == (8, [24], "torch:native")
+    assert [f"{narrow['seconds'][b]['24']:.0f}" for b in ("torch:native", "torch")] == ["115", "161"]
+    assert "the kernel there (115 s against 161 on torch, `scaling-20261205-025926.json`)" in readme
+    rows = []
+    for name, n, batch in (("scaling-20261205-033209.json", 26, 4), ("scaling-20261205-035134.json", 25, 8)):
+        r = bench.load(COMMITTED / name)
+        assert (r["batch"], r["qubits"]) == (batch, [n])
+        t = {b: r["seconds"][b][str(n)] for b in r["seconds"]}
+        others = [v for b, v in t.items() if b != "auto"] + ([612.0] if n == 26 else [])  # Lightning at 26 / 4: above
+        light = f"{t['lightning.qubit']:.1f}" if "lightning.qubit" in t else "(612, above)"
+        rows.append(f"| {n}, {batch} | {t['auto']:.1f} | {t['torch:native']:.1f} | {light} | "
+                    f"{t['auto'] / min(others):.2f}x | {max(v[str(n)] for v in r['peak_rss_gb'].values()):.2f} |")
+    assert all(row in text for row in rows), rows
 
 
 def test_the_readme_native_points_at_20_and_22_qubits_are_the_committed_ones():
@@ -505,8 +534,8 @@ def test_the_readme_native_points_at_20_and_22_qubits_are_the_committed_ones():
 
 
 def test_the_readme_26_qubit_batch_4_point_is_the_committed_measurement():
-    """Calls of 3-7 samples at 25-26 qubits run on Lightning (above the small table's sizes): at batch 4 the kernel
-    and torch were faster, which the README reports as not reached."""
+    """Calls of 3-7 samples at 25-26 qubits ran on Lightning (above the small table's sizes) until auto chose by
+    memory: at batch 4 the kernel and torch were faster."""
     readme = " ".join((ROOT / "README.md").read_text().split())
     r = bench.load(COMMITTED / "scaling-20261205-014252.json")
     assert (r["batch"], r["qubits"]) == (4, [26])
@@ -514,9 +543,4 @@ def test_the_readme_26_qubit_batch_4_point_is_the_committed_measurement():
     assert [f"{v:.0f}" for v in s.values()] == ["320", "367", "612"]
     slower = s["lightning.qubit"] / s["torch:native"]
     assert f"{slower:.2f}x" == "1.91x" and f"{s['lightning.qubit'] / s['torch']:.2f}x" == "1.67x"
-    assert "the kernel took 320 s, torch 367 s and Lightning 612 s, so auto is 1.91x slower than the kernel" in readme
-    from qrl.backends import select
-    from qrl.circuits import CircuitSpec
-
-    assert select.small_batch_device(CircuitSpec(n_qubits=26, n_layers=5, n_inputs=26, n_outputs=26)) == (
-        "lightning.qubit")  # what auto runs calls of 3-16 samples on there
+    assert "the kernel took 320 s, torch 367 s and Lightning 612 s, so auto, on Lightning, was 1.91x slower" in readme

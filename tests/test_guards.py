@@ -387,3 +387,10 @@ def test_memory_check_counts_the_batch_the_algorithm_differentiates(tmp_path, mo
     assert code == 2
     assert "for one gradient step (4096 samples through 2 circuit(s) of up to 12 qubits" in one_error(capsys)
     assert not list(tmp_path.iterdir())
+    # the default device (auto) too: the backend that runs a call of that batch is counted
+    code = main(["train", "--agent", "ppo-vqc", "--env", "CartPole-v1", "--set", "batch_size=4096", "--set",
+                 "n_steps=512", "--set", "policy_kwargs.n_qubits=12", "--set", "policy_kwargs.pre_layer=true",
+                 "--no-progress"])
+    assert code == 2
+    assert "for one gradient step (4096 samples through 2 circuit(s) of up to 12 qubits" in one_error(capsys)
+    assert not list(tmp_path.iterdir())

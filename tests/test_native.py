@@ -227,6 +227,7 @@ def test_diagonals_stay_apart_above_the_merge_limit_and_compute_the_same(monkeyp
     full = 6  # the kernel's kind for a diagonal of the whole state
     assert full in merged._impl.ops[:, 0] and full not in apart._impl.ops[:, 0]
     assert apart.native_passes() == merged.native_passes() + 2 * (8 - 1)  # 8 CZs instead of one pass, per layer
+    assert apart.native_passes(merge_diagonals=True) == merged.native_passes() == merged.native_passes(True)
     gen = torch.Generator().manual_seed(3)
     x = torch.rand(5, *spec.input_shape, generator=gen, dtype=torch.float64)
     w = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64)

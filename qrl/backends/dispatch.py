@@ -21,24 +21,37 @@ torch program, eight on the kernel."""
 
 class BatchDispatch:
     """Run each call on ``small`` when its batch has at most ``max_small`` samples, else on ``large``; with ``tiny``,
-    calls of at most ``max_tiny`` samples on that.
+    calls of at most ``max_tiny`` samples on that. With ``limits`` (``{"tiny" | "small" | "large": the largest batch
+    that backend's forward + backward fits in memory}``), a larger call runs on ``spill()`` instead (Lightning: a few
+    state vectors whatever the batch), made on the first such call.
 
-    Both are exact backends of one circuit (``f(inputs, *weights)``), so a call's values and gradients are the
+    All are exact backends of one circuit (``f(inputs, *weights)``), so a call's values and gradients are the
     same to rounding (1e-13 in float64) whichever runs it; the choice depends on the batch size only, so a
     seeded training run stays deterministic. Memory checks and the pass counts describe ``large``, the
-    backend of the differentiated update batches.
+    backend of the differentiated update batches (:func:`cpu_backend` names the one of a batch).
     """
 
-    def __init__(self, large, small, max_small: int = SMALL_BATCH_MAX, tiny=None, max_tiny: int = TINY_BATCH_MAX):
+    def __init__(self, large, small, max_small: int = SMALL_BATCH_MAX, tiny=None, max_tiny: int = TINY_BATCH_MAX,
+                 limits: dict[str, int] | None = None, spill=None):
         self.large, self.small, self.max_small = large, small, max_small
         self.tiny, self.max_tiny = tiny, max_tiny
+        self.limits, self.spill, self.spilled = dict(limits or {}), spill, None
 
     def for_batch(self, batch: int):
         """The backend that runs a call of ``batch`` samples."""
         tiny = getattr(self, "tiny", None)  # (pickled before tiny batches had their own backend: none)
         if tiny is not None and batch <= self.max_tiny:
-            return tiny
-        return self.small if batch <= self.max_small else self.large
+            role, chosen = "tiny", tiny
+        elif batch <= self.max_small:
+            role, chosen = "small", self.small
+        else:
+            role, chosen = "large", self.large
+        limit = getattr(self, "limits", {}).get(role)  # (pickled before the memory limits: none)
+        if limit is None or batch <= limit:
+            return chosen
+        if self.spilled is None:
+            self.spilled = self.spill()
+        return self.spilled
 
     def for_inputs(self, inputs: torch.Tensor):
         """The backend that runs a call with these inputs (by their batch size)."""
@@ -48,9 +61,12 @@ class BatchDispatch:
         return self.for_batch(inputs.shape[0])(inputs, *weights)
 
     def __getattr__(self, name: str):  # passes, gradient_bytes, spec, ...: the update batches' backend
-        if name in ("large", "small", "max_small", "tiny", "max_tiny"):  # not set yet (unpickling): no recursion
+        if name in _BATCH_DISPATCH_SLOTS:  # not set yet (unpickling): no recursion
             raise AttributeError(name)
         return getattr(self.large, name)
+
+
+_BATCH_DISPATCH_SLOTS = ("large", "small", "max_small", "tiny", "max_tiny", "limits", "spill", "spilled")
 
 
 def on_accelerator(inputs: torch.Tensor) -> bool:
@@ -71,10 +87,14 @@ class AcceleratorDispatch:
     def for_inputs(self, inputs: torch.Tensor):
         """The backend that runs a call with these inputs."""
         if not on_accelerator(inputs):
-            return self.cpu.for_inputs(inputs) if isinstance(self.cpu, BatchDispatch) else self.cpu
+            return self.for_batch(inputs.shape[0])
         if self.accelerated is None:
             self.accelerated = TorchStatevector(self.spec)
         return self.accelerated
+
+    def for_batch(self, batch: int):
+        """The backend that runs a CPU call of ``batch`` samples."""
+        return self.cpu.for_batch(batch) if isinstance(self.cpu, BatchDispatch) else self.cpu
 
     def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
         return self.for_inputs(inputs)(inputs, *weights)
@@ -83,3 +103,9 @@ class AcceleratorDispatch:
         if name in ("cpu", "spec", "accelerated"):  # not set yet (unpickling): no recursion
             raise AttributeError(name)
         return getattr(self.cpu, name)
+
+
+def cpu_backend(backend, batch: int):
+    """The backend that runs a CPU call of ``batch`` samples on ``backend`` (``device="auto"``'s dispatch, resolved;
+    any other backend is its own)."""
+    return backend.for_batch(batch) if isinstance(backend, (BatchDispatch, AcceleratorDispatch)) else backend

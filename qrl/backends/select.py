@@ -23,12 +23,20 @@ from qrl.errors import QRLError
 
 # `device="auto"` picks, for a circuit of n qubits, the backend that `qrl bench scaling` measured
 # fastest at the largest measured size <= n (stored in qrl/data/crossovers.json by
-# `qrl bench scaling --update-auto`). Above the largest measured size it picks Lightning: the torch
-# path keeps a state per gate step for autograd, Lightning's adjoint method a few.
+# `qrl bench scaling --update-auto`); above the largest measured size, the one measured there.
 # Without the file: torch up to AUTO_TORCH_MAX_QUBITS, Lightning above. A measurement at a batch of at
 # most SMALL_BATCH_MAX samples is stored apart ("small_batch") and decides calls of that size (SB3
 # rollouts); where it names another backend, auto runs each call on the one for its batch (BatchDispatch).
+# A call whose program would not fit in memory (AUTO_MEMORY_FRACTION) runs on Lightning (SPILL) instead.
 AUTO_TORCH_MAX_QUBITS = 14
+AUTO_MEMORY_FRACTION = 0.75
+"""``device="auto"`` runs a call on a program that holds the state batch (the torch programs, the native kernel) only
+where that program's estimated forward + backward (:meth:`TorchStatevector.gradient_bytes`) is within this fraction
+of physical memory; a larger call runs on :data:`SPILL`, whose adjoint method holds a few state vectors whatever
+the batch. On this 24 GiB machine at 26 qubits: the kernel for calls of 3-4 samples (16.2 GiB estimated, 11.4 GiB
+peak measured), Lightning for 5 and more (32.4 GiB). Physical memory, not what is free now, so that the choice
+depends on the machine and the batch only and a seeded run stays deterministic."""
+SPILL = "lightning.qubit"
 CROSSOVERS = Path(__file__).resolve().parents[1] / "data" / "crossovers.json"
 NATIVE = "torch:native"
 NATIVE_SMALL_BATCH_PASS_RATIO = 6
@@ -83,9 +91,7 @@ def _table(data: dict) -> dict[int, str]:
 def _fastest(table: dict[int, str], n_qubits: int) -> str:
     if not table:
         return "torch" if n_qubits <= AUTO_TORCH_MAX_QUBITS else "lightning.qubit"
-    if n_qubits > max(table):
-        return "lightning.qubit"
-    measured = [n for n in table if n <= n_qubits]
+    measured = [n for n in table if n <= n_qubits]  # above the largest measured size: the one measured there
     return table[max(measured) if measured else min(table)]
 
 # Where to get a device that is not installed (PennyLane only says "does not exist").
@@ -146,12 +152,13 @@ def _for_small_batches(name: str, spec: CircuitSpec) -> str:
 
 
 def _runnable(name: str, spec: CircuitSpec) -> str:
-    """``name``, or ``"torch"`` where it is the native kernel and that cannot be built here (no C compiler: then
-    with a warning)."""
-    if name != NATIVE:
-        return name
-    from qrl.simulator.native import available
+    """``name``, or ``"torch"`` where it is the native kernel and that does not take the circuit's size (above its
+    largest size measured, auto takes the choice measured there) or cannot be built here (no C compiler: then with
+    a warning)."""
+    from qrl.simulator.native import NATIVE_MAX_QUBITS, available
 
+    if name != NATIVE or spec.n_qubits > NATIVE_MAX_QUBITS:
+        return "torch" if name == NATIVE else name
     if not available():
         warnings.warn("device='auto' would run this circuit on the native kernel (torch:native), measured fastest "
                       "here, but it cannot be compiled (no C compiler?); running it on device='torch'", stacklevel=3)
@@ -161,8 +168,12 @@ def _runnable(name: str, spec: CircuitSpec) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _native_pays_for_small_batches(spec: CircuitSpec) -> bool:
-    """Whether the circuit makes at most :data:`NATIVE_SMALL_BATCH_PASS_RATIO` native passes per torch pass."""
-    native, torch_path = TorchStatevector(spec, "native").native_passes(), TorchStatevector(spec).passes()
+    """Whether the circuit makes at most :data:`NATIVE_SMALL_BATCH_PASS_RATIO` native passes per torch pass, a ring of
+    diagonal gates counted as one pass at every size (as the kernel runs it up to 20 qubits; above, each gate
+    negates a quarter of the amplitudes in place: ``hea`` makes 6.3-6.9 passes per torch pass at 22-26 qubits that
+    way, and the kernel was faster at batch 8 at 22 and 24 qubits and at batch 4 at 26)."""
+    native = TorchStatevector(spec, "native").native_passes(merge_diagonals=True)
+    torch_path = TorchStatevector(spec).passes()
     return torch_path is not None and native <= NATIVE_SMALL_BATCH_PASS_RATIO * torch_path
 
 
@@ -267,16 +278,34 @@ def make_device(name: str, n_qubits: int, **kwargs):
 
 def _auto_backend(spec: CircuitSpec, name: str):
     """``device="auto"``, exact: ``name`` (the measured fastest for this size), each rollout-sized call on the
-    small- or tiny-batch choice where that differs (:class:`BatchDispatch`), and calls on an accelerator on the torch
-    program there where the CPU choice is not torch (:class:`AcceleratorDispatch`)."""
+    small- or tiny-batch choice where that differs, each call whose program would not fit in memory on
+    :data:`SPILL` (:class:`BatchDispatch`), and calls on an accelerator on the torch program there
+    (:class:`AcceleratorDispatch`)."""
     small, tiny = small_batch_device(spec), tiny_batch_device(spec)
     made = {b: make_backend(spec, b) for b in dict.fromkeys((name, small, tiny))}
-    backend = made[name]
-    if {small, tiny} != {name}:  # rollout-sized calls are faster elsewhere: each call on the backend for its batch
-        backend = BatchDispatch(backend, made[small], tiny=made[tiny] if tiny != small else None)
-    if set(made) != {"torch"}:  # Lightning or the native kernel on the CPU: not for tensors on a GPU
-        backend = AcceleratorDispatch(backend, spec)
-    return backend
+    memory = int(AUTO_MEMORY_FRACTION * physical_memory())
+    fits = {b: largest_batch_within(made[b], memory) for b in made}
+    limits = {role: fits[b] for role, b in (("large", name), ("small", small), ("tiny", tiny)) if fits[b] is not None}
+    backend = BatchDispatch(made[name], made[small], tiny=made[tiny] if tiny != small else None, limits=limits,
+                            spill=functools.partial(make_backend, spec, SPILL))
+    return AcceleratorDispatch(backend, spec)
+
+
+def largest_batch_within(backend, memory: int) -> int | None:
+    """The largest batch whose forward + backward on ``backend`` is estimated within ``memory`` bytes
+    (:meth:`TorchStatevector.gradient_bytes`; 0 if one sample is not); ``None`` for a backend without that estimate
+    (a PennyLane device). The estimate grows with the batch beyond the switch to the adjoint method (under 2 GiB)."""
+    if not isinstance(backend, TorchStatevector):
+        return None
+    if backend.gradient_bytes(1) > memory:
+        return 0
+    fits, over = 1, 2
+    while backend.gradient_bytes(over) <= memory:
+        fits, over = over, 2 * over
+    while over - fits > 1:  # bisection: ``fits`` fits, ``over`` does not
+        middle = (fits + over) // 2
+        fits, over = (middle, over) if backend.gradient_bytes(middle) <= memory else (fits, middle)
+    return fits
 
 
 def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | None = None,

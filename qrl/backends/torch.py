@@ -90,10 +90,11 @@ class TorchStatevector:
         """Passes over the state batch in one forward call of a per-wire program (``None`` for the dense one)."""
         return self._impl.passes() if isinstance(self._impl, WiresProgram) else None
 
-    def native_passes(self) -> int | None:
+    def native_passes(self, merge_diagonals: bool = False) -> int | None:
         """Passes over the state batch in one forward call of the native program (``None`` for the others): one
-        per run of one-qubit gates on a wire and per other gate (:meth:`qrl.simulator.NativeProgram.passes`)."""
-        return self._impl.passes() if isinstance(self._impl, NativeProgram) else None
+        per run of one-qubit gates on a wire and per other gate (:meth:`qrl.simulator.NativeProgram.passes`; with
+        ``merge_diagonals``, consecutive diagonal gates as one at every size)."""
+        return self._impl.passes(merge_diagonals) if isinstance(self._impl, NativeProgram) else None
 
     def gradient_bytes(self, batch: int, itemsize: int = 8) -> int:
         """Peak memory of one forward + backward at ``batch`` samples (``itemsize``: 8 for complex64,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import itertools
 import os
 import platform
 import subprocess
@@ -246,6 +247,8 @@ class NativeProgram:
                     consts.append(src.value)
                 ops.append([_AXES[axis], 1, g.wires[0], 0, 0, where, index, 0])
         ordered = _merge_diagonals(_runs(ops, diagonals), diagonals, n, mats, perms)
+        diagonal = [id(op) in diagonals for op in ordered]  # (unmerged: above MERGED_DIAGONAL_MAX_QUBITS)
+        self._diagonal_repeats = sum(a and b for a, b in itertools.pairwise(diagonal))
         self.ops = np.asarray(ordered, dtype=np.int32).reshape(-1, 8)
         flat = np.concatenate(mats) if mats else np.zeros(1, dtype=complex)
         self.mat_re, self.mat_im = np.ascontiguousarray(flat.real), np.ascontiguousarray(flat.imag)
@@ -253,10 +256,14 @@ class NativeProgram:
         self.consts = np.asarray(consts, dtype=np.float64)
         self._bound: tuple | None = None
 
-    def passes(self) -> int:
-        """Passes over the state batch in one forward call: one per run of one-qubit gates and per other gate."""
+    def passes(self, merge_diagonals: bool = False) -> int:
+        """Passes over the state batch in one forward call: one per run of one-qubit gates and per other gate. With
+        ``merge_diagonals``, consecutive diagonal gates count as one pass at every size, as the kernel merges them up
+        to :data:`MERGED_DIAGONAL_MAX_QUBITS` (above, each of a ring of CZs negates a quarter of the amplitudes in
+        place, a fraction of a pass's memory traffic)."""
         kinds = self.ops[:, 0]
-        return int(np.sum((kinds > _CONST_1Q) | (self.ops[:, 3] > 0)))
+        return int(np.sum((kinds > _CONST_1Q) | (self.ops[:, 3] > 0))) - (self._diagonal_repeats if merge_diagonals
+                                                                          else 0)
 
     def _constant(self, g: Gate, mats: list, perms: list) -> list[int]:
         """A constant gate's op; its matrix and inverse appended to ``mats`` (``perms``: monomial rows)."""
