@@ -830,6 +830,22 @@ def test_readme_native_kernel_frozenlake_result_is_the_committed_studys_report(t
     _assert_torch_arm_copied("frozenlake-ppo-vqc-native", "frozenlake-ppo-vqc")
 
 
+def test_readme_native_kernel_frozenlake_l8_result_is_the_committed_studys_report(tmp_path):
+    """Issue 17's FrozenLake agent on the native kernel (issue 15): ppo-vqc-anneal05-l8 on seeds 350-359, 10/10
+    ending at or above 0.7 on `torch:native` against 9/10 on `torch`; the torch arm's runs are frozenlake-ppo-vqc-l8's,
+    copied."""
+    report = _committed_study_report(tmp_path, "frozenlake-ppo-vqc-l8-native")
+    _assert_rows_in_readme([_study_table_row(report, agent, f"ppo-vqc-anneal05-l8, `{device}`", "350-359", 10)
+                            for agent, device in (("ppo-vqc-anneal05-l8-native", "torch:native"),
+                                                  ("ppo-vqc-anneal05-l8", "torch"))])
+    assert ("Mann-Whitney p = 0.43); probability of improvement P(ppo-vqc-anneal05-l8-native > ppo-vqc-anneal05-l8) = "
+            "0.61") in report
+    readme = " ".join(_readme().split())
+    assert ("Mann-Whitney p = 0.43, probability of improvement 0.61; steps to 0.7: median 55k against 45k, "
+            "p = 0.48") in readme
+    _assert_torch_arm_copied("frozenlake-ppo-vqc-l8-native", "frozenlake-ppo-vqc-l8")
+
+
 def test_readme_native_kernel_sac_result_is_the_committed_studys_report(tmp_path):
     """SAC on Pendulum-v1 with every circuit on the native kernel (issue 15): issue 17's sac-vqc-critics on seeds
     210-219, 10/10 ending at or above -250 on `torch:native` and on `torch`, no claimable difference; the torch arm's
