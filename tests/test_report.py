@@ -846,6 +846,25 @@ def test_readme_native_kernel_frozenlake_l8_result_is_the_committed_studys_repor
     _assert_torch_arm_copied("frozenlake-ppo-vqc-l8-native", "frozenlake-ppo-vqc-l8")
 
 
+def test_readme_native_kernel_reinforce_result_is_the_committed_studys_report(tmp_path):
+    """Issue 17's REINFORCE agent on the native kernel (issue 15): seeds 340-349, the tutorial's criterion within 500
+    episodes on 7/10 on `torch:native` as on `torch`, 8/10 ending at or above 475 on each; the torch arm's runs are
+    cartpole-reinforce-vqc-scale-fresh's, copied."""
+    report = _committed_study_report(tmp_path, "cartpole-reinforce-vqc-native")
+    _assert_rows_in_readme([_study_table_row(report, agent, f"reinforce-vqc-scale-batch, `{device}`", "340-349", 10)
+                            for agent, device in (("reinforce-vqc-scale-batch-native", "torch:native"),
+                                                  ("reinforce-vqc-scale-batch", "torch"))])
+    assert "Mann-Whitney p = 1); probability of improvement P(reinforce-vqc-scale-batch-native > " in report
+    kernel = _episodes_to_500("cartpole-reinforce-vqc-native", "reinforce-vqc-scale-batch-native")
+    assert kernel == [362, 811, 214, 483, 749, 370, None, 331, 236, 187] and len(_within_500(kernel)) == 7
+    assert _episodes_to_500("cartpole-reinforce-vqc-native", "reinforce-vqc-scale-batch") == _episodes_to_500(
+        "cartpole-reinforce-vqc-scale-fresh", "reinforce-vqc-scale-batch")
+    readme = " ".join(_readme().split())
+    assert ("Mann-Whitney p = 1, probability of improvement 0.50; steps to 475: median 50k against 50k, p = 0.61"
+            in readme and "`[362, 811, 214, 483, 749, 370, None, 331, 236, 187]`, **7/10 within 500 episodes" in readme)
+    _assert_torch_arm_copied("cartpole-reinforce-vqc-native", "cartpole-reinforce-vqc-scale-fresh")
+
+
 def test_readme_native_kernel_sac_result_is_the_committed_studys_report(tmp_path):
     """SAC on Pendulum-v1 with every circuit on the native kernel (issue 15): issue 17's sac-vqc-critics on seeds
     210-219, 10/10 ending at or above -250 on `torch:native` and on `torch`, no claimable difference; the torch arm's
