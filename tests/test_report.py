@@ -865,6 +865,22 @@ def test_readme_native_kernel_reinforce_result_is_the_committed_studys_report(tm
     _assert_torch_arm_copied("cartpole-reinforce-vqc-native", "cartpole-reinforce-vqc-scale-fresh")
 
 
+def test_readme_native_kernel_mountaincar_result_is_the_committed_studys_report(tmp_path):
+    """Issue 17's MountainCar agent on the native kernel (issue 15): ppo-vqc-critic-lin on seeds 270-279, 10/10 ending
+    at or above -110 on `torch:native` against 9/10 on `torch`; the torch arm's runs are
+    mountaincar-ppo-vqc-critic-lin's, copied."""
+    report = _committed_study_report(tmp_path, "mountaincar-ppo-vqc-native")
+    _assert_rows_in_readme([_study_table_row(report, agent, f"ppo-vqc-critic-lin, `{device}`", "270-279", 10)
+                            for agent, device in (("ppo-vqc-critic-lin-native", "torch:native"),
+                                                  ("ppo-vqc-critic-lin", "torch"))])
+    assert ("Mann-Whitney p = 0.62); probability of improvement P(ppo-vqc-critic-lin-native > ppo-vqc-critic-lin) = "
+            "0.43") in report
+    readme = " ".join(_readme().split())
+    assert ("Mann-Whitney p = 0.62, probability of improvement 0.43; steps to -110: median 400k against 400k, "
+            "p = 0.76") in readme
+    _assert_torch_arm_copied("mountaincar-ppo-vqc-native", "mountaincar-ppo-vqc-critic-lin")
+
+
 def test_readme_native_kernel_sac_result_is_the_committed_studys_report(tmp_path):
     """SAC on Pendulum-v1 with every circuit on the native kernel (issue 15): issue 17's sac-vqc-critics on seeds
     210-219, 10/10 ending at or above -250 on `torch:native` and on `torch`, no claimable difference; the torch arm's
