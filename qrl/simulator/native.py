@@ -262,8 +262,8 @@ class NativeProgram:
         to :data:`MERGED_DIAGONAL_MAX_QUBITS` (above, each of a ring of CZs negates a quarter of the amplitudes in
         place, a fraction of a pass's memory traffic)."""
         kinds = self.ops[:, 0]
-        return int(np.sum((kinds > _CONST_1Q) | (self.ops[:, 3] > 0))) - (self._diagonal_repeats if merge_diagonals
-                                                                          else 0)
+        passes = int(np.sum((kinds > _CONST_1Q) | (self.ops[:, 3] > 0)))
+        return passes - self._diagonal_repeats if merge_diagonals else passes
 
     def _constant(self, g: Gate, mats: list, perms: list) -> list[int]:
         """A constant gate's op; its matrix and inverse appended to ``mats`` (``perms``: monomial rows)."""
