@@ -464,6 +464,12 @@ def test_the_readme_default_device_numbers_at_4_qubits_are_the_committed_runs():
     assert "PPO 0.93x (pairs 0.92x, 0.91x, 0.95x, 0.97x and 0.93x), DQN 1.78x" in readme
     assert ("PPO runs at 0.93x the MLP's steps/s (goal 0.9x; median of five alternating pairs, which ranged "
             "0.91x-0.97x) and DQN at 1.78x") in readme
+    ppo, dqn = bench.load(COMMITTED / "train-20261205-043831.json")["runs"]  # again, after the dispatch by memory
+    assert ppo["vqc_device"] == dqn["vqc_device"] == "auto" and ppo["repeats"] == 5
+    assert [f"{r:.2f}x" for r in ppo["ratios"]] == ["0.90x", "0.88x", "0.94x", "0.93x", "0.89x"]
+    assert f"{ppo['vqc_over_mlp']:.2f}x {dqn['vqc_over_mlp']:.2f}x" == "0.90x 1.88x"
+    assert [round(ppo["results"][p]["steps_per_s"]) for p in ("mlp", "vqc")] == [4984, 4493]
+    assert "PPO 0.90x (pairs 0.90x, 0.88x, 0.94x, 0.93x and 0.89x), DQN 1.88x" in readme
 
 
 def test_the_readme_26_qubit_tiny_batch_rows_are_the_committed_measurement():
