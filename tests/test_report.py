@@ -881,6 +881,18 @@ def test_readme_native_kernel_mountaincar_result_is_the_committed_studys_report(
     _assert_torch_arm_copied("mountaincar-ppo-vqc-native", "mountaincar-ppo-vqc-critic-lin")
 
 
+def test_readme_native_kernel_td3_result_is_the_committed_studys_report(tmp_path):
+    """TD3 with a VQC actor on the native kernel (issue 15): td3-vqc on seeds 0-4, 4/5 ending at or above -250 on
+    `torch:native` and on `torch` (both arms run in this study), no claimable difference."""
+    report = _committed_study_report(tmp_path, "pendulum-td3-vqc-native")
+    _assert_rows_in_readme([_study_table_row(report, agent, f"td3-vqc, `{device}`", "0-4", 5)
+                            for agent, device in (("td3-vqc-native", "torch:native"), ("td3-vqc", "torch"))])
+    assert "Mann-Whitney p = 0.84); probability of improvement P(td3-vqc-native > td3-vqc) = 0.44" in report
+    readme = " ".join(_readme().split())
+    assert ("Mann-Whitney p = 0.84, probability of improvement 0.44; steps to -250: median 17.5k against 17.5k, "
+            "p = 1") in readme
+
+
 def test_readme_native_kernel_sac_result_is_the_committed_studys_report(tmp_path):
     """SAC on Pendulum-v1 with every circuit on the native kernel (issue 15): issue 17's sac-vqc-critics on seeds
     210-219, 10/10 ending at or above -250 on `torch:native` and on `torch`, no claimable difference; the torch arm's
