@@ -802,108 +802,51 @@ def test_readme_native_kernel_dqn_result_is_the_committed_studys_report(tmp_path
     _assert_torch_arm_copied("cartpole-dqn-vqc-native", "cartpole-dqn-vqc-stable-fresh")
 
 
-def test_readme_native_kernel_acrobot_result_is_the_committed_studys_report(tmp_path):
-    """PPO on Acrobot-v1 on the native kernel (issue 15): the ppo-vqc preset on seeds 60-69, 10/10 ending at or
-    above -100 on `torch:native` and on `torch`, no claimable difference; the torch arm's runs are acrobot-ppo-vqc's,
-    copied."""
-    report = _committed_study_report(tmp_path, "acrobot-ppo-vqc-native")
-    _assert_rows_in_readme([_study_table_row(report, agent, f"ppo-vqc, `{device}`", "60-69", 10)
-                            for agent, device in (("ppo-vqc-native", "torch:native"), ("ppo-vqc", "torch"))])
-    assert "Mann-Whitney p = 0.79); probability of improvement P(ppo-vqc-native > ppo-vqc) = 0.46" in report
-    readme = " ".join(_readme().split())
-    assert "Mann-Whitney p = 0.79, probability of improvement 0.46; steps to -100: median 150k against 162k, p = 1" in (
-        readme)
-    _assert_torch_arm_copied("acrobot-ppo-vqc-native", "acrobot-ppo-vqc")
+# Paired studies of issue 15 (does an agent learn on the native kernel what it learns on the torch programs?): study,
+# agent (its kernel arm is "<agent>-native"), the README rows' label, seeds, runs per arm; the final-return verdict
+# (Mann-Whitney p, probability of improvement) and steps to the threshold (threshold, the two medians, p) as the
+# README words them; the committed study whose runs the torch arm copies (None: both arms run in the study).
+NATIVE_STUDIES = [
+    ("acrobot-ppo-vqc-native", "ppo-vqc", "60-69", 10, ("0.79", "0.46"), ("-100", "150k", "162k", "1"),
+     "acrobot-ppo-vqc"),
+    ("pendulum-sac-vqc-native", "sac-vqc-critics", "210-219", 10, ("0.79", "0.54"), ("-250", "5k", "5k", "1"),
+     "pendulum-sac-vqc"),
+    ("frozenlake-ppo-vqc-native", "ppo-vqc", "70-79", 10, ("0.82", "0.47"), ("0.7", "135k", "125k", "0.76"),
+     "frozenlake-ppo-vqc"),
+    ("frozenlake-ppo-vqc-l8-native", "ppo-vqc-anneal05-l8", "350-359", 10, ("0.43", "0.61"),
+     ("0.7", "55k", "45k", "0.48"), "frozenlake-ppo-vqc-l8"),
+    ("cartpole-reinforce-vqc-native", "reinforce-vqc-scale-batch", "340-349", 10, ("1", "0.50"),
+     ("475", "50k", "50k", "0.61"), "cartpole-reinforce-vqc-scale-fresh"),
+    ("mountaincar-ppo-vqc-native", "ppo-vqc-critic-lin", "270-279", 10, ("0.62", "0.43"),
+     ("-110", "400k", "400k", "0.76"), "mountaincar-ppo-vqc-critic-lin"),
+    ("pendulum-td3-vqc-native", "td3-vqc", "0-4", 5, ("0.84", "0.44"), ("-250", "17.5k", "17.5k", "1"), None),
+]
 
 
-def test_readme_native_kernel_frozenlake_result_is_the_committed_studys_report(tmp_path):
-    """PPO on the slippery FrozenLake-v1 on the native kernel (issue 15): the ppo-vqc preset on seeds 70-79, 4/10
-    ending at or above 0.7 on `torch:native` against 5/10 on `torch`, no claimable difference; the torch arm's runs
-    are frozenlake-ppo-vqc's, copied."""
-    report = _committed_study_report(tmp_path, "frozenlake-ppo-vqc-native")
-    _assert_rows_in_readme([_study_table_row(report, agent, f"ppo-vqc, `{device}`", "70-79", 10)
-                            for agent, device in (("ppo-vqc-native", "torch:native"), ("ppo-vqc", "torch"))])
-    assert "Mann-Whitney p = 0.82); probability of improvement P(ppo-vqc-native > ppo-vqc) = 0.47" in report
-    readme = " ".join(_readme().split())
-    assert ("Mann-Whitney p = 0.82, probability of improvement 0.47; steps to 0.7: median 135k against 125k, "
-            "p = 0.76") in readme
-    _assert_torch_arm_copied("frozenlake-ppo-vqc-native", "frozenlake-ppo-vqc")
+@pytest.mark.parametrize(("study", "agent", "seeds", "runs", "final", "steps", "source"), NATIVE_STUDIES,
+                         ids=[row[0] for row in NATIVE_STUDIES])
+def test_readme_native_kernel_study_is_the_committed_studys_report(tmp_path, study, agent, seeds, runs, final, steps,
+                                                                   source):
+    """Each README table of a paired study on the native kernel (issue 15): both arms' rows (runs reaching and
+    ending at or above the threshold, the final return's IQM), the verdicts as `qrl report` makes them of the
+    committed tables today, and, where the torch arm was copied from a committed study, the copy."""
+    report = _committed_study_report(tmp_path, study)
+    _assert_rows_in_readme([_study_table_row(report, name, f"{agent}, `{device}`", seeds, runs)
+                            for name, device in ((f"{agent}-native", "torch:native"), (agent, "torch"))])
+    (p, improvement), (threshold, kernel, torch_path, p_steps) = final, steps
+    assert f"Mann-Whitney p = {p}); probability of improvement P({agent}-native > {agent}) = {improvement}" in report
+    assert (f"Mann-Whitney p = {p}, probability of improvement {improvement}; steps to {threshold}: median {kernel} "
+            f"against {torch_path}, p = {p_steps}") in " ".join(_readme().split())
+    if source is not None:
+        _assert_torch_arm_copied(study, source)
 
 
-def test_readme_native_kernel_frozenlake_l8_result_is_the_committed_studys_report(tmp_path):
-    """Issue 17's FrozenLake agent on the native kernel (issue 15): ppo-vqc-anneal05-l8 on seeds 350-359, 10/10
-    ending at or above 0.7 on `torch:native` against 9/10 on `torch`; the torch arm's runs are frozenlake-ppo-vqc-l8's,
-    copied."""
-    report = _committed_study_report(tmp_path, "frozenlake-ppo-vqc-l8-native")
-    _assert_rows_in_readme([_study_table_row(report, agent, f"ppo-vqc-anneal05-l8, `{device}`", "350-359", 10)
-                            for agent, device in (("ppo-vqc-anneal05-l8-native", "torch:native"),
-                                                  ("ppo-vqc-anneal05-l8", "torch"))])
-    assert ("Mann-Whitney p = 0.43); probability of improvement P(ppo-vqc-anneal05-l8-native > ppo-vqc-anneal05-l8) = "
-            "0.61") in report
-    readme = " ".join(_readme().split())
-    assert ("Mann-Whitney p = 0.43, probability of improvement 0.61; steps to 0.7: median 55k against 45k, "
-            "p = 0.48") in readme
-    _assert_torch_arm_copied("frozenlake-ppo-vqc-l8-native", "frozenlake-ppo-vqc-l8")
-
-
-def test_readme_native_kernel_reinforce_result_is_the_committed_studys_report(tmp_path):
-    """Issue 17's REINFORCE agent on the native kernel (issue 15): seeds 340-349, the tutorial's criterion within 500
-    episodes on 7/10 on `torch:native` as on `torch`, 8/10 ending at or above 475 on each; the torch arm's runs are
-    cartpole-reinforce-vqc-scale-fresh's, copied."""
-    report = _committed_study_report(tmp_path, "cartpole-reinforce-vqc-native")
-    _assert_rows_in_readme([_study_table_row(report, agent, f"reinforce-vqc-scale-batch, `{device}`", "340-349", 10)
-                            for agent, device in (("reinforce-vqc-scale-batch-native", "torch:native"),
-                                                  ("reinforce-vqc-scale-batch", "torch"))])
-    assert "Mann-Whitney p = 1); probability of improvement P(reinforce-vqc-scale-batch-native > " in report
+def test_readme_native_kernel_reinforce_criterion_is_the_committed_runs():
+    """REINFORCE on the native kernel (cartpole-reinforce-vqc-native): the TensorFlow Quantum tutorial's criterion
+    within 500 episodes on 7/10 on `torch:native`, as on `torch`, whose runs are the committed fresh study's."""
     kernel = _episodes_to_500("cartpole-reinforce-vqc-native", "reinforce-vqc-scale-batch-native")
     assert kernel == [362, 811, 214, 483, 749, 370, None, 331, 236, 187] and len(_within_500(kernel)) == 7
     assert _episodes_to_500("cartpole-reinforce-vqc-native", "reinforce-vqc-scale-batch") == _episodes_to_500(
         "cartpole-reinforce-vqc-scale-fresh", "reinforce-vqc-scale-batch")
-    readme = " ".join(_readme().split())
-    assert ("Mann-Whitney p = 1, probability of improvement 0.50; steps to 475: median 50k against 50k, p = 0.61"
-            in readme and "`[362, 811, 214, 483, 749, 370, None, 331, 236, 187]`, **7/10 within 500 episodes" in readme)
-    _assert_torch_arm_copied("cartpole-reinforce-vqc-native", "cartpole-reinforce-vqc-scale-fresh")
-
-
-def test_readme_native_kernel_mountaincar_result_is_the_committed_studys_report(tmp_path):
-    """Issue 17's MountainCar agent on the native kernel (issue 15): ppo-vqc-critic-lin on seeds 270-279, 10/10 ending
-    at or above -110 on `torch:native` against 9/10 on `torch`; the torch arm's runs are
-    mountaincar-ppo-vqc-critic-lin's, copied."""
-    report = _committed_study_report(tmp_path, "mountaincar-ppo-vqc-native")
-    _assert_rows_in_readme([_study_table_row(report, agent, f"ppo-vqc-critic-lin, `{device}`", "270-279", 10)
-                            for agent, device in (("ppo-vqc-critic-lin-native", "torch:native"),
-                                                  ("ppo-vqc-critic-lin", "torch"))])
-    assert ("Mann-Whitney p = 0.62); probability of improvement P(ppo-vqc-critic-lin-native > ppo-vqc-critic-lin) = "
-            "0.43") in report
-    readme = " ".join(_readme().split())
-    assert ("Mann-Whitney p = 0.62, probability of improvement 0.43; steps to -110: median 400k against 400k, "
-            "p = 0.76") in readme
-    _assert_torch_arm_copied("mountaincar-ppo-vqc-native", "mountaincar-ppo-vqc-critic-lin")
-
-
-def test_readme_native_kernel_td3_result_is_the_committed_studys_report(tmp_path):
-    """TD3 with a VQC actor on the native kernel (issue 15): td3-vqc on seeds 0-4, 4/5 ending at or above -250 on
-    `torch:native` and on `torch` (both arms run in this study), no claimable difference."""
-    report = _committed_study_report(tmp_path, "pendulum-td3-vqc-native")
-    _assert_rows_in_readme([_study_table_row(report, agent, f"td3-vqc, `{device}`", "0-4", 5)
-                            for agent, device in (("td3-vqc-native", "torch:native"), ("td3-vqc", "torch"))])
-    assert "Mann-Whitney p = 0.84); probability of improvement P(td3-vqc-native > td3-vqc) = 0.44" in report
-    readme = " ".join(_readme().split())
-    assert ("Mann-Whitney p = 0.84, probability of improvement 0.44; steps to -250: median 17.5k against 17.5k, "
-            "p = 1") in readme
-
-
-def test_readme_native_kernel_sac_result_is_the_committed_studys_report(tmp_path):
-    """SAC on Pendulum-v1 with every circuit on the native kernel (issue 15): issue 17's sac-vqc-critics on seeds
-    210-219, 10/10 ending at or above -250 on `torch:native` and on `torch`, no claimable difference; the torch arm's
-    runs are pendulum-sac-vqc's, copied."""
-    report = _committed_study_report(tmp_path, "pendulum-sac-vqc-native")
-    _assert_rows_in_readme([_study_table_row(report, agent, f"sac-vqc-critics, `{device}`", "210-219", 10)
-                            for agent, device in (("sac-vqc-critics-native", "torch:native"),
-                                                  ("sac-vqc-critics", "torch"))])
-    assert ("Mann-Whitney p = 0.79); probability of improvement P(sac-vqc-critics-native > sac-vqc-critics) = 0.54"
-            in report)
-    readme = " ".join(_readme().split())
-    assert "Mann-Whitney p = 0.79, probability of improvement 0.54; steps to -250: median 5k against 5k, p = 1" in (
-        readme)
-    _assert_torch_arm_copied("pendulum-sac-vqc-native", "pendulum-sac-vqc")
+    assert "`[362, 811, 214, 483, 749, 370, None, 331, 236, 187]`, **7/10 within 500 episodes" in " ".join(
+        _readme().split())
