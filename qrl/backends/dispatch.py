@@ -1,4 +1,5 @@
-"""``device="auto"`` by batch size: one backend for rollout-sized batches, another for update-sized ones."""
+"""``device="auto"`` by batch size: one backend for rollout-sized batches, another for update-sized ones, Lightning
+for a call that would not fit in memory, and the torch program for tensors on an accelerator."""
 
 from __future__ import annotations
 
@@ -75,10 +76,10 @@ def on_accelerator(inputs: torch.Tensor) -> bool:
 
 
 class AcceleratorDispatch:
-    """``device="auto"`` where the measured CPU choice is not the torch path: calls whose inputs are on an
-    accelerator (a policy moved to ``cuda``) run the torch program there, batched, on the tensors' own device;
-    CPU calls run ``cpu`` (Lightning, measured faster on this machine's CPU). Both are exact backends of one
-    circuit, so values and gradients agree to rounding; a run is on one device throughout, so it stays
+    """``device="auto"``'s outer layer: calls whose inputs are on an accelerator (a policy moved to ``cuda``) run the
+    torch program there, batched, on the tensors' own device; CPU calls run ``cpu`` (the measured choices for this
+    machine's CPU, which may be the native kernel or Lightning: :class:`BatchDispatch`). Both are exact backends of
+    one circuit, so values and gradients agree to rounding; a run is on one device throughout, so it stays
     deterministic for a seed."""
 
     def __init__(self, cpu, spec):

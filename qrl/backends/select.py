@@ -155,10 +155,12 @@ def _runnable(name: str, spec: CircuitSpec) -> str:
     """``name``, or ``"torch"`` where it is the native kernel and that does not take the circuit's size (above its
     largest size measured, auto takes the choice measured there) or cannot be built here (no C compiler: then with
     a warning)."""
+    if name != NATIVE:
+        return name
     from qrl.simulator.native import NATIVE_MAX_QUBITS, available
 
-    if name != NATIVE or spec.n_qubits > NATIVE_MAX_QUBITS:
-        return "torch" if name == NATIVE else name
+    if spec.n_qubits > NATIVE_MAX_QUBITS:
+        return "torch"
     if not available():
         warnings.warn("device='auto' would run this circuit on the native kernel (torch:native), measured fastest "
                       "here, but it cannot be compiled (no C compiler?); running it on device='torch'", stacklevel=3)
