@@ -35,6 +35,13 @@ def _umask() -> int:
     return mask
 
 
+def remove_unfinished_writes(folder: Path) -> None:
+    """Delete under ``folder`` the temporary files :func:`atomic_write` leaves when its process is killed mid-write
+    (``.<name>.<random><suffix>.tmp``; the files they were to replace are as before)."""
+    for tmp in Path(folder).rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda p: p.write_text(text))
 

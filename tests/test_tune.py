@@ -247,3 +247,26 @@ def test_normalised_area_under_the_curve():
     assert normalised_auc([100, 200], [500, 500], (0.0, 475.0)) == 1.0
     assert normalised_auc([100, 200, 400], [0.0, 475.0, 237.5], (0.0, 475.0)) == pytest.approx((0 + 1 + 0.5 * 2) / 4)
     assert normalised_auc([10], [-3.0], None) == -3.0
+
+
+def test_a_killed_trials_unfinished_writes_are_removed_when_it_is_failed(tmp_path):
+    """A trial whose process died mid-write (SIGKILL inside an atomic write) leaves a temporary file beside the one it
+    was replacing; failing the stale trial removes it and keeps what was written before."""
+    import socket
+
+    from qrl.tune import storage
+
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("pid", int(gone.stdout))
+    run = tmp_path / "trials" / str(trial.number) / "seed-100000"
+    run.mkdir(parents=True)
+    (run / "evaluations.csv").write_text("timesteps,mean\n")
+    (run / ".evaluations.dfuc_qhb.csv.tmp").write_text("timesteps,me")
+    logged = []
+    storage.fail_stale(study, logged.append, tmp_path)
+    assert study.trials[0].state.name == "FAIL" and "marked failed" in logged[0]
+    assert sorted(p.name for p in run.iterdir()) == ["evaluations.csv"]
+    assert (run / "evaluations.csv").read_text() == "timesteps,mean\n"

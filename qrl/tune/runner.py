@@ -185,7 +185,7 @@ def run_here(settings: dict[str, Any], study, progress: Progress) -> None:
     """Trials one at a time in this process until the study holds ``trials`` counted ones."""
     k = 0
     while True:
-        storage.fail_stale(study, progress.log)
+        storage.fail_stale(study, progress.log, settings["folder"])
         done, others = storage.counts(study, set())
         if done + others >= settings["trials"]:
             return
@@ -209,7 +209,7 @@ def run_pool(settings: dict[str, Any], study, progress: Progress) -> None:
                                  initargs=(os.getpid(),)) as pool:
             try:
                 while True:
-                    storage.fail_stale(study, progress.log)
+                    storage.fail_stale(study, progress.log, settings["folder"])
                     done, others = storage.counts(study, set(futures.values()))
                     need = settings["trials"] - done - others - len(futures)
                     while need > 0 and len(futures) < settings["workers"]:

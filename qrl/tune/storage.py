@@ -173,15 +173,20 @@ def is_surplus(study, number: int, trials: int) -> bool:
     return len(ahead) >= trials
 
 
-def fail_stale(study, log) -> None:
+def fail_stale(study, log, folder: Path | None = None) -> None:
     """Fail the running trials of this host whose process is gone (killed): they are never counted, and the
-    trial is run again with new hyperparameters."""
+    trial is run again with new hyperparameters. With ``folder`` (the study's), the files the killed process was
+    writing when it died are removed from its trial's folder."""
+    from qrl.io import remove_unfinished_writes
+
     optuna = optuna_module()
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         attrs = trial.user_attrs
         if attrs.get("host") == socket.gethostname() and isinstance(attrs.get("pid"), int) \
                 and not process_alive(attrs["pid"], attrs.get("pid_start", "")):
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            if folder is not None:
+                remove_unfinished_writes(Path(folder) / "trials" / str(trial.number))
             log(f"trial {trial.number}: its process (PID {attrs['pid']}) is gone (killed?); marked failed, "
                 f"not counted")
 
