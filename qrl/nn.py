@@ -178,7 +178,10 @@ class VQC(nn.Module):
 
     def expvals(self, x: torch.Tensor) -> torch.Tensor:
         """Readout expectation values before output scaling, shape ``(B, n_outputs)``."""
-        return self.backend(self.angles(x), *self.circuit_parameters())
+        angles, weights = self.angles(x), self.circuit_parameters()
+        if angles.shape[0] == 0:  # no circuit to run (the programs lay states out by batch): an empty result, whose
+            return _empty_batch(angles, weights, self.spec.n_outputs)  # backward gives zero gradients, as an MLP's
+        return self.backend(angles, *weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._count(x)
@@ -209,11 +212,19 @@ def forward_together(modules: list[VQC], inputs: list[torch.Tensor]) -> list[tor
     """``[m(x) for m, x in zip(modules, inputs)]``, the circuits run as one batch where their backends allow
     (:func:`qrl.backends.torch.run_together`: an actor and a critic of one structure on the torch backend);
     the values are those of one call each, to the bit."""
+    if any(x.shape[0] == 0 for x in inputs):
+        return [m(x) for m, x in zip(modules, inputs, strict=True)]
     for m, x in zip(modules, inputs, strict=True):
         m._count(x)
     expvals = run_together([m.backend for m in modules], [m.angles(x) for m, x in zip(modules, inputs, strict=True)],
                            [m.circuit_parameters() for m in modules])
     return [e * m.output_scaling for e, m in zip(expvals, modules, strict=True)]
+
+
+def _empty_batch(angles: torch.Tensor, weights: list[torch.Tensor], n_outputs: int) -> torch.Tensor:
+    """The ``(0, n_outputs)`` result of an empty batch, in the graph of its inputs and weights."""
+    zero = sum((w.sum() for w in weights), angles.sum()) * 0
+    return zero.expand(0, n_outputs)
 
 
 def check_obs_scale(scale, n_inputs: int) -> np.ndarray:

@@ -11,7 +11,7 @@ import torch
 
 from qrl.circuits import CircuitSpec
 from qrl.errors import QRLError
-from qrl.nn import VQC
+from qrl.nn import VQC, forward_together
 
 
 def test_forward_is_output_scaling_times_readout_of_scaled_angles():
@@ -175,3 +175,19 @@ def test_basis_map_flips_exactly_the_one_bits(device):
     with torch.no_grad():
         one_layer.weights.zero_()
     torch.testing.assert_close(one_layer(bits).detach(), 1 - 2 * bits, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("device", ["auto", "torch", "torch:native", "torch:adjoint", "lightning.qubit"])
+def test_an_empty_batch_gives_an_empty_result_and_zero_gradients(device):
+    spec = CircuitSpec(n_qubits=3, n_layers=2, n_inputs=3, n_outputs=2)
+    vqc = VQC(spec, device=device, seed=0)
+    out = vqc(torch.zeros(0, 3))
+    assert out.shape == (0, 2) and out.dtype == torch.float32
+    out.sum().backward()
+    for name, p in vqc.named_parameters():
+        assert p.grad is not None and torch.count_nonzero(p.grad) == 0, name
+    a, b = VQC(spec, device=device, seed=1), VQC(spec, device=device, seed=2)
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    empty, full = forward_together([a, b], [torch.zeros(0, 3), x])
+    assert empty.shape == (0, 2)
+    torch.testing.assert_close(full, b(x), rtol=0, atol=0)
