@@ -900,6 +900,25 @@ def test_auto_takes_the_native_kernel_where_measured_fastest(monkeypatch):
     assert isinstance(fallback.for_batch(64), TorchStatevector) and fallback.program != "native"
 
 
+def test_auto_builds_each_program_once(monkeypatch):
+    """The rule for rollout-sized calls counts the passes of the kernel's and the torch program (from 12 qubits);
+    auto then runs the programs it built (building the kernel's took seconds at 20 qubits)."""
+    from qrl.backends import select
+    from qrl.simulator import native
+
+    built = []
+    monkeypatch.setattr(native.NativeProgram, "__init__",
+                        lambda self, *a, __init=native.NativeProgram.__init__: built.append(a) or __init(self, *a))
+    for table in ("auto_table", "small_batch_table", "tiny_batch_table"):
+        monkeypatch.setattr(select, table, lambda: {4: select.NATIVE, 14: select.NATIVE})
+    hea = CircuitSpec(n_qubits=12, n_layers=2, n_inputs=12, n_outputs=2)
+    backend = make_backend(hea, "auto")
+    assert len(built) == 1 and all(backend.for_batch(b).program == "native" for b in (1, 8, 64))
+    monkeypatch.setattr(select, "tiny_batch_table", lambda: {4: "torch", 14: "torch"})  # one sample: torch
+    backend = make_backend(hea, "auto")
+    assert len(built) == 2 and backend.for_batch(1).program != "native" and backend.for_batch(64).program == "native"
+
+
 def test_auto_runs_calls_that_would_not_fit_in_memory_on_lightning(monkeypatch):
     """A call whose program's forward + backward estimate exceeds the share of physical memory runs on Lightning
     (adjoint, a few state vectors), with the same values and gradients; calls that fit stay on the measured choice,

@@ -219,13 +219,16 @@ def test_a_small_batch_in_a_narrow_width_computes_what_the_wide_one_does_to_the_
 
 def test_diagonals_stay_apart_above_the_merge_limit_and_compute_the_same(monkeypatch):
     """Above MERGED_DIAGONAL_MAX_QUBITS a ring of CZs runs gate by gate (a merged diagonal of 26 qubits took 2 GiB
-    per layer); values and gradients are those of the merged one."""
+    per layer); values and gradients are those of the merged one, which stores the layers' equal rings once."""
     spec = CircuitSpec(n_qubits=8, n_layers=2, n_inputs=8, n_outputs=8)
     merged = TorchStatevector(spec, "native")
     monkeypatch.setattr(native, "MERGED_DIAGONAL_MAX_QUBITS", 7)
     apart = TorchStatevector(spec, "native")
     full = 6  # the kernel's kind for a diagonal of the whole state
     assert full in merged._impl.ops[:, 0] and full not in apart._impl.ops[:, 0]
+    rings = merged._impl.ops[merged._impl.ops[:, 0] == full]
+    assert len(rings) == 2 and rings[0, 7] == rings[1, 7]  # the two layers' rings: one diagonal stored, read twice
+    assert merged._impl.mat_re.size == 2 * 2**8 + apart._impl.mat_re.size  # its phases and their conjugates, once
     assert apart.native_passes() == merged.native_passes() + 2 * (8 - 1)  # 8 CZs instead of one pass, per layer
     assert apart.native_passes(merge_diagonals=True) == merged.native_passes() == merged.native_passes(True)
     gen = torch.Generator().manual_seed(3)

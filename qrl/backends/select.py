@@ -126,27 +126,31 @@ def resolve_device_name(device: str, spec: CircuitSpec, shots: int | None = None
     return device
 
 
-def small_batch_device(spec: CircuitSpec) -> str:
-    """The exact backend ``device="auto"`` runs calls of at most ``SMALL_BATCH_MAX`` samples on."""
+def small_batch_device(spec: CircuitSpec, programs: dict | None = None) -> str:
+    """The exact backend ``device="auto"`` runs calls of at most ``SMALL_BATCH_MAX`` samples on. ``programs``
+    (``{device name: backend}``) keeps the programs built to decide it, for the caller to reuse."""
     table = small_batch_table()
-    return _for_small_batches(_fastest(table, spec.n_qubits) if table else _fastest(auto_table(), spec.n_qubits), spec)
+    name = _fastest(table, spec.n_qubits) if table else _fastest(auto_table(), spec.n_qubits)
+    return _for_small_batches(name, spec, {} if programs is None else programs)
 
 
-def tiny_batch_device(spec: CircuitSpec) -> str:
+def tiny_batch_device(spec: CircuitSpec, programs: dict | None = None) -> str:
     """The exact backend ``device="auto"`` runs calls of at most ``TINY_BATCH_MAX`` samples on: up to the largest size
     the tiny-batch crossovers measured, their choice where they are stored, else :func:`small_batch_device`'s."""
+    programs = {} if programs is None else programs
     table = tiny_batch_table()
     if not table or spec.n_qubits > max(table):  # above it: the small table's
-        return small_batch_device(spec)
-    return _for_small_batches(_fastest(table, spec.n_qubits), spec)
+        return small_batch_device(spec, programs)
+    return _for_small_batches(_fastest(table, spec.n_qubits), spec, programs)
 
 
-def _for_small_batches(name: str, spec: CircuitSpec) -> str:
+def _for_small_batches(name: str, spec: CircuitSpec, programs: dict) -> str:
     """:func:`_runnable`'s choice for calls of at most ``SMALL_BATCH_MAX`` samples: from
     :data:`NATIVE_PASS_RATIO_MIN_QUBITS` qubits, the native kernel only for circuits within
     :data:`NATIVE_SMALL_BATCH_PASS_RATIO`, else the torch program."""
     name = _runnable(name, spec)
-    if name == NATIVE and spec.n_qubits >= NATIVE_PASS_RATIO_MIN_QUBITS and not _native_pays_for_small_batches(spec):
+    if name == NATIVE and spec.n_qubits >= NATIVE_PASS_RATIO_MIN_QUBITS and \
+            not _native_pays_for_small_batches(spec, programs):
         return "torch"
     return name
 
@@ -168,14 +172,17 @@ def _runnable(name: str, spec: CircuitSpec) -> str:
     return name
 
 
-@functools.lru_cache(maxsize=64)
-def _native_pays_for_small_batches(spec: CircuitSpec) -> bool:
+def _native_pays_for_small_batches(spec: CircuitSpec, programs: dict) -> bool:
     """Whether the circuit makes at most :data:`NATIVE_SMALL_BATCH_PASS_RATIO` native passes per torch pass, a ring of
     diagonal gates counted as one pass at every size (as the kernel runs it up to 20 qubits; above, each gate
     negates a quarter of the amplitudes in place: ``hea`` makes 6.3-6.9 passes per torch pass at 22-26 qubits that
-    way, and the kernel was faster at batch 8 at 22 and 24 qubits and at batch 4 at 26)."""
-    native = TorchStatevector(spec, "native").native_passes(merge_diagonals=True)
-    torch_path = TorchStatevector(spec).passes()
+    way, and the kernel was faster at batch 8 at 22 and 24 qubits and at batch 4 at 26). The two programs are
+    built into ``programs`` (``{device name: backend}``), for ``device="auto"`` to run without building them again
+    (at 20 qubits building the kernel's program takes seconds)."""
+    for name in (NATIVE, "torch"):
+        if name not in programs:
+            programs[name] = make_backend(spec, name)
+    native, torch_path = programs[NATIVE].native_passes(merge_diagonals=True), programs["torch"].passes()
     return torch_path is not None and native <= NATIVE_SMALL_BATCH_PASS_RATIO * torch_path
 
 
@@ -283,8 +290,9 @@ def _auto_backend(spec: CircuitSpec, name: str):
     small- or tiny-batch choice where that differs, each call whose program would not fit in memory on
     :data:`SPILL` (:class:`BatchDispatch`), and calls on an accelerator on the torch program there
     (:class:`AcceleratorDispatch`)."""
-    small, tiny = small_batch_device(spec), tiny_batch_device(spec)
-    made = {b: make_backend(spec, b) for b in dict.fromkeys((name, small, tiny))}
+    programs: dict = {}  # built once: the small-call rule builds the kernel's and the torch program to count passes
+    small, tiny = small_batch_device(spec, programs), tiny_batch_device(spec, programs)
+    made = {b: programs[b] if b in programs else make_backend(spec, b) for b in dict.fromkeys((name, small, tiny))}
     memory = int(AUTO_MEMORY_FRACTION * physical_memory())
     fits = {b: largest_batch_within(made[b], memory) for b in made}
     limits = {role: fits[b] for role, b in (("large", name), ("small", small), ("tiny", tiny)) if fits[b] is not None}

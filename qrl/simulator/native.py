@@ -22,7 +22,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from qrl.errors import QRLError
-from qrl.simulator.gates import as_rotations, local_index, monomial
+from qrl.simulator.gates import as_rotations, diagonal_product, monomial
 from qrl.simulator.trace import Gate
 
 SOURCES = ("native.c", "native_widths.h", "native_kernel.h")
@@ -188,21 +188,24 @@ def _merge_diagonals(ops: list[list[int]], diagonals: dict[int, np.ndarray], n: 
                      perms: list) -> list[list[int]]:
     """Consecutive diagonal constant gates (``diagonals``: their phases, by ``id`` of the op) as one diagonal of the
     whole state, one pass instead of one per gate: its ``2**n`` phases and their conjugates appended to ``mats``
-    (and as many unused entries to ``perms``, which stays aligned with it); up to :data:`MERGED_DIAGONAL_MAX_QUBITS`."""
+    (and as many unused entries to ``perms``, which stays aligned with it), once for groups of the same gates (a
+    layered circuit's rings); up to :data:`MERGED_DIAGONAL_MAX_QUBITS`."""
     out: list[list[int]] = []
     group: list[list[int]] = []
+    offsets: dict[tuple, int] = {}  # a group's gates (wires and phases) -> where its diagonal is in ``mats``
 
     def close() -> None:
         if len(group) < 2:
             out.extend(group)
         else:
-            full = np.ones(2**n, dtype=complex)
-            for op in group:
-                full = full * diagonals[id(op)][local_index(op[2:2 + op[1]], n)]
-            offset = sum(len(x) for x in mats)
-            mats.extend([full, full.conj()])
-            perms.append(np.zeros(2 * full.size, dtype=np.int64))
-            out.append([_FULL_DIAGONAL, 0, 0, 0, 0, 0, 0, offset])
+            gates = [(tuple(op[2:2 + op[1]]), diagonals[id(op)]) for op in group]
+            key = tuple((wires, d.tobytes()) for wires, d in gates)
+            if key not in offsets:
+                full = diagonal_product(gates, n)
+                offsets[key] = sum(len(x) for x in mats)
+                mats.extend([full, full.conj()])
+                perms.append(np.zeros(2 * full.size, dtype=np.int64))
+            out.append([_FULL_DIAGONAL, 0, 0, 0, 0, 0, 0, offsets[key]])
         group.clear()
 
     if n > MERGED_DIAGONAL_MAX_QUBITS:
