@@ -820,6 +820,7 @@ NATIVE_STUDIES = [
     ("mountaincar-ppo-vqc-native", "ppo-vqc-critic-lin", "270-279", 10, ("0.62", "0.43"),
      ("-110", "400k", "400k", "0.76"), "mountaincar-ppo-vqc-critic-lin"),
     ("pendulum-td3-vqc-native", "td3-vqc", "0-4", 5, ("0.84", "0.44"), ("-250", "17.5k", "17.5k", "1"), None),
+    ("qubittarget-ppo-vqc-native", "ppo-vqc", "360-369", 10, ("0.57", "0.58"), ("1.33", "218k", "175k", "0.34"), None),
 ]
 
 
