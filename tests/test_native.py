@@ -127,6 +127,32 @@ def test_a_readout_with_x_and_y_runs_through_the_state_and_matches_default_qubit
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
 
 
+def _cz_layers(inputs, weights):
+    for layer in range(2):
+        for w in range(5):
+            qml.RY(inputs[..., w % 3] * weights[layer, w], wires=w)
+            qml.RX(weights[layer, w], wires=w)
+        for a, b in ((0, 3), (4, 1), (2, 0), (1, 4), (3, 2), (0, 3), (1, 4)):  # CZs on any pairs, repeated ones too
+            qml.CZ(wires=[a, b])
+    return [qml.expval(qml.PauliZ(0) @ qml.PauliZ(2)), qml.expval(qml.PauliZ(4))]
+
+
+def test_czs_on_any_pairs_in_one_pass_match_default_qubit():
+    register_circuit("native_cz_layers", replace=True)(_cz_layers)
+    spec = custom_circuit("native_cz_layers", n_qubits=5, n_inputs=3, weight_shapes={"weights": (2, 5)})
+    backend = TorchStatevector(spec, "native")
+    assert (backend._impl.ops[:, 0] == 7).sum() == 2  # each layer's CZs: one product of CZs
+    gen = torch.Generator().manual_seed(4)
+    x = torch.rand(6, 3, generator=gen, dtype=torch.float64).requires_grad_(True)
+    w = (torch.rand(2, 5, generator=gen, dtype=torch.float64) * 3).requires_grad_(True)
+    qnode = qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=5), interface="torch", diff_method="backprop")
+    ref = torch.stack([torch.stack([torch.as_tensor(r) for r in qnode(xi, w)]) for xi in x])
+    got = backend(x, w)
+    torch.testing.assert_close(got, ref, atol=1e-12, rtol=0)
+    for a, b in zip(torch.autograd.grad(got.sum(), (x, w)), torch.autograd.grad(ref.sum(), (x, w)), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
 def test_no_grad_calls_build_no_graph_and_give_the_same_values():
     backend = TorchStatevector(SPEC, "native")
     angles, weights = _inputs(SPEC, 9, torch.float32)
@@ -217,30 +243,49 @@ def test_a_small_batch_in_a_narrow_width_computes_what_the_wide_one_does_to_the_
     assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
 
 
-def test_diagonals_stay_apart_above_the_merge_limit_and_compute_the_same(monkeypatch):
-    """Above MERGED_DIAGONAL_MAX_QUBITS a ring of CZs runs gate by gate (a merged diagonal of 26 qubits took 2 GiB
-    per layer); values and gradients are those of the merged one, which stores the layers' equal rings once."""
+def test_a_ring_of_czs_is_one_pass_at_every_size_and_computes_what_the_other_forms_do(monkeypatch):
+    """A ring of CZs runs as one product of CZs (signs from the amplitude's bits, no table); as other diagonal gates it
+    is one diagonal of the whole state up to MERGED_DIAGONAL_MAX_QUBITS (stored once for the layers' equal rings) and
+    runs gate by gate above (a merged diagonal of 26 qubits took 2 GiB per layer). Values and gradients are the same
+    to the bit in all three forms."""
     spec = CircuitSpec(n_qubits=8, n_layers=2, n_inputs=8, n_outputs=8)
+    product = TorchStatevector(spec, "native")
+    monkeypatch.setattr(native, "CZ_PRODUCTS", False)
     merged = TorchStatevector(spec, "native")
     monkeypatch.setattr(native, "MERGED_DIAGONAL_MAX_QUBITS", 7)
     apart = TorchStatevector(spec, "native")
-    full = 6  # the kernel's kind for a diagonal of the whole state
-    assert full in merged._impl.ops[:, 0] and full not in apart._impl.ops[:, 0]
+    full, cz = 6, 7  # the kernel's kinds for a diagonal of the whole state and for a product of CZs
+    kinds = [set(b._impl.ops[:, 0].tolist()) for b in (product, merged, apart)]
+    assert cz in kinds[0] and full not in kinds[0] and full in kinds[1] and not {full, cz} & kinds[2]
     rings = merged._impl.ops[merged._impl.ops[:, 0] == full]
     assert len(rings) == 2 and rings[0, 7] == rings[1, 7]  # the two layers' rings: one diagonal stored, read twice
     assert merged._impl.mat_re.size == 2 * 2**8 + apart._impl.mat_re.size  # its phases and their conjugates, once
-    assert apart.native_passes() == merged.native_passes() + 2 * (8 - 1)  # 8 CZs instead of one pass, per layer
-    assert apart.native_passes(merge_diagonals=True) == merged.native_passes() == merged.native_passes(True)
+    assert apart.native_passes() == merged.native_passes() + 2 * (8 - 1) == product.native_passes() + 2 * (8 - 1)
+    assert apart.native_passes(merge_diagonals=True) == merged.native_passes() == product.native_passes(True)
     gen = torch.Generator().manual_seed(3)
     x = torch.rand(5, *spec.input_shape, generator=gen, dtype=torch.float64)
     w = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64)
     results = []
-    for backend in (merged, apart):
+    for backend in (product, merged, apart):
         xs, ws = x.clone().requires_grad_(), w.clone().requires_grad_()
         out = backend(xs, ws)
         results.append([out, *torch.autograd.grad(out.sum(), [xs, ws])])
-    for a, b in zip(*results, strict=True):
-        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=1e-12, rtol=0)
+    assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(*results, strict=True))
+
+
+def test_cz_terms_give_the_sign_of_any_set_of_czs():
+    """The product of CZs on any pairs (repeated ones cancel) against the product of their diagonals."""
+    gen = np.random.default_rng(0)
+    for n in (2, 3, 5, 9):
+        pairs = [tuple(int(w) for w in gen.choice(n, 2, replace=False)) for _ in range(3 * n)]
+        terms = native._cz_terms(pairs, n)
+        j = np.arange(2**n)
+        counts = [np.bitwise_count(j & (j >> s) & m).astype(int) for s, m in zip(terms[::2], terms[1::2], strict=True)]
+        odd = sum(counts) % 2
+        bits = (j[:, None] >> (n - 1 - np.arange(n))) & 1
+        expected = np.prod([1 - 2 * (bits[:, a] & bits[:, b]) for a, b in pairs], axis=0)
+        np.testing.assert_array_equal(1 - 2 * odd, expected)
+    assert native._cz_terms([(0, 1), (1, 0)], 4).size == 0  # a CZ twice: nothing
 
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="builds for an x86-64 baseline")

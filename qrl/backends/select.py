@@ -174,11 +174,11 @@ def _runnable(name: str, spec: CircuitSpec) -> str:
 
 def _native_pays_for_small_batches(spec: CircuitSpec, programs: dict) -> bool:
     """Whether the circuit makes at most :data:`NATIVE_SMALL_BATCH_PASS_RATIO` native passes per torch pass, a ring of
-    diagonal gates counted as one pass at every size (as the kernel runs it up to 20 qubits; above, each gate
-    negates a quarter of the amplitudes in place: ``hea`` makes 6.3-6.9 passes per torch pass at 22-26 qubits that
-    way, and the kernel was faster at batch 8 at 22 and 24 qubits and at batch 4 at 26). The two programs are
-    built into ``programs`` (``{device name: backend}``), for ``device="auto"`` to run without building them again
-    (at 20 qubits building the kernel's program takes seconds)."""
+    diagonal gates counted as one pass at every size (the kernel runs a ring of CZs as one pass at every size, other
+    diagonal gates up to 20 qubits; counted gate by gate, ``hea``'s rings had made 6.3-6.9 passes per torch pass at
+    22-26 qubits, where the kernel was faster at batch 8 at 22 and 24 qubits and at batch 4 at 26). The two
+    programs are built into ``programs`` (``{device name: backend}``), for ``device="auto"`` to run without
+    building them again (at 20 qubits building the kernel's program took seconds)."""
     for name in (NATIVE, "torch"):
         if name not in programs:
             programs[name] = make_backend(spec, name)

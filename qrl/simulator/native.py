@@ -46,9 +46,14 @@ work. Each sample's arithmetic is the same in every width."""
 MAX_RUN = 8
 """One-qubit gates on one wire applied in one pass over the state at most (``MAXRUN`` in native.c)."""
 MERGED_DIAGONAL_MAX_QUBITS = 20
-"""Consecutive diagonal gates (a ring of CZs) become one diagonal of the whole state up to this many qubits (its
-``2**n`` phases and their conjugates: 32 MiB at 20 qubits); above, each runs alone (at 26 qubits one such
-diagonal took 2 GiB, and ``hea``'s five, with their copies, more than this 24 GiB machine has)."""
+"""Consecutive diagonal gates other than CZs (:data:`CZ_PRODUCTS`) become one diagonal of the whole state up to this
+many qubits (its ``2**n`` phases and their conjugates: 32 MiB at 20 qubits, once for equal groups); above, each runs
+alone (at 26 qubits one such diagonal took 2 GiB)."""
+CZ_PRODUCTS = True
+"""Consecutive CZs (``hea``'s ring) run as one product of CZs, the signs computed from each amplitude's bits: one
+pass at every size, with no table. ``False`` treats them as other diagonal gates (one diagonal of the whole state up
+to :data:`MERGED_DIAGONAL_MAX_QUBITS`, each alone above): the values are the same to the bit (a sign flip is exact),
+so this is for tests and side-by-side timing only."""
 NATIVE_MAX_QUBITS = 26
 """The largest circuit the kernel takes (it keeps about four state batches, as the torch path's adjoint program
 does, of the batch padded to :func:`padded`). Measured against the torch programs (``hea``, 5 layers, forward +
@@ -56,7 +61,8 @@ backward, README "The native kernel"): 2.5x-7.9x faster at 4-16 qubits at batch 
 20 qubits; one sample is faster on the torch programs from 12 qubits (3.7x at 24)."""
 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
-_CONST_1Q, _DENSE, _MONOMIAL, _FULL_DIAGONAL = 3, 4, 5, 6  # kinds 0-3 make runs on one wire (native_kernel.h)
+_CONST_1Q, _DENSE, _MONOMIAL, _FULL_DIAGONAL, _CZ_PRODUCT = 3, 4, 5, 6, 7  # kinds 0-3: runs on a wire (native_kernel.h)
+_CZ_PHASES = np.array([1, 1, 1, -1], dtype=complex)
 _library: dict[str, ctypes.CDLL] = {}
 _FUNCTIONS = {(rdtype, width): (f"forward_{name}_w{width}", f"backward_{name}_w{width}")
               for rdtype, name in ((torch.float32, "f32"), (torch.float64, "f64")) for width in (*NARROW_BLOCKS, BLOCK)}
@@ -186,30 +192,39 @@ def _runs(ops: list[list[int]], diagonals: dict[int, np.ndarray]) -> list[list[i
 
 def _merge_diagonals(ops: list[list[int]], diagonals: dict[int, np.ndarray], n: int, mats: list,
                      perms: list) -> list[list[int]]:
-    """Consecutive diagonal constant gates (``diagonals``: their phases, by ``id`` of the op) as one diagonal of the
-    whole state, one pass instead of one per gate: its ``2**n`` phases and their conjugates appended to ``mats``
-    (and as many unused entries to ``perms``, which stays aligned with it), once for groups of the same gates (a
-    layered circuit's rings); up to :data:`MERGED_DIAGONAL_MAX_QUBITS`."""
+    """Consecutive diagonal constant gates (``diagonals``: their phases, by ``id`` of the op) as one pass instead of
+    one per gate: CZs (a ring of them) as a product of CZs, whose signs the kernel computes from each amplitude's
+    bits (:func:`_cz_terms`), at every size; other diagonals as one diagonal of the whole state, its ``2**n``
+    phases and their conjugates appended to ``mats`` (and as many unused entries to ``perms``, which stays aligned
+    with it), up to :data:`MERGED_DIAGONAL_MAX_QUBITS`. Groups of the same gates (a layered circuit's rings) are
+    stored once."""
     out: list[list[int]] = []
     group: list[list[int]] = []
-    offsets: dict[tuple, int] = {}  # a group's gates (wires and phases) -> where its diagonal is in ``mats``
+    offsets: dict[tuple, list[int] | None] = {}  # a group's gates (wires and phases) -> its op
 
     def close() -> None:
-        if len(group) < 2:
+        gates = [(tuple(op[2:2 + op[1]]), diagonals[id(op)]) for op in group]
+        cz = CZ_PRODUCTS and all(len(w) == 2 and np.array_equal(d, _CZ_PHASES) for w, d in gates)
+        if len(group) < 2 or (not cz and n > MERGED_DIAGONAL_MAX_QUBITS):
             out.extend(group)
         else:
-            gates = [(tuple(op[2:2 + op[1]]), diagonals[id(op)]) for op in group]
-            key = tuple((wires, d.tobytes()) for wires, d in gates)
+            key = (cz, *((w, d.tobytes()) for w, d in gates))
             if key not in offsets:
-                full = diagonal_product(gates, n)
-                offsets[key] = sum(len(x) for x in mats)
-                mats.extend([full, full.conj()])
-                perms.append(np.zeros(2 * full.size, dtype=np.int64))
-            out.append([_FULL_DIAGONAL, 0, 0, 0, 0, 0, 0, offsets[key]])
+                offset = sum(len(x) for x in mats)
+                if cz:  # (shift, mask) pairs in ``perms``, unused zeros in ``mats``
+                    terms = _cz_terms([w for w, _ in gates], n)
+                    mats.append(np.zeros(terms.size, dtype=complex))
+                    perms.append(terms)
+                    offsets[key] = [_CZ_PRODUCT, terms.size // 2, 0, 0, 0, 0, 0, offset] if terms.size else None
+                else:
+                    full = diagonal_product(gates, n)
+                    mats.extend([full, full.conj()])
+                    perms.append(np.zeros(2 * full.size, dtype=np.int64))
+                    offsets[key] = [_FULL_DIAGONAL, 0, 0, 0, 0, 0, 0, offset]
+            if offsets[key] is not None:  # (None: CZs that cancel)
+                out.append(list(offsets[key]))
         group.clear()
 
-    if n > MERGED_DIAGONAL_MAX_QUBITS:
-        return ops
     for op in ops:
         if id(op) in diagonals:
             group.append(op)
@@ -218,6 +233,17 @@ def _merge_diagonals(ops: list[list[int]], diagonals: dict[int, np.ndarray], n: 
         out.append(op)
     close()
     return out
+
+
+def _cz_terms(pairs: list[tuple[int, ...]], n: int) -> np.ndarray:
+    """CZs on ``pairs`` of wires as the kernel's terms ``[shift, mask, ...]``: amplitude ``j`` changes sign where
+    ``popcount(j & (j >> shift) & mask)`` summed over the terms is odd (bit ``n - 1 - w`` of ``j`` is wire ``w``'s;
+    a pair at bits ``p < p + shift`` sets bit ``p`` of its shift's mask; a CZ twice cancels, as its mask bits do)."""
+    masks: dict[int, int] = {}
+    for a, b in pairs:
+        low, high = sorted((n - 1 - a, n - 1 - b))
+        masks[high - low] = masks.get(high - low, 0) ^ (1 << low)
+    return np.asarray([v for shift, mask in sorted(masks.items()) if mask for v in (shift, mask)], dtype=np.int64)
 
 
 class NativeProgram:
@@ -262,8 +288,7 @@ class NativeProgram:
     def passes(self, merge_diagonals: bool = False) -> int:
         """Passes over the state batch in one forward call: one per run of one-qubit gates and per other gate. With
         ``merge_diagonals``, consecutive diagonal gates count as one pass at every size, as the kernel merges them up
-        to :data:`MERGED_DIAGONAL_MAX_QUBITS` (above, each of a ring of CZs negates a quarter of the amplitudes in
-        place, a fraction of a pass's memory traffic)."""
+        to :data:`MERGED_DIAGONAL_MAX_QUBITS` (and CZs at every size: :data:`CZ_PRODUCTS`)."""
         kinds = self.ops[:, 0]
         passes = int(np.sum((kinds > _CONST_1Q) | (self.ops[:, 3] > 0)))
         return passes - self._diagonal_repeats if merge_diagonals else passes

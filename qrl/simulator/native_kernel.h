@@ -6,13 +6,13 @@
  * (SIMD) and the batch of a small circuit stays in the L1/L2 cache. Padding samples start in |0>, turn by angle 0
  * and have a zero cotangent: they change no value and no gradient. Gates come as 8 int32 each (native.py):
  *   kind (0-2: RX, RY, RZ; 3: a constant on one wire; 4: dense constant, 5: monomial constant, 6: diagonal of the
- *   whole state), k (wires), w0, w1, w2, src (0: per-sample row, 1: shared), idx, moff; kinds 0-3 make runs on a
- *   wire: the first of a run has the run's length in w1, the last one in w2 (the run is applied in one pass over
- *   the state, VLEN samples at a time in registers).
+ *   whole state, 7: a product of CZs), k (wires; kind 7: its terms), w0, w1, w2, src (0: per-sample row, 1: shared),
+ *   idx, moff; kinds 0-3 make runs on a wire: the first of a run has the run's length in w1, the last one in w2 (the
+ *   run is applied in one pass over the state, VLEN samples at a time in registers).
  * Rotations take cos and sin of half their angle: per-sample (rows of Bp) or shared (one number each).
  * Constant gates (matrices in mre/mim, from moff): one-qubit 2x2 (the inverse at moff + 4), dense d x d (the inverse
  * at moff + d * d), monomial (out[perm[c]] = phase[c] * in[c]; the inverse at moff + d) or a diagonal of the whole
- * state (2**n phases; the inverse at moff + 2**n).
+ * state (2**n phases; the inverse at moff + 2**n); a product of CZs has its terms in perm from moff (no matrix).
  */
 
 /* a vector of BLK samples, at most 64 bytes (one AVX-512 register, or two or four narrower ones): 16, 8 or 4
@@ -164,11 +164,22 @@ static void FN(swap_rows)(int Bp, double pxr, double pxi, double pyr, double pyi
 }
 
 /* a constant gate (kind 4 dense, 5 monomial, 6 a diagonal of the whole state: 2**n phases at moff, the inverse's
- * after them); inverse != 0 applies its inverse */
+ * after them; 7 a product of CZs, its own inverse); inverse != 0 applies its inverse */
 static void FN(constant)(int n, int Bp, const int32_t *op, const double *mre, const double *mim,
                          const int32_t *perm, int inverse, REAL *re, REAL *im, REAL *tr, REAL *ti) {
     int k = op[1], d = 1 << k;
     size_t dim = (size_t)1 << n, off[8];
+    if (op[0] == 7) {  /* amplitude j negated where the CZs' pairs of set bits are odd in number: k terms (shift s,
+                        * mask m) at perm[moff], each counting the pairs (bit p + s, bit p) for the bits p of m */
+        const int32_t *t = perm + op[7];
+        for (size_t j = 0; j < dim; j++) {
+            unsigned odd = 0;
+            for (int q = 0; q < k; q++)
+                odd ^= (unsigned)__builtin_popcountll(j & (j >> t[2 * q]) & (uint32_t)t[2 * q + 1]);
+            if (odd & 1) FN(phase_row)(Bp, -1.0, 0.0, re + j * Bp, im + j * Bp);
+        }
+        return;
+    }
     if (op[0] == 6) {
         size_t m0 = (size_t)op[7] + (size_t)inverse * dim;
         for (size_t j = 0; j < dim; j++) FN(phase_row)(Bp, mre[m0 + j], mim[m0 + j], re + j * Bp, im + j * Bp);
