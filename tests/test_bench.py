@@ -524,6 +524,25 @@ def test_the_readme_auto_points_at_24_to_26_qubits_are_the_committed_measurement
     assert all(row in text for row in rows), rows
 
 
+def test_the_readme_cz_product_points_are_the_committed_measurements():
+    """The table of the kernel's one-pass ring of CZs at 22 and 24 qubits (README, "A ring of CZs in one pass above
+    20 qubits"): each cell and ratio from the committed JSON, the "before" ratios from the earlier ones."""
+    text = (ROOT / "README.md").read_text()
+    rows = []
+    for name, before, n in (("scaling-20261205-060229.json", "scaling-20261204-235234.json", 22),
+                            ("scaling-20261205-060627.json", "scaling-20261205-025926.json", 24)):
+        r, b = bench.load(COMMITTED / name), bench.load(COMMITTED / before)
+        assert (r["batch"], r["qubits"], b["batch"], b["qubits"]) == (8, [n], 8, [n])
+        t = {k: r["seconds"][k][str(n)] for k in r["seconds"]}
+        old = {k: b["seconds"][k][str(n)] for k in ("torch", "torch:native")}
+        old_cells = (f"{old['torch']:.1f} s against {old['torch:native']:.1f}" if n == 22
+                     else f"{old['torch']:.0f} s against {old['torch:native']:.0f}")
+        auto, ratio = f"{t['auto']:.1f}" if "auto" in t else "-", old["torch"] / old["torch:native"]
+        rows.append(f"| {n}, 8 | {auto} | {t['torch']:.1f} | {t['torch:native']:.1f} | "
+                    f"{t['torch'] / t['torch:native']:.2f}x | {ratio:.2f}x ({old_cells}) |")
+    assert all(row in text for row in rows), rows
+
+
 def test_the_readme_native_points_at_20_and_22_qubits_are_the_committed_ones():
     readme = " ".join((ROOT / "README.md").read_text().split())
     wide = bench.load(COMMITTED / "scaling-20261204-235043.json")
