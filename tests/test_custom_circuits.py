@@ -382,3 +382,37 @@ def test_large_circuit_readout_equals_the_matrix_readout(monkeypatch):
                             _outputs_and_grads(matrix, inputs, weights, cot), strict=True):
             np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-12, rtol=0, err_msg=f"seed {seed}")
     assert lazy_seen >= 3 + len(builtins)  # every built-in readout, and the random circuits without X or Y
+
+
+@pytest.mark.parametrize("program", [None, "native"])
+def test_probabilities_over_many_wires_need_no_readout_matrix(monkeypatch, program):
+    """``qml.probs`` over all 12 wires (4096 columns: a 128 MiB matrix) is read lazily, with the matrix readout's values
+    and gradients and default.qubit's values; over all 16 wires (its matrix: 32 GiB) the circuit builds and its
+    probabilities sum to one."""
+    from qrl.simulator import readout
+
+    spec = custom_circuit("born_parity", n_qubits=12, n_inputs=3, n_layers=2)
+    lazy = TorchStatevector(spec, program)
+    assert lazy._readout._lazy is not None and lazy.n_outputs == 2**12
+    monkeypatch.setattr(readout, "MATRIX_MAX_ENTRIES", 2**30)
+    matrix = TorchStatevector(spec, program)
+    assert matrix._readout._lazy is None
+    monkeypatch.undo()
+    gen = torch.Generator().manual_seed(0)
+    inputs = torch.rand(3, *spec.input_shape, generator=gen, dtype=torch.float64)
+    weights = [torch.rand(shape, generator=gen, dtype=torch.float64) for shape in spec.weight_shapes.values()]
+    cot = torch.randn(3, 2**12, generator=gen, dtype=torch.float64)
+    results = []
+    for backend in (lazy, matrix):
+        leaves = [t.clone().requires_grad_(True) for t in (inputs, *weights)]
+        out = backend(*leaves)
+        results.append([out.detach(), *torch.autograd.grad((out * cot).sum(), leaves)])
+    for got, ref in zip(*results, strict=True):
+        np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-12, rtol=0)
+    qnode = qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=12), interface="torch")
+    reference = torch.stack([torch.as_tensor(qnode(x, *weights)[0]) for x in inputs])
+    np.testing.assert_allclose(results[0][0].numpy(), reference.numpy(), atol=1e-12, rtol=0)
+    wide = custom_circuit("born_parity", n_qubits=16, n_inputs=3, n_layers=1)
+    probs = TorchStatevector(wide, program)(torch.rand(1, 3, dtype=torch.float64),
+                                            *[torch.rand(s, dtype=torch.float64) for s in wide.weight_shapes.values()])
+    assert probs.shape == (1, 2**16) and abs(float(probs.sum()) - 1) < 1e-12

@@ -56,9 +56,11 @@ class Readout:
 
     def __init__(self, measurements: list, n: int):
         self.n = n
-        self._lazy = _lazy_columns(measurements, n) if n >= LAZY_MIN_QUBITS else None
+        large = n >= LAZY_MIN_QUBITS or 2**n * _width(measurements, n) > MATRIX_MAX_ENTRIES
+        self._lazy = _lazy_columns(measurements, n) if large else None
         if self._lazy is not None:
-            self.width, self._const = len(self._lazy), TensorCache()
+            self.width = sum(2 ** len(c[1]) if c[0] == "probs" else 1 for c in self._lazy)
+            self._const = TensorCache()
             return
         dim = 2**n
         columns: list[np.ndarray] = []
@@ -106,15 +108,15 @@ class Readout:
         return out
 
     def _lazy_values(self, state: torch.Tensor) -> torch.Tensor:
-        """The columns from ``|psi|^2`` by sums over views (no ``(2**n, width)`` matrix)."""
+        """The columns from ``|psi|^2`` by sums over views and one scatter-add per ``qml.probs`` (no ``(2**n, width)``
+        matrix)."""
         p = state.real**2 + state.imag**2
         batch, n, out = p.shape[0], self.n, []
         for column in self._lazy:
             if column[0] == "probs":
-                _, wires, k = column
+                wires = column[1]
                 idx = self._const(("probs", wires), local_index(wires, n), torch.int64, p.device)
-                marginal = torch.zeros(batch, 2 ** len(wires), dtype=p.dtype, device=p.device).index_add(1, idx, p)
-                out.append(marginal[:, k])
+                out.append(torch.zeros(batch, 2 ** len(wires), dtype=p.dtype, device=p.device).index_add(1, idx, p))
                 continue
             value = torch.zeros(batch, dtype=p.dtype, device=p.device)
             for coeff, wires in column[1]:
@@ -123,23 +125,33 @@ class Readout:
                     view = q.reshape(batch, 2**w, 2, 2 ** (n - w - 1))
                     q = torch.stack([view[:, :, 0], -view[:, :, 1]], 2)
                 value = value + coeff * q.reshape(batch, -1).sum(1)
-            out.append(value)
-        return torch.stack(out, 1)
+            out.append(value[:, None])
+        return torch.cat(out, 1)
 
 
 LAZY_MIN_QUBITS = 18
 """From this many qubits, Z-type expectation values and probabilities are sums over views of ``|psi|^2`` instead of
 one product with a ``(2**n, width)`` matrix (26 outputs at 26 qubits: a 14 GiB matrix)."""
+MATRIX_MAX_ENTRIES = 2**22
+"""Below :data:`LAZY_MIN_QUBITS` too, readouts whose ``(2**n, width)`` matrix would have more entries than this (32 MiB
+in float64) are read lazily: ``qml.probs`` over many wires (over all 16 wires of 16 qubits, 65536 columns, the matrix
+took 32 GiB and failed)."""
+
+
+def _width(measurements: list, n: int) -> int:
+    """The columns of a tape's measurements: ``2**k`` for ``qml.probs`` over ``k`` wires (all ``n`` without any), one
+    for anything else."""
+    return sum(2 ** (len(mp.wires) or n) if isinstance(mp, ProbabilityMP) else 1 for mp in measurements)
 
 
 def _lazy_columns(measurements: list, n: int) -> list[tuple] | None:
-    """Per column ``("z", [(coeff, wires), ...])`` or ``("probs", wires, k)``; ``None`` when a measurement has
-    an X or Y word or is not supported here (the matrix form then reads it, or says why it cannot)."""
+    """Per measurement ``("z", [(coeff, wires), ...])`` (one column) or ``("probs", wires)`` (``2**len(wires)``
+    columns); ``None`` when a measurement has an X or Y word or is not supported here (the matrix form then reads
+    it, or says why it cannot)."""
     columns: list[tuple] = []
     for mp in measurements:
         if isinstance(mp, ProbabilityMP) and mp.obs is None:
-            wires = tuple(int(w) for w in (mp.wires if len(mp.wires) else range(n)))
-            columns += [("probs", wires, k) for k in range(2 ** len(wires))]
+            columns.append(("probs", tuple(int(w) for w in (mp.wires if len(mp.wires) else range(n)))))
         elif isinstance(mp, ExpectationMP) and mp.obs is not None and mp.obs.pauli_rep is not None:
             words = list(mp.obs.pauli_rep.items())
             if any(letter != "Z" for word, _ in words for letter in word.values()):
