@@ -919,6 +919,51 @@ def test_auto_builds_each_program_once(monkeypatch):
     assert len(built) == 2 and backend.for_batch(1).program != "native" and backend.for_batch(64).program == "native"
 
 
+def test_auto_keeps_update_sized_calls_of_unentangled_circuits_off_the_kernel(monkeypatch):
+    """From 12 qubits, calls of more than SMALL_BATCH_MAX samples run on the kernel only where its passes plus half a
+    pass per rotation are at most NATIVE_LARGE_BATCH_WORK_RATIO per torch pass: not for ``hsiao`` (no entangling
+    gates: the torch program applies four wires' rotations per pass; 45-52), for the other circuits measured (7-16)."""
+    from qrl.backends import select
+    from qrl.circuits import custom_circuit
+
+    for table in ("auto_table", "small_batch_table", "tiny_batch_table"):
+        monkeypatch.setattr(select, table, lambda: {4: select.NATIVE, 16: select.NATIVE})
+    work = {}
+    for name, n_layers in (("hsiao", 5), ("meyer_iqp", 4), ("chen_vqdqn", 5), ("lockwood_si", 5)):
+        for n in (10, 12):
+            spec = custom_circuit(name, n_qubits=n, n_inputs=n, n_layers=n_layers)
+            update = make_backend(spec, "auto").for_batch(64).program
+            assert (update == "native") == (name != "hsiao" or n < select.NATIVE_PASS_RATIO_MIN_QUBITS), (name, n)
+        kernel, torch_program = TorchStatevector(spec, "native"), TorchStatevector(spec)
+        assert kernel.native_rotations() == int((kernel._impl.ops[:, 0] <= 2).sum())
+        work[name] = (kernel.native_passes(True) + kernel.native_rotations() / 2) / torch_program.passes()
+    assert work["hsiao"] > 2 * select.NATIVE_LARGE_BATCH_WORK_RATIO > 2 * max(work[c] for c in work if c != "hsiao")
+    assert TorchStatevector(CircuitSpec(n_qubits=12, n_layers=5)).native_rotations() is None
+
+
+def test_wide_readouts_leave_the_kernel_as_the_state():
+    """The kernel reads out at most READOUT_MAX_COLUMNS columns itself; ``qml.probs`` over 6 wires (64 columns) is
+    read from the state by the torch readout, with the torch program's values and gradients."""
+    from qrl.circuits import custom_circuit
+    from qrl.simulator.native import READOUT_MAX_COLUMNS
+
+    for n in (4, 6):
+        spec = custom_circuit("born_parity", n_qubits=n, n_inputs=3, n_layers=2)
+        kernel, reference = TorchStatevector(spec, "native"), TorchStatevector(spec)
+        assert (kernel._diagonals is None) == (2**n > READOUT_MAX_COLUMNS)
+        gen = torch.Generator().manual_seed(n)
+        inputs = torch.rand(5, *spec.input_shape, generator=gen, dtype=torch.float64)
+        weights = [torch.rand(shape, generator=gen, dtype=torch.float64) for shape in spec.weight_shapes.values()]
+        cot = torch.randn(5, 2**n, generator=gen, dtype=torch.float64)
+        results = []
+        for backend in (kernel, reference):
+            leaves = [t.clone().requires_grad_(True) for t in (inputs, *weights)]
+            out = backend(*leaves)
+            results.append([out.detach(), *torch.autograd.grad((out * cot).sum(), leaves)])
+        for got, ref in zip(*results, strict=True):
+            np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=F64_TOL, rtol=0)
+
+
 def test_auto_runs_calls_that_would_not_fit_in_memory_on_lightning(monkeypatch):
     """A call whose program's forward + backward estimate exceeds the share of physical memory runs on Lightning
     (adjoint, a few state vectors), with the same values and gradients; calls that fit stay on the measured choice,

@@ -47,6 +47,15 @@ gate, where the torch program multiplies several into one. Measured at batch 8 (
 ``strongly_entangling`` (5 per pass) 2.4x, 1.05x and 0.98x as fast on the kernel at 10, 12 and 14 qubits; Meyer et
 al.'s circuit (7.2) 0.66x and 0.63x at 12 and 14. At update-sized batches the kernel was as fast or faster on all
 three at 10-16 qubits."""
+NATIVE_LARGE_BATCH_WORK_RATIO = 24
+"""Calls of more than ``SMALL_BATCH_MAX`` samples run on the native kernel, from :data:`NATIVE_PASS_RATIO_MIN_QUBITS`
+qubits, only where its work per pass of the torch program is at most this: its passes plus half a pass per rotation
+(at update-sized batches a run of rotations costs arithmetic, not only memory traffic: fitted to the kernel's times
+at 14 qubits and batch 64, where ``hea``, Meyer et al.'s circuit and ``chen_vqdqn`` came within 1% of passes + 0.55
+rotations). The circuits measured at batch 64 at 12-16 qubits (README, "Where ``device="auto"`` takes it"): 7-16 for
+``hea``, ``strongly_entangling``, Meyer et al.'s circuit, ``chen_vqdqn``, ``lockwood_si`` and ``born_parity``, all
+as fast or faster on the kernel; 45-52 for the unentangled ``hsiao``, whose rotations the torch program multiplies
+into one 2 x 2 per wire and applies four wires per pass (1.4x-1.7x faster than the kernel there)."""
 NATIVE_PASS_RATIO_MIN_QUBITS = 12
 """Below this many qubits a small call costs what its per-call work costs, not its passes, and the kernel is the
 faster whatever the pass ratio: Meyer et al.'s circuit (4 layers) ran 1.5x-8.1x faster on it at 4-10 qubits and batch
@@ -172,6 +181,27 @@ def _runnable(name: str, spec: CircuitSpec) -> str:
     return name
 
 
+def _for_large_batches(name: str, spec: CircuitSpec, programs: dict) -> str:
+    """The table's choice ``name`` for calls of more than ``SMALL_BATCH_MAX`` samples, or, from
+    :data:`NATIVE_PASS_RATIO_MIN_QUBITS` qubits, the torch program where that is the kernel and the circuit's work on
+    it exceeds :data:`NATIVE_LARGE_BATCH_WORK_RATIO` passes per torch pass."""
+    if name != NATIVE or spec.n_qubits < NATIVE_PASS_RATIO_MIN_QUBITS:
+        return name
+    native, torch_path = _programs(spec, programs)
+    if torch_path.passes() is None:
+        return name
+    work = native.native_passes(merge_diagonals=True) + native.native_rotations() / 2
+    return name if work <= NATIVE_LARGE_BATCH_WORK_RATIO * torch_path.passes() else "torch"
+
+
+def _programs(spec: CircuitSpec, programs: dict) -> tuple:
+    """The kernel's and the torch program of ``spec``, built into ``programs`` (``{device name: backend}``) once."""
+    for name in (NATIVE, "torch"):
+        if name not in programs:
+            programs[name] = make_backend(spec, name)
+    return programs[NATIVE], programs["torch"]
+
+
 def _native_pays_for_small_batches(spec: CircuitSpec, programs: dict) -> bool:
     """Whether the circuit makes at most :data:`NATIVE_SMALL_BATCH_PASS_RATIO` native passes per torch pass, a ring of
     diagonal gates counted as one pass at every size (the kernel runs a ring of CZs as one pass at every size, other
@@ -179,10 +209,8 @@ def _native_pays_for_small_batches(spec: CircuitSpec, programs: dict) -> bool:
     22-26 qubits, where the kernel was faster at batch 8 at 22 and 24 qubits and at batch 4 at 26). The two
     programs are built into ``programs`` (``{device name: backend}``), for ``device="auto"`` to run without
     building them again (at 20 qubits building the kernel's program took seconds)."""
-    for name in (NATIVE, "torch"):
-        if name not in programs:
-            programs[name] = make_backend(spec, name)
-    native, torch_path = programs[NATIVE].native_passes(merge_diagonals=True), programs["torch"].passes()
+    kernel, torch_program = _programs(spec, programs)
+    native, torch_path = kernel.native_passes(merge_diagonals=True), torch_program.passes()
     return torch_path is not None and native <= NATIVE_SMALL_BATCH_PASS_RATIO * torch_path
 
 
@@ -290,7 +318,8 @@ def _auto_backend(spec: CircuitSpec, name: str):
     small- or tiny-batch choice where that differs, each call whose program would not fit in memory on
     :data:`SPILL` (:class:`BatchDispatch`), and calls on an accelerator on the torch program there
     (:class:`AcceleratorDispatch`)."""
-    programs: dict = {}  # built once: the small-call rule builds the kernel's and the torch program to count passes
+    programs: dict = {}  # built once: the rules build the kernel's and the torch program to count passes
+    name = _for_large_batches(name, spec, programs)
     small, tiny = small_batch_device(spec, programs), tiny_batch_device(spec, programs)
     made = {b: programs[b] if b in programs else make_backend(spec, b) for b in dict.fromkeys((name, small, tiny))}
     memory = int(AUTO_MEMORY_FRACTION * physical_memory())

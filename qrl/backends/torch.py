@@ -21,7 +21,7 @@ from qrl.simulator import (
     state_bytes,
     trace_circuit,
 )
-from qrl.simulator.native import padded
+from qrl.simulator.native import READOUT_MAX_COLUMNS, padded
 
 __all__ = ["DENSE_MAX_QUBITS", "TorchStatevector", "run_together", "state_bytes"]
 
@@ -81,7 +81,8 @@ class TorchStatevector:
                                       plain=program.startswith("plain"), group=program != "fused-pairs")
         self.program = program
         self._readout = Readout(traced.measurements, self.n)
-        diagonals = self._readout.diagonals() if program == "native" else None
+        narrow = self._readout.width <= READOUT_MAX_COLUMNS  # the kernel reads these out itself
+        diagonals = self._readout.diagonals() if program == "native" and narrow else None
         self._diagonals = None if diagonals is None else np.ascontiguousarray(diagonals, dtype=np.float64)
         self.n_outputs = self._readout.width
         self._input_shape = torch.Size(spec.input_shape)
@@ -95,6 +96,10 @@ class TorchStatevector:
         per run of one-qubit gates on a wire and per other gate (:meth:`qrl.simulator.NativeProgram.passes`; with
         ``merge_diagonals``, consecutive diagonal gates as one at every size)."""
         return self._impl.passes(merge_diagonals) if isinstance(self._impl, NativeProgram) else None
+
+    def native_rotations(self) -> int | None:
+        """Rotations the native program applies in one forward call (``None`` for the other programs)."""
+        return self._impl.rotations() if isinstance(self._impl, NativeProgram) else None
 
     def gradient_bytes(self, batch: int, itemsize: int = 8) -> int:
         """Peak memory of one forward + backward at ``batch`` samples (``itemsize``: 8 for complex64,
