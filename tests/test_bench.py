@@ -541,6 +541,14 @@ def test_the_readme_cz_product_points_are_the_committed_measurements():
         rows.append(f"| {n}, 8 | {auto} | {t['torch']:.1f} | {t['torch:native']:.1f} | "
                     f"{t['torch'] / t['torch:native']:.2f}x | {ratio:.2f}x ({old_cells}) |")
     assert all(row in text for row in rows), rows
+    update = bench.load(COMMITTED / "scaling-20261205-063340.json")
+    t = {k: update["seconds"][k]["22"] for k in ("torch", "torch:native")}
+    assert (update["batch"], update["qubits"], update["fastest"]["22"]) == (64, [22], "torch:native")
+    assert (f"gave {t['torch:native']:.1f} s on the kernel against {t['torch']:.1f} s on torch "
+            f"({t['torch'] / t['torch:native']:.2f}x;") in " ".join(text.split())
+    from qrl.backends import select
+
+    assert select.auto_table()[22] == select.NATIVE  # stored by that command's --update-auto
 
 
 OTHER_CIRCUITS = {"chen_vqdqn": ("062152", "062207", "062222"), "lockwood_si": ("062255", "062311", "062326"),
