@@ -941,29 +941,6 @@ def test_auto_keeps_update_sized_calls_of_unentangled_circuits_off_the_kernel(mo
     assert TorchStatevector(CircuitSpec(n_qubits=12, n_layers=5)).native_rotations() is None
 
 
-def test_wide_readouts_leave_the_kernel_as_the_state():
-    """The kernel reads out at most READOUT_MAX_COLUMNS columns itself; ``qml.probs`` over 6 wires (64 columns) is
-    read from the state by the torch readout, with the torch program's values and gradients."""
-    from qrl.circuits import custom_circuit
-    from qrl.simulator.native import READOUT_MAX_COLUMNS
-
-    for n in (4, 6):
-        spec = custom_circuit("born_parity", n_qubits=n, n_inputs=3, n_layers=2)
-        kernel, reference = TorchStatevector(spec, "native"), TorchStatevector(spec)
-        assert (kernel._diagonals is None) == (2**n > READOUT_MAX_COLUMNS)
-        gen = torch.Generator().manual_seed(n)
-        inputs = torch.rand(5, *spec.input_shape, generator=gen, dtype=torch.float64)
-        weights = [torch.rand(shape, generator=gen, dtype=torch.float64) for shape in spec.weight_shapes.values()]
-        cot = torch.randn(5, 2**n, generator=gen, dtype=torch.float64)
-        results = []
-        for backend in (kernel, reference):
-            leaves = [t.clone().requires_grad_(True) for t in (inputs, *weights)]
-            out = backend(*leaves)
-            results.append([out.detach(), *torch.autograd.grad((out * cot).sum(), leaves)])
-        for got, ref in zip(*results, strict=True):
-            np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=F64_TOL, rtol=0)
-
-
 def test_auto_runs_calls_that_would_not_fit_in_memory_on_lightning(monkeypatch):
     """A call whose program's forward + backward estimate exceeds the share of physical memory runs on Lightning
     (adjoint, a few state vectors), with the same values and gradients; calls that fit stay on the measured choice,

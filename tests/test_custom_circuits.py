@@ -398,21 +398,40 @@ def test_probabilities_over_many_wires_need_no_readout_matrix(monkeypatch, progr
     matrix = TorchStatevector(spec, program)
     assert matrix._readout._lazy is None
     monkeypatch.undo()
-    gen = torch.Generator().manual_seed(0)
-    inputs = torch.rand(3, *spec.input_shape, generator=gen, dtype=torch.float64)
-    weights = [torch.rand(shape, generator=gen, dtype=torch.float64) for shape in spec.weight_shapes.values()]
-    cot = torch.randn(3, 2**12, generator=gen, dtype=torch.float64)
-    results = []
-    for backend in (lazy, matrix):
-        leaves = [t.clone().requires_grad_(True) for t in (inputs, *weights)]
-        out = backend(*leaves)
-        results.append([out.detach(), *torch.autograd.grad((out * cot).sum(), leaves)])
-    for got, ref in zip(*results, strict=True):
-        np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-12, rtol=0)
+    inputs, weights = _assert_same_values_and_gradients(lazy, matrix, spec, batch=3, seed=0, atol=1e-12)
     qnode = qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=12), interface="torch")
     reference = torch.stack([torch.as_tensor(qnode(x, *weights)[0]) for x in inputs])
-    np.testing.assert_allclose(results[0][0].numpy(), reference.numpy(), atol=1e-12, rtol=0)
+    np.testing.assert_allclose(lazy(inputs, *weights).numpy(), reference.numpy(), atol=1e-12, rtol=0)
     wide = custom_circuit("born_parity", n_qubits=16, n_inputs=3, n_layers=1)
     probs = TorchStatevector(wide, program)(torch.rand(1, 3, dtype=torch.float64),
                                             *[torch.rand(s, dtype=torch.float64) for s in wide.weight_shapes.values()])
     assert probs.shape == (1, 2**16) and abs(float(probs.sum()) - 1) < 1e-12
+
+
+def test_wide_readouts_leave_the_kernel_as_the_state():
+    """The kernel reads out at most READOUT_MAX_COLUMNS columns itself; ``qml.probs`` over 6 wires (64 columns) is
+    read from the state by the torch readout, with the torch program's values and gradients."""
+    from qrl.simulator.native import READOUT_MAX_COLUMNS
+
+    for n in (4, 6):
+        spec = custom_circuit("born_parity", n_qubits=n, n_inputs=3, n_layers=2)
+        kernel = TorchStatevector(spec, "native")
+        assert (kernel._diagonals is None) == (2**n > READOUT_MAX_COLUMNS)
+        _assert_same_values_and_gradients(kernel, TorchStatevector(spec), spec, batch=5, seed=n, atol=1e-9)
+
+
+def _assert_same_values_and_gradients(backend, reference, spec, batch: int, seed: int, atol: float):
+    """Values and gradients (inputs and every weight, for a random cotangent) of two backends of ``spec`` agree to
+    ``atol`` in float64; returns the random inputs and weights."""
+    gen = torch.Generator().manual_seed(seed)
+    inputs = torch.rand(batch, *spec.input_shape, generator=gen, dtype=torch.float64)
+    weights = [torch.rand(shape, generator=gen, dtype=torch.float64) for shape in spec.weight_shapes.values()]
+    cot = torch.randn(batch, backend.n_outputs, generator=gen, dtype=torch.float64)
+    results = []
+    for b in (backend, reference):
+        leaves = [t.clone().requires_grad_(True) for t in (inputs, *weights)]
+        out = b(*leaves)
+        results.append([out.detach(), *torch.autograd.grad((out * cot).sum(), leaves)])
+    for got, ref in zip(*results, strict=True):
+        np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=atol, rtol=0)
+    return inputs, weights
