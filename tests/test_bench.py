@@ -549,6 +549,12 @@ def test_the_readme_cz_product_points_are_the_committed_measurements():
     from qrl.backends import select
 
     assert select.auto_table()[22] == select.NATIVE  # stored by that command's --update-auto
+    odd = bench.load(COMMITTED / "scaling-20261205-064934.json")
+    t = {k: odd["seconds"][k]["23"] for k in odd["seconds"]}
+    assert (odd["batch"], odd["qubits"]) == (8, [23])
+    assert (f"auto {t['auto']:.1f} s, the kernel {t['torch:native']:.1f}, torch {t['torch']:.1f} and Lightning "
+            f"{t['lightning.qubit']:.1f} (auto / fastest {t['auto'] / min(v for k, v in t.items() if k != 'auto'):.2f}x"
+            ) in " ".join(text.split())
 
 
 OTHER_CIRCUITS = {"chen_vqdqn": ("062152", "062207", "062222"), "lockwood_si": ("062255", "062311", "062326"),
