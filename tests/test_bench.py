@@ -555,6 +555,11 @@ def test_the_readme_cz_product_points_are_the_committed_measurements():
     assert (f"auto {t['auto']:.1f} s, the kernel {t['torch:native']:.1f}, torch {t['torch']:.1f} and Lightning "
             f"{t['lightning.qubit']:.1f} (auto / fastest {t['auto'] / min(v for k, v in t.items() if k != 'auto'):.2f}x"
             ) in " ".join(text.split())
+    again = bench.load(COMMITTED / "scaling-20261205-070846.json")
+    t = {k: again["seconds"][k]["26"] for k in again["seconds"]}
+    assert (again["batch"], again["qubits"]) == (4, [26])
+    assert (f"auto {t['auto']:.1f} s, the kernel {t['torch:native']:.1f} ({t['auto'] / t['torch:native']:.2f}x; 333.6 "
+            f"and 331.8 before") in " ".join(text.split())
 
 
 OTHER_CIRCUITS = {"chen_vqdqn": ("062152", "062207", "062222"), "lockwood_si": ("062255", "062311", "062326"),
