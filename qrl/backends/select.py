@@ -187,11 +187,12 @@ def _for_large_batches(name: str, spec: CircuitSpec, programs: dict) -> str:
     it exceeds :data:`NATIVE_LARGE_BATCH_WORK_RATIO` passes per torch pass."""
     if name != NATIVE or spec.n_qubits < NATIVE_PASS_RATIO_MIN_QUBITS:
         return name
-    native, torch_path = _programs(spec, programs)
-    if torch_path.passes() is None:
+    native, torch_program = _programs(spec, programs)
+    torch_path = torch_program.passes()
+    if torch_path is None:
         return name
     work = native.native_passes(merge_diagonals=True) + native.native_rotations() / 2
-    return name if work <= NATIVE_LARGE_BATCH_WORK_RATIO * torch_path.passes() else "torch"
+    return name if work <= NATIVE_LARGE_BATCH_WORK_RATIO * torch_path else "torch"
 
 
 def _programs(spec: CircuitSpec, programs: dict) -> tuple:

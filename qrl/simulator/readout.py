@@ -56,11 +56,11 @@ class Readout:
 
     def __init__(self, measurements: list, n: int):
         self.n = n
-        large = n >= LAZY_MIN_QUBITS or 2**n * _width(measurements, n) > MATRIX_MAX_ENTRIES
-        self._lazy = _lazy_columns(measurements, n) if large else None
+        width = _width(measurements, n)
+        self._lazy = _lazy_columns(measurements, n) if n >= LAZY_MIN_QUBITS or 2**n * width > MATRIX_MAX_ENTRIES \
+            else None
         if self._lazy is not None:
-            self.width = sum(2 ** len(c[1]) if c[0] == "probs" else 1 for c in self._lazy)
-            self._const = TensorCache()
+            self.width, self._const = width, TensorCache()
             return
         dim = 2**n
         columns: list[np.ndarray] = []
