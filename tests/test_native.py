@@ -153,6 +153,66 @@ def test_czs_on_any_pairs_in_one_pass_match_default_qubit():
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
 
 
+def _mixed_runs(inputs, weights):
+    for layer in range(2):
+        for w in range(5):  # runs mixing rotations, constants, per-sample and shared angles
+            qml.RX(inputs[..., w], wires=w)
+            qml.Hadamard(wires=w)
+            qml.Rot(*weights[layer, w], wires=w)
+            qml.S(wires=w)
+        for w in range(9):  # nine rotations on wire 2: two runs on one wire, which no pass takes together
+            qml.RY(weights[layer, w % 5, 0] * (w + 1), wires=2)
+        qml.CZ(wires=[0, 1])  # (every run is emitted before a diagonal gate: runs 0 1 2 2 3 4 in a row)
+        for w in range(5):
+            qml.CNOT(wires=[w, (w + 1) % 5])
+        qml.RZ(inputs[..., 1], wires=1)
+        qml.CZ(wires=[1, 3])
+    return [qml.expval(qml.PauliZ(0) @ qml.PauliZ(4)), qml.probs(wires=[2])]
+
+
+@pytest.mark.parametrize("batch", [6, 17])
+def test_runs_grouped_in_one_pass_match_default_qubit_and_the_forward_is_the_same_to_the_bit(batch):
+    """Up to three runs on distinct wires share a pass (forward from 12 qubits, backward from 20; forced here on five
+    wires): values and gradients equal default.qubit's in float64 whatever the grouping (runs with constants, runs
+    cut at MAX_RUN, shared and per-sample angles), and the forward's values are the same to the bit as one run per
+    pass (the same arithmetic in the same order)."""
+    register_circuit("native_mixed_runs", replace=True)(_mixed_runs)
+    spec = custom_circuit("native_mixed_runs", n_qubits=5, n_inputs=5, weight_shapes={"weights": (2, 5, 3)})
+    backend = TorchStatevector(spec, "native")
+    gen = torch.Generator().manual_seed(batch)
+    x = (torch.rand(batch, 5, generator=gen, dtype=torch.float64) * 4 - 2).requires_grad_(True)
+    w = (torch.rand(2, 5, 3, generator=gen, dtype=torch.float64) * 4 - 2).requires_grad_(True)
+    qnode = qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=5), interface="torch", diff_method="backprop")
+    ref = torch.stack([torch.cat([torch.as_tensor(r).reshape(-1) for r in qnode(xi, w)]) for xi in x])
+    g_ref = torch.autograd.grad((ref * torch.linspace(-1, 1, ref.numel()).reshape(ref.shape)).sum(), (x, w))
+    values = []
+    for fused in ((1, 1), (2, 2), (3, 3), (3, 2), (2, 3)):
+        backend._impl.fused_runs = fused
+        got = backend(x, w)
+        torch.testing.assert_close(got, ref, atol=1e-12, rtol=0)
+        cot = torch.linspace(-1, 1, got.numel()).reshape(got.shape)
+        for a, b in zip(torch.autograd.grad((got * cot).sum(), (x, w)), g_ref, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+        values.append(got.detach())
+    assert all(torch.equal(v, values[0]) for v in values[1:])
+
+
+def test_a_layers_runs_stand_together_from_12_qubits_and_are_grouped_there():
+    """From FUSED_RUNS_MIN_QUBITS, every pending run is emitted before a multi-qubit gate, so that a CNOT ring's layer
+    of ``Rot``s makes consecutive runs (three to a forward pass); below, runs wait for their own wire's gate."""
+    def first_monomial_after_runs(n):
+        spec = CircuitSpec(n_qubits=n, n_layers=1, n_inputs=n, n_outputs=2, ansatz="strongly_entangling")
+        program = TorchStatevector(spec, "native")._impl
+        kinds, starts = program.ops[:, 0], program.ops[:, 3] > 0
+        first_monomial = int(np.argmax(kinds == 5))
+        return program.fused_runs, int(np.sum(starts[:first_monomial] & (kinds[:first_monomial] <= 3)))
+
+    assert first_monomial_after_runs(native.FUSED_RUNS_MIN_QUBITS) == ((3, 1), native.FUSED_RUNS_MIN_QUBITS)
+    assert first_monomial_after_runs(native.FUSED_RUNS_MIN_QUBITS - 1) == ((1, 1), 2)
+    spec = CircuitSpec(n_qubits=native.FUSED_ADJOINT_MIN_QUBITS, n_layers=1, n_inputs=4, n_outputs=2)
+    assert TorchStatevector(spec, "native")._impl.fused_runs == (3, 2)
+
+
 def test_no_grad_calls_build_no_graph_and_give_the_same_values():
     backend = TorchStatevector(SPEC, "native")
     angles, weights = _inputs(SPEC, 9, torch.float32)

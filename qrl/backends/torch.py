@@ -25,14 +25,17 @@ from qrl.simulator.native import READOUT_MAX_COLUMNS, padded
 
 __all__ = ["DENSE_MAX_QUBITS", "TorchStatevector", "run_together", "state_bytes"]
 
-PROGRAMS = ("dense", "wires", "adjoint", "fused", "fused-adjoint", "plain", "plain-adjoint", "fused-pairs", "native")
+PROGRAMS = ("dense", "wires", "adjoint", "fused", "fused-adjoint", "plain", "plain-adjoint", "fused-pairs", "native",
+            "native-runs")
 """The torch programs: dense matrices (small circuits), per-wire with autograd, per-wire with an adjoint backward,
 the per-wire program on two-qubit blocks (:mod:`qrl.simulator.fusion`) with autograd or the adjoint method, and
 the *plain* per-wire program, one pass per wire of a moment and per constant gate, as it was before chunk
 products and runs of permutations (:func:`qrl.simulator.programs.moment_parts`,
 :func:`qrl.simulator.gates.schedule`), and ``fused-pairs``, the blocks one pass each, as before groups of blocks
 (:func:`qrl.simulator.fusion.group_blocks`): those two for ``qrl bench`` to measure side by side; and ``native``,
-the gates run by a compiled C kernel with an adjoint backward (:class:`qrl.simulator.NativeProgram`)."""
+the gates run by a compiled C kernel with an adjoint backward (:class:`qrl.simulator.NativeProgram`), and
+``native-runs``, the kernel with one run of one-qubit gates per pass, as before runs were grouped (for ``qrl bench``).
+"""
 
 DENSE_MAX_QUBITS = 6
 """Circuits up to this many qubits run the dense program, larger ones the per-wire program (which chooses
@@ -74,15 +77,15 @@ class TorchStatevector:
             program = "fused" if self._impl.fuse else "wires"
         elif program == "dense":
             self._impl = DenseProgram(*sizes)
-        elif program == "native":
-            self._impl = NativeProgram(*sizes)
+        elif program in ("native", "native-runs"):
+            self._impl = NativeProgram(*sizes, group=program == "native")
         else:
             self._impl = WiresProgram(*sizes, adjoint=program.endswith("adjoint"), fuse=program.startswith("fused"),
                                       plain=program.startswith("plain"), group=program != "fused-pairs")
         self.program = program
         self._readout = Readout(traced.measurements, self.n)
         narrow = self._readout.width <= READOUT_MAX_COLUMNS  # the kernel reads these out itself
-        diagonals = self._readout.diagonals() if program == "native" and narrow else None
+        diagonals = self._readout.diagonals() if program.startswith("native") and narrow else None
         self._diagonals = None if diagonals is None else np.ascontiguousarray(diagonals, dtype=np.float64)
         self.n_outputs = self._readout.width
         self._input_shape = torch.Size(spec.input_shape)

@@ -8,6 +8,59 @@
 #include <string.h>
 
 #define MAXRUN 8  /* rotations per run (native.py: MAX_RUN) */
+#define MAXGROUP 3  /* runs on distinct wires applied in one pass at most (native.py: FUSED_RUNS) */
+#define SKEW 80  /* elements between a state's real and imaginary halves (native.py: STATE_SKEW) */
+
+/* The runs (kinds 0-3, native_kernel.h) applied in one pass from op g on: up to G consecutive runs on distinct
+ * wires, the op index of each run's first gate into first[] in the list's order; returns how many. */
+static int forward_group(const int32_t *ops, int nops, int g, int G, int *first) {
+    int count = 0;
+    G = G < 1 ? 1 : G > MAXGROUP ? MAXGROUP : G;
+    while (count < G && g < nops && ops[8 * g] <= 3) {
+        for (int i = 0; i < count; i++)
+            if (ops[8 * first[i] + 2] == ops[8 * g + 2]) return count;
+        first[count++] = g;
+        g += ops[8 * g + 3];
+    }
+    return count;
+}
+
+/* The same walking back from op k (the last gate of a run): up to G consecutive runs on distinct wires ending at
+ * k, first[] in the list's order (the earliest run first); returns how many. */
+static int backward_group(const int32_t *ops, int k, int G, int *first) {
+    int rev[MAXGROUP], count = 0;
+    G = G < 1 ? 1 : G > MAXGROUP ? MAXGROUP : G;
+    while (count < G && k >= 0 && ops[8 * k] <= 3) {
+        int start = k - ops[8 * k + 4] + 1, clash = 0;
+        for (int i = 0; i < count; i++) clash |= ops[8 * rev[i] + 2] == ops[8 * start + 2];
+        if (clash) break;
+        rev[count++] = start;
+        k = start - 1;
+    }
+    for (int i = 0; i < count; i++) first[i] = rev[count - 1 - i];
+    return count;
+}
+
+/* A group's 2**count rows from a base: off[t] sets the bit of run q's wire where bit q of t is set; pos[]: those
+ * bits' positions, ascending (group_base) */
+static void group_offsets(int n, int count, const int32_t *ops, const int *first, size_t *off, int *pos) {
+    for (int t = 0; t < (1 << count); t++) {
+        off[t] = 0;
+        for (int q = 0; q < count; q++)
+            if (t & (1 << q)) off[t] |= (size_t)1 << (n - 1 - ops[8 * first[q] + 2]);
+    }
+    for (int q = 0; q < count; q++) {
+        int p = n - 1 - ops[8 * first[q] + 2], r = q;
+        for (; r > 0 && pos[r - 1] > p; r--) pos[r] = pos[r - 1];
+        pos[r] = p;
+    }
+}
+
+/* the base of the i-th group of rows: i with a zero bit inserted at each of the count positions (ascending) */
+static inline size_t group_base(size_t i, int count, const int *pos) {
+    for (int q = 0; q < count; q++) i = ((i >> pos[q]) << (pos[q] + 1)) | (i & (((size_t)1 << pos[q]) - 1));
+    return i;
+}
 
 #define REAL float
 #define COS cosf

@@ -54,6 +54,26 @@ READOUT_MAX_COLUMNS = 32
 amplitude and sample); a wider readout (``qml.probs`` over 6 or more wires) leaves it as the state, read by the torch
 readout (one matrix product, or lazily). ``born_parity``'s probabilities over 10 wires, 1024 columns, took 64.6 ms in
 the kernel against 12.7 on the torch program (batch 64, forward + backward, ``scaling-20261205-061752.json``)."""
+FUSED_RUNS = 3
+"""From :data:`FUSED_RUNS_MIN_QUBITS` qubits, the forward applies up to this many consecutive runs on distinct wires
+in one pass over the state (``MAXGROUP`` in native.c): each block of samples of the ``2**3`` rows they mix is read
+and written once, so ``hea``'s layers make ``n / 3 + 1`` passes instead of ``n + 1``. The values are the same to the
+bit (every amplitude sees the same arithmetic in the same order). Measured (``hea``, 5 layers, forward alone, one
+process): 1.38x at 12 qubits / batch 64, 1.4x at 14 / 64, 1.3x at 18 / 8, 1.6x at 20 / 8 and 22 / 8."""
+FUSED_RUNS_MIN_QUBITS = 12
+"""Runs are grouped in the forward (:data:`FUSED_RUNS`) from this many qubits; smaller circuits (every learning study
+on the kernel so far) keep one run per pass. From here on, too, every wire's pending one-qubit gates are emitted
+before each multi-qubit gate (:func:`_runs`), so that a layer's runs stand together, also in CNOT rings."""
+FUSED_ADJOINT_RUNS = 2
+"""From :data:`FUSED_ADJOINT_MIN_QUBITS` qubits, the adjoint backward walks back through up to this many runs in one
+pass. It does four times the forward's arithmetic per gate (the gradient, then the state and its cotangent taken
+back), so it gains only where the state batch is far out of the cache: 1.18x at 20 qubits / batch 8, 1.22x at 22 / 8,
+1.09x at 16 / 64, and it lost 5-8% at 12-14 / 64 and 18 / 8 (three runs per pass lost more). Each gate's gradient is
+summed over a group's rows before it is added, so gradients differ from one run per pass in the last bits."""
+FUSED_ADJOINT_MIN_QUBITS = 20
+"""Runs are grouped in the backward (:data:`FUSED_ADJOINT_RUNS`) from this many qubits."""
+STATE_SKEW = 80
+"""Elements between the kernel's real and imaginary halves of a state (``SKEW`` in native.c)."""
 CZ_PRODUCTS = True
 """Consecutive CZs (``hea``'s ring) run as one product of CZs, the signs computed from each amplitude's bits: one
 pass at every size, with no table. ``False`` treats them as other diagonal gates (one diagonal of the whole state up
@@ -110,7 +130,7 @@ def kernel() -> ctypes.CDLL:
         for name, pointers in zip(names, (12, 11), strict=True):  # forward, backward
             fn = getattr(lib, name)
             fn.restype = ctypes.c_int
-            fn.argtypes = [ctypes.c_int] * 7 + [ctypes.c_void_p] * pointers
+            fn.argtypes = [ctypes.c_int] * 8 + [ctypes.c_void_p] * pointers
     _library[key] = lib
     return lib
 
@@ -166,11 +186,12 @@ def _compile(compiler: str, args: list[str], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _runs(ops: list[list[int]], diagonals: dict[int, np.ndarray]) -> list[list[int]]:
+def _runs(ops: list[list[int]], diagonals: dict[int, np.ndarray], together: bool = False) -> list[list[int]]:
     """The gate list with each wire's consecutive one-qubit gates (rotations and constants) together (those on other
     wires commute with them; every wire keeps its own order), cut into runs of at most :data:`MAX_RUN`: the kernel
     applies a run in one pass over the state. A run's first gate carries its length in slot 3, its last one in slot
-    4. ``diagonals``: the diagonal constant gates (by ``id`` of their op)."""
+    4. ``diagonals``: the diagonal constant gates (by ``id`` of their op). With ``together``, every pending run is
+    emitted before each multi-qubit gate (not only its wires'), so that a layer's runs stand next to each other."""
     out: list[list[int]] = []
     pending: dict[int, list[list[int]]] = {}
 
@@ -187,7 +208,7 @@ def _runs(ops: list[list[int]], diagonals: dict[int, np.ndarray]) -> list[list[i
             continue
         # before a diagonal gate every run is emitted (so that a ring of CZs stays together, one diagonal:
         # _merge_diagonals); before another, the runs of its wires
-        for wire in sorted(pending) if id(op) in diagonals else op[2:2 + op[1]]:
+        for wire in sorted(pending) if together or id(op) in diagonals else op[2:2 + op[1]]:
             flush(wire)
         out.append(op)
     for wire in list(pending):
@@ -257,9 +278,11 @@ class NativeProgram:
 
     :meth:`state` returns the final states ``(B, 2**n)`` for per-sample angles ``(B, P)`` and shared ones ``(Q,)``;
     the backward is the adjoint method (the state and its cotangent walked back through the inverse gates).
+    ``group=False``: one run of one-qubit gates per pass at every size, as before :data:`FUSED_RUNS` (``qrl bench``'s
+    ``torch:native-runs``, to measure the grouping side by side).
     """
 
-    def __init__(self, gates: list[Gate], n: int, n_angle: int, n_weight: int):
+    def __init__(self, gates: list[Gate], n: int, n_angle: int, n_weight: int, group: bool = True):
         if n > NATIVE_MAX_QUBITS:
             raise QRLError(f"the native program runs circuits of up to {NATIVE_MAX_QUBITS} qubits; got {n}; "
                            f"try device='torch'")
@@ -280,7 +303,11 @@ class NativeProgram:
                     where, index = 1, n_weight + len(consts)
                     consts.append(src.value)
                 ops.append([_AXES[axis], 1, g.wires[0], 0, 0, where, index, 0])
-        ordered = _merge_diagonals(_runs(ops, diagonals), diagonals, n, mats, perms)
+        together = group and n >= FUSED_RUNS_MIN_QUBITS
+        # runs per pass in the forward and in the backward (tests set them)
+        self.fused_runs = (FUSED_RUNS if together else 1,
+                           FUSED_ADJOINT_RUNS if group and n >= FUSED_ADJOINT_MIN_QUBITS else 1)
+        ordered = _merge_diagonals(_runs(ops, diagonals, together=together), diagonals, n, mats, perms)
         diagonal = [id(op) in diagonals for op in ordered]  # (unmerged: above MERGED_DIAGONAL_MAX_QUBITS)
         self._diagonal_repeats = sum(a and b for a, b in itertools.pairwise(diagonal))
         self.ops = np.asarray(ordered, dtype=np.int32).reshape(-1, 8)
@@ -291,9 +318,11 @@ class NativeProgram:
         self._bound: tuple | None = None
 
     def passes(self, merge_diagonals: bool = False) -> int:
-        """Passes over the state batch in one forward call: one per run of one-qubit gates and per other gate. With
-        ``merge_diagonals``, consecutive diagonal gates count as one pass at every size, as the kernel merges them up
-        to :data:`MERGED_DIAGONAL_MAX_QUBITS` (and CZs at every size: :data:`CZ_PRODUCTS`)."""
+        """Passes over the state batch in one forward call, counted one per run of one-qubit gates and per other gate
+        (the adjoint backward's passes below :data:`FUSED_ADJOINT_MIN_QUBITS`; the forward groups runs from
+        :data:`FUSED_RUNS_MIN_QUBITS`, and auto's rules were measured with this count). With ``merge_diagonals``,
+        consecutive diagonal gates count as one pass at every size, as the kernel merges them up to
+        :data:`MERGED_DIAGONAL_MAX_QUBITS` (and CZs at every size: :data:`CZ_PRODUCTS`)."""
         kinds = self.ops[:, 0]
         passes = int(np.sum((kinds > _CONST_1Q) | (self.ops[:, 3] > 0)))
         return passes - self._diagonal_repeats if merge_diagonals else passes
@@ -363,7 +392,7 @@ class NativeProgram:
         rows = padded(batch)
         angles, weights = _as_kernel_input(flat_a, rdtype), _as_kernel_input(shared, rdtype)
         trig = torch.empty(2 * (n_angle * rows + n_shared), dtype=rdtype) if keep else None
-        state = torch.empty(2 * rows * dim, dtype=rdtype) if keep else None
+        state = torch.empty(2 * rows * dim + STATE_SKEW, dtype=rdtype) if keep else None
         if diagonals is None:
             out = torch.empty((batch, dim), dtype=torch.complex128 if rdtype == torch.float64 else torch.complex64)
             ptrs = (None, out.data_ptr(), None)
@@ -371,8 +400,8 @@ class NativeProgram:
             out = torch.empty((batch, diagonals.shape[1]), dtype=rdtype)
             ptrs = (diagonals.ctypes.data, None, out.data_ptr())
         if fns[rdtype, _width(batch)][0](self.n, batch, n_angle, n_shared, n_weight, n_ops,
-                          0 if diagonals is None else diagonals.shape[1], *arrays, ptrs[0], angles.data_ptr(),
-                          weights.data_ptr(), trig.data_ptr() if keep else None,
+                          0 if diagonals is None else diagonals.shape[1], self.fused_runs[0], *arrays, ptrs[0],
+                          angles.data_ptr(), weights.data_ptr(), trig.data_ptr() if keep else None,
                           state.data_ptr() if keep else None, *ptrs[1:]) != 0:
             raise QRLError("the native kernel could not allocate its scratch memory; try a smaller batch")
         return out, state, trig
@@ -386,8 +415,9 @@ class NativeProgram:
         g_shared = torch.empty(n_weight, dtype=trig.dtype)
         ptrs = (None, grad.data_ptr(), None) if diagonals is None else (diagonals.ctypes.data, None, grad.data_ptr())
         if fns[trig.dtype, _width(batch)][1](self.n, batch, n_angle, n_shared, n_weight, n_ops,
-                              0 if diagonals is None else diagonals.shape[1], *arrays[:4], ptrs[0], trig.data_ptr(),
-                              state.data_ptr(), *ptrs[1:], g_angles.data_ptr(), g_shared.data_ptr()) != 0:
+                              0 if diagonals is None else diagonals.shape[1], self.fused_runs[1], *arrays[:4],
+                              ptrs[0], trig.data_ptr(), state.data_ptr(), *ptrs[1:], g_angles.data_ptr(),
+                              g_shared.data_ptr()) != 0:
             raise QRLError("the native kernel could not allocate its scratch memory; try a smaller batch")
         return g_angles, g_shared
 

@@ -8,7 +8,8 @@
  *   kind (0-2: RX, RY, RZ; 3: a constant on one wire; 4: dense constant, 5: monomial constant, 6: diagonal of the
  *   whole state, 7: a product of CZs), k (wires; kind 7: its terms), w0, w1, w2, src (0: per-sample row, 1: shared),
  *   idx, moff; kinds 0-3 make runs on a wire: the first of a run has the run's length in w1, the last one in w2 (the
- *   run is applied in one pass over the state, VLEN samples at a time in registers).
+ *   run is applied in one pass over the state, VLEN samples at a time in registers; with G > 1, up to G consecutive
+ *   runs on distinct wires share one pass: rotate_group, adjoint_group).
  * Rotations take cos and sin of half their angle: per-sample (rows of Bp) or shared (one number each).
  * Constant gates (matrices in mre/mim, from moff): one-qubit 2x2 (the inverse at moff + 4), dense d x d (the inverse
  * at moff + d * d), monomial (out[perm[c]] = phase[c] * in[c]; the inverse at moff + d) or a diagonal of the whole
@@ -120,6 +121,148 @@ static void FN(adjoint_run)(int n, int Bp, int m, const int32_t *run, const doub
             FN(store)(pr + o1 + b0, p1r); FN(store)(pim + o1 + b0, p1i);
             FN(store)(lr + o0 + b0, l0r); FN(store)(li + o0 + b0, l0i);
             FN(store)(lr + o1 + b0, l1r); FN(store)(li + o1 + b0, l1i);
+        }
+    }
+}
+
+#ifndef QRL_GROUP_MACROS
+#define QRL_GROUP_MACROS
+/* The rows of a group of runs (count 2 or 3: 4 or 8 rows, named 0 .. 7 after the bits of their run's wires; bit q:
+ * run q's wire) in local variables x<t>r, x<t>i (the adjoint: p<t>r, p<t>i, l<t>r, l<t>i), so that they stay in
+ * registers; the pairs that run q's gates mix: */
+#define PAIRS_2_0(F) F(0, 1) F(2, 3)
+#define PAIRS_2_1(F) F(0, 2) F(1, 3)
+#define PAIRS_3_0(F) F(0, 1) F(2, 3) F(4, 5) F(6, 7)
+#define PAIRS_3_1(F) F(0, 2) F(1, 3) F(4, 6) F(5, 7)
+#define PAIRS_3_2(F) F(0, 4) F(1, 5) F(2, 6) F(3, 7)
+#define ROWS_2(F) F(0) F(1) F(2) F(3)
+#define ROWS_3(F) F(0) F(1) F(2) F(3) F(4) F(5) F(6) F(7)
+#define DECLARE_X(t) VEC x##t##r, x##t##i;
+#define LOAD_X(t) { size_t o = (base | off[t]) * Bp + b0; x##t##r = FN(load)(re + o); x##t##i = FN(load)(im + o); }
+#define STORE_X(t) { size_t o = (base | off[t]) * Bp + b0; FN(store)(re + o, x##t##r); FN(store)(im + o, x##t##i); }
+#define MAT_X(a, b) FN(mat)(mr, mi, &x##a##r, &x##a##i, &x##b##r, &x##b##i);
+#define RX_X(a, b) FN(rot)(0, c, s, &x##a##r, &x##a##i, &x##b##r, &x##b##i);
+#define RY_X(a, b) FN(rot)(1, c, s, &x##a##r, &x##a##i, &x##b##r, &x##b##i);
+#define RZ_X(a, b) FN(rot)(2, c, s, &x##a##r, &x##a##i, &x##b##r, &x##b##i);
+/* run q (its first gate at ops + 8 * first[q]) on the rows of PAIRS, in the list's order */
+#define FORWARD_RUN(q, PAIRS) do {                                                                  \
+        const int32_t *run = ops + 8 * first[q];                                                    \
+        for (int r = 0; r < run[3]; r++) {                                                          \
+            const int32_t *op = run + 8 * r;                                                        \
+            if (op[0] == 3) {                                                                       \
+                const double *mr = mre + op[7], *mi = mim + op[7];                                  \
+                PAIRS(MAT_X)                                                                        \
+            } else {                                                                                \
+                VEC c, s;                                                                           \
+                FN(cos_sin)(op, Bp, b0, cps, sps, csh, ssh, &c, &s);                                \
+                if (op[0] == 0) { PAIRS(RX_X) } else if (op[0] == 1) { PAIRS(RY_X) } else { PAIRS(RZ_X) } \
+            }                                                                                       \
+        }                                                                                           \
+    } while (0)
+#define DECLARE_PL(t) VEC p##t##r, p##t##i, l##t##r, l##t##i;
+#define LOAD_PL(t) { size_t o = (base | off[t]) * Bp + b0; p##t##r = FN(load)(pr + o); p##t##i = FN(load)(pim + o); \
+                     l##t##r = FN(load)(lr + o); l##t##i = FN(load)(li + o); }
+#define STORE_PL(t) { size_t o = (base | off[t]) * Bp + b0; FN(store)(pr + o, p##t##r); FN(store)(pim + o, p##t##i); \
+                      FN(store)(lr + o, l##t##r); FN(store)(li + o, l##t##i); }
+#define MAT_PL(a, b) FN(mat)(mr, mi, &p##a##r, &p##a##i, &p##b##r, &p##b##i); \
+                     FN(mat)(mr, mi, &l##a##r, &l##a##i, &l##b##r, &l##b##i);
+#define UNROT_PL(k, a, b) FN(rot)(k, c, -s, &p##a##r, &p##a##i, &p##b##r, &p##b##i); \
+                          FN(rot)(k, c, -s, &l##a##r, &l##a##i, &l##b##r, &l##b##i);
+/* 0.5 Im <lam| P phi> summed over the pairs (as adjoint_run's d, pair by pair) */
+#define GRAD_RX(a, b) d += l##a##r * p##b##i - l##a##i * p##b##r + l##b##r * p##a##i - l##b##i * p##a##r;
+#define GRAD_RY(a, b) d += l##b##r * p##a##r + l##b##i * p##a##i - l##a##r * p##b##r - l##a##i * p##b##i;
+#define GRAD_RZ(a, b) d += l##a##r * p##a##i - l##a##i * p##a##r - l##b##r * p##b##i + l##b##i * p##b##r;
+/* a pair's term, then the pair taken back through the rotation (after its last use) */
+#define GRAD_UNRX(a, b) GRAD_RX(a, b) UNROT_PL(0, a, b)
+#define GRAD_UNRY(a, b) GRAD_RY(a, b) UNROT_PL(1, a, b)
+#define GRAD_UNRZ(a, b) GRAD_RZ(a, b) UNROT_PL(2, a, b)
+/* the adjoint walk back through run q (its last gate first), each rotation's gradient into g row q * MAXRUN + r */
+#define ADJOINT_RUN(q, PAIRS) do {                                                                  \
+        const int32_t *run = ops + 8 * first[q];                                                    \
+        for (int r = run[3] - 1; r >= 0; r--) {                                                     \
+            const int32_t *op = run + 8 * r;                                                        \
+            if (op[0] == 3) {  /* a constant: no gradient; its inverse at moff + 4 */               \
+                const double *mr = mre + op[7] + 4, *mi = mim + op[7] + 4;                          \
+                PAIRS(MAT_PL)                                                                       \
+                continue;                                                                           \
+            }                                                                                       \
+            VEC c, s, d = {0};                                                                      \
+            FN(cos_sin)(op, Bp, b0, cps, sps, csh, ssh, &c, &s);                                    \
+            if (op[0] == 0) { PAIRS(GRAD_UNRX) } else if (op[0] == 1) { PAIRS(GRAD_UNRY) }          \
+            else { PAIRS(GRAD_UNRZ) }                                                               \
+            REAL *gt = g + ((size_t)(q) * MAXRUN + r) * Bp + b0;                                    \
+            FN(store)(gt, FN(load)(gt) + (REAL)0.5 * d);                                            \
+        }                                                                                           \
+    } while (0)
+#endif
+
+/* 2 or 3 runs on distinct wires (first[]: their first gates, native.c's forward_group) in one pass over the state:
+ * each block of VLEN samples of the 4 or 8 rows they mix goes through every run in the list's order, so each
+ * amplitude sees the same arithmetic, in the same order, as in passes of rotate_run (the values are the same to the
+ * bit), and the state is read and written once instead of 2 or 3 times. */
+static void FN(rotate_group)(int n, int Bp, int count, const int32_t *ops, const int *first, const double *mre,
+                             const double *mim, const REAL *cps, const REAL *sps, const REAL *csh, const REAL *ssh,
+                             REAL *re, REAL *im) {
+    size_t off[1 << MAXGROUP];
+    int pos[MAXGROUP];
+    group_offsets(n, count, ops, first, off, pos);
+    size_t groups = ((size_t)1 << n) >> count;
+    for (size_t i = 0; i < groups; i++) {
+        size_t base = group_base(i, count, pos);
+        for (int b0 = 0; b0 < Bp; b0 += VLEN) {
+            if (count == 2) {
+                ROWS_2(DECLARE_X) ROWS_2(LOAD_X)
+                FORWARD_RUN(0, PAIRS_2_0); FORWARD_RUN(1, PAIRS_2_1);
+                ROWS_2(STORE_X)
+            } else {
+                ROWS_3(DECLARE_X) ROWS_3(LOAD_X)
+                FORWARD_RUN(0, PAIRS_3_0); FORWARD_RUN(1, PAIRS_3_1); FORWARD_RUN(2, PAIRS_3_2);
+                ROWS_3(STORE_X)
+            }
+        }
+    }
+}
+
+/* the adjoint walk back through a group of 2 or 3 runs (native.c's backward_group; the last run's last gate first)
+ * in one pass: as adjoint_run, each gate's gradient into g (row q * MAXRUN + r for gate r of run q), summed over the
+ * group's pairs of rows before it is added (so not the same to the bit as adjoint_run's sums) */
+static void FN(adjoint_group)(int n, int Bp, int count, const int32_t *ops, const int *first, const double *mre,
+                              const double *mim, const REAL *cps, const REAL *sps, const REAL *csh, const REAL *ssh,
+                              REAL *pr, REAL *pim, REAL *lr, REAL *li, REAL *g) {
+    size_t off[1 << MAXGROUP];
+    int pos[MAXGROUP];
+    group_offsets(n, count, ops, first, off, pos);
+    memset(g, 0, (size_t)count * MAXRUN * Bp * sizeof(REAL));
+    size_t groups = ((size_t)1 << n) >> count;
+    for (size_t i = 0; i < groups; i++) {
+        size_t base = group_base(i, count, pos);
+        for (int b0 = 0; b0 < Bp; b0 += VLEN) {
+            if (count == 2) {
+                ROWS_2(DECLARE_PL) ROWS_2(LOAD_PL)
+                ADJOINT_RUN(1, PAIRS_2_1); ADJOINT_RUN(0, PAIRS_2_0);
+                ROWS_2(STORE_PL)
+            } else {
+                ROWS_3(DECLARE_PL) ROWS_3(LOAD_PL)
+                ADJOINT_RUN(2, PAIRS_3_2); ADJOINT_RUN(1, PAIRS_3_1); ADJOINT_RUN(0, PAIRS_3_0);
+                ROWS_3(STORE_PL)
+            }
+        }
+    }
+}
+
+/* a run's gradients (g: a row of Bp per gate) added to the per-sample angles' (gps) or the shared ones' (gsh) */
+static void FN(collect)(int B, int Bp, int m, const int32_t *run, const REAL *g, REAL *gps, double *gsh) {
+    for (int t = 0; t < m; t++) {
+        const int32_t *rt = run + 8 * t;
+        const REAL *gt = g + (size_t)t * Bp;
+        if (rt[0] == 3) continue;
+        if (rt[5] == 0) {
+            REAL *dst = gps + (size_t)rt[6] * Bp;
+            for (int b = 0; b < Bp; b++) dst[b] += gt[b];
+        } else {
+            double acc = 0;
+            for (int b = 0; b < B; b++) acc += gt[b];
+            gsh[rt[6]] += acc;
         }
     }
 }
@@ -296,31 +439,35 @@ static void FN(readout)(int n, int B, int Bp, int K, const double *diag, const R
 /* Runs the gates on |0>: the final states go to state (the kernel's layout, 2 * 2**n * Bp, for the backward)
  * and, where out is not NULL, to out (B, 2**n, interleaved complex); with K > 0, |psi|^2 @ diag to vals (B, K).
  * trig (2 * (P * Bp + S)) is filled for the backward. trig and state may be NULL (no backward to follow: the
- * kernel uses scratch memory of its own). Returns 0, or -1 (no scratch memory). */
-int FN(forward)(int n, int B, int P, int S, int Q, int nops, int K, const int32_t *ops, const double *mre,
+ * kernel uses scratch memory of its own). Up to G (1 .. MAXGROUP) consecutive runs on distinct wires are applied in
+ * one pass (rotate_group; 1: each alone). Returns 0, or -1 (no scratch memory). */
+int FN(forward)(int n, int B, int P, int S, int Q, int nops, int K, int G, const int32_t *ops, const double *mre,
                 const double *mim, const int32_t *perm, const double *consts, const double *diag,
                 const REAL *angles, const REAL *shared, REAL *trig, REAL *state, REAL *out, REAL *vals) {
     size_t dim = (size_t)1 << n;
     int Bp = (B + BLK - 1) / BLK * BLK;
-    size_t own = (trig ? 0 : 2 * ((size_t)P * Bp + S)) + (state ? 0 : 2 * dim * Bp);  /* NULL: scratch of ours */
+    size_t own = (trig ? 0 : 2 * ((size_t)P * Bp + S)) + (state ? 0 : 2 * dim * Bp + SKEW);  /* NULL: ours */
     REAL *work = malloc(sizeof(REAL) * ((16 + (size_t)K) * (size_t)Bp + own));
     if (!work) return -1;
     REAL *extra = work + (16 + (size_t)K) * (size_t)Bp;
     if (!trig) { trig = extra; extra += 2 * ((size_t)P * Bp + S); }
     if (!state) state = extra;
-    REAL *re = state, *im = re + dim * Bp, *tr = work, *ti = tr + 8 * (size_t)Bp;
+    REAL *re = state, *im = re + dim * Bp + SKEW, *tr = work, *ti = tr + 8 * (size_t)Bp;
     const REAL *cps = trig, *sps = cps + (size_t)P * Bp, *csh = sps + (size_t)P * Bp, *ssh = csh + S;
     FN(trig)(B, Bp, P, S, Q, angles, shared, consts, trig);
-    memset(re, 0, 2 * dim * Bp * sizeof(REAL));
+    memset(re, 0, (2 * dim * Bp + SKEW) * sizeof(REAL));
     for (int b = 0; b < Bp; b++) re[b] = 1;
-    for (int g = 0; g < nops; g++) {
+    for (int g = 0; g < nops;) {
         const int32_t *op = ops + 8 * g;
         if (op[0] >= 4) {
             FN(constant)(n, Bp, op, mre, mim, perm, 0, re, im, tr, ti);
+            g++;
             continue;
         }
-        FN(rotate_run)(n, Bp, op[3], op, mre, mim, cps, sps, csh, ssh, re, im);
-        g += op[3] - 1;
+        int first[MAXGROUP], count = forward_group(ops, nops, g, G, first), last = first[count - 1];
+        if (count == 1) FN(rotate_run)(n, Bp, op[3], op, mre, mim, cps, sps, csh, ssh, re, im);
+        else FN(rotate_group)(n, Bp, count, ops, first, mre, mim, cps, sps, csh, ssh, re, im);
+        g = last + ops[8 * last + 3];
     }
     if (out) FN(pack)(n, B, Bp, re, im, out);
     if (K > 0) FN(readout)(n, B, Bp, K, diag, re, im, vals, work);
@@ -330,22 +477,24 @@ int FN(forward)(int n, int B, int P, int S, int Q, int nops, int K, const int32_
 
 /* the adjoint method from the forward's state: its cotangent is grad (B, 2**n, interleaved complex) or, with
  * K > 0, made from gvals (B, K), the cotangent of the values: lam = 2 (gvals @ diag^T) psi. d(loss)/d(angle)
- * into gangles (B, P) and, summed over the batch, gshared (Q). Returns 0, or -1 (no scratch memory). */
-int FN(backward)(int n, int B, int P, int S, int Q, int nops, int K, const int32_t *ops, const double *mre,
+ * into gangles (B, P) and, summed over the batch, gshared (Q); G as in forward. Returns 0, or -1 (no scratch
+ * memory). */
+int FN(backward)(int n, int B, int P, int S, int Q, int nops, int K, int G, const int32_t *ops, const double *mre,
                  const double *mim, const int32_t *perm, const double *diag, const REAL *trig, const REAL *state,
                  const REAL *grad, const REAL *gvals, REAL *gangles, REAL *gshared) {
     size_t dim = (size_t)1 << n;
     int Bp = (B + BLK - 1) / BLK * BLK;
-    REAL *work = malloc(sizeof(REAL) * ((4 * dim + 16 + MAXRUN) * (size_t)Bp + (size_t)P * Bp));
+    REAL *work = malloc(sizeof(REAL) * ((4 * dim + 16 + MAXGROUP * MAXRUN) * (size_t)Bp + (size_t)P * Bp + 3 * SKEW));
     double *gsh = calloc((size_t)S + 1, sizeof(double));
     if (!work || !gsh) { free(work); free(gsh); return -1; }
-    REAL *pr = work, *pim = pr + dim * Bp, *lr = pim + dim * Bp, *li = lr + dim * Bp;
-    REAL *tr = li + dim * Bp, *ti = tr + 8 * (size_t)Bp, *g = ti + 8 * (size_t)Bp, *gps = g + MAXRUN * (size_t)Bp;
+    REAL *pr = work, *pim = pr + dim * Bp + SKEW, *lr = pim + dim * Bp + SKEW, *li = lr + dim * Bp + SKEW;
+    REAL *tr = li + dim * Bp, *ti = tr + 8 * (size_t)Bp, *g = ti + 8 * (size_t)Bp;
+    REAL *gps = g + MAXGROUP * MAXRUN * (size_t)Bp;
     const REAL *cps = trig, *sps = cps + (size_t)P * Bp, *csh = sps + (size_t)P * Bp, *ssh = csh + S;
     memset(gps, 0, (size_t)P * Bp * sizeof(REAL));
-    memcpy(pr, state, 2 * dim * Bp * sizeof(REAL));  /* the forward's state stays as it was (a second backward) */
+    memcpy(pr, state, (2 * dim * Bp + SKEW) * sizeof(REAL));  /* the forward's stays as it was (a second backward) */
     if (K > 0) {
-        memset(lr, 0, 2 * dim * Bp * sizeof(REAL));
+        memset(lr, 0, (2 * dim * Bp + SKEW) * sizeof(REAL));
         for (size_t j = 0; j < dim; j++)
             for (int b = 0; b < B; b++) {
                 REAL w = 0;
@@ -356,30 +505,22 @@ int FN(backward)(int n, int B, int P, int S, int Q, int nops, int K, const int32
     } else {
         FN(unpack)(n, B, Bp, grad, lr, li);
     }
-    for (int k = nops - 1; k >= 0; k--) {
+    for (int k = nops - 1; k >= 0;) {
         const int32_t *op = ops + 8 * k;
         if (op[0] >= 4) {
             FN(constant)(n, Bp, op, mre, mim, perm, 1, pr, pim, tr, ti);
             FN(constant)(n, Bp, op, mre, mim, perm, 1, lr, li, tr, ti);
+            k--;
             continue;
         }
-        int m = op[4];
-        const int32_t *run = ops + 8 * (k - m + 1);
-        FN(adjoint_run)(n, Bp, m, run, mre, mim, cps, sps, csh, ssh, pr, pim, lr, li, g);
-        for (int t = 0; t < m; t++) {
-            const int32_t *rt = run + 8 * t;
-            const REAL *gt = g + (size_t)t * Bp;
-            if (rt[0] == 3) continue;
-            if (rt[5] == 0) {
-                REAL *dst = gps + (size_t)rt[6] * Bp;
-                for (int b = 0; b < Bp; b++) dst[b] += gt[b];
-            } else {
-                double acc = 0;
-                for (int b = 0; b < B; b++) acc += gt[b];
-                gsh[rt[6]] += acc;
-            }
-        }
-        k -= m - 1;
+        int first[MAXGROUP], count = backward_group(ops, k, G, first);
+        if (count == 1)
+            FN(adjoint_run)(n, Bp, op[4], ops + 8 * first[0], mre, mim, cps, sps, csh, ssh, pr, pim, lr, li, g);
+        else
+            FN(adjoint_group)(n, Bp, count, ops, first, mre, mim, cps, sps, csh, ssh, pr, pim, lr, li, g);
+        for (int q = 0; q < count; q++)
+            FN(collect)(B, Bp, ops[8 * first[q] + 3], ops + 8 * first[q], g + (size_t)q * MAXRUN * Bp, gps, gsh);
+        k = first[0] - 1;
     }
     for (int b = 0; b < B; b++)
         for (int p = 0; p < P; p++) gangles[(size_t)b * P + p] = gps[(size_t)p * Bp + b];
