@@ -562,6 +562,29 @@ def test_the_readme_cz_product_points_are_the_committed_measurements():
             f"and 331.8 before") in " ".join(text.split())
 
 
+def _seconds_cell(seconds: dict, backend: str, n: str) -> str:
+    if n not in seconds.get(backend, {}):
+        return "-"
+    v = seconds[backend][n]
+    return f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s" if v < 10 else f"{v:.1f} s"
+
+
+def test_the_readme_grouped_runs_table_is_the_committed_measurements():
+    """README, "Three runs in one pass from 12 qubits": every cell and ratio from the committed JSON, each file the
+    batch and sizes of its command."""
+    text = (ROOT / "README.md").read_text()
+    rows = []
+    for name, batch, qubits in (("080339", 64, [12, 14, 16]), ("080530", 8, [16, 18, 20]), ("081321", 8, [22, 24]),
+                                ("082243", 4, [26])):
+        r = bench.load(COMMITTED / f"scaling-20261205-{name}.json")
+        assert (r["batch"], r["qubits"]) == (batch, qubits)
+        s = r["seconds"]
+        rows += [f"| {n}, {batch} | {_seconds_cell(s, 'torch:native-runs', n)} | {_seconds_cell(s, 'torch:native', n)} "
+                 f"| {s['torch:native-runs'][n] / s['torch:native'][n]:.2f}x | {_seconds_cell(s, 'auto', n)} | "
+                 f"{_seconds_cell(s, 'torch', n)} |" for n in map(str, qubits)]
+    assert all(row in text for row in rows), [row for row in rows if row not in text]
+
+
 OTHER_CIRCUITS = {"chen_vqdqn": ("062152", "062207", "062222"), "lockwood_si": ("062255", "062311", "062326"),
                   "hsiao": ("061954", "062008", "062022"), "born_parity": ("061904", "061919", "061934")}
 

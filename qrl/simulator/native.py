@@ -66,10 +66,11 @@ on the kernel so far) keep one run per pass. From here on, too, every wire's pen
 before each multi-qubit gate (:func:`_runs`), so that a layer's runs stand together, also in CNOT rings."""
 FUSED_ADJOINT_RUNS = 2
 """From :data:`FUSED_ADJOINT_MIN_QUBITS` qubits, the adjoint backward walks back through up to this many runs in one
-pass. It does four times the forward's arithmetic per gate (the gradient, then the state and its cotangent taken
-back), so it gains only where the state batch is far out of the cache: 1.18x at 20 qubits / batch 8, 1.22x at 22 / 8,
-1.09x at 16 / 64, and it lost 5-8% at 12-14 / 64 and 18 / 8 (three runs per pass lost more). Each gate's gradient is
-summed over a group's rows before it is added, so gradients differ from one run per pass in the last bits."""
+pass. It does more than three times the forward's arithmetic per gate (the gradient term, then the state and its
+cotangent rotated back), so it gains only where the state batch is far out of the cache: measured on the backward
+alone, 1.18x at 20 qubits / batch 8, 1.22x at 22 / 8, 1.09x at 16 / 64, and it lost 5-8% at 12-14 / 64 and 18 / 8
+(three runs per pass lost more). Each gate's gradient is summed over a group's rows before it is added, so gradients
+differ from one run per pass in the last bits."""
 FUSED_ADJOINT_MIN_QUBITS = 20
 """Runs are grouped in the backward (:data:`FUSED_ADJOINT_RUNS`) from this many qubits."""
 STATE_SKEW = 80
