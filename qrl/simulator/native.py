@@ -67,14 +67,17 @@ before each multi-qubit gate (:func:`_runs`), so that a layer's runs stand toget
 FUSED_ADJOINT_RUNS = 2
 """From :data:`FUSED_ADJOINT_MIN_QUBITS` qubits, the adjoint backward walks back through up to this many runs in one
 pass. It does more than three times the forward's arithmetic per gate (the gradient term, then the state and its
-cotangent rotated back), so it gains only where the state batch is far out of the cache: measured on the backward
-alone, 1.18x at 20 qubits / batch 8, 1.22x at 22 / 8, 1.09x at 16 / 64, and it lost 5-8% at 12-14 / 64 and 18 / 8
-(three runs per pass lost more). Each gate's gradient is summed over a group's rows before it is added, so gradients
-differ from one run per pass in the last bits."""
+cotangent rotated back) over twice the memory, and grouping it gained only where the state batch is far out of the
+cache: measured on the backward alone, side by side, 1.18x at 20 qubits / batch 8, 1.22x at 22 / 8, 1.09x at
+16 / 64, and it lost 5-8% at 12-14 / 64 and 18 / 8 (three runs per pass lost more). Each gate's gradient is summed
+over a group's rows before it is added, so gradients differ from one run per pass in the last bits."""
 FUSED_ADJOINT_MIN_QUBITS = 20
 """Runs are grouped in the backward (:data:`FUSED_ADJOINT_RUNS`) from this many qubits."""
 STATE_SKEW = 80
-"""Elements between the kernel's real and imaginary halves of a state (``SKEW`` in native.c)."""
+"""Elements between the kernel's real and imaginary halves of a state (``SKEW`` in native.c; also between the adjoint's
+four arrays): halves a power of two apart put the rows a grouped pass keeps in flight into the same cache sets. The
+grouped backward ran 1.1x faster with it at 20 qubits / batch 8 (side by side, one process); one run per pass the
+same."""
 CZ_PRODUCTS = True
 """Consecutive CZs (``hea``'s ring) run as one product of CZs, the signs computed from each amplitude's bits: one
 pass at every size, with no table. ``False`` treats them as other diagonal gates (one diagonal of the whole state up
