@@ -63,7 +63,8 @@ process): 1.38x at 12 qubits / batch 64, 1.4x at 14 / 64, 1.3x at 18 / 8, 1.6x a
 FUSED_RUNS_MIN_QUBITS = 12
 """Runs are grouped in the forward (:data:`FUSED_RUNS`) from this many qubits; smaller circuits (every learning study
 on the kernel so far) keep one run per pass. From here on, too, every wire's pending one-qubit gates are emitted
-before each multi-qubit gate (:func:`_runs`), so that a layer's runs stand together, also in CNOT rings."""
+before each multi-qubit gate (:func:`_runs`), so that a layer's runs stand together, also in CNOT rings, unless that
+makes more runs (a CNOT on two wires of many would cut every other wire's run in two: more passes backward)."""
 FUSED_ADJOINT_RUNS = 2
 """From :data:`FUSED_ADJOINT_MIN_QUBITS` qubits, the adjoint backward walks back through up to this many runs in one
 pass. It does more than three times the forward's arithmetic per gate (the gradient term, then the state and its
@@ -220,6 +221,11 @@ def _runs(ops: list[list[int]], diagonals: dict[int, np.ndarray], together: bool
     return out
 
 
+def _run_count(ops: list[list[int]]) -> int:
+    """Runs of one-qubit gates in a gate list of :func:`_runs` (each run's first gate has its length in slot 3)."""
+    return sum(op[0] <= _CONST_1Q and op[3] > 0 for op in ops)
+
+
 def _merge_diagonals(ops: list[list[int]], diagonals: dict[int, np.ndarray], n: int, mats: list,
                      perms: list) -> list[list[int]]:
     """Consecutive diagonal constant gates (``diagonals``: their phases, by ``id`` of the op) as one pass instead of
@@ -307,11 +313,15 @@ class NativeProgram:
                     where, index = 1, n_weight + len(consts)
                     consts.append(src.value)
                 ops.append([_AXES[axis], 1, g.wires[0], 0, 0, where, index, 0])
-        together = group and n >= FUSED_RUNS_MIN_QUBITS
+        grouped = group and n >= FUSED_RUNS_MIN_QUBITS
         # runs per pass in the forward and in the backward (tests set them)
-        self.fused_runs = (FUSED_RUNS if together else 1,
+        self.fused_runs = (FUSED_RUNS if grouped else 1,
                            FUSED_ADJOINT_RUNS if group and n >= FUSED_ADJOINT_MIN_QUBITS else 1)
-        ordered = _merge_diagonals(_runs(ops, diagonals, together=together), diagonals, n, mats, perms)
+        runs = _runs(ops, diagonals)
+        if grouped:  # a layer's runs together, where that cuts no wire's run in two (a sparse entangler would)
+            together = _runs(ops, diagonals, together=True)
+            runs = together if _run_count(together) <= _run_count(runs) else runs
+        ordered = _merge_diagonals(runs, diagonals, n, mats, perms)
         diagonal = [id(op) in diagonals for op in ordered]  # (unmerged: above MERGED_DIAGONAL_MAX_QUBITS)
         self._diagonal_repeats = sum(a and b for a, b in itertools.pairwise(diagonal))
         self.ops = np.asarray(ordered, dtype=np.int32).reshape(-1, 8)
