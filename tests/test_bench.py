@@ -583,6 +583,11 @@ def test_the_readme_grouped_runs_table_is_the_committed_measurements():
                  f"| {s['torch:native-runs'][n] / s['torch:native'][n]:.2f}x | {_seconds_cell(s, 'auto', n)} | "
                  f"{_seconds_cell(s, 'torch', n)} |" for n in map(str, qubits)]
     assert all(row in text for row in rows), [row for row in rows if row not in text]
+    again = bench.load(COMMITTED / "scaling-20261205-083304.json")
+    t = {k: again["seconds"][k]["25"] for k in ("auto", "torch:native")}
+    assert (again["batch"], again["qubits"]) == (8, [25])
+    assert (f"auto {t['auto']:.1f} s, the kernel {t['torch:native']:.1f} (auto / kernel "
+            f"{t['auto'] / t['torch:native']:.2f}x; 233.0 and 238.0 before") in " ".join(text.split())
 
 
 OTHER_CIRCUITS = {"chen_vqdqn": ("062152", "062207", "062222"), "lockwood_si": ("062255", "062311", "062326"),
