@@ -618,6 +618,26 @@ def test_the_readme_auto_table_of_other_circuits_is_the_committed_measurements()
             f"torch ({born['auto']['10'] / born['torch']['10']:.2f}x") in readme
 
 
+def test_the_readme_auto_rows_of_a_users_one_cnot_circuit_are_the_committed_measurements():
+    """README, "Circuits of other shapes", the fifth circuit (tests/circuit_shapes.py): each ratio from the committed
+    JSON; within 1.2x everywhere but the two rollout-sized calls at 12 qubits that the README says are not; and the
+    first run's 12-qubit update that the 12-qubit limit fixed."""
+    text = (ROOT / "README.md").read_text()
+    over = []
+    for stamp, batch in (("083816", 64), ("083832", 8), ("083847", 1)):
+        r = bench.load(COMMITTED / f"scaling-20261205-{stamp}.json")
+        assert (r["circuit"], r["batch"], r["qubits"]) == ("circuit_shapes:one_cnot", batch, [4, 6, 8, 10, 12, 14, 16])
+        ratios = [r["seconds"]["auto"][str(n)] / min(r["seconds"][b][str(n)] for b in ("torch", "torch:native"))
+                  for n in r["qubits"]]
+        assert f"| one_cnot | {batch} | " + " | ".join(f"{x:.2f}x" for x in ratios) + " |" in text
+        over += [(batch, n) for n, x in zip(r["qubits"], ratios, strict=True) if x > 1.2]
+    assert over == [(8, 12), (1, 12)]
+    first = bench.load(COMMITTED / "scaling-20261205-083559.json")["seconds"]
+    assert (f"found auto **{first['auto']['12'] / first['torch:native']['12']:.2f}x slower** than the kernel at 12 "
+            f"qubits ({first['auto']['12'] * 1e3:.1f} ms, on the torch program, against "
+            f"{first['torch:native']['12'] * 1e3:.1f};") in " ".join(text.split())
+
+
 def test_the_readme_native_points_at_20_and_22_qubits_are_the_committed_ones():
     readme = " ".join((ROOT / "README.md").read_text().split())
     wide = bench.load(COMMITTED / "scaling-20261204-235043.json")

@@ -56,6 +56,12 @@ rotations). The circuits measured at batch 64 at 12-16 qubits (README, "Where ``
 ``hea``, ``strongly_entangling``, Meyer et al.'s circuit, ``chen_vqdqn``, ``lockwood_si`` and ``born_parity``, all
 as fast or faster on the kernel; 45-52 for the unentangled ``hsiao``, whose rotations the torch program multiplies
 into one 2 x 2 per wire and applies four wires per pass (1.4x-1.7x faster than the kernel there)."""
+NATIVE_LARGE_BATCH_WORK_RATIO_BY_QUBITS = {12: 46}
+"""Where the limit of :data:`NATIVE_LARGE_BATCH_WORK_RATIO` differs by size. At 12 qubits a batch of 64 states (2 MiB
+in complex64) stays in the L2 cache and the kernel's passes cost less: a user's circuit with one CNOT per layer
+(``tests/circuit_shapes.py``, work 40.8 per torch pass) ran 1.35x faster on the kernel, ``hsiao`` (52) 1.22x slower
+(batch 64, side by side, 2026-12-05). At 13 qubits the two were a tie (44.0) and 1.22x slower (42.2); at 14 the first
+(37.8) ran 1.18x slower on the kernel, where the limit of 24 takes torch."""
 NATIVE_PASS_RATIO_MIN_QUBITS = 12
 """Below this many qubits a small call costs what its per-call work costs, not its passes, and the kernel is the
 faster whatever the pass ratio: Meyer et al.'s circuit (4 layers) ran 1.5x-8.1x faster on it at 4-10 qubits and batch
@@ -184,7 +190,8 @@ def _runnable(name: str, spec: CircuitSpec) -> str:
 def _for_large_batches(name: str, spec: CircuitSpec, programs: dict) -> str:
     """The table's choice ``name`` for calls of more than ``SMALL_BATCH_MAX`` samples, or, from
     :data:`NATIVE_PASS_RATIO_MIN_QUBITS` qubits, the torch program where that is the kernel and the circuit's work on
-    it exceeds :data:`NATIVE_LARGE_BATCH_WORK_RATIO` passes per torch pass."""
+    it exceeds :data:`NATIVE_LARGE_BATCH_WORK_RATIO` passes per torch pass (at 12 qubits
+    :data:`NATIVE_LARGE_BATCH_WORK_RATIO_BY_QUBITS`)."""
     if name != NATIVE or spec.n_qubits < NATIVE_PASS_RATIO_MIN_QUBITS:
         return name
     native, torch_program = _programs(spec, programs)
@@ -192,7 +199,8 @@ def _for_large_batches(name: str, spec: CircuitSpec, programs: dict) -> str:
     if torch_path is None:
         return name
     work = native.native_passes(merge_diagonals=True) + native.native_rotations() / 2
-    return name if work <= NATIVE_LARGE_BATCH_WORK_RATIO * torch_path else "torch"
+    limit = NATIVE_LARGE_BATCH_WORK_RATIO_BY_QUBITS.get(spec.n_qubits, NATIVE_LARGE_BATCH_WORK_RATIO)
+    return name if work <= limit * torch_path else "torch"
 
 
 def _programs(spec: CircuitSpec, programs: dict) -> tuple:
