@@ -907,8 +907,8 @@ def test_auto_builds_each_program_once(monkeypatch):
     from qrl.simulator import native
 
     built = []
-    monkeypatch.setattr(native.NativeProgram, "__init__",
-                        lambda self, *a, __init=native.NativeProgram.__init__: built.append(a) or __init(self, *a))
+    init = native.NativeProgram.__init__
+    monkeypatch.setattr(native.NativeProgram, "__init__", lambda self, *a, **k: built.append(a) or init(self, *a, **k))
     for table in ("auto_table", "small_batch_table", "tiny_batch_table"):
         monkeypatch.setattr(select, table, lambda: {4: select.NATIVE, 14: select.NATIVE})
     hea = CircuitSpec(n_qubits=12, n_layers=2, n_inputs=12, n_outputs=2)

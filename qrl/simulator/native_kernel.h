@@ -194,38 +194,57 @@ static void FN(adjoint_run)(int n, int Bp, int m, const int32_t *run, const doub
             FN(store)(gt, FN(load)(gt) + (REAL)0.5 * d);                                            \
         }                                                                                           \
     } while (0)
+/* the arguments of the group passes below, after n and Bp */
+#define GROUP_ARGS const int32_t *ops, const int *first, const double *mre, const double *mim, const REAL *cps, \
+                   const REAL *sps, const REAL *csh, const REAL *ssh, const size_t *off, const int *pos
+#define GROUP_CALL ops, first, mre, mim, cps, sps, csh, ssh, off, pos
+/* every group of rows of the state (count runs), VLEN samples at a time: BODY on the rows from base, block b0 */
+#define EACH_GROUP(count, BODY) do {                                                                 \
+        for (size_t i = 0; i < ((size_t)1 << n) >> (count); i++) {                                   \
+            size_t base = group_base(i, count, pos);                                                 \
+            for (int b0 = 0; b0 < Bp; b0 += VLEN) { BODY }                                           \
+        }                                                                                            \
+    } while (0)
 #endif
 
-/* 2 or 3 runs on distinct wires (first[]: their first gates, native.c's forward_group) in one pass over the state:
- * each block of VLEN samples of the 4 or 8 rows they mix goes through every run in the list's order, so each
- * amplitude sees the same arithmetic, in the same order, as in passes of rotate_run (the values are the same to the
- * bit), and the state is read and written once instead of 2 or 3 times. */
+/* One pass for 2 or 3 runs on distinct wires (first[]: their first gates, native.c's forward_group): each block of
+ * VLEN samples of the 4 or 8 rows they mix goes through every run in the list's order, so each amplitude sees the
+ * same arithmetic, in the same order, as in passes of rotate_run (the values are the same to the bit), and the state
+ * is read and written once instead of 2 or 3 times. One function per count, so that each keeps its rows in
+ * registers. */
+static void FN(rotate_group2)(int n, int Bp, GROUP_ARGS, REAL *re, REAL *im) {
+    EACH_GROUP(2, ROWS_2(DECLARE_X) ROWS_2(LOAD_X) FORWARD_RUN(0, PAIRS_2_0); FORWARD_RUN(1, PAIRS_2_1);
+                  ROWS_2(STORE_X));
+}
+
+static void FN(rotate_group3)(int n, int Bp, GROUP_ARGS, REAL *re, REAL *im) {
+    EACH_GROUP(3, ROWS_3(DECLARE_X) ROWS_3(LOAD_X) FORWARD_RUN(0, PAIRS_3_0); FORWARD_RUN(1, PAIRS_3_1);
+                  FORWARD_RUN(2, PAIRS_3_2); ROWS_3(STORE_X));
+}
+
 static void FN(rotate_group)(int n, int Bp, int count, const int32_t *ops, const int *first, const double *mre,
                              const double *mim, const REAL *cps, const REAL *sps, const REAL *csh, const REAL *ssh,
                              REAL *re, REAL *im) {
     size_t off[1 << MAXGROUP];
     int pos[MAXGROUP];
     group_offsets(n, count, ops, first, off, pos);
-    size_t groups = ((size_t)1 << n) >> count;
-    for (size_t i = 0; i < groups; i++) {
-        size_t base = group_base(i, count, pos);
-        for (int b0 = 0; b0 < Bp; b0 += VLEN) {
-            if (count == 2) {
-                ROWS_2(DECLARE_X) ROWS_2(LOAD_X)
-                FORWARD_RUN(0, PAIRS_2_0); FORWARD_RUN(1, PAIRS_2_1);
-                ROWS_2(STORE_X)
-            } else {
-                ROWS_3(DECLARE_X) ROWS_3(LOAD_X)
-                FORWARD_RUN(0, PAIRS_3_0); FORWARD_RUN(1, PAIRS_3_1); FORWARD_RUN(2, PAIRS_3_2);
-                ROWS_3(STORE_X)
-            }
-        }
-    }
+    if (count == 2) FN(rotate_group2)(n, Bp, GROUP_CALL, re, im);
+    else FN(rotate_group3)(n, Bp, GROUP_CALL, re, im);
 }
 
-/* the adjoint walk back through a group of 2 or 3 runs (native.c's backward_group; the last run's last gate first)
+/* The adjoint walk back through a group of 2 or 3 runs (native.c's backward_group; the last run's last gate first)
  * in one pass: as adjoint_run, each gate's gradient into g (row q * MAXRUN + r for gate r of run q), summed over the
- * group's pairs of rows before it is added (so not the same to the bit as adjoint_run's sums) */
+ * group's pairs of rows before it is added (so not the same to the bit as adjoint_run's sums). */
+static void FN(adjoint_group2)(int n, int Bp, GROUP_ARGS, REAL *pr, REAL *pim, REAL *lr, REAL *li, REAL *g) {
+    EACH_GROUP(2, ROWS_2(DECLARE_PL) ROWS_2(LOAD_PL) ADJOINT_RUN(1, PAIRS_2_1); ADJOINT_RUN(0, PAIRS_2_0);
+                  ROWS_2(STORE_PL));
+}
+
+static void FN(adjoint_group3)(int n, int Bp, GROUP_ARGS, REAL *pr, REAL *pim, REAL *lr, REAL *li, REAL *g) {
+    EACH_GROUP(3, ROWS_3(DECLARE_PL) ROWS_3(LOAD_PL) ADJOINT_RUN(2, PAIRS_3_2); ADJOINT_RUN(1, PAIRS_3_1);
+                  ADJOINT_RUN(0, PAIRS_3_0); ROWS_3(STORE_PL));
+}
+
 static void FN(adjoint_group)(int n, int Bp, int count, const int32_t *ops, const int *first, const double *mre,
                               const double *mim, const REAL *cps, const REAL *sps, const REAL *csh, const REAL *ssh,
                               REAL *pr, REAL *pim, REAL *lr, REAL *li, REAL *g) {
@@ -233,21 +252,8 @@ static void FN(adjoint_group)(int n, int Bp, int count, const int32_t *ops, cons
     int pos[MAXGROUP];
     group_offsets(n, count, ops, first, off, pos);
     memset(g, 0, (size_t)count * MAXRUN * Bp * sizeof(REAL));
-    size_t groups = ((size_t)1 << n) >> count;
-    for (size_t i = 0; i < groups; i++) {
-        size_t base = group_base(i, count, pos);
-        for (int b0 = 0; b0 < Bp; b0 += VLEN) {
-            if (count == 2) {
-                ROWS_2(DECLARE_PL) ROWS_2(LOAD_PL)
-                ADJOINT_RUN(1, PAIRS_2_1); ADJOINT_RUN(0, PAIRS_2_0);
-                ROWS_2(STORE_PL)
-            } else {
-                ROWS_3(DECLARE_PL) ROWS_3(LOAD_PL)
-                ADJOINT_RUN(2, PAIRS_3_2); ADJOINT_RUN(1, PAIRS_3_1); ADJOINT_RUN(0, PAIRS_3_0);
-                ROWS_3(STORE_PL)
-            }
-        }
-    }
+    if (count == 2) FN(adjoint_group2)(n, Bp, GROUP_CALL, pr, pim, lr, li, g);
+    else FN(adjoint_group3)(n, Bp, GROUP_CALL, pr, pim, lr, li, g);
 }
 
 /* a run's gradients (g: a row of Bp per gate) added to the per-sample angles' (gps) or the shared ones' (gsh) */
