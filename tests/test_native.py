@@ -228,6 +228,55 @@ def test_runs_are_not_brought_together_where_that_would_cut_them(monkeypatch):
     assert grouped.fused_runs == (3, 1) and apart.fused_runs == (1, 1) and np.array_equal(grouped.ops, apart.ops)
 
 
+def _eighteen_wires(inputs, weights):
+    for w in range(18):
+        qml.RY(inputs[..., w % 4] * weights[w], wires=w)
+    for w in range(0, 17, 3):
+        qml.CNOT(wires=[w, w + 1])
+    qml.RX(weights[0], wires=17)
+
+
+def _z_words(inputs, weights):
+    _eighteen_wires(inputs, weights)
+    return [qml.expval(0.5 * qml.PauliZ(0) @ qml.PauliZ(3) - 1.5 * qml.PauliZ(17)), qml.expval(qml.PauliZ(5)),
+            qml.expval(qml.PauliZ(1) @ qml.PauliZ(2) @ qml.PauliZ(16) + 0.25 * qml.PauliZ(1))]
+
+
+def _probs_18(inputs, weights):
+    _eighteen_wires(inputs, weights)
+    return [qml.expval(qml.PauliZ(5)), qml.probs(wires=[0, 1])]
+
+
+def test_z_words_from_18_qubits_are_read_out_in_the_kernel_by_their_masks():
+    """From LAZY_MIN_QUBITS the readout has no (2**n, width) matrix; the kernel reads Z-word sums out by their masks
+    (ZTerms: no state leaves it, three state batches instead of five): values and gradients as the torch program's
+    adjoint in float64, and as ``torch:native-plain``, which reads out through the state. ``qml.probs`` there still
+    leaves the kernel as the state."""
+    from qrl.simulator.native import ZTerms
+    from qrl.simulator.readout import LAZY_MIN_QUBITS
+
+    register_circuit("native_z_words", replace=True)(_z_words)
+    spec = custom_circuit("native_z_words", n_qubits=LAZY_MIN_QUBITS, n_inputs=4, weight_shapes={"weights": (18,)})
+    gen = torch.Generator().manual_seed(5)
+    x = (torch.rand(3, 4, generator=gen, dtype=torch.float64) * 4 - 2).requires_grad_(True)
+    w = (torch.rand(18, generator=gen, dtype=torch.float64) * 4 - 2).requires_grad_(True)
+    results = []
+    for program in ("native", "native-plain", "adjoint"):
+        backend = TorchStatevector(spec, program)
+        assert isinstance(backend._diagonals, ZTerms) == (program == "native")
+        out = backend(x, w)
+        cot = torch.linspace(-1, 1, out.numel(), dtype=torch.float64).reshape(out.shape)
+        results.append([out, *torch.autograd.grad((out * cot).sum(), (x, w))])
+    for got in results[:2]:
+        for a, b in zip(got, results[2], strict=True):
+            torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+    hea = CircuitSpec(n_qubits=LAZY_MIN_QUBITS, n_layers=1, n_inputs=4, n_outputs=2)
+    assert isinstance(TorchStatevector(hea, "native")._diagonals, ZTerms)
+    register_circuit("native_probs_18", replace=True)(_probs_18)
+    probs = custom_circuit("native_probs_18", n_qubits=LAZY_MIN_QUBITS, n_inputs=4, weight_shapes={"weights": (18,)})
+    assert TorchStatevector(probs, "native")._diagonals is None  # through the state
+
+
 def test_no_grad_calls_build_no_graph_and_give_the_same_values():
     backend = TorchStatevector(SPEC, "native")
     angles, weights = _inputs(SPEC, 9, torch.float32)

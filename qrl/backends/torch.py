@@ -21,12 +21,12 @@ from qrl.simulator import (
     state_bytes,
     trace_circuit,
 )
-from qrl.simulator.native import READOUT_MAX_COLUMNS, padded
+from qrl.simulator.native import READOUT_MAX_COLUMNS, ZTerms, padded
 
 __all__ = ["DENSE_MAX_QUBITS", "TorchStatevector", "run_together", "state_bytes"]
 
 PROGRAMS = ("dense", "wires", "adjoint", "fused", "fused-adjoint", "plain", "plain-adjoint", "fused-pairs", "native",
-            "native-runs")
+            "native-runs", "native-plain")
 """The torch programs: dense matrices (small circuits), per-wire with autograd, per-wire with an adjoint backward,
 the per-wire program on two-qubit blocks (:mod:`qrl.simulator.fusion`) with autograd or the adjoint method, and
 the *plain* per-wire program, one pass per wire of a moment and per constant gate, as it was before chunk
@@ -34,8 +34,9 @@ products and runs of permutations (:func:`qrl.simulator.programs.moment_parts`,
 :func:`qrl.simulator.gates.schedule`), and ``fused-pairs``, the blocks one pass each, as before groups of blocks
 (:func:`qrl.simulator.fusion.group_blocks`): those two for ``qrl bench`` to measure side by side; and ``native``,
 the gates run by a compiled C kernel with an adjoint backward (:class:`qrl.simulator.NativeProgram`), and
-``native-runs``, the kernel with one run of one-qubit gates per pass, as before runs were grouped (for ``qrl bench``).
-"""
+``native-runs``, the kernel with one run of one-qubit gates per pass, as before runs were grouped, and
+``native-plain``, also with its readout through the state from 18 qubits, as before Z words were read out by their
+masks (:class:`qrl.simulator.native.ZTerms`): those two for ``qrl bench`` to measure side by side."""
 
 DENSE_MAX_QUBITS = 6
 """Circuits up to this many qubits run the dense program, larger ones the per-wire program (which chooses
@@ -77,7 +78,7 @@ class TorchStatevector:
             program = "fused" if self._impl.fuse else "wires"
         elif program == "dense":
             self._impl = DenseProgram(*sizes)
-        elif program in ("native", "native-runs"):
+        elif program.startswith("native"):
             self._impl = NativeProgram(*sizes, group=program == "native")
         else:
             self._impl = WiresProgram(*sizes, adjoint=program.endswith("adjoint"), fuse=program.startswith("fused"),
@@ -87,6 +88,10 @@ class TorchStatevector:
         narrow = self._readout.width <= READOUT_MAX_COLUMNS  # the kernel reads these out itself
         diagonals = self._readout.diagonals() if program.startswith("native") and narrow else None
         self._diagonals = None if diagonals is None else np.ascontiguousarray(diagonals, dtype=np.float64)
+        terms = self._readout.z_terms() if program in ("native", "native-runs") and narrow and diagonals is None \
+            else None
+        if terms is not None:  # from 18 qubits: Z words by their masks, no (2**n, width) matrix
+            self._diagonals = ZTerms(self._readout.width, np.ascontiguousarray(terms))
         self.n_outputs = self._readout.width
         self._input_shape = torch.Size(spec.input_shape)
 

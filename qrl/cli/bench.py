@@ -90,7 +90,8 @@ def _add_scaling(what) -> None:
     p.add_argument("--backends", nargs="+", default=["torch", "lightning.qubit", "default.qubit"],
                    help="backends (default torch lightning.qubit default.qubit); torch:dense and torch:wires time "
                         "the torch backend's two programs, torch:native-runs the native kernel one run of gates per "
-                        "pass (as before runs were grouped); torch@cuda runs the torch path on the GPU")
+                        "pass (as before runs were grouped), torch:native-plain also with its readout through the "
+                        "state from 18 qubits; torch@cuda runs the torch path on the GPU")
     p.add_argument("--update-auto", action="store_true",
                    help="store the measured fastest backend per size for device='auto' (added to the stored "
                         "sizes measured at the same batch; another batch replaces them)")

@@ -9,6 +9,7 @@
 
 #define MAXRUN 8  /* rotations per run (native.py: MAX_RUN) */
 #define MAXGROUP 3  /* runs on distinct wires applied in one pass at most (native.py: FUSED_RUNS) */
+#define MAXCOLUMNS 32  /* readout columns the kernel computes at most (native.py: READOUT_MAX_COLUMNS) */
 #define SKEW 80  /* elements between a state's real and imaginary halves (native.py: STATE_SKEW) */
 
 /* The runs (kinds 0-3, native_kernel.h) applied in one pass from op g on: up to G consecutive runs on distinct
@@ -39,6 +40,21 @@ static int backward_group(const int32_t *ops, int k, int G, int *first) {
     }
     for (int i = 0; i < count; i++) first[i] = rev[count - 1 - i];
     return count;
+}
+
+/* Row j of a readout's K columns into row: from diag (2**n x K, row-major), or, with T > 0, from T Z-word terms
+ * (column, mask, coefficient as three doubles each), a word's eigenvalue on basis state j being (-1)^popcount(j & mask):
+ * no 2**n x K matrix at 18 and more qubits. */
+static inline void readout_row(size_t j, int K, const double *diag, int T, const double *terms, double *row) {
+    if (T == 0) {
+        for (int k = 0; k < K; k++) row[k] = diag[j * K + k];
+        return;
+    }
+    for (int k = 0; k < K; k++) row[k] = 0;
+    for (int t = 0; t < T; t++) {
+        const double *w = terms + 3 * t;
+        row[(int)w[0]] += (__builtin_popcountll(j & (uint64_t)w[1]) & 1) ? -w[2] : w[2];
+    }
 }
 
 /* A group's 2**count rows from a base: off[t] sets the bit of run q's wire where bit q of t is set; pos[]: those

@@ -16,6 +16,7 @@ import platform
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -132,10 +133,10 @@ def kernel() -> ctypes.CDLL:
         _compile(compiler, [*flags, str(here / "native.c")], path)
     lib = ctypes.CDLL(str(path))
     for names in _FUNCTIONS.values():
-        for name, pointers in zip(names, (12, 11), strict=True):  # forward, backward
+        for name, pointers in zip(names, (13, 12), strict=True):  # forward, backward
             fn = getattr(lib, name)
             fn.restype = ctypes.c_int
-            fn.argtypes = [ctypes.c_int] * 8 + [ctypes.c_void_p] * pointers
+            fn.argtypes = [ctypes.c_int] * 9 + [ctypes.c_void_p] * pointers
     _library[key] = lib
     return lib
 
@@ -282,6 +283,25 @@ def _cz_terms(pairs: list[tuple[int, ...]], n: int) -> np.ndarray:
     return np.asarray([v for shift, mask in sorted(masks.items()) if mask for v in (shift, mask)], dtype=np.int64)
 
 
+class ZTerms(NamedTuple):
+    """Z-type expectation values the kernel reads out without a ``(2**n, width)`` matrix (:meth:`qrl.simulator.Readout.
+    z_terms`, from 18 qubits): ``terms`` rows ``(column, mask, coefficient)``, a word's eigenvalue on basis state ``j``
+    being ``(-1)**popcount(j & mask)``."""
+
+    width: int
+    terms: np.ndarray
+
+
+def _readout_args(readout) -> tuple:
+    """``(K, T, diag, terms)`` for the kernel: a readout matrix ``(2**n, K)``, :class:`ZTerms`, or ``None`` (the state
+    leaves the kernel)."""
+    if readout is None:
+        return 0, 0, None, None
+    if isinstance(readout, ZTerms):
+        return readout.width, len(readout.terms), None, readout.terms.ctypes.data
+    return readout.shape[1], 0, readout.ctypes.data, None
+
+
 class NativeProgram:
     """A traced circuit as the kernel's gate list: rotations (``Rot`` as three, ``PhaseShift`` as ``RZ``: global
     phases dropped, as in the other programs) with per-sample or shared angles, constant gates as matrices.
@@ -386,9 +406,9 @@ class NativeProgram:
         rdtype = torch.float64 if cdtype == torch.complex128 else torch.float32
         return self._run(flat_a, shared, rdtype, None)
 
-    def values(self, flat_a: torch.Tensor, shared: torch.Tensor, diagonals: np.ndarray, rdtype: torch.dtype):
+    def values(self, flat_a: torch.Tensor, shared: torch.Tensor, diagonals, rdtype: torch.dtype):
         """``|psi|^2 @ diagonals`` ``(B, K)`` (Z-type expectation values and probabilities, :meth:`qrl.simulator.
-        Readout.diagonals`) in the same kernel call: no state leaves the kernel."""
+        Readout.diagonals`; or :class:`ZTerms`) in the same kernel call: no state leaves the kernel."""
         return self._run(flat_a, shared, rdtype, diagonals)
 
     def _run(self, flat_a, shared, rdtype, diagonals):
@@ -407,16 +427,16 @@ class NativeProgram:
         angles, weights = _as_kernel_input(flat_a, rdtype), _as_kernel_input(shared, rdtype)
         trig = torch.empty(2 * (n_angle * rows + n_shared), dtype=rdtype) if keep else None
         state = torch.empty(2 * rows * dim + STATE_SKEW, dtype=rdtype) if keep else None
+        width, n_terms, diag, terms = _readout_args(diagonals)
         if diagonals is None:
             out = torch.empty((batch, dim), dtype=torch.complex128 if rdtype == torch.float64 else torch.complex64)
-            ptrs = (None, out.data_ptr(), None)
+            ptrs = (out.data_ptr(), None)
         else:
-            out = torch.empty((batch, diagonals.shape[1]), dtype=rdtype)
-            ptrs = (diagonals.ctypes.data, None, out.data_ptr())
-        if fns[rdtype, _width(batch)][0](self.n, batch, n_angle, n_shared, n_weight, n_ops,
-                          0 if diagonals is None else diagonals.shape[1], self.fused_runs[0], *arrays, ptrs[0],
-                          angles.data_ptr(), weights.data_ptr(), trig.data_ptr() if keep else None,
-                          state.data_ptr() if keep else None, *ptrs[1:]) != 0:
+            out = torch.empty((batch, width), dtype=rdtype)
+            ptrs = (None, out.data_ptr())
+        if fns[rdtype, _width(batch)][0](self.n, batch, n_angle, n_shared, n_weight, n_ops, width, n_terms,
+                          self.fused_runs[0], *arrays, diag, terms, angles.data_ptr(), weights.data_ptr(),
+                          trig.data_ptr() if keep else None, state.data_ptr() if keep else None, *ptrs) != 0:
             raise QRLError("the native kernel could not allocate its scratch memory; try a smaller batch")
         return out, state, trig
 
@@ -427,11 +447,11 @@ class NativeProgram:
         grad = grad.resolve_conj().contiguous()
         g_angles = torch.empty((batch, n_angle), dtype=trig.dtype)
         g_shared = torch.empty(n_weight, dtype=trig.dtype)
-        ptrs = (None, grad.data_ptr(), None) if diagonals is None else (diagonals.ctypes.data, None, grad.data_ptr())
-        if fns[trig.dtype, _width(batch)][1](self.n, batch, n_angle, n_shared, n_weight, n_ops,
-                              0 if diagonals is None else diagonals.shape[1], self.fused_runs[1], *arrays[:4],
-                              ptrs[0], trig.data_ptr(), state.data_ptr(), *ptrs[1:], g_angles.data_ptr(),
-                              g_shared.data_ptr()) != 0:
+        width, n_terms, diag, terms = _readout_args(diagonals)
+        ptrs = (grad.data_ptr(), None) if diagonals is None else (None, grad.data_ptr())
+        if fns[trig.dtype, _width(batch)][1](self.n, batch, n_angle, n_shared, n_weight, n_ops, width, n_terms,
+                              self.fused_runs[1], *arrays[:4], diag, terms, trig.data_ptr(), state.data_ptr(), *ptrs,
+                              g_angles.data_ptr(), g_shared.data_ptr()) != 0:
             raise QRLError("the native kernel could not allocate its scratch memory; try a smaller batch")
         return g_angles, g_shared
 

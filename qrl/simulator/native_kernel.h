@@ -424,15 +424,17 @@ static void FN(trig)(int B, int Bp, int P, int S, int Q, const REAL *angles, con
     }
 }
 
-/* values (B, K) = |psi|^2 @ diag (diag: 2**n x K, row-major) from the kernel's layout */
-static void FN(readout)(int n, int B, int Bp, int K, const double *diag, const REAL *re, const REAL *im,
-                        REAL *vals, REAL *acc) {
+/* values (B, K) = |psi|^2 @ D from the kernel's layout, D's rows from readout_row (diag, or T Z-word terms) */
+static void FN(readout)(int n, int B, int Bp, int K, const double *diag, int T, const double *terms, const REAL *re,
+                        const REAL *im, REAL *vals, REAL *acc) {
     size_t dim = (size_t)1 << n;
+    double row[MAXCOLUMNS];
     memset(acc, 0, (size_t)K * Bp * sizeof(REAL));
     for (size_t j = 0; j < dim; j++) {
         const REAL *restrict xr = re + j * Bp, *restrict xi = im + j * Bp;
+        readout_row(j, K, diag, T, terms, row);
         for (int k = 0; k < K; k++) {
-            REAL d = (REAL)diag[j * K + k];
+            REAL d = (REAL)row[k];
             REAL *restrict a = acc + (size_t)k * Bp;
             if (d == 0) continue;
             for (int b = 0; b < Bp; b++) a[b] += d * (xr[b] * xr[b] + xi[b] * xi[b]);
@@ -443,12 +445,14 @@ static void FN(readout)(int n, int B, int Bp, int K, const double *diag, const R
 }
 
 /* Runs the gates on |0>: the final states go to state (the kernel's layout, 2 * 2**n * Bp, for the backward)
- * and, where out is not NULL, to out (B, 2**n, interleaved complex); with K > 0, |psi|^2 @ diag to vals (B, K).
+ * and, where out is not NULL, to out (B, 2**n, interleaved complex); with K > 0, |psi|^2 @ D to vals (B, K), D
+ * from diag or, with T > 0, from T Z-word terms (readout_row).
  * trig (2 * (P * Bp + S)) is filled for the backward. trig and state may be NULL (no backward to follow: the
  * kernel uses scratch memory of its own). Up to G (1 .. MAXGROUP) consecutive runs on distinct wires are applied in
  * one pass (rotate_group; 1: each alone). Returns 0, or -1 (no scratch memory). */
-int FN(forward)(int n, int B, int P, int S, int Q, int nops, int K, int G, const int32_t *ops, const double *mre,
-                const double *mim, const int32_t *perm, const double *consts, const double *diag,
+int FN(forward)(int n, int B, int P, int S, int Q, int nops, int K, int T, int G, const int32_t *ops,
+                const double *mre, const double *mim, const int32_t *perm, const double *consts, const double *diag,
+                const double *terms,
                 const REAL *angles, const REAL *shared, REAL *trig, REAL *state, REAL *out, REAL *vals) {
     size_t dim = (size_t)1 << n;
     int Bp = (B + BLK - 1) / BLK * BLK;
@@ -476,17 +480,18 @@ int FN(forward)(int n, int B, int P, int S, int Q, int nops, int K, int G, const
         g = last + ops[8 * last + 3];
     }
     if (out) FN(pack)(n, B, Bp, re, im, out);
-    if (K > 0) FN(readout)(n, B, Bp, K, diag, re, im, vals, work);
+    if (K > 0) FN(readout)(n, B, Bp, K, diag, T, terms, re, im, vals, work);
     free(work);
     return 0;
 }
 
 /* the adjoint method from the forward's state: its cotangent is grad (B, 2**n, interleaved complex) or, with
- * K > 0, made from gvals (B, K), the cotangent of the values: lam = 2 (gvals @ diag^T) psi. d(loss)/d(angle)
+ * K > 0, made from gvals (B, K), the cotangent of the values: lam = 2 (gvals @ D^T) psi (D as in forward). d(loss)/d(angle)
  * into gangles (B, P) and, summed over the batch, gshared (Q); G as in forward. Returns 0, or -1 (no scratch
  * memory). */
-int FN(backward)(int n, int B, int P, int S, int Q, int nops, int K, int G, const int32_t *ops, const double *mre,
-                 const double *mim, const int32_t *perm, const double *diag, const REAL *trig, const REAL *state,
+int FN(backward)(int n, int B, int P, int S, int Q, int nops, int K, int T, int G, const int32_t *ops,
+                 const double *mre, const double *mim, const int32_t *perm, const double *diag, const double *terms,
+                 const REAL *trig, const REAL *state,
                  const REAL *grad, const REAL *gvals, REAL *gangles, REAL *gshared) {
     size_t dim = (size_t)1 << n;
     int Bp = (B + BLK - 1) / BLK * BLK;
@@ -500,14 +505,17 @@ int FN(backward)(int n, int B, int P, int S, int Q, int nops, int K, int G, cons
     memset(gps, 0, (size_t)P * Bp * sizeof(REAL));
     memcpy(pr, state, (2 * dim * Bp + SKEW) * sizeof(REAL));  /* the forward's stays as it was (a second backward) */
     if (K > 0) {
+        double row[MAXCOLUMNS];
         memset(lr, 0, (2 * dim * Bp + SKEW) * sizeof(REAL));
-        for (size_t j = 0; j < dim; j++)
+        for (size_t j = 0; j < dim; j++) {
+            readout_row(j, K, diag, T, terms, row);
             for (int b = 0; b < B; b++) {
                 REAL w = 0;
-                for (int k = 0; k < K; k++) w += gvals[(size_t)b * K + k] * (REAL)diag[j * K + k];
+                for (int k = 0; k < K; k++) w += gvals[(size_t)b * K + k] * (REAL)row[k];
                 lr[j * Bp + b] = 2 * w * pr[j * Bp + b];
                 li[j * Bp + b] = 2 * w * pim[j * Bp + b];
             }
+        }
     } else {
         FN(unpack)(n, B, Bp, grad, lr, li);
     }

@@ -97,6 +97,16 @@ class Readout:
         X or Y word), else ``None``."""
         return None if self._lazy is not None or self._flips else self._diag
 
+    def z_terms(self) -> np.ndarray | None:
+        """The columns as Z-word terms ``(T, 3)`` float64 rows ``(column, mask, coefficient)`` (bit ``n - 1 - w`` of the
+        mask for wire ``w``), where the readout is lazy (from :data:`LAZY_MIN_QUBITS`) and every column is a Z-type
+        expectation value (no ``qml.probs``), else ``None``: the native kernel reads them out without the matrix."""
+        if self._lazy is None or any(column[0] != "z" for column in self._lazy):
+            return None
+        rows = [(k, sum(1 << (self.n - 1 - w) for w in wires), coeff)
+                for k, (_, words) in enumerate(self._lazy) for coeff, wires in words]
+        return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+
     def __call__(self, state: torch.Tensor, rdtype: torch.dtype) -> torch.Tensor:
         dev = state.device
         if self._lazy is not None:
