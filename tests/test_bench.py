@@ -590,6 +590,25 @@ def test_the_readme_grouped_runs_table_is_the_committed_measurements():
             f"{t['auto'] / t['torch:native']:.2f}x; 233.0 and 238.0 before") in " ".join(text.split())
 
 
+def test_the_readme_z_words_in_the_kernel_table_is_the_committed_measurements():
+    """README, "Z words read out in the kernel from 18 qubits": every cell and ratio from the committed JSON."""
+    text = (ROOT / "README.md").read_text()
+    rows = []
+    for name, batch, qubits in (("090308", 8, [18, 20]), ("090430", 64, [18]), ("090743", 8, [22]),
+                                ("091001", 8, [24])):
+        r = bench.load(COMMITTED / f"scaling-20261205-{name}.json")
+        assert (r["batch"], r["qubits"]) == (batch, qubits)
+        s = r["seconds"]
+        plain, native = "torch:native-plain", "torch:native"
+        rows += [f"| {n}, {batch} | {_seconds_cell(s, plain, n)} | {_seconds_cell(s, native, n)} "
+                 f"| {s[plain][n] / s[native][n]:.2f}x | {_seconds_cell(s, 'auto', n)} |" for n in map(str, qubits)]
+    assert all(row in text for row in rows), [row for row in rows if row not in text]
+    t24 = bench.load(COMMITTED / "scaling-20261205-091001.json")["seconds"]["torch:native"]["24"]
+    torch24 = bench.load(COMMITTED / "scaling-20261205-060627.json")["seconds"]["torch"]["24"]
+    assert (f"the kernel now takes {t24:.1f} s where torch took {torch24:.1f} ({torch24 / t24:.1f}x;"
+            in " ".join(text.split()))
+
+
 OTHER_CIRCUITS = {"chen_vqdqn": ("062152", "062207", "062222"), "lockwood_si": ("062255", "062311", "062326"),
                   "hsiao": ("061954", "062008", "062022"), "born_parity": ("061904", "061919", "061934")}
 
