@@ -105,7 +105,7 @@ class Readout:
             return None
         rows = [(k, sum(1 << (self.n - 1 - w) for w in wires), coeff)
                 for k, (_, words) in enumerate(self._lazy) for coeff, wires in words]
-        return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+        return np.asarray(rows, dtype=np.float64).reshape(-1, 3) if rows else None  # (none: the state path)
 
     def __call__(self, state: torch.Tensor, rdtype: torch.dtype) -> torch.Tensor:
         dev = state.device
