@@ -117,7 +117,11 @@ class TorchStatevector:
         if isinstance(self._impl, WiresProgram):
             kept = self._impl.saved_states(batch, itemsize)
         elif isinstance(self._impl, NativeProgram):
-            kept = 4  # the forward's state, kept, and the backward's copy of it and the adjoint state
+            # peaks measured (forward + backward, 16-21 qubits): 3.0 state batches where the kernel reads out itself
+            # (the forward's state, kept; the backward's copy of it and the adjoint state), 5.0 where the state
+            # leaves it and its cotangent comes back (X or Y words, wide readouts); estimated 4.05 and 6.75 (two
+            # more in flight and KEPT_OVERHEAD, gradient_peak_bytes)
+            kept = 1 if self._diagonals is not None else 3
             batch = padded(batch)  # the batch padded to whole vector registers
         else:
             kept = 2 * self._impl.n_phases + 2
