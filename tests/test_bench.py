@@ -488,15 +488,16 @@ def test_the_readme_26_qubit_tiny_batch_rows_are_the_committed_measurement():
 
 def test_auto_at_25_and_26_qubits_runs_each_call_where_it_fits_from_the_stored_crossovers(monkeypatch):
     """On a machine of this one's memory (23.5 GiB), from the stored tables: at 26 qubits 1-2 samples on torch (the
-    tiny table), 3-4 on the kernel (the small table's choice at 24, within 3/4 of memory), 5 and more on Lightning;
-    at 25 qubits the kernel up to 8 samples."""
+    tiny table), 3-8 on the kernel (the small table's choice at 24, within 3/4 of memory: 4.05 state batches
+    estimated, as the kernel reads the Z words out itself), 9 and more on Lightning; at 25 qubits the kernel up to 16
+    samples (until the estimate followed the measured peaks: up to 4 and 8)."""
     from qrl.backends import select
     from qrl.circuits import CircuitSpec
 
     monkeypatch.setattr(select, "physical_memory", lambda: int(23.5 * 2**30))
-    expected = {26: {1: "wires", 2: "wires", 3: "native", 4: "native", 5: "lightning", 16: "lightning",
-                     64: "lightning"},
-                25: {2: "wires", 3: "native", 8: "native", 9: "lightning", 64: "lightning"}}
+    expected = {26: {1: "wires", 2: "wires", 3: "native", 4: "native", 5: "native", 8: "native", 9: "lightning",
+                     16: "lightning", 64: "lightning"},
+                25: {2: "wires", 3: "native", 8: "native", 16: "native", 17: "lightning", 64: "lightning"}}
     for n, choices in expected.items():
         backend = select.make_backend(CircuitSpec(n_qubits=n, n_layers=5, n_inputs=n, n_outputs=n), "auto")
         assert {b: getattr(backend.for_batch(b), "program", "lightning") for b in choices} == choices
@@ -603,6 +604,13 @@ def test_the_readme_z_words_in_the_kernel_table_is_the_committed_measurements():
         rows += [f"| {n}, {batch} | {_seconds_cell(s, plain, n)} | {_seconds_cell(s, native, n)} "
                  f"| {s[plain][n] / s[native][n]:.2f}x | {_seconds_cell(s, 'auto', n)} |" for n in map(str, qubits)]
     assert all(row in text for row in rows), [row for row in rows if row not in text]
+    readme = " ".join(text.split())
+    fits = [bench.load(COMMITTED / f"scaling-20261205-{name}.json") for name in ("092325", "092540")]
+    assert [(r["batch"], r["qubits"], list(r["seconds"])) for r in fits] == [(8, [26], ["auto"]), (64, [23], ["auto"])]
+    (t26, r26), (t23, r23) = ((r["seconds"]["auto"][n], r["peak_rss_gb"]["auto"][n])
+                              for r, n in zip(fits, ("26", "23"), strict=True))
+    assert (f"26 qubits / batch 8: {t26:.1f} s, peak RSS {r26:.2f} GiB; 23 / 64: {t23:.1f} s, {r23:.2f} GiB"
+            in readme) and max(r26, r23) < 0.75 * 24  # within auto's share of this machine's memory
     t24 = bench.load(COMMITTED / "scaling-20261205-091001.json")["seconds"]["torch:native"]["24"]
     torch24 = bench.load(COMMITTED / "scaling-20261205-060627.json")["seconds"]["torch"]["24"]
     assert (f"the kernel now takes {t24:.1f} s where torch took {torch24:.1f} ({torch24 / t24:.1f}x;"

@@ -33,9 +33,11 @@ AUTO_MEMORY_FRACTION = 0.75
 """``device="auto"`` runs a call on a program that holds the state batch (the torch programs, the native kernel) only
 where that program's estimated forward + backward (:meth:`TorchStatevector.gradient_bytes`) is within this fraction
 of physical memory; a larger call runs on :data:`SPILL`, whose adjoint method holds a few state vectors whatever
-the batch. On this 24 GiB machine at 26 qubits: the kernel for calls of 3-4 samples (16.2 GiB estimated, 11.4 GiB
-peak measured), Lightning for 5 and more (32.4 GiB). Physical memory, not what is free now, so that the choice
-depends on the machine and the batch only and a seeded run stays deterministic."""
+the batch. On this 24 GiB machine at 26 qubits: the kernel for calls of up to 8 samples (16.2 GiB estimated, 13.4 GiB
+peak measured at 8, ``scaling-20261205-092325.json``), Lightning for 9 and more (32.4 GiB); until the kernel read
+Z words out itself and its estimate followed the peaks measured (2026-12-05), up to 4 samples. Physical memory, not
+what is free now, so that the choice depends on the machine and the batch only and a seeded run stays
+deterministic."""
 SPILL = "lightning.qubit"
 CROSSOVERS = Path(__file__).resolve().parents[1] / "data" / "crossovers.json"
 NATIVE = "torch:native"
