@@ -416,7 +416,7 @@ def test_wide_readouts_leave_the_kernel_as_the_state():
     for n in (4, 6):
         spec = custom_circuit("born_parity", n_qubits=n, n_inputs=3, n_layers=2)
         kernel = TorchStatevector(spec, "native")
-        assert (kernel._diagonals is None) == (2**n > READOUT_MAX_COLUMNS)
+        assert (kernel._kernel_readout is None) == (2**n > READOUT_MAX_COLUMNS)
         _assert_same_values_and_gradients(kernel, TorchStatevector(spec), spec, batch=5, seed=n, atol=1e-9)
 
 

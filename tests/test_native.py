@@ -115,7 +115,7 @@ def _custom_inputs():
 def test_a_readout_with_x_and_y_runs_through_the_state_and_matches_default_qubit():
     spec = _x_readout_spec()
     backend = TorchStatevector(spec, "native")
-    assert backend._diagonals is None  # X and Y words: the state leaves the kernel
+    assert backend._kernel_readout is None  # X and Y words: the state leaves the kernel
     x, w = _custom_inputs()
     qnode = qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=3), interface="torch", diff_method="backprop")
     ref = torch.stack([torch.cat([torch.as_tensor(r).reshape(-1) for r in qnode(xi, w)]) for xi in x])
@@ -263,7 +263,7 @@ def test_z_words_from_18_qubits_are_read_out_in_the_kernel_by_their_masks():
     results = []
     for program in ("native", "native-plain", "adjoint"):
         backend = TorchStatevector(spec, program)
-        assert isinstance(backend._diagonals, ZTerms) == (program == "native")
+        assert isinstance(backend._kernel_readout, ZTerms) == (program == "native")
         out = backend(x, w)
         cot = torch.linspace(-1, 1, out.numel(), dtype=torch.float64).reshape(out.shape)
         results.append([out, *torch.autograd.grad((out * cot).sum(), (x, w))])
@@ -271,10 +271,10 @@ def test_z_words_from_18_qubits_are_read_out_in_the_kernel_by_their_masks():
         for a, b in zip(got, results[2], strict=True):
             torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
     hea = CircuitSpec(n_qubits=LAZY_MIN_QUBITS, n_layers=1, n_inputs=4, n_outputs=2)
-    assert isinstance(TorchStatevector(hea, "native")._diagonals, ZTerms)
+    assert isinstance(TorchStatevector(hea, "native")._kernel_readout, ZTerms)
     register_circuit("native_probs_18", replace=True)(_probs_18)
     probs = custom_circuit("native_probs_18", n_qubits=LAZY_MIN_QUBITS, n_inputs=4, weight_shapes={"weights": (18,)})
-    assert TorchStatevector(probs, "native")._diagonals is None  # through the state
+    assert TorchStatevector(probs, "native")._kernel_readout is None  # through the state
 
 
 def test_no_grad_calls_build_no_graph_and_give_the_same_values():

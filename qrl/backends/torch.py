@@ -85,13 +85,16 @@ class TorchStatevector:
                                       plain=program.startswith("plain"), group=program != "fused-pairs")
         self.program = program
         self._readout = Readout(traced.measurements, self.n)
-        narrow = self._readout.width <= READOUT_MAX_COLUMNS  # the kernel reads these out itself
-        diagonals = self._readout.diagonals() if program.startswith("native") and narrow else None
-        self._diagonals = None if diagonals is None else np.ascontiguousarray(diagonals, dtype=np.float64)
-        terms = self._readout.z_terms() if program in ("native", "native-runs") and narrow and diagonals is None \
-            else None
-        if terms is not None:  # from 18 qubits: Z words by their masks, no (2**n, width) matrix
-            self._diagonals = ZTerms(self._readout.width, np.ascontiguousarray(terms))
+        # what the kernel reads out itself, so that no state leaves it: the readout's matrix, or from 18 qubits its Z
+        # words by their masks (ZTerms; not for native-plain); None: the state leaves the kernel
+        self._kernel_readout = None
+        if program.startswith("native") and self._readout.width <= READOUT_MAX_COLUMNS:
+            diagonals = self._readout.diagonals()
+            terms = self._readout.z_terms() if diagonals is None and program != "native-plain" else None
+            if diagonals is not None:
+                self._kernel_readout = np.ascontiguousarray(diagonals, dtype=np.float64)
+            elif terms is not None:
+                self._kernel_readout = ZTerms(self._readout.width, np.ascontiguousarray(terms))
         self.n_outputs = self._readout.width
         self._input_shape = torch.Size(spec.input_shape)
 
@@ -121,7 +124,7 @@ class TorchStatevector:
             # (the forward's state, kept; the backward's copy of it and the adjoint state), 5.0 where the state
             # leaves it and its cotangent comes back (X or Y words, wide readouts); estimated 4.05 and 6.75 (two
             # more in flight and KEPT_OVERHEAD, gradient_peak_bytes)
-            kept = 1 if self._diagonals is not None else 3
+            kept = 1 if self._kernel_readout is not None else 3
             batch = padded(batch)  # the batch padded to whole vector registers
         else:
             kept = 2 * self._impl.n_phases + 2
@@ -136,8 +139,8 @@ class TorchStatevector:
 
     def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
         per_sample, shared, rdtype, cdtype = self._prepare(inputs, weights)
-        if self._diagonals is not None:  # the native program reads out in its own call
-            return self._impl.values(per_sample, shared, self._diagonals, rdtype)
+        if self._kernel_readout is not None:  # the native program reads out in its own call
+            return self._impl.values(per_sample, shared, self._kernel_readout, rdtype)
         return self._readout(self._impl.state(per_sample, shared, cdtype), rdtype)
 
     def _prepare(self, inputs: torch.Tensor, weights: tuple) -> tuple:

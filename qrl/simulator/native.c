@@ -43,8 +43,8 @@ static int backward_group(const int32_t *ops, int k, int G, int *first) {
 }
 
 /* Row j of a readout's K columns into row: from diag (2**n x K, row-major), or, with T > 0, from T Z-word terms
- * (column, mask, coefficient as three doubles each), a word's eigenvalue on basis state j being (-1)^popcount(j & mask):
- * no 2**n x K matrix at 18 and more qubits. */
+ * (column, mask, coefficient as three doubles each), a word's eigenvalue on basis state j being
+ * (-1)^popcount(j & mask): no 2**n x K matrix at 18 and more qubits. */
 static inline void readout_row(size_t j, int K, const double *diag, int T, const double *terms, double *row) {
     if (T == 0) {
         for (int k = 0; k < K; k++) row[k] = diag[j * K + k];

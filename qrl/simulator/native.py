@@ -406,18 +406,19 @@ class NativeProgram:
         rdtype = torch.float64 if cdtype == torch.complex128 else torch.float32
         return self._run(flat_a, shared, rdtype, None)
 
-    def values(self, flat_a: torch.Tensor, shared: torch.Tensor, diagonals, rdtype: torch.dtype):
-        """``|psi|^2 @ diagonals`` ``(B, K)`` (Z-type expectation values and probabilities, :meth:`qrl.simulator.
-        Readout.diagonals`; or :class:`ZTerms`) in the same kernel call: no state leaves the kernel."""
-        return self._run(flat_a, shared, rdtype, diagonals)
+    def values(self, flat_a: torch.Tensor, shared: torch.Tensor, readout, rdtype: torch.dtype):
+        """``|psi|^2 @ readout`` ``(B, K)`` for a readout matrix (Z-type expectation values and probabilities,
+        :meth:`qrl.simulator.Readout.diagonals`) or :class:`ZTerms`, in the same kernel call: no state leaves the
+        kernel."""
+        return self._run(flat_a, shared, rdtype, readout)
 
-    def _run(self, flat_a, shared, rdtype, diagonals):
+    def _run(self, flat_a, shared, rdtype, readout):
         self._bind(flat_a.device)
         if torch.is_grad_enabled() and (flat_a.requires_grad or shared.requires_grad):
-            return NativeRun.apply(self, flat_a, shared, rdtype, diagonals)
-        return self.forward(flat_a, shared, rdtype, diagonals, keep=False)[0]
+            return NativeRun.apply(self, flat_a, shared, rdtype, readout)
+        return self.forward(flat_a, shared, rdtype, readout, keep=False)[0]
 
-    def forward(self, flat_a: torch.Tensor, shared: torch.Tensor, rdtype: torch.dtype, diagonals,
+    def forward(self, flat_a: torch.Tensor, shared: torch.Tensor, rdtype: torch.dtype, readout,
                 keep: bool = True) -> tuple:
         """One forward kernel call: ``(out, state, trig)``, the last two for :meth:`backward` (``None`` with
         ``keep=False``: the kernel's own scratch memory, freed after the call)."""
@@ -427,8 +428,8 @@ class NativeProgram:
         angles, weights = _as_kernel_input(flat_a, rdtype), _as_kernel_input(shared, rdtype)
         trig = torch.empty(2 * (n_angle * rows + n_shared), dtype=rdtype) if keep else None
         state = torch.empty(2 * rows * dim + STATE_SKEW, dtype=rdtype) if keep else None
-        width, n_terms, diag, terms = _readout_args(diagonals)
-        if diagonals is None:
+        width, n_terms, diag, terms = _readout_args(readout)
+        if readout is None:
             out = torch.empty((batch, dim), dtype=torch.complex128 if rdtype == torch.float64 else torch.complex64)
             ptrs = (out.data_ptr(), None)
         else:
@@ -440,15 +441,15 @@ class NativeProgram:
             raise QRLError("the native kernel could not allocate its scratch memory; try a smaller batch")
         return out, state, trig
 
-    def backward(self, grad: torch.Tensor, state: torch.Tensor, trig: torch.Tensor, diagonals) -> tuple:
+    def backward(self, grad: torch.Tensor, state: torch.Tensor, trig: torch.Tensor, readout) -> tuple:
         """One backward kernel call: gradients ``(B, P)`` and ``(Q,)`` for the cotangent ``grad`` of the output."""
         (n_angle, n_shared, n_weight, n_ops), arrays, fns = self._bound
         batch = grad.shape[0]
         grad = grad.resolve_conj().contiguous()
         g_angles = torch.empty((batch, n_angle), dtype=trig.dtype)
         g_shared = torch.empty(n_weight, dtype=trig.dtype)
-        width, n_terms, diag, terms = _readout_args(diagonals)
-        ptrs = (grad.data_ptr(), None) if diagonals is None else (None, grad.data_ptr())
+        width, n_terms, diag, terms = _readout_args(readout)
+        ptrs = (grad.data_ptr(), None) if readout is None else (None, grad.data_ptr())
         if fns[trig.dtype, _width(batch)][1](self.n, batch, n_angle, n_shared, n_weight, n_ops, width, n_terms,
                               self.fused_runs[1], *arrays[:4], diag, terms, trig.data_ptr(), state.data_ptr(), *ptrs,
                               g_angles.data_ptr(), g_shared.data_ptr()) != 0:
@@ -468,9 +469,9 @@ class NativeRun(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, program: NativeProgram, flat_a: torch.Tensor, shared: torch.Tensor, rdtype: torch.dtype,
-                diagonals: np.ndarray | None):
-        out, state, trig = program.forward(flat_a, shared, rdtype, diagonals)
-        ctx.program, ctx.diagonals, ctx.dtypes = program, diagonals, (flat_a.dtype, shared.dtype, shared.shape)
+                readout):  # a readout matrix, ZTerms or None (the state)
+        out, state, trig = program.forward(flat_a, shared, rdtype, readout)
+        ctx.program, ctx.readout, ctx.dtypes = program, readout, (flat_a.dtype, shared.dtype, shared.shape)
         ctx.save_for_backward(state, trig)
         return out
 
@@ -478,6 +479,6 @@ class NativeRun(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad: torch.Tensor):
         state, trig = ctx.saved_tensors
-        g_angles, g_shared = ctx.program.backward(grad, state, trig, ctx.diagonals)
+        g_angles, g_shared = ctx.program.backward(grad, state, trig, ctx.readout)
         a_dtype, s_dtype, s_shape = ctx.dtypes
         return None, g_angles.to(a_dtype), g_shared.to(s_dtype).reshape(s_shape), None, None

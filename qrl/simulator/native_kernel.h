@@ -486,9 +486,9 @@ int FN(forward)(int n, int B, int P, int S, int Q, int nops, int K, int T, int G
 }
 
 /* the adjoint method from the forward's state: its cotangent is grad (B, 2**n, interleaved complex) or, with
- * K > 0, made from gvals (B, K), the cotangent of the values: lam = 2 (gvals @ D^T) psi (D as in forward). d(loss)/d(angle)
- * into gangles (B, P) and, summed over the batch, gshared (Q); G as in forward. Returns 0, or -1 (no scratch
- * memory). */
+ * K > 0, made from gvals (B, K), the cotangent of the values: lam = 2 (gvals @ D^T) psi (D as in forward).
+ * d(loss)/d(angle) into gangles (B, P) and, summed over the batch, gshared (Q); G as in forward. Returns 0, or -1
+ * (no scratch memory). */
 int FN(backward)(int n, int B, int P, int S, int Q, int nops, int K, int T, int G, const int32_t *ops,
                  const double *mre, const double *mim, const int32_t *perm, const double *diag, const double *terms,
                  const REAL *trig, const REAL *state,
