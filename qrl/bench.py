@@ -411,6 +411,88 @@ def _scaling_vqc(spec, backend: str):
     return vqc
 
 
+# -- calls: the cost model of rollout-sized calls ---------------------------------------------------------
+
+CALL_CIRCUITS = ("hea", "strongly_entangling", "meyer_iqp", "chen_vqdqn", "lockwood_si", "hsiao", "born_parity",
+                 "jerbi_skolik")
+"""The circuits ``qrl bench calls`` measures by default: the built-in ansatze and the circuit library."""
+
+
+def bench_calls(circuits: tuple[str, ...] = CALL_CIRCUITS, qubits: tuple[int, ...] = (12, 13, 14, 15, 16),
+                batches: tuple[int, ...] = (1, 4, 8, 16), n_layers: int = 5, budget_s: float = 0.5,
+                log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Forward + backward of each circuit (a built-in ansatz's name, or a circuit of the library as
+    :func:`bench_scaling` builds it) on the torch program and on the native kernel, side by side, per qubit count and
+    batch; with the structure the cost model reads (:class:`qrl.backends.calls.CallModel`), the model fitted to these
+    calls, and the choice of the model ``device="auto"`` uses now (:func:`qrl.backends.select.call_model`)."""
+    from qrl.backends.calls import fit_call_model
+    from qrl.backends.select import NATIVE, call_model
+
+    model, rows = call_model(), []
+    for name in circuits:
+        for n in qubits:
+            spec = _named_spec(name, n, n_layers)
+            torch_vqc, kernel_vqc = _scaling_vqc(spec, "torch"), _scaling_vqc(spec, NATIVE)
+            shape = {"circuit": name, "qubits": n, "nodes": torch_vqc.backend.autograd_nodes(),
+                     "torch_passes": torch_vqc.backend.passes(),
+                     "kernel_passes": kernel_vqc.backend.native_passes(merge_diagonals=True),
+                     "rotations": kernel_vqc.backend.native_rotations()}
+            if shape["torch_passes"] is None:
+                raise QRLError(f"{name} at {n} qubits runs the dense torch program, which the model does not "
+                               f"describe; try 12 qubits or more")
+            for batch in batches:
+                x = torch.randn(batch, n, generator=torch.Generator().manual_seed(n))
+                times = _median_times({"torch": _step(torch_vqc, x), "kernel": _step(kernel_vqc, x)},
+                                      min_repeats=3, budget_s=budget_s)
+                row = {**shape, "batch": batch, "torch_s": times["torch"], "kernel_s": times["kernel"]}
+                estimate = (model.torch_seconds(row["nodes"], row["torch_passes"], n, batch),
+                            model.kernel_seconds(row["kernel_passes"], row["rotations"], n, batch))
+                row["model_choice"] = "kernel" if estimate[1] <= estimate[0] else "torch"
+                rows.append(row)
+                if log:
+                    log(f"{name} n={n} batch={batch}: torch {times['torch'] * 1e3:.2f} ms, kernel "
+                        f"{times['kernel'] * 1e3:.2f} ms, model {row['model_choice']}")
+    return {"kind": "calls", "circuits": list(circuits), "qubits": list(qubits), "batches": list(batches),
+            "n_layers": n_layers, "rows": rows, "model": model.to_json(), "fit": fit_call_model(rows).to_json()}
+
+
+def _named_spec(name: str, n: int, n_layers: int):
+    from qrl.circuits import ANSATZE, CircuitSpec, custom_circuit
+
+    if name in ANSATZE:
+        return CircuitSpec(n_qubits=n, n_layers=n_layers, n_inputs=n, n_outputs=n, ansatz=name)
+    return custom_circuit(name, n_qubits=n, n_inputs=n, n_layers=n_layers, obs_map="identity", output_scaling=False)
+
+
+def _step(vqc: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def step():
+        vqc.zero_grad(set_to_none=True)
+        vqc(x).sum().backward()
+
+    return step
+
+
+def format_calls(result: dict[str, Any], slower: float = 1.2) -> str:
+    """Markdown, a row per circuit, qubit count and batch: both programs' times and the model's choice over the
+    faster; then how many choices were within ``slower`` of the faster, and the fitted constants."""
+    lines = ["| circuit | qubits | batch | torch (ms) | kernel (ms) | model's choice | choice / faster |",
+             "|---|---|---|---|---|---|---|"]
+    ratios = []
+    for r in result["rows"]:
+        ratio = r[f"{r['model_choice']}_s"] / min(r["torch_s"], r["kernel_s"])
+        ratios.append(ratio)
+        lines.append(f"| {r['circuit']} | {r['qubits']} | {r['batch']} | {_ms(r['torch_s'])} | {_ms(r['kernel_s'])} | "
+                     f"{r['model_choice']} | {ratio:.2f}x |")
+    fit = result["fit"]
+    lines += ["", f"model's choice within {slower}x of the faster program in {sum(x <= slower for x in ratios)} of "
+              f"{len(ratios)} calls (worst {max(ratios):.2f}x)",
+              f"fitted to these calls: torch {fit['node_s'] * 1e6:.2f} us per node, {fit['torch_pass_s'][0] * 1e9:.2f} "
+              f"ns per amplitude and pass in the cache, {fit['torch_pass_s'][1] * 1e9:.2f} beyond; kernel "
+              + ", ".join(f"{s * 1e9:.2f} ns per amplitude and pass of a vector of {w}"
+                          for w, s in fit["kernel_pass_s"].items())]
+    return "\n".join(lines)
+
+
 # -- circuits -------------------------------------------------------------------------------------------
 
 FLEXIBILITY_GOAL = 1.3

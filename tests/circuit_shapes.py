@@ -1,5 +1,6 @@
-"""A user's circuit for `qrl bench scaling --circuit circuit_shapes:one_cnot` (README, "Circuits of other shapes"):
-each layer an encoding RX and a Rot on every wire, then one CNOT, on a wire pair that moves with the layer."""
+"""Users' circuits for `qrl bench scaling --circuit circuit_shapes:one_cnot` (README, "Circuits of other shapes": each
+layer an encoding RX and a Rot on every wire, then one CNOT, on a wire pair that moves with the layer) and `qrl bench
+calls --circuits circuit_shapes:brick_cz ...`: four shapes the cost model of rollout-sized calls was not fitted to."""
 
 import pennylane as qml
 
@@ -14,4 +15,56 @@ def one_cnot(inputs, weights):
             qml.RX(inputs[..., i], wires=i)
             qml.Rot(weights[layer, i, 0], weights[layer, i, 1], weights[layer, i, 2], wires=i)
         qml.CNOT(wires=[layer % n, (layer + 1) % n])
+    return [qml.expval(qml.PauliZ(i)) for i in range(n)]
+
+
+@register_circuit("brick_cz", weight_shapes=lambda n, layers: {"weights": (layers, n)}, replace=True)
+def brick_cz(inputs, weights):
+    """RY(x * w) on every wire, then CZs on alternate neighbour pairs (a brick wall)."""
+    layers, n = weights.shape[0], weights.shape[1]
+    for layer in range(layers):
+        for i in range(n):
+            qml.RY(inputs[..., i] * weights[layer, i], wires=i)
+        for i in range(layer % 2, n - 1, 2):
+            qml.CZ(wires=[i, i + 1])
+    return [qml.expval(qml.PauliZ(i)) for i in range(n)]
+
+
+@register_circuit("zz_ring", weight_shapes=lambda n, layers: {"weights": (layers, n, 2)}, replace=True)
+def zz_ring(inputs, weights):
+    """RX(x) on every wire, an IsingZZ ring, RY on every wire."""
+    layers, n = weights.shape[0], weights.shape[1]
+    for layer in range(layers):
+        for i in range(n):
+            qml.RX(inputs[..., i], wires=i)
+        for i in range(n):
+            qml.IsingZZ(weights[layer, i, 0], wires=[i, (i + 1) % n])
+        for i in range(n):
+            qml.RY(weights[layer, i, 1], wires=i)
+    return [qml.expval(qml.PauliZ(i)) for i in range(n)]
+
+
+@register_circuit("crx_chain", weight_shapes=lambda n, layers: {"weights": (layers, n, 2)}, replace=True)
+def crx_chain(inputs, weights):
+    """RY(x + w) on every wire, then a chain of CRX; Z0 Z(n-1) and Z on all but the last wire read out."""
+    layers, n = weights.shape[0], weights.shape[1]
+    for layer in range(layers):
+        for i in range(n):
+            qml.RY(inputs[..., i] + weights[layer, i, 0], wires=i)
+        for i in range(n - 1):
+            qml.CRX(weights[layer, i, 1], wires=[i, i + 1])
+    return [qml.expval(qml.PauliZ(0) @ qml.PauliZ(n - 1))] + [qml.expval(qml.PauliZ(i)) for i in range(n - 1)]
+
+
+@register_circuit("two_cnot_rz", weight_shapes=lambda n, layers: {"weights": (layers, n, 2)}, replace=True)
+def two_cnot_rz(inputs, weights):
+    """RY(x), RZ, RY on every wire, then two CNOTs: across the ends and in the middle."""
+    layers, n = weights.shape[0], weights.shape[1]
+    for layer in range(layers):
+        for i in range(n):
+            qml.RY(inputs[..., i], wires=i)
+            qml.RZ(weights[layer, i, 0], wires=i)
+            qml.RY(weights[layer, i, 1], wires=i)
+        qml.CNOT(wires=[0, n - 1])
+        qml.CNOT(wires=[n // 2, (n // 2 + 1) % n])
     return [qml.expval(qml.PauliZ(i)) for i in range(n)]

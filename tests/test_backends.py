@@ -850,10 +850,10 @@ def test_auto_runs_calls_on_an_accelerator_on_the_torch_program_there(monkeypatc
 
 
 def test_auto_takes_the_native_kernel_where_measured_fastest(monkeypatch):
-    """The native kernel where the tables name it, at every size; for rollout-sized calls from 12 qubits only on
-    circuits within the pass ratio; on a GPU, and where the kernel cannot be built, the torch program."""
+    """The native kernel where the tables name it, at every size; for rollout-sized calls from 12 qubits where the cost
+    model estimates it the faster; on a GPU, and where the kernel cannot be built, the torch program."""
     from qrl.backends import dispatch, select
-    from qrl.backends.dispatch import SMALL_BATCH_MAX, TINY_BATCH_MAX, AcceleratorDispatch
+    from qrl.backends.dispatch import TINY_BATCH_MAX, AcceleratorDispatch
     from qrl.circuits import custom_circuit
     from qrl.simulator import native
 
@@ -884,10 +884,10 @@ def test_auto_takes_the_native_kernel_where_measured_fastest(monkeypatch):
     assert backend.for_inputs(angles[:TINY_BATCH_MAX]).program != "native"
     assert backend.for_inputs(angles[:TINY_BATCH_MAX + 1]).program == "native" == backend.cpu.large.program
     monkeypatch.setattr(select, "tiny_batch_table", lambda: both)
-    for n_qubits in (10, 12):  # 7.2 native passes per torch pass: rollouts on the kernel below 12 qubits only
-        meyer = custom_circuit("meyer_iqp", n_qubits=n_qubits, n_inputs=n_qubits, n_layers=1)
+    for n_qubits in (10, 12):  # rollouts on the kernel below 12 qubits whatever the circuit; from 12 by their cost
+        meyer = custom_circuit("meyer_iqp", n_qubits=n_qubits, n_inputs=n_qubits, n_layers=4)
         backend = make_backend(meyer, "auto")
-        rollouts = backend.for_inputs(torch.zeros(SMALL_BATCH_MAX, n_qubits))
+        rollouts = backend.for_inputs(torch.zeros(8, n_qubits))
         assert (rollouts.program == "native") == (n_qubits < select.NATIVE_PASS_RATIO_MIN_QUBITS)
         assert rollouts is backend.for_inputs(torch.zeros(1, n_qubits))  # one sample: the same choice
         assert backend.for_inputs(torch.zeros(64, n_qubits)).program == "native"  # updates: the kernel
@@ -901,8 +901,8 @@ def test_auto_takes_the_native_kernel_where_measured_fastest(monkeypatch):
 
 
 def test_auto_builds_each_program_once(monkeypatch):
-    """The rule for rollout-sized calls counts the passes of the kernel's and the torch program (from 12 qubits);
-    auto then runs the programs it built (building the kernel's took seconds at 20 qubits)."""
+    """The rules for rollout-sized calls count the passes and nodes of the kernel's and the torch program (from 12
+    qubits); auto then runs the programs it built (building the kernel's took seconds at 20 qubits)."""
     from qrl.backends import select
     from qrl.simulator import native
 
@@ -913,10 +913,78 @@ def test_auto_builds_each_program_once(monkeypatch):
         monkeypatch.setattr(select, table, lambda: {4: select.NATIVE, 14: select.NATIVE})
     hea = CircuitSpec(n_qubits=12, n_layers=2, n_inputs=12, n_outputs=2)
     backend = make_backend(hea, "auto")
-    assert len(built) == 1 and all(backend.for_batch(b).program == "native" for b in (1, 8, 64))
-    monkeypatch.setattr(select, "tiny_batch_table", lambda: {4: "torch", 14: "torch"})  # one sample: torch
+    assert len(built) == 1 and all(backend.for_batch(b).program == "native" for b in (8, 64))
+    assert backend.for_batch(1).program != "native"  # the cost model: one sample is cheaper on the torch program
+    monkeypatch.setattr(select, "small_batch_table", lambda: {4: "torch", 14: "torch"})  # rollouts: the model
+    monkeypatch.setattr(select, "tiny_batch_table", lambda: {4: "torch", 14: "torch"})
     backend = make_backend(hea, "auto")
-    assert len(built) == 2 and backend.for_batch(1).program != "native" and backend.for_batch(64).program == "native"
+    assert len(built) == 2 and backend.for_batch(1).program != "native" and backend.for_batch(8).program == "native"
+    assert backend.for_batch(64).program == "native"
+
+
+def test_auto_chooses_the_program_of_each_rollout_sized_call_by_its_estimated_cost(monkeypatch):
+    """From 12 qubits each call of 1-16 samples runs on the kernel or the torch program, whichever the cost model
+    estimates the faster at that batch: it agrees with the crossovers measured on ``hea`` (the kernel at batch 8, the
+    torch program at batch 1; qrl/data/crossovers.json), and it takes the measured faster program for circuits of
+    other shapes (README, "Rollout-sized calls by a cost model"): ``one_cnot`` on the kernel at 12 qubits (1.28x and
+    1.57x faster at batch 1 and 8, where its torch program launches 3.6 times ``hsiao``'s operations), ``hsiao`` on
+    the torch program at every rollout batch, Meyer et al.'s circuit there too at 12-13 qubits and batch 1-8. Above
+    CALL_MODEL_MAX_QUBITS the pass ratio decides calls of 3-16 samples, as before the model."""
+    import circuit_shapes  # noqa: F401  (registers one_cnot)
+
+    from qrl.backends import select
+    from qrl.circuits import custom_circuit
+
+    for n in (12, 14, 16, 18):
+        names = select.rollout_devices(CircuitSpec(n_qubits=n, n_layers=5, n_inputs=n, n_outputs=n))
+        assert names[0] == select.tiny_batch_table()[n] == "torch", n
+        assert names[7] == select.small_batch_table()[n] == select.NATIVE, n
+    assert select.rollout_devices(CircuitSpec(n_qubits=10, n_layers=5, n_inputs=10))[0] == select.NATIVE  # below 12
+    for name, n_layers, n, expected in (("one_cnot", 5, 12, {1: select.NATIVE, 8: select.NATIVE}),
+                                        ("hsiao", 5, 12, dict.fromkeys(range(1, 17), "torch")),
+                                        ("meyer_iqp", 4, 12, dict.fromkeys(range(1, 9), "torch")),
+                                        ("meyer_iqp", 4, 13, dict.fromkeys(range(1, 9), "torch"))):
+        spec = custom_circuit(name, n_qubits=n, n_inputs=n, n_layers=n_layers)
+        programs: dict = {}
+        names = select.rollout_devices(spec, programs)
+        assert {b: names[b - 1] for b in expected} == expected, (name, n)
+        kernel, torch_program, model = programs[select.NATIVE], programs["torch"], select.call_model()
+        work = kernel.native_passes(True), kernel.native_rotations(), n
+        cost = torch_program.autograd_nodes(), torch_program.passes(), n
+        assert names == [select.NATIVE if model.kernel_seconds(*work, b) <= model.torch_seconds(*cost, b) else "torch"
+                         for b in range(1, 17)]
+        backend = make_backend(spec, "auto")
+        assert all((backend.for_batch(b).program == "native") == (c == select.NATIVE)
+                   for b, c in enumerate(names, start=1))
+    for name, kernel_from in (("meyer_iqp", None), ("hea", 3)):  # above 18 qubits: the pass ratio (7.2 and 3.3)
+        spec = custom_circuit(name, n_qubits=20, n_inputs=20, n_layers=1) if name != "hea" else CircuitSpec(
+            n_qubits=20, n_layers=1, n_inputs=20, n_outputs=2)
+        names = select.rollout_devices(spec)
+        assert names == ["torch"] * (kernel_from - 1 if kernel_from else 16) + [select.NATIVE] * (
+            17 - kernel_from if kernel_from else 0), name
+    monkeypatch.setattr(select, "tiny_batch_table", lambda: {4: "lightning.qubit", 20: "lightning.qubit"})
+    names = select.rollout_devices(custom_circuit("one_cnot", n_qubits=12, n_inputs=12, n_layers=5))
+    assert names[:2] == ["lightning.qubit"] * 2 and names[2:] == [select.NATIVE] * 14  # a table's Lightning stays
+
+
+def test_the_users_circuit_shapes_run_alike_on_lightning_the_torch_programs_and_the_kernel():
+    """The circuits of tests/circuit_shapes.py, which measure auto's rules on users' shapes, give Lightning's values
+    and gradients on the torch programs and the kernel (float64)."""
+    import circuit_shapes  # noqa: F401  (registers them)
+
+    from qrl.circuits import custom_circuit
+
+    for name in ("one_cnot", "brick_cz", "zz_ring", "crx_chain", "two_cnot_rz"):
+        spec = custom_circuit(name, n_qubits=5, n_inputs=5, n_layers=3)
+        gen = torch.Generator().manual_seed(3)
+        weights = torch.rand(spec.weight_shapes["weights"], generator=gen, dtype=torch.float64) * 2 * math.pi
+        angles = torch.rand(4, 5, generator=gen, dtype=torch.float64) * 2 * math.pi
+        cot = torch.randn(4, spec.n_outputs, generator=gen, dtype=torch.float64)
+        reference = values_and_grads(make_backend(spec, "lightning.qubit"), angles, weights, cot)
+        for program in ("wires", "fused", "native"):
+            got = values_and_grads(TorchStatevector(spec, program), angles, weights, cot)
+            for r, g in zip(reference, got, strict=True):
+                np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0, err_msg=f"{name} {program}")
 
 
 def test_auto_keeps_update_sized_calls_of_unentangled_circuits_off_the_kernel(monkeypatch):
@@ -1057,3 +1125,11 @@ def test_a_batch_dispatch_pickled_before_tiny_batches_had_a_backend_runs_them_on
     restored = pickle.loads(pickle.dumps(old))
     assert [restored.for_batch(b).program for b in (1, 16, 17)] == ["dense", "dense", "wires"]
     assert restored.passes() == large.passes()  # attributes still come from the update batches' backend
+    spilled = []
+    per_batch = BatchDispatch(large, small, max_small=3, rollouts=(tiny, small, None),
+                              spill=lambda: spilled.append(1) or large)
+    assert [per_batch.for_batch(b) for b in (1, 2, 3, 4)] == [tiny, small, large, large] and spilled == [1]
+    assert per_batch.for_batch(3) is large and spilled == [1]  # 3: spilled, the spill backend made once
+    restored = pickle.loads(pickle.dumps(BatchDispatch(large, small, max_small=3, rollouts=(tiny, small, small))))
+    assert [restored.for_batch(b).program for b in (1, 2, 3, 4)] == ["plain", "dense", "dense", "wires"]
+    assert restored.for_batch(2) is restored.for_batch(3)  # one backend, pickled once

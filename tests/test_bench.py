@@ -691,3 +691,66 @@ def test_the_readme_26_qubit_batch_4_point_is_the_committed_measurement():
     slower = s["lightning.qubit"] / s["torch:native"]
     assert f"{slower:.2f}x" == "1.91x" and f"{s['lightning.qubit'] / s['torch']:.2f}x" == "1.67x"
     assert "the kernel took 320 s, torch 367 s and Lightning 612 s, so auto, on Lightning, was 1.91x slower" in readme
+
+
+def _calls(model, circuits: dict) -> list[dict]:
+    """Calls whose times ``model`` gives exactly, for ``circuits`` (``{name: (nodes, torch passes, kernel passes,
+    rotations)}``) at 12-16 qubits and 1, 4, 8 and 16 samples."""
+    return [{"circuit": name, "qubits": n, "batch": b, "nodes": s[0], "torch_passes": s[1], "kernel_passes": s[2],
+             "rotations": s[3], "torch_s": model.torch_seconds(s[0], s[1], n, b),
+             "kernel_s": model.kernel_seconds(s[2], s[3], n, b)}
+            for name, s in circuits.items() for n in (12, 13, 14, 15, 16) for b in (1, 4, 8, 16)]
+
+
+def test_the_call_model_fit_finds_the_constants_of_calls_it_describes():
+    """The fit recovers the constants of calls a model generated (to 1e-6), refuses calls that cannot tell its
+    constants apart, and a stored model round-trips through JSON; anything else stored reads as none."""
+    import pytest
+
+    from qrl.backends.calls import DEFAULT_CALL_MODEL, CallModel, fit_call_model
+    from qrl.errors import QRLError
+
+    truth = CallModel(5e-6, (4e-9, 9e-9), {4: 6e-9, 8: 7e-9, 16: 12e-9})
+    rows = _calls(truth, {"a": (137, 20, 65, 180), "b": (700, 4, 43, 240), "c": (186, 3, 36, 240)})
+    fit = fit_call_model(rows)
+    for got, want in zip(fit.to_json().values(), truth.to_json().values(), strict=True):
+        values = zip(got.values(), want.values(), strict=True) if isinstance(got, dict) else (
+            zip(got, want, strict=True) if isinstance(got, list) else [(got, want)])
+        assert all(abs(g / w - 1) < 1e-6 for g, w in values), (got, want)
+    with pytest.raises(QRLError, match="exceeds it"):
+        fit_call_model([r for r in rows if r["qubits"] <= 14 and r["batch"] <= 8])
+    with pytest.raises(QRLError, match="vectors"):
+        fit_call_model([r for r in rows if r["batch"] != 16])
+    assert CallModel.from_json(fit.to_json()) == fit and CallModel.from_json(DEFAULT_CALL_MODEL.to_json()) is not None
+    for bad in (None, [], {"node_s": 1e-6}, {**truth.to_json(), "node_s": -1.0}, {**truth.to_json(), "node_s": "x"},
+                {**truth.to_json(), "kernel_pass_s": {"4": 1e-9}}, {**truth.to_json(), "torch_pass_s": [1e-9]}):
+        assert CallModel.from_json(bad) is None, bad
+
+
+def test_calls_bench_times_both_programs_and_stores_its_fit_for_auto(tmp_path, capsys, monkeypatch):
+    """`qrl bench calls` times the torch program and the kernel side by side, prints the model's choice over the
+    faster, and with --update-auto stores its fit, which auto then uses (and a main-table update keeps)."""
+    from qrl.backends import select
+
+    crossovers = tmp_path / "crossovers.json"
+    monkeypatch.setattr(select, "CROSSOVERS", crossovers)
+    select.call_model.cache_clear()
+    args = ["bench", "calls", "--circuits", "hea", "hsiao", "--qubits", "12", "15", "--batches", "1", "4", "8", "16",
+            "--layers", "1", "--budget", "0", "--out", str(tmp_path)]
+    assert main([*args, "--update-auto"]) == 0
+    out = capsys.readouterr().out
+    assert "| circuit | qubits | batch | torch (ms) | kernel (ms) | model's choice | choice / faster |" in out
+    assert "of 16 calls" in out and "now chooses rollout-sized calls by the fitted model" in out
+    (path,) = tmp_path.glob("calls-*.json")
+    result = json.loads(path.read_text())
+    assert len(result["rows"]) == 16 and {r["circuit"] for r in result["rows"]} == {"hea", "hsiao"}
+    assert all(r["torch_s"] > 0 and r["kernel_s"] > 0 and r["nodes"] > 0 for r in result["rows"])
+    stored = json.loads(crossovers.read_text())["call_model"]
+    assert stored["model"] == result["fit"] and "--update-auto" in stored["command"]
+    assert select.call_model().to_json() == result["fit"]
+    select.write_crossovers({"batch": 64, "fastest": {"4": "torch"}}, "main", {})
+    assert json.loads(crossovers.read_text())["call_model"] == stored  # kept beside the main table
+    for bad in (["--qubits", "8"], ["--batches", "0"], ["--layers", "0"]):
+        assert main([*args, *bad]) == 2
+    for table in (select.auto_table, select.small_batch_table, select.tiny_batch_table, select.call_model):
+        table.cache_clear()

@@ -26,6 +26,10 @@ class BatchDispatch:
     that backend's forward + backward fits in memory}``), a larger call runs on ``spill()`` instead (Lightning: a few
     state vectors whatever the batch), made on the first such call.
 
+    With ``rollouts`` (a backend for each batch size from 1 to its length, or ``None`` for a batch that does not fit
+    in memory: :func:`qrl.backends.select.rollout_devices`), a call of at most that many samples runs on its entry
+    instead, and ``small``, ``tiny`` and their limits are not used.
+
     All are exact backends of one circuit (``f(inputs, *weights)``), so a call's values and gradients are the
     same to rounding (1e-13 in float64) whichever runs it; the choice depends on the batch size only, so a
     seeded training run stays deterministic. Memory checks and the pass counts describe ``large``, the
@@ -33,13 +37,17 @@ class BatchDispatch:
     """
 
     def __init__(self, large, small, max_small: int = SMALL_BATCH_MAX, tiny=None, max_tiny: int = TINY_BATCH_MAX,
-                 limits: dict[str, int] | None = None, spill=None):
+                 limits: dict[str, int] | None = None, spill=None, rollouts: tuple | None = None):
         self.large, self.small, self.max_small = large, small, max_small
         self.tiny, self.max_tiny = tiny, max_tiny
         self.limits, self.spill, self.spilled = dict(limits or {}), spill, None
+        self.rollouts = None if rollouts is None else tuple(rollouts)
 
     def for_batch(self, batch: int):
         """The backend that runs a call of ``batch`` samples."""
+        rollouts = getattr(self, "rollouts", None)  # (pickled before a backend per batch size: none)
+        if rollouts is not None and 1 <= batch <= len(rollouts):
+            return rollouts[batch - 1] if rollouts[batch - 1] is not None else self._spilled()
         tiny = getattr(self, "tiny", None)  # (pickled before tiny batches had their own backend: none)
         if tiny is not None and batch <= self.max_tiny:
             role, chosen = "tiny", tiny
@@ -48,8 +56,10 @@ class BatchDispatch:
         else:
             role, chosen = "large", self.large
         limit = getattr(self, "limits", {}).get(role)  # (pickled before the memory limits: none)
-        if limit is None or batch <= limit:
-            return chosen
+        return chosen if limit is None or batch <= limit else self._spilled()
+
+    def _spilled(self):
+        """The backend of calls that would not fit in memory, made on the first such call."""
         if self.spilled is None:
             self.spilled = self.spill()
         return self.spilled
@@ -67,7 +77,7 @@ class BatchDispatch:
         return getattr(self.large, name)
 
 
-_BATCH_DISPATCH_SLOTS = ("large", "small", "max_small", "tiny", "max_tiny", "limits", "spill", "spilled")
+_BATCH_DISPATCH_SLOTS = ("large", "small", "max_small", "tiny", "max_tiny", "limits", "spill", "spilled", "rollouts")
 
 
 def on_accelerator(inputs: torch.Tensor) -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pennylane as qml
 
+from qrl.backends.calls import DEFAULT_CALL_MODEL, CallModel
 from qrl.backends.dispatch import (
     SMALL_BATCH_MAX,
     TINY_BATCH_MAX,
@@ -41,14 +42,6 @@ deterministic."""
 SPILL = "lightning.qubit"
 CROSSOVERS = Path(__file__).resolve().parents[1] / "data" / "crossovers.json"
 NATIVE = "torch:native"
-NATIVE_SMALL_BATCH_PASS_RATIO = 6
-"""Calls of at most ``SMALL_BATCH_MAX`` samples run on the native kernel, from :data:`NATIVE_PASS_RATIO_MIN_QUBITS`
-qubits, only where the circuit makes at most this many of its passes per pass of the torch program (the crossovers
-are measured on ``hea``: about 3). The kernel makes one pass per wire's run of one-qubit gates and per two-qubit
-gate, where the torch program multiplies several into one. Measured at batch 8 (README, "The native kernel"):
-``strongly_entangling`` (5 per pass) 2.4x, 1.05x and 0.98x as fast on the kernel at 10, 12 and 14 qubits; Meyer et
-al.'s circuit (7.2) 0.66x and 0.63x at 12 and 14. At update-sized batches the kernel was as fast or faster on all
-three at 10-16 qubits."""
 NATIVE_LARGE_BATCH_WORK_RATIO = 24
 """Calls of more than ``SMALL_BATCH_MAX`` samples run on the native kernel, from :data:`NATIVE_PASS_RATIO_MIN_QUBITS`
 qubits, only where its work per pass of the torch program is at most this: its passes plus half a pass per rotation
@@ -66,8 +59,25 @@ in complex64) stays in the L2 cache and the kernel's passes cost less: a user's 
 (37.8) ran 1.18x slower on the kernel, where the limit of 24 takes torch."""
 NATIVE_PASS_RATIO_MIN_QUBITS = 12
 """Below this many qubits a small call costs what its per-call work costs, not its passes, and the kernel is the
-faster whatever the pass ratio: Meyer et al.'s circuit (4 layers) ran 1.5x-8.1x faster on it at 4-10 qubits and batch
-8, 1.05x-5.9x at batch 1 (README, "Where ``device="auto"`` takes it")."""
+faster whatever the circuit: Meyer et al.'s circuit (4 layers) ran 1.5x-8.1x faster on it at 4-10 qubits and batch
+8, 1.05x-5.9x at batch 1 (README, "Where ``device="auto"`` takes it"). From this many qubits the rules of the kernel
+choose between it and the torch program: :func:`rollout_devices` for calls of up to ``SMALL_BATCH_MAX`` samples,
+:data:`NATIVE_LARGE_BATCH_WORK_RATIO` above."""
+CALL_MODEL_MAX_QUBITS = 18
+"""The cost model chooses rollout-sized calls' program up to this many qubits: it was fitted at 12-16 and checked at
+18 (README, "Rollout-sized calls by a cost model"). Beyond, its estimate of the torch program's passes is low: ``hea``
+at 24 qubits and batch 8 took 153.8 s on it, 33 ns per amplitude and pass (the adjoint backward it takes there, and
+memory traffic), against the 8.8 fitted; the model would take the torch program where the kernel was measured faster
+(26 qubits, batch 4). There a call of 3-16 samples runs on the kernel, where the tables name it, only within
+:data:`NATIVE_SMALL_BATCH_PASS_RATIO`."""
+NATIVE_SMALL_BATCH_PASS_RATIO = 6
+"""Above :data:`CALL_MODEL_MAX_QUBITS` qubits, calls of 3-16 samples run on the native kernel only where the circuit
+makes at most this many of its passes per pass of the torch program (consecutive diagonal gates counted as one: the
+kernel runs a ring of CZs as one pass at every size, other diagonal gates up to 20 qubits; counted gate by gate,
+``hea``'s rings had made 6.3-6.9 passes per torch pass at 22-26 qubits, where the kernel was faster at batch 8 at 22
+and 24 qubits and at batch 4 at 26). Measured at batch 8 and 12-14 qubits, where this rule decided until the cost
+model: ``strongly_entangling`` (5 per pass) 1.05x and 0.98x as fast on the kernel at 12 and 14 qubits; Meyer et
+al.'s circuit (7.2) 0.66x and 0.63x."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -143,33 +153,74 @@ def resolve_device_name(device: str, spec: CircuitSpec, shots: int | None = None
     return device
 
 
-def small_batch_device(spec: CircuitSpec, programs: dict | None = None) -> str:
-    """The exact backend ``device="auto"`` runs calls of at most ``SMALL_BATCH_MAX`` samples on. ``programs``
-    (``{device name: backend}``) keeps the programs built to decide it, for the caller to reuse."""
+def small_batch_device(spec: CircuitSpec) -> str:
+    """The exact backend the small-batch crossovers name for calls of at most ``SMALL_BATCH_MAX`` samples (else the
+    main ones'): :func:`rollout_devices` chooses from it per batch size."""
     table = small_batch_table()
-    name = _fastest(table, spec.n_qubits) if table else _fastest(auto_table(), spec.n_qubits)
-    return _for_small_batches(name, spec, {} if programs is None else programs)
+    return _runnable(_fastest(table, spec.n_qubits) if table else _fastest(auto_table(), spec.n_qubits), spec)
 
 
-def tiny_batch_device(spec: CircuitSpec, programs: dict | None = None) -> str:
-    """The exact backend ``device="auto"`` runs calls of at most ``TINY_BATCH_MAX`` samples on: up to the largest size
-    the tiny-batch crossovers measured, their choice where they are stored, else :func:`small_batch_device`'s."""
-    programs = {} if programs is None else programs
+def tiny_batch_device(spec: CircuitSpec) -> str:
+    """The exact backend the tiny-batch crossovers name for calls of at most ``TINY_BATCH_MAX`` samples, up to the
+    largest size they measured; else :func:`small_batch_device`'s."""
     table = tiny_batch_table()
     if not table or spec.n_qubits > max(table):  # above it: the small table's
-        return small_batch_device(spec, programs)
-    return _for_small_batches(_fastest(table, spec.n_qubits), spec, programs)
+        return small_batch_device(spec)
+    return _runnable(_fastest(table, spec.n_qubits), spec)
 
 
-def _for_small_batches(name: str, spec: CircuitSpec, programs: dict) -> str:
-    """:func:`_runnable`'s choice for calls of at most ``SMALL_BATCH_MAX`` samples: from
-    :data:`NATIVE_PASS_RATIO_MIN_QUBITS` qubits, the native kernel only for circuits within
-    :data:`NATIVE_SMALL_BATCH_PASS_RATIO`, else the torch program."""
-    name = _runnable(name, spec)
-    if name == NATIVE and spec.n_qubits >= NATIVE_PASS_RATIO_MIN_QUBITS and \
-            not _native_pays_for_small_batches(spec, programs):
-        return "torch"
-    return name
+def rollout_devices(spec: CircuitSpec, programs: dict | None = None) -> list[str]:
+    """The exact backend ``device="auto"`` runs a call of ``b`` samples on, for ``b`` from 1 to ``SMALL_BATCH_MAX``
+    (entry ``b - 1``): the tiny- or small-batch crossovers' choice, and from :data:`NATIVE_PASS_RATIO_MIN_QUBITS` to
+    :data:`CALL_MODEL_MAX_QUBITS` qubits, where that is the kernel or the torch program, whichever of the two the cost
+    model estimates the faster for this circuit at ``b`` samples (:func:`call_model`,
+    :class:`qrl.backends.calls.CallModel`); above, :data:`NATIVE_SMALL_BATCH_PASS_RATIO`. The crossovers are
+    measured on ``hea``; a circuit of another shape costs the two programs otherwise (``one_cnot`` at 12 qubits: few
+    passes of the torch program, but 3.6 times ``hsiao``'s operations). ``programs`` (``{device name: backend}``)
+    keeps the programs built to decide, for the caller to reuse."""
+    programs = {} if programs is None else programs
+    tiny, small = tiny_batch_device(spec), small_batch_device(spec)
+    names = [tiny if b <= TINY_BATCH_MAX else small for b in range(1, SMALL_BATCH_MAX + 1)]
+    if spec.n_qubits < NATIVE_PASS_RATIO_MIN_QUBITS or not any(n in (NATIVE, "torch") for n in names) or \
+            not _kernel_runs(spec):
+        return names
+    kernel, torch_program = _programs(spec, programs)
+    if torch_program.passes() is None:
+        return names
+    if spec.n_qubits > CALL_MODEL_MAX_QUBITS:
+        ratio = kernel.native_passes(merge_diagonals=True) / torch_program.passes()
+        return ["torch" if n == NATIVE and b > TINY_BATCH_MAX and ratio > NATIVE_SMALL_BATCH_PASS_RATIO else n
+                for b, n in enumerate(names, start=1)]
+    nodes, model, n = torch_program.autograd_nodes(), call_model(), spec.n_qubits
+    kernel_work = kernel.native_passes(merge_diagonals=True), kernel.native_rotations()
+    cheaper = [NATIVE if model.kernel_seconds(*kernel_work, n, b) <= model.torch_seconds(
+        nodes, torch_program.passes(), n, b) else "torch" for b in range(1, SMALL_BATCH_MAX + 1)]
+    return [c if n in (NATIVE, "torch") else n for n, c in zip(names, cheaper, strict=True)]
+
+
+@functools.lru_cache(maxsize=1)
+def call_model() -> CallModel:
+    """The cost model of rollout-sized calls: as ``qrl bench calls --update-auto`` fitted it on this machine where
+    stored (``call_model`` in the crossovers file), else :data:`qrl.backends.calls.DEFAULT_CALL_MODEL`."""
+    stored = _crossovers().get("call_model")
+    return (CallModel.from_json(stored.get("model")) if isinstance(stored, dict) else None) or DEFAULT_CALL_MODEL
+
+
+def write_call_model(model: CallModel, command: str, machine: dict | None = None) -> Path:
+    """Store a fitted cost model of rollout-sized calls for ``device="auto"`` beside the crossovers."""
+    from qrl.io import write_json
+
+    write_json(CROSSOVERS, {**_crossovers(), "call_model": {"command": command, "model": model.to_json(),
+                                                            "machine": machine}})
+    call_model.cache_clear()
+    return CROSSOVERS
+
+
+def _kernel_runs(spec: CircuitSpec) -> bool:
+    """Whether the native kernel takes the circuit's size and runs here (no warning: see :func:`_runnable`)."""
+    from qrl.simulator.native import NATIVE_MAX_QUBITS, available
+
+    return spec.n_qubits <= NATIVE_MAX_QUBITS and available()
 
 
 def _runnable(name: str, spec: CircuitSpec) -> str:
@@ -213,18 +264,6 @@ def _programs(spec: CircuitSpec, programs: dict) -> tuple:
     return programs[NATIVE], programs["torch"]
 
 
-def _native_pays_for_small_batches(spec: CircuitSpec, programs: dict) -> bool:
-    """Whether the circuit makes at most :data:`NATIVE_SMALL_BATCH_PASS_RATIO` native passes per torch pass, a ring of
-    diagonal gates counted as one pass at every size (the kernel runs a ring of CZs as one pass at every size, other
-    diagonal gates up to 20 qubits; counted gate by gate, ``hea``'s rings had made 6.3-6.9 passes per torch pass at
-    22-26 qubits, where the kernel was faster at batch 8 at 22 and 24 qubits and at batch 4 at 26). The two
-    programs are built into ``programs`` (``{device name: backend}``), for ``device="auto"`` to run without
-    building them again (at 20 qubits building the kernel's program took seconds)."""
-    kernel, torch_program = _programs(spec, programs)
-    native, torch_path = kernel.native_passes(merge_diagonals=True), torch_program.passes()
-    return torch_path is not None and native <= NATIVE_SMALL_BATCH_PASS_RATIO * torch_path
-
-
 def check_memory(spec: CircuitSpec, device: str) -> None:
     """Refuse circuits whose single state vector does not fit in memory."""
     if device.startswith(("torch", "lightning", "default.qubit")):
@@ -264,7 +303,7 @@ def write_crossovers(result: dict, command: str, machine: dict | None = None) ->
     if key:  # rollout-sized calls: kept apart, the main table stays
         data = {**data, key: entry}
     else:
-        data = {**entry, **{k: data[k] for k in ("small_batch", "tiny_batch") if k in data}}
+        data = {**entry, **{k: data[k] for k in ("small_batch", "tiny_batch", "call_model") if k in data}}
     write_json(CROSSOVERS, data)
     for table in (auto_table, small_batch_table, tiny_batch_table):
         table.cache_clear()
@@ -325,18 +364,20 @@ def make_device(name: str, n_qubits: int, **kwargs):
 
 
 def _auto_backend(spec: CircuitSpec, name: str):
-    """``device="auto"``, exact: ``name`` (the measured fastest for this size), each rollout-sized call on the
-    small- or tiny-batch choice where that differs, each call whose program would not fit in memory on
+    """``device="auto"``, exact: ``name`` (the measured fastest for this size), each rollout-sized call on its batch
+    size's choice where that differs (:func:`rollout_devices`), each call whose program would not fit in memory on
     :data:`SPILL` (:class:`BatchDispatch`), and calls on an accelerator on the torch program there
     (:class:`AcceleratorDispatch`)."""
     programs: dict = {}  # built once: the rules build the kernel's and the torch program to count passes
     name = _for_large_batches(name, spec, programs)
-    small, tiny = small_batch_device(spec, programs), tiny_batch_device(spec, programs)
-    made = {b: programs[b] if b in programs else make_backend(spec, b) for b in dict.fromkeys((name, small, tiny))}
+    rollouts = rollout_devices(spec, programs)
+    made = {b: programs[b] if b in programs else make_backend(spec, b) for b in dict.fromkeys((name, *rollouts))}
     memory = int(AUTO_MEMORY_FRACTION * physical_memory())
     fits = {b: largest_batch_within(made[b], memory) for b in made}
-    limits = {role: fits[b] for role, b in (("large", name), ("small", small), ("tiny", tiny)) if fits[b] is not None}
-    backend = BatchDispatch(made[name], made[small], tiny=made[tiny] if tiny != small else None, limits=limits,
+    per_batch = tuple(made[b] if fits[b] is None or batch <= fits[b] else None  # None: spills
+                      for batch, b in enumerate(rollouts, start=1))
+    limits = {"large": fits[name]} if fits[name] is not None else {}
+    backend = BatchDispatch(made[name], made[rollouts[-1]], limits=limits, rollouts=per_batch,
                             spill=functools.partial(make_backend, spec, SPILL))
     return AcceleratorDispatch(backend, spec)
 

@@ -112,6 +112,22 @@ class TorchStatevector:
         """Rotations the native program applies in one forward call (``None`` for the other programs)."""
         return self._impl.rotations() if isinstance(self._impl, NativeProgram) else None
 
+    def autograd_nodes(self) -> int:
+        """Nodes of the autograd graph of one call (one sample, float32): the torch operations a call launches, each
+        with a forward and a backward, whose fixed cost (microseconds each) is most of a small call's time at 12-16
+        qubits. Counted by running the call once (a forward of one sample: the graph is the same for any batch); an
+        adjoint program's backward is one node, its operations inside it, uncounted."""
+        leaves = [torch.zeros(shape, requires_grad=True) for shape in self.spec.weight_shapes.values()]
+        with torch.enable_grad():
+            out = self(torch.zeros((1, *self._input_shape)), *leaves)
+        seen, todo = set(), [out.grad_fn]
+        while todo:
+            node = todo.pop()
+            if node is not None and node not in seen:
+                seen.add(node)
+                todo.extend(child for child, _ in node.next_functions)
+        return len(seen)
+
     def gradient_bytes(self, batch: int, itemsize: int = 8) -> int:
         """Peak memory of one forward + backward at ``batch`` samples (``itemsize``: 8 for complex64,
         the float32 policies of SB3; 16 for complex128): autograd keeps one state batch per pass of the

@@ -1,4 +1,4 @@
-"""`qrl bench policy|train|scaling|circuits`: each benchmark's own flags, its table, and the JSON file it writes."""
+"""`qrl bench policy|train|scaling|calls|circuits`: each benchmark's own flags, its table and the JSON it writes."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from qrl.errors import QRLError
 
 def add_bench(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks: policy update, end-to-end training, scaling in qubits, "
-                                     "users' circuits")
+                                     "rollout-sized calls' cost model, users' circuits")
     what = p.add_subparsers(dest="what", required=True)
-    for add in (_add_policy, _add_train, _add_scaling, _add_circuits):
+    for add in (_add_policy, _add_train, _add_scaling, _add_calls, _add_circuits):
         add(what)
 
 
@@ -144,6 +144,50 @@ def run_scaling(args) -> int:
         stored = sorted(tiny_batch_table() if tiny else small_batch_table() if small else auto_table())
         table += (f"\n\n(device='auto' now follows the 'fastest' column{which}: {path}; measured sizes of "
                   f"batch {args.batch} stored there: {' '.join(map(str, stored))})")
+    return _finish(result, table, args.out)
+
+
+def _add_calls(what) -> None:
+    from qrl.bench import CALL_CIRCUITS
+
+    p = what.add_parser("calls", help="rollout-sized calls on the torch program and the native kernel, and the cost "
+                                      "model device='auto' chooses them by")
+    p.add_argument("--circuits", nargs="+", default=list(CALL_CIRCUITS),
+                   help=f"built-in ansatze or circuits of the library (default {' '.join(CALL_CIRCUITS)})")
+    p.add_argument("--qubits", type=int, nargs="+", default=[12, 13, 14, 15, 16],
+                   help="qubit counts, 12 or more (default 12 13 14 15 16)")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8, 16], help="batch sizes (default 1 4 8 16)")
+    p.add_argument("--layers", type=int, default=5, help="layers of every circuit (default 5)")
+    p.add_argument("--update-auto", action="store_true",
+                   help="store the model fitted to these calls for device='auto' on this machine")
+    _add_common(p, budget=True)
+    p.set_defaults(run=run_calls)
+
+
+def run_calls(args) -> int:
+    from qrl import bench
+    from qrl.backends.select import NATIVE_PASS_RATIO_MIN_QUBITS, write_call_model
+
+    if any(n < NATIVE_PASS_RATIO_MIN_QUBITS for n in args.qubits) or any(b < 1 for b in args.batches) or \
+            args.layers < 1:
+        raise QRLError(f"expected qubit counts of {NATIVE_PASS_RATIO_MIN_QUBITS} or more (below, device='auto' runs "
+                       f"the kernel whatever the circuit), positive batches and layers; got --qubits {args.qubits} "
+                       f"--batches {args.batches} --layers {args.layers}; try --qubits 12 14 16")
+    from qrl.simulator.native import available
+
+    if not available():
+        raise QRLError("qrl bench calls times the native kernel, which cannot be compiled here (no C compiler?); "
+                       "try qrl bench scaling --backends torch")
+    result = bench.bench_calls(tuple(args.circuits), tuple(args.qubits), tuple(args.batches), n_layers=args.layers,
+                               budget_s=args.budget, log=log)
+    table = bench.format_calls(result)
+    if args.update_auto:
+        from qrl.backends.calls import CallModel
+
+        command = " ".join(["qrl bench calls --circuits", *args.circuits, "--qubits", *map(str, args.qubits),
+                            "--batches", *map(str, args.batches), "--layers", str(args.layers), "--update-auto"])
+        path = write_call_model(CallModel.from_json(result["fit"]), command, machine=bench.machine())
+        table += f"\n\n(device='auto' now chooses rollout-sized calls by the fitted model: {path})"
     return _finish(result, table, args.out)
 
 

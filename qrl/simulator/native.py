@@ -146,7 +146,7 @@ def padded(batch: int) -> int:
     return next((b for b in NARROW_BLOCKS if batch <= b), -(-batch // BLOCK) * BLOCK)
 
 
-def _width(batch: int) -> int:
+def vector_width(batch: int) -> int:
     """The kernel width (samples per vector) that runs a batch: :data:`NARROW_BLOCKS` or :data:`BLOCK`."""
     return min(padded(batch), BLOCK)
 
@@ -435,7 +435,7 @@ class NativeProgram:
         else:
             out = torch.empty((batch, width), dtype=rdtype)
             ptrs = (None, out.data_ptr())
-        if fns[rdtype, _width(batch)][0](self.n, batch, n_angle, n_shared, n_weight, n_ops, width, n_terms,
+        if fns[rdtype, vector_width(batch)][0](self.n, batch, n_angle, n_shared, n_weight, n_ops, width, n_terms,
                           self.fused_runs[0], *arrays, diag, terms, angles.data_ptr(), weights.data_ptr(),
                           trig.data_ptr() if keep else None, state.data_ptr() if keep else None, *ptrs) != 0:
             raise QRLError("the native kernel could not allocate its scratch memory; try a smaller batch")
@@ -450,7 +450,7 @@ class NativeProgram:
         g_shared = torch.empty(n_weight, dtype=trig.dtype)
         width, n_terms, diag, terms = _readout_args(readout)
         ptrs = (grad.data_ptr(), None) if readout is None else (None, grad.data_ptr())
-        if fns[trig.dtype, _width(batch)][1](self.n, batch, n_angle, n_shared, n_weight, n_ops, width, n_terms,
+        if fns[trig.dtype, vector_width(batch)][1](self.n, batch, n_angle, n_shared, n_weight, n_ops, width, n_terms,
                               self.fused_runs[1], *arrays[:4], diag, terms, trig.data_ptr(), state.data_ptr(), *ptrs,
                               g_angles.data_ptr(), g_shared.data_ptr()) != 0:
             raise QRLError("the native kernel could not allocate its scratch memory; try a smaller batch")

@@ -1,0 +1,102 @@
+"""The cost model of one forward + backward call on the torch program and on the native kernel, from their structure:
+``device="auto"`` runs each call of up to ``SMALL_BATCH_MAX`` samples, from 12 qubits, on the one it estimates the
+faster (:func:`qrl.backends.select.rollout_devices`). Fitted by ``qrl bench calls`` (:func:`fit_call_model`); its
+``--update-auto`` stores the fit for this machine beside the crossovers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qrl.errors import QRLError
+from qrl.simulator.native import padded, vector_width
+
+CACHE_BYTES = 2 * 2**20
+"""The L2 cache of one core of this machine (2 MiB): a state batch within it costs the torch program less a pass."""
+KERNEL_ROTATION_PASSES = 0.25
+"""The kernel's cost of one rotation, in passes (its sine and cosine and the product, within a pass it makes): fixed,
+not fitted (fitted with the rest it traded off against the pass cost and chose no better: 0.1-0.7 gave 2-4 misses of
+260 calls, ``qrl bench calls`` on 13 circuits, 2026-12-05)."""
+WIDTHS = (4, 8, 16)
+"""The kernel's vector widths in samples (:func:`qrl.simulator.native.vector_width`)."""
+
+
+@dataclass(frozen=True)
+class CallModel:
+    """Seconds of one forward + backward call (complex64): on the torch program ``node_s`` per node of its autograd
+    graph (:meth:`qrl.backends.torch.TorchStatevector.autograd_nodes`: an operation of the forward and one or more of
+    the backward, microseconds each whatever the batch) and ``torch_pass_s[0]`` per amplitude of the state batch and
+    pass (:meth:`~qrl.backends.torch.TorchStatevector.passes`) while the state batch fits :data:`CACHE_BYTES`,
+    ``torch_pass_s[1]`` beyond; on the kernel ``kernel_pass_s[w]`` per amplitude of one vector of ``w`` samples and
+    pass (a call of 1-4 samples computes one vector of 4, 5-8 one of 8, more one of 16 per 16 samples), its rotations
+    :data:`KERNEL_ROTATION_PASSES` of a pass each."""
+
+    node_s: float = 7.8e-6
+    torch_pass_s: tuple[float, float] = (6.2e-9, 8.8e-9)
+    kernel_pass_s: dict[int, float] = field(default_factory=lambda: {4: 7.4e-9, 8: 8.2e-9, 16: 10.9e-9})
+
+    def torch_seconds(self, nodes: int, passes: int, n_qubits: int, batch: int) -> float:
+        """A call of ``batch`` samples on a torch program of ``passes`` passes and ``nodes`` nodes."""
+        amplitudes = batch * 2**n_qubits
+        return self.node_s * nodes + self.torch_pass_s[amplitudes * 8 > CACHE_BYTES] * passes * amplitudes
+
+    def kernel_seconds(self, passes: int, rotations: int, n_qubits: int, batch: int) -> float:
+        """A call of ``batch`` samples on a kernel program of ``passes`` passes and ``rotations`` rotations."""
+        width = vector_width(batch)
+        work = passes + KERNEL_ROTATION_PASSES * rotations
+        return self.kernel_pass_s[width] * (padded(batch) // width) * 2**n_qubits * work
+
+    def to_json(self) -> dict:
+        return {"node_s": self.node_s, "torch_pass_s": list(self.torch_pass_s),
+                "kernel_pass_s": {str(w): s for w, s in self.kernel_pass_s.items()}}
+
+    @classmethod
+    def from_json(cls, data) -> CallModel | None:
+        """The model stored as :meth:`to_json` wrote it; ``None`` for anything else (a file edited by hand)."""
+        try:
+            model = cls(float(data["node_s"]), (float(data["torch_pass_s"][0]), float(data["torch_pass_s"][1])),
+                        {w: float(data["kernel_pass_s"][str(w)]) for w in WIDTHS})
+        except (KeyError, IndexError, TypeError, ValueError):
+            return None
+        numbers = (model.node_s, *model.torch_pass_s, *model.kernel_pass_s.values())
+        return model if all(np.isfinite(x) and x > 0 for x in numbers) else None
+
+
+DEFAULT_CALL_MODEL = CallModel()
+"""Fitted by ``qrl bench calls`` to 9 circuits at 12-16 qubits and 1, 4, 8 and 16 samples on this 2-core machine
+(2026-12-05; README, "Rollout-sized calls by a cost model"): the model where none is stored."""
+
+
+def fit_call_model(rows: list[dict]) -> CallModel:
+    """The model fitted to measured calls (``rows``: ``qubits``, ``batch``, ``nodes``, ``torch_passes``,
+    ``kernel_passes``, ``rotations``, ``torch_s``, ``kernel_s``), minimizing the relative errors: non-negative least
+    squares for the torch program's three constants, one least-squares constant per kernel width."""
+    from scipy.optimize import nnls
+
+    amplitudes = np.array([r["batch"] * 2 ** r["qubits"] for r in rows], dtype=float)
+    beyond = amplitudes * 8 > CACHE_BYTES
+    passes = np.array([r["torch_passes"] for r in rows], dtype=float) * amplitudes
+    columns = np.stack([[r["nodes"] for r in rows], passes * ~beyond, passes * beyond], axis=1)
+    seconds = np.array([r["torch_s"] for r in rows], dtype=float)
+    widths = [vector_width(r["batch"]) for r in rows]
+    missing = [what for what, has in (("calls whose state batch fits the cache", (~beyond).any()),
+                                      ("calls whose state batch exceeds it", beyond.any()),
+                                      *((f"batches of {w} samples' vectors", w in widths) for w in WIDTHS)) if not has]
+    if missing:
+        raise QRLError(f"fitting the call model needs {', '.join(missing)} (cache {CACHE_BYTES // 2**20} MiB); got "
+                       f"{len(rows)} calls; try --qubits 12 13 14 15 16 --batches 1 4 8 16")
+    torch_fit, _ = nnls(columns / seconds[:, None], np.ones(len(rows)))
+    kernel = {}
+    for w in WIDTHS:
+        mine = [r for r, rw in zip(rows, widths, strict=True) if rw == w]
+        work = np.array([CallModel(kernel_pass_s={w: 1.0}).kernel_seconds(r["kernel_passes"], r["rotations"],
+                                                                         r["qubits"], r["batch"]) for r in mine])
+        ratio = work / np.array([r["kernel_s"] for r in mine])
+        kernel[w] = float(ratio.sum() / (ratio**2).sum())
+    model = CallModel.from_json({"node_s": torch_fit[0], "torch_pass_s": torch_fit[1:].tolist(),
+                                 "kernel_pass_s": {str(w): s for w, s in kernel.items()}})
+    if model is None:
+        raise QRLError(f"the call model's fit gave a constant of zero (torch: {torch_fit.tolist()}): the calls do not "
+                       f"tell the costs apart; try more circuits, sizes or batches")
+    return model
