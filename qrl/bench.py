@@ -472,6 +472,16 @@ def _step(vqc: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return step
 
 
+def _rules_before_the_model(row: dict[str, Any]) -> str:
+    """The program auto ran a call of ``row`` on before the cost model, at 12-26 qubits: the tiny-batch table's torch
+    program for 1-2 samples, the kernel for 3-16 within the pass ratio (which still decides above 18 qubits)."""
+    from qrl.backends.dispatch import TINY_BATCH_MAX
+    from qrl.backends.select import NATIVE_SMALL_BATCH_PASS_RATIO
+
+    pays = row["kernel_passes"] <= NATIVE_SMALL_BATCH_PASS_RATIO * row["torch_passes"]
+    return "kernel" if row["batch"] > TINY_BATCH_MAX and pays else "torch"
+
+
 def format_calls(result: dict[str, Any], slower: float = 1.2) -> str:
     """Markdown, a row per circuit, qubit count and batch: both programs' times and the model's choice over the
     faster; then how many choices were within ``slower`` of the faster, and the fitted constants."""
@@ -483,13 +493,16 @@ def format_calls(result: dict[str, Any], slower: float = 1.2) -> str:
         ratios.append(ratio)
         lines.append(f"| {r['circuit']} | {r['qubits']} | {r['batch']} | {_ms(r['torch_s'])} | {_ms(r['kernel_s'])} | "
                      f"{r['model_choice']} | {ratio:.2f}x |")
-    fit = result["fit"]
+    fit, before = result["fit"], [r[f"{_rules_before_the_model(r)}_s"] / min(r["torch_s"], r["kernel_s"])
+                                  for r in result["rows"]]
     lines += ["", f"model's choice within {slower}x of the faster program in {sum(x <= slower for x in ratios)} of "
-              f"{len(ratios)} calls (worst {max(ratios):.2f}x)",
+              f"{len(ratios)} calls (worst {max(ratios):.2f}x); the rules before it (the torch program for 1-2 "
+              f"samples, the kernel for 3-16 within the pass ratio) in {sum(x <= slower for x in before)} (worst "
+              f"{max(before):.2f}x)",
               f"fitted to these calls: torch {fit['node_s'] * 1e6:.2f} us per node, {fit['torch_pass_s'][0] * 1e9:.2f} "
               f"ns per amplitude and pass in the cache, {fit['torch_pass_s'][1] * 1e9:.2f} beyond; kernel "
               + ", ".join(f"{s * 1e9:.2f} ns per amplitude and pass of a vector of {w}"
-                          for w, s in fit["kernel_pass_s"].items())]
+                          for w, s in sorted(fit["kernel_pass_s"].items(), key=lambda ws: int(ws[0])))]
     return "\n".join(lines)
 
 

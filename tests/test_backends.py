@@ -893,7 +893,7 @@ def test_auto_takes_the_native_kernel_where_measured_fastest(monkeypatch):
         assert backend.for_inputs(torch.zeros(64, n_qubits)).program == "native"  # updates: the kernel
     assert resolve_device_name("auto", CircuitSpec(n_qubits=27, n_inputs=4)) == "torch"  # above the kernel's 26
     wide = CircuitSpec(n_qubits=22, n_layers=5, n_inputs=22, n_outputs=2)  # 3.3 passes per torch pass, each ring
-    assert select.small_batch_device(wide) == select.NATIVE  # as one (6.3 where the kernel runs the CZs one by one)
+    assert select.rollout_devices(wide)[7] == select.NATIVE  # rings as one pass (6.3 where the kernel ran CZs alone)
     monkeypatch.setattr(native, "available", lambda: False)  # no C compiler: the torch program, said so
     with pytest.warns(UserWarning, match="cannot be compiled"):
         fallback = make_backend(hea, "auto")

@@ -754,3 +754,39 @@ def test_calls_bench_times_both_programs_and_stores_its_fit_for_auto(tmp_path, c
         assert main([*args, *bad]) == 2
     for table in (select.auto_table, select.small_batch_table, select.tiny_batch_table, select.call_model):
         table.cache_clear()
+
+
+def test_the_readme_cost_model_rows_are_the_committed_measurements():
+    """README, "Rollout-sized calls by a cost model": each row's counts and worst ratios, the fit, and auto's ratios on
+    one_cnot from the committed JSON; the stored model is the first command's fit, the code's default that fit to two
+    digits."""
+    from qrl.backends.calls import DEFAULT_CALL_MODEL
+    from qrl.backends.select import CROSSOVERS
+
+    readme = (ROOT / "README.md").read_text()
+    for stamp, label in (("103324", "9 circuits (fitted), 12-16 qubits"), ("103537", "4 shapes not fitted, 12-16"),
+                         ("103833", "6 circuits, 18 qubits")):
+        result = bench.load(COMMITTED / f"calls-20261205-{stamp}.json")
+        summary = bench.format_calls(result).splitlines()[-2]
+        found = re.search(r"in (\d+) of (\d+) calls \(worst ([\d.]+)x\).* in (\d+) \(worst ([\d.]+)x\)", summary)
+        made, total, worst, before, worst_before = found.groups()
+        row = f"| {made} of {total} | {worst}x | {before} of {total} | {worst_before}x |"
+        assert any(line.startswith(f"| {label}") and line.endswith(row) for line in readme.splitlines()), (label, row)
+    fit = bench.load(COMMITTED / "calls-20261205-103324.json")["fit"]
+    flat = " ".join(readme.split())
+    ns = {w: f"{s * 1e9:.2f}" for w, s in fit["kernel_pass_s"].items()}
+    assert (f"torch {fit['node_s'] * 1e6:.2f} us per node, {fit['torch_pass_s'][0] * 1e9:.2f} ns per amplitude and "
+            f"pass in the cache, {fit['torch_pass_s'][1] * 1e9:.2f} beyond; kernel {ns['4']} ns per amplitude and pass "
+            f"of a vector of 4, {ns['8']} ns of a vector of 8, {ns['16']} ns of a vector of 16") in flat
+    assert json.loads(CROSSOVERS.read_text())["call_model"]["model"] == fit
+    default = DEFAULT_CALL_MODEL.to_json()
+    assert f"{default['node_s']:.1e}" == f"{fit['node_s']:.1e}"
+    assert [f"{x:.1e}" for x in default["torch_pass_s"]] == [f"{x:.1e}" for x in fit["torch_pass_s"]]
+    assert {w: f"{x:.1e}" for w, x in default["kernel_pass_s"].items()} == {
+        w: f"{x:.1e}" for w, x in fit["kernel_pass_s"].items()}
+    for stamp, batch in (("103845", 1), ("103856", 4), ("103907", 8), ("103919", 16)):
+        r = bench.load(COMMITTED / f"scaling-20261205-{stamp}.json")
+        assert r["batch"] == batch and r["qubits"] == [12, 13, 14, 16]
+        s = r["seconds"]
+        cells = [f"{s['auto'][str(n)] / min(s['torch'][str(n)], s['torch:native'][str(n)]):.2f}x" for n in r["qubits"]]
+        assert f"| one_cnot | {batch} | " + " | ".join(cells) + " |" in readme, batch

@@ -16,8 +16,7 @@ CACHE_BYTES = 2 * 2**20
 """The L2 cache of one core of this machine (2 MiB): a state batch within it costs the torch program less a pass."""
 KERNEL_ROTATION_PASSES = 0.25
 """The kernel's cost of one rotation, in passes (its sine and cosine and the product, within a pass it makes): fixed,
-not fitted (fitted with the rest it traded off against the pass cost and chose no better: 0.1-0.7 gave 2-4 misses of
-260 calls, ``qrl bench calls`` on 13 circuits, 2026-12-05)."""
+not fitted (fitted with the rest, it trades off against the pass cost and chose no better)."""
 WIDTHS = (4, 8, 16)
 """The kernel's vector widths in samples (:func:`qrl.simulator.native.vector_width`)."""
 
@@ -33,8 +32,8 @@ class CallModel:
     :data:`KERNEL_ROTATION_PASSES` of a pass each."""
 
     node_s: float = 7.8e-6
-    torch_pass_s: tuple[float, float] = (6.2e-9, 8.8e-9)
-    kernel_pass_s: dict[int, float] = field(default_factory=lambda: {4: 7.4e-9, 8: 8.2e-9, 16: 10.9e-9})
+    torch_pass_s: tuple[float, float] = (6.4e-9, 8.9e-9)
+    kernel_pass_s: dict[int, float] = field(default_factory=lambda: {4: 7.4e-9, 8: 8.2e-9, 16: 11.0e-9})
 
     def torch_seconds(self, nodes: int, passes: int, n_qubits: int, batch: int) -> float:
         """A call of ``batch`` samples on a torch program of ``passes`` passes and ``nodes`` nodes."""
@@ -64,8 +63,9 @@ class CallModel:
 
 
 DEFAULT_CALL_MODEL = CallModel()
-"""Fitted by ``qrl bench calls`` to 9 circuits at 12-16 qubits and 1, 4, 8 and 16 samples on this 2-core machine
-(2026-12-05; README, "Rollout-sized calls by a cost model"): the model where none is stored."""
+"""The model where none is stored: the fit of ``qrl bench calls`` to 9 circuits at 12-16 qubits and 1, 4, 8 and 16
+samples on this 2-core machine (2026-12-05, ``calls-20261205-103324.json``; README, "Rollout-sized calls by a cost
+model"), to two digits."""
 
 
 def fit_call_model(rows: list[dict]) -> CallModel:
