@@ -452,8 +452,12 @@ def bench_calls(circuits: tuple[str, ...] = CALL_CIRCUITS, qubits: tuple[int, ..
                 if log:
                     log(f"{name} n={n} batch={batch}: torch {times['torch'] * 1e3:.2f} ms, kernel "
                         f"{times['kernel'] * 1e3:.2f} ms, model {row['model_choice']}")
+    try:
+        fit = fit_call_model(rows).to_json()
+    except QRLError as exc:  # calls that cannot tell the constants apart (one batch class only): timed, not fitted
+        fit = {"error": str(exc)}
     return {"kind": "calls", "circuits": list(circuits), "qubits": list(qubits), "batches": list(batches),
-            "n_layers": n_layers, "rows": rows, "model": model.to_json(), "fit": fit_call_model(rows).to_json()}
+            "n_layers": n_layers, "rows": rows, "model": model.to_json(), "fit": fit}
 
 
 def _named_spec(name: str, n: int, n_layers: int):
@@ -473,13 +477,22 @@ def _step(vqc: nn.Module, x: torch.Tensor) -> Callable[[], None]:
 
 
 def _rules_before_the_model(row: dict[str, Any]) -> str:
-    """The program auto ran a call of ``row`` on before the cost model, at 12-26 qubits: the tiny-batch table's torch
-    program for 1-2 samples, the kernel for 3-16 within the pass ratio (which still decides above 18 qubits)."""
-    from qrl.backends.dispatch import TINY_BATCH_MAX
-    from qrl.backends.select import NATIVE_SMALL_BATCH_PASS_RATIO
+    """The program auto ran a call of ``row`` on before the cost model, at 12-26 qubits where the tables name the
+    kernel: the tiny-batch table's torch program for 1-2 samples, the kernel for 3-16 within the pass ratio (which
+    still decides above 18 qubits), and for more within the work ratio (which still decides them)."""
+    from qrl.backends.dispatch import SMALL_BATCH_MAX, TINY_BATCH_MAX
+    from qrl.backends.select import (
+        NATIVE_LARGE_BATCH_WORK_RATIO,
+        NATIVE_LARGE_BATCH_WORK_RATIO_BY_QUBITS,
+        NATIVE_SMALL_BATCH_PASS_RATIO,
+    )
 
-    pays = row["kernel_passes"] <= NATIVE_SMALL_BATCH_PASS_RATIO * row["torch_passes"]
-    return "kernel" if row["batch"] > TINY_BATCH_MAX and pays else "torch"
+    if row["batch"] <= TINY_BATCH_MAX:
+        return "torch"
+    if row["batch"] <= SMALL_BATCH_MAX:
+        return "kernel" if row["kernel_passes"] <= NATIVE_SMALL_BATCH_PASS_RATIO * row["torch_passes"] else "torch"
+    limit = NATIVE_LARGE_BATCH_WORK_RATIO_BY_QUBITS.get(row["qubits"], NATIVE_LARGE_BATCH_WORK_RATIO)
+    return "kernel" if row["kernel_passes"] + row["rotations"] / 2 <= limit * row["torch_passes"] else "torch"
 
 
 def format_calls(result: dict[str, Any], slower: float = 1.2) -> str:
@@ -497,8 +510,9 @@ def format_calls(result: dict[str, Any], slower: float = 1.2) -> str:
                                   for r in result["rows"]]
     lines += ["", f"model's choice within {slower}x of the faster program in {sum(x <= slower for x in ratios)} of "
               f"{len(ratios)} calls (worst {max(ratios):.2f}x); the rules before it (the torch program for 1-2 "
-              f"samples, the kernel for 3-16 within the pass ratio) in {sum(x <= slower for x in before)} (worst "
-              f"{max(before):.2f}x)",
+              f"samples, the kernel for 3-16 within the pass ratio, for more within the work ratio) in "
+              f"{sum(x <= slower for x in before)} (worst {max(before):.2f}x)",
+              f"not fitted: {fit['error']}" if "error" in fit else
               f"fitted to these calls: torch {fit['node_s'] * 1e6:.2f} us per node, {fit['torch_pass_s'][0] * 1e9:.2f} "
               f"ns per amplitude and pass in the cache, {fit['torch_pass_s'][1] * 1e9:.2f} beyond; kernel "
               + ", ".join(f"{s * 1e9:.2f} ns per amplitude and pass of a vector of {w}"

@@ -752,8 +752,17 @@ def test_calls_bench_times_both_programs_and_stores_its_fit_for_auto(tmp_path, c
     assert json.loads(crossovers.read_text())["call_model"] == stored  # kept beside the main table
     for bad in (["--qubits", "8"], ["--batches", "0"], ["--layers", "0"]):
         assert main([*args, *bad]) == 2
+    timed = ["bench", "calls", "--circuits", "hea", "--qubits", "12", "--batches", "32", "--layers", "1", "--budget",
+             "0", "--out", str(tmp_path / "large")]
+    assert main([*timed, "--update-auto"]) == 2  # one vector width, one side of the cache: refused before any work
+    assert "vectors" in capsys.readouterr().err and not (tmp_path / "large").exists()
+    assert main(timed) == 0 and "not fitted: fitting the call model needs" in capsys.readouterr().out
     for table in (select.auto_table, select.small_batch_table, select.tiny_batch_table, select.call_model):
         table.cache_clear()
+
+
+CALLS_SUMMARY = r"in (\d+) of (\d+) calls \(worst ([\d.]+)x\).* in (\d+) \(worst ([\d.]+)x\)"
+"""`qrl bench calls`' summary: the model's choices within 1.2x, of all, its worst; the rules' within, their worst."""
 
 
 def test_the_readme_cost_model_rows_are_the_committed_measurements():
@@ -768,8 +777,7 @@ def test_the_readme_cost_model_rows_are_the_committed_measurements():
                          ("103833", "6 circuits, 18 qubits")):
         result = bench.load(COMMITTED / f"calls-20261205-{stamp}.json")
         summary = bench.format_calls(result).splitlines()[-2]
-        found = re.search(r"in (\d+) of (\d+) calls \(worst ([\d.]+)x\).* in (\d+) \(worst ([\d.]+)x\)", summary)
-        made, total, worst, before, worst_before = found.groups()
+        made, total, worst, before, worst_before = re.search(CALLS_SUMMARY, summary).groups()
         row = f"| {made} of {total} | {worst}x | {before} of {total} | {worst_before}x |"
         assert any(line.startswith(f"| {label}") and line.endswith(row) for line in readme.splitlines()), (label, row)
     fit = bench.load(COMMITTED / "calls-20261205-103324.json")["fit"]
@@ -784,6 +792,14 @@ def test_the_readme_cost_model_rows_are_the_committed_measurements():
     assert [f"{x:.1e}" for x in default["torch_pass_s"]] == [f"{x:.1e}" for x in fit["torch_pass_s"]]
     assert {w: f"{x:.1e}" for w, x in default["kernel_pass_s"].items()} == {
         w: f"{x:.1e}" for w, x in fit["kernel_pass_s"].items()}
+    large = bench.format_calls(bench.load(COMMITTED / "calls-20261205-105130.json")).splitlines()[-2]
+    found = re.search(CALLS_SUMMARY, large).groups()
+    assert found == ("88", "90", "1.47", "89", "1.31")
+    assert "88 of 90 calls (worst 1.47x), the work ratio in 89 (worst 1.31x," in flat
+    again = {(r["qubits"], r["batch"]): r for r in bench.load(COMMITTED / "calls-20261205-105205.json")["rows"]}
+    faster = again[14, 32]["torch_s"] / again[14, 32]["kernel_s"], again[16, 64]["torch_s"] / again[16, 64]["kernel_s"]
+    assert f"{faster[0]:.2f}x faster on the kernel" in flat and f"{faster[1]:.2f}x slower again" in flat
+    assert again[16, 64]["model_choice"] == "torch"
     for stamp, batch in (("103845", 1), ("103856", 4), ("103907", 8), ("103919", 16)):
         r = bench.load(COMMITTED / f"scaling-20261205-{stamp}.json")
         assert r["batch"] == batch and r["qubits"] == [12, 13, 14, 16]

@@ -68,6 +68,19 @@ samples on this 2-core machine (2026-12-05, ``calls-20261205-103324.json``; READ
 model"), to two digits."""
 
 
+def check_fit_points(points: list[tuple[int, int]]) -> None:
+    """Refuse calls at these ``(qubits, batch)`` points where they cannot tell the model's constants apart: a fit needs
+    state batches within and beyond the cache, and batches of every vector width."""
+    beyond = [b * 2**n * 8 > CACHE_BYTES for n, b in points]
+    widths = {vector_width(b) for _, b in points}
+    missing = [what for what, has in (("calls whose state batch fits the cache", not all(beyond)),
+                                      ("calls whose state batch exceeds it", any(beyond)),
+                                      *((f"batches of {w} samples' vectors", w in widths) for w in WIDTHS)) if not has]
+    if missing:
+        raise QRLError(f"fitting the call model needs {', '.join(missing)} (cache {CACHE_BYTES // 2**20} MiB); got "
+                       f"{len(points)} calls; try --qubits 12 13 14 15 16 --batches 1 4 8 16")
+
+
 def fit_call_model(rows: list[dict]) -> CallModel:
     """The model fitted to measured calls (``rows``: ``qubits``, ``batch``, ``nodes``, ``torch_passes``,
     ``kernel_passes``, ``rotations``, ``torch_s``, ``kernel_s``), minimizing the relative errors: non-negative least
@@ -80,12 +93,7 @@ def fit_call_model(rows: list[dict]) -> CallModel:
     columns = np.stack([[r["nodes"] for r in rows], passes * ~beyond, passes * beyond], axis=1)
     seconds = np.array([r["torch_s"] for r in rows], dtype=float)
     widths = [vector_width(r["batch"]) for r in rows]
-    missing = [what for what, has in (("calls whose state batch fits the cache", (~beyond).any()),
-                                      ("calls whose state batch exceeds it", beyond.any()),
-                                      *((f"batches of {w} samples' vectors", w in widths) for w in WIDTHS)) if not has]
-    if missing:
-        raise QRLError(f"fitting the call model needs {', '.join(missing)} (cache {CACHE_BYTES // 2**20} MiB); got "
-                       f"{len(rows)} calls; try --qubits 12 13 14 15 16 --batches 1 4 8 16")
+    check_fit_points([(r["qubits"], r["batch"]) for r in rows])
     torch_fit, _ = nnls(columns / seconds[:, None], np.ones(len(rows)))
     kernel = {}
     for w in WIDTHS:

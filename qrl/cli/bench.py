@@ -178,6 +178,10 @@ def run_calls(args) -> int:
     if not available():
         raise QRLError("qrl bench calls times the native kernel, which cannot be compiled here (no C compiler?); "
                        "try qrl bench scaling --backends torch")
+    if args.update_auto:  # points that cannot be fitted: refused before any work
+        from qrl.backends.calls import check_fit_points
+
+        check_fit_points([(n, b) for n in args.qubits for b in args.batches])
     result = bench.bench_calls(tuple(args.circuits), tuple(args.qubits), tuple(args.batches), n_layers=args.layers,
                                budget_s=args.budget, log=log)
     table = bench.format_calls(result)
