@@ -181,21 +181,22 @@ def rollout_devices(spec: CircuitSpec, programs: dict | None = None) -> list[str
     programs = {} if programs is None else programs
     tiny, small = tiny_batch_device(spec), small_batch_device(spec)
     names = [tiny if b <= TINY_BATCH_MAX else small for b in range(1, SMALL_BATCH_MAX + 1)]
-    if spec.n_qubits < NATIVE_PASS_RATIO_MIN_QUBITS or not any(n in (NATIVE, "torch") for n in names) or \
-            not _kernel_runs(spec):
+    either = (NATIVE, "torch")
+    if spec.n_qubits < NATIVE_PASS_RATIO_MIN_QUBITS or not set(names) & set(either) or not _kernel_runs(spec):
         return names
     kernel, torch_program = _programs(spec, programs)
     if torch_program.passes() is None:
         return names
     if spec.n_qubits > CALL_MODEL_MAX_QUBITS:
         ratio = kernel.native_passes(merge_diagonals=True) / torch_program.passes()
-        return ["torch" if n == NATIVE and b > TINY_BATCH_MAX and ratio > NATIVE_SMALL_BATCH_PASS_RATIO else n
-                for b, n in enumerate(names, start=1)]
-    nodes, model, n = torch_program.autograd_nodes(), call_model(), spec.n_qubits
-    kernel_work = kernel.native_passes(merge_diagonals=True), kernel.native_rotations()
-    cheaper = [NATIVE if model.kernel_seconds(*kernel_work, n, b) <= model.torch_seconds(
-        nodes, torch_program.passes(), n, b) else "torch" for b in range(1, SMALL_BATCH_MAX + 1)]
-    return [c if n in (NATIVE, "torch") else n for n, c in zip(names, cheaper, strict=True)]
+        return ["torch" if name == NATIVE and b > TINY_BATCH_MAX and ratio > NATIVE_SMALL_BATCH_PASS_RATIO else name
+                for b, name in enumerate(names, start=1)]
+    model, n = call_model(), spec.n_qubits
+    kernel_work, torch_work = (kernel.native_passes(merge_diagonals=True), kernel.native_rotations()), (
+        torch_program.autograd_nodes(), torch_program.passes())
+    cheaper = [NATIVE if model.kernel_seconds(*kernel_work, n, b) <= model.torch_seconds(*torch_work, n, b) else "torch"
+               for b in range(1, SMALL_BATCH_MAX + 1)]
+    return [choice if name in either else name for name, choice in zip(names, cheaper, strict=True)]
 
 
 @functools.lru_cache(maxsize=1)
