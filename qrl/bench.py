@@ -429,6 +429,8 @@ def bench_calls(circuits: tuple[str, ...] = CALL_CIRCUITS, qubits: tuple[int, ..
     from qrl.backends.select import NATIVE, call_model
 
     model, rows = call_model(), []
+    for name in circuits:  # every name resolved before any timing: a typo fails at once
+        _named_spec(name, min(qubits), n_layers)
     for name in circuits:
         for n in qubits:
             spec = _named_spec(name, n, n_layers)

@@ -750,7 +750,7 @@ def test_calls_bench_times_both_programs_and_stores_its_fit_for_auto(tmp_path, c
     assert select.call_model().to_json() == result["fit"]
     select.write_crossovers({"batch": 64, "fastest": {"4": "torch"}}, "main", {})
     assert json.loads(crossovers.read_text())["call_model"] == stored  # kept beside the main table
-    for bad in (["--qubits", "8"], ["--batches", "0"], ["--layers", "0"]):
+    for bad in (["--qubits", "8"], ["--batches", "0"], ["--layers", "0"], ["--circuits", "hea", "no_such_circuit"]):
         assert main([*args, *bad]) == 2
     timed = ["bench", "calls", "--circuits", "hea", "--qubits", "12", "--batches", "32", "--layers", "1", "--budget",
              "0", "--out", str(tmp_path / "large")]
