@@ -438,6 +438,7 @@ def bench_calls(circuits: tuple[str, ...] = CALL_CIRCUITS, qubits: tuple[int, ..
             shape = {"circuit": name, "qubits": n, "nodes": torch_vqc.backend.autograd_nodes(),
                      "torch_passes": torch_vqc.backend.passes(),
                      "kernel_passes": kernel_vqc.backend.native_passes(merge_diagonals=True),
+                     "kernel_pass_counts": kernel_vqc.backend.native_pass_counts(),
                      "rotations": kernel_vqc.backend.native_rotations()}
             if shape["torch_passes"] is None:
                 raise QRLError(f"{name} at {n} qubits runs the dense torch program, which the model does not "
@@ -448,7 +449,7 @@ def bench_calls(circuits: tuple[str, ...] = CALL_CIRCUITS, qubits: tuple[int, ..
                                       min_repeats=3, budget_s=budget_s)
                 row = {**shape, "batch": batch, "torch_s": times["torch"], "kernel_s": times["kernel"]}
                 estimate = (model.torch_seconds(row["nodes"], row["torch_passes"], n, batch),
-                            model.kernel_seconds(row["kernel_passes"], row["rotations"], n, batch))
+                            model.kernel_seconds(row["kernel_pass_counts"], row["rotations"], n, batch))
                 row["model_choice"] = "kernel" if estimate[1] <= estimate[0] else "torch"
                 rows.append(row)
                 if log:
@@ -478,6 +479,19 @@ def _step(vqc: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return step
 
 
+def _chosen_by(model, rows: list[dict[str, Any]]) -> list[float] | None:
+    """For each call, the time of the program ``model`` estimates the faster over the faster one's (``None`` without a
+    model: calls that were not fitted)."""
+    if model is None:
+        return None
+    ratios = []
+    for r in rows:
+        torch_s = model.torch_seconds(r["nodes"], r["torch_passes"], r["qubits"], r["batch"])
+        kernel_s = model.kernel_seconds(r["kernel_pass_counts"], r["rotations"], r["qubits"], r["batch"])
+        ratios.append(r["kernel_s" if kernel_s <= torch_s else "torch_s"] / min(r["torch_s"], r["kernel_s"]))
+    return ratios
+
+
 def _rules_before_the_model(row: dict[str, Any]) -> str:
     """The program auto ran a call of ``row`` on before the cost model, at 12-26 qubits where the tables name the
     kernel: the tiny-batch table's torch program for 1-2 samples, the kernel for 3-16 within the pass ratio (which
@@ -499,7 +513,10 @@ def _rules_before_the_model(row: dict[str, Any]) -> str:
 
 def format_calls(result: dict[str, Any], slower: float = 1.2) -> str:
     """Markdown, a row per circuit, qubit count and batch: both programs' times and the model's choice over the
-    faster; then how many choices were within ``slower`` of the faster, and the fitted constants."""
+    faster; then how many choices were within ``slower`` of the faster (the model's in use, the rules' before it, and
+    the fit's own), and the fitted constants."""
+    from qrl.backends.calls import CallModel
+
     lines = ["| circuit | qubits | batch | torch (ms) | kernel (ms) | model's choice | choice / faster |",
              "|---|---|---|---|---|---|---|"]
     ratios = []
@@ -510,10 +527,13 @@ def format_calls(result: dict[str, Any], slower: float = 1.2) -> str:
                      f"{r['model_choice']} | {ratio:.2f}x |")
     fit, before = result["fit"], [r[f"{_rules_before_the_model(r)}_s"] / min(r["torch_s"], r["kernel_s"])
                                   for r in result["rows"]]
+    own = _chosen_by(CallModel.from_json(fit), result["rows"]) if "kernel_pass_counts" in result["rows"][0] else None
     lines += ["", f"model's choice within {slower}x of the faster program in {sum(x <= slower for x in ratios)} of "
               f"{len(ratios)} calls (worst {max(ratios):.2f}x); the rules before it (the torch program for 1-2 "
               f"samples, the kernel for 3-16 within the pass ratio, for more within the work ratio) in "
               f"{sum(x <= slower for x in before)} (worst {max(before):.2f}x)",
+              *([f"the fit's own choice within {slower}x in {sum(x <= slower for x in own)} (worst {max(own):.2f}x)"]
+                if own else []),
               f"not fitted: {fit['error']}" if "error" in fit else
               f"fitted to these calls: torch {fit['node_s'] * 1e6:.2f} us per node, {fit['torch_pass_s'][0] * 1e9:.2f} "
               f"ns per amplitude and pass in the cache, {fit['torch_pass_s'][1] * 1e9:.2f} beyond; kernel "

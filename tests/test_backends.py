@@ -926,8 +926,9 @@ def test_auto_chooses_the_program_of_each_rollout_sized_call_by_its_estimated_co
     """From 12 qubits each call of 1-16 samples runs on the kernel or the torch program, whichever the cost model
     estimates the faster at that batch: it agrees with the crossovers measured on ``hea`` (the kernel at batch 8, the
     torch program at batch 1; qrl/data/crossovers.json), and it takes the measured faster program for circuits of
-    other shapes (README, "Rollout-sized calls by a cost model"): ``one_cnot`` on the kernel at 12 qubits (1.28x and
-    1.57x faster at batch 1 and 8, where its torch program launches 3.6 times ``hsiao``'s operations), ``hsiao`` on
+    other shapes (README, "Rollout-sized calls by a cost model"): ``one_cnot`` on the kernel at 12 qubits (1.3x and
+    1.6x faster at batch 1 and 8, calls-20261205-112331.json: its torch program launches 3.6 times ``hsiao``'s
+    operations), ``hsiao`` on
     the torch program at every rollout batch, Meyer et al.'s circuit there too at 12-13 qubits and batch 1-8. Above
     CALL_MODEL_MAX_QUBITS the pass ratio decides calls of 3-16 samples, as before the model."""
     import circuit_shapes  # noqa: F401  (registers one_cnot)
@@ -949,7 +950,7 @@ def test_auto_chooses_the_program_of_each_rollout_sized_call_by_its_estimated_co
         names = select.rollout_devices(spec, programs)
         assert {b: names[b - 1] for b in expected} == expected, (name, n)
         kernel, torch_program, model = programs[select.NATIVE], programs["torch"], select.call_model()
-        work = kernel.native_passes(True), kernel.native_rotations(), n
+        work = kernel.native_pass_counts(), kernel.native_rotations(), n
         cost = torch_program.autograd_nodes(), torch_program.passes(), n
         assert names == [select.NATIVE if model.kernel_seconds(*work, b) <= model.torch_seconds(*cost, b) else "torch"
                          for b in range(1, 17)]

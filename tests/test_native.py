@@ -213,6 +213,24 @@ def test_a_layers_runs_stand_together_from_12_qubits_and_are_grouped_there():
     assert TorchStatevector(spec, "native")._impl.fused_runs == (3, 2)
 
 
+def test_pass_counts_group_runs_as_the_kernel_does():
+    """The forward's and the backward's passes (the cost model's kernel work): hea's layer of runs on every wire and
+    its ring of CZs, as one diagonal, makes n + 1 passes ungrouped; from FUSED_RUNS_MIN_QUBITS the forward applies
+    three runs per pass, from FUSED_ADJOINT_MIN_QUBITS the backward two; a run next to one on the same wire starts a
+    new pass (Meyer et al.'s runs wait for their own wire's gate: few groups)."""
+    def counts(n, layers=2):
+        program = TorchStatevector(CircuitSpec(n_qubits=n, n_layers=layers, n_inputs=4, n_outputs=2), "native")._impl
+        return program.passes(merge_diagonals=True), program.pass_counts()
+
+    below = native.FUSED_RUNS_MIN_QUBITS - 1
+    assert counts(below) == (2 * (below + 1), (2 * (below + 1),) * 2)  # nothing grouped
+    assert counts(12) == (26, (2 * (4 + 1), 26))  # 12 runs: 4 forward passes per layer
+    assert counts(native.FUSED_ADJOINT_MIN_QUBITS, layers=1) == (21, (7 + 1, 10 + 1))
+    meyer = TorchStatevector(custom_circuit("meyer_iqp", n_qubits=12, n_layers=2, n_inputs=12), "native")._impl
+    forward, backward = meyer.pass_counts()
+    assert backward == meyer.passes(merge_diagonals=True) and meyer.passes(True) * 2 // 3 < forward < backward
+
+
 def test_runs_are_not_brought_together_where_that_would_cut_them(monkeypatch):
     """Meyer et al.'s circuit (a controlled rotation on two wires at a time): emitting every wire's run before each
     two-qubit gate would cut the other wires' runs (271 runs instead of 211 at 14 qubits, more passes backward), so

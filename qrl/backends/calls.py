@@ -28,22 +28,24 @@ class CallModel:
     the backward, microseconds each whatever the batch) and ``torch_pass_s[0]`` per amplitude of the state batch and
     pass (:meth:`~qrl.backends.torch.TorchStatevector.passes`) while the state batch fits :data:`CACHE_BYTES`,
     ``torch_pass_s[1]`` beyond; on the kernel ``kernel_pass_s[w]`` per amplitude of one vector of ``w`` samples and
-    pass (a call of 1-4 samples computes one vector of 4, 5-8 one of 8, more one of 16 per 16 samples), its rotations
-    :data:`KERNEL_ROTATION_PASSES` of a pass each."""
+    pass (a call of 1-4 samples computes one vector of 4, 5-8 one of 8, more one of 16 per 16 samples; its passes the
+    mean of its forward's and its backward's, which group runs differently:
+    :meth:`~qrl.backends.torch.TorchStatevector.native_pass_counts`), its rotations :data:`KERNEL_ROTATION_PASSES`
+    of a pass each."""
 
-    node_s: float = 7.8e-6
-    torch_pass_s: tuple[float, float] = (6.4e-9, 8.9e-9)
-    kernel_pass_s: dict[int, float] = field(default_factory=lambda: {4: 7.4e-9, 8: 8.2e-9, 16: 11.0e-9})
+    node_s: float = 7.9e-6
+    torch_pass_s: tuple[float, float] = (6.8e-9, 9.1e-9)
+    kernel_pass_s: dict[int, float] = field(default_factory=lambda: {4: 8.7e-9, 8: 9.6e-9, 16: 13e-9})
 
     def torch_seconds(self, nodes: int, passes: int, n_qubits: int, batch: int) -> float:
         """A call of ``batch`` samples on a torch program of ``passes`` passes and ``nodes`` nodes."""
         amplitudes = batch * 2**n_qubits
         return self.node_s * nodes + self.torch_pass_s[amplitudes * 8 > CACHE_BYTES] * passes * amplitudes
 
-    def kernel_seconds(self, passes: int, rotations: int, n_qubits: int, batch: int) -> float:
-        """A call of ``batch`` samples on a kernel program of ``passes`` passes and ``rotations`` rotations."""
+    def kernel_seconds(self, passes: tuple[int, int], rotations: int, n_qubits: int, batch: int) -> float:
+        """A call of ``batch`` samples on a kernel program of ``passes`` (forward, backward) and ``rotations``."""
         width = vector_width(batch)
-        work = passes + KERNEL_ROTATION_PASSES * rotations
+        work = sum(passes) / 2 + KERNEL_ROTATION_PASSES * rotations
         return self.kernel_pass_s[width] * (padded(batch) // width) * 2**n_qubits * work
 
     def to_json(self) -> dict:
@@ -64,7 +66,7 @@ class CallModel:
 
 DEFAULT_CALL_MODEL = CallModel()
 """The model where none is stored: the fit of ``qrl bench calls`` to 9 circuits at 12-16 qubits and 1, 4, 8 and 16
-samples on this 2-core machine (2026-12-05, ``calls-20261205-103324.json``; README, "Rollout-sized calls by a cost
+samples on this 2-core machine (2026-12-05, ``calls-20261205-112331.json``; README, "Rollout-sized calls by a cost
 model"), to two digits."""
 
 
@@ -83,8 +85,9 @@ def check_fit_points(points: list[tuple[int, int]]) -> None:
 
 def fit_call_model(rows: list[dict]) -> CallModel:
     """The model fitted to measured calls (``rows``: ``qubits``, ``batch``, ``nodes``, ``torch_passes``,
-    ``kernel_passes``, ``rotations``, ``torch_s``, ``kernel_s``), minimizing the relative errors: non-negative least
-    squares for the torch program's three constants, one least-squares constant per kernel width."""
+    ``kernel_pass_counts`` (forward, backward), ``rotations``, ``torch_s``, ``kernel_s``), minimizing the relative
+    errors: non-negative least squares for the torch program's three constants, one least-squares constant per kernel
+    width."""
     from scipy.optimize import nnls
 
     amplitudes = np.array([r["batch"] * 2 ** r["qubits"] for r in rows], dtype=float)
@@ -98,7 +101,7 @@ def fit_call_model(rows: list[dict]) -> CallModel:
     kernel = {}
     for w in WIDTHS:
         mine = [r for r, rw in zip(rows, widths, strict=True) if rw == w]
-        work = np.array([CallModel(kernel_pass_s={w: 1.0}).kernel_seconds(r["kernel_passes"], r["rotations"],
+        work = np.array([CallModel(kernel_pass_s={w: 1.0}).kernel_seconds(r["kernel_pass_counts"], r["rotations"],
                                                                          r["qubits"], r["batch"]) for r in mine])
         ratio = work / np.array([r["kernel_s"] for r in mine])
         kernel[w] = float(ratio.sum() / (ratio**2).sum())

@@ -67,7 +67,7 @@ CALL_MODEL_MAX_QUBITS = 18
 """The cost model chooses rollout-sized calls' program up to this many qubits: it was fitted at 12-16 and checked at
 18 (README, "Rollout-sized calls by a cost model"). Beyond, its estimate of the torch program's passes is low: ``hea``
 at 24 qubits and batch 8 took 153.8 s on it, 33 ns per amplitude and pass (the adjoint backward it takes there, and
-memory traffic), against the 8.8 fitted; the model would take the torch program where the kernel was measured faster
+memory traffic), against the 9.1 fitted; the model would take the torch program where the kernel was measured faster
 (26 qubits, batch 4). There a call of 3-16 samples runs on the kernel, where the tables name it, only within
 :data:`NATIVE_SMALL_BATCH_PASS_RATIO`."""
 NATIVE_SMALL_BATCH_PASS_RATIO = 6
@@ -192,8 +192,8 @@ def rollout_devices(spec: CircuitSpec, programs: dict | None = None) -> list[str
         return ["torch" if name == NATIVE and b > TINY_BATCH_MAX and ratio > NATIVE_SMALL_BATCH_PASS_RATIO else name
                 for b, name in enumerate(names, start=1)]
     model, n = call_model(), spec.n_qubits
-    kernel_work, torch_work = (kernel.native_passes(merge_diagonals=True), kernel.native_rotations()), (
-        torch_program.autograd_nodes(), torch_program.passes())
+    kernel_work = kernel.native_pass_counts(), kernel.native_rotations()
+    torch_work = torch_program.autograd_nodes(), torch_program.passes()
     cheaper = [NATIVE if model.kernel_seconds(*kernel_work, n, b) <= model.torch_seconds(*torch_work, n, b) else "torch"
                for b in range(1, SMALL_BATCH_MAX + 1)]
     return [choice if name in either else name for name, choice in zip(names, cheaper, strict=True)]

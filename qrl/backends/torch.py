@@ -108,6 +108,11 @@ class TorchStatevector:
         ``merge_diagonals``, consecutive diagonal gates as one at every size)."""
         return self._impl.passes(merge_diagonals) if isinstance(self._impl, NativeProgram) else None
 
+    def native_pass_counts(self) -> tuple[int, int] | None:
+        """Passes of the native program's forward and adjoint backward as the kernel groups its runs
+        (:meth:`qrl.simulator.NativeProgram.pass_counts`; ``None`` for the other programs)."""
+        return self._impl.pass_counts() if isinstance(self._impl, NativeProgram) else None
+
     def native_rotations(self) -> int | None:
         """Rotations the native program applies in one forward call (``None`` for the other programs)."""
         return self._impl.rotations() if isinstance(self._impl, NativeProgram) else None

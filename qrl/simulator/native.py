@@ -222,6 +222,21 @@ def _runs(ops: list[list[int]], diagonals: dict[int, np.ndarray], together: bool
     return out
 
 
+def _grouped_away(ops: np.ndarray, most: int, length_slot: int) -> int:
+    """Passes saved by applying up to ``most`` consecutive runs on distinct wires in one pass, walking ``ops``: a gate
+    list of :func:`_runs` (``length_slot`` 3: a run's first gate has its length there), or it reversed (4: its last
+    gate has)."""
+    slot, saved, i = length_slot, 0, 0
+    while i < len(ops):
+        wires: set[int] = set()
+        while len(wires) < most and i < len(ops) and ops[i][0] <= _CONST_1Q and int(ops[i][2]) not in wires:
+            wires.add(int(ops[i][2]))
+            i += int(ops[i][slot])
+        saved += max(len(wires) - 1, 0)
+        i += not wires
+    return saved
+
+
 def _run_count(ops: list[list[int]]) -> int:
     """Runs of one-qubit gates in a gate list of :func:`_runs` (each run's first gate has its length in slot 3)."""
     return sum(op[0] <= _CONST_1Q and op[3] > 0 for op in ops)
@@ -360,6 +375,15 @@ class NativeProgram:
         kinds = self.ops[:, 0]
         passes = int(np.sum((kinds > _CONST_1Q) | (self.ops[:, 3] > 0)))
         return passes - self._diagonal_repeats if merge_diagonals else passes
+
+    def pass_counts(self) -> tuple[int, int]:
+        """Passes over the state batch of the forward and of the adjoint backward, as the kernel makes them: runs of
+        one-qubit gates grouped by :data:`FUSED_RUNS` (forward, from :data:`FUSED_RUNS_MIN_QUBITS` qubits) and by
+        :data:`FUSED_ADJOINT_RUNS` (backward, from :data:`FUSED_ADJOINT_MIN_QUBITS`) as ``forward_group`` and
+        ``backward_group`` in native.c group them, consecutive diagonal gates as one."""
+        merged = self.passes(merge_diagonals=True)
+        forward = merged - _grouped_away(self.ops, self.fused_runs[0], length_slot=3)
+        return forward, merged - _grouped_away(self.ops[::-1], self.fused_runs[1], length_slot=4)
 
     def rotations(self) -> int:
         """Rotations (RX, RY, RZ: ``Rot`` as three) applied in one forward call."""
