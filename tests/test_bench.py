@@ -811,3 +811,21 @@ def test_the_readme_cost_model_rows_are_the_committed_measurements():
         s = r["seconds"]
         cells = [f"{s['auto'][str(n)] / min(s['torch'][str(n)], s['torch:native'][str(n)]):.2f}x" for n in r["qubits"]]
         assert f"| one_cnot | {batch} | " + " | ".join(cells) + " |" in readme, batch
+
+
+def test_the_readme_malloc_rows_are_the_committed_measurements():
+    """README, "glibc's malloc": the torch program's times with glibc's thresholds and qrl's, two runs each, and the
+    ratios of both programs, from the committed JSON."""
+    readme = (ROOT / "README.md").read_text()
+    glibc = [bench.load(COMMITTED / f"scaling-20261205-{stamp}.json") for stamp in ("115008", "115136")]
+    fixed = [bench.load(COMMITTED / f"scaling-20261205-{stamp}.json") for stamp in ("115047", "115218")]
+    for n in ("12", "14", "16", "18", "20"):
+        times = [[r["seconds"][b][n] for r in runs] for runs in (glibc, fixed) for b in ("torch", "torch:native")]
+        torch_ratio = ", ".join(f"{g / f:.2f}x" for g, f in zip(times[0], times[2], strict=True))
+        kernel_ratio = ", ".join(f"{g / f:.2f}x" for g, f in zip(times[1], times[3], strict=True))
+        row = (f"| {n} | {bench._ms(times[0][0])}, {bench._ms(times[0][1])} | {bench._ms(times[2][0])}, "
+               f"{bench._ms(times[2][1])} | {torch_ratio} | {kernel_ratio} |")
+        assert row in readme, row
+    peaks = [max(max(v.values()) for v in r["peak_rss_gb"].values()) for r in glibc + fixed]
+    assert f"{peaks[2]:.2f} GiB resident (both runs) against {peaks[0]:.2f} and {peaks[1]:.2f}" in " ".join(
+        readme.split()) and f"{peaks[3]:.2f}" == f"{peaks[2]:.2f}"
