@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "qrl"
 # Lowest first; a module may import modules of its own layer or below, never above. A prefix ending in
 # "." names a package's modules.
 LAYERS = [
-    ("base", ("qrl.errors", "qrl.io", "qrl.threads", "qrl.processes", "qrl.data")),
+    ("base", ("qrl.errors", "qrl.io", "qrl.threads", "qrl.malloc", "qrl.processes", "qrl.data")),
     ("circuits", ("qrl.circuits", "qrl.circuits.")),
     ("presets and environments", ("qrl.config", "qrl.envs", "qrl.qenv")),
     ("simulator", ("qrl.simulator", "qrl.simulator.")),
