@@ -805,6 +805,9 @@ def test_the_readme_cost_model_rows_are_the_committed_measurements():
     again = {(r["qubits"], r["batch"]): r for r in bench.load(COMMITTED / "calls-20261205-113158.json")["rows"]}
     assert again[16, 64]["model_choice"] == "torch"
     assert f"{again[16, 64]['torch_s'] / again[16, 64]['kernel_s']:.2f}x slower again" in flat
+    third = bench.load(COMMITTED / "calls-20261205-114212.json")["rows"][0]
+    assert (third["qubits"], third["batch"]) == (15, 32) and "within 1.00x there" in flat
+    assert f"{max(third['torch_s'], third['kernel_s']) / min(third['torch_s'], third['kernel_s']):.2f}" == "1.00"
     for stamp, batch in (("112804", 1), ("112815", 4), ("112826", 8), ("112837", 16)):
         r = bench.load(COMMITTED / f"scaling-20261205-{stamp}.json")
         assert r["batch"] == batch and r["qubits"] == [12, 13, 14, 16]
