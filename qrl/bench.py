@@ -344,12 +344,7 @@ def _scaling_point(spec, backend: str, place: str, x: torch.Tensor, budget_s: fl
     x = x.to(place)
     if place != "cpu":
         torch.cuda.reset_peak_memory_stats(place)
-
-    def step():
-        vqc.zero_grad(set_to_none=True)
-        vqc(x).sum().backward()
-        _finish_work(place)
-
+    step = _step(vqc, x, place)
     start = time.perf_counter()
     step()
     first = time.perf_counter() - start
@@ -448,9 +443,7 @@ def bench_calls(circuits: tuple[str, ...] = CALL_CIRCUITS, qubits: tuple[int, ..
                 times = _median_times({"torch": _step(torch_vqc, x), "kernel": _step(kernel_vqc, x)},
                                       min_repeats=3, budget_s=budget_s)
                 row = {**shape, "batch": batch, "torch_s": times["torch"], "kernel_s": times["kernel"]}
-                estimate = (model.torch_seconds(row["nodes"], row["torch_passes"], n, batch),
-                            model.kernel_seconds(row["kernel_pass_counts"], row["rotations"], n, batch))
-                row["model_choice"] = "kernel" if estimate[1] <= estimate[0] else "torch"
+                row["model_choice"] = _model_choice(model, row)
                 rows.append(row)
                 if log:
                     log(f"{name} n={n} batch={batch}: torch {times['torch'] * 1e3:.2f} ms, kernel "
@@ -471,12 +464,21 @@ def _named_spec(name: str, n: int, n_layers: int):
     return custom_circuit(name, n_qubits=n, n_inputs=n, n_layers=n_layers, obs_map="identity", output_scaling=False)
 
 
-def _step(vqc: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+def _step(vqc: nn.Module, x: torch.Tensor, place: str = "cpu") -> Callable[[], None]:
+    """One forward + backward of ``vqc`` on ``x``, ended when the work on ``place`` is done (a GPU's too)."""
     def step():
         vqc.zero_grad(set_to_none=True)
         vqc(x).sum().backward()
+        _finish_work(place)
 
     return step
+
+
+def _model_choice(model, row: dict[str, Any]) -> str:
+    """``"kernel"`` or ``"torch"``: the program ``model`` estimates the faster for the call of ``row``."""
+    faster = model.kernel_faster(row["nodes"], row["torch_passes"], row["kernel_pass_counts"], row["rotations"],
+                                 row["qubits"], row["batch"])
+    return "kernel" if faster else "torch"
 
 
 def _chosen_by(model, rows: list[dict[str, Any]]) -> list[float] | None:
@@ -484,12 +486,7 @@ def _chosen_by(model, rows: list[dict[str, Any]]) -> list[float] | None:
     model: calls that were not fitted)."""
     if model is None:
         return None
-    ratios = []
-    for r in rows:
-        torch_s = model.torch_seconds(r["nodes"], r["torch_passes"], r["qubits"], r["batch"])
-        kernel_s = model.kernel_seconds(r["kernel_pass_counts"], r["rotations"], r["qubits"], r["batch"])
-        ratios.append(r["kernel_s" if kernel_s <= torch_s else "torch_s"] / min(r["torch_s"], r["kernel_s"]))
-    return ratios
+    return [r[f"{_model_choice(model, r)}_s"] / min(r["torch_s"], r["kernel_s"]) for r in rows]
 
 
 def _rules_before_the_model(row: dict[str, Any]) -> str:
@@ -497,18 +494,15 @@ def _rules_before_the_model(row: dict[str, Any]) -> str:
     kernel: the tiny-batch table's torch program for 1-2 samples, the kernel for 3-16 within the pass ratio (which
     still decides above 18 qubits), and for more within the work ratio (which still decides them)."""
     from qrl.backends.dispatch import SMALL_BATCH_MAX, TINY_BATCH_MAX
-    from qrl.backends.select import (
-        NATIVE_LARGE_BATCH_WORK_RATIO,
-        NATIVE_LARGE_BATCH_WORK_RATIO_BY_QUBITS,
-        NATIVE_SMALL_BATCH_PASS_RATIO,
-    )
+    from qrl.backends.select import kernel_pays_by_passes, kernel_pays_by_work
 
     if row["batch"] <= TINY_BATCH_MAX:
         return "torch"
     if row["batch"] <= SMALL_BATCH_MAX:
-        return "kernel" if row["kernel_passes"] <= NATIVE_SMALL_BATCH_PASS_RATIO * row["torch_passes"] else "torch"
-    limit = NATIVE_LARGE_BATCH_WORK_RATIO_BY_QUBITS.get(row["qubits"], NATIVE_LARGE_BATCH_WORK_RATIO)
-    return "kernel" if row["kernel_passes"] + row["rotations"] / 2 <= limit * row["torch_passes"] else "torch"
+        pays = kernel_pays_by_passes(row["kernel_passes"], row["torch_passes"])
+    else:
+        pays = kernel_pays_by_work(row["kernel_passes"], row["rotations"], row["torch_passes"], row["qubits"])
+    return "kernel" if pays else "torch"
 
 
 def format_calls(result: dict[str, Any], slower: float = 1.2) -> str:
@@ -573,11 +567,7 @@ def _modes(module: nn.Module, x: torch.Tensor) -> dict[str, Callable[[], None]]:
         with torch.no_grad():
             module(x)
 
-    def update() -> None:
-        module.zero_grad(set_to_none=True)
-        module(x).sum().backward()
-
-    return {"rollout": rollout, "update": update}
+    return {"rollout": rollout, "update": _step(module, x)}
 
 
 def bench_flexibility(batches: tuple[int, ...] = (1, 64, 256), n_layers: int = 5, budget_s: float = 1.0,

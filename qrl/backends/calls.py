@@ -48,6 +48,12 @@ class CallModel:
         work = sum(passes) / 2 + KERNEL_ROTATION_PASSES * rotations
         return self.kernel_pass_s[width] * (padded(batch) // width) * 2**n_qubits * work
 
+    def kernel_faster(self, nodes: int, torch_passes: int, kernel_passes: tuple[int, int], rotations: int,
+                      n_qubits: int, batch: int) -> bool:
+        """Whether a call of ``batch`` samples is estimated no slower on the kernel than on the torch program."""
+        return (self.kernel_seconds(kernel_passes, rotations, n_qubits, batch)
+                <= self.torch_seconds(nodes, torch_passes, n_qubits, batch))
+
     def to_json(self) -> dict:
         return {"node_s": self.node_s, "torch_pass_s": list(self.torch_pass_s),
                 "kernel_pass_s": {str(w): s for w, s in self.kernel_pass_s.items()}}

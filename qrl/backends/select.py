@@ -188,14 +188,12 @@ def rollout_devices(spec: CircuitSpec, programs: dict | None = None) -> list[str
     if torch_program.passes() is None:
         return names
     if spec.n_qubits > CALL_MODEL_MAX_QUBITS:
-        ratio = kernel.native_passes(merge_diagonals=True) / torch_program.passes()
-        return ["torch" if name == NATIVE and b > TINY_BATCH_MAX and ratio > NATIVE_SMALL_BATCH_PASS_RATIO else name
+        pays = kernel_pays_by_passes(kernel.native_passes(merge_diagonals=True), torch_program.passes())
+        return ["torch" if name == NATIVE and b > TINY_BATCH_MAX and not pays else name
                 for b, name in enumerate(names, start=1)]
-    model, n = call_model(), spec.n_qubits
-    kernel_work = kernel.native_pass_counts(), kernel.native_rotations()
-    torch_work = torch_program.autograd_nodes(), torch_program.passes()
-    cheaper = [NATIVE if model.kernel_seconds(*kernel_work, n, b) <= model.torch_seconds(*torch_work, n, b) else "torch"
-               for b in range(1, SMALL_BATCH_MAX + 1)]
+    model, structure = call_model(), (torch_program.autograd_nodes(), torch_program.passes(),
+                                      kernel.native_pass_counts(), kernel.native_rotations(), spec.n_qubits)
+    cheaper = [NATIVE if model.kernel_faster(*structure, b) else "torch" for b in range(1, SMALL_BATCH_MAX + 1)]
     return [choice if name in either else name for name, choice in zip(names, cheaper, strict=True)]
 
 
@@ -249,12 +247,24 @@ def _for_large_batches(name: str, spec: CircuitSpec, programs: dict) -> str:
     if name != NATIVE or spec.n_qubits < NATIVE_PASS_RATIO_MIN_QUBITS:
         return name
     native, torch_program = _programs(spec, programs)
-    torch_path = torch_program.passes()
-    if torch_path is None:
+    if torch_program.passes() is None:
         return name
-    work = native.native_passes(merge_diagonals=True) + native.native_rotations() / 2
-    limit = NATIVE_LARGE_BATCH_WORK_RATIO_BY_QUBITS.get(spec.n_qubits, NATIVE_LARGE_BATCH_WORK_RATIO)
-    return name if work <= limit * torch_path else "torch"
+    pays = kernel_pays_by_work(native.native_passes(merge_diagonals=True), native.native_rotations(),
+                               torch_program.passes(), spec.n_qubits)
+    return name if pays else "torch"
+
+
+def kernel_pays_by_passes(kernel_passes: int, torch_passes: int) -> bool:
+    """The rule for calls of 3-16 samples above :data:`CALL_MODEL_MAX_QUBITS` qubits: at most
+    :data:`NATIVE_SMALL_BATCH_PASS_RATIO` of the kernel's passes (consecutive diagonal gates as one) per torch pass."""
+    return kernel_passes <= NATIVE_SMALL_BATCH_PASS_RATIO * torch_passes
+
+
+def kernel_pays_by_work(kernel_passes: int, rotations: int, torch_passes: int, n_qubits: int) -> bool:
+    """The rule for calls of more than ``SMALL_BATCH_MAX`` samples: the kernel's passes plus half a pass per rotation
+    at most :data:`NATIVE_LARGE_BATCH_WORK_RATIO` per torch pass (:data:`NATIVE_LARGE_BATCH_WORK_RATIO_BY_QUBITS`)."""
+    limit = NATIVE_LARGE_BATCH_WORK_RATIO_BY_QUBITS.get(n_qubits, NATIVE_LARGE_BATCH_WORK_RATIO)
+    return kernel_passes + rotations / 2 <= limit * torch_passes
 
 
 def _programs(spec: CircuitSpec, programs: dict) -> tuple:

@@ -226,12 +226,12 @@ def _grouped_away(ops: np.ndarray, most: int, length_slot: int) -> int:
     """Passes saved by applying up to ``most`` consecutive runs on distinct wires in one pass, walking ``ops``: a gate
     list of :func:`_runs` (``length_slot`` 3: a run's first gate has its length there), or it reversed (4: its last
     gate has)."""
-    slot, saved, i = length_slot, 0, 0
+    saved, i = 0, 0
     while i < len(ops):
         wires: set[int] = set()
         while len(wires) < most and i < len(ops) and ops[i][0] <= _CONST_1Q and int(ops[i][2]) not in wires:
             wires.add(int(ops[i][2]))
-            i += int(ops[i][slot])
+            i += int(ops[i][length_slot])
         saved += max(len(wires) - 1, 0)
         i += not wires
     return saved
