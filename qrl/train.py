@@ -87,8 +87,11 @@ def largest_gradient_batch(config: RunConfig) -> int:
 
 def check_training_memory(config: RunConfig, model: BaseAlgorithm, available: int | None = None) -> None:
     """Refuse, before any folder exists, a run whose gradient step would not fit in memory: the circuits
-    on the torch backend keep their intermediate states for autograd (PennyLane devices are not counted). On a
-    GPU (``device=cuda``) the states live in the GPU's memory, which torch reports when it runs out."""
+    on the torch backend keep their intermediate states for autograd (PennyLane devices are not counted), each
+    circuit's call in chunks (``device="auto"`` where a batch does not fit at once) one chunk's forward + backward
+    at a time, after the others' backward. On a GPU (``device=cuda``) the states live in the GPU's memory, which
+    torch reports when it runs out."""
+    from qrl.backends.chunks import Chunks
     from qrl.backends.dispatch import cpu_backend
     from qrl.backends.memory import available_memory, format_bytes
     from qrl.backends.torch import TorchStatevector
@@ -99,8 +102,9 @@ def check_training_memory(config: RunConfig, model: BaseAlgorithm, available: in
     batch = largest_gradient_batch(config)
     circuits = policy_circuits(model.policy).values()
     backends = [cpu_backend(vqc.backend, batch) for vqc in circuits]  # auto: the backend of a call of this batch
-    torch_circuits = [b for b in backends if isinstance(b, TorchStatevector)]
-    need = sum(b.gradient_bytes(batch) for b in torch_circuits)
+    torch_circuits = [b for b in backends if isinstance(b, (TorchStatevector, Chunks))]
+    chunked = [b.gradient_bytes(batch) for b in torch_circuits if isinstance(b, Chunks)]
+    need = sum(b.gradient_bytes(batch) for b in torch_circuits if not isinstance(b, Chunks)) + max(chunked, default=0)
     have = available_memory() if available is None else available
     if need > have:
         n = max(b.n for b in torch_circuits)

@@ -1017,11 +1017,13 @@ def test_auto_keeps_update_sized_calls_of_unentangled_circuits_off_the_kernel(mo
         assert (make_backend(spec, "auto").for_batch(64).program == "native") == on_kernel, n
 
 
-def test_auto_runs_calls_that_would_not_fit_in_memory_on_lightning(monkeypatch):
-    """A call whose program's forward + backward estimate exceeds the share of physical memory runs on Lightning
-    (adjoint, a few state vectors), with the same values and gradients; calls that fit stay on the measured choice,
-    and calls on an accelerator on the torch program there."""
+def test_auto_runs_calls_that_would_not_fit_in_memory_in_chunks(monkeypatch):
+    """A call whose program's forward + backward estimate exceeds the share of physical memory runs on that program in
+    chunks of the largest batch that fits, with the same values and gradients; calls that fit stay on the measured
+    choice, calls on an accelerator run the torch program there, and where one sample does not fit, Lightning
+    (adjoint, a few state vectors) runs the call."""
     from qrl.backends import dispatch, select
+    from qrl.backends.chunks import Chunks
     from qrl.backends.dispatch import cpu_backend
 
     spec = CircuitSpec(n_qubits=10, n_layers=2, n_inputs=10, n_outputs=2)
@@ -1035,20 +1037,82 @@ def test_auto_runs_calls_that_would_not_fit_in_memory_on_lightning(monkeypatch):
     assert select.largest_batch_within(make_backend(spec, "lightning.qubit"), 1) is None  # no estimate: no limit
     monkeypatch.setattr(select, "physical_memory", lambda: int(memory / select.AUTO_MEMORY_FRACTION) + 1)
     backend = make_backend(spec, "auto")
-    assert backend.cpu.spilled is None  # Lightning is made on the first call that needs it
-    assert all(backend.for_batch(b).program == "native" for b in (1, 2, 8))
-    assert all(isinstance(backend.for_batch(b), PennyLaneQNode) for b in (9, 16, 64))
-    assert backend.for_batch(9) is backend.for_batch(64) and cpu_backend(backend, 64) is backend.for_batch(64)
+    assert all(type(backend.for_batch(b)) is TorchStatevector and backend.for_batch(b).program == "native"
+               for b in (1, 2, 8))
+    for b in (9, 16, 64):  # rollout-sized (a backend per batch size) and update-sized calls
+        chunks = backend.for_batch(b)
+        assert isinstance(chunks, Chunks) and chunks.size == 8 and chunks.program == "native", b
+        assert chunks.gradient_bytes(b) == kernel.gradient_bytes(8) <= memory
+    assert cpu_backend(backend, 64) is backend.for_batch(64)
     gen = torch.Generator().manual_seed(4)
     weights = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) * 2 * math.pi
-    for batch in (8, 9):  # the same values and gradients on either side of the limit
+    for batch in (8, 9, 20, 64):  # the same values and gradients on either side of the limit
         angles = torch.rand(batch, spec.n_encoding_layers, spec.n_inputs, generator=gen, dtype=torch.float64)
         cot = torch.randn(batch, spec.n_outputs, generator=gen, dtype=torch.float64)
         for r, g in zip(values_and_grads(TorchStatevector(spec), angles, weights, cot),
                         values_and_grads(backend, angles, weights, cot), strict=True):
             np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0)
-    monkeypatch.setattr(dispatch, "on_accelerator", lambda inputs: True)  # as for tensors on a GPU: never Lightning
-    assert isinstance(backend.for_inputs(torch.zeros(64, 1, 10)), TorchStatevector)
+    assert backend.cpu.spilled is None  # Lightning is made on the first call that needs it: none did
+    monkeypatch.setattr(dispatch, "on_accelerator", lambda inputs: True)  # as for tensors on a GPU: never chunked
+    assert type(backend.for_inputs(torch.zeros(64, 1, 10))) is TorchStatevector
+    monkeypatch.setattr(select, "physical_memory", lambda: int(kernel.gradient_bytes(1) / select.AUTO_MEMORY_FRACTION)
+                        - 1)  # one sample does not fit on the kernel, nor on the torch program: Lightning
+    backend = make_backend(spec, "auto")
+    assert all(isinstance(backend.for_batch(b), PennyLaneQNode) for b in (1, 9, 64))
+    angles = torch.rand(3, spec.n_encoding_layers, spec.n_inputs, generator=gen, dtype=torch.float64)
+    cot = torch.randn(3, spec.n_outputs, generator=gen, dtype=torch.float64)
+    for r, g in zip(values_and_grads(TorchStatevector(spec), angles, weights, cot),
+                    values_and_grads(backend.cpu, angles, weights, cot), strict=True):
+        np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0)
+
+
+def test_chunks_keep_their_states_or_compute_them_again_with_the_same_bits(monkeypatch):
+    """A chunked gradient call keeps each chunk's state for its backward where they fit beside one chunk's forward +
+    backward, else keeps nothing and runs each chunk's forward again in the backward: the same values and gradients
+    to the bit either way, and without a gradient plain chunks."""
+    from qrl.backends import chunks as chunks_module
+    from qrl.backends.chunks import Chunks
+
+    spec = CircuitSpec(n_qubits=8, n_layers=3, n_inputs=8, n_outputs=2)
+    kernel = TorchStatevector(spec, "native")
+    state = kernel.kept_bytes(8)
+    assert state >= 8 * 2**8 * 8 and kernel.kept_bytes(5) == state  # a batch padded to 8 samples of complex64
+    assert TorchStatevector(spec).kept_bytes(8) is None  # the torch program does not say: computed again
+    gen = torch.Generator().manual_seed(7)
+    weights = torch.rand(spec.weight_shape, generator=gen) * 2 * math.pi
+    angles = torch.rand(20, spec.n_encoding_layers, spec.n_inputs, generator=gen)
+    cot = torch.randn(20, spec.n_outputs, generator=gen)
+    forwards, saved = [], []
+    real_forward = kernel._impl.forward
+    monkeypatch.setattr(kernel._impl, "forward", lambda *a, **k: forwards.append(1) or real_forward(*a, **k))
+
+    def run(chunked):
+        forwards.clear()
+        a, w = angles.clone().requires_grad_(True), weights.clone().requires_grad_(True)
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel() * t.element_size()) or t,
+                                                      lambda t: t):
+            out = chunked(a, w)
+        n_forward = len(forwards)
+        return (out.detach(), *torch.autograd.grad((out * cot).sum(), (a, w))), n_forward, len(forwards)
+
+    kept = Chunks(kernel, 8, 10**12)
+    assert kept.keeps(20, 8)
+    keep_result, before, after = run(kept)
+    assert (before, after) == (3, 3) and sum(saved) >= 2 * state + kernel.kept_bytes(4)  # 8 + 8 + 4: each one's kept
+    saved.clear()
+    monkeypatch.setattr(chunks_module, "KEEP_MARGIN", 0.0)  # as when the memory available now holds one chunk only
+    assert not kept.keeps(20, 8)
+    again_result, before, after = run(kept)
+    assert (before, after) == (3, 6) and sum(saved) < state  # nothing kept; each chunk's forward run again
+    whole = values_and_grads(kernel, angles, weights, cot)
+    for k, a, w in zip(keep_result, again_result, whole, strict=True):
+        assert torch.equal(k, a)
+        np.testing.assert_allclose(k.numpy(), w.numpy(), atol=F32_TOL, rtol=0)
+    with torch.no_grad():
+        assert torch.equal(kept(angles, weights), keep_result[0])
+    assert not Chunks(kernel, 8, kernel.gradient_bytes(8)).keeps(20, 8)  # two kept states do not fit the budget
+    with pytest.raises(ValueError, match="at least one sample"):
+        Chunks(kernel, 0, 1)
 
 
 def test_crossovers_store_the_native_kernel_at_every_size(tmp_path, monkeypatch):
@@ -1134,3 +1198,14 @@ def test_a_batch_dispatch_pickled_before_tiny_batches_had_a_backend_runs_them_on
     restored = pickle.loads(pickle.dumps(BatchDispatch(large, small, max_small=3, rollouts=(tiny, small, small))))
     assert [restored.for_batch(b).program for b in (1, 2, 3, 4)] == ["plain", "dense", "dense", "wires"]
     assert restored.for_batch(2) is restored.for_batch(3)  # one backend, pickled once
+    import functools
+
+    from qrl.backends.chunks import Chunks
+
+    chunked = BatchDispatch(large, small, limits={"large": 20}, chunked={"large": Chunks(large, 20, 10**9)},
+                            spill=functools.partial(make_backend, spec, "torch:dense"))
+    restored = pickle.loads(pickle.dumps(chunked))
+    assert restored.for_batch(20) is restored.large and restored.for_batch(21).backend is restored.large
+    assert restored.for_batch(21).size == 20 and restored.for_batch(21).program == "wires"
+    del chunked.chunked  # as pickled before chunks: a call over the limit spills, as it did
+    assert pickle.loads(pickle.dumps(chunked, protocol=0)).for_batch(21).program == "dense"

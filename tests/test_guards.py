@@ -394,3 +394,34 @@ def test_memory_check_counts_the_batch_the_algorithm_differentiates(tmp_path, mo
     assert code == 2
     assert "for one gradient step (4096 samples through 2 circuit(s) of up to 12 qubits" in one_error(capsys)
     assert not list(tmp_path.iterdir())
+
+
+def test_memory_check_counts_one_chunk_of_the_chunked_circuits(monkeypatch):
+    """On the default device a batch that does not fit at once runs in chunks, each circuit's backward one chunk at a
+    time: the check counts the largest chunk's forward + backward once, not once per circuit."""
+    from qrl import train as train_module
+    from qrl.backends import select
+    from qrl.backends.chunks import Chunks
+    from qrl.backends.dispatch import cpu_backend
+    from qrl.config import resolve
+    from qrl.errors import QRLError
+    from qrl.sb3.networks import policy_circuits
+
+    def model_at(physical: int):
+        monkeypatch.setattr(select, "physical_memory", lambda: physical)
+        config = resolve("ppo-vqc", "CartPole-v1", overrides={"batch_size": 4096, "n_steps": 512,
+                                                                "policy_kwargs.n_qubits": 12,
+                                                                "policy_kwargs.pre_layer": True})
+        model, env = train_module.build_model(config)
+        env.close()
+        return config, [cpu_backend(vqc.backend, 4096) for vqc in policy_circuits(model.policy).values()], model
+
+    config, whole, _ = model_at(2**40)  # a machine where 4096 samples fit at once: counted whole, per circuit
+    assert len(whole) == 2 and not any(isinstance(b, Chunks) for b in whole)
+    chunk_peak = whole[0].gradient_bytes(512)
+    config, chunked, model = model_at(int(chunk_peak / select.AUTO_MEMORY_FRACTION) + 1)
+    assert all(isinstance(b, Chunks) and b.size == 512 for b in chunked)
+    assert max(b.gradient_bytes(4096) for b in chunked) <= chunk_peak < sum(b.gradient_bytes(4096) for b in whole)
+    train_module.check_training_memory(config, model, available=int(1.5 * chunk_peak))  # two chunks would not fit
+    with pytest.raises(QRLError, match="for one gradient step"):
+        train_module.check_training_memory(config, model, available=chunk_peak // 2)

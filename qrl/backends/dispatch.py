@@ -1,5 +1,5 @@
-"""``device="auto"`` by batch size: one backend for rollout-sized batches, another for update-sized ones, Lightning
-for a call that would not fit in memory, and the torch program for tensors on an accelerator."""
+"""``device="auto"`` by batch size: one backend for rollout-sized batches, another for update-sized ones, a call that
+would not fit in memory in chunks that do (or on Lightning), and the torch program for tensors on an accelerator."""
 
 from __future__ import annotations
 
@@ -23,12 +23,13 @@ torch program, eight on the kernel."""
 class BatchDispatch:
     """Run each call on ``small`` when its batch has at most ``max_small`` samples, else on ``large``; with ``tiny``,
     calls of at most ``max_tiny`` samples on that. With ``limits`` (``{"tiny" | "small" | "large": the largest batch
-    that backend's forward + backward fits in memory}``), a larger call runs on ``spill()`` instead (Lightning: a few
-    state vectors whatever the batch), made on the first such call.
+    that backend's forward + backward fits in memory}``), a larger call runs on ``chunked[role]`` (the same backend in
+    chunks that fit: :class:`qrl.backends.chunks.Chunks`) where given, else on ``spill()`` (Lightning: a few state
+    vectors whatever the batch), made on the first such call.
 
-    With ``rollouts`` (a backend for each batch size from 1 to its length, or ``None`` for a batch that does not fit
-    in memory: :func:`qrl.backends.select.rollout_devices`), a call of at most that many samples runs on its entry
-    instead, and ``small``, ``tiny`` and their limits are not used.
+    With ``rollouts`` (a backend for each batch size from 1 to its length, its chunks where the batch does not fit in
+    memory, or ``None`` to spill: :func:`qrl.backends.select.rollout_devices`), a call of at most that many samples
+    runs on its entry instead, and ``small``, ``tiny`` and their limits are not used.
 
     All are exact backends of one circuit (``f(inputs, *weights)``), so a call's values and gradients are the
     same to rounding (1e-13 in float64) whichever runs it; the choice depends on the batch size only, so a
@@ -37,10 +38,12 @@ class BatchDispatch:
     """
 
     def __init__(self, large, small, max_small: int = SMALL_BATCH_MAX, tiny=None, max_tiny: int = TINY_BATCH_MAX,
-                 limits: dict[str, int] | None = None, spill=None, rollouts: tuple | None = None):
+                 limits: dict[str, int] | None = None, spill=None, rollouts: tuple | None = None,
+                 chunked: dict | None = None):
         self.large, self.small, self.max_small = large, small, max_small
         self.tiny, self.max_tiny = tiny, max_tiny
         self.limits, self.spill, self.spilled = dict(limits or {}), spill, None
+        self.chunked = dict(chunked or {})
         self.rollouts = None if rollouts is None else tuple(rollouts)
 
     def for_batch(self, batch: int):
@@ -56,7 +59,10 @@ class BatchDispatch:
         else:
             role, chosen = "large", self.large
         limit = getattr(self, "limits", {}).get(role)  # (pickled before the memory limits: none)
-        return chosen if limit is None or batch <= limit else self._spilled()
+        if limit is None or batch <= limit:
+            return chosen
+        chunks = getattr(self, "chunked", {}).get(role)  # (pickled before chunks: none)
+        return chunks if chunks is not None else self._spilled()
 
     def _spilled(self):
         """The backend of calls that would not fit in memory, made on the first such call."""
@@ -77,7 +83,8 @@ class BatchDispatch:
         return getattr(self.large, name)
 
 
-_BATCH_DISPATCH_SLOTS = ("large", "small", "max_small", "tiny", "max_tiny", "limits", "spill", "spilled", "rollouts")
+_BATCH_DISPATCH_SLOTS = ("large", "small", "max_small", "tiny", "max_tiny", "limits", "spill", "spilled", "rollouts",
+                         "chunked")
 
 
 def on_accelerator(inputs: torch.Tensor) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pennylane as qml
 
 from qrl.backends.calls import DEFAULT_CALL_MODEL, CallModel
+from qrl.backends.chunks import Chunks, largest_batch_within
 from qrl.backends.dispatch import (
     SMALL_BATCH_MAX,
     TINY_BATCH_MAX,
@@ -28,16 +29,17 @@ from qrl.errors import QRLError
 # Without the file: torch up to AUTO_TORCH_MAX_QUBITS, Lightning above. A measurement at a batch of at
 # most SMALL_BATCH_MAX samples is stored apart ("small_batch") and decides calls of that size (SB3
 # rollouts); where it names another backend, auto runs each call on the one for its batch (BatchDispatch).
-# A call whose program would not fit in memory (AUTO_MEMORY_FRACTION) runs on Lightning (SPILL) instead.
+# A call whose program would not fit in memory (AUTO_MEMORY_FRACTION) runs in chunks that do (Chunks), or on
+# Lightning (SPILL) where one sample does not.
 AUTO_TORCH_MAX_QUBITS = 14
 AUTO_MEMORY_FRACTION = 0.75
 """``device="auto"`` runs a call on a program that holds the state batch (the torch programs, the native kernel) only
 where that program's estimated forward + backward (:meth:`TorchStatevector.gradient_bytes`) is within this fraction
-of physical memory; a larger call runs on :data:`SPILL`, whose adjoint method holds a few state vectors whatever
-the batch. On this 24 GiB machine at 26 qubits: the kernel for calls of up to 8 samples (16.2 GiB estimated, 13.4 GiB
-peak measured at 8, ``scaling-20261205-092325.json``), Lightning for 9 and more (32.4 GiB); until the kernel read
-Z words out itself and its estimate followed the peaks measured (2026-12-05), up to 4 samples. Physical memory, not
-what is free now, so that the choice depends on the machine and the batch only and a seeded run stays
+of physical memory; a larger call runs on it in chunks of the largest batch that is (:class:`Chunks`; until
+2026-12-05 on :data:`SPILL`, whose adjoint method holds a few state vectors whatever the batch, sample by sample).
+On this 24 GiB machine at 26 qubits: the kernel for calls of up to 8 samples (16.2 GiB estimated, 13.4 GiB peak
+measured at 8, ``scaling-20261205-092325.json``), in chunks of 8 beyond (32.4 GiB for 16 at once). Physical memory,
+not what is free now, so that the chunks depend on the machine and the batch only and a seeded run stays
 deterministic."""
 SPILL = "lightning.qubit"
 CROSSOVERS = Path(__file__).resolve().parents[1] / "data" / "crossovers.json"
@@ -377,37 +379,22 @@ def make_device(name: str, n_qubits: int, **kwargs):
 def _auto_backend(spec: CircuitSpec, name: str):
     """``device="auto"``, exact: ``name`` (the measured fastest for this size), each rollout-sized call on its batch
     size's choice where that differs (:func:`rollout_devices`), each call whose program would not fit in memory on
-    :data:`SPILL` (:class:`BatchDispatch`), and calls on an accelerator on the torch program there
-    (:class:`AcceleratorDispatch`)."""
+    that program in chunks that do (:class:`Chunks`; on :data:`SPILL` where one sample does not:
+    :class:`BatchDispatch`), and calls on an accelerator on the torch program there (:class:`AcceleratorDispatch`)."""
     programs: dict = {}  # built once: the rules build the kernel's and the torch program to count passes
     name = _for_large_batches(name, spec, programs)
     rollouts = rollout_devices(spec, programs)
     made = {b: programs[b] if b in programs else make_backend(spec, b) for b in dict.fromkeys((name, *rollouts))}
     memory = int(AUTO_MEMORY_FRACTION * physical_memory())
     fits = {b: largest_batch_within(made[b], memory) for b in made}
-    per_batch = tuple(made[b] if fits[b] is None or batch <= fits[b] else None  # None: spills
+    chunked = {b: Chunks(made[b], fits[b], memory) for b in made if fits[b]}  # where one sample fits
+    per_batch = tuple(made[b] if fits[b] is None or batch <= fits[b] else chunked.get(b)  # None: spills
                       for batch, b in enumerate(rollouts, start=1))
     limits = {"large": fits[name]} if fits[name] is not None else {}
     backend = BatchDispatch(made[name], made[rollouts[-1]], limits=limits, rollouts=per_batch,
+                            chunked={"large": chunked[name]} if name in chunked else None,
                             spill=functools.partial(make_backend, spec, SPILL))
     return AcceleratorDispatch(backend, spec)
-
-
-def largest_batch_within(backend, memory: int) -> int | None:
-    """The largest batch whose forward + backward on ``backend`` is estimated within ``memory`` bytes
-    (:meth:`TorchStatevector.gradient_bytes`; 0 if one sample is not); ``None`` for a backend without that estimate
-    (a PennyLane device). The estimate grows with the batch beyond the switch to the adjoint method (under 2 GiB)."""
-    if not isinstance(backend, TorchStatevector):
-        return None
-    if backend.gradient_bytes(1) > memory:
-        return 0
-    fits, over = 1, 2
-    while backend.gradient_bytes(over) <= memory:
-        fits, over = over, 2 * over
-    while over - fits > 1:  # bisection: ``fits`` fits, ``over`` does not
-        middle = (fits + over) // 2
-        fits, over = (middle, over) if backend.gradient_bytes(middle) <= memory else (fits, middle)
-    return fits
 
 
 def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | None = None,

@@ -151,6 +151,17 @@ class TorchStatevector:
             kept = 2 * self._impl.n_phases + 2
         return gradient_peak_bytes(kept, self.n, batch, itemsize)
 
+    def kept_bytes(self, batch: int, itemsize: int = 8) -> int | None:
+        """Memory a gradient call of ``batch`` samples holds from its forward until its backward: where the native
+        kernel reads out itself, its state batch (padded) and the cosines and sines of its angles; ``None`` for the
+        other programs, which keep more than their peak estimate says apart."""
+        if not isinstance(self._impl, NativeProgram) or self._kernel_readout is None:
+            return None
+        rows = padded(batch)
+        shared = self._impl.n_weight + len(self._impl.consts)
+        trig = itemsize * (self._impl.n_angle * rows + shared)  # a cosine and a sine per angle: an amplitude's bytes
+        return state_bytes(self.n, rows, itemsize) + trig
+
     def gradient_method(self, batch: int, itemsize: int = 8) -> str:
         """``"adjoint"`` or ``"autograd"``: how a gradient call at ``batch`` samples is differentiated."""
         if isinstance(self._impl, NativeProgram) or (isinstance(self._impl, WiresProgram)

@@ -1,0 +1,93 @@
+"""A call of more samples than fit in memory, run as consecutive chunks that do on one exact backend: ``device="auto"``
+at 24-26 qubits runs an update batch on the native kernel this way instead of sample by sample on Lightning."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+from qrl.backends.memory import available_memory
+from qrl.backends.torch import TorchStatevector
+
+KEEP_MARGIN = 0.9
+"""A chunked gradient call keeps each chunk's state for its backward only where the kept states and one chunk's
+forward + backward are estimated within this fraction of the memory available at the call (and within the budget);
+otherwise each chunk's forward is run again in the backward. Either way the values and gradients are the same to the
+bit (the kernel is deterministic), so the choice, made from the memory free now, cannot change a seeded run."""
+
+
+class Chunks:
+    """Run ``backend`` (an exact program that holds its state batch: the native kernel, the torch program) on a call of
+    ``B`` samples as ``ceil(B / size)`` consecutive calls of at most ``size`` samples, the largest batch whose forward
+    + backward fits ``memory`` bytes (:func:`largest_batch_within`), and their outputs concatenated.
+
+    Under autograd each chunk is its own node. Where the states the chunks keep for their backward (the kernel's
+    :meth:`~qrl.backends.torch.TorchStatevector.kept_bytes`) fit beside one chunk's forward + backward, they are kept;
+    otherwise each chunk runs as a checkpoint (:func:`torch.utils.checkpoint.checkpoint`): its forward keeps nothing
+    and is run again in the backward, one chunk at a time, so the peak is one chunk's forward + backward whatever
+    ``B`` (about a third more arithmetic: the kernel's forward is a third of its forward + backward).
+
+    Values equal one call's to rounding (a gradient summed over the batch is summed per chunk, then over the chunks:
+    1e-13 in float64); ``size`` depends on the machine's physical memory only, so a seeded run stays deterministic.
+    """
+
+    def __init__(self, backend, size: int, memory: int):
+        if size < 1:
+            raise ValueError(f"expected a chunk of at least one sample; got {size}")
+        self.backend, self.size, self.memory = backend, int(size), int(memory)
+
+    def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
+        batch = inputs.shape[0]
+        if batch <= self.size:
+            return self.backend(inputs, *weights)
+        pieces = inputs.split(self.size)
+        differentiated = torch.is_grad_enabled() and (inputs.requires_grad or any(w.requires_grad for w in weights))
+        if not differentiated or self.keeps(batch, _itemsize(weights, inputs)):
+            return torch.cat([self.backend(x, *weights) for x in pieces])
+        return torch.cat([checkpoint(self.backend, x, *weights, use_reentrant=False, preserve_rng_state=False)
+                          for x in pieces])
+
+    def keeps(self, batch: int, itemsize: int = 8) -> bool:
+        """Whether a gradient call of ``batch`` samples keeps its chunks' states (else they are computed again in the
+        backward): the states kept by every chunk but one, and one chunk's forward + backward, within the budget and
+        :data:`KEEP_MARGIN` of the memory available now."""
+        kept = getattr(self.backend, "kept_bytes", None)
+        per_chunk = kept(self.size, itemsize) if kept is not None else None
+        if per_chunk is None:  # the backend does not say what it keeps
+            return False
+        chunks = -(-batch // self.size)
+        need = (chunks - 1) * per_chunk + self.backend.gradient_bytes(self.size, itemsize)
+        return need <= min(self.memory, KEEP_MARGIN * available_memory())
+
+    def gradient_bytes(self, batch: int, itemsize: int = 8) -> int:
+        """Peak memory of one forward + backward of ``batch`` samples, as computed again in the backward where needed:
+        one chunk's (the chunks keep nothing then)."""
+        return self.backend.gradient_bytes(min(batch, self.size), itemsize)
+
+    def __getattr__(self, name: str):  # passes, spec, program, n, ...: the backend's
+        if name in ("backend", "size", "memory"):  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.backend, name)
+
+
+def _itemsize(weights: tuple, inputs: torch.Tensor) -> int:
+    """Bytes of a complex amplitude for this call: 16 in float64, else 8 (complex64)."""
+    dtype = weights[0].dtype if weights else inputs.dtype
+    return 16 if dtype == torch.float64 else 8
+
+
+def largest_batch_within(backend, memory: int) -> int | None:
+    """The largest batch whose forward + backward on ``backend`` is estimated within ``memory`` bytes
+    (:meth:`TorchStatevector.gradient_bytes`; 0 if one sample is not); ``None`` for a backend without that estimate
+    (a PennyLane device). The estimate grows with the batch beyond the switch to the adjoint method (under 2 GiB)."""
+    if not isinstance(backend, TorchStatevector):
+        return None
+    if backend.gradient_bytes(1) > memory:
+        return 0
+    fits, over = 1, 2
+    while backend.gradient_bytes(over) <= memory:
+        fits, over = over, 2 * over
+    while over - fits > 1:  # bisection: ``fits`` fits, ``over`` does not
+        middle = (fits + over) // 2
+        fits, over = (middle, over) if backend.gradient_bytes(middle) <= memory else (fits, middle)
+    return fits
