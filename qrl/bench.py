@@ -420,7 +420,6 @@ def bench_calls(circuits: tuple[str, ...] = CALL_CIRCUITS, qubits: tuple[int, ..
     :func:`bench_scaling` builds it) on the torch program and on the native kernel, side by side, per qubit count and
     batch; with the structure the cost model reads (:class:`qrl.backends.calls.CallModel`), the model fitted to these
     calls, and the choice of the model ``device="auto"`` uses now (:func:`qrl.backends.select.call_model`)."""
-    from qrl.backends.calls import fit_call_model
     from qrl.backends.select import NATIVE, call_model
 
     model, rows = call_model(), []
@@ -448,12 +447,38 @@ def bench_calls(circuits: tuple[str, ...] = CALL_CIRCUITS, qubits: tuple[int, ..
                 if log:
                     log(f"{name} n={n} batch={batch}: torch {times['torch'] * 1e3:.2f} ms, kernel "
                         f"{times['kernel'] * 1e3:.2f} ms, model {row['model_choice']}")
+    return _calls_result(rows, model, {"circuits": list(circuits), "qubits": list(qubits), "batches": list(batches),
+                                       "n_layers": n_layers})
+
+
+def calls_again(result: dict[str, Any], source: str) -> dict[str, Any]:
+    """A ``qrl bench calls`` result with its timings kept and the rest computed again by the model as it is now:
+    its choice for each call (:func:`qrl.backends.select.call_model`, the stored fit) and the fit (to refit after a
+    change of the model's form without timing again); ``source`` (the file it was read from) and the machine that timed
+    them kept as ``calls_from`` and ``calls_machine``."""
+    from qrl.backends.select import call_model
+
+    model, keys = call_model(), ("circuits", "qubits", "batches", "n_layers")
+    try:
+        rows = [dict(r) for r in result["rows"]]
+        for r in rows:
+            r["model_choice"] = _model_choice(model, r)
+        setup = {k: result[k] for k in keys}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise QRLError(f"expected a result of qrl bench calls (rows with nodes, torch_passes, kernel_pass_counts, "
+                       f"rotations, qubits, batch and times); got one without {exc}; try a calls-*.json of "
+                       f"runs/reference/bench/") from None
+    return {**_calls_result(rows, model, setup), "calls_from": source, "calls_machine": result.get("machine")}
+
+
+def _calls_result(rows: list[dict[str, Any]], model, setup: dict[str, Any]) -> dict[str, Any]:
+    from qrl.backends.calls import fit_call_model
+
     try:
         fit = fit_call_model(rows).to_json()
     except QRLError as exc:  # calls that cannot tell the constants apart (one batch class only): timed, not fitted
         fit = {"error": str(exc)}
-    return {"kind": "calls", "circuits": list(circuits), "qubits": list(qubits), "batches": list(batches),
-            "n_layers": n_layers, "rows": rows, "model": model.to_json(), "fit": fit}
+    return {"kind": "calls", **setup, "rows": rows, "model": model.to_json(), "fit": fit}
 
 
 def _named_spec(name: str, n: int, n_layers: int):

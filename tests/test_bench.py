@@ -731,6 +731,7 @@ def test_calls_bench_times_both_programs_and_stores_its_fit_for_auto(tmp_path, c
     """`qrl bench calls` times the torch program and the kernel side by side, prints the model's choice over the
     faster, and with --update-auto stores its fit, which auto then uses (and a main-table update keeps)."""
     from qrl.backends import select
+    from qrl.backends.calls import DEFAULT_CALL_MODEL
 
     crossovers = tmp_path / "crossovers.json"
     monkeypatch.setattr(select, "CROSSOVERS", crossovers)
@@ -750,6 +751,18 @@ def test_calls_bench_times_both_programs_and_stores_its_fit_for_auto(tmp_path, c
     assert select.call_model().to_json() == result["fit"]
     select.write_crossovers({"batch": 64, "fastest": {"4": "torch"}}, "main", {})
     assert json.loads(crossovers.read_text())["call_model"] == stored  # kept beside the main table
+    crossovers.write_text(json.dumps({**json.loads(crossovers.read_text()), "call_model": None}))
+    select.call_model.cache_clear()  # the code's model: --rows reads the timings again, fits them, stores the fit
+    assert main(["bench", "calls", "--rows", str(path), "--update-auto", "--out", str(tmp_path / "again")]) == 0
+    assert "now chooses rollout-sized calls by the model fitted to" in capsys.readouterr().out
+    (again,) = (tmp_path / "again").glob("calls-*.json")
+    again = json.loads(again.read_text())
+    assert again["rows"] == [{**r, "model_choice": bench._model_choice(DEFAULT_CALL_MODEL, r)} for r in result["rows"]]
+    assert again["fit"] == result["fit"] and again["calls_from"] == str(path)
+    assert json.loads(crossovers.read_text())["call_model"]["model"] == result["fit"]
+    (tmp_path / "bad.json").write_text(json.dumps({"rows": [{"qubits": 12}]}))
+    assert main(["bench", "calls", "--rows", str(tmp_path / "bad.json"), "--out", str(tmp_path / "bad")]) == 2
+    assert "expected a result of qrl bench calls" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     for bad in (["--qubits", "8"], ["--batches", "0"], ["--layers", "0"], ["--circuits", "hea", "no_such_circuit"]):
         assert main([*args, *bad]) == 2
     timed = ["bench", "calls", "--circuits", "hea", "--qubits", "12", "--batches", "32", "--layers", "1", "--budget",
@@ -765,7 +778,7 @@ CALLS_SUMMARY = r"in (\d+) of (\d+) calls \(worst ([\d.]+)x\).* in (\d+) \(worst
 """`qrl bench calls`' summary: the model's choices within 1.2x, of all, its worst; the rules' within, their worst."""
 
 
-def test_the_readme_cost_model_rows_are_the_committed_measurements():
+def test_the_readme_cost_model_rows_are_the_committed_measurements(monkeypatch):
     """README, "Rollout-sized calls by a cost model": each row's counts and worst ratios (the fitted calls by the fit's
     own choice, the others by the stored fit's), the fit, the first version's misses, the large calls and auto's ratios
     on one_cnot, from the committed JSON; the stored model is the first command's fit, the code's default that fit to
@@ -775,17 +788,31 @@ def test_the_readme_cost_model_rows_are_the_committed_measurements():
 
     readme = (ROOT / "README.md").read_text()
     flat = " ".join(readme.split())
-    for stamp, label in (("112331", "9 circuits (fitted), 12-16 qubits"), ("112513", "4 shapes not fitted, 12-16"),
-                         ("112753", "6 circuits, 18 qubits")):
-        lines = bench.format_calls(bench.load(COMMITTED / f"calls-20261205-{stamp}.json")).splitlines()
+    refits = {"125434": "112331", "125440": "112513", "125443": "112753"}  # `--rows` result: the timed one
+    for stamp, label in (("125434", "9 circuits (fitted), 12-16 qubits"), ("125440", "4 shapes not fitted, 12-16"),
+                         ("125443", "6 circuits, 18 qubits")):
+        result = bench.load(COMMITTED / f"calls-20261205-{stamp}.json")
+        assert result["calls_from"] == f"runs/reference/bench/calls-20261205-{refits[stamp]}.json"
+        timed = bench.load(COMMITTED / f"calls-20261205-{refits[stamp]}.json")["rows"]
+        assert [(r["torch_s"], r["kernel_s"]) for r in result["rows"]] == [(r["torch_s"], r["kernel_s"]) for r in timed]
+        lines = bench.format_calls(result).splitlines()
         summary = next(line for line in lines if line.startswith("model's choice"))
         made, total, worst, before, worst_before = re.search(CALLS_SUMMARY, summary).groups()
-        if stamp == "112331":  # the fit's own choice
+        if stamp == "125434":  # the fit's own choice
             own = next(line for line in lines if line.startswith("the fit's own choice"))
             made, worst = re.search(r"in (\d+) \(worst ([\d.]+)x\)", own).groups()
+        else:  # the stored fit's choices
+            assert result["model"] == bench.load(COMMITTED / "calls-20261205-125434.json")["fit"]
         row = f"| {made} of {total} | {worst}x | {before} of {total} | {worst_before}x |"
         assert any(line.startswith(f"| {label}") and line.endswith(row) for line in readme.splitlines()), (label, row)
-    fit = bench.load(COMMITTED / "calls-20261205-112331.json")["fit"]
+    from qrl.backends import calls
+
+    with monkeypatch.context() as patch:  # the first fit, as it read the cache: larger than it is beyond
+        patch.setattr(calls, "beyond_cache", lambda amplitudes: amplitudes * 8 > calls.CACHE_BYTES)
+        first = bench.format_calls(bench.load(COMMITTED / "calls-20261205-112331.json")).splitlines()
+    first_own = re.search(r"in (\d+) \(worst ([\d.]+)x\)", next(x for x in first if x.startswith("the fit's own")))
+    assert first_own.groups() == ("179", "1.23") and "the first fit had 179, worst 1.23x" in flat
+    fit = bench.load(COMMITTED / "calls-20261205-125434.json")["fit"]
     ns = {w: f"{s * 1e9:.2f}" for w, s in fit["kernel_pass_s"].items()}
     assert (f"torch {fit['node_s'] * 1e6:.2f} us per node, {fit['torch_pass_s'][0] * 1e9:.2f} ns per amplitude and "
             f"pass in the cache, {fit['torch_pass_s'][1] * 1e9:.2f} beyond; kernel {ns['4']} ns per amplitude and pass "
@@ -802,12 +829,31 @@ def test_the_readme_cost_model_rows_are_the_committed_measurements():
     large = re.search(CALLS_SUMMARY, bench.format_calls(bench.load(COMMITTED / "calls-20261205-113131.json"))).groups()
     assert "chosen within 1.2x of the faster in {} of {} calls (worst {}x".format(*large[:3]) in flat
     assert "the work ratio in {} (worst {}x".format(*large[3:]) in flat
+    refit = re.search(CALLS_SUMMARY, bench.format_calls(bench.load(COMMITTED / "calls-20261205-125447.json"))).groups()
+    assert refit[:3] == ("89", "90", large[2]) and "the refit in 89, the same worst" in flat
     again = {(r["qubits"], r["batch"]): r for r in bench.load(COMMITTED / "calls-20261205-113158.json")["rows"]}
     assert again[16, 64]["model_choice"] == "torch"
     assert f"{again[16, 64]['torch_s'] / again[16, 64]['kernel_s']:.2f}x slower again" in flat
     third = bench.load(COMMITTED / "calls-20261205-114212.json")["rows"][0]
     assert (third["qubits"], third["batch"]) == (15, 32) and "within 1.00x there" in flat
     assert f"{max(third['torch_s'], third['kernel_s']) / min(third['torch_s'], third['kernel_s']):.2f}" == "1.00"
+    import circuit_shapes  # noqa: F401  (registers one_cnot)
+
+    from qrl.backends import select
+    from qrl.backends.calls import CallModel
+    from qrl.circuits import custom_circuit
+
+    first_fit, refit = (CallModel.from_json(bench.load(COMMITTED / f"calls-20261205-{s}.json")["fit"])
+                        for s in ("112331", "125434"))
+    assert "the refit chooses the same program at all 16 points" in flat
+    for n in (12, 13, 14, 16):  # auto's rows on one_cnot were timed with the first fit
+        kernel, torch_program = select._programs(custom_circuit("one_cnot", n_qubits=n, n_inputs=n, n_layers=5), {})
+        shape = (torch_program.autograd_nodes(), torch_program.passes(), kernel.native_pass_counts(),
+                 kernel.native_rotations(), n)
+        with monkeypatch.context() as patch:
+            patch.setattr(calls, "beyond_cache", lambda amplitudes: amplitudes * 8 > calls.CACHE_BYTES)
+            before = [first_fit.kernel_faster(*shape, b) for b in (1, 4, 8, 16)]
+        assert [refit.kernel_faster(*shape, b) for b in (1, 4, 8, 16)] == before, n
     for stamp, batch in (("112804", 1), ("112815", 4), ("112826", 8), ("112837", 16)):
         r = bench.load(COMMITTED / f"scaling-20261205-{stamp}.json")
         assert r["batch"] == batch and r["qubits"] == [12, 13, 14, 16]

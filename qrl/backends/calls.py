@@ -13,7 +13,8 @@ from qrl.errors import QRLError
 from qrl.simulator.native import padded, vector_width
 
 CACHE_BYTES = 2 * 2**20
-"""The L2 cache of one core of this machine (2 MiB): a state batch within it costs the torch program less a pass."""
+"""The L2 cache of one core of this machine (2 MiB): a state batch within it costs the torch program less a pass
+(:func:`beyond_cache`)."""
 KERNEL_ROTATION_PASSES = 0.25
 """The kernel's cost of one rotation, in passes (its sine and cosine and the product, within a pass it makes): fixed,
 not fitted (fitted with the rest, it trades off against the pass cost and chose no better)."""
@@ -21,26 +22,35 @@ WIDTHS = (4, 8, 16)
 """The kernel's vector widths in samples (:func:`qrl.simulator.native.vector_width`)."""
 
 
+def beyond_cache(amplitudes) -> bool:
+    """Whether a state batch of ``amplitudes`` complex64 numbers costs the torch program a pass from beyond the cache:
+    from :data:`CACHE_BYTES` on, since a pass reads one state batch and writes another (works elementwise on arrays).
+    The first fit (2026-12-05) counted only a batch larger than the cache so, and missed where a state batch is the
+    cache's size: ``lockwood_si`` at 15 qubits and 8 samples on the torch program, estimated 53.5 ms, measured 73.6
+    (1.23x the kernel's time; README, "Rollout-sized calls by a cost model")."""
+    return amplitudes * 8 >= CACHE_BYTES
+
+
 @dataclass(frozen=True)
 class CallModel:
     """Seconds of one forward + backward call (complex64): on the torch program ``node_s`` per node of its autograd
     graph (:meth:`qrl.backends.torch.TorchStatevector.autograd_nodes`: an operation of the forward and one or more of
     the backward, microseconds each whatever the batch) and ``torch_pass_s[0]`` per amplitude of the state batch and
-    pass (:meth:`~qrl.backends.torch.TorchStatevector.passes`) while the state batch fits :data:`CACHE_BYTES`,
-    ``torch_pass_s[1]`` beyond; on the kernel ``kernel_pass_s[w]`` per amplitude of one vector of ``w`` samples and
-    pass (a call of 1-4 samples computes one vector of 4, 5-8 one of 8, more one of 16 per 16 samples; its passes the
-    mean of its forward's and its backward's, which group runs differently:
-    :meth:`~qrl.backends.torch.TorchStatevector.native_pass_counts`), its rotations :data:`KERNEL_ROTATION_PASSES`
-    of a pass each."""
+    pass (:meth:`~qrl.backends.torch.TorchStatevector.passes`) while the state batch is within the cache,
+    ``torch_pass_s[1]`` beyond (:func:`beyond_cache`); on the kernel ``kernel_pass_s[w]`` per amplitude of one vector
+    of ``w`` samples and pass (a call of 1-4 samples computes one vector of 4, 5-8 one of 8, more one of 16 per 16
+    samples; its passes the mean of its forward's and its backward's, which group runs differently:
+    :meth:`~qrl.backends.torch.TorchStatevector.native_pass_counts`), its rotations :data:`KERNEL_ROTATION_PASSES` of
+    a pass each."""
 
-    node_s: float = 7.9e-6
-    torch_pass_s: tuple[float, float] = (6.8e-9, 9.1e-9)
+    node_s: float = 8.1e-6
+    torch_pass_s: tuple[float, float] = (6.4e-9, 8.5e-9)
     kernel_pass_s: dict[int, float] = field(default_factory=lambda: {4: 8.7e-9, 8: 9.6e-9, 16: 13e-9})
 
     def torch_seconds(self, nodes: int, passes: int, n_qubits: int, batch: int) -> float:
         """A call of ``batch`` samples on a torch program of ``passes`` passes and ``nodes`` nodes."""
         amplitudes = batch * 2**n_qubits
-        return self.node_s * nodes + self.torch_pass_s[amplitudes * 8 > CACHE_BYTES] * passes * amplitudes
+        return self.node_s * nodes + self.torch_pass_s[beyond_cache(amplitudes)] * passes * amplitudes
 
     def kernel_seconds(self, passes: tuple[int, int], rotations: int, n_qubits: int, batch: int) -> float:
         """A call of ``batch`` samples on a kernel program of ``passes`` (forward, backward) and ``rotations``."""
@@ -72,14 +82,14 @@ class CallModel:
 
 DEFAULT_CALL_MODEL = CallModel()
 """The model where none is stored: the fit of ``qrl bench calls`` to 9 circuits at 12-16 qubits and 1, 4, 8 and 16
-samples on this 2-core machine (2026-12-05, ``calls-20261205-112331.json``; README, "Rollout-sized calls by a cost
-model"), to two digits."""
+samples on this 2-core machine (timed 2026-12-05, ``calls-20261205-112331.json``; refitted with :func:`beyond_cache`
+by ``--rows``; README, "Rollout-sized calls by a cost model"), to two digits."""
 
 
 def check_fit_points(points: list[tuple[int, int]]) -> None:
     """Refuse calls at these ``(qubits, batch)`` points where they cannot tell the model's constants apart: a fit needs
     state batches within and beyond the cache, and batches of every vector width."""
-    beyond = [b * 2**n * 8 > CACHE_BYTES for n, b in points]
+    beyond = [beyond_cache(b * 2**n) for n, b in points]
     widths = {vector_width(b) for _, b in points}
     missing = [what for what, has in (("calls whose state batch fits the cache", not all(beyond)),
                                       ("calls whose state batch exceeds it", any(beyond)),
@@ -97,7 +107,7 @@ def fit_call_model(rows: list[dict]) -> CallModel:
     from scipy.optimize import nnls
 
     amplitudes = np.array([r["batch"] * 2 ** r["qubits"] for r in rows], dtype=float)
-    beyond = amplitudes * 8 > CACHE_BYTES
+    beyond = beyond_cache(amplitudes)
     passes = np.array([r["torch_passes"] for r in rows], dtype=float) * amplitudes
     columns = np.stack([[r["nodes"] for r in rows], passes * ~beyond, passes * beyond], axis=1)
     seconds = np.array([r["torch_s"] for r in rows], dtype=float)

@@ -160,6 +160,9 @@ def _add_calls(what) -> None:
     p.add_argument("--layers", type=int, default=5, help="layers of every circuit (default 5)")
     p.add_argument("--update-auto", action="store_true",
                    help="store the model fitted to these calls for device='auto' on this machine")
+    p.add_argument("--rows", metavar="JSON",
+                   help="a result of qrl bench calls: its timings again, no new ones (the choices and fit computed by "
+                        "the model as it is now); --circuits, --qubits, --batches and --layers are the file's")
     _add_common(p, budget=True)
     p.set_defaults(run=run_calls)
 
@@ -173,6 +176,8 @@ def run_calls(args) -> int:
         raise QRLError(f"expected qubit counts of {NATIVE_PASS_RATIO_MIN_QUBITS} or more (below, device='auto' runs "
                        f"the kernel whatever the circuit), positive batches and layers; got --qubits {args.qubits} "
                        f"--batches {args.batches} --layers {args.layers}; try --qubits 12 14 16")
+    if args.rows:
+        return _calls_again(args)
     from qrl.simulator.native import available
 
     if not available():
@@ -192,6 +197,23 @@ def run_calls(args) -> int:
                             "--batches", *map(str, args.batches), "--layers", str(args.layers), "--update-auto"])
         path = write_call_model(CallModel.from_json(result["fit"]), command, machine=bench.machine())
         table += f"\n\n(device='auto' now chooses rollout-sized calls by the fitted model: {path})"
+    return _finish(result, table, args.out)
+
+
+def _calls_again(args) -> int:
+    """``qrl bench calls --rows JSON``: a result's timings, choices and fit by the model as it is now."""
+    from qrl import bench
+    from qrl.backends.calls import CallModel
+    from qrl.backends.select import write_call_model
+
+    result = bench.calls_again(bench.load(args.rows), str(args.rows))
+    table = bench.format_calls(result)
+    if args.update_auto:
+        if "error" in result["fit"]:
+            raise QRLError(f"{args.rows}: {result['fit']['error']}")
+        path = write_call_model(CallModel.from_json(result["fit"]), f"qrl bench calls --rows {args.rows} --update-auto",
+                                machine=result["calls_machine"])
+        table += f"\n\n(device='auto' now chooses rollout-sized calls by the model fitted to {args.rows}: {path})"
     return _finish(result, table, args.out)
 
 
