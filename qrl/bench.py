@@ -286,7 +286,8 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
 
     A backend whose first call took longer than ``max_call_s`` is timed by that call alone (the first call
     of a torch program includes no compilation: that happens when the module is built) and not run at larger
-    sizes. Memory:
+    sizes; the others are timed again at each size with their calls interleaved (:func:`_median_times`, so that
+    noise, and what one left in the allocator, hits them alike; until 2026-12-05 one backend after another). Memory:
     ``peak_rss_gb`` is this process's peak resident memory after each point (it only grows, so a
     jump shows what that point needed); ``state_mb`` is one batch of complex64 state vectors. For the torch
     backend's per-wire programs, ``passes`` counts the passes over the state batch of forward + backward
@@ -309,20 +310,28 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
                 else custom_circuit(circuit, n_qubits=n, n_inputs=n, n_layers=n_layers, obs_map="identity",
                                     output_scaling=False))
         x = torch.randn(batch, n, generator=torch.Generator().manual_seed(n))
+        steps = {}  # the backends to time again, interleaved: those whose first call was short
         for backend in backends:
             if backend in dropped:
                 continue
-            point = _scaling_point(spec, backend, places[backend], x, budget_s, max_call_s)
+            point = _scaling_point(spec, backend, places[backend], x, max_call_s)
             seconds[backend][str(n)] = point["seconds"]
             if point["seconds"] > max_call_s:  # timed once, and not run at larger sizes
                 dropped.add(backend)
+            else:
+                steps[backend] = point["step"]
             peak_rss_gb[backend][str(n)] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
             if "peak_gpu_gb" in point:
                 peak_gpu_gb[backend][str(n)] = point["peak_gpu_gb"]
             if point["passes"]:
                 passes[backend][str(n)] = PASSES_PER_FORWARD_PASS * point["passes"]
-            if log:
-                gpu = f", peak GPU {point['peak_gpu_gb']:.2f} GiB" if "peak_gpu_gb" in point else ""
+        for backend, s in (_median_times(steps, min_repeats=3, budget_s=budget_s) if steps else {}).items():
+            seconds[backend][str(n)] = s
+        del steps
+        if log:
+            for backend in (b for b in backends if str(n) in seconds[b]):
+                gpu = f", peak GPU {peak_gpu_gb[backend][str(n)]:.2f} GiB" if str(n) in peak_gpu_gb.get(backend, {}) \
+                    else ""
                 log(f"n={n:<3} {backend}: {seconds[backend][str(n)] * 1e3:.2f} ms, "
                     f"peak RSS {peak_rss_gb[backend][str(n)]:.2f} GiB{gpu}")
         for place in sorted({places[b] for b in backends if str(n) in passes[b]}):
@@ -336,10 +345,10 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
             **({"peak_gpu_gb": peak_gpu_gb, "gpu": torch.cuda.get_device_name()} if peak_gpu_gb else {})}
 
 
-def _scaling_point(spec, backend: str, place: str, x: torch.Tensor, budget_s: float,
-                   max_call_s: float) -> dict[str, Any]:
-    """One point of :func:`bench_scaling`: the median time of forward + backward (the first call's alone where it
-    took over ``max_call_s``), the forward passes over the state, and on a GPU its peak memory."""
+def _scaling_point(spec, backend: str, place: str, x: torch.Tensor, max_call_s: float) -> dict[str, Any]:
+    """One point of :func:`bench_scaling`: the first forward + backward's time (and, where it took at most
+    ``max_call_s``, the ``step`` to time again with the other backends, interleaved), the forward passes over the state,
+    and on a GPU its peak memory."""
     vqc = _scaling_vqc(spec, backend.partition("@")[0]).to(place)
     x = x.to(place)
     if place != "cpu":
@@ -348,7 +357,7 @@ def _scaling_point(spec, backend: str, place: str, x: torch.Tensor, budget_s: fl
     start = time.perf_counter()
     step()
     first = time.perf_counter() - start
-    point = {"seconds": first if first > max_call_s else _median_time(step, min_repeats=3, budget_s=budget_s),
+    point = {"seconds": first, "step": step if first <= max_call_s else None,
              "passes": vqc.backend.passes() if hasattr(vqc.backend, "passes") else None}
     if place != "cpu":
         point["peak_gpu_gb"] = torch.cuda.max_memory_allocated(place) / 2**30

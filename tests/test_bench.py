@@ -489,18 +489,21 @@ def test_the_readme_26_qubit_tiny_batch_rows_are_the_committed_measurement():
 def test_auto_at_25_and_26_qubits_runs_each_call_where_it_fits_from_the_stored_crossovers(monkeypatch):
     """On a machine of this one's memory (23.5 GiB), from the stored tables: at 26 qubits 1-2 samples on torch (the
     tiny table), 3-8 on the kernel (the small table's choice at 24, within 3/4 of memory: 4.05 state batches
-    estimated, as the kernel reads the Z words out itself), 9 and more on Lightning; at 25 qubits the kernel up to 16
-    samples (until the estimate followed the measured peaks: up to 4 and 8)."""
+    estimated, as the kernel reads the Z words out itself), 9 and more on the kernel in chunks of 8 (on Lightning
+    until 2026-12-05); at 25 qubits the kernel up to 16 samples (until the estimate followed the measured peaks: up
+    to 4 and 8), in chunks of 16 beyond."""
     from qrl.backends import select
     from qrl.circuits import CircuitSpec
 
     monkeypatch.setattr(select, "physical_memory", lambda: int(23.5 * 2**30))
-    expected = {26: {1: "wires", 2: "wires", 3: "native", 4: "native", 5: "native", 8: "native", 9: "lightning",
-                     16: "lightning", 64: "lightning"},
-                25: {2: "wires", 3: "native", 8: "native", 16: "native", 17: "lightning", 64: "lightning"}}
+    expected = {26: {1: "wires", 2: "wires", 3: "native", 4: "native", 5: "native", 8: "native", 9: "native 8",
+                     16: "native 8", 64: "native 8"},
+                25: {2: "wires", 3: "native", 8: "native", 16: "native", 17: "native 16", 64: "native 16"}}
     for n, choices in expected.items():
         backend = select.make_backend(CircuitSpec(n_qubits=n, n_layers=5, n_inputs=n, n_outputs=n), "auto")
-        assert {b: getattr(backend.for_batch(b), "program", "lightning") for b in choices} == choices
+        chosen = {b: backend.for_batch(b) for b in choices}
+        assert {b: " ".join([c.program, *([str(c.size)] if hasattr(c, "keeps") else [])])
+                for b, c in chosen.items()} == choices
     assert select.tiny_batch_table()[26] == "torch" and select.small_batch_table()[24] == select.NATIVE
 
 
