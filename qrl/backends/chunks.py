@@ -25,7 +25,7 @@ class Chunks:
     :meth:`~qrl.backends.torch.TorchStatevector.kept_bytes`) fit beside one chunk's forward + backward, they are kept;
     otherwise each chunk runs as a checkpoint (:func:`torch.utils.checkpoint.checkpoint`): its forward keeps nothing
     and is run again in the backward, one chunk at a time, so the peak is one chunk's forward + backward whatever
-    ``B`` (about a third more arithmetic: the kernel's forward is a third of its forward + backward).
+    ``B``, for the price of each chunk's forward once more.
 
     Values equal one call's to rounding (a gradient summed over the batch is summed per chunk, then over the chunks:
     1e-13 in float64); ``size`` depends on the machine's physical memory only, so a seeded run stays deterministic.
