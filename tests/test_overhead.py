@@ -77,3 +77,35 @@ def test_ppo_training_is_deterministic_for_a_seed():
         return [p.detach().clone() for p in model.policy.parameters()]
 
     assert all(torch.equal(a, b) for a, b in zip(train(), train(), strict=True))
+
+
+def test_ppo_training_in_chunks_is_deterministic_for_a_seed(monkeypatch):
+    """Where the minibatch does not fit in memory at once, auto runs it in chunks (here 8 of 32, the machine's memory
+    made small): training stays deterministic for a seed, whether the chunks' states were kept or computed again."""
+    from qrl.backends import select
+    from qrl.backends.chunks import Chunks
+    from qrl.backends.dispatch import cpu_backend
+    from qrl.backends.torch import TorchStatevector
+
+    def model():
+        return PPO(VQCActorCriticPolicy, "CartPole-v1", n_steps=32, batch_size=32, n_epochs=2, seed=3, device="cpu",
+                   policy_kwargs={"n_layers": 2})
+
+    kernel = cpu_backend(model().policy.mlp_extractor.policy_net.vqc.backend, 8)
+    assert isinstance(kernel, TorchStatevector) and kernel.program == "native"
+    monkeypatch.setattr(select, "physical_memory",
+                        lambda: int(kernel.gradient_bytes(8) / select.AUTO_MEMORY_FRACTION) + 1)
+
+    def train() -> list[torch.Tensor]:
+        ppo = model()
+        actor = ppo.policy.mlp_extractor.policy_net.vqc.backend
+        assert isinstance(cpu_backend(actor, 32), Chunks) and cpu_backend(actor, 32).size == 8
+        ppo.learn(64)
+        return [p.detach().clone() for p in ppo.policy.parameters()]
+
+    monkeypatch.setattr(Chunks, "keeps", lambda self, batch, itemsize=8: True)  # every chunk's state kept
+    kept = train()
+    monkeypatch.setattr(Chunks, "keeps", lambda self, batch, itemsize=8: False)  # every chunk computed again
+    again = train()
+    assert all(torch.equal(a, b) for a, b in zip(kept, again, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(again, train(), strict=True))
