@@ -504,7 +504,23 @@ def test_auto_at_25_and_26_qubits_runs_each_call_where_it_fits_from_the_stored_c
         chosen = {b: backend.for_batch(b) for b in choices}
         assert {b: " ".join([c.program, *([str(c.size)] if hasattr(c, "keeps") else [])])
                 for b, c in chosen.items()} == choices
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "the kernel runs in chunks of 8 samples at 26 qubits, 16 at 25, 32 at 24, 64 at 23 and 128 at 22" in readme
+    for n, size in ((24, 32), (23, 64), (22, 128)):  # the README's chunks, as auto makes them for an update batch
+        backend = select.make_backend(CircuitSpec(n_qubits=n, n_layers=5, n_inputs=n, n_outputs=n), "auto")
+        assert (backend.for_batch(size).program, backend.for_batch(size + 1).size) == ("native", size), n
     assert select.tiny_batch_table()[26] == "torch" and select.small_batch_table()[24] == select.NATIVE
+
+
+def test_the_readme_chunked_call_at_26_qubits_is_the_committed_measurement():
+    """README, "Calls that do not fit, in chunks": auto (two chunks of 8) against Lightning at 26 qubits and 16
+    samples, one call each, from the committed JSON."""
+    text = (ROOT / "README.md").read_text()
+    r = bench.load(COMMITTED / "scaling-20261205-134153.json")
+    assert (r["batch"], r["qubits"], r["fastest"]["26"]) == (16, [26], "auto")
+    auto, light = (r["seconds"][b]["26"] for b in ("auto", "lightning.qubit"))
+    assert f"| 26, 16 | {auto:.1f} | {light:.1f} | {light / auto:.2f}x | {r['peak_rss_gb']['auto']['26']:.2f} |" in text
+    assert f"auto ran this call on Lightning: {light / auto:.2f}x slower" in " ".join(text.split())
 
 
 def test_the_readme_auto_points_at_24_to_26_qubits_are_the_committed_measurements():
@@ -863,6 +879,30 @@ def test_the_readme_cost_model_rows_are_the_committed_measurements(monkeypatch):
         s = r["seconds"]
         cells = [f"{s['auto'][str(n)] / min(s['torch'][str(n)], s['torch:native'][str(n)]):.2f}x" for n in r["qubits"]]
         assert f"| one_cnot | {batch} | " + " | ".join(cells) + " |" in readme, batch
+
+
+def test_the_readme_lockwood_auto_rows_are_the_committed_measurements():
+    """README, "Rollout-sized calls by a cost model": auto on lockwood_si at 8 samples against the faster of the torch
+    program and the kernel, three runs at 14 qubits, from the committed JSON; and the model's estimate there."""
+    from qrl.backends import select
+    from qrl.circuits import custom_circuit
+
+    readme = (ROOT / "README.md").read_text()
+    ratio = {}
+    for stamp in ("134253", "134318", "134328"):
+        r = bench.load(COMMITTED / f"scaling-20261205-{stamp}.json")
+        assert (r["batch"], r["circuit"]) == (8, "lockwood_si")
+        for n in r["qubits"]:
+            s = {b: r["seconds"][b][str(n)] for b in ("auto", "torch", "torch:native")}
+            ratio.setdefault(n, []).append(f"{s['auto'] / min(s['torch'], s['torch:native']):.2f}x")
+    assert f"| lockwood_si | 8 | {', '.join(ratio[14])} | {ratio[15][0]} | {ratio[16][0]} |" in readme
+    spec = custom_circuit("lockwood_si", n_qubits=14, n_inputs=14, n_layers=5, obs_map="identity", output_scaling=False)
+    kernel, torch_program = select._programs(spec, {})
+    shape = (torch_program.autograd_nodes(), torch_program.passes(), kernel.native_pass_counts(),
+             kernel.native_rotations(), 14)
+    assert not select.call_model().kernel_faster(*shape, 8)  # the torch program, as timed
+    estimate = select.call_model().torch_seconds(*shape[:2], 14, 8)
+    assert f"The model estimates the torch program there at {estimate * 1e3:.1f} ms" in " ".join(readme.split())
 
 
 def test_the_readme_malloc_rows_are_the_committed_measurements():
