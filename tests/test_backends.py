@@ -1066,6 +1066,35 @@ def test_auto_runs_calls_that_would_not_fit_in_memory_in_chunks(monkeypatch):
         np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0)
 
 
+def test_auto_on_a_gpu_runs_calls_over_its_memory_in_chunks(monkeypatch):
+    """On an accelerator auto runs the torch program; a call whose forward + backward would exceed the share of the
+    GPU's memory runs in chunks that fit, each computed again in its backward, with the same values and gradients
+    (run here on CPU tensors taken for a GPU's, with a GPU's memory made small)."""
+    from qrl.backends import dispatch, select
+    from qrl.backends.chunks import Chunks
+
+    spec = CircuitSpec(n_qubits=8, n_layers=2, n_inputs=8, n_outputs=2)
+    program = TorchStatevector(spec)
+    monkeypatch.setattr(dispatch, "on_accelerator", lambda inputs: True)
+    monkeypatch.setattr(dispatch, "accelerator_memory",
+                        lambda device: int(program.gradient_bytes(16) / select.AUTO_MEMORY_FRACTION) + 1)
+    backend = make_backend(spec, "auto")
+    gen = torch.Generator().manual_seed(11)
+    weights = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) * 2 * math.pi
+    for batch in (16, 40):
+        angles = torch.rand(batch, spec.n_encoding_layers, spec.n_inputs, generator=gen, dtype=torch.float64)
+        chosen = backend.for_inputs(angles)
+        assert (isinstance(chosen, Chunks) and chosen.size == 16) == (batch > 16), batch
+        if batch > 16:  # the torch program does not say what it keeps: computed again
+            assert chosen.program == program.program and not chosen.keeps(batch)
+        cot = torch.randn(batch, spec.n_outputs, generator=gen, dtype=torch.float64)
+        want, got = (values_and_grads(b, angles, weights, cot) for b in (program, backend))
+        for r, g in zip(want, got, strict=True):
+            np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0)
+    monkeypatch.setattr(dispatch, "accelerator_memory", lambda device: None)  # not a CUDA GPU: never chunked
+    assert type(make_backend(spec, "auto").for_inputs(torch.zeros(64, 1, 8))) is TorchStatevector
+
+
 def test_chunks_keep_their_states_or_compute_them_again_with_the_same_bits(monkeypatch):
     """A chunked gradient call keeps each chunk's state for its backward where they fit beside one chunk's forward +
     backward, else keeps nothing and runs each chunk's forward again in the backward: the same values and gradients

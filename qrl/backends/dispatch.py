@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from qrl.backends.chunks import Chunks, largest_batch_within
+from qrl.backends.memory import accelerator_memory
 from qrl.backends.torch import TorchStatevector
 
 SMALL_BATCH_MAX = 16
@@ -97,10 +99,15 @@ class AcceleratorDispatch:
     torch program there, batched, on the tensors' own device; CPU calls run ``cpu`` (the measured choices for this
     machine's CPU, which may be the native kernel or Lightning: :class:`BatchDispatch`). Both are exact backends of
     one circuit, so values and gradients agree to rounding; a run is on one device throughout, so it stays
-    deterministic for a seed."""
+    deterministic for a seed.
 
-    def __init__(self, cpu, spec):
+    With ``memory_fraction``, a call on a GPU whose forward + backward would need more than that fraction of the GPU's
+    memory runs in chunks that fit (:class:`qrl.backends.chunks.Chunks`, sized by the GPU's total memory, so the same
+    for every run on it; each chunk's forward computed again in its backward). Not measured on a GPU yet."""
+
+    def __init__(self, cpu, spec, memory_fraction: float | None = None):
         self.cpu, self.spec, self.accelerated = cpu, spec, None
+        self.memory_fraction, self.chunked = memory_fraction, {}
 
     def for_inputs(self, inputs: torch.Tensor):
         """The backend that runs a call with these inputs."""
@@ -108,7 +115,16 @@ class AcceleratorDispatch:
             return self.for_batch(inputs.shape[0])
         if self.accelerated is None:
             self.accelerated = TorchStatevector(self.spec)
-        return self.accelerated
+        fraction = getattr(self, "memory_fraction", None)  # (pickled before GPU chunks: none)
+        total = accelerator_memory(inputs.device) if fraction else None
+        if total is None:
+            return self.accelerated
+        memory = int(fraction * total)
+        if memory not in self.chunked:  # per GPU size: the largest batch that fits, and its chunks
+            fits = largest_batch_within(self.accelerated, memory)
+            self.chunked[memory] = Chunks(self.accelerated, fits, memory) if fits else None
+        chunks = self.chunked[memory]
+        return chunks if chunks is not None and inputs.shape[0] > chunks.size else self.accelerated
 
     def for_batch(self, batch: int):
         """The backend that runs a CPU call of ``batch`` samples."""
@@ -118,7 +134,7 @@ class AcceleratorDispatch:
         return self.for_inputs(inputs)(inputs, *weights)
 
     def __getattr__(self, name: str):  # passes, gradient_bytes, ...: the CPU backend's
-        if name in ("cpu", "spec", "accelerated"):  # not set yet (unpickling): no recursion
+        if name in ("cpu", "spec", "accelerated", "memory_fraction", "chunked"):  # not set yet (unpickling)
             raise AttributeError(name)
         return getattr(self.cpu, name)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import torch
+
 
 def physical_memory() -> int:
     """Physical memory in bytes (an upper bound on what a state vector can use)."""
@@ -11,6 +13,13 @@ def physical_memory() -> int:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
         return 1 << 40
+
+
+def accelerator_memory(device: torch.device) -> int | None:
+    """Total memory of a CUDA GPU in bytes (the same for every run on that GPU); ``None`` for other devices."""
+    if device.type != "cuda":
+        return None
+    return int(torch.cuda.get_device_properties(device).total_memory)
 
 
 def available_memory() -> int:

@@ -394,7 +394,7 @@ def _auto_backend(spec: CircuitSpec, name: str):
     backend = BatchDispatch(made[name], made[rollouts[-1]], limits=limits, rollouts=per_batch,
                             chunked={"large": chunked[name]} if name in chunked else None,
                             spill=functools.partial(make_backend, spec, SPILL))
-    return AcceleratorDispatch(backend, spec)
+    return AcceleratorDispatch(backend, spec, memory_fraction=AUTO_MEMORY_FRACTION)
 
 
 def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | None = None,
