@@ -325,15 +325,15 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
                 peak_gpu_gb[backend][str(n)] = point["peak_gpu_gb"]
             if point["passes"]:
                 passes[backend][str(n)] = PASSES_PER_FORWARD_PASS * point["passes"]
+            if log:  # as each backend's first call ends (minutes at the largest sizes)
+                gpu = f", peak GPU {point['peak_gpu_gb']:.2f} GiB" if "peak_gpu_gb" in point else ""
+                log(f"n={n:<3} {backend}: first call {point['seconds'] * 1e3:.2f} ms, "
+                    f"peak RSS {peak_rss_gb[backend][str(n)]:.2f} GiB{gpu}")
         for backend, s in (_median_times(steps, min_repeats=3, budget_s=budget_s) if steps else {}).items():
             seconds[backend][str(n)] = s
+            if log:
+                log(f"n={n:<3} {backend}: {s * 1e3:.2f} ms (median, calls interleaved)")
         del steps
-        if log:
-            for backend in (b for b in backends if str(n) in seconds[b]):
-                gpu = f", peak GPU {peak_gpu_gb[backend][str(n)]:.2f} GiB" if str(n) in peak_gpu_gb.get(backend, {}) \
-                    else ""
-                log(f"n={n:<3} {backend}: {seconds[backend][str(n)] * 1e3:.2f} ms, "
-                    f"peak RSS {peak_rss_gb[backend][str(n)]:.2f} GiB{gpu}")
         for place in sorted({places[b] for b in backends if str(n) in passes[b]}):
             copy_s[_copy_key(n, place)] = _copy_time(batch, n, place, budget_s)
     best = {str(n): min((b for b in backends if str(n) in seconds[b]), key=lambda b: seconds[b][str(n)])
