@@ -513,14 +513,18 @@ def test_auto_at_25_and_26_qubits_runs_each_call_where_it_fits_from_the_stored_c
 
 
 def test_the_readme_chunked_call_at_26_qubits_is_the_committed_measurement():
-    """README, "Calls that do not fit, in chunks": auto (two chunks of 8) against Lightning at 26 qubits and 16
-    samples, one call each, from the committed JSON."""
+    """README, "Calls that do not fit, in chunks": auto (two chunks) against Lightning at 26 qubits / 16 samples and
+    24 qubits / 64 samples, one call each, from the committed JSON."""
     text = (ROOT / "README.md").read_text()
-    r = bench.load(COMMITTED / "scaling-20261205-134153.json")
-    assert (r["batch"], r["qubits"], r["fastest"]["26"]) == (16, [26], "auto")
-    auto, light = (r["seconds"][b]["26"] for b in ("auto", "lightning.qubit"))
-    assert f"| 26, 16 | {auto:.1f} | {light:.1f} | {light / auto:.2f}x | {r['peak_rss_gb']['auto']['26']:.2f} |" in text
-    assert f"auto ran this call on Lightning: {light / auto:.2f}x slower" in " ".join(text.split())
+    ratios = []
+    for stamp, n, batch in (("134153", 26, 16), ("144804", 24, 64)):
+        r = bench.load(COMMITTED / f"scaling-20261205-{stamp}.json")
+        assert (r["batch"], r["qubits"], r["fastest"][str(n)]) == (batch, [n], "auto")
+        auto, light = (r["seconds"][b][str(n)] for b in ("auto", "lightning.qubit"))
+        peak = r["peak_rss_gb"]["auto"][str(n)]
+        assert f"| {n}, {batch} | {auto:.1f} | {light:.1f} | {light / auto:.2f}x | {peak:.2f} |" in text
+        ratios.append(f"{light / auto:.2f}x")
+    assert "auto ran these calls on Lightning: {} and {} slower".format(*ratios) in " ".join(text.split())
 
 
 def test_the_readme_auto_points_at_24_to_26_qubits_are_the_committed_measurements():
