@@ -333,7 +333,7 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
             seconds[backend][str(n)] = s
             if log:
                 log(f"n={n:<3} {backend}: {s * 1e3:.2f} ms (median, calls interleaved)")
-        del steps
+        del steps  # the programs timed, freed before the copy below allocates two state batches
         for place in sorted({places[b] for b in backends if str(n) in passes[b]}):
             copy_s[_copy_key(n, place)] = _copy_time(batch, n, place, budget_s)
     best = {str(n): min((b for b in backends if str(n) in seconds[b]), key=lambda b: seconds[b][str(n)])

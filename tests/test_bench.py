@@ -830,8 +830,11 @@ def test_the_readme_cost_model_rows_are_the_committed_measurements(monkeypatch):
         assert any(line.startswith(f"| {label}") and line.endswith(row) for line in readme.splitlines()), (label, row)
     from qrl.backends import calls
 
-    with monkeypatch.context() as patch:  # the first fit, as it read the cache: larger than it is beyond
-        patch.setattr(calls, "beyond_cache", lambda amplitudes: amplitudes * 8 > calls.CACHE_BYTES)
+    def larger_than_the_cache(amplitudes):  # the first fit's boundary: a state batch larger than the cache is beyond
+        return amplitudes * 8 > calls.CACHE_BYTES
+
+    with monkeypatch.context() as patch:
+        patch.setattr(calls, "beyond_cache", larger_than_the_cache)
         first = bench.format_calls(bench.load(COMMITTED / "calls-20261205-112331.json")).splitlines()
     first_own = re.search(r"in (\d+) \(worst ([\d.]+)x\)", next(x for x in first if x.startswith("the fit's own")))
     assert first_own.groups() == ("179", "1.23") and "the first fit had 179, worst 1.23x" in flat
@@ -874,7 +877,7 @@ def test_the_readme_cost_model_rows_are_the_committed_measurements(monkeypatch):
         shape = (torch_program.autograd_nodes(), torch_program.passes(), kernel.native_pass_counts(),
                  kernel.native_rotations(), n)
         with monkeypatch.context() as patch:
-            patch.setattr(calls, "beyond_cache", lambda amplitudes: amplitudes * 8 > calls.CACHE_BYTES)
+            patch.setattr(calls, "beyond_cache", larger_than_the_cache)
             before = [first_fit.kernel_faster(*shape, b) for b in (1, 4, 8, 16)]
         assert [refit.kernel_faster(*shape, b) for b in (1, 4, 8, 16)] == before, n
     for stamp, batch in (("112804", 1), ("112815", 4), ("112826", 8), ("112837", 16)):

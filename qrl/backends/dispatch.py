@@ -116,14 +116,14 @@ class AcceleratorDispatch:
         if self.accelerated is None:
             self.accelerated = TorchStatevector(self.spec)
         fraction = getattr(self, "memory_fraction", None)  # (pickled before GPU chunks: none)
-        total = accelerator_memory(inputs.device) if fraction else None
-        if total is None:
+        if not fraction:
             return self.accelerated
-        memory = int(fraction * total)
-        if memory not in self.chunked:  # per GPU size: the largest batch that fits, and its chunks
-            fits = largest_batch_within(self.accelerated, memory)
-            self.chunked[memory] = Chunks(self.accelerated, fits, memory) if fits else None
-        chunks = self.chunked[memory]
+        device = str(inputs.device)
+        if device not in self.chunked:  # once per device: the largest batch that fits its memory, and its chunks
+            total = accelerator_memory(inputs.device)
+            fits = largest_batch_within(self.accelerated, int(fraction * total)) if total else None
+            self.chunked[device] = Chunks(self.accelerated, fits, int(fraction * total)) if fits else None
+        chunks = self.chunked[device]
         return chunks if chunks is not None and inputs.shape[0] > chunks.size else self.accelerated
 
     def for_batch(self, batch: int):
