@@ -120,9 +120,9 @@ class AcceleratorDispatch:
             return self.accelerated
         device = str(inputs.device)
         if device not in self.chunked:  # once per device: the largest batch that fits its memory, and its chunks
-            total = accelerator_memory(inputs.device)
-            fits = largest_batch_within(self.accelerated, int(fraction * total)) if total else None
-            self.chunked[device] = Chunks(self.accelerated, fits, int(fraction * total)) if fits else None
+            memory = int(fraction * (accelerator_memory(inputs.device) or 0))
+            fits = largest_batch_within(self.accelerated, memory) if memory else None
+            self.chunked[device] = Chunks(self.accelerated, fits, memory) if fits else None
         chunks = self.chunked[device]
         return chunks if chunks is not None and inputs.shape[0] > chunks.size else self.accelerated
 

@@ -154,7 +154,7 @@ class TorchStatevector:
     def kept_bytes(self, batch: int, itemsize: int = 8) -> int | None:
         """Memory a gradient call of ``batch`` samples holds from its forward until its backward: where the native
         kernel reads out itself, its state batch (padded) and the cosines and sines of its angles; ``None`` for the
-        other programs, which keep more than their peak estimate says apart."""
+        other programs, whose estimates do not tell what they keep apart from their peak."""
         if not isinstance(self._impl, NativeProgram) or self._kernel_readout is None:
             return None
         rows = padded(batch)
