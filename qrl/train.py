@@ -133,6 +133,9 @@ def preset_parameters(config: RunConfig) -> dict[str, int]:
     return count_parameters(model.policy)
 
 
+SB3_SCRATCH = ".sb3"  # where SB3's EvalCallback writes its evaluations.npz (not atomically); removed at the end
+
+
 class EpisodeLog(BaseCallback):
     """Every training episode that ends (the ``Monitor`` wrapper's ``info["episode"]``: the return before any
     normalising): the step it ended at, its return and length, written to ``training_episodes.csv`` by
@@ -172,11 +175,14 @@ class EvalLog(BaseCallback):
 
     def _on_step(self) -> bool:
         parent: EvalCallback = self.parent  # type: ignore[assignment]
-        self.add(int(parent.evaluations_timesteps[-1]), parent.evaluations_results[-1])
-        if self.checkpoints:
-            self.training.flush()
-            save_checkpoint(self.run_dir, self.model)
-        self.keep_best(self.model)
+        with interrupts_deferred():  # an interrupt mid-save would leave no checkpoint and no results
+            runs.write_evaluation_episodes(self.run_dir, parent.evaluations_timesteps, parent.evaluations_results,
+                                           parent.evaluations_length)
+            self.add(int(parent.evaluations_timesteps[-1]), parent.evaluations_results[-1])
+            if self.checkpoints:
+                self.training.flush()
+                save_checkpoint(self.run_dir, self.model)
+            self.keep_best(self.model)
         return True
 
     def add(self, timesteps: int, returns) -> None:
@@ -245,6 +251,37 @@ def interrupted_by_sigterm():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Ctrl-C and SIGTERM received inside the block take effect at its end, so that what it writes is whole.
+
+    An interrupt inside a save is not safe to raise: torch's zip writer, interrupted in a write, replaces the
+    ``KeyboardInterrupt`` with a ``RuntimeError`` ("unexpected pos"), which ended a SIGTERM'd run without its
+    ``results.json``. Here the block's signals are recorded; at its end the handlers are restored and the first
+    recorded signal is raised again, to the handler that was in place (a ``KeyboardInterrupt`` in training,
+    the default action elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def record(signum, frame):
+        received.append(signum)
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if handler is not None:  # None: set outside Python, which could not be put back
+            previous[signum] = signal.signal(signum, record)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        signal.raise_signal(received[0])
 
 
 def run_results(config: RunConfig, model: BaseAlgorithm, status: str, timesteps: int, wall: float,
@@ -326,12 +363,12 @@ def _learn(config: RunConfig, model: BaseAlgorithm, env: VecEnv, run_dir: Path, 
            callbacks: list[BaseCallback] | None, log: EvalLog, resumed: bool = False) -> None:
     """Learn to ``config.n_timesteps`` with evaluations, then save the model and ``results.json``."""
     eval_env = make_eval_env(config, env)
-    evaluator = EvalCallback(
+    evaluator = EvalCallback(  # SB3 writes its npz in place, interruptibly: to scratch; EvalLog writes ours
         eval_env, n_eval_episodes=config.env_spec.eval_episodes,
-        eval_freq=max(config.env_spec.eval_freq // config.n_envs, 1), log_path=str(run_dir),
+        eval_freq=max(config.env_spec.eval_freq // config.n_envs, 1), log_path=str(run_dir / SB3_SCRATCH),
         deterministic=True, verbose=0, callback_after_eval=log,
     )
-    if resumed:  # SB3 rewrites evaluations.npz from these lists after each evaluation
+    if resumed:  # evaluations.npz is rewritten from these lists after each evaluation
         evaluator.evaluations_timesteps, evaluator.evaluations_results, evaluator.evaluations_length = \
             runs.read_evaluation_episodes(run_dir)
     status = "finished"
@@ -344,11 +381,12 @@ def _learn(config: RunConfig, model: BaseAlgorithm, env: VecEnv, run_dir: Path, 
         status = "interrupted"
     wall = log.wall_before + time.perf_counter() - log.started
 
-    atomic_write(run_dir / runs.MODEL, lambda p: model.save(p))
-    if isinstance(env, VecNormalize):
-        atomic_write(run_dir / runs.VECNORMALIZE, lambda p: env.save(p))
-    if status == "interrupted":
-        save_checkpoint(run_dir, model)  # --resume continues from here
+    with interrupts_deferred():
+        atomic_write(run_dir / runs.MODEL, lambda p: model.save(p))
+        if isinstance(env, VecNormalize):
+            atomic_write(run_dir / runs.VECNORMALIZE, lambda p: env.save(p))
+        if status == "interrupted":
+            save_checkpoint(run_dir, model)  # --resume continues from here
     final_returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=config.env_spec.eval_episodes,
                                        deterministic=True, return_episode_rewards=True)
     if not log.rows or log.rows[-1]["timesteps"] != model.num_timesteps:
@@ -360,5 +398,6 @@ def _learn(config: RunConfig, model: BaseAlgorithm, env: VecEnv, run_dir: Path, 
     runs.write_results(run_dir, results)
     if status == "finished":
         shutil.rmtree(run_dir / runs.CHECKPOINT, ignore_errors=True)
+    shutil.rmtree(run_dir / SB3_SCRATCH, ignore_errors=True)
     env.close()
     eval_env.close()

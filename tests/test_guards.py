@@ -145,7 +145,8 @@ def test_sigterm_saves_then_resume_finishes(tmp_path, capsys):
     proc, out = start_training(tmp_path, "ppo-vqc", steps)
     run = wait_for_checkpoints(proc, out, 1)
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr[-4000:]
     from qrl import runs
 
     results = runs.read_results(run)
@@ -154,6 +155,52 @@ def test_sigterm_saves_then_resume_finishes(tmp_path, capsys):
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     check_complete_after_resume(run, steps)
     assert main(["train", "--resume", str(run)]) == 2 and "has finished" in one_error(capsys)
+
+
+@pytest.mark.parametrize("during", ["evaluations.npz", "checkpoint"])
+def test_sigterm_inside_a_write_leaves_a_whole_run(tmp_path, monkeypatch, during):
+    """SIGTERM arriving while a zip is written: SB3's evaluations.npz (written in place: a half-written one broke
+    the resume), or the checkpoint's model (torch's writer turned the KeyboardInterrupt raised in it into a
+    RuntimeError and the run ended with no results.json, seen once in CI). Both now finish whole."""
+    import dataclasses
+    import signal
+    import zipfile
+
+    import qrl.train
+    from qrl import runs
+    from qrl.config import resolve
+
+    write, armed, fired, torch_writes = zipfile._ZipWriteFile.write, [during == "evaluations.npz"], [], []
+
+    def write_then_signal(self, data):
+        # unarmed until the checkpoint: the first zip write is SB3's npz; armed: torch's second write of a model
+        torch_writes.extend([True] if armed[0] and self._zinfo.filename.endswith(".pth") else [])
+        if armed[0] and not fired and (during == "evaluations.npz" or len(torch_writes) == 2):
+            fired.append(True)
+            written = write(self, data)
+            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)  # the handler runs as the write returns
+            return written
+        return write(self, data)
+
+    def arm_then_save(run_dir, model, save=qrl.train.save_checkpoint):
+        armed[0] = True
+        save(run_dir, model)
+
+    monkeypatch.setattr(zipfile._ZipWriteFile, "write", write_then_signal)
+    monkeypatch.setattr(qrl.train, "save_checkpoint", arm_then_save)
+    config = resolve("ppo-mlp", "CartPole-v1", seed=0, steps=4096)
+    config = dataclasses.replace(config, env_spec=dataclasses.replace(config.env_spec, eval_freq=1024,
+                                                                      eval_episodes=2))
+    run = qrl.train.train(config, out=tmp_path, tensorboard=False)
+    results = runs.read_results(run)
+    assert fired and results["status"] == "interrupted" and results["timesteps"] == 1024
+    assert runs.latest_checkpoint(run)[0] == 1024  # the checkpoint's evaluation is kept; an interrupted one is not
+    assert runs.read_evaluation_episodes(run)[0] == ([1024] if during == "checkpoint" else [])
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are put back
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    check_complete_after_resume(run, 4096)
+    assert not (run / qrl.train.SB3_SCRATCH).exists()
 
 
 def test_interrupted_training_exits_non_zero(tmp_path, capsys, monkeypatch):
