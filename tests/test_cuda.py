@@ -90,6 +90,41 @@ def test_auto_runs_the_torch_program_on_the_gpu_where_the_cpu_choice_is_lightnin
     assert isinstance(vqc.backend.accelerated, TorchStatevector)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_auto_on_the_gpu_runs_a_call_over_its_memory_share_in_chunks(monkeypatch, dtype):
+    """A call whose forward + backward would exceed auto's share of the GPU's memory runs there in chunks that fit,
+    each computed again in its backward (the GPU's memory made small, so a 12-qubit batch of 40 is such a call):
+    values and gradients as the whole call on the CPU, and the GPU's peak below the whole call's."""
+    from qrl.backends import dispatch, select
+    from qrl.backends.chunks import Chunks
+    from qrl.backends.torch import TorchStatevector
+
+    spec = CircuitSpec(n_qubits=12, n_layers=3, n_inputs=12, n_outputs=12)
+    share = TorchStatevector(spec).gradient_bytes(16, 16 if dtype == torch.float64 else 8)
+    monkeypatch.setattr(dispatch, "accelerator_memory", lambda device: int(share / select.AUTO_MEMORY_FRACTION) + 1)
+    vqc = VQC(spec, device="auto", seed=9).to(dtype)
+    x = torch.randn(40, 12, generator=torch.Generator().manual_seed(9), dtype=dtype)
+    reference = VQC(spec, device="torch", seed=9).to(dtype)
+    reference.load_state_dict(vqc.state_dict())
+    want = values_and_grads(reference, x)  # the whole call, on the CPU
+    got = on_cuda(vqc, x)
+    on_gpu = x.to("cuda")
+    chosen = vqc.backend.for_inputs(on_gpu)
+    assert isinstance(chosen, Chunks) and chosen.size < 40 and not chosen.keeps(40)
+    assert_same(got, want, TOL[dtype])
+    whole = reference.to("cuda")
+    assert 0 < gpu_peak(lambda: values_and_grads(vqc, on_gpu)) < gpu_peak(lambda: values_and_grads(whole, on_gpu))
+
+
+def gpu_peak(call) -> int:
+    """The GPU's peak allocated bytes during ``call()``."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    call()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated()
+
+
 SB3_SCRIPT = """
 import sys, torch
 from stable_baselines3 import PPO, DQN
