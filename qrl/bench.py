@@ -273,10 +273,10 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
                   backends: tuple[str, ...] = ("torch", "lightning.qubit", "default.qubit"),
                   budget_s: float = 0.5, max_call_s: float = 20.0,
                   log: Callable[[str], None] | None = None, ansatz: str = "hea",
-                  circuit: str | None = None) -> dict[str, Any]:
-    """Forward + backward of one circuit (built-in ``ansatz``, Z on every qubit; or ``circuit``, a circuit of the
-    library such as ``meyer_iqp``, one feature per qubit, as :func:`meyer_paths` builds it) per qubit count and
-    backend.
+                  circuit: str | None = None, no_grad: bool = False) -> dict[str, Any]:
+    """Forward + backward (with ``no_grad``, a forward under :func:`torch.no_grad`: a rollout's) of one circuit
+    (built-in ``ansatz``, Z on every qubit; or ``circuit``, a circuit of the library such as ``meyer_iqp``, one
+    feature per qubit, as :func:`meyer_paths` builds it) per qubit count and backend.
 
     A backend is a device name (``"torch"``, ``"lightning.qubit"`` ...) or ``"torch:dense"`` /
     ``"torch:wires"`` for one of the torch backend's two programs (this is how
@@ -314,7 +314,7 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
         for backend in backends:
             if backend in dropped:
                 continue
-            point = _scaling_point(spec, backend, places[backend], x, max_call_s)
+            point = _scaling_point(spec, backend, places[backend], x, max_call_s, no_grad)
             seconds[backend][str(n)] = point["seconds"]
             if point["seconds"] > max_call_s:  # timed once, and not run at larger sizes
                 dropped.add(backend)
@@ -323,7 +323,7 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
             peak_rss_gb[backend][str(n)] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
             if "peak_gpu_gb" in point:
                 peak_gpu_gb[backend][str(n)] = point["peak_gpu_gb"]
-            if point["passes"]:
+            if point["passes"] and not no_grad:  # (passes count forward + backward)
                 passes[backend][str(n)] = PASSES_PER_FORWARD_PASS * point["passes"]
             if log:  # as each backend's first call ends (minutes at the largest sizes)
                 gpu = f", peak GPU {point['peak_gpu_gb']:.2f} GiB" if "peak_gpu_gb" in point else ""
@@ -339,13 +339,14 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
     best = {str(n): min((b for b in backends if str(n) in seconds[b]), key=lambda b: seconds[b][str(n)])
             for n in qubits}
     return {"kind": "scaling", "batch": batch, "n_layers": n_layers, "ansatz": ansatz, "qubits": list(qubits),
-            **({"circuit": circuit} if circuit else {}),
+            **({"circuit": circuit} if circuit else {}), **({"no_grad": True} if no_grad else {}),
             "seconds": seconds, "fastest": best, "peak_rss_gb": peak_rss_gb,
             "state_mb": {str(n): batch * 8 * 2**n / 2**20 for n in qubits}, "passes": passes, "copy_s": copy_s,
             **({"peak_gpu_gb": peak_gpu_gb, "gpu": torch.cuda.get_device_name()} if peak_gpu_gb else {})}
 
 
-def _scaling_point(spec, backend: str, place: str, x: torch.Tensor, max_call_s: float) -> dict[str, Any]:
+def _scaling_point(spec, backend: str, place: str, x: torch.Tensor, max_call_s: float,
+                   no_grad: bool = False) -> dict[str, Any]:
     """One point of :func:`bench_scaling`: the first forward + backward's time (and, where it took at most
     ``max_call_s``, the ``step`` to time again with the other backends, interleaved), the forward passes over the state,
     and on a GPU its peak memory."""
@@ -353,7 +354,7 @@ def _scaling_point(spec, backend: str, place: str, x: torch.Tensor, max_call_s: 
     x = x.to(place)
     if place != "cpu":
         torch.cuda.reset_peak_memory_stats(place)
-    step = _step(vqc, x, place)
+    step = _forward(vqc, x, place) if no_grad else _step(vqc, x, place)
     start = time.perf_counter()
     step()
     first = time.perf_counter() - start
@@ -506,6 +507,16 @@ def _step(vqc: nn.Module, x: torch.Tensor, place: str = "cpu") -> Callable[[], N
         _finish_work(place)
 
     return step
+
+
+def _forward(vqc: nn.Module, x: torch.Tensor, place: str = "cpu") -> Callable[[], None]:
+    """One forward of ``vqc`` on ``x`` without a gradient (a rollout's), ended when the work on ``place`` is done."""
+    def forward():
+        with torch.no_grad():
+            vqc(x)
+        _finish_work(place)
+
+    return forward
 
 
 def _model_choice(model, row: dict[str, Any]) -> str:
@@ -798,7 +809,9 @@ def format_scaling(result: dict[str, Any], baseline: str | None = None) -> str:
     timed = [b for b in backends if passes.get(b)]  # torch programs: passes and the share of the copy bound
     others = [b for b in backends if baseline and b != baseline]
     gpu = result.get("peak_gpu_gb", {})
-    lines = ["| qubits | " + " | ".join(f"{b} (ms)" for b in backends) + " | fastest | state (MiB) | peak RSS (GiB) |"
+    unit = "ms, forward without gradient" if result.get("no_grad") else "ms"
+    lines = ["| qubits | " + " | ".join(f"{b} ({unit})" for b in backends)
+             + " | fastest | state (MiB) | peak RSS (GiB) |"
              + "".join(f" {b} peak GPU (GiB) |" for b in gpu)
              + "".join(f" {b} passes | of copy bound |" for b in timed)
              + "".join(f" {baseline} / {b} |" for b in others),

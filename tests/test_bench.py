@@ -111,6 +111,27 @@ def test_scaling_bench_times_both_torch_programs(tmp_path, capsys):
     assert "unknown Lightning variant 'lightning.qubit:dense'" in capsys.readouterr().err
 
 
+def test_scaling_bench_times_forwards_without_a_gradient(tmp_path, capsys):
+    """--no-grad: a rollout's call, a forward under no_grad (no passes: they count forward + backward)."""
+    import torch
+
+    from qrl.circuits import CircuitSpec
+
+    args = ["bench", "scaling", "--qubits", "3", "--batch", "4", "--budget", "0", "--out", str(tmp_path),
+            "--backends", "torch", "torch:native", "--no-grad"]
+    assert main(args) == 0
+    assert "torch (ms, forward without gradient)" in capsys.readouterr().out
+    (path,) = tmp_path.glob("scaling-*.json")
+    result = json.loads(path.read_text())
+    assert result["no_grad"] is True and result["passes"] == {"torch": {}, "torch:native": {}}
+    vqc = bench._scaling_vqc(CircuitSpec(n_qubits=3, n_layers=2, n_inputs=3, n_outputs=3), "torch")
+    grads = []
+    vqc.register_forward_hook(lambda module, inputs, out: grads.append(out.requires_grad))
+    bench._forward(vqc, torch.zeros(4, 3))()
+    assert grads == [False] and all(p.grad is None for p in vqc.parameters())
+    assert main([*args, "--update-auto"]) == 2 and "got --no-grad" in capsys.readouterr().err
+
+
 def test_scaling_bench_against_a_baseline_program(tmp_path, capsys):
     args = ["bench", "scaling", "--qubits", "9", "--batch", "2", "--budget", "0", "--out", str(tmp_path),
             "--backends", "torch", "torch:plain", "--ansatz", "strongly_entangling"]

@@ -101,6 +101,8 @@ def _add_scaling(what) -> None:
                    help="a circuit of the library instead of --ansatz, one feature per qubit (e.g. meyer_iqp; "
                         "qrl list shows them)")
     p.add_argument("--layers", type=int, default=5, help="layers of the circuit (default 5)")
+    p.add_argument("--no-grad", action="store_true",
+                   help="time a forward without a gradient (a rollout's call) instead of forward + backward")
     p.add_argument("--baseline", default=None,
                    help="one of --backends: print how many times faster than it each other backend ran "
                         "(e.g. torch:plain, the per-wire program as before chunk products)")
@@ -122,6 +124,8 @@ def run_scaling(args) -> int:
                        f"--ansatz, --circuit and --layers, or --update-auto")
     if args.layers < 1:
         raise QRLError(f"--layers must be positive; got {args.layers}")
+    if args.update_auto and args.no_grad:
+        raise QRLError("--update-auto stores crossovers of forward + backward calls; got --no-grad; leave one out")
     from qrl.backends.select import NATIVE
 
     if args.update_auto and any((":" in b and b != NATIVE) or "@" in b for b in args.backends):
@@ -130,7 +134,7 @@ def run_scaling(args) -> int:
                        f"or --update-auto")
     result = bench.bench_scaling(tuple(args.qubits), batch=args.batch, backends=tuple(args.backends),
                                  budget_s=args.budget, log=log, ansatz=args.ansatz, circuit=args.circuit,
-                                 n_layers=args.layers)
+                                 n_layers=args.layers, no_grad=args.no_grad)
     table = bench.format_scaling(result, args.baseline)
     if args.update_auto:
         from qrl.backends.dispatch import SMALL_BATCH_MAX, TINY_BATCH_MAX
