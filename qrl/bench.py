@@ -339,6 +339,7 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
     best = {str(n): min((b for b in backends if str(n) in seconds[b]), key=lambda b: seconds[b][str(n)])
             for n in qubits}
     return {"kind": "scaling", "batch": batch, "n_layers": n_layers, "ansatz": ansatz, "qubits": list(qubits),
+            "backends": list(backends),  # in the order they ran
             **({"circuit": circuit} if circuit else {}), **({"no_grad": True} if no_grad else {}),
             "seconds": seconds, "fastest": best, "peak_rss_gb": peak_rss_gb,
             "state_mb": {str(n): batch * 8 * 2**n / 2**20 for n in qubits}, "passes": passes, "copy_s": copy_s,

@@ -1144,6 +1144,43 @@ def test_chunks_keep_their_states_or_compute_them_again_with_the_same_bits(monke
         Chunks(kernel, 0, 1)
 
 
+def test_chunks_without_a_gradient_are_sized_by_a_forward_alone(monkeypatch):
+    """A call without a gradient (a rollout's) runs in chunks of the largest batch whose forward alone fits (one state
+    batch of the kernel's: more samples than a gradient's four), with the values of one call; a gradient call in the
+    gradient's chunks; a Chunks pickled before forward sizes uses the gradient's."""
+    import pickle
+
+    from qrl.backends.chunks import Chunks, largest_batch_within
+
+    spec = CircuitSpec(n_qubits=8, n_layers=2, n_inputs=8, n_outputs=2)
+    kernel = TorchStatevector(spec, "native")
+    memory = kernel.gradient_bytes(4)  # 4.05 state batches of 4 samples: a forward of 8 (1.35 of 8) fits, 16 not
+    chunked = Chunks(kernel, largest_batch_within(kernel, memory), memory)
+    assert (chunked.size, chunked.forward_size) == (4, 8)
+    assert kernel.forward_bytes(8) <= memory < kernel.forward_bytes(9)
+    assert TorchStatevector(spec).forward_bytes(8) == pytest.approx(3 * kernel.forward_bytes(8), abs=3)  # three
+    old = pickle.loads(pickle.dumps(chunked))
+    del old.forward_size  # as pickled before forward sizes
+    calls = []
+    for program in (kernel._impl, old.backend._impl):
+        monkeypatch.setattr(program, "forward", lambda flat_a, *a, real=program.forward, **k:
+                            calls.append(flat_a.shape[0]) or real(flat_a, *a, **k))
+    gen = torch.Generator().manual_seed(5)
+    weights = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) * 2 * math.pi
+    angles = torch.rand(20, spec.n_encoding_layers, spec.n_inputs, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        got, whole = chunked(angles, weights), kernel(angles, weights)
+    assert calls == [8, 8, 4, 20]
+    np.testing.assert_allclose(got.numpy(), whole.numpy(), atol=F64_TOL, rtol=0)
+    calls.clear()
+    chunked(angles, weights.clone().requires_grad_(True))  # differentiated: the gradient's chunks
+    assert calls == [4] * 5
+    calls.clear()
+    with torch.no_grad():
+        np.testing.assert_allclose(old(angles, weights).numpy(), whole.numpy(), atol=F64_TOL, rtol=0)
+    assert calls == [4] * 5
+
+
 def test_crossovers_store_the_native_kernel_at_every_size(tmp_path, monkeypatch):
     from qrl.backends import select
 

@@ -548,6 +548,24 @@ def test_the_readme_chunked_call_at_26_qubits_is_the_committed_measurement():
     assert "auto ran these calls on Lightning: {} and {} slower".format(*ratios) in " ".join(text.split())
 
 
+def test_the_readme_rollout_at_26_qubits_is_the_committed_measurement():
+    """README, "Calls that do not fit, in chunks": a forward without a gradient at 26 qubits / 16 samples, auto
+    against the kernel in one call, both orders, before and after chunks sized by a forward's memory."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    ratios = []
+    for when, first, stamp in (("before", "first", "153410"), ("before", "second", "154025"),
+                               ("after", "first", "153703"), ("after", "second", "154331")):
+        r = bench.load(COMMITTED / f"scaling-20261205-{stamp}.json")
+        assert (r["batch"], r["qubits"], r.get("no_grad")) == (16, [26], True)
+        assert set(r["seconds"]) == {"auto", "torch:native"}  # (the order they ran in is the log's, not the JSON's)
+        auto, kernel = (r["seconds"][b]["26"] for b in ("auto", "torch:native"))
+        ratios.append(auto / kernel)
+        assert f"| {auto:.1f} | {kernel:.1f} | {auto / kernel:.2f}x |" in readme
+        assert f"| {when}, auto {first}" in readme
+    assert min(ratios[:2]) > 1.2 and max(ratios[2:]) < 1.2  # a miss before, within the goal after
+    assert "was 1.22x-1.23x the fastest choice" in readme and "1.00x-1.11x" in readme
+
+
 def test_the_readme_auto_points_at_24_to_26_qubits_are_the_committed_measurements():
     """The table of auto's per-call choice by memory (README, "Against Lightning at 20-26 qubits"): each cell and
     ratio from the committed JSON, and the 24-qubit batch-8 point that put the kernel in the small table."""

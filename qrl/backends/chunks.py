@@ -27,21 +27,27 @@ class Chunks:
     and is run again in the backward, one chunk at a time, so the peak is one chunk's forward + backward whatever
     ``B``, for the price of each chunk's forward once more.
 
+    A call without a gradient (a rollout's, a target network's) runs in chunks of ``forward_size``, the largest batch
+    whose forward alone fits (:meth:`~qrl.backends.torch.TorchStatevector.forward_bytes`; at least ``size``): at 26
+    qubits here 16 samples, one vector of the kernel's widest, where a gradient's chunk is 8.
+
     Values equal one call's to rounding (a gradient summed over the batch is summed per chunk, then over the chunks:
-    1e-13 in float64); ``size`` depends on the machine's physical memory only, so a seeded run stays deterministic.
+    1e-13 in float64); the sizes depend on the machine's physical memory only, so a seeded run stays deterministic.
     """
 
     def __init__(self, backend, size: int, memory: int):
         if size < 1:
             raise ValueError(f"expected a chunk of at least one sample; got {size}")
         self.backend, self.size, self.memory = backend, int(size), int(memory)
+        self.forward_size = max(self.size, largest_batch_within(backend, self.memory, forward=True) or 0)
 
     def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
         batch = inputs.shape[0]
-        if batch <= self.size:
-            return self.backend(inputs, *weights)
-        pieces = inputs.split(self.size)
         differentiated = torch.is_grad_enabled() and (inputs.requires_grad or any(w.requires_grad for w in weights))
+        size = self.size if differentiated else getattr(self, "forward_size", self.size)  # (pickled before: none)
+        if batch <= size:
+            return self.backend(inputs, *weights)
+        pieces = inputs.split(size)
         if not differentiated or self.keeps(batch, _itemsize(weights, inputs)):
             return torch.cat([self.backend(x, *weights) for x in pieces])
         return torch.cat([checkpoint(self.backend, x, *weights, use_reentrant=False, preserve_rng_state=False)
@@ -65,7 +71,7 @@ class Chunks:
         return self.backend.gradient_bytes(min(batch, self.size), itemsize)
 
     def __getattr__(self, name: str):  # passes, spec, program, n, ...: the backend's
-        if name in ("backend", "size", "memory"):  # not set yet (unpickling): no recursion
+        if name in ("backend", "size", "memory", "forward_size"):  # not set (unpickling, or pickled before): none
             raise AttributeError(name)
         return getattr(self.backend, name)
 
@@ -76,18 +82,20 @@ def _itemsize(weights: tuple, inputs: torch.Tensor) -> int:
     return 16 if dtype == torch.float64 else 8
 
 
-def largest_batch_within(backend, memory: int) -> int | None:
+def largest_batch_within(backend, memory: int, forward: bool = False) -> int | None:
     """The largest batch whose forward + backward on ``backend`` is estimated within ``memory`` bytes
-    (:meth:`TorchStatevector.gradient_bytes`; 0 if one sample is not); ``None`` for a backend without that estimate
+    (:meth:`TorchStatevector.gradient_bytes`; with ``forward``, a forward without a gradient alone:
+    :meth:`~TorchStatevector.forward_bytes`; 0 if one sample is not); ``None`` for a backend without that estimate
     (a PennyLane device). The estimate grows with the batch beyond the switch to the adjoint method (under 2 GiB)."""
     if not isinstance(backend, TorchStatevector):
         return None
-    if backend.gradient_bytes(1) > memory:
+    peak = backend.forward_bytes if forward else backend.gradient_bytes
+    if peak(1) > memory:
         return 0
     fits, over = 1, 2
-    while backend.gradient_bytes(over) <= memory:
+    while peak(over) <= memory:
         fits, over = over, 2 * over
     while over - fits > 1:  # bisection: ``fits`` fits, ``over`` does not
         middle = (fits + over) // 2
-        fits, over = (middle, over) if backend.gradient_bytes(middle) <= memory else (fits, middle)
+        fits, over = (middle, over) if peak(middle) <= memory else (fits, middle)
     return fits

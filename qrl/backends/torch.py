@@ -17,6 +17,7 @@ from qrl.simulator import (
     Readout,
     WiresProgram,
     cheaper_program,
+    forward_peak_bytes,
     gradient_peak_bytes,
     state_bytes,
     trace_circuit,
@@ -150,6 +151,16 @@ class TorchStatevector:
         else:
             kept = 2 * self._impl.n_phases + 2
         return gradient_peak_bytes(kept, self.n, batch, itemsize)
+
+    def forward_bytes(self, batch: int, itemsize: int = 8) -> int:
+        """Peak memory of one forward without a gradient (a rollout's) at ``batch`` samples. Measured (18-21 qubits,
+        ``hea``, 2026-12-05): one state batch where the native kernel reads out itself (its scratch state, padded),
+        three on the torch programs (a state batch in, one out, one temporary); three taken where the kernel's state
+        leaves it (its scratch and the state out, the readout's products); each with
+        :data:`~qrl.simulator.programs.KEPT_OVERHEAD`."""
+        if isinstance(self._impl, NativeProgram):
+            return forward_peak_bytes(1 if self._kernel_readout is not None else 3, self.n, padded(batch), itemsize)
+        return forward_peak_bytes(3, self.n, batch, itemsize)
 
     def kept_bytes(self, batch: int, itemsize: int = 8) -> int | None:
         """Memory a gradient call of ``batch`` samples holds from its forward until its backward: where the native

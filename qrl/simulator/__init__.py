@@ -23,7 +23,13 @@ from qrl.simulator.gates import (
     z_expectation,
 )
 from qrl.simulator.native import NativeProgram
-from qrl.simulator.programs import AUTOGRAD_MAX_BYTES, WiresProgram, cheaper_program, gradient_peak_bytes
+from qrl.simulator.programs import (
+    AUTOGRAD_MAX_BYTES,
+    WiresProgram,
+    cheaper_program,
+    forward_peak_bytes,
+    gradient_peak_bytes,
+)
 from qrl.simulator.readout import Readout, z_diagonal
 from qrl.simulator.trace import PARAMETRIC_1Q, Gate, Source, TracedCircuit, trace_circuit, trace_gates
 
@@ -45,6 +51,7 @@ __all__ = [
     "apply_2q",
     "as_rotations",
     "cheaper_program",
+    "forward_peak_bytes",
     "gradient_peak_bytes",
     "rotations",
     "schedule",

@@ -73,6 +73,12 @@ def gradient_peak_bytes(kept: int, n: int, batch: int, itemsize: int = 8) -> int
     return int(KEPT_OVERHEAD * (kept + 2) * state_bytes(n, batch, itemsize))
 
 
+def forward_peak_bytes(states: int, n: int, batch: int, itemsize: int = 8) -> int:
+    """Estimated peak memory of a forward without a gradient (a rollout's) that holds ``states`` state batches of
+    ``batch`` samples at once, with :data:`KEPT_OVERHEAD`."""
+    return int(KEPT_OVERHEAD * states * state_bytes(n, batch, itemsize))
+
+
 def chunks(n: int) -> list[tuple[int, ...]]:
     """The wire chunks of a moment at ``n`` qubits: the last ``KRON_WIDTH`` wires, and the others in as few
     chunks of at most that width as will do, of even widths (so no single wire is left in the middle); one
