@@ -563,6 +563,8 @@ def test_the_readme_rollout_at_26_qubits_is_the_committed_measurement():
         assert f"| {auto:.1f} | {kernel:.1f} | {auto / kernel:.2f}x |" in readme
         assert f"| {when}, auto {first}" in readme
     assert min(ratios[:2]) > 1.2 and max(ratios[2:]) < 1.2  # a miss before, within the goal after
+    peak = bench.load(COMMITTED / "scaling-20261205-154025.json")["peak_rss_gb"]["torch:native"]["26"]  # ran first
+    assert f"{peak:.2f} GiB peak RSS for the 8 GiB state batch" in readme
     assert "was 1.22x-1.23x the fastest choice" in readme and "1.00x-1.11x" in readme
 
 
