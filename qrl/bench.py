@@ -368,12 +368,13 @@ def _scaling_point(spec, backend: str, place: str, x: torch.Tensor, max_call_s: 
 
 def _torch_place(backend: str) -> str:
     """The torch device a scaling backend runs on: ``"torch@cuda"`` (or ``"torch:adjoint@cuda:1"``) runs the torch
-    path on that GPU, with its tensors there; anything else runs on the CPU."""
+    path on that GPU, with its tensors there, ``"auto@cuda"`` auto's choice there (the torch program, in chunks where a
+    call exceeds its share of the GPU's memory); anything else runs on the CPU."""
     name, at, place = backend.partition("@")
     if not at:
         return "cpu"
-    if name.partition(":")[0] != "torch" or not place.startswith("cuda"):
-        raise QRLError(f"expected @cuda (or @cuda:N) after a torch backend; got {backend}; try torch@cuda")
+    if name.partition(":")[0] not in ("torch", "auto") or not place.startswith("cuda"):
+        raise QRLError(f"expected @cuda (or @cuda:N) after a torch backend or auto; got {backend}; try torch@cuda")
     if not torch.cuda.is_available():
         raise QRLError(f"{backend} needs a CUDA GPU, and torch sees none here (torch {torch.__version__}); "
                        f"try the backend without @{place}")

@@ -256,7 +256,8 @@ def test_gpu_options_are_refused_where_torch_sees_no_gpu(tmp_path, capsys, monke
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     for backends, message in ((["torch@cuda"], "torch@cuda needs a CUDA GPU"),
-                              (["lightning.qubit@cuda"], "expected @cuda (or @cuda:N) after a torch backend"),
+                              (["auto@cuda"], "auto@cuda needs a CUDA GPU"),
+                              (["lightning.qubit@cuda"], "expected @cuda (or @cuda:N) after a torch backend or auto"),
                               (["torch@gpu"], "expected @cuda (or @cuda:N) after a torch backend")):
         assert main(["bench", "scaling", "--qubits", "2", "--backends", *backends, "--out", str(tmp_path)]) == 2
         assert message in capsys.readouterr().err

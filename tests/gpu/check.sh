@@ -30,6 +30,8 @@ step scaling-b64 90 $B scaling --qubits 16 18 20 22 24 --batch 64 --backends tor
 step scaling-b256 60 $B scaling --qubits 16 18 20 22 --batch 256 --backends torch@cuda --out "$WORK"
 step scaling-b1024 60 $B scaling --qubits 16 18 20 --batch 1024 --backends torch@cuda --out "$WORK"
 step scaling-26 60 $B scaling --qubits 25 26 --batch 16 --backends torch@cuda --out "$WORK"
+# auto on the GPU: a call over 3/4 of the GPU's memory in chunks (26 qubits / 32 samples: about 98 GB in one call)
+step chunks-26 90 $B scaling --qubits 26 --batch 32 --backends auto@cuda --out "$WORK"
 step cpu-1thread 80 $B scaling --qubits 16 18 --batch 64 --backends torch torch@cuda --baseline torch --out "$WORK"
 step cpu-16threads 45 env QRL_NUM_THREADS=16 $B scaling --qubits 16 18 --batch 64 --backends torch torch@cuda \
   --baseline torch --out "$WORK"
