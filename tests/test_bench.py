@@ -828,6 +828,8 @@ def test_calls_bench_times_both_programs_and_stores_its_fit_for_auto(tmp_path, c
     (tmp_path / "bad.json").write_text(json.dumps({"rows": [{"qubits": 12}]}))
     assert main(["bench", "calls", "--rows", str(tmp_path / "bad.json"), "--out", str(tmp_path / "bad")]) == 2
     assert "expected a result of qrl bench calls" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main(["bench", "calls", "--rows", str(path), "--qubits", "12", "--layers", "3"]) == 2  # the file.s
+    assert "got --qubits --layers too; leave them out" in capsys.readouterr().err
     for bad in (["--qubits", "8"], ["--batches", "0"], ["--layers", "0"], ["--circuits", "hea", "no_such_circuit"]):
         assert main([*args, *bad]) == 2
     timed = ["bench", "calls", "--circuits", "hea", "--qubits", "12", "--batches", "32", "--layers", "1", "--budget",

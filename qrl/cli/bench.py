@@ -156,12 +156,11 @@ def _add_calls(what) -> None:
 
     p = what.add_parser("calls", help="rollout-sized calls on the torch program and the native kernel, and the cost "
                                       "model device='auto' chooses them by")
-    p.add_argument("--circuits", nargs="+", default=list(CALL_CIRCUITS),
-                   help=f"built-in ansatze or circuits of the library (default {' '.join(CALL_CIRCUITS)})")
-    p.add_argument("--qubits", type=int, nargs="+", default=[12, 13, 14, 15, 16],
-                   help="qubit counts, 12 or more (default 12 13 14 15 16)")
-    p.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8, 16], help="batch sizes (default 1 4 8 16)")
-    p.add_argument("--layers", type=int, default=5, help="layers of every circuit (default 5)")
+    p.add_argument("--circuits", nargs="+", help=f"built-in ansatze or circuits of the library (default "
+                                                 f"{' '.join(CALL_CIRCUITS)})")
+    p.add_argument("--qubits", type=int, nargs="+", help="qubit counts, 12 or more (default 12 13 14 15 16)")
+    p.add_argument("--batches", type=int, nargs="+", help="batch sizes (default 1 4 8 16)")
+    p.add_argument("--layers", type=int, help="layers of every circuit (default 5)")
     p.add_argument("--update-auto", action="store_true",
                    help="store the model fitted to these calls for device='auto' on this machine")
     p.add_argument("--rows", metavar="JSON",
@@ -175,13 +174,21 @@ def run_calls(args) -> int:
     from qrl import bench
     from qrl.backends.select import NATIVE_PASS_RATIO_MIN_QUBITS, write_call_model
 
+    setup = {"--circuits": args.circuits, "--qubits": args.qubits, "--batches": args.batches, "--layers": args.layers}
+    if args.rows:
+        given = [flag for flag, value in setup.items() if value is not None]
+        if given:
+            raise QRLError(f"--rows computes a result's calls again: its circuits, qubits, batches and layers are the "
+                           f"file's; got {' '.join(given)} too; leave {'them' if len(given) > 1 else 'it'} out")
+        return _calls_again(args)
+    args.circuits = args.circuits or list(bench.CALL_CIRCUITS)
+    args.qubits, args.batches = args.qubits or [12, 13, 14, 15, 16], args.batches or [1, 4, 8, 16]
+    args.layers = 5 if args.layers is None else args.layers
     if any(n < NATIVE_PASS_RATIO_MIN_QUBITS for n in args.qubits) or any(b < 1 for b in args.batches) or \
             args.layers < 1:
         raise QRLError(f"expected qubit counts of {NATIVE_PASS_RATIO_MIN_QUBITS} or more (below, device='auto' runs "
                        f"the kernel whatever the circuit), positive batches and layers; got --qubits {args.qubits} "
                        f"--batches {args.batches} --layers {args.layers}; try --qubits 12 14 16")
-    if args.rows:
-        return _calls_again(args)
     from qrl.simulator.native import available
 
     if not available():
