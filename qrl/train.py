@@ -91,7 +91,7 @@ def check_training_memory(config: RunConfig, model: BaseAlgorithm, available: in
     circuit's call in chunks (``device="auto"`` where a batch does not fit at once) one chunk's forward + backward
     at a time, after the others' backward. On a GPU (``device=cuda``) the states live in the GPU's memory, which
     torch reports when it runs out."""
-    from qrl.backends.chunks import Chunks
+    from qrl.backends.chunks import Chunks, amplitude_bytes
     from qrl.backends.dispatch import cpu_backend
     from qrl.backends.memory import available_memory, format_bytes
     from qrl.backends.torch import TorchStatevector
@@ -101,10 +101,11 @@ def check_training_memory(config: RunConfig, model: BaseAlgorithm, available: in
 
     batch = largest_gradient_batch(config)
     circuits = policy_circuits(model.policy).values()
-    backends = [cpu_backend(vqc.backend, batch) for vqc in circuits]  # auto: the backend of a call of this batch
+    itemsize = amplitude_bytes(next(model.policy.parameters()).dtype)  # 16: a float64 policy's complex128 states
+    backends = [cpu_backend(vqc.backend, batch, itemsize) for vqc in circuits]  # auto: a call of this batch's
     torch_circuits = [b for b in backends if isinstance(b, (TorchStatevector, Chunks))]
-    chunked = [b.gradient_bytes(batch) for b in torch_circuits if isinstance(b, Chunks)]
-    need = sum(b.gradient_bytes(batch) for b in torch_circuits if not isinstance(b, Chunks)) + max(chunked, default=0)
+    peaks = [(b.gradient_bytes(batch, itemsize), isinstance(b, Chunks)) for b in torch_circuits]
+    need = sum(p for p, chunked in peaks if not chunked) + max((p for p, chunked in peaks if chunked), default=0)
     have = available_memory() if available is None else available
     if need > have:
         n = max(b.n for b in torch_circuits)

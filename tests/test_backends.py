@@ -1066,6 +1066,43 @@ def test_auto_runs_calls_that_would_not_fit_in_memory_in_chunks(monkeypatch):
         np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0)
 
 
+def test_auto_sizes_a_float64_calls_chunks_by_its_complex128_states(monkeypatch):
+    """A float64 policy's states take twice a float32 one's memory: its calls are routed and chunked by their own
+    size (a dispatch of their own, made on the first such call), with the values of one call."""
+    from qrl.backends import select
+    from qrl.backends.chunks import Chunks
+    from qrl.backends.dispatch import cpu_backend
+
+    spec = CircuitSpec(n_qubits=10, n_layers=2, n_inputs=10, n_outputs=2)
+    for table in ("auto_table", "small_batch_table", "tiny_batch_table"):
+        monkeypatch.setattr(select, table, lambda: {4: select.NATIVE, 14: select.NATIVE})
+    kernel = TorchStatevector(spec, "native")
+    memory = kernel.gradient_bytes(8)  # 8 samples of complex64 fit; of complex128, 4
+    assert kernel.gradient_bytes(4, 16) <= memory < kernel.gradient_bytes(5, 16)
+    monkeypatch.setattr(select, "physical_memory", lambda: int(memory / select.AUTO_MEMORY_FRACTION) + 1)
+    backend = make_backend(spec, "auto")
+    assert backend.cpu_wide is None  # made on the first float64 call
+    assert type(backend.for_batch(8)) is TorchStatevector and type(backend.for_batch(4, 16)) is TorchStatevector
+    wide = backend.for_batch(8, 16)
+    assert isinstance(wide, Chunks) and wide.size == 4 and cpu_backend(backend, 64, 16).size == 4
+    assert backend.cpu_wide is not None and wide.gradient_bytes(8, 16) <= memory
+    calls = []
+    program = wide.backend._impl  # the same programs as the float32 dispatch's: built once
+    assert program is backend.for_batch(8)._impl
+    monkeypatch.setattr(program, "forward", lambda flat_a, *a, real=program.forward, **k:
+                        calls.append((flat_a.dtype, flat_a.shape[0])) or real(flat_a, *a, **k))
+    gen = torch.Generator().manual_seed(12)
+    for dtype in (torch.float32, torch.float64):
+        weights = (torch.rand(spec.weight_shape, generator=gen) * 2 * math.pi).to(dtype)
+        angles = torch.rand(8, spec.n_encoding_layers, spec.n_inputs, generator=gen).to(dtype)
+        cot = torch.randn(8, spec.n_outputs, generator=gen).to(dtype)
+        for r, g in zip(values_and_grads(TorchStatevector(spec), angles, weights, cot),
+                        values_and_grads(backend, angles, weights, cot), strict=True):
+            np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL if dtype == torch.float64 else F32_TOL,
+                                       rtol=0)
+    assert calls == [(torch.float32, 8)] + [(torch.float64, 4)] * 4  # two chunks, each computed again backward
+
+
 def test_auto_on_a_gpu_runs_calls_over_its_memory_in_chunks(monkeypatch):
     """On an accelerator auto runs the torch program; a call whose forward + backward would exceed the share of the
     GPU's memory runs in chunks that fit, each computed again in its backward, with the same values and gradients
@@ -1076,8 +1113,8 @@ def test_auto_on_a_gpu_runs_calls_over_its_memory_in_chunks(monkeypatch):
     spec = CircuitSpec(n_qubits=8, n_layers=2, n_inputs=8, n_outputs=2)
     program = TorchStatevector(spec)
     monkeypatch.setattr(dispatch, "on_accelerator", lambda inputs: True)
-    monkeypatch.setattr(dispatch, "accelerator_memory",
-                        lambda device: int(program.gradient_bytes(16) / select.AUTO_MEMORY_FRACTION) + 1)
+    monkeypatch.setattr(dispatch, "accelerator_memory",  # 16 samples of complex128 (the float64 calls below)
+                        lambda device: int(program.gradient_bytes(16, 16) / select.AUTO_MEMORY_FRACTION) + 1)
     backend = make_backend(spec, "auto")
     gen = torch.Generator().manual_seed(11)
     weights = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) * 2 * math.pi
@@ -1091,6 +1128,7 @@ def test_auto_on_a_gpu_runs_calls_over_its_memory_in_chunks(monkeypatch):
         want, got = (values_and_grads(b, angles, weights, cot) for b in (program, backend))
         for r, g in zip(want, got, strict=True):
             np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0)
+    assert backend.for_inputs(torch.zeros(40, 1, 8)).size > 16  # float32: complex64 states, twice the samples fit
     monkeypatch.setattr(dispatch, "accelerator_memory", lambda device: None)  # not a CUDA GPU: never chunked
     assert type(make_backend(spec, "auto").for_inputs(torch.zeros(64, 1, 8))) is TorchStatevector
 

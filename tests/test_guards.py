@@ -472,3 +472,13 @@ def test_memory_check_counts_one_chunk_of_the_chunked_circuits(monkeypatch):
     train_module.check_training_memory(config, model, available=int(1.5 * chunk_peak))  # two chunks would not fit
     with pytest.raises(QRLError, match="for one gradient step"):
         train_module.check_training_memory(config, model, available=chunk_peak // 2)
+    # a float64 policy: complex128 states, twice the bytes, chunked by their own size where complex64 ones fit whole
+    whole_peak = whole[0].gradient_bytes(4096)
+    config, fits, model = model_at(int(whole_peak / select.AUTO_MEMORY_FRACTION) + 1)
+    assert not any(isinstance(b, Chunks) for b in fits)
+    model.policy.double()
+    wide = [cpu_backend(vqc.backend, 4096, 16) for vqc in policy_circuits(model.policy).values()]
+    assert all(isinstance(b, Chunks) and b.size == 2048 for b in wide)
+    train_module.check_training_memory(config, model, available=int(1.5 * whole_peak))  # one chunk of 2048
+    with pytest.raises(QRLError, match="for one gradient step"):
+        train_module.check_training_memory(config, model, available=whole_peak // 2)

@@ -31,15 +31,19 @@ class Chunks:
     whose forward alone fits (:meth:`~qrl.backends.torch.TorchStatevector.forward_bytes`; at least ``size``): at 26
     qubits here 16 samples, one vector of the kernel's widest, where a gradient's chunk is 8.
 
+    The sizes are for amplitudes of ``itemsize`` bytes (8: complex64, SB3's float32 policies; 16: complex128, float64
+    ones; ``device="auto"`` makes one set of chunks for each).
+
     Values equal one call's to rounding (a gradient summed over the batch is summed per chunk, then over the chunks:
     1e-13 in float64); the sizes depend on the machine's physical memory only, so a seeded run stays deterministic.
     """
 
-    def __init__(self, backend, size: int, memory: int):
+    def __init__(self, backend, size: int, memory: int, itemsize: int = 8):
         if size < 1:
             raise ValueError(f"expected a chunk of at least one sample; got {size}")
         self.backend, self.size, self.memory = backend, int(size), int(memory)
-        self.forward_size = max(self.size, largest_batch_within(backend, self.memory, forward=True) or 0)
+        forward = largest_batch_within(backend, self.memory, forward=True, itemsize=itemsize)
+        self.forward_size = max(self.size, forward or 0)
 
     def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
         batch = inputs.shape[0]
@@ -76,20 +80,29 @@ class Chunks:
         return getattr(self.backend, name)
 
 
-def _itemsize(weights: tuple, inputs: torch.Tensor) -> int:
-    """Bytes of a complex amplitude for this call: 16 in float64, else 8 (complex64)."""
-    dtype = weights[0].dtype if weights else inputs.dtype
+def amplitude_bytes(dtype: torch.dtype) -> int:
+    """Bytes of a complex amplitude for a call in ``dtype``: 16 in float64 (complex128), else 8 (complex64)."""
     return 16 if dtype == torch.float64 else 8
 
 
-def largest_batch_within(backend, memory: int, forward: bool = False) -> int | None:
+def _itemsize(weights: tuple, inputs: torch.Tensor) -> int:
+    """Bytes of a complex amplitude for this call: 16 in float64, else 8 (complex64)."""
+    return amplitude_bytes(weights[0].dtype if weights else inputs.dtype)
+
+
+def largest_batch_within(backend, memory: int, forward: bool = False, itemsize: int = 8) -> int | None:
     """The largest batch whose forward + backward on ``backend`` is estimated within ``memory`` bytes
     (:meth:`TorchStatevector.gradient_bytes`; with ``forward``, a forward without a gradient alone:
-    :meth:`~TorchStatevector.forward_bytes`; 0 if one sample is not); ``None`` for a backend without that estimate
-    (a PennyLane device). The estimate grows with the batch beyond the switch to the adjoint method (under 2 GiB)."""
+    :meth:`~TorchStatevector.forward_bytes`; 0 if one sample is not) for amplitudes of ``itemsize`` bytes; ``None``
+    for a backend without that estimate (a PennyLane device). The estimate grows with the batch beyond the switch to
+    the adjoint method (under 2 GiB)."""
     if not isinstance(backend, TorchStatevector):
         return None
-    peak = backend.forward_bytes if forward else backend.gradient_bytes
+    estimate = backend.forward_bytes if forward else backend.gradient_bytes
+
+    def peak(batch: int) -> int:
+        return estimate(batch, itemsize)
+
     if peak(1) > memory:
         return 0
     fits, over = 1, 2

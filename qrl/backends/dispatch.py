@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from qrl.backends.chunks import Chunks, largest_batch_within
+from qrl.backends.chunks import Chunks, amplitude_bytes, largest_batch_within
 from qrl.backends.memory import accelerator_memory
 from qrl.backends.torch import TorchStatevector
 
@@ -103,43 +103,56 @@ class AcceleratorDispatch:
 
     With ``memory_fraction``, a call on a GPU whose forward + backward would need more than that fraction of the GPU's
     memory runs in chunks that fit (:class:`qrl.backends.chunks.Chunks`, sized by the GPU's total memory, so the same
-    for every run on it; each chunk's forward computed again in its backward). Not measured on a GPU yet."""
+    for every run on it; each chunk's forward computed again in its backward). Not measured on a GPU yet.
 
-    def __init__(self, cpu, spec, memory_fraction: float | None = None):
+    ``cpu``'s memory limits are for complex64 amplitudes (float32 policies); with ``wide`` (a callable making the same
+    dispatch for complex128), a float64 call on the CPU runs on that, made on the first such call, so that its twice
+    larger states are chunked by their own size."""
+
+    def __init__(self, cpu, spec, memory_fraction: float | None = None, wide=None):
         self.cpu, self.spec, self.accelerated = cpu, spec, None
         self.memory_fraction, self.chunked = memory_fraction, {}
+        self.wide, self.cpu_wide = wide, None
 
     def for_inputs(self, inputs: torch.Tensor):
         """The backend that runs a call with these inputs."""
+        itemsize = amplitude_bytes(inputs.dtype)
         if not on_accelerator(inputs):
-            return self.for_batch(inputs.shape[0])
+            return self.for_batch(inputs.shape[0], itemsize)
         if self.accelerated is None:
             self.accelerated = TorchStatevector(self.spec)
         fraction = getattr(self, "memory_fraction", None)  # (pickled before GPU chunks: none)
         if not fraction:
             return self.accelerated
-        device = str(inputs.device)
-        if device not in self.chunked:  # once per device: the largest batch that fits its memory, and its chunks
+        key = (str(inputs.device), itemsize)
+        if key not in self.chunked:  # once per device and width: the largest batch that fits its memory, its chunks
             memory = int(fraction * (accelerator_memory(inputs.device) or 0))
-            fits = largest_batch_within(self.accelerated, memory) if memory else None
-            self.chunked[device] = Chunks(self.accelerated, fits, memory) if fits else None
-        chunks = self.chunked[device]
+            fits = largest_batch_within(self.accelerated, memory, itemsize=itemsize) if memory else None
+            self.chunked[key] = Chunks(self.accelerated, fits, memory, itemsize) if fits else None
+        chunks = self.chunked[key]
         return chunks if chunks is not None and inputs.shape[0] > chunks.size else self.accelerated
 
-    def for_batch(self, batch: int):
-        """The backend that runs a CPU call of ``batch`` samples."""
-        return self.cpu.for_batch(batch) if isinstance(self.cpu, BatchDispatch) else self.cpu
+    def for_batch(self, batch: int, itemsize: int = 8):
+        """The backend that runs a CPU call of ``batch`` samples whose amplitudes take ``itemsize`` bytes."""
+        cpu = self.cpu
+        if itemsize != 8 and getattr(self, "wide", None) is not None:  # (pickled before: none)
+            if self.cpu_wide is None:
+                self.cpu_wide = self.wide()
+            cpu = self.cpu_wide
+        return cpu.for_batch(batch) if isinstance(cpu, BatchDispatch) else cpu
 
     def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
         return self.for_inputs(inputs)(inputs, *weights)
 
     def __getattr__(self, name: str):  # passes, gradient_bytes, ...: the CPU backend's
-        if name in ("cpu", "spec", "accelerated", "memory_fraction", "chunked"):  # not set yet (unpickling)
+        if name in ("cpu", "spec", "accelerated", "memory_fraction", "chunked", "wide", "cpu_wide"):  # unpickling
             raise AttributeError(name)
         return getattr(self.cpu, name)
 
 
-def cpu_backend(backend, batch: int):
+def cpu_backend(backend, batch: int, itemsize: int = 8):
     """The backend that runs a CPU call of ``batch`` samples on ``backend`` (``device="auto"``'s dispatch, resolved;
-    any other backend is its own)."""
-    return backend.for_batch(batch) if isinstance(backend, (BatchDispatch, AcceleratorDispatch)) else backend
+    any other backend is its own), its amplitudes of ``itemsize`` bytes (16: a float64 policy's)."""
+    if isinstance(backend, AcceleratorDispatch):
+        return backend.for_batch(batch, itemsize)
+    return backend.for_batch(batch) if isinstance(backend, BatchDispatch) else backend

@@ -385,16 +385,24 @@ def _auto_backend(spec: CircuitSpec, name: str):
     name = _for_large_batches(name, spec, programs)
     rollouts = rollout_devices(spec, programs)
     made = {b: programs[b] if b in programs else make_backend(spec, b) for b in dict.fromkeys((name, *rollouts))}
+    by_memory = functools.partial(_memory_dispatch, spec, name, rollouts, made)
+    return AcceleratorDispatch(by_memory(8), spec, memory_fraction=AUTO_MEMORY_FRACTION,
+                               wide=functools.partial(by_memory, 16))
+
+
+def _memory_dispatch(spec: CircuitSpec, name: str, rollouts: tuple[str, ...], made: dict, itemsize: int):
+    """The :class:`BatchDispatch` of ``made``'s backends (``name`` for update batches, ``rollouts`` per batch size)
+    for amplitudes of ``itemsize`` bytes: each call that would not fit :data:`AUTO_MEMORY_FRACTION` of physical memory
+    on its program in chunks that do, or on :data:`SPILL` where one sample does not."""
     memory = int(AUTO_MEMORY_FRACTION * physical_memory())
-    fits = {b: largest_batch_within(made[b], memory) for b in made}
-    chunked = {b: Chunks(made[b], fits[b], memory) for b in made if fits[b]}  # where one sample fits
+    fits = {b: largest_batch_within(made[b], memory, itemsize=itemsize) for b in made}
+    chunked = {b: Chunks(made[b], fits[b], memory, itemsize) for b in made if fits[b]}  # where one sample fits
     per_batch = tuple(made[b] if fits[b] is None or batch <= fits[b] else chunked.get(b)  # None: spills
                       for batch, b in enumerate(rollouts, start=1))
     limits = {"large": fits[name]} if fits[name] is not None else {}
-    backend = BatchDispatch(made[name], made[rollouts[-1]], limits=limits, rollouts=per_batch,
-                            chunked={"large": chunked[name]} if name in chunked else None,
-                            spill=functools.partial(make_backend, spec, SPILL))
-    return AcceleratorDispatch(backend, spec, memory_fraction=AUTO_MEMORY_FRACTION)
+    return BatchDispatch(made[name], made[rollouts[-1]], limits=limits, rollouts=per_batch,
+                         chunked={"large": chunked[name]} if name in chunked else None,
+                         spill=functools.partial(make_backend, spec, SPILL))
 
 
 def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | None = None,
