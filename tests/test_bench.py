@@ -569,6 +569,27 @@ def test_the_readme_rollout_at_26_qubits_is_the_committed_measurement():
     assert "was 1.22x-1.23x the fastest choice" in readme and "1.00x-1.11x" in readme
 
 
+def test_the_readme_rollouts_without_a_gradient_at_12_to_18_qubits_are_the_committed_measurements():
+    """README, "Calls that do not fit, in chunks": auto against both programs on forwards without a gradient, eight
+    circuits, 12-18 qubits, 1, 8 and 16 samples: every point, the worst, and the kernel's place, from the JSON."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    results = [bench.load(path) for path in sorted(COMMITTED.glob("scaling-20261205-1*.json"))]
+    results = [r for r in results if r.get("no_grad") and r["qubits"] == [12, 14, 16, 18]]
+    names = {(r.get("circuit") or r["ansatz"], r["batch"]) for r in results}
+    assert len(results) == len(names) == 24 and {b for _, b in names} == {1, 8, 16}
+    points = [(r.get("circuit") or r["ansatz"], n, r["batch"], {b: t[str(n)] for b, t in r["seconds"].items()})
+              for r in results for n in r["qubits"]]
+    ratios = sorted(((t["auto"] / min(t.values()), c, n, b) for c, n, b, t in points), reverse=True)
+    assert len(ratios) == 96 and ratios[0][0] < 1.2
+    (worst, c, n, b), (second, c2, n2, b2) = ratios[:2]
+    assert f"all 96 points (worst {worst:.2f}x: `{c}` at {n} qubits and one sample; then {second:.2f}x, `{c2}` at " \
+           f"{n2} and {b2})" in readme and b == 1
+    single = [t["torch:native"] / t["torch"] for _, _, b, t in points if b == 1]
+    assert f"ran {min(single):.2f}x-{max(single):.1f}x slower than the torch program" in readme
+    kernel = sum(t["torch:native"] < t["torch"] for _, _, b, t in points if b == 16)
+    assert f"at 16 samples it was the faster at {kernel} of the 32 points" in readme
+
+
 def test_the_readme_auto_points_at_24_to_26_qubits_are_the_committed_measurements():
     """The table of auto's per-call choice by memory (README, "Against Lightning at 20-26 qubits"): each cell and
     ratio from the committed JSON, and the 24-qubit batch-8 point that put the kernel in the small table."""
