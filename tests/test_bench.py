@@ -590,6 +590,28 @@ def test_the_readme_rollouts_without_a_gradient_at_12_to_18_qubits_are_the_commi
     assert f"at 16 samples it was the faster at {kernel} of the 32 points" in readme
 
 
+def test_the_readme_rollouts_at_20_and_22_qubits_are_the_committed_measurements():
+    """README, "Calls that do not fit, in chunks": forwards without a gradient at 20 and 22 qubits, the one miss
+    (`hsiao` at 22 / 8), and its gradient call, from the JSON."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    results = [bench.load(path) for path in sorted(COMMITTED.glob("scaling-20261205-16*.json"))]
+    nograd = [r for r in results if r.get("no_grad") and r["qubits"] == [20, 22]]
+    points = {(r.get("circuit") or r["ansatz"], n, r["batch"]): {b: t[str(n)] for b, t in r["seconds"].items()}
+              for r in nograd for n in r["qubits"]}
+    assert len(points) == 18
+    ratios = {k: t["auto"] / min(t.values()) for k, t in points.items()}
+    assert [k for k, v in ratios.items() if v > 1.2] == [("hsiao", 22, 8)]
+    miss = points["hsiao", 22, 8]
+    assert f"**not at `hsiao` at 22 qubits: {ratios['hsiao', 22, 8]:.2f}x** (auto {miss['auto']:.2f} s on the torch " \
+           f"program, the kernel {miss['torch:native']:.2f};" in readme
+    assert f"(auto {ratios['hsiao', 20, 8]:.2f}x)" in readme
+    grad = bench.load(COMMITTED / "scaling-20261205-163141.json")
+    assert grad["circuit"] == "hsiao" and not grad.get("no_grad") and grad["batch"] == 8
+    t = {b: v["22"] for b, v in grad["seconds"].items()}
+    assert f"auto {t['auto']:.2f} s, the kernel {t['torch:native']:.2f} ({t['auto'] / min(t.values()):.2f}x; the " \
+           f"torch program timed beside them, {t['torch']:.2f};" in readme
+
+
 def test_the_readme_auto_points_at_24_to_26_qubits_are_the_committed_measurements():
     """The table of auto's per-call choice by memory (README, "Against Lightning at 20-26 qubits"): each cell and
     ratio from the committed JSON, and the 24-qubit batch-8 point that put the kernel in the small table."""
