@@ -191,12 +191,13 @@ def test_sigterm_inside_a_write_leaves_a_whole_run(tmp_path, monkeypatch, during
     config = resolve("ppo-mlp", "CartPole-v1", seed=0, steps=4096)
     config = dataclasses.replace(config, env_spec=dataclasses.replace(config.env_spec, eval_freq=1024,
                                                                       eval_episodes=2))
+    handler = signal.getsignal(signal.SIGTERM)
     run = qrl.train.train(config, out=tmp_path, tensorboard=False)
     results = runs.read_results(run)
     assert fired and results["status"] == "interrupted" and results["timesteps"] == 1024
     assert runs.latest_checkpoint(run)[0] == 1024  # the checkpoint's evaluation is kept; an interrupted one is not
     assert runs.read_evaluation_episodes(run)[0] == ([1024] if during == "checkpoint" else [])
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are put back
+    assert signal.getsignal(signal.SIGTERM) is handler  # the handlers are put back
     monkeypatch.undo()
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     check_complete_after_resume(run, 4096)
