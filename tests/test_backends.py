@@ -957,12 +957,18 @@ def test_auto_chooses_the_program_of_each_rollout_sized_call_by_its_estimated_co
         backend = make_backend(spec, "auto")
         assert all((backend.for_batch(b).program == "native") == (c == select.NATIVE)
                    for b, c in enumerate(names, start=1))
-    for name, kernel_from in (("meyer_iqp", None), ("hea", 3)):  # above 18 qubits: the pass ratio (7.2 and 3.3)
-        spec = custom_circuit(name, n_qubits=20, n_inputs=20, n_layers=1) if name != "hea" else CircuitSpec(
-            n_qubits=20, n_layers=1, n_inputs=20, n_outputs=2)
-        names = select.rollout_devices(spec)
+    for name, n, kernel_from in (("meyer_iqp", 20, None), ("hea", 20, 3),  # above 18 qubits: the pass ratio (7.2,
+                                 ("meyer_iqp", 22, 3), ("hsiao", 22, 3)):  # 3.3), from 22 the kernel (ratios 7, 11)
+        layers = 5 if name == "hsiao" else 1  # (hsiao's ratio grows with its layers: 3.7 at one)
+        spec = custom_circuit(name, n_qubits=n, n_inputs=n, n_layers=layers) if name != "hea" else CircuitSpec(
+            n_qubits=n, n_layers=1, n_inputs=n, n_outputs=2)
+        programs = {}
+        names = select.rollout_devices(spec, programs)
         assert names == ["torch"] * (kernel_from - 1 if kernel_from else 16) + [select.NATIVE] * (
-            17 - kernel_from if kernel_from else 0), name
+            17 - kernel_from if kernel_from else 0), (name, n)
+        kernel, torch_program = programs[select.NATIVE], programs["torch"]
+        ratio = kernel.native_passes(merge_diagonals=True) / torch_program.passes()
+        assert (ratio > select.NATIVE_SMALL_BATCH_PASS_RATIO) == (name != "hea"), (name, n, ratio)
     monkeypatch.setattr(select, "tiny_batch_table", lambda: {4: "lightning.qubit", 20: "lightning.qubit"})
     names = select.rollout_devices(custom_circuit("one_cnot", n_qubits=12, n_inputs=12, n_layers=5))
     assert names[:2] == ["lightning.qubit"] * 2 and names[2:] == [select.NATIVE] * 14  # a table's Lightning stays

@@ -612,6 +612,38 @@ def test_the_readme_rollouts_at_20_and_22_qubits_are_the_committed_measurements(
            f"torch program timed beside them, {t['torch']:.2f};" in readme
 
 
+def test_the_readme_circuits_over_the_pass_ratio_at_22_and_24_qubits_are_the_committed_measurements():
+    """README, "Calls that do not fit, in chunks": hsiao and Meyer et al.'s circuit at 22 and 24 qubits, the rows
+    that moved rollout-sized calls there to the kernel (NATIVE_ROLLOUT_MIN_QUBITS), from the JSON."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    rows = (("hsiao", 22, "no", "162102"), ("hsiao", 24, "no", "165147"), ("hsiao", 22, "yes", "163141"),
+            ("hsiao", 24, "yes", "165911"), ("Meyer et al.'s", 22, "no", "161540"),
+            ("Meyer et al.'s", 24, "no", "165434"), ("Meyer et al.'s", 22, "yes", "165642"))
+    kernel = []
+    for name, n, gradient, stamp in rows:
+        r = bench.load(COMMITTED / f"scaling-20261205-{stamp}.json")
+        assert r["circuit"] == ("hsiao" if name == "hsiao" else "meyer_iqp") and r["batch"] == 8
+        assert bool(r.get("no_grad")) == (gradient == "no")
+        t = {b: v[str(n)] for b, v in r["seconds"].items()}
+        best = min(t.values())
+        cell = f"`{name}`" if name == "hsiao" else name
+        assert (f"| {cell}, {n} | {gradient} | {t['auto']:.2f} | {t['torch']:.2f} | {t['torch:native']:.2f} | "
+                f"{t['auto'] / best:.2f}x |") in readme, (name, n, gradient)
+        kernel.append((t["torch:native"] / best, t["torch:native"], best))
+    worst = max(kernel)
+    assert f"the kernel's time is within {worst[0]:.2f}x of the fastest at all seven" in readme
+    assert f"{worst[1]:.2f} s against {worst[2]:.2f})" in readme
+    after = []
+    for n, stamp in ((22, "170033"), (24, "170249")):  # auto itself after the change: the kernel
+        r = bench.load(COMMITTED / f"scaling-20261205-{stamp}.json")
+        assert r["circuit"] == "hsiao" and bool(r.get("no_grad")) == (n == 22)
+        t = {b: v[str(n)] for b, v in r["seconds"].items()}
+        after.append(t["auto"] / min(t.values()))
+        assert f"{t['auto']:.2f} s (the kernel {t['torch:native']:.2f}, the torch program {t['torch']:.2f}: " \
+               f"{after[-1]:.2f}x" in readme
+    assert max(after) < 1.2 and "the kernel from 22 qubits: {:.2f}x and {:.2f}x there after".format(*after) in readme
+
+
 def test_the_readme_auto_points_at_24_to_26_qubits_are_the_committed_measurements():
     """The table of auto's per-call choice by memory (README, "Against Lightning at 20-26 qubits"): each cell and
     ratio from the committed JSON, and the 24-qubit batch-8 point that put the kernel in the small table."""

@@ -81,6 +81,15 @@ and 24 qubits and at batch 4 at 26). Measured at batch 8 and 12-14 qubits, where
 model: ``strongly_entangling`` (5 per pass) 1.05x and 0.98x as fast on the kernel at 12 and 14 qubits; Meyer et
 al.'s circuit (7.2) 0.66x and 0.63x."""
 
+NATIVE_ROLLOUT_MIN_QUBITS = 22
+"""From this many qubits a call of 3-16 samples runs on the native kernel, where the tables name it, whatever
+:data:`NATIVE_SMALL_BATCH_PASS_RATIO` says: the torch program's passes cost more with the size (see
+:data:`CALL_MODEL_MAX_QUBITS`). Measured at 8 samples with the backends interleaved (2026-12-05, README, "Calls that do
+not fit, in chunks"): of the eight circuits of ``qrl bench calls`` the ratio sent two to the torch program, ``hsiao``
+(11) and Meyer et al.'s circuit (12); without a gradient the kernel ran them 1.30x faster and 1.08x slower at 22
+qubits, 1.28x faster and as fast at 24; with one, 1.06x and 1.08x faster at 22. At 20 qubits the ratio still decides
+(there the torch program was as fast for ``hsiao`` and 1.6x faster for Meyer et al.'s circuit)."""
+
 
 @functools.lru_cache(maxsize=1)
 def auto_table() -> dict[int, str]:
@@ -176,7 +185,8 @@ def rollout_devices(spec: CircuitSpec, programs: dict | None = None) -> list[str
     (entry ``b - 1``): the tiny- or small-batch crossovers' choice, and from :data:`NATIVE_PASS_RATIO_MIN_QUBITS` to
     :data:`CALL_MODEL_MAX_QUBITS` qubits, where that is the kernel or the torch program, whichever of the two the cost
     model estimates the faster for this circuit at ``b`` samples (:func:`call_model`,
-    :class:`qrl.backends.calls.CallModel`); above, :data:`NATIVE_SMALL_BATCH_PASS_RATIO`. The crossovers are
+    :class:`qrl.backends.calls.CallModel`); above, :data:`NATIVE_SMALL_BATCH_PASS_RATIO`, and from
+    :data:`NATIVE_ROLLOUT_MIN_QUBITS` the kernel. The crossovers are
     measured on ``hea``; a circuit of another shape costs the two programs otherwise (``one_cnot`` at 12 qubits: few
     passes of the torch program, but 3.6 times ``hsiao``'s operations). ``programs`` (``{device name: backend}``)
     keeps the programs built to decide, for the caller to reuse."""
@@ -190,7 +200,8 @@ def rollout_devices(spec: CircuitSpec, programs: dict | None = None) -> list[str
     if torch_program.passes() is None:
         return names
     if spec.n_qubits > CALL_MODEL_MAX_QUBITS:
-        pays = kernel_pays_by_passes(kernel.native_passes(merge_diagonals=True), torch_program.passes())
+        pays = spec.n_qubits >= NATIVE_ROLLOUT_MIN_QUBITS or kernel_pays_by_passes(
+            kernel.native_passes(merge_diagonals=True), torch_program.passes())
         return ["torch" if name == NATIVE and b > TINY_BATCH_MAX and not pays else name
                 for b, name in enumerate(names, start=1)]
     model, structure = call_model(), (torch_program.autograd_nodes(), torch_program.passes(),
