@@ -71,11 +71,12 @@ CALL_MODEL_MAX_QUBITS = 18
 at 24 qubits and batch 8 took 153.8 s on it, 33 ns per amplitude and pass (the adjoint backward it takes there, and
 memory traffic), against the 9.1 fitted; the model would take the torch program where the kernel was measured faster
 (26 qubits, batch 4). There a call of 3-16 samples runs on the kernel, where the tables name it, only within
-:data:`NATIVE_SMALL_BATCH_PASS_RATIO`."""
+:data:`NATIVE_SMALL_BATCH_PASS_RATIO` at 19-21 qubits, and from :data:`NATIVE_ROLLOUT_MIN_QUBITS` always."""
 NATIVE_SMALL_BATCH_PASS_RATIO = 6
-"""Above :data:`CALL_MODEL_MAX_QUBITS` qubits, calls of 3-16 samples run on the native kernel only where the circuit
-makes at most this many of its passes per pass of the torch program (consecutive diagonal gates counted as one: the
-kernel runs a ring of CZs as one pass at every size, other diagonal gates up to 20 qubits; counted gate by gate,
+"""Above :data:`CALL_MODEL_MAX_QUBITS` qubits (and below :data:`NATIVE_ROLLOUT_MIN_QUBITS`), calls of 3-16 samples run
+on the native kernel only where the circuit makes at most this many of its passes per pass of the torch program
+(consecutive diagonal gates counted as one: the kernel runs a ring of CZs as one pass at every size, other diagonal
+gates up to 20 qubits; counted gate by gate,
 ``hea``'s rings had made 6.3-6.9 passes per torch pass at 22-26 qubits, where the kernel was faster at batch 8 at 22
 and 24 qubits and at batch 4 at 26). Measured at batch 8 and 12-14 qubits, where this rule decided until the cost
 model: ``strongly_entangling`` (5 per pass) 1.05x and 0.98x as fast on the kernel at 12 and 14 qubits; Meyer et
