@@ -425,8 +425,14 @@ CALL_CIRCUITS = ("hea", "strongly_entangling", "meyer_iqp", "chen_vqdqn", "lockw
 """The circuits ``qrl bench calls`` measures by default: the built-in ansatze and the circuit library."""
 
 
-def bench_calls(circuits: tuple[str, ...] = CALL_CIRCUITS, qubits: tuple[int, ...] = (12, 13, 14, 15, 16),
-                batches: tuple[int, ...] = (1, 4, 8, 16), n_layers: int = 5, budget_s: float = 0.5,
+CALL_QUBITS = (12, 13, 14, 15, 16)
+CALL_BATCHES = (1, 4, 8, 16)
+CALL_LAYERS = 5
+"""The qubit counts, batch sizes and layers ``qrl bench calls`` measures by default (the calls the model was fit to)."""
+
+
+def bench_calls(circuits: tuple[str, ...] = CALL_CIRCUITS, qubits: tuple[int, ...] = CALL_QUBITS,
+                batches: tuple[int, ...] = CALL_BATCHES, n_layers: int = CALL_LAYERS, budget_s: float = 0.5,
                 log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Forward + backward of each circuit (a built-in ansatz's name, or a circuit of the library as
     :func:`bench_scaling` builds it) on the torch program and on the native kernel, side by side, per qubit count and

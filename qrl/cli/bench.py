@@ -152,15 +152,16 @@ def run_scaling(args) -> int:
 
 
 def _add_calls(what) -> None:
-    from qrl.bench import CALL_CIRCUITS
+    from qrl.bench import CALL_BATCHES, CALL_CIRCUITS, CALL_LAYERS, CALL_QUBITS
 
     p = what.add_parser("calls", help="rollout-sized calls on the torch program and the native kernel, and the cost "
                                       "model device='auto' chooses them by")
     p.add_argument("--circuits", nargs="+", help=f"built-in ansatze or circuits of the library (default "
                                                  f"{' '.join(CALL_CIRCUITS)})")
-    p.add_argument("--qubits", type=int, nargs="+", help="qubit counts, 12 or more (default 12 13 14 15 16)")
-    p.add_argument("--batches", type=int, nargs="+", help="batch sizes (default 1 4 8 16)")
-    p.add_argument("--layers", type=int, help="layers of every circuit (default 5)")
+    p.add_argument("--qubits", type=int, nargs="+",
+                   help=f"qubit counts, 12 or more (default {' '.join(map(str, CALL_QUBITS))})")
+    p.add_argument("--batches", type=int, nargs="+", help=f"batch sizes (default {' '.join(map(str, CALL_BATCHES))})")
+    p.add_argument("--layers", type=int, help=f"layers of every circuit (default {CALL_LAYERS})")
     p.add_argument("--update-auto", action="store_true",
                    help="store the model fitted to these calls for device='auto' on this machine")
     p.add_argument("--rows", metavar="JSON",
@@ -182,8 +183,8 @@ def run_calls(args) -> int:
                            f"file's; got {' '.join(given)} too; leave {'them' if len(given) > 1 else 'it'} out")
         return _calls_again(args)
     args.circuits = args.circuits or list(bench.CALL_CIRCUITS)
-    args.qubits, args.batches = args.qubits or [12, 13, 14, 15, 16], args.batches or [1, 4, 8, 16]
-    args.layers = 5 if args.layers is None else args.layers
+    args.qubits, args.batches = args.qubits or list(bench.CALL_QUBITS), args.batches or list(bench.CALL_BATCHES)
+    args.layers = bench.CALL_LAYERS if args.layers is None else args.layers
     if any(n < NATIVE_PASS_RATIO_MIN_QUBITS for n in args.qubits) or any(b < 1 for b in args.batches) or \
             args.layers < 1:
         raise QRLError(f"expected qubit counts of {NATIVE_PASS_RATIO_MIN_QUBITS} or more (below, device='auto' runs "
