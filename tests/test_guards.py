@@ -174,7 +174,8 @@ def test_sigterm_inside_a_write_leaves_a_whole_run(tmp_path, monkeypatch, during
 
     def write_then_signal(self, data):
         # unarmed until the checkpoint: the first zip write is SB3's npz; armed: torch's second write of a model
-        torch_writes.extend([True] if armed[0] and self._zinfo.filename.endswith(".pth") else [])
+        if armed[0] and self._zinfo.filename.endswith(".pth"):
+            torch_writes.append(self._zinfo.filename)
         if armed[0] and not fired and (during == "evaluations.npz" or len(torch_writes) == 2):
             fired.append(True)
             written = write(self, data)
