@@ -26,7 +26,7 @@ from qrl.envs import EVAL_SEED_OFFSET, load_frozen_normalizer, make_eval_env, ma
 from qrl.errors import QRLError
 from qrl.io import atomic_write, write_yaml
 from qrl.sb3.networks import count_parameters
-from qrl.train import EvalLog, build_model, run_results
+from qrl.train import EvalLog, build_model, interrupted_by_sigterm, interrupts_deferred, run_results
 
 BOX_LOSSES = ("mse", "nll")
 LABELS = ("soft", "hard")
@@ -462,13 +462,15 @@ def distill(config: RunConfig, teacher: Teacher, settings: DistillSettings, out:
     eval_env = make_eval_env(config, env)  # shares the student's observation statistics
     lesson = _Lesson(config, model, env, teacher, settings, soft, say)
     lesson.log = _Evaluations(run_dir, started, model, eval_env, episodes)
-    lesson.run(run_dir, progress)
+    with interrupted_by_sigterm():  # SIGTERM ends the lesson like Ctrl-C: saved, "interrupted"
+        lesson.run(run_dir, progress)
     wall = time.perf_counter() - started
     timesteps = lesson.samples + lesson.warmup_steps + lesson.finetune_steps
 
-    atomic_write(run_dir / runs.MODEL, lambda p: model.save(p))
-    if isinstance(env, VecNormalize):
-        atomic_write(run_dir / runs.VECNORMALIZE, lambda p: env.save(p))
+    with interrupts_deferred():  # an interrupt inside torch's zip writer would surface as a RuntimeError
+        atomic_write(run_dir / runs.MODEL, lambda p: model.save(p))
+        if isinstance(env, VecNormalize):
+            atomic_write(run_dir / runs.VECNORMALIZE, lambda p: env.save(p))
     final = lesson.final_evaluation(timesteps)
     results = run_results(config, model, lesson.status, timesteps, wall, final, lesson.log.rows) | {
         "method": "distill",

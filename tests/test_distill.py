@@ -150,6 +150,81 @@ def test_finetuning_continues_with_the_students_algorithm(teacher_zip, tmp_path)
     assert PPO.load(run_dir / "model.zip", device="cpu").num_timesteps == 256
 
 
+class Killed(Exception):
+    """Stands in for SIGTERM's default action (the process ends) where the lesson would not catch SIGTERM."""
+
+
+def kill(signum, frame):
+    raise Killed
+
+
+def test_sigterm_ends_the_lesson_like_ctrl_c(teacher_zip, tmp_path, monkeypatch):
+    """SIGTERM (a scheduler's stop) after DAgger's second round: the run saves what it learnt and writes
+    results.json with "interrupted", as `qrl train` does; before, the process ended with nothing written."""
+    import signal
+
+    import qrl.distill
+
+    evaluate, rounds = qrl.distill._Evaluations.evaluate, []
+
+    def sigterm_before_the_second_evaluation(self, timesteps, record=True):
+        rounds.append(timesteps)
+        if len(rounds) == 2:
+            signal.raise_signal(signal.SIGTERM)
+        return evaluate(self, timesteps, record)
+
+    monkeypatch.setattr(qrl.distill._Evaluations, "evaluate", sigterm_before_the_second_evaluation)
+    config = resolve("ppo-vqc", "CartPole-v1", seed=0, overrides={"policy_kwargs.n_layers": 2})
+    previous = signal.signal(signal.SIGTERM, kill)
+    try:
+        run_dir = distill(config, load_teacher(teacher_zip, config),
+                          DistillSettings(samples=100, epochs=1, dagger=3, eval_episodes=1), out=tmp_path)
+        assert signal.getsignal(signal.SIGTERM) is kill  # put back after the lesson
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == "interrupted" and len(rounds) == 3  # the third: the final evaluation
+    assert results["samples"] == results["timesteps"] and 200 <= results["samples"] < 300  # two rounds' states
+    assert [r["round"] for r in results["bc_history"]] == [0, 1, 2]
+    assert PPO.load(run_dir / "model.zip", device="cpu").policy is not None
+
+
+def test_ctrl_c_inside_the_final_save_leaves_a_whole_model(teacher_zip, tmp_path, monkeypatch):
+    """A second Ctrl-C while the model is written: the write finishes, then the KeyboardInterrupt (before, torch's
+    zip writer turned it into a RuntimeError in the middle of the write)."""
+    import signal
+    import zipfile
+
+    import qrl.distill
+
+    write, armed, torch_writes = zipfile._ZipWriteFile.write, [False], []
+
+    def write_then_interrupt(self, data):
+        written = write(self, data)
+        if armed[0] and self._zinfo.filename.endswith(".pth"):
+            torch_writes.append(self._zinfo.filename)
+            if len(torch_writes) == 2:  # inside torch's writer, as the first tensor is written
+                signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+        return written
+
+    def run_then_arm(self, run_dir, progress, run=qrl.distill._Lesson.run):
+        run(self, run_dir, progress)
+        armed[0] = True
+
+    monkeypatch.setattr(zipfile._ZipWriteFile, "write", write_then_interrupt)
+    monkeypatch.setattr(qrl.distill._Lesson, "run", run_then_arm)
+    config = resolve("ppo-vqc", "CartPole-v1", seed=0, overrides={"policy_kwargs.n_layers": 2})
+    with pytest.raises(KeyboardInterrupt):
+        distill(config, load_teacher(teacher_zip, config), DistillSettings(samples=100, epochs=1, eval_episodes=1),
+                out=tmp_path)
+    assert len(torch_writes) >= 2
+    (run_dir,) = tmp_path.iterdir()
+    assert PPO.load(run_dir / "model.zip", device="cpu").policy is not None
+    assert (run_dir / "vecnormalize.pkl").is_file()  # written before the interrupt took effect
+    assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_critic_warmup_trains_the_critic_alone():
     config = resolve("ppo-vqc", "CartPole-v1", seed=0, overrides={"policy_kwargs.n_layers": 2})
     model, env = build_model(config)
