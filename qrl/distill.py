@@ -26,7 +26,7 @@ from qrl.envs import EVAL_SEED_OFFSET, load_frozen_normalizer, make_eval_env, ma
 from qrl.errors import QRLError
 from qrl.io import atomic_write, write_yaml
 from qrl.sb3.networks import count_parameters
-from qrl.train import EvalLog, build_model, interrupted_by_sigterm, interrupts_deferred, run_results
+from qrl.train import EvalLog, build_model, grad_mode_kept, interrupted_by_sigterm, interrupts_deferred, run_results
 
 BOX_LOSSES = ("mse", "nll")
 LABELS = ("soft", "hard")
@@ -462,7 +462,7 @@ def distill(config: RunConfig, teacher: Teacher, settings: DistillSettings, out:
     eval_env = make_eval_env(config, env)  # shares the student's observation statistics
     lesson = _Lesson(config, model, env, teacher, settings, soft, say)
     lesson.log = _Evaluations(run_dir, started, model, eval_env, episodes)
-    with interrupted_by_sigterm():  # SIGTERM ends the lesson like Ctrl-C: saved, "interrupted"
+    with interrupted_by_sigterm(), grad_mode_kept():  # SIGTERM ends the lesson like Ctrl-C: saved, "interrupted"
         lesson.run(run_dir, progress)
     wall = time.perf_counter() - started
     timesteps = lesson.samples + lesson.warmup_steps + lesson.finetune_steps

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -255,6 +256,18 @@ def interrupted_by_sigterm():
 
 
 @contextlib.contextmanager
+def grad_mode_kept():
+    """torch's gradient mode as before the block, however it ends: an interrupt landing inside
+    ``torch.no_grad().__exit__`` (SB3 collects rollouts under it) before the mode is restored leaves gradients
+    off, and a caller going on in the same process (a notebook, a resumed run) would then train without them."""
+    enabled = torch.is_grad_enabled()
+    try:
+        yield
+    finally:
+        torch.set_grad_enabled(enabled)
+
+
+@contextlib.contextmanager
 def interrupts_deferred():
     """Ctrl-C and SIGTERM received inside the block take effect at its end, so that what it writes is whole.
 
@@ -374,7 +387,7 @@ def _learn(config: RunConfig, model: BaseAlgorithm, env: VecEnv, run_dir: Path, 
             runs.read_evaluation_episodes(run_dir)
     status = "finished"
     try:
-        with interrupted_by_sigterm():
+        with interrupted_by_sigterm(), grad_mode_kept():
             model.learn(max(config.n_timesteps - model.num_timesteps, 0) if resumed else config.n_timesteps,
                         callback=[log.training, evaluator, *(callbacks or [])], progress_bar=progress,
                         tb_log_name=runs.TENSORBOARD, reset_num_timesteps=not resumed)

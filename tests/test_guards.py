@@ -205,6 +205,36 @@ def test_sigterm_inside_a_write_leaves_a_whole_run(tmp_path, monkeypatch, during
     assert not (run / qrl.train.SB3_SCRATCH).exists()
 
 
+def test_an_interrupt_inside_no_grad_exit_leaves_gradients_on(tmp_path, monkeypatch):
+    """Ctrl-C landing in ``torch.no_grad().__exit__`` before it restores the mode (SB3 collects rollouts under it):
+    the run ends "interrupted", and gradients are on again for whatever the process does next (before, they stayed
+    off: a resumed run in the same process would have had no gradients)."""
+    import torch
+
+    import qrl.train
+    from qrl import runs
+    from qrl.config import resolve
+
+    exit_, calls, fired = torch.no_grad.__exit__, [], []
+
+    def interrupted_exit(self, *args):
+        calls.append(1)
+        if len(calls) >= 100 and self.prev and not fired:  # an outermost block (a nested one's outer block restores)
+            fired.append(True)
+            raise KeyboardInterrupt  # as if Ctrl-C arrived before the mode was put back
+        return exit_(self, *args)
+
+    monkeypatch.setattr(torch.no_grad, "__exit__", interrupted_exit)
+    try:
+        run = qrl.train.train(resolve("ppo-mlp", "CartPole-v1", seed=0, steps=4096), out=tmp_path, tensorboard=False)
+        enabled = torch.is_grad_enabled()
+    finally:
+        torch.set_grad_enabled(True)
+    results = runs.read_results(run)
+    assert fired and results["status"] == "interrupted" and results["timesteps"] < 4096
+    assert enabled
+
+
 def test_interrupted_training_exits_non_zero(tmp_path, capsys, monkeypatch):
     import stable_baselines3
 
