@@ -1319,3 +1319,32 @@ def test_a_batch_dispatch_pickled_before_tiny_batches_had_a_backend_runs_them_on
     assert restored.for_batch(21).size == 20 and restored.for_batch(21).program == "wires"
     del chunked.chunked  # as pickled before chunks: a call over the limit spills, as it did
     assert pickle.loads(pickle.dumps(chunked, protocol=0)).for_batch(21).program == "dense"
+
+
+@pytest.mark.parametrize("program", ["wires", "adjoint"])
+def test_every_wires_z_from_18_qubits_equals_lightning(program):
+    """From LAZY_MIN_QUBITS the readout has no matrix, and one-wire Z words are read by WireZ (every wire's value in a
+    few passes over the state, its backward by doubling): ``lockwood_si`` and ``chen_vqdqn`` (Z on each wire) at 18
+    qubits, with autograd and with the adjoint method, values and gradients as lightning.qubit's in float64; and in
+    float32 within 1e-4."""
+    from qrl.circuits import custom_circuit
+    from qrl.simulator.readout import LAZY_MIN_QUBITS, WireZ
+
+    n = LAZY_MIN_QUBITS
+    for name in ("lockwood_si", "chen_vqdqn"):
+        spec = custom_circuit(name, n_qubits=n, n_inputs=n, n_layers=1, obs_map="identity", output_scaling=False)
+        backend = TorchStatevector(spec, program)
+        assert backend._readout._lazy is not None and backend._readout._reads_wires
+        assert not backend._readout._needs_probabilities
+        gen = torch.Generator().manual_seed(n)
+        angles = torch.rand(2, *spec.input_shape, generator=gen, dtype=torch.float64) * 4 - 2
+        weights = torch.rand(next(iter(spec.weight_shapes.values())), generator=gen, dtype=torch.float64) * 4 - 2
+        cot = torch.randn(2, backend.n_outputs, generator=gen, dtype=torch.float64)
+        reference = values_and_grads(make_backend(spec, "lightning.qubit"), angles, weights, cot)
+        for got, ref in zip(values_and_grads(backend, angles, weights, cot), reference, strict=True):
+            np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=F64_TOL, rtol=0, err_msg=program)
+        single = values_and_grads(backend, angles.float(), weights.float(), cot.float())
+        for got, ref in zip(single, reference, strict=True):
+            np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-4, rtol=0, err_msg=f"{program} float32")
+    state = torch.randn(3, 8, dtype=torch.complex128, requires_grad=True)
+    assert torch.autograd.gradcheck(WireZ.apply, (state,))  # against finite differences, three wires

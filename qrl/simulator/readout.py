@@ -118,18 +118,22 @@ class Readout:
         return out
 
     def _lazy_values(self, state: torch.Tensor) -> torch.Tensor:
-        """The columns from ``|psi|^2`` by sums over views and one scatter-add per ``qml.probs`` (no ``(2**n, width)``
-        matrix)."""
-        p = state.real**2 + state.imag**2
-        batch, n, out = p.shape[0], self.n, []
+        """The columns from ``|psi|^2`` without a ``(2**n, width)`` matrix: one-wire Z words from :class:`WireZ` (every
+        wire's in a few passes), longer words by sums over views, ``qml.probs`` by one scatter-add each."""
+        batch, n, out = state.shape[0], self.n, []
+        p = state.real**2 + state.imag**2 if self._needs_probabilities else None
+        wire_z = WireZ.apply(state) if self._reads_wires else None
         for column in self._lazy:
             if column[0] == "probs":
                 wires = column[1]
                 idx = self._const(("probs", wires), local_index(wires, n), torch.int64, p.device)
                 out.append(torch.zeros(batch, 2 ** len(wires), dtype=p.dtype, device=p.device).index_add(1, idx, p))
                 continue
-            value = torch.zeros(batch, dtype=p.dtype, device=p.device)
+            value = torch.zeros(batch, dtype=state.real.dtype, device=state.device)
             for coeff, wires in column[1]:
+                if len(wires) == 1:
+                    value = value + coeff * wire_z[:, wires[0]]
+                    continue
                 q = p
                 for w in wires:  # multiply by the eigenvalue of Z_w: +1 on bit 0, -1 on bit 1
                     view = q.reshape(batch, 2**w, 2, 2 ** (n - w - 1))
@@ -137,6 +141,52 @@ class Readout:
                 value = value + coeff * q.reshape(batch, -1).sum(1)
             out.append(value[:, None])
         return torch.cat(out, 1)
+
+    @property
+    def _reads_wires(self) -> bool:
+        return any(len(wires) == 1 for column in self._lazy if column[0] == "z" for _, wires in column[1])
+
+    @property
+    def _needs_probabilities(self) -> bool:
+        return any(column[0] == "probs" or any(len(wires) != 1 for _, wires in column[1]) for column in self._lazy)
+
+
+class WireZ(torch.autograd.Function):
+    """``<Z_w>`` on every wire ``w`` of a batch of states, ``(B, 2**n)`` -> ``(B, n)``, in about two passes over the
+    state and two of its probabilities forward, and as many backward, whatever ``n``.
+
+    Forward: ``|psi|^2``, then wire by wire from the first (the most significant bit) its two halves' sums (the
+    difference is ``<Z_w>``) and their sum, half as long, for the next wire. Backward: the cotangent of ``|psi|^2`` is
+    ``sum_w g_w z_w(j)``, built by doubling (``2**(w + 1)`` entries after wire ``w``), times ``2 psi``. Until
+    2026-12-05 each wire's value took a signed copy of the probabilities and its backward as many: from 18 qubits (where
+    the readout is not a matrix product, :data:`LAZY_MIN_QUBITS`) ``hsiao``'s forward + backward at 64 samples spent
+    2.5 s of 3.7 in the readout, 0.2 s now (README, "The readout from 18 qubits")."""
+
+    @staticmethod
+    def forward(ctx, state: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(state)
+        batch = state.shape[0]
+        n = state.shape[1].bit_length() - 1
+        level = state.real.square()
+        level.addcmul_(state.imag, state.imag)
+        values = level.new_empty(batch, n)
+        for w in range(n):
+            halves = level.view(batch, 2, -1)
+            sums = halves.sum(2)
+            values[:, w] = sums[:, 0] - sums[:, 1]
+            if w < n - 1:
+                level = halves[:, 0] + halves[:, 1]
+        return values
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (state,) = ctx.saved_tensors
+        batch, n = grad.shape
+        signs = torch.tensor([2.0, -2.0], dtype=grad.dtype, device=grad.device)  # d|psi|^2/dpsi = 2 psi, times z_w
+        cotangent = grad.new_zeros(batch, 1)
+        for w in range(n):
+            cotangent = (cotangent[:, :, None] + grad[:, w, None, None] * signs).reshape(batch, -1)
+        return torch.view_as_complex(torch.view_as_real(state) * cotangent[..., None])
 
 
 LAZY_MIN_QUBITS = 18
