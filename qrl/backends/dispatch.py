@@ -31,18 +31,23 @@ class BatchDispatch:
 
     With ``rollouts`` (a backend for each batch size from 1 to its length, its chunks where the batch does not fit in
     memory, or ``None`` to spill: :func:`qrl.backends.select.rollout_devices`), a call of at most that many samples
-    runs on its entry instead, and ``small``, ``tiny`` and their limits are not used.
+    runs on its entry instead, and ``small``, ``tiny`` and their limits are not used. With ``larger`` (``(first batch,
+    backend)``), calls of at least that many samples made while gradients are recorded run on that backend (role
+    ``"larger"`` in ``limits`` and ``chunked``): the native kernel from the batch at which the torch program would
+    differentiate by its adjoint method (:func:`qrl.backends.select.adjoint_from_batch`).
 
     All are exact backends of one circuit (``f(inputs, *weights)``), so a call's values and gradients are the
-    same to rounding (1e-13 in float64) whichever runs it; the choice depends on the batch size only, so a
-    seeded training run stays deterministic. Memory checks and the pass counts describe ``large``, the
-    backend of the differentiated update batches (:func:`cpu_backend` names the one of a batch).
+    same to rounding (1e-13 in float64) whichever runs it; the choice depends on the batch size (and for ``larger``
+    on whether gradients are recorded) only, so a seeded training run stays deterministic. Memory checks and the pass
+    counts describe ``large``, the backend of the differentiated update batches (:func:`cpu_backend` names the one of a
+    batch).
     """
 
     def __init__(self, large, small, max_small: int = SMALL_BATCH_MAX, tiny=None, max_tiny: int = TINY_BATCH_MAX,
                  limits: dict[str, int] | None = None, spill=None, rollouts: tuple | None = None,
-                 chunked: dict | None = None):
+                 chunked: dict | None = None, larger: tuple | None = None):
         self.large, self.small, self.max_small = large, small, max_small
+        self.larger = larger
         self.tiny, self.max_tiny = tiny, max_tiny
         self.limits, self.spill, self.spilled = dict(limits or {}), spill, None
         self.chunked = dict(chunked or {})
@@ -59,7 +64,11 @@ class BatchDispatch:
         elif batch <= self.max_small:
             role, chosen = "small", self.small
         else:
-            role, chosen = "large", self.large
+            larger = getattr(self, "larger", None)  # (pickled before: none)
+            if larger is not None and batch >= larger[0] and torch.is_grad_enabled():
+                role, chosen = "larger", larger[1]
+            else:
+                role, chosen = "large", self.large
         limit = getattr(self, "limits", {}).get(role)  # (pickled before the memory limits: none)
         if limit is None or batch <= limit:
             return chosen
@@ -86,7 +95,7 @@ class BatchDispatch:
 
 
 _BATCH_DISPATCH_SLOTS = ("large", "small", "max_small", "tiny", "max_tiny", "limits", "spill", "spilled", "rollouts",
-                         "chunked")
+                         "chunked", "larger")
 
 
 def on_accelerator(inputs: torch.Tensor) -> bool:

@@ -394,27 +394,59 @@ def _auto_backend(spec: CircuitSpec, name: str):
     that program in chunks that do (:class:`Chunks`; on :data:`SPILL` where one sample does not:
     :class:`BatchDispatch`), and calls on an accelerator on the torch program there (:class:`AcceleratorDispatch`)."""
     programs: dict = {}  # built once: the rules build the kernel's and the torch program to count passes
-    name = _for_large_batches(name, spec, programs)
+    table, name = name, _for_large_batches(name, spec, programs)
+    larger = NATIVE if name != table else None  # the work ratio took update batches off the kernel: not all of them
     rollouts = rollout_devices(spec, programs)
-    made = {b: programs[b] if b in programs else make_backend(spec, b) for b in dict.fromkeys((name, *rollouts))}
-    by_memory = functools.partial(_memory_dispatch, spec, name, rollouts, made)
+    made = {b: programs[b] if b in programs else make_backend(spec, b)
+            for b in dict.fromkeys((name, *rollouts, *([larger] if larger else [])))}
+    by_memory = functools.partial(_memory_dispatch, spec, name, rollouts, made, larger=larger)
     return AcceleratorDispatch(by_memory(8), spec, memory_fraction=AUTO_MEMORY_FRACTION,
                                wide=functools.partial(by_memory, 16))
 
 
-def _memory_dispatch(spec: CircuitSpec, name: str, rollouts: tuple[str, ...], made: dict, itemsize: int):
-    """The :class:`BatchDispatch` of ``made``'s backends (``name`` for update batches, ``rollouts`` per batch size)
-    for amplitudes of ``itemsize`` bytes: each call that would not fit :data:`AUTO_MEMORY_FRACTION` of physical memory
-    on its program in chunks that do, or on :data:`SPILL` where one sample does not."""
+def _memory_dispatch(spec: CircuitSpec, name: str, rollouts: tuple[str, ...], made: dict, itemsize: int,
+                     larger: str | None = None):
+    """The :class:`BatchDispatch` of ``made``'s backends (``name`` for update batches, ``rollouts`` per batch size,
+    ``larger`` for gradient calls from the batch at which ``name`` would take its adjoint method:
+    :func:`adjoint_from_batch`) for amplitudes of ``itemsize`` bytes: each call that would not fit
+    :data:`AUTO_MEMORY_FRACTION` of physical memory on its program in chunks that do, or on :data:`SPILL` where one
+    sample does not."""
     memory = int(AUTO_MEMORY_FRACTION * physical_memory())
     fits = {b: largest_batch_within(made[b], memory, itemsize=itemsize) for b in made}
     chunked = {b: Chunks(made[b], fits[b], memory, itemsize) for b in made if fits[b]}  # where one sample fits
     per_batch = tuple(made[b] if fits[b] is None or batch <= fits[b] else chunked.get(b)  # None: spills
                       for batch, b in enumerate(rollouts, start=1))
-    limits = {"large": fits[name]} if fits[name] is not None else {}
-    return BatchDispatch(made[name], made[rollouts[-1]], limits=limits, rollouts=per_batch,
-                         chunked={"large": chunked[name]} if name in chunked else None,
+    roles = {"large": name, **({"larger": larger} if larger else {})}
+    first = adjoint_from_batch(made[name], itemsize) if larger else None
+    return BatchDispatch(made[name], made[rollouts[-1]], rollouts=per_batch,
+                         limits={role: fits[b] for role, b in roles.items() if fits[b] is not None},
+                         chunked={role: chunked[b] for role, b in roles.items() if b in chunked} or None,
+                         larger=(first, made[larger]) if first is not None else None,
                          spill=functools.partial(make_backend, spec, SPILL))
+
+
+ADJOINT_SEARCH_MAX_BATCH = 2**24
+"""The largest batch :func:`adjoint_from_batch` looks at."""
+
+
+def adjoint_from_batch(program, itemsize: int = 8) -> int | None:
+    """The smallest update-sized batch (more than ``SMALL_BATCH_MAX`` samples) that the torch ``program`` differentiates
+    by its adjoint method (its autograd states over :data:`qrl.simulator.programs.AUTOGRAD_MAX_BYTES`), ``None`` if
+    none up to :data:`ADJOINT_SEARCH_MAX_BATCH`. ``device="auto"`` runs gradient calls of that many samples and more on
+    the kernel even where :data:`NATIVE_LARGE_BATCH_WORK_RATIO` sends update batches to the torch program: its adjoint
+    method makes three passes for each of its forward's and its large temporaries are faulted in afresh. Measured
+    with the readout of 2026-12-05 (:class:`qrl.simulator.readout.WireZ`), the backends interleaved: ``hsiao`` at 20
+    qubits and 64 samples (work 52 per torch pass) 1.34x and ``one_cnot`` at 20 and 32 (44.5) 1.30x faster on the
+    kernel; with autograd, at 18 qubits, the torch program 1.67x (``hsiao``, 64) and 1.61x (``one_cnot``, 32) faster
+    (README, "The readout from 18 qubits")."""
+    gradient_method = getattr(program, "gradient_method", None)
+    low, high = SMALL_BATCH_MAX + 1, ADJOINT_SEARCH_MAX_BATCH
+    if gradient_method is None or gradient_method(high, itemsize) != "adjoint":
+        return None
+    while low < high:  # the method changes once, from autograd to the adjoint, as the batch grows
+        middle = (low + high) // 2
+        low, high = (low, middle) if gradient_method(middle, itemsize) == "adjoint" else (middle + 1, high)
+    return low
 
 
 def make_backend(spec: CircuitSpec, device: str = "auto", diff_method: str | None = None,
