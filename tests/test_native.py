@@ -394,13 +394,14 @@ print(max(peak[0], anon()) - before, backend.gradient_bytes(64))
 def test_the_memory_estimate_covers_the_measured_peak(program, python, subprocess_env):
     """The estimate auto and the training's memory check use, against the peak a forward + backward adds to a fresh
     process's anonymous resident memory (sampled while it runs; 18 qubits, batch 64: 128 MiB a state batch): three
-    state batches where the kernel reads out itself, five where the state leaves it (``native-plain`` from 18
-    qubits); the estimate above each, by at most 2x."""
+    state batches where the kernel reads out itself, more than four where the state leaves it (``native-plain`` from
+    18 qubits: 4.25 since its Z words are read by WireZ, five before, when the readout made a copy per wire); the
+    estimate above each, by at most 2x."""
     out = subprocess.run([python, "-c", PEAK_SCRIPT, program], env=subprocess_env, capture_output=True, text=True,
                          timeout=300, check=True)
     peak, estimate = map(int, out.stdout.split())
     state = 2**18 * 64 * 8
-    assert (2.5 if program == "native" else 4.5) * state < peak <= estimate < 2 * peak, (peak / state, estimate / state)
+    assert (2.5 if program == "native" else 4) * state < peak <= estimate < 2 * peak, (peak / state, estimate / state)
 
 
 @pytest.mark.parametrize("batch", [1, 3, 5, 8])

@@ -66,30 +66,21 @@ faster whatever the circuit: Meyer et al.'s circuit (4 layers) ran 1.5x-8.1x fas
 choose between it and the torch program: :func:`rollout_devices` for calls of up to ``SMALL_BATCH_MAX`` samples,
 :data:`NATIVE_LARGE_BATCH_WORK_RATIO` above."""
 CALL_MODEL_MAX_QUBITS = 18
-"""The cost model chooses rollout-sized calls' program up to this many qubits: it was fitted at 12-16 and checked at
-18 (README, "Rollout-sized calls by a cost model"). Beyond, its estimate of the torch program's passes is low: ``hea``
-at 24 qubits and batch 8 took 153.8 s on it, 33 ns per amplitude and pass (the adjoint backward it takes there, and
-memory traffic), against the 9.1 fitted; the model would take the torch program where the kernel was measured faster
-(26 qubits, batch 4). There a call of 3-16 samples runs on the kernel, where the tables name it, only within
-:data:`NATIVE_SMALL_BATCH_PASS_RATIO` at 19-21 qubits, and from :data:`NATIVE_ROLLOUT_MIN_QUBITS` always."""
+"""The cost model chooses rollout-sized calls' program as fitted up to this many qubits: it was fitted at 12-16 and
+checked at 18 (README, "Rollout-sized calls by a cost model"). Beyond, its estimate of the torch program is low (its
+temporaries are faulted in afresh, and it takes the adjoint method), and the torch program's estimate is multiplied
+by :func:`qrl.backends.calls.large_state_factor` (since 2026-12-05, with the readout of
+:class:`qrl.simulator.readout.WireZ`; before, :data:`NATIVE_SMALL_BATCH_PASS_RATIO` decided there, and for a few hours
+that day the kernel from 22 qubits)."""
 NATIVE_SMALL_BATCH_PASS_RATIO = 6
-"""Above :data:`CALL_MODEL_MAX_QUBITS` qubits (and below :data:`NATIVE_ROLLOUT_MIN_QUBITS`), calls of 3-16 samples run
-on the native kernel only where the circuit makes at most this many of its passes per pass of the torch program
-(consecutive diagonal gates counted as one: the kernel runs a ring of CZs as one pass at every size, other diagonal
-gates up to 20 qubits; counted gate by gate,
-``hea``'s rings had made 6.3-6.9 passes per torch pass at 22-26 qubits, where the kernel was faster at batch 8 at 22
-and 24 qubits and at batch 4 at 26). Measured at batch 8 and 12-14 qubits, where this rule decided until the cost
-model: ``strongly_entangling`` (5 per pass) 1.05x and 0.98x as fast on the kernel at 12 and 14 qubits; Meyer et
-al.'s circuit (7.2) 0.66x and 0.63x."""
-
-NATIVE_ROLLOUT_MIN_QUBITS = 22
-"""From this many qubits a call of 3-16 samples runs on the native kernel, where the tables name it, whatever
-:data:`NATIVE_SMALL_BATCH_PASS_RATIO` says: the torch program's passes cost more with the size (see
-:data:`CALL_MODEL_MAX_QUBITS`). Measured at 8 samples with the backends interleaved (2026-12-05, README, "Calls that do
-not fit, in chunks"): of the eight circuits of ``qrl bench calls`` the ratio sent two to the torch program, ``hsiao``
-(11) and Meyer et al.'s circuit (12); without a gradient the kernel ran them 1.30x faster and 1.08x slower at 22
-qubits, 1.28x faster and as fast at 24; with one, 1.06x and 1.08x faster at 22. At 20 qubits the ratio still decides
-(there the torch program was as fast for ``hsiao`` and 1.6x faster for Meyer et al.'s circuit)."""
+"""Until 2026-12-05, above :data:`CALL_MODEL_MAX_QUBITS` qubits, calls of 3-16 samples ran on the native kernel only
+where the circuit makes at most this many of its passes per pass of the torch program (consecutive diagonal gates
+counted as one); ``qrl bench calls`` still reports what it would choose (:func:`kernel_pays_by_passes`). With the
+readout of :class:`qrl.simulator.readout.WireZ` it could not tell ``hsiao`` (11 passes per torch pass at 22 qubits) from
+Meyer et al.'s circuit (12): at 8 samples with a gradient the first ran 1.20x faster on the torch program at 22 qubits,
+the second 1.44x faster on the kernel (README, "The readout from 18 qubits"). Measured at batch 8 and 12-14 qubits,
+where this rule decided until the cost model: ``strongly_entangling`` (5 per pass) 1.05x and 0.98x as fast on the
+kernel at 12 and 14 qubits; Meyer et al.'s circuit (7.2) 0.66x and 0.63x."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -186,8 +177,9 @@ def rollout_devices(spec: CircuitSpec, programs: dict | None = None) -> list[str
     (entry ``b - 1``): the tiny- or small-batch crossovers' choice, and from :data:`NATIVE_PASS_RATIO_MIN_QUBITS` to
     :data:`CALL_MODEL_MAX_QUBITS` qubits, where that is the kernel or the torch program, whichever of the two the cost
     model estimates the faster for this circuit at ``b`` samples (:func:`call_model`,
-    :class:`qrl.backends.calls.CallModel`); above, :data:`NATIVE_SMALL_BATCH_PASS_RATIO`, and from
-    :data:`NATIVE_ROLLOUT_MIN_QUBITS` the kernel. The crossovers are
+    :class:`qrl.backends.calls.CallModel`), above it with the torch program's estimate scaled by the state batch's size
+    (:func:`qrl.backends.calls.large_state_factor`; calls of 1-2 samples there follow the tiny-batch table). The
+    crossovers are
     measured on ``hea``; a circuit of another shape costs the two programs otherwise (``one_cnot`` at 12 qubits: few
     passes of the torch program, but 3.6 times ``hsiao``'s operations). ``programs`` (``{device name: backend}``)
     keeps the programs built to decide, for the caller to reuse."""
@@ -200,15 +192,13 @@ def rollout_devices(spec: CircuitSpec, programs: dict | None = None) -> list[str
     kernel, torch_program = _programs(spec, programs)
     if torch_program.passes() is None:
         return names
-    if spec.n_qubits > CALL_MODEL_MAX_QUBITS:
-        pays = spec.n_qubits >= NATIVE_ROLLOUT_MIN_QUBITS or kernel_pays_by_passes(
-            kernel.native_passes(merge_diagonals=True), torch_program.passes())
-        return ["torch" if name == NATIVE and b > TINY_BATCH_MAX and not pays else name
-                for b, name in enumerate(names, start=1)]
     model, structure = call_model(), (torch_program.autograd_nodes(), torch_program.passes(),
                                       kernel.native_pass_counts(), kernel.native_rotations(), spec.n_qubits)
-    cheaper = [NATIVE if model.kernel_faster(*structure, b) else "torch" for b in range(1, SMALL_BATCH_MAX + 1)]
-    return [choice if name in either else name for name, choice in zip(names, cheaper, strict=True)]
+    large = spec.n_qubits > CALL_MODEL_MAX_QUBITS
+    cheaper = [NATIVE if model.kernel_faster(*structure, b, large_states=large) else "torch"
+               for b in range(1, SMALL_BATCH_MAX + 1)]
+    return [choice if name in either and not (large and b <= TINY_BATCH_MAX) else name
+            for b, (name, choice) in enumerate(zip(names, cheaper, strict=True), start=1)]
 
 
 @functools.lru_cache(maxsize=1)
@@ -269,7 +259,7 @@ def _for_large_batches(name: str, spec: CircuitSpec, programs: dict) -> str:
 
 
 def kernel_pays_by_passes(kernel_passes: int, torch_passes: int) -> bool:
-    """The rule for calls of 3-16 samples above :data:`CALL_MODEL_MAX_QUBITS` qubits: at most
+    """The rule for calls of 3-16 samples above :data:`CALL_MODEL_MAX_QUBITS` qubits until 2026-12-05: at most
     :data:`NATIVE_SMALL_BATCH_PASS_RATIO` of the kernel's passes (consecutive diagonal gates as one) per torch pass."""
     return kernel_passes <= NATIVE_SMALL_BATCH_PASS_RATIO * torch_passes
 

@@ -144,7 +144,8 @@ class TorchStatevector:
         elif isinstance(self._impl, NativeProgram):
             # peaks measured (forward + backward, 16-21 qubits): 3.0 state batches where the kernel reads out itself
             # (the forward's state, kept; the backward's copy of it and the adjoint state), 5.0 where the state
-            # leaves it and its cotangent comes back (X or Y words, wide readouts); estimated 4.05 and 6.75 (two
+            # leaves it and its cotangent comes back (X or Y words, wide readouts; Z words through the state by WireZ:
+            # 4.25, 2026-12-05); estimated 4.05 and 6.75 (two
             # more in flight and KEPT_OVERHEAD, gradient_peak_bytes)
             kept = 1 if self._kernel_readout is not None else 3
             batch = padded(batch)  # the batch padded to whole vector registers
