@@ -1047,3 +1047,43 @@ def test_the_readme_malloc_rows_are_the_committed_measurements():
     peaks = [max(max(v.values()) for v in r["peak_rss_gb"].values()) for r in glibc + fixed]
     assert f"{peaks[2]:.2f} GiB resident (both runs) against {peaks[0]:.2f} and {peaks[1]:.2f}" in " ".join(
         readme.split()) and f"{peaks[3]:.2f}" == f"{peaks[2]:.2f}"
+
+
+def _seconds(stamp: str, n: int) -> dict[str, float]:
+    return {b: v[str(n)] for b, v in bench.load(COMMITTED / f"scaling-20261205-{stamp}.json")["seconds"].items()}
+
+
+def test_the_readme_readout_rows_are_the_committed_measurements():
+    """README, "The readout from 18 qubits": the before/after table (two runs of each commit, alternately), the misses
+    that started it, the rollout-sized rows before and after the model with a size factor, from the JSON."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    ms = lambda s: f"{s * 1e3:.0f}" if s >= 1 else f"{s * 1e3:.1f}"  # noqa: E731
+    runs = {"hea": (("222239", "222423"), ("222336", "222526")), "hsiao": (("222311", "222456"), ("222358", "222548"))}
+    for name, (before, after) in runs.items():
+        for n in bench.load(COMMITTED / f"scaling-20261205-{before[0]}.json")["qubits"]:
+            tb, ta = [_seconds(s, n) for s in before], [_seconds(s, n) for s in after]
+            batch = 8 if name == "hea" else 64
+            row = (f"| `{name}`, {batch} | {n} | {', '.join(ms(t['torch']) for t in tb)} | "
+                   f"{', '.join(ms(t['torch']) for t in ta)} | "
+                   f"{sum(t['torch'] for t in tb) / sum(t['torch'] for t in ta):.2f}x | "
+                   f"{', '.join(ms(t['torch:native']) for t in tb)}; {', '.join(ms(t['torch:native']) for t in ta)} |")
+            assert row in readme, row
+    missed = [_seconds("213058", n) for n in (20, 22)]
+    assert "found `auto` {:.2f}x and {:.2f}x slower than the kernel".format(
+        *(t["auto"] / t["torch:native"] for t in missed)) in readme
+    rows = (("hsiao", 20, "no", "220015", None), ("hsiao", 22, "no", "220015", "222610"),
+            ("hsiao", 20, "yes", "220512", None), ("hsiao", 22, "yes", "220512", "222733"),
+            ("Meyer et al.'s", 20, "no", "220228", "222757"), ("Meyer et al.'s", 22, "no", "220228", None),
+            ("Meyer et al.'s", 20, "yes", "220759", "222918"), ("Meyer et al.'s", 22, "yes", "220759", None))
+    for name, n, grad, then, now in rows:
+        t = _seconds(then, n)
+        cell = f"`{name}`" if name == "hsiao" else name
+        r = _seconds(now, n) if now else t
+        after = "(as then)" if now is None else f"{r['auto']:.2f}"
+        assert (f"| {cell}, {n} | {grad} | {t['auto']:.2f} | {t['torch']:.2f} | {t['torch:native']:.2f} | "
+                f"{t['auto'] / min(t.values()):.2f}x | {after} | {r['auto'] / min(r.values()):.2f}x |") in readme
+    worst = _seconds("222757", 20)
+    assert f"gradient in one run of four: {worst['auto'] / min(worst.values()):.2f}x**" in readme
+    calls = bench.load(COMMITTED / "calls-20261205-222206.json")
+    ratios = [r[f"{r['model_choice']}_s"] / min(r["torch_s"], r["kernel_s"]) for r in calls["rows"]]
+    assert len(ratios) == 24 and f"24 of 24 (worst {max(ratios):.2f}x" in readme
