@@ -528,12 +528,9 @@ def _forward(vqc: nn.Module, x: torch.Tensor, place: str = "cpu") -> Callable[[]
 
 
 def _model_choice(model, row: dict[str, Any]) -> str:
-    """``"kernel"`` or ``"torch"``: the program ``model`` estimates the faster for the call of ``row`` (above
-    ``CALL_MODEL_MAX_QUBITS`` qubits with the torch program's estimate scaled as ``device="auto"`` scales it)."""
-    from qrl.backends.select import CALL_MODEL_MAX_QUBITS
-
+    """``"kernel"`` or ``"torch"``: the program ``model`` estimates the faster for the call of ``row``."""
     faster = model.kernel_faster(row["nodes"], row["torch_passes"], row["kernel_pass_counts"], row["rotations"],
-                                 row["qubits"], row["batch"], large_states=row["qubits"] > CALL_MODEL_MAX_QUBITS)
+                                 row["qubits"], row["batch"])
     return "kernel" if faster else "torch"
 
 

@@ -15,6 +15,13 @@ from qrl.simulator.native import padded, vector_width
 CACHE_BYTES = 2 * 2**20
 """The L2 cache of one core of this machine (2 MiB): a state batch within it costs the torch program less a pass
 (:func:`beyond_cache`)."""
+CALL_MODEL_MAX_QUBITS = 18
+"""The cost model chooses rollout-sized calls' program as fitted up to this many qubits: it was fitted at 12-16 and
+checked at 18 (README, "Rollout-sized calls by a cost model"). Beyond, its estimate of the torch program is low (its
+temporaries are faulted in afresh, and it takes the adjoint method), and the torch program's estimate is multiplied
+by :func:`large_state_factor` (since 2026-12-05, with the readout of :class:`qrl.simulator.readout.WireZ`; before,
+:data:`qrl.backends.select.NATIVE_SMALL_BATCH_PASS_RATIO` decided there, and for a few hours that day the kernel from
+22 qubits). :meth:`CallModel.kernel_faster` applies it, so ``device="auto"`` and ``qrl bench calls`` choose alike."""
 KERNEL_ROTATION_PASSES = 0.25
 """The kernel's cost of one rotation, in passes (its sine and cosine and the product, within a pass it makes): fixed,
 not fitted (fitted with the rest, it trades off against the pass cost and chose no better)."""
@@ -59,11 +66,11 @@ class CallModel:
         return self.kernel_pass_s[width] * (padded(batch) // width) * 2**n_qubits * work
 
     def kernel_faster(self, nodes: int, torch_passes: int, kernel_passes: tuple[int, int], rotations: int,
-                      n_qubits: int, batch: int, large_states: bool = False) -> bool:
-        """Whether a call of ``batch`` samples is estimated no slower on the kernel than on the torch program (with
-        ``large_states``, the torch program's time times :func:`large_state_factor`)."""
+                      n_qubits: int, batch: int) -> bool:
+        """Whether a call of ``batch`` samples is estimated no slower on the kernel than on the torch program (above
+        :data:`CALL_MODEL_MAX_QUBITS` qubits, the torch program's time times :func:`large_state_factor`)."""
         torch_s = self.torch_seconds(nodes, torch_passes, n_qubits, batch)
-        factor = large_state_factor(batch * 2**n_qubits) if large_states else 1.0
+        factor = large_state_factor(batch * 2**n_qubits) if n_qubits > CALL_MODEL_MAX_QUBITS else 1.0
         return self.kernel_seconds(kernel_passes, rotations, n_qubits, batch) <= factor * torch_s
 
     def to_json(self) -> dict:
@@ -88,7 +95,7 @@ LARGE_STATE_FACTOR = (2.17, 0.44)
 
 def large_state_factor(amplitudes: int) -> float:
     """How many times its estimate a forward + backward of the torch program takes on a state batch of ``amplitudes``
-    complex64 numbers above the sizes the model was fitted at (``qrl.backends.select.CALL_MODEL_MAX_QUBITS``): its
+    complex64 numbers above the sizes the model was fitted at (:data:`CALL_MODEL_MAX_QUBITS`): its
     temporaries of 32 MiB and more are mapped afresh and faulted in (:data:`qrl.malloc.MMAP_THRESHOLD`), and from a few
     hundred MiB of kept states it takes the adjoint method, three passes for one. Fitted (2026-12-05, with the readout
     of :class:`qrl.simulator.readout.WireZ`) to ``hsiao`` and Meyer et al.'s circuit at 8 samples, measured over

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pennylane as qml
 
-from qrl.backends.calls import DEFAULT_CALL_MODEL, CallModel
+from qrl.backends.calls import CALL_MODEL_MAX_QUBITS, DEFAULT_CALL_MODEL, CallModel
 from qrl.backends.chunks import Chunks, largest_batch_within
 from qrl.backends.dispatch import (
     SMALL_BATCH_MAX,
@@ -65,13 +65,6 @@ faster whatever the circuit: Meyer et al.'s circuit (4 layers) ran 1.5x-8.1x fas
 8, 1.05x-5.9x at batch 1 (README, "Where ``device="auto"`` takes it"). From this many qubits the rules of the kernel
 choose between it and the torch program: :func:`rollout_devices` for calls of up to ``SMALL_BATCH_MAX`` samples,
 :data:`NATIVE_LARGE_BATCH_WORK_RATIO` above."""
-CALL_MODEL_MAX_QUBITS = 18
-"""The cost model chooses rollout-sized calls' program as fitted up to this many qubits: it was fitted at 12-16 and
-checked at 18 (README, "Rollout-sized calls by a cost model"). Beyond, its estimate of the torch program is low (its
-temporaries are faulted in afresh, and it takes the adjoint method), and the torch program's estimate is multiplied
-by :func:`qrl.backends.calls.large_state_factor` (since 2026-12-05, with the readout of
-:class:`qrl.simulator.readout.WireZ`; before, :data:`NATIVE_SMALL_BATCH_PASS_RATIO` decided there, and for a few hours
-that day the kernel from 22 qubits)."""
 NATIVE_SMALL_BATCH_PASS_RATIO = 6
 """Until 2026-12-05, above :data:`CALL_MODEL_MAX_QUBITS` qubits, calls of 3-16 samples ran on the native kernel only
 where the circuit makes at most this many of its passes per pass of the torch program (consecutive diagonal gates
@@ -195,8 +188,7 @@ def rollout_devices(spec: CircuitSpec, programs: dict | None = None) -> list[str
     model, structure = call_model(), (torch_program.autograd_nodes(), torch_program.passes(),
                                       kernel.native_pass_counts(), kernel.native_rotations(), spec.n_qubits)
     large = spec.n_qubits > CALL_MODEL_MAX_QUBITS
-    cheaper = [NATIVE if model.kernel_faster(*structure, b, large_states=large) else "torch"
-               for b in range(1, SMALL_BATCH_MAX + 1)]
+    cheaper = [NATIVE if model.kernel_faster(*structure, b) else "torch" for b in range(1, SMALL_BATCH_MAX + 1)]
     return [choice if name in either and not (large and b <= TINY_BATCH_MAX) else name
             for b, (name, choice) in enumerate(zip(names, cheaper, strict=True), start=1)]
 
