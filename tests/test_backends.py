@@ -243,6 +243,65 @@ def test_constant_gates_and_constant_angles_compile_exactly(program):
         np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0)
 
 
+@pytest.mark.parametrize("program", ["wires", "adjoint", "fused"])
+def test_permutation_gates_above_the_gather_size_are_copied_a_slice_at_a_time(program, monkeypatch):
+    """Above PERMUTE_MAX_QUBITS (lowered here to 2) runs of gates that permute basis states (with phases: CY, a
+    controlled phase flip) become ``("mono", ...)`` steps, each gate one copy of the state: Lightning's values and
+    gradients, by autograd (a backward that is itself such a run) and by the adjoint method."""
+    from qrl.simulator import programs
+
+    monkeypatch.setattr(programs, "PERMUTE_MAX_QUBITS", 2)
+
+    def body(angles, weights):
+        for w in range(4):
+            qml.RY(angles[..., 0, w], wires=w)
+        qml.CNOT(wires=[3, 0])
+        qml.CY(wires=[1, 3])
+        qml.Toffoli(wires=[2, 0, 3])
+        qml.RX(weights[0, 0, 0], wires=0)
+        qml.RZ(weights[0, 1, 0], wires=2)
+        qml.CSWAP(wires=[0, 3, 1])
+        qml.SWAP(wires=[2, 1])
+        qml.PauliY(wires=3)
+        qml.CNOT(wires=[0, 2])
+        qml.CNOT(wires=[2, 1])
+        qml.RY(weights[0, 2, 1], wires=1)
+        qml.RX(weights[0, 3, 1], wires=3)
+        return [qml.expval(qml.PauliZ(w)) for w in (0, 2, 3)] + [qml.expval(qml.PauliX(1) @ qml.PauliY(3))]
+
+    spec = _custom(body, n_qubits=4, n_layers=1, n_inputs=4, n_outputs=4)
+    gen = torch.Generator().manual_seed(11)
+    angles = torch.rand(6, 1, 4, generator=gen, dtype=torch.float64) * 6 - 3
+    weights = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64) * 6 - 3
+    cot = torch.randn(6, 4, generator=gen, dtype=torch.float64)
+    ref = values_and_grads(make_backend(spec, "lightning.qubit"), angles, weights, cot)
+    backend = TorchStatevector(spec, program)
+    steps = [step[0] for step in backend._impl._program]
+    assert "perm" not in steps and (program == "fused" or steps.count("mono") >= 2), steps
+    for r, g in zip(ref, values_and_grads(backend, angles, weights, cot), strict=True):
+        np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0)
+    f32 = values_and_grads(backend, angles.float(), weights.float(), cot.float())
+    for r, g in zip(ref, f32, strict=True):
+        np.testing.assert_allclose(g.double().numpy(), r.numpy(), atol=F32_TOL, rtol=0)
+
+
+def test_a_run_of_permutation_gates_has_a_second_derivative():
+    """:class:`MonomialRun`'s backward is itself a run (the inverse), so gradcheck and gradgradcheck hold: CNOT, CY
+    (phases), Toffoli, on wires in either order."""
+    from qrl.simulator.gates import MonomialRun, inverse_monomials, monomial_gate
+
+    cy = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, -1j], [0, 0, 1j, 0]])
+    toffoli = np.eye(8, dtype=complex)[[0, 1, 2, 3, 4, 5, 7, 6]]
+    run = (monomial_gate((3, 0), np.eye(4, dtype=complex)[[0, 1, 3, 2]]), monomial_gate((1, 4), cy),
+           monomial_gate((2, 4, 0), toffoli))
+    x = torch.randn(3, 32, dtype=torch.complex128, generator=torch.Generator().manual_seed(0), requires_grad=True)
+
+    def f(t):
+        return MonomialRun.apply(t, run, inverse_monomials(run), 5)
+
+    assert torch.autograd.gradcheck(f, (x,)) and torch.autograd.gradgradcheck(f, (x,))
+
+
 @pytest.mark.parametrize("program", PROGRAMS)
 def test_encoding_gates_anywhere_compile_exactly(program):
     """Several encoding gates on one wire, encoding after trainable and two-qubit gates, an input used
