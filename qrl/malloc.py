@@ -19,15 +19,20 @@ MMAP_THRESHOLD = 32 * 2**20
 state batch of 32 MiB or more (16 qubits and 64 samples) still is, and is returned to the system when freed."""
 TRIM_THRESHOLD = 2**30
 """Freed memory at the top of the heap kept for later blocks, up to this many bytes (``M_TRIM_THRESHOLD``)."""
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+TOP_PAD = 2**30
+"""Each time the heap grows, it grows by this many bytes more (``M_TOP_PAD``; address space, resident only once
+written), and a trim leaves this much at its top: a block of :data:`MMAP_THRESHOLD` or more that fits there is taken
+from it instead of being mapped afresh, so the torch program's 64-512 MiB temporaries at 20-22 qubits are reused, not
+faulted in page by page on every call (2026-12-05, README, "A heap pad for large states")."""
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # glibc's malloc.h
 _GLIBC_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_",
                    "GLIBC_TUNABLES")
 
 
 def fix_malloc_thresholds() -> bool:
-    """Set glibc's mmap and trim thresholds (:data:`MMAP_THRESHOLD`, :data:`TRIM_THRESHOLD`) for this process, unless
-    ``QRL_KEEP_MALLOC`` is set (other than ``0``), the environment sets glibc's own (``MALLOC_*_``,
-    ``GLIBC_TUNABLES``) or this is not Linux with glibc; whether they were set."""
+    """Set glibc's mmap and trim thresholds and its heap's pad (:data:`MMAP_THRESHOLD`, :data:`TRIM_THRESHOLD`,
+    :data:`TOP_PAD`) for this process, unless ``QRL_KEEP_MALLOC`` is set (other than ``0``), the environment sets
+    glibc's own (``MALLOC_*_``, ``GLIBC_TUNABLES``) or this is not Linux with glibc; whether they were set."""
     if not sys.platform.startswith("linux") or not _glibc():
         return False
     if os.environ.get("QRL_KEEP_MALLOC", "0") not in ("", "0") or any(name in os.environ for name in _GLIBC_SETTINGS):
@@ -37,7 +42,9 @@ def fix_malloc_thresholds() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    return all(mallopt(option, value) == 1 for option, value in ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+                                                                 (_M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+                                                                 (_M_TOP_PAD, TOP_PAD)))
 
 
 def _glibc() -> bool:
