@@ -1087,3 +1087,22 @@ def test_the_readme_readout_rows_are_the_committed_measurements():
     calls = bench.load(COMMITTED / "calls-20261205-222206.json")
     ratios = [r[f"{r['model_choice']}_s"] / min(r["torch_s"], r["kernel_s"]) for r in calls["rows"]]
     assert len(ratios) == 24 and f"24 of 24 (worst {max(ratios):.2f}x" in readme
+
+
+def test_the_readme_permutation_rows_are_the_committed_measurements():
+    """README, "Permutation gates above 16 qubits": `strongly_entangling` before and after the copied permutation
+    gates, two runs of each commit, alternately, with and without a gradient, from the JSON."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    ms = lambda s: f"{s * 1e3:.0f}" if s >= 1 else f"{s * 1e3:.1f}"  # noqa: E731
+    runs = {"no": (("233640", "234014"), ("233806", "234145")), "yes": (("233745", "234124"), ("233906", "234245"))}
+    for grad, (before, after) in runs.items():
+        for n in (18, 20):
+            tb, ta = [_seconds(s, n) for s in before], [_seconds(s, n) for s in after]
+            rss = [bench.load(COMMITTED / f"scaling-20261205-{s}.json")["peak_rss_gb"]["torch"][str(n)]
+                   for s in (*before, *after)]
+            ratios = ", ".join(f"{b['torch'] / a['torch']:.2f}x" for b, a in zip(tb, ta, strict=True))
+            row = (f"| {n} | {grad} | {', '.join(ms(t['torch']) for t in tb)} | "
+                   f"{', '.join(ms(t['torch']) for t in ta)} | {ratios} | "
+                   f"{', '.join(ms(t['torch:native']) for t in tb)}; {', '.join(ms(t['torch:native']) for t in ta)} | "
+                   f"{rss[0]:.2f}, {rss[1]:.2f}; {rss[2]:.2f}, {rss[3]:.2f} |")
+            assert row in readme, row
