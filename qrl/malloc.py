@@ -1,11 +1,11 @@
-"""glibc's malloc thresholds fixed at ``import qrl`` (Linux with glibc): blocks under 32 MiB reused from the heap.
+"""glibc's malloc fixed at ``import qrl`` (Linux with glibc): blocks under 32 MiB from the heap, and a 1 GiB heap pad.
 
 glibc adapts the size from which it maps a block afresh, and how much freed memory it keeps, to what the process
-freed before; a torch program's temporaries of 0.1-32 MiB were then mapped anew or returned to the system and faulted
-back page by page depending on what had run earlier in the process (the same call, 14 qubits and 4 samples: 50 or
-2,700 page faults, 12.5 or 16.9 ms). :func:`fix_malloc_thresholds` fixes both: blocks under 32 MiB (glibc's largest
-threshold) come from the heap, and up to 1 GiB of freed heap is kept for the next call. ``QRL_KEEP_MALLOC=1``, or
-glibc's own ``MALLOC_*_`` / ``GLIBC_TUNABLES`` settings, leave glibc as it is. README, "glibc's malloc".
+freed before: a torch program's temporaries were mapped anew and faulted back page by page, or not, depending on
+what had run earlier in the process (14 qubits, 4 samples: 50 or 2,700 page faults, 12.5 or 16.9 ms). Blocks of 32
+MiB and more (glibc's largest threshold) are mapped afresh unless the heap's top has room: :data:`TOP_PAD` gives it
+room. ``QRL_KEEP_MALLOC=1``, or glibc's own ``MALLOC_*_`` / ``GLIBC_TUNABLES``, leave glibc as it is. README,
+"glibc's malloc" and "A heap pad for large states".
 """
 
 from __future__ import annotations
