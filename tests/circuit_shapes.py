@@ -1,6 +1,7 @@
 """Users' circuits for `qrl bench scaling --circuit circuit_shapes:one_cnot` (README, "Circuits of other shapes": each
 layer an encoding RX and a Rot on every wire, then one CNOT, on a wire pair that moves with the layer) and `qrl bench
-calls --circuits circuit_shapes:brick_cz ...`: four shapes the cost model of rollout-sized calls was not fitted to."""
+calls --circuits circuit_shapes:brick_cz ...`: shapes the cost model of rollout-sized calls was not fitted to, and
+`zz_words`, whose readout is two-wire Z words (README, "Z words of several wires from 18 qubits")."""
 
 import pennylane as qml
 
@@ -68,3 +69,16 @@ def two_cnot_rz(inputs, weights):
         qml.CNOT(wires=[0, n - 1])
         qml.CNOT(wires=[n // 2, (n // 2 + 1) % n])
     return [qml.expval(qml.PauliZ(i)) for i in range(n)]
+
+
+@register_circuit("zz_words", weight_shapes=lambda n, layers: {"weights": (layers, n)}, replace=True)
+def zz_words(inputs, weights):
+    """RY(x) and RY(w) on every wire, then a CZ ring; every neighbouring pair's Z Z read out (words of two wires)."""
+    layers, n = weights.shape[0], weights.shape[1]
+    for layer in range(layers):
+        for i in range(n):
+            qml.RY(inputs[..., i], wires=i)
+            qml.RY(weights[layer, i], wires=i)
+        for i in range(n):
+            qml.CZ(wires=[i, (i + 1) % n])
+    return [qml.expval(qml.PauliZ(i) @ qml.PauliZ((i + 1) % n)) for i in range(n)]

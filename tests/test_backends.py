@@ -1052,7 +1052,7 @@ def test_the_users_circuit_shapes_run_alike_on_lightning_the_torch_programs_and_
 
     from qrl.circuits import custom_circuit
 
-    for name in ("one_cnot", "brick_cz", "zz_ring", "crx_chain", "two_cnot_rz"):
+    for name in ("one_cnot", "brick_cz", "zz_ring", "crx_chain", "two_cnot_rz", "zz_words"):
         spec = custom_circuit(name, n_qubits=5, n_inputs=5, n_layers=3)
         gen = torch.Generator().manual_seed(3)
         weights = torch.rand(spec.weight_shapes["weights"], generator=gen, dtype=torch.float64) * 2 * math.pi

@@ -134,13 +134,25 @@ class Readout:
                 if len(wires) == 1:
                     value = value + coeff * wire_z[:, wires[0]]
                     continue
-                q = p
-                for w in wires:  # multiply by the eigenvalue of Z_w: +1 on bit 0, -1 on bit 1
-                    view = q.reshape(batch, 2**w, 2, 2 ** (n - w - 1))
-                    q = torch.stack([view[:, :, 0], -view[:, :, 1]], 2)
-                value = value + coeff * q.reshape(batch, -1).sum(1)
+                value = value + coeff * self._word_z(p, wires)
             out.append(value[:, None])
         return torch.cat(out, 1)
+
+    def _word_z(self, p: torch.Tensor, wires: list[int]) -> torch.Tensor:
+        """``<Z_w1 Z_w2 ...>`` from the probabilities ``p`` ``(B, 2**n)``: the marginal over the word's wires (one sum
+        over a view: a read of ``p``) times the signs of its ``2**k`` entries. Until 2026-12-05 a signed copy of ``p``
+        per wire of the word, forward and backward."""
+        shape, keep, last = [p.shape[0]], [], -1
+        for w in sorted(wires):
+            shape += [2 ** (w - last - 1), 2]
+            keep.append(len(shape) - 1)
+            last = w
+        shape.append(2 ** (self.n - last - 1))
+        marginal = p.view(shape).sum([d for d in range(1, len(shape)) if d not in keep])
+        parity = ((np.arange(2 ** len(wires))[:, None] >> np.arange(len(wires))[None, :]) & 1).sum(1) % 2
+        signs = 1 - 2 * parity
+        return marginal.reshape(p.shape[0], -1) @ self._const(("word", len(wires)), signs.astype(float), p.dtype,
+                                                               p.device)
 
     @property
     def _reads_wires(self) -> bool:
