@@ -1106,3 +1106,23 @@ def test_the_readme_permutation_rows_are_the_committed_measurements():
                    f"{', '.join(ms(t['torch:native']) for t in tb)}; {', '.join(ms(t['torch:native']) for t in ta)} | "
                    f"{rss[0]:.2f}, {rss[1]:.2f}; {rss[2]:.2f}, {rss[3]:.2f} |")
             assert row in readme, row
+
+
+def test_the_readme_heap_pad_rows_are_the_committed_measurements():
+    """README, "A heap pad for large states": the torch program and the kernel before and after the pad, two runs of
+    each commit, alternately, from the JSON."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    ms = lambda s: f"{s * 1e3:.0f}" if s >= 1 else f"{s * 1e3:.1f}"  # noqa: E731
+    runs = (("Meyer et al.'s", "no", ("20261205-235350", "20261205-235953"), ("20261205-235650", "20261206-000246")),
+            ("`hsiao`", "yes", ("20261205-235459", "20261206-000103"), ("20261205-235745", "20261206-000343")),
+            ("`hea`", "yes", ("20261205-235530", "20261206-000132"), ("20261205-235815", "20261206-000411")))
+    for name, grad, before, after in runs:
+        b, a = ([bench.load(COMMITTED / f"scaling-{s}.json") for s in stamps] for stamps in (before, after))
+        for n in map(str, b[0]["qubits"]):
+            tb, ta = ([d["seconds"]["torch"][n] for d in runs] for runs in (b, a))
+            kb, ka = ([d["seconds"]["torch:native"][n] for d in runs] for runs in (b, a))
+            rb, ra = ([f"{d['peak_rss_gb']['torch'][n]:.2f}" for d in runs] for runs in (b, a))
+            row = (f"| {name} | {n} | {grad} | {', '.join(map(ms, tb))} | {', '.join(map(ms, ta))} | "
+                   f"{sum(tb) / sum(ta):.2f}x | {', '.join(map(ms, kb))}; {', '.join(map(ms, ka))} | "
+                   f"{', '.join(rb)}; {', '.join(ra)} |")
+            assert row in readme, row
