@@ -1045,6 +1045,33 @@ def test_auto_chooses_the_program_of_each_rollout_sized_call_by_its_estimated_co
     assert names[:2] == ["lightning.qubit"] * 2 and names[2:] == [select.NATIVE] * 14  # a table's Lightning stays
 
 
+def test_auto_runs_rollout_sized_calls_without_a_gradient_by_their_own_estimate():
+    """Above CALL_MODEL_MAX_QUBITS a call without a gradient is chosen with the torch program's estimate times
+    FORWARD_STATE_FACTOR (no backward: no adjoint method, no size factor): Meyer et al.'s circuit at 22 qubits and 8
+    samples runs on the kernel with a gradient (1.12x faster there) and on the torch program without (2.15x faster
+    there; the kernel had been 2.10x slower than the fastest, 2026-12-06); at 18 qubits both lists are one."""
+    from qrl.backends import select
+    from qrl.backends.calls import FORWARD_STATE_FACTOR
+    from qrl.circuits import custom_circuit
+
+    spec = custom_circuit("meyer_iqp", n_qubits=22, n_inputs=22, n_layers=4)
+    programs: dict = {}
+    with_gradient, without = select.rollout_devices(spec, programs), select.rollout_devices(spec, programs, False)
+    assert with_gradient[7] == select.NATIVE and without[7] == "torch"
+    kernel, torch_program, model = programs[select.NATIVE], programs["torch"], select.call_model()
+    work = kernel.native_pass_counts(), kernel.native_rotations(), 22
+    cost = torch_program.autograd_nodes(), torch_program.passes(), 22
+    assert without[2:] == [select.NATIVE if model.kernel_seconds(*work, b)
+                           <= FORWARD_STATE_FACTOR * model.torch_seconds(*cost, b) else "torch" for b in range(3, 17)]
+    assert without[:2] == with_gradient[:2]  # 1-2 samples: the tiny-batch table's, either way
+    auto = make_backend(spec, "auto")
+    assert auto.for_batch(8).program == "native"
+    with torch.no_grad():
+        assert auto.for_batch(8).program != "native"
+    small = custom_circuit("meyer_iqp", n_qubits=18, n_inputs=18, n_layers=4)
+    assert select.rollout_devices(small) == select.rollout_devices(small, gradient=False)
+
+
 def test_the_users_circuit_shapes_run_alike_on_lightning_the_torch_programs_and_the_kernel():
     """The circuits of tests/circuit_shapes.py, which measure auto's rules on users' shapes, give Lightning's values
     and gradients on the torch programs and the kernel (float64)."""

@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
 from qrl import bench
 from qrl.cli import main
 
@@ -1126,3 +1128,24 @@ def test_the_readme_heap_pad_rows_are_the_committed_measurements():
                    f"{sum(tb) / sum(ta):.2f}x | {', '.join(map(ms, kb))}; {', '.join(map(ms, ka))} | "
                    f"{', '.join(rb)}; {', '.join(ra)} |")
             assert row in readme, row
+
+
+def test_the_large_state_factor_is_the_fit_to_the_committed_calls():
+    """``LARGE_STATE_FACTOR`` (qrl/backends/calls.py) is the least-squares line through the measured over estimated
+    times of the torch program in the committed ``qrl bench calls`` run with the heap pad (each estimate by the model
+    stored in that run), to two digits; the README quotes those ratios, and the ones without the pad."""
+    from qrl.backends.calls import LARGE_STATE_FACTOR, CallModel
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    ratios = {}
+    for stamp in ("234714", "235213"):  # with the pad, without (the commit before)
+        run = bench.load(COMMITTED / f"calls-20261205-{stamp}.json")
+        model = CallModel.from_json(run["model"])
+        ratios[stamp] = [(np.log2(r["batch"] * 2 ** r["qubits"] * 8 / 2**20) - 6,
+                          r["torch_s"] / model.torch_seconds(r["nodes"], r["torch_passes"], r["qubits"], r["batch"]))
+                         for r in run["rows"]]
+        quoted = ", ".join(f"{y:.2f}" for _, y in ratios[stamp])
+        assert f"measured over estimated {quoted}" in readme, quoted
+    x, y = np.array(ratios["234714"]).T
+    slope, intercept = np.polyfit(x, y, 1)
+    assert (round(intercept, 2), round(slope, 2)) == LARGE_STATE_FACTOR

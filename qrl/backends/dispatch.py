@@ -31,22 +31,24 @@ class BatchDispatch:
 
     With ``rollouts`` (a backend for each batch size from 1 to its length, its chunks where the batch does not fit in
     memory, or ``None`` to spill: :func:`qrl.backends.select.rollout_devices`), a call of at most that many samples
-    runs on its entry instead, and ``small``, ``tiny`` and their limits are not used. With ``larger`` (``(first batch,
+    runs on its entry instead, and ``small``, ``tiny`` and their limits are not used; with ``forward_rollouts`` too
+    (alike), a call made while gradients are not recorded runs on its entry there. With ``larger`` (``(first batch,
     backend)``), calls of at least that many samples made while gradients are recorded run on that backend (role
     ``"larger"`` in ``limits`` and ``chunked``): the native kernel from the batch at which the torch program would
     differentiate by its adjoint method (:func:`qrl.backends.select.adjoint_from_batch`).
 
     All are exact backends of one circuit (``f(inputs, *weights)``), so a call's values and gradients are the
     same to rounding (1e-13 in float64) whichever runs it; the choice depends on the batch size (and for ``larger``
-    on whether gradients are recorded) only, so a seeded training run stays deterministic. Memory checks and the pass
-    counts describe ``large``, the backend of the differentiated update batches (:func:`cpu_backend` names the one of a
-    batch).
+    and ``forward_rollouts`` on whether gradients are recorded) only, so a seeded training run stays deterministic.
+    Memory checks and the pass counts describe ``large``, the backend of the differentiated update batches
+    (:func:`cpu_backend` names the one of a batch).
     """
 
     def __init__(self, large, small, max_small: int = SMALL_BATCH_MAX, tiny=None, max_tiny: int = TINY_BATCH_MAX,
                  limits: dict[str, int] | None = None, spill=None, rollouts: tuple | None = None,
-                 chunked: dict | None = None, larger: tuple | None = None):
+                 chunked: dict | None = None, larger: tuple | None = None, forward_rollouts: tuple | None = None):
         self.large, self.small, self.max_small = large, small, max_small
+        self.forward_rollouts = None if forward_rollouts is None else tuple(forward_rollouts)
         self.larger = larger
         self.tiny, self.max_tiny = tiny, max_tiny
         self.limits, self.spill, self.spilled = dict(limits or {}), spill, None
@@ -56,6 +58,9 @@ class BatchDispatch:
     def for_batch(self, batch: int):
         """The backend that runs a call of ``batch`` samples."""
         rollouts = getattr(self, "rollouts", None)  # (pickled before a backend per batch size: none)
+        forward = getattr(self, "forward_rollouts", None)  # (pickled before: none)
+        if forward is not None and not torch.is_grad_enabled():
+            rollouts = forward
         if rollouts is not None and 1 <= batch <= len(rollouts):
             return rollouts[batch - 1] if rollouts[batch - 1] is not None else self._spilled()
         tiny = getattr(self, "tiny", None)  # (pickled before tiny batches had their own backend: none)
@@ -95,7 +100,7 @@ class BatchDispatch:
 
 
 _BATCH_DISPATCH_SLOTS = ("large", "small", "max_small", "tiny", "max_tiny", "limits", "spill", "spilled", "rollouts",
-                         "chunked", "larger")
+                         "chunked", "larger", "forward_rollouts")
 
 
 def on_accelerator(inputs: torch.Tensor) -> bool:

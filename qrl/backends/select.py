@@ -165,7 +165,7 @@ def tiny_batch_device(spec: CircuitSpec) -> str:
     return _runnable(_fastest(table, spec.n_qubits), spec)
 
 
-def rollout_devices(spec: CircuitSpec, programs: dict | None = None) -> list[str]:
+def rollout_devices(spec: CircuitSpec, programs: dict | None = None, gradient: bool = True) -> list[str]:
     """The exact backend ``device="auto"`` runs a call of ``b`` samples on, for ``b`` from 1 to ``SMALL_BATCH_MAX``
     (entry ``b - 1``): the tiny- or small-batch crossovers' choice, and from :data:`NATIVE_PASS_RATIO_MIN_QUBITS` to
     :data:`CALL_MODEL_MAX_QUBITS` qubits, where that is the kernel or the torch program, whichever of the two the cost
@@ -188,7 +188,8 @@ def rollout_devices(spec: CircuitSpec, programs: dict | None = None) -> list[str
     model, structure = call_model(), (torch_program.autograd_nodes(), torch_program.passes(),
                                       kernel.native_pass_counts(), kernel.native_rotations(), spec.n_qubits)
     large = spec.n_qubits > CALL_MODEL_MAX_QUBITS
-    cheaper = [NATIVE if model.kernel_faster(*structure, b) else "torch" for b in range(1, SMALL_BATCH_MAX + 1)]
+    cheaper = [NATIVE if model.kernel_faster(*structure, b, gradient=gradient) else "torch"
+               for b in range(1, SMALL_BATCH_MAX + 1)]
     return [choice if name in either and not (large and b <= TINY_BATCH_MAX) else name
             for b, (name, choice) in enumerate(zip(names, cheaper, strict=True), start=1)]
 
@@ -379,28 +380,34 @@ def _auto_backend(spec: CircuitSpec, name: str):
     table, name = name, _for_large_batches(name, spec, programs)
     larger = NATIVE if name != table else None  # the work ratio took update batches off the kernel: not all of them
     rollouts = rollout_devices(spec, programs)
+    forward = rollout_devices(spec, programs, gradient=False)
     made = {b: programs[b] if b in programs else make_backend(spec, b)
-            for b in dict.fromkeys((name, *rollouts, *([larger] if larger else [])))}
-    by_memory = functools.partial(_memory_dispatch, spec, name, rollouts, made, larger=larger)
+            for b in dict.fromkeys((name, *rollouts, *forward, *([larger] if larger else [])))}
+    by_memory = functools.partial(_memory_dispatch, spec, name, rollouts, made, larger=larger,
+                                  forward=forward if forward != rollouts else None)
     return AcceleratorDispatch(by_memory(8), spec, memory_fraction=AUTO_MEMORY_FRACTION,
                                wide=functools.partial(by_memory, 16))
 
 
 def _memory_dispatch(spec: CircuitSpec, name: str, rollouts: tuple[str, ...], made: dict, itemsize: int,
-                     larger: str | None = None):
+                     larger: str | None = None, forward: tuple[str, ...] | None = None):
     """The :class:`BatchDispatch` of ``made``'s backends (``name`` for update batches, ``rollouts`` per batch size,
-    ``larger`` for gradient calls from the batch at which ``name`` would take its adjoint method:
-    :func:`adjoint_from_batch`) for amplitudes of ``itemsize`` bytes: each call that would not fit
-    :data:`AUTO_MEMORY_FRACTION` of physical memory on its program in chunks that do, or on :data:`SPILL` where one
-    sample does not."""
+    ``forward`` per batch size for calls without a gradient where they differ, ``larger`` for gradient calls from the
+    batch at which ``name`` would take its adjoint method: :func:`adjoint_from_batch`) for amplitudes of ``itemsize``
+    bytes: each call that would not fit :data:`AUTO_MEMORY_FRACTION` of physical memory on its program in chunks that
+    do, or on :data:`SPILL` where one sample does not."""
     memory = int(AUTO_MEMORY_FRACTION * physical_memory())
     fits = {b: largest_batch_within(made[b], memory, itemsize=itemsize) for b in made}
     chunked = {b: Chunks(made[b], fits[b], memory, itemsize) for b in made if fits[b]}  # where one sample fits
-    per_batch = tuple(made[b] if fits[b] is None or batch <= fits[b] else chunked.get(b)  # None: spills
-                      for batch, b in enumerate(rollouts, start=1))
+
+    def per_batch(names):
+        return tuple(made[b] if fits[b] is None or batch <= fits[b] else chunked.get(b)  # None: spills
+                     for batch, b in enumerate(names, start=1))
+
     roles = {"large": name, **({"larger": larger} if larger else {})}
     first = adjoint_from_batch(made[name], itemsize) if larger else None
-    return BatchDispatch(made[name], made[rollouts[-1]], rollouts=per_batch,
+    return BatchDispatch(made[name], made[rollouts[-1]], rollouts=per_batch(rollouts),
+                         forward_rollouts=per_batch(forward) if forward is not None else None,
                          limits={role: fits[b] for role, b in roles.items() if fits[b] is not None},
                          chunked={role: chunked[b] for role, b in roles.items() if b in chunked} or None,
                          larger=(first, made[larger]) if first is not None else None,
