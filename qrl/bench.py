@@ -499,6 +499,32 @@ def _calls_result(rows: list[dict[str, Any]], model, setup: dict[str, Any]) -> d
     return {"kind": "calls", **setup, "rows": rows, "model": model.to_json(), "fit": fit}
 
 
+def model_ratios(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each call of a :func:`bench_scaling` result that timed the torch program and the kernel, measured over the cost
+    model's estimate (:func:`qrl.backends.select.call_model`; a forward + backward's estimate, also for a result timed
+    ``--no-grad``): how :data:`qrl.backends.calls.FORWARD_STATE_FACTOR` was fitted. Builds each circuit once more."""
+    from qrl.backends.select import NATIVE, call_model
+
+    model, rows = call_model(), []
+    name = result.get("circuit") or result.get("ansatz")
+    seconds = result["seconds"]
+    if "torch" not in seconds or NATIVE not in seconds:
+        raise QRLError(f"expected a qrl bench scaling result that timed torch and {NATIVE}; got backends "
+                       f"{sorted(seconds)}; try --backends torch {NATIVE}")
+    for n in result["qubits"]:
+        spec = _named_spec(name, n, result["n_layers"])
+        torch_vqc, kernel_vqc = _scaling_vqc(spec, "torch"), _scaling_vqc(spec, NATIVE)
+        if torch_vqc.backend.passes() is None:
+            continue  # the dense program: not described by the model
+        batch = result["batch"]
+        torch_s = model.torch_seconds(torch_vqc.backend.autograd_nodes(), torch_vqc.backend.passes(), n, batch)
+        kernel_s = model.kernel_seconds(kernel_vqc.backend.native_pass_counts(), kernel_vqc.backend.native_rotations(),
+                                        n, batch)
+        rows.append({"circuit": name, "qubits": n, "batch": batch, "gradient": not result.get("no_grad", False),
+                     "torch": seconds["torch"][str(n)] / torch_s, "kernel": seconds[NATIVE][str(n)] / kernel_s})
+    return rows
+
+
 def _named_spec(name: str, n: int, n_layers: int):
     from qrl.circuits import ANSATZE, CircuitSpec, custom_circuit
 

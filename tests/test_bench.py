@@ -7,9 +7,11 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from qrl import bench
 from qrl.cli import main
+from qrl.errors import QRLError
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "runs/reference/bench"  # the README's benchmark results
@@ -1149,3 +1151,77 @@ def test_the_large_state_factor_is_the_fit_to_the_committed_calls():
     x, y = np.array(ratios["234714"]).T
     slope, intercept = np.polyfit(x, y, 1)
     assert (round(intercept, 2), round(slope, 2)) == LARGE_STATE_FACTOR
+
+
+def test_model_ratios_are_the_measured_over_the_estimated_times():
+    """``bench.model_ratios``: each timed call of a scaling result over the cost model's estimate, as the model computes
+    it for the same circuit; a result without both programs is refused with what to run."""
+    from qrl.backends.select import NATIVE, call_model
+
+    result = bench.bench_scaling(qubits=(12,), batch=3, n_layers=1, backends=("torch", NATIVE), budget_s=0.0,
+                                 circuit="meyer_iqp", no_grad=True)
+    (row,) = bench.model_ratios(result)
+    assert (row["circuit"], row["qubits"], row["batch"], row["gradient"]) == ("meyer_iqp", 12, 3, False)
+    spec = bench._named_spec("meyer_iqp", 12, 1)
+    from qrl.backends.select import make_backend
+
+    torch_program, kernel = make_backend(spec, "torch"), make_backend(spec, NATIVE)
+    estimate = call_model().torch_seconds(torch_program.autograd_nodes(), torch_program.passes(), 12, 3)
+    assert abs(row["torch"] - result["seconds"]["torch"]["12"] / estimate) < 1e-12
+    estimate = call_model().kernel_seconds(kernel.native_pass_counts(), kernel.native_rotations(), 12, 3)
+    assert abs(row["kernel"] - result["seconds"][NATIVE]["12"] / estimate) < 1e-12
+    with pytest.raises(QRLError, match="try --backends torch torch:native"):
+        bench.model_ratios({**result, "seconds": {"torch": result["seconds"]["torch"]}})
+
+
+def test_the_readme_z_word_rows_are_the_committed_measurements():
+    """README, "Z words of several wires from 18 qubits": the torch program before and after, two runs each, the
+    ratios of their sums and the commands' peaks, from the JSON."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    ms = lambda s: f"{s * 1e3:.0f}" if s >= 1 else f"{s * 1e3:.1f}"  # noqa: E731
+    before, after = (("001715", "001811"), ("001742", "001839"))
+    load = lambda stamp: bench.load(COMMITTED / f"scaling-20261206-{stamp}.json")  # noqa: E731
+    for n in ("18", "20"):
+        tb, ta = [load(s)["seconds"]["torch"][n] for s in before], [load(s)["seconds"]["torch"][n] for s in after]
+        assert (f"{ms(tb[0])} and {ms(tb[1])} ms before, {ms(ta[0])} and {ms(ta[1])} after at {n} qubits "
+                f"({sum(tb) / sum(ta):.2f}x)") in readme, n
+    peaks = [f"{load(s)['peak_rss_gb']['torch']['20']:.2f}" for s in (*before, *after)]
+    assert f"peak {peaks[0]} and {peaks[1]} GiB before, {peaks[2]} and {peaks[3]} after" in readme
+
+
+def test_the_readme_auto_rows_after_the_refit_are_the_committed_measurements():
+    """README, "The cost model above 18 qubits, refitted with the pad": auto, the torch program and the kernel at 20-22
+    qubits, 22 rows, and the one miss, from the JSON."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    names = {"hsiao": "`hsiao`", "meyer_iqp": "Meyer et al.'s", "hea": "`hea`", "chen_vqdqn": "`chen_vqdqn`",
+             "strongly_entangling": "`strongly_entangling`", "lockwood_si": "`lockwood_si`",
+             "jerbi_skolik": "`jerbi_skolik`"}
+    stamps = ("000434", "000547", "000728", "000943", "001024", "001210", "001341", "001439", "001536", "001620",
+              "001628", "001638")
+    ratios = []
+    for stamp in stamps:
+        run = bench.load(COMMITTED / f"scaling-20261206-{stamp}.json")
+        for n in map(str, run["qubits"]):
+            t = {b: run["seconds"][b][n] for b in ("auto", "torch", "torch:native")}
+            ratios.append(t["auto"] / min(t.values()))
+            row = (f"| {names[run.get('circuit') or run['ansatz']]} | {n} | {run['batch']} | "
+                   f"{'no' if run.get('no_grad') else 'yes'} | {t['auto']:.2f} | {t['torch']:.2f} | "
+                   f"{t['torch:native']:.2f} | {ratios[-1]:.2f}x |")
+            assert row in readme, row
+    worst = sorted(ratios)
+    assert len(ratios) == 22 and f"21 of 22 within {worst[-2]:.2f}x" in readme
+    assert f"at 22 qubits without a gradient: {worst[-1]:.2f}x**" in readme
+
+
+def test_the_readme_rows_without_a_gradient_after_their_own_factor_are_the_committed_measurements():
+    """README, calls without a gradient above 18 qubits after FORWARD_STATE_FACTOR: the ratios quoted, from the JSON."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    load = lambda stamp: bench.load(COMMITTED / f"scaling-20261206-{stamp}.json")["seconds"]  # noqa: E731
+    ratio = lambda s, n: s["auto"][n] / min(v[n] for v in s.values())  # noqa: E731
+    first, second = load("002318"), load("002608")
+    assert (f"4.17 and 3.00 s on `auto` against 4.16 and 2.99 on the torch program and 6.64 and 6.57 on the kernel "
+            f"({ratio(first, '22'):.2f}x and {ratio(second, '22'):.2f}x;") in readme
+    assert [round(s[b]["22"], 2) for s in (first, second) for b in ("auto", "torch", "torch:native")] == [
+        4.17, 4.16, 6.64, 3.00, 2.99, 6.57]
+    assert f"at 20 qubits {ratio(first, '20'):.2f}x and {ratio(second, '20'):.2f}x" in readme
+    assert f"`chen_vqdqn` {ratio(load('002422'), '22'):.2f}x, `hea` {ratio(load('002442'), '22'):.2f}x" in readme

@@ -102,9 +102,9 @@ kernel where its forward + backward estimate is at most this many times the torc
 runs, so :func:`large_state_factor` (the torch program's adjoint method and faulted temporaries) does not apply.
 Measured over estimated, 16 calls without a gradient (8 circuits at 20 and 22 qubits and 8 samples, two at 20 and 4;
 2026-12-06, with the heap pad): the torch program 0.17-0.36 of its estimate, the kernel 0.25-0.32; this is the ratio
-of their geometric means (0.240 / 0.277), and takes the faster program in all 16, where ``large_state_factor`` took
-the kernel for Meyer et al.'s circuit at 22 qubits, 2.10x slower (README, "Calls without a gradient above 18
-qubits")."""
+of their geometric means (0.241 / 0.278), and takes the faster program in all 16, where ``large_state_factor`` took
+the kernel for Meyer et al.'s circuit at 22 qubits, 2.10x slower (README, "The cost model above 18 qubits, refitted
+with the pad"; ``bench.model_ratios`` recomputes the ratios)."""
 
 
 def large_state_factor(amplitudes: int) -> float:
