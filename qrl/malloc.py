@@ -1,4 +1,4 @@
-"""glibc's malloc fixed at ``import qrl`` (Linux with glibc): blocks under 32 MiB from the heap, and a 1 GiB heap pad.
+"""glibc's malloc fixed at ``import qrl`` (Linux with glibc): blocks under 32 MiB from the heap, and a 512 MiB heap pad.
 
 glibc adapts the size from which it maps a block afresh, and how much freed memory it keeps, to what the process
 freed before: a torch program's temporaries were mapped anew and faulted back page by page, or not, depending on
@@ -19,11 +19,13 @@ MMAP_THRESHOLD = 32 * 2**20
 state batch of 32 MiB or more (16 qubits and 64 samples) still is, and is returned to the system when freed."""
 TRIM_THRESHOLD = 2**30
 """Freed memory at the top of the heap kept for later blocks, up to this many bytes (``M_TRIM_THRESHOLD``)."""
-TOP_PAD = 2**30
+TOP_PAD = 2**29
 """Each time the heap grows, it grows by this many bytes more (``M_TOP_PAD``; address space, resident only once
 written), and a trim leaves this much at its top: a block of :data:`MMAP_THRESHOLD` or more that fits there is taken
-from it instead of being mapped afresh, so the torch program's 64-512 MiB temporaries at 20-22 qubits are reused, not
-faulted in page by page on every call (2026-12-05, README, "A heap pad for large states")."""
+from it instead of being mapped afresh, so the torch program's 64 MiB temporaries at 20 qubits and 8 samples are
+reused, not faulted in page by page on every call. 1 GiB at first (2026-12-05): the forward + backward of ``hea`` at
+20 qubits and 8 samples on the adjoint program then peaked at 1.14 GiB above the process's start (0.48 without a pad;
+the issue's goal is under 1 GiB), 0.58-0.64 with 512 MiB (README, "A heap pad for large states")."""
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # glibc's malloc.h
 _GLIBC_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_",
                    "GLIBC_TUNABLES")
