@@ -1134,21 +1134,22 @@ def test_the_readme_heap_pad_rows_are_the_committed_measurements():
 
 def test_the_large_state_factor_is_the_fit_to_the_committed_calls():
     """``LARGE_STATE_FACTOR`` (qrl/backends/calls.py) is the least-squares line through the measured over estimated
-    times of the torch program in the committed ``qrl bench calls`` run with the heap pad (each estimate by the model
-    stored in that run), to two digits; the README quotes those ratios, and the ones without the pad."""
+    times of the torch program in the committed ``qrl bench calls`` run with the heap pad of 512 MiB (each estimate by
+    the model stored in that run), to two digits; the README quotes those ratios, and those with a 1 GiB pad and
+    without one."""
     from qrl.backends.calls import LARGE_STATE_FACTOR, CallModel
 
     readme = " ".join((ROOT / "README.md").read_text().split())
     ratios = {}
-    for stamp in ("234714", "235213"):  # with the pad, without (the commit before)
-        run = bench.load(COMMITTED / f"calls-20261205-{stamp}.json")
+    for stamp in ("20261206-004720", "20261205-234714", "20261205-235213"):  # pad 512 MiB, 1 GiB, none
+        run = bench.load(COMMITTED / f"calls-{stamp}.json")
         model = CallModel.from_json(run["model"])
         ratios[stamp] = [(np.log2(r["batch"] * 2 ** r["qubits"] * 8 / 2**20) - 6,
                           r["torch_s"] / model.torch_seconds(r["nodes"], r["torch_passes"], r["qubits"], r["batch"]))
                          for r in run["rows"]]
         quoted = ", ".join(f"{y:.2f}" for _, y in ratios[stamp])
         assert f"measured over estimated {quoted}" in readme, quoted
-    x, y = np.array(ratios["234714"]).T
+    x, y = np.array(ratios["20261206-004720"]).T
     slope, intercept = np.polyfit(x, y, 1)
     assert (round(intercept, 2), round(slope, 2)) == LARGE_STATE_FACTOR
 
@@ -1225,3 +1226,21 @@ def test_the_readme_rows_without_a_gradient_after_their_own_factor_are_the_commi
         4.17, 4.16, 6.64, 3.00, 2.99, 6.57]
     assert f"at 20 qubits {ratio(first, '20'):.2f}x and {ratio(second, '20'):.2f}x" in readme
     assert f"`chen_vqdqn` {ratio(load('002422'), '22'):.2f}x, `hea` {ratio(load('002442'), '22'):.2f}x" in readme
+
+
+def test_the_readme_rows_with_the_smaller_pad_are_the_committed_measurements():
+    """README, "The pad at 512 MiB": the torch program and the kernel with 512 MiB, and auto's ratios, from the JSON."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    load = lambda stamp: bench.load(COMMITTED / f"scaling-20261206-{stamp}.json")["seconds"]  # noqa: E731
+    meyer, hsiao = load("004144"), load("004248")
+    assert (f"{meyer['torch']['20'] * 1e3:.0f} ms at 20 qubits" in readme
+            and f"{meyer['torch']['22'] * 1e3:.0f} ms at 22 (its gain lost: the kernel "
+                f"{meyer['torch:native']['22'] * 1e3:.0f} ms in that run)" in readme)
+    assert (f"`hsiao` with one {hsiao['torch']['20'] * 1e3:.1f} ms at 20 and {hsiao['torch']['22'] * 1e3:.0f} "
+            f"at 22") in readme
+    ratio = lambda s, n: f"{s['auto'][n] / min(v[n] for v in s.values()):.2f}x"  # noqa: E731
+    first, second, nograd, grad = load("004914"), load("005257"), load("004939"), load("005051")
+    assert (f"twice, {ratio(first, '20')}, {ratio(first, '22')}, {ratio(second, '20')} and {ratio(second, '22')}"
+            in readme)
+    assert f"{ratio(nograd, '20')}, {ratio(nograd, '22')}, {ratio(grad, '20')} and {ratio(grad, '22')}" in readme
+    assert f"up to {meyer['torch']['22'] / meyer['torch:native']['22']:.2f}x slower than the kernel" in readme
