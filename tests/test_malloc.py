@@ -11,14 +11,16 @@ import pytest
 
 from qrl import malloc
 
-REUSE = """
+MALLINFO = """
 import ctypes, torch, qrl
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
 mallinfo2 = ctypes.CDLL(None).mallinfo2
 mallinfo2.restype = MallInfo2
-before = mallinfo2()
+"""  # glibc's statistics in a subprocess, after import qrl
+
+REUSE = MALLINFO + """before = mallinfo2()
 block = torch.ones(2 * 2**20, dtype=torch.float64)  # 16 MiB
 mapped = mallinfo2().hblkhd - before.hblkhd
 del block
@@ -26,14 +28,7 @@ print(mapped / 2**20, (mallinfo2().arena - before.arena) / 2**20)  # MiB mapped 
 """
 
 
-LARGE = """
-import ctypes, torch, qrl
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
-mallinfo2 = ctypes.CDLL(None).mallinfo2
-mallinfo2.restype = MallInfo2
-start, held = mallinfo2().arena, []
+LARGE = MALLINFO + """start, held = mallinfo2().arena, []
 while mallinfo2().arena == start and len(held) < 100000:  # small blocks until the heap grows once
     held.append(torch.ones(2**13))  # 32 KiB
 before = mallinfo2()
