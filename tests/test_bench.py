@@ -1244,3 +1244,21 @@ def test_the_readme_rows_with_the_smaller_pad_are_the_committed_measurements():
             in readme)
     assert f"{ratio(nograd, '20')}, {ratio(nograd, '22')}, {ratio(grad, '20')} and {ratio(grad, '22')}" in readme
     assert f"up to {meyer['torch']['22'] / meyer['torch:native']['22']:.2f}x slower than the kernel" in readme
+
+
+def test_the_readme_hea_goal_on_the_default_device_is_the_committed_measurements():
+    """README, issue 15's goals, `hea` at 16-20 qubits and 8 samples: the kernel's range in the heap pad's four runs
+    and the ratios to the times when the issue was filed (367 ms, 1.65 s, 6.7 s)."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    runs = [bench.load(COMMITTED / f"scaling-{s}.json")["seconds"]["torch:native"]
+            for s in ("20261205-235530", "20261206-000132", "20261205-235815", "20261206-000411")]
+    ms = lambda s: f"{s * 1e3:.0f}" if s >= 1 else f"{s * 1e3:.1f}"  # noqa: E731
+    cells, ratios = [], []
+    for n, filed in (("16", 0.367), ("18", 1.65), ("20", 6.7)):
+        times = [r[n] for r in runs]
+        cells.append(f"{ms(min(times))}-{ms(max(times))} ms")
+        ratios.append(f"{filed / max(times):.1f}x-{filed / min(times):.1f}x")
+    assert f"{cells[0][:-3]}, {cells[1][:-3]} and {cells[2]} at 16, 18 and 20 qubits" in readme
+    assert f"({ratios[0]}, {ratios[1]} and {ratios[2]})" in readme
+    auto = bench.load(COMMITTED / "scaling-20261206-001210.json")["seconds"]["auto"]["20"]
+    assert f"`auto` itself {auto:.2f} s at 20 qubits" in readme
