@@ -1262,3 +1262,15 @@ def test_the_readme_hea_goal_on_the_default_device_is_the_committed_measurements
     assert f"({ratios[0]}, {ratios[1]} and {ratios[2]})" in readme
     auto = bench.load(COMMITTED / "scaling-20261206-001210.json")["seconds"]["auto"]["20"]
     assert f"`auto` itself {auto:.2f} s at 20 qubits" in readme
+
+
+def test_the_readme_four_qubit_rows_after_the_malloc_changes_are_the_committed_measurements():
+    """README, issue 15's 4-qubit goal: PPO and DQN VQC / MLP on the commits after, before and after the heap pad."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    runs = [bench.load(COMMITTED / f"train-20261206-{s}.json")["runs"] for s in ("010518", "010727", "010934")]
+    ratio = {algo: [f"{next(r for r in run if r['algo'] == algo)['vqc_over_mlp']:.2f}x" for run in runs]
+             for algo in ("ppo", "dqn")}
+    assert (f"PPO {ratio['ppo'][0]}, {ratio['ppo'][1]} and {ratio['ppo'][2]}, DQN {ratio['dqn'][0]}, "
+            f"{ratio['dqn'][1]} and {ratio['dqn'][2]}") in readme
+    mlp = [next(r for r in run if r["algo"] == "ppo")["results"]["mlp"]["steps_per_s"] for run in runs]
+    assert f"The MLP ran {min(mlp):.0f}-{max(mlp):.0f} PPO steps/s" in readme
