@@ -1274,3 +1274,16 @@ def test_the_readme_four_qubit_rows_after_the_malloc_changes_are_the_committed_m
             f"{ratio['dqn'][1]} and {ratio['dqn'][2]}") in readme
     mlp = [next(r for r in run if r["algo"] == "ppo")["results"]["mlp"]["steps_per_s"] for run in runs]
     assert f"The MLP ran {min(mlp):.0f}-{max(mlp):.0f} PPO steps/s" in readme
+
+
+def test_the_readme_rows_without_a_gradient_at_21_and_23_qubits_are_the_committed_measurements():
+    """README: auto on calls without a gradient at 21 and 23 qubits (not fitted there), worst ratio and choices."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    ratios, choices = [], []
+    for stamp in ("011928", "012023", "012202", "012423"):
+        seconds = bench.load(COMMITTED / f"scaling-20261206-{stamp}.json")["seconds"]
+        for n in ("21", "23"):
+            ratios.append(seconds["auto"][n] / min(v[n] for v in seconds.values()))
+            choices.append(seconds["torch"][n] < seconds["torch:native"][n])
+    assert f"`auto` within {max(ratios):.2f}x of the fastest at all 8" in readme
+    assert choices == [True] * 4 + [False] * 4  # the torch program fastest for Meyer et al.'s and hsiao, not the others
