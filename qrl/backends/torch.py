@@ -121,8 +121,15 @@ class TorchStatevector:
     def autograd_nodes(self) -> int:
         """Nodes of the autograd graph of one call (one sample, float32): the torch operations a call launches, each
         with a forward and a backward, whose fixed cost (microseconds each) is most of a small call's time at 12-16
-        qubits. Counted by running the call once (a forward of one sample: the graph is the same for any batch); an
-        adjoint program's backward is one node, its operations inside it, uncounted."""
+        qubits. Counted by running the call once (a forward of one sample: the graph is the same for any batch), on the
+        first request only (``device="auto"`` asks for calls with and without a gradient); an adjoint program's
+        backward is one node, its operations inside it, uncounted."""
+        counted = getattr(self, "_autograd_nodes", None)  # (a backend pickled before it was kept: none)
+        if counted is None:
+            counted = self._autograd_nodes = self._count_autograd_nodes()
+        return counted
+
+    def _count_autograd_nodes(self) -> int:
         leaves = [torch.zeros(shape, requires_grad=True) for shape in self.spec.weight_shapes.values()]
         with torch.enable_grad():
             out = self(torch.zeros((1, *self._input_shape)), *leaves)

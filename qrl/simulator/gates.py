@@ -209,15 +209,21 @@ def apply_monomials(state: torch.Tensor, run: Sequence[MonomialGate], n: int) ->
     return src
 
 
-def _row_slices(wires: tuple[int, ...], n: int, batch: int) -> tuple[list[int], list[tuple]]:
-    """A view of ``(batch, 2**n)`` with an axis of 2 per wire of ``wires`` (in wire order), and per local row ``r``
-    of a gate on ``wires`` (``wires[0]`` its most significant bit) the index of its slice of that view."""
-    order = sorted(range(len(wires)), key=lambda j: wires[j])
+def wires_view_shape(wires, n: int, batch: int) -> list[int]:
+    """The shape that views ``(batch, 2**n)`` with an axis of 2 per wire of ``wires`` (distinct), in wire order: the
+    ``j``-th smallest wire's axis is ``2 + 2 j``, between axes of the wires' runs before and after it."""
     shape, last = [batch], -1
-    for j in order:
-        shape += [2 ** (wires[j] - last - 1), 2]
-        last = wires[j]
-    shape.append(2 ** (n - last - 1))
+    for w in sorted(wires):
+        shape += [2 ** (w - last - 1), 2]
+        last = w
+    return [*shape, 2 ** (n - last - 1)]
+
+
+def _row_slices(wires: tuple[int, ...], n: int, batch: int) -> tuple[list[int], list[tuple]]:
+    """:func:`wires_view_shape`, and per local row ``r`` of a gate on ``wires`` (``wires[0]`` its most significant
+    bit) the index of its slice of that view."""
+    order = sorted(range(len(wires)), key=lambda j: wires[j])
+    shape = wires_view_shape(wires, n, batch)
     rows = []
     for r in range(2 ** len(wires)):
         index: list = [slice(None)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from pennylane.measurements import ExpectationMP, ProbabilityMP
@@ -9,7 +11,7 @@ from pennylane.measurements import ExpectationMP, ProbabilityMP
 from qrl.circuits.custom import one_line
 from qrl.errors import QRLError
 from qrl.simulator.angles import TensorCache
-from qrl.simulator.gates import basis_bit, local_index, z_expectation
+from qrl.simulator.gates import basis_bit, local_index, wires_view_shape, z_expectation
 
 
 def pauli_word(word, coeff, n: int) -> tuple[int, np.ndarray]:
@@ -142,25 +144,24 @@ class Readout:
         """``<Z_w1 Z_w2 ...>`` from the probabilities ``p`` ``(B, 2**n)``: the marginal over the word's wires (one sum
         over a view: a read of ``p``) times the signs of its ``2**k`` entries. Until 2026-12-05 a signed copy of ``p``
         per wire of the word, forward and backward."""
-        shape, keep, last = [p.shape[0]], [], -1
-        for w in sorted(wires):
-            shape += [2 ** (w - last - 1), 2]
-            keep.append(len(shape) - 1)
-            last = w
-        shape.append(2 ** (self.n - last - 1))
-        marginal = p.view(shape).sum([d for d in range(1, len(shape)) if d not in keep])
-        parity = ((np.arange(2 ** len(wires))[:, None] >> np.arange(len(wires))[None, :]) & 1).sum(1) % 2
-        signs = 1 - 2 * parity
-        return marginal.reshape(p.shape[0], -1) @ self._const(("word", len(wires)), signs.astype(float), p.dtype,
-                                                               p.device)
+        shape, k = wires_view_shape(wires, self.n, p.shape[0]), len(wires)
+        marginal = p.view(shape).sum(list(range(1, len(shape), 2)))  # the wires' axes are 2, 4, ..., 2k
+        return marginal.reshape(p.shape[0], -1) @ self._const(("word", k), word_signs(k), p.dtype, p.device)
 
-    @property
-    def _reads_wires(self) -> bool:
+    @functools.cached_property
+    def _reads_wires(self) -> bool:  # (cached: computed once, also for a readout pickled before it was)
         return any(len(wires) == 1 for column in self._lazy if column[0] == "z" for _, wires in column[1])
 
-    @property
+    @functools.cached_property
     def _needs_probabilities(self) -> bool:
         return any(column[0] == "probs" or any(len(wires) != 1 for _, wires in column[1]) for column in self._lazy)
+
+
+@functools.cache
+def word_signs(k: int) -> np.ndarray:
+    """``(2**k,)``: the eigenvalue of a Z word of ``k`` wires on each of their basis states (``-1`` to the parity)."""
+    parity = ((np.arange(2**k)[:, None] >> np.arange(k)[None, :]) & 1).sum(1) % 2
+    return (1 - 2 * parity).astype(float)
 
 
 class WireZ(torch.autograd.Function):
