@@ -17,6 +17,16 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "runs/reference/bench"  # the README's benchmark results
 
 
+def _readme() -> str:
+    """The README with its whitespace runs as single spaces (a quoted sentence may wrap anywhere)."""
+    return " ".join((ROOT / "README.md").read_text().split())
+
+
+def _ms(seconds: float) -> str:
+    """Milliseconds as the README's tables print them: whole from a second on, else to one decimal."""
+    return f"{seconds * 1e3:.0f}" if seconds >= 1 else f"{seconds * 1e3:.1f}"
+
+
 def test_policy_bench_measures_every_path(tmp_path):
     result = bench.bench_policy(batches=(1, 3), n_layers=1, budget_s=0.0, include_slow=True)
     assert set(result["seconds"]) == {"update", "rollout"}
@@ -457,7 +467,7 @@ def test_the_readme_auto_table_is_the_committed_measurement():
 
 
 def test_the_readme_native_kernel_numbers_after_the_narrow_widths_are_the_committed_runs():
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = _readme()
     seconds = bench.load(COMMITTED / "policy-20261204-230856.json")["seconds"]
     ratios = [seconds[m]["qrl torch:native"][b] / seconds[m]["mlp (SB3 MlpPolicy 64x64)"][b]
               for m in ("update", "rollout") for b in ("1", "8", "64", "256")]
@@ -472,7 +482,7 @@ def test_the_readme_native_kernel_numbers_after_the_narrow_widths_are_the_commit
 
 def test_the_readme_default_device_numbers_at_4_qubits_are_the_committed_runs():
     """Issue 15's 4-qubit goals on the default device (auto, the native kernel there since 2026-12-05)."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = _readme()
     seconds = bench.load(COMMITTED / "policy-20261205-004114.json")["seconds"]
     mlp = "mlp (SB3 MlpPolicy 64x64)"
     ratios = {(m, p): [f"{seconds[m][p][b] / seconds[m][mlp][b]:.2f}x" for b in ("1", "8", "64", "256")]
@@ -530,7 +540,7 @@ def test_auto_at_25_and_26_qubits_runs_each_call_where_it_fits_from_the_stored_c
         chosen = {b: backend.for_batch(b) for b in choices}
         assert {b: " ".join([c.program, *([str(c.size)] if hasattr(c, "keeps") else [])])
                 for b, c in chosen.items()} == choices
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = _readme()
     assert "the kernel runs in chunks of 8 samples at 26 qubits, 16 at 25, 32 at 24, 64 at 23 and 128 at 22" in readme
     for n, size in ((24, 32), (23, 64), (22, 128)):  # the README's chunks, as auto makes them for an update batch
         backend = select.make_backend(CircuitSpec(n_qubits=n, n_layers=5, n_inputs=n, n_outputs=n), "auto")
@@ -556,7 +566,7 @@ def test_the_readme_chunked_call_at_26_qubits_is_the_committed_measurement():
 def test_the_readme_rollout_at_26_qubits_is_the_committed_measurement():
     """README, "Calls that do not fit, in chunks": a forward without a gradient at 26 qubits / 16 samples, auto
     against the kernel in one call, both orders, before and after chunks sized by a forward's memory."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = _readme()
     ratios = []
     for when, first, stamp in (("before", "first", "153410"), ("before", "second", "154025"),
                                ("after", "first", "153703"), ("after", "second", "154331")):
@@ -576,7 +586,7 @@ def test_the_readme_rollout_at_26_qubits_is_the_committed_measurement():
 def test_the_readme_rollouts_without_a_gradient_at_12_to_18_qubits_are_the_committed_measurements():
     """README, "Calls that do not fit, in chunks": auto against both programs on forwards without a gradient, eight
     circuits, 12-18 qubits, 1, 8 and 16 samples: every point, the worst, and the kernel's place, from the JSON."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = _readme()
     results = [bench.load(path) for path in sorted(COMMITTED.glob("scaling-20261205-1*.json"))]
     results = [r for r in results if r.get("no_grad") and r["qubits"] == [12, 14, 16, 18]]
     names = {(r.get("circuit") or r["ansatz"], r["batch"]) for r in results}
@@ -597,7 +607,7 @@ def test_the_readme_rollouts_without_a_gradient_at_12_to_18_qubits_are_the_commi
 def test_the_readme_rollouts_at_20_and_22_qubits_are_the_committed_measurements():
     """README, "Calls that do not fit, in chunks": forwards without a gradient at 20 and 22 qubits, the one miss
     (`hsiao` at 22 / 8), and its gradient call, from the JSON."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = _readme()
     results = [bench.load(path) for path in sorted(COMMITTED.glob("scaling-20261205-16*.json"))]
     nograd = [r for r in results if r.get("no_grad") and r["qubits"] == [20, 22]]
     points = {(r.get("circuit") or r["ansatz"], n, r["batch"]): {b: t[str(n)] for b, t in r["seconds"].items()}
@@ -619,7 +629,7 @@ def test_the_readme_rollouts_at_20_and_22_qubits_are_the_committed_measurements(
 def test_the_readme_circuits_over_the_pass_ratio_at_22_and_24_qubits_are_the_committed_measurements():
     """README, "Calls that do not fit, in chunks": hsiao and Meyer et al.'s circuit at 22 and 24 qubits, the rows
     that moved rollout-sized calls there to the kernel (NATIVE_ROLLOUT_MIN_QUBITS), from the JSON."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = _readme()
     rows = (("hsiao", 22, "no", "162102"), ("hsiao", 24, "no", "165147"), ("hsiao", 22, "yes", "163141"),
             ("hsiao", 24, "yes", "165911"), ("Meyer et al.'s", 22, "no", "161540"),
             ("Meyer et al.'s", 24, "no", "165434"), ("Meyer et al.'s", 22, "yes", "165642"))
@@ -810,7 +820,7 @@ def test_the_readme_auto_rows_of_a_users_one_cnot_circuit_are_the_committed_meas
 
 
 def test_the_readme_native_points_at_20_and_22_qubits_are_the_committed_ones():
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = _readme()
     wide = bench.load(COMMITTED / "scaling-20261204-235043.json")
     rollout = bench.load(COMMITTED / "scaling-20261204-235234.json")
     assert (wide["batch"], wide["qubits"], rollout["batch"], rollout["qubits"]) == (64, [20], 8, [22])
@@ -827,7 +837,7 @@ def test_the_readme_native_points_at_20_and_22_qubits_are_the_committed_ones():
 def test_the_readme_26_qubit_batch_4_point_is_the_committed_measurement():
     """Calls of 3-7 samples at 25-26 qubits ran on Lightning (above the small table's sizes) until auto chose by
     memory: at batch 4 the kernel and torch were faster."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = _readme()
     r = bench.load(COMMITTED / "scaling-20261205-014252.json")
     assert (r["batch"], r["qubits"]) == (4, [26])
     s = {b: r["seconds"][b]["26"] for b in ("torch:native", "torch", "lightning.qubit")}
@@ -1060,17 +1070,17 @@ def _seconds(stamp: str, n: int) -> dict[str, float]:
 def test_the_readme_readout_rows_are_the_committed_measurements():
     """README, "The readout from 18 qubits": the before/after table (two runs of each commit, alternately), the misses
     that started it, the rollout-sized rows before and after the model with a size factor, from the JSON."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    ms = lambda s: f"{s * 1e3:.0f}" if s >= 1 else f"{s * 1e3:.1f}"  # noqa: E731
+    readme = _readme()
     runs = {"hea": (("222239", "222423"), ("222336", "222526")), "hsiao": (("222311", "222456"), ("222358", "222548"))}
     for name, (before, after) in runs.items():
         for n in bench.load(COMMITTED / f"scaling-20261205-{before[0]}.json")["qubits"]:
             tb, ta = [_seconds(s, n) for s in before], [_seconds(s, n) for s in after]
             batch = 8 if name == "hea" else 64
-            row = (f"| `{name}`, {batch} | {n} | {', '.join(ms(t['torch']) for t in tb)} | "
-                   f"{', '.join(ms(t['torch']) for t in ta)} | "
+            row = (f"| `{name}`, {batch} | {n} | {', '.join(_ms(t['torch']) for t in tb)} | "
+                   f"{', '.join(_ms(t['torch']) for t in ta)} | "
                    f"{sum(t['torch'] for t in tb) / sum(t['torch'] for t in ta):.2f}x | "
-                   f"{', '.join(ms(t['torch:native']) for t in tb)}; {', '.join(ms(t['torch:native']) for t in ta)} |")
+                   f"{', '.join(_ms(t['torch:native']) for t in tb)}; "
+                   f"{', '.join(_ms(t['torch:native']) for t in ta)} |")
             assert row in readme, row
     missed = [_seconds("213058", n) for n in (20, 22)]
     assert "found `auto` {:.2f}x and {:.2f}x slower than the kernel".format(
@@ -1096,8 +1106,7 @@ def test_the_readme_readout_rows_are_the_committed_measurements():
 def test_the_readme_permutation_rows_are_the_committed_measurements():
     """README, "Permutation gates above 16 qubits": `strongly_entangling` before and after the copied permutation
     gates, two runs of each commit, alternately, with and without a gradient, from the JSON."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    ms = lambda s: f"{s * 1e3:.0f}" if s >= 1 else f"{s * 1e3:.1f}"  # noqa: E731
+    readme = _readme()
     runs = {"no": (("233640", "234014"), ("233806", "234145")), "yes": (("233745", "234124"), ("233906", "234245"))}
     for grad, (before, after) in runs.items():
         for n in (18, 20):
@@ -1105,9 +1114,10 @@ def test_the_readme_permutation_rows_are_the_committed_measurements():
             rss = [bench.load(COMMITTED / f"scaling-20261205-{s}.json")["peak_rss_gb"]["torch"][str(n)]
                    for s in (*before, *after)]
             ratios = ", ".join(f"{b['torch'] / a['torch']:.2f}x" for b, a in zip(tb, ta, strict=True))
-            row = (f"| {n} | {grad} | {', '.join(ms(t['torch']) for t in tb)} | "
-                   f"{', '.join(ms(t['torch']) for t in ta)} | {ratios} | "
-                   f"{', '.join(ms(t['torch:native']) for t in tb)}; {', '.join(ms(t['torch:native']) for t in ta)} | "
+            row = (f"| {n} | {grad} | {', '.join(_ms(t['torch']) for t in tb)} | "
+                   f"{', '.join(_ms(t['torch']) for t in ta)} | {ratios} | "
+                   f"{', '.join(_ms(t['torch:native']) for t in tb)}; "
+                   f"{', '.join(_ms(t['torch:native']) for t in ta)} | "
                    f"{rss[0]:.2f}, {rss[1]:.2f}; {rss[2]:.2f}, {rss[3]:.2f} |")
             assert row in readme, row
 
@@ -1115,8 +1125,7 @@ def test_the_readme_permutation_rows_are_the_committed_measurements():
 def test_the_readme_heap_pad_rows_are_the_committed_measurements():
     """README, "A heap pad for large states": the torch program and the kernel before and after the pad, two runs of
     each commit, alternately, from the JSON."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    ms = lambda s: f"{s * 1e3:.0f}" if s >= 1 else f"{s * 1e3:.1f}"  # noqa: E731
+    readme = _readme()
     runs = (("Meyer et al.'s", "no", ("20261205-235350", "20261205-235953"), ("20261205-235650", "20261206-000246")),
             ("`hsiao`", "yes", ("20261205-235459", "20261206-000103"), ("20261205-235745", "20261206-000343")),
             ("`hea`", "yes", ("20261205-235530", "20261206-000132"), ("20261205-235815", "20261206-000411")))
@@ -1126,8 +1135,8 @@ def test_the_readme_heap_pad_rows_are_the_committed_measurements():
             tb, ta = ([d["seconds"]["torch"][n] for d in runs] for runs in (b, a))
             kb, ka = ([d["seconds"]["torch:native"][n] for d in runs] for runs in (b, a))
             rb, ra = ([f"{d['peak_rss_gb']['torch'][n]:.2f}" for d in runs] for runs in (b, a))
-            row = (f"| {name} | {n} | {grad} | {', '.join(map(ms, tb))} | {', '.join(map(ms, ta))} | "
-                   f"{sum(tb) / sum(ta):.2f}x | {', '.join(map(ms, kb))}; {', '.join(map(ms, ka))} | "
+            row = (f"| {name} | {n} | {grad} | {', '.join(map(_ms, tb))} | {', '.join(map(_ms, ta))} | "
+                   f"{sum(tb) / sum(ta):.2f}x | {', '.join(map(_ms, kb))}; {', '.join(map(_ms, ka))} | "
                    f"{', '.join(rb)}; {', '.join(ra)} |")
             assert row in readme, row
 
@@ -1139,7 +1148,7 @@ def test_the_large_state_factor_is_the_fit_to_the_committed_calls():
     without one."""
     from qrl.backends.calls import LARGE_STATE_FACTOR, CallModel
 
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = _readme()
     ratios = {}
     for stamp in ("20261206-004720", "20261205-234714", "20261205-235213"):  # pad 512 MiB, 1 GiB, none
         run = bench.load(COMMITTED / f"calls-{stamp}.json")
@@ -1178,13 +1187,12 @@ def test_model_ratios_are_the_measured_over_the_estimated_times():
 def test_the_readme_z_word_rows_are_the_committed_measurements():
     """README, "Z words of several wires from 18 qubits": the torch program before and after, two runs each, the
     ratios of their sums and the commands' peaks, from the JSON."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    ms = lambda s: f"{s * 1e3:.0f}" if s >= 1 else f"{s * 1e3:.1f}"  # noqa: E731
+    readme = _readme()
     before, after = (("001715", "001811"), ("001742", "001839"))
     load = lambda stamp: bench.load(COMMITTED / f"scaling-20261206-{stamp}.json")  # noqa: E731
     for n in ("18", "20"):
         tb, ta = [load(s)["seconds"]["torch"][n] for s in before], [load(s)["seconds"]["torch"][n] for s in after]
-        assert (f"{ms(tb[0])} and {ms(tb[1])} ms before, {ms(ta[0])} and {ms(ta[1])} after at {n} qubits "
+        assert (f"{_ms(tb[0])} and {_ms(tb[1])} ms before, {_ms(ta[0])} and {_ms(ta[1])} after at {n} qubits "
                 f"({sum(tb) / sum(ta):.2f}x)") in readme, n
     peaks = [f"{load(s)['peak_rss_gb']['torch']['20']:.2f}" for s in (*before, *after)]
     assert f"peak {peaks[0]} and {peaks[1]} GiB before, {peaks[2]} and {peaks[3]} after" in readme
@@ -1193,7 +1201,7 @@ def test_the_readme_z_word_rows_are_the_committed_measurements():
 def test_the_readme_auto_rows_after_the_refit_are_the_committed_measurements():
     """README, "The cost model above 18 qubits, refitted with the pad": auto, the torch program and the kernel at 20-22
     qubits, 22 rows, and the one miss, from the JSON."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = _readme()
     names = {"hsiao": "`hsiao`", "meyer_iqp": "Meyer et al.'s", "hea": "`hea`", "chen_vqdqn": "`chen_vqdqn`",
              "strongly_entangling": "`strongly_entangling`", "lockwood_si": "`lockwood_si`",
              "jerbi_skolik": "`jerbi_skolik`"}
@@ -1216,7 +1224,7 @@ def test_the_readme_auto_rows_after_the_refit_are_the_committed_measurements():
 
 def test_the_readme_rows_without_a_gradient_after_their_own_factor_are_the_committed_measurements():
     """README, calls without a gradient above 18 qubits after FORWARD_STATE_FACTOR: the ratios quoted, from the JSON."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = _readme()
     load = lambda stamp: bench.load(COMMITTED / f"scaling-20261206-{stamp}.json")["seconds"]  # noqa: E731
     ratio = lambda s, n: s["auto"][n] / min(v[n] for v in s.values())  # noqa: E731
     first, second = load("002318"), load("002608")
@@ -1230,7 +1238,7 @@ def test_the_readme_rows_without_a_gradient_after_their_own_factor_are_the_commi
 
 def test_the_readme_rows_with_the_smaller_pad_are_the_committed_measurements():
     """README, "The pad at 512 MiB": the torch program and the kernel with 512 MiB, and auto's ratios, from the JSON."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = _readme()
     load = lambda stamp: bench.load(COMMITTED / f"scaling-20261206-{stamp}.json")["seconds"]  # noqa: E731
     meyer, hsiao = load("004144"), load("004248")
     assert (f"{meyer['torch']['20'] * 1e3:.0f} ms at 20 qubits" in readme
@@ -1249,14 +1257,13 @@ def test_the_readme_rows_with_the_smaller_pad_are_the_committed_measurements():
 def test_the_readme_hea_goal_on_the_default_device_is_the_committed_measurements():
     """README, issue 15's goals, `hea` at 16-20 qubits and 8 samples: the kernel's range in the heap pad's four runs
     and the ratios to the times when the issue was filed (367 ms, 1.65 s, 6.7 s)."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = _readme()
     runs = [bench.load(COMMITTED / f"scaling-{s}.json")["seconds"]["torch:native"]
             for s in ("20261205-235530", "20261206-000132", "20261205-235815", "20261206-000411")]
-    ms = lambda s: f"{s * 1e3:.0f}" if s >= 1 else f"{s * 1e3:.1f}"  # noqa: E731
     cells, ratios = [], []
     for n, filed in (("16", 0.367), ("18", 1.65), ("20", 6.7)):
         times = [r[n] for r in runs]
-        cells.append(f"{ms(min(times))}-{ms(max(times))} ms")
+        cells.append(f"{_ms(min(times))}-{_ms(max(times))} ms")
         ratios.append(f"{filed / max(times):.1f}x-{filed / min(times):.1f}x")
     assert f"{cells[0][:-3]}, {cells[1][:-3]} and {cells[2]} at 16, 18 and 20 qubits" in readme
     assert f"({ratios[0]}, {ratios[1]} and {ratios[2]})" in readme
@@ -1266,7 +1273,7 @@ def test_the_readme_hea_goal_on_the_default_device_is_the_committed_measurements
 
 def test_the_readme_four_qubit_rows_after_the_malloc_changes_are_the_committed_measurements():
     """README, issue 15's 4-qubit goal: PPO and DQN VQC / MLP on the commits after, before and after the heap pad."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = _readme()
     runs = [bench.load(COMMITTED / f"train-20261206-{s}.json")["runs"] for s in ("010518", "010727", "010934")]
     ratio = {algo: [f"{next(r for r in run if r['algo'] == algo)['vqc_over_mlp']:.2f}x" for run in runs]
              for algo in ("ppo", "dqn")}
@@ -1278,7 +1285,7 @@ def test_the_readme_four_qubit_rows_after_the_malloc_changes_are_the_committed_m
 
 def test_the_readme_rows_without_a_gradient_at_21_and_23_qubits_are_the_committed_measurements():
     """README: auto on calls without a gradient at 21 and 23 qubits (not fitted there), worst ratio and choices."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = _readme()
     ratios, choices = [], []
     for stamp in ("011928", "012023", "012202", "012423"):
         seconds = bench.load(COMMITTED / f"scaling-20261206-{stamp}.json")["seconds"]
