@@ -302,6 +302,48 @@ def test_a_run_of_permutation_gates_has_a_second_derivative():
     assert torch.autograd.gradcheck(f, (x,)) and torch.autograd.gradgradcheck(f, (x,))
 
 
+@pytest.mark.parametrize("ansatz", ["hea", "strongly_entangling"])
+def test_runs_without_autograd_write_into_two_buffers_and_the_adjoint_method_into_three(ansatz, monkeypatch):
+    """The memory of a run into reused buffers: a forward without autograd allocates two state batches, however many
+    steps (a chunk's product, a diagonal, copies of permutation gates), the adjoint method's backward three for its two
+    states; buffers are made only from ``REUSE_MIN_BYTES`` (lowered here), never under autograd."""
+    from qrl.simulator import programs
+
+    made = []
+
+    class Counted(programs.StateBuffers):
+        def other(self, *held):
+            out = super().other(*held)
+            made.append((self, out.untyped_storage().data_ptr()))  # self kept: ids and addresses stay distinct
+            return out
+
+    monkeypatch.setattr(programs, "PERMUTE_MAX_QUBITS", 2)
+    monkeypatch.setattr(programs, "StateBuffers", Counted)
+    spec = CircuitSpec(n_qubits=9, n_layers=3, n_inputs=9, ansatz=ansatz)
+    backend = TorchStatevector(spec, "adjoint")
+    angles = torch.rand(4, *spec.input_shape, generator=torch.Generator().manual_seed(3)) * 3
+    weights = torch.rand(spec.weight_shape, generator=torch.Generator().manual_seed(4), requires_grad=True)
+
+    def distinct():
+        per_run: dict = {}
+        for run, buffer in made:
+            per_run.setdefault(run, set()).add(buffer)
+        return sorted(len(b) for b in per_run.values())
+
+    backend(angles, weights).sum().backward()
+    assert made == []  # 4 samples of 9 qubits in complex64: 16 KiB, under REUSE_MIN_BYTES
+    monkeypatch.setattr(programs, "REUSE_MIN_BYTES", 0)
+    with torch.no_grad():
+        backend(angles, weights)
+    assert distinct() == [2]
+    made.clear()
+    backend(angles, weights).sum().backward()
+    assert distinct() == [2, 3]  # the forward, then the backward
+    made.clear()
+    TorchStatevector(spec, "wires")(angles, weights).sum().backward()  # autograd: new tensors
+    assert made == []
+
+
 @pytest.mark.parametrize("program", PROGRAMS)
 def test_encoding_gates_anywhere_compile_exactly(program):
     """Several encoding gates on one wire, encoding after trainable and two-qubit gates, an input used

@@ -178,6 +178,38 @@ def test_random_circuits_match_default_qubit_and_lightning(chunk):
                                                    err_msg=f"{path}, seed {seed}, batch {batch}, {what}")
 
 
+@pytest.mark.parametrize("chunk", range(2))
+def test_runs_into_reused_buffers_match_default_qubit(chunk, monkeypatch):
+    """With every state batch written into reused buffers (``REUSE_MIN_BYTES`` lowered to 0; runs of permutation gates
+    copied from 3 qubits, so they share them), 20 random circuits per chunk at batch 5: values without a gradient
+    (the per-wire and fused programs) and the adjoint method's gradients (its forward and its backward, three buffers
+    for two states) equal default.qubit, and the programs writing new tensors, to 1e-6 in float64."""
+    from qrl.simulator import programs
+
+    monkeypatch.setattr(programs, "PERMUTE_MAX_QUBITS", 2)
+    for seed in range(200 + 20 * chunk, 220 + 20 * chunk):
+        spec = _spec_of(seed)
+        default = _unbroadcast(qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=spec.n_qubits),
+                                         interface="torch", diff_method="backprop"))
+        gen = torch.Generator().manual_seed(seed)
+        weights = torch.rand(spec.weight_shapes["weights"], generator=gen, dtype=torch.float64) * 4 - 2
+        inputs = torch.rand(5, spec.n_inputs, generator=gen, dtype=torch.float64) * 4 - 2
+        cot = torch.randn(5, TorchStatevector(spec, "wires").n_outputs, generator=gen, dtype=torch.float64)
+        ref = _outputs_and_grads(default, inputs, weights, cot)
+        for min_bytes in (programs.REUSE_MIN_BYTES, 0):
+            monkeypatch.setattr(programs, "REUSE_MIN_BYTES", min_bytes)
+            for program in ("wires", "fused"):
+                with torch.no_grad():
+                    value = TorchStatevector(spec, program)(inputs, weights)
+                np.testing.assert_allclose(value.numpy(), ref[0].numpy(), atol=TOL, rtol=0,
+                                           err_msg=f"{program} without a gradient, seed {seed}, {min_bytes}")
+            for program in ("adjoint", "fused-adjoint"):
+                got = _outputs_and_grads(TorchStatevector(spec, program), inputs, weights, cot)
+                for value, r, what in zip(got, ref, ("values", "d/dinputs", "d/dweights"), strict=True):
+                    np.testing.assert_allclose(value.numpy(), r.numpy(), atol=TOL, rtol=0,
+                                               err_msg=f"{program}, seed {seed}, {min_bytes}, {what}")
+
+
 USER_MODULE = '''
 import pennylane as qml
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from qrl.simulator.gates import matmul_into
+
 _SWAP = np.eye(4, dtype=complex)[[0, 2, 1, 3]]
 
 
@@ -118,10 +120,15 @@ def relayout(steps: list[tuple], n: int) -> list[tuple]:
     return out
 
 
-def rotate(state: torch.Tensor, d: int, n: int) -> torch.Tensor:
-    """Move every wire ``d`` positions towards the front (the first ``d`` go to the back): one copy."""
+def rotate(state: torch.Tensor, d: int, n: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Move every wire ``d`` positions towards the front (the first ``d`` go to the back): one copy (into ``out``, a
+    state batch, if given)."""
     batch = state.shape[0]
-    return state.view(batch, 2**d, 2 ** (n - d)).transpose(1, 2).reshape(batch, -1)
+    moved = state.view(batch, 2**d, 2 ** (n - d)).transpose(1, 2)
+    if out is None:
+        return moved.reshape(batch, -1)
+    out.view(moved.shape).copy_(moved)
+    return out
 
 
 def block_view(state: torch.Tensor, pair: tuple[int, int], n: int) -> torch.Tensor:
@@ -142,17 +149,19 @@ def block_in_place(pair: tuple[int, int], n: int) -> bool:
     return (hi == lo + 1 and 2 ** (n - hi - 1) >= MATMUL_MIN_REST) or lo == n - 2
 
 
-def apply_block(state: torch.Tensor, pair: tuple[int, int], m: torch.Tensor, n: int) -> torch.Tensor:
-    """Apply a 4x4 on the wires ``pair = (lo, hi)``, ``lo < hi``: ``m`` is ``(4, 4)`` or ``(B, 4, 4)``."""
+def apply_block(state: torch.Tensor, pair: tuple[int, int], m: torch.Tensor, n: int,
+                out: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply a 4x4 on the wires ``pair = (lo, hi)``, ``lo < hi``: ``m`` is ``(4, 4)`` or ``(B, 4, 4)``; written into
+    ``out`` (a state batch, no autograd) where given and the block is applied in place."""
     lo, hi = pair
     batch = state.shape[0]
     if hi == lo + 1 and lo < n - 2 and block_in_place(pair, n):
         view = state.view(batch, 2**lo, 4, -1)
         if m.dim() == 3 and torch.is_grad_enabled() and (m.requires_grad or state.requires_grad):
             return BlockProduct.apply(m, view).reshape(batch, -1)
-        return torch.matmul(m.unsqueeze(-3) if m.dim() == 3 else m, view).reshape(batch, -1)
+        return matmul_into(m.unsqueeze(-3) if m.dim() == 3 else m, view, out).reshape(batch, -1)
     if lo == n - 2:  # the last two wires: a (2**(n-2), 4) matrix per sample times m^T
-        return torch.matmul(state.view(batch, -1, 4), m.mT).reshape(batch, -1)
+        return matmul_into(state.view(batch, -1, 4), m.mT, out).reshape(batch, -1)
     view = block_view(state, pair, n)
     if m.dim() == 3:
         return torch.einsum("bijkl,bxkylr->bxiyjr", m.view(batch, 2, 2, 2, 2), view).reshape(batch, -1)

@@ -28,6 +28,7 @@ from qrl.simulator.fusion import (
 from qrl.simulator.gates import (
     PAULI_K,
     MonomialRun,
+    StateBuffers,
     apply_1q,
     apply_kq,
     apply_monomials,
@@ -35,6 +36,7 @@ from qrl.simulator.gates import (
     inverse_monomials,
     kron_chunk,
     local_index,
+    matmul_into,
     monomial,
     monomial_gate,
     rotations,
@@ -431,33 +433,37 @@ class WiresProgram:
         return self.run(init, fused)
 
     def run(self, state: torch.Tensor, fused: list) -> torch.Tensor:
-        """Apply every step to ``state``; ``fused``: each single-qubit step's ``(B, n_wires, 2, 2)`` matrices."""
+        """Apply every step to ``state``; ``fused``: each single-qubit step's ``(B, n_wires, 2, 2)`` matrices. Without
+        autograd, a state batch of :data:`REUSE_MIN_BYTES` or more is written into two buffers by turns."""
         n, dev, cdtype, k = self.n, state.device, state.dtype, 0
+        buffers = reused_buffers(state)
         for step_i, step in enumerate(self._program):
             kind = step[0]
             if kind == "1q":
                 for w, mat in zip(step[1], fused[k].unbind(1), strict=True):
-                    state = apply_1q(state, w, mat, n)
+                    state = apply_1q(state, w, mat, n, into(buffers, state))
                 k += 1
             elif kind == "block":
-                state = apply_block(state, step[1], fused[k], n)
+                state = apply_block(state, step[1], fused[k], n, into(buffers, state))
                 k += 1
             elif kind == "kron":
-                state = apply_chunk(state, step[1][0], fused[k], n)
+                state = apply_chunk(state, step[1][0], fused[k], n, into(buffers, state))
                 k += 1
             elif kind == "group":
-                state = apply_group(state, step[1], fused[k], n)
+                state = apply_group(state, step[1], fused[k], n, into(buffers, state))
                 k += 1
             elif kind == "rotate":
-                state = rotate(state, step[1], n)
+                state = rotate(state, step[1], n, into(buffers, state))
             elif kind == "diag":
-                state = state * self._const(("diag", step[2]), step[1], cdtype, dev)
+                state = multiply(state, self._const(("diag", step[2]), step[1], cdtype, dev), into(buffers, state))
             elif kind == "perm":
-                state = state[:, self._const(("perm", step_i), step[1], torch.int64, dev)]
+                state = gather(state, self._const(("perm", step_i), step[1], torch.int64, dev), into(buffers, state))
                 if step[2] is not None:
-                    state = state * self._const(("phase", step_i), step[2], cdtype, dev)
+                    phase = self._const(("phase", step_i), step[2], cdtype, dev)
+                    state = multiply(state, phase, into(buffers, state))
             elif kind == "mono":
-                state = MonomialRun.apply(state, step[1], step[2], n)
+                state = (MonomialRun.apply(state, step[1], step[2], n) if buffers is None
+                         else apply_monomials(state, step[1], n, buffers))
             else:
                 state = apply_kq(state, step[1], self._const(("2q", step_i), step[2], cdtype, dev), n)
         return state
@@ -472,6 +478,7 @@ class WiresProgram:
         """
         n, dev, cdtype = self.n, psi.device, psi.dtype
         grads, k = [torch.zeros_like(f) for f in fused], len(fused)
+        buffers = reused_buffers(psi)  # three, for psi, lam and the next step's output; never the ones handed in
         for step_i in reversed(range(len(self._program))):
             step = self._program[step_i]
             kind = step[0]
@@ -479,38 +486,72 @@ class WiresProgram:
                 k -= 1
                 for j in reversed(range(len(step[1]))):
                     w, inverse = step[1][j], fused[k][:, j].conj().transpose(-1, -2)
-                    psi = apply_1q(psi, w, inverse, n)
+                    psi = apply_1q(psi, w, inverse, n, into(buffers, psi, lam))
                     grads[k][:, j] = _overlap(wire_view(lam, w, n), wire_view(psi, w, n))
-                    lam = apply_1q(lam, w, inverse, n)
+                    lam = apply_1q(lam, w, inverse, n, into(buffers, lam, psi))
             elif kind == "rotate":
-                psi, lam = rotate(psi, n - step[1], n), rotate(lam, n - step[1], n)
+                psi = rotate(psi, n - step[1], n, into(buffers, psi, lam))  # one after the other: psi is new
+                lam = rotate(lam, n - step[1], n, into(buffers, lam, psi))
             elif kind in ("kron", "group"):
                 k -= 1
                 first, inverse = (step[1][0] if kind == "kron" else step[1]), fused[k].conj().mT
-                psi = apply_chunk(psi, first, inverse, n)
+                psi = apply_chunk(psi, first, inverse, n, into(buffers, psi, lam))
                 grads[k] = chunk_overlap(lam, psi, first, inverse.shape[-1], n)
-                lam = apply_chunk(lam, first, inverse, n)
+                lam = apply_chunk(lam, first, inverse, n, into(buffers, lam, psi))
             elif kind == "block":
                 k -= 1
                 inverse = fused[k].conj().mT
-                psi = apply_block(psi, step[1], inverse, n)
+                psi = apply_block(psi, step[1], inverse, n, into(buffers, psi, lam))
                 grads[k] = block_overlap(lam, psi, step[1], n)
-                lam = apply_block(lam, step[1], inverse, n)
+                lam = apply_block(lam, step[1], inverse, n, into(buffers, lam, psi))
             elif kind == "diag":
                 d = self._const(("diag", step[2]), step[1], cdtype, dev).conj()
-                psi, lam = psi * d, lam * d
+                psi = multiply(psi, d, into(buffers, psi, lam))
+                lam = multiply(lam, d, into(buffers, lam, psi))
             elif kind == "perm":
                 inv = self._const(("inverse", step_i), np.argsort(step[1]), torch.int64, dev)
                 if step[2] is not None:
                     phase = self._const(("phase", step_i), step[2], cdtype, dev).conj()
-                    psi, lam = psi * phase, lam * phase
-                psi, lam = psi[:, inv], lam[:, inv]
+                    psi = multiply(psi, phase, into(buffers, psi, lam))
+                    lam = multiply(lam, phase, into(buffers, lam, psi))
+                psi = gather(psi, inv, into(buffers, psi, lam))
+                lam = gather(lam, inv, into(buffers, lam, psi))
             elif kind == "mono":
-                psi, lam = apply_monomials(psi, step[2], n), apply_monomials(lam, step[2], n)
+                psi = apply_monomials(psi, step[2], n, buffers, (lam,))
+                lam = apply_monomials(lam, step[2], n, buffers, (psi,))
             else:
                 inverse = self._const(("2q", step_i), step[2], cdtype, dev).conj().T
                 psi, lam = apply_kq(psi, step[1], inverse, n), apply_kq(lam, step[1], inverse, n)
         return grads
+
+
+REUSE_MIN_BYTES = 32 * 2**20
+"""A run without autograd (a rollout's forward; the adjoint method's forward and backward) writes state batches of at
+least this many bytes into buffers it reuses (:class:`~qrl.simulator.gates.StateBuffers`) instead of a new tensor per
+step: glibc maps such blocks afresh (:data:`qrl.malloc.MMAP_THRESHOLD`), so every step faulted its output in page by
+page. Smaller ones come from the heap at no such cost, and run as before (the same values either way)."""
+
+
+def reused_buffers(state: torch.Tensor) -> StateBuffers | None:
+    """Buffers for a run on ``state`` without autograd, where its batch is :data:`REUSE_MIN_BYTES` or more."""
+    if torch.is_grad_enabled() or state.shape[0] * state.shape[-1] * state.element_size() < REUSE_MIN_BYTES:
+        return None
+    return StateBuffers(state)
+
+
+def into(buffers: StateBuffers | None, *held: torch.Tensor) -> torch.Tensor | None:
+    """The buffer for the next step's output (one that holds none of ``held``), or ``None`` for a new tensor."""
+    return None if buffers is None else buffers.other(*held)
+
+
+def multiply(state: torch.Tensor, factor: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``state * factor`` (a diagonal or phases over the ``2**n`` amplitudes), into ``out`` if given."""
+    return state * factor if out is None else torch.mul(state, factor, out=out)
+
+
+def gather(state: torch.Tensor, index: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``state[:, index]`` (a permutation of the amplitudes), into ``out`` if given."""
+    return state[:, index] if out is None else torch.index_select(state, 1, index, out=out)
 
 
 def group_members(blocks: torch.Tensor, index: list[int], const, key) -> torch.Tensor:
@@ -527,19 +568,21 @@ def _chunk_view(state: torch.Tensor, first: int, dim: int) -> torch.Tensor:
     return state.view(state.shape[0], 2**first, dim, -1)
 
 
-def apply_chunk(state: torch.Tensor, first: int, kron: torch.Tensor, n: int) -> torch.Tensor:
+def apply_chunk(state: torch.Tensor, first: int, kron: torch.Tensor, n: int,
+                out: torch.Tensor | None = None) -> torch.Tensor:
     """Apply a ``(B, 2**k, 2**k)`` matrix on the ``k`` wires from ``first``: one batched product from the left
     on the first wires, from the right (rows of ``2**k`` amplitudes times its transpose) on the last ones, a
-    broadcast one in between."""
+    broadcast one in between; into ``out`` (a state batch, no autograd) if given."""
     batch, dim = state.shape[0], kron.shape[-1]
     if first == 0:
-        return torch.bmm(kron, state.view(batch, dim, -1)).reshape(batch, -1)
+        return matmul_into(kron, state.view(batch, dim, -1), out).reshape(batch, -1)
     if 2**first * dim == state.shape[1]:
-        return torch.bmm(state.view(batch, -1, dim), kron.mT).reshape(batch, -1)
-    return torch.matmul(kron.unsqueeze(1), _chunk_view(state, first, dim)).reshape(batch, -1)
+        return matmul_into(state.view(batch, -1, dim), kron.mT, out).reshape(batch, -1)
+    return matmul_into(kron.unsqueeze(1), _chunk_view(state, first, dim), out).reshape(batch, -1)
 
 
-def apply_group(state: torch.Tensor, first: int, m: torch.Tensor, n: int) -> torch.Tensor:
+def apply_group(state: torch.Tensor, first: int, m: torch.Tensor, n: int,
+                out: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`apply_chunk` of a group of blocks' ``(B, 2**k, 2**k)`` matrices; in the middle wires, while a gradient
     is recorded, with :class:`qrl.simulator.fusion.BlockProduct`'s backward (autograd's expands the matrices and
     conjugates a copy of the state)."""
@@ -547,7 +590,7 @@ def apply_group(state: torch.Tensor, first: int, m: torch.Tensor, n: int) -> tor
     middle = 0 < first and 2**first * dim < state.shape[1]
     if middle and torch.is_grad_enabled() and (m.requires_grad or state.requires_grad):
         return BlockProduct.apply(m, _chunk_view(state, first, dim)).reshape(batch, -1)
-    return apply_chunk(state, first, m, n)
+    return apply_chunk(state, first, m, n, out)
 
 
 def chunk_overlap(lam: torch.Tensor, psi: torch.Tensor, first: int, dim: int, n: int) -> torch.Tensor:
