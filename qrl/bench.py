@@ -392,11 +392,16 @@ def _copy_key(n: int, place: str) -> str:
 
 
 def _copy_time(batch: int, n: int, place: str, budget_s: float) -> float:
-    """One copy of a batch of complex64 states (read + write) on ``place``: the bandwidth bound of a pass."""
+    """One copy of a batch of complex64 states (read + write) on ``place``: the bandwidth bound of a pass. Into a
+    tensor written before: until 2026-12-06 each copy went into a new one (``clone``), which from 32 MiB glibc maps
+    afresh, so the copy was timed with its page faults or not, by the process's history (the fraction of the bound
+    printed for Meyer et al.'s circuit at 22 qubits and 8 samples read 114% and 15% in two runs of one command)."""
     state = torch.randn(batch, 2**n, dtype=torch.complex64, device=place)
+    out = torch.empty_like(state)
+    out.zero_()
 
     def copy():
-        state.clone()
+        out.copy_(state)
         _finish_work(place)
 
     return _median_time(copy, min_repeats=3, budget_s=budget_s)
