@@ -1294,3 +1294,39 @@ def test_the_readme_rows_without_a_gradient_at_21_and_23_qubits_are_the_committe
             choices.append(seconds["torch"][n] < seconds["torch:native"][n])
     assert f"`auto` within {max(ratios):.2f}x of the fastest at all 8" in readme
     assert choices == [True] * 4 + [False] * 4  # the torch program fastest for Meyer et al.'s and hsiao, not the others
+
+
+def test_the_readme_rows_of_the_reused_buffers_are_the_committed_measurements():
+    """README, "Reused buffers for runs without autograd": the torch program and the kernel before and after, two runs
+    of each commit alternately (Meyer et al.'s circuit with a gradient once), and auto without a gradient after, from
+    the JSON."""
+    readme = _readme()
+    runs = (("Meyer et al.'s", "no", ("024344", "025535"), ("024859", "025906")),
+            ("`hsiao`", "yes", ("024448", "025641"), ("024957", "030005")),
+            ("`hea`", "yes", ("024611", "025804"), ("025150", "030157")),
+            ("Meyer et al.'s", "yes", ("024752",), ("025413",)))
+    for name, grad, before, after in runs:
+        b, a = ([bench.load(COMMITTED / f"scaling-20261206-{s}.json") for s in stamps] for stamps in (before, after))
+        for n in map(str, b[0]["qubits"]):
+            tb, ta = ([d["seconds"]["torch"][n] for d in runs] for runs in (b, a))
+            kb, ka = ([d["seconds"]["torch:native"][n] for d in runs] for runs in (b, a))
+            rb, ra = ([f"{d['peak_rss_gb']['torch'][n]:.2f}" for d in runs] for runs in (b, a))
+            row = (f"| {name} | {n} | {grad} | {', '.join(map(_ms, tb))} | {', '.join(map(_ms, ta))} | "
+                   f"{sum(tb) / sum(ta):.2f}x | {', '.join(map(_ms, kb))}; {', '.join(map(_ms, ka))} | "
+                   f"{', '.join(rb)}; {', '.join(ra)} |")
+            assert row in readme, row
+    nograd = [bench.load(COMMITTED / f"scaling-20261206-{s}.json")["seconds"] for s in
+              ("030601", "030725", "030803", "030931", "031031", "031131", "031208", "031215", "031225")]
+    ratios = [s["auto"][n] / min(v[n] for v in s.values()) for s in nograd for n in s["auto"]]
+    assert len(ratios) == 16 and f"`auto` within {max(ratios):.2f}x of the fastest in all 16" in readme
+    names = {"032145": "Meyer et al.'s", "032246": "`hsiao`", "032619": "`chen_vqdqn`", "033011": "`lockwood_si`",
+             "033235": "`jerbi_skolik`", "033600": "`strongly_entangling`"}
+    worst = 0.0
+    for stamp, name in names.items():  # auto with a gradient after the refit
+        s = bench.load(COMMITTED / f"scaling-20261206-{stamp}.json")["seconds"]
+        for n in ("20", "22"):
+            ratio = s["auto"][n] / min(v[n] for v in s.values())
+            worst = max(worst, ratio)
+            assert (f"| {name} | {n} | {s['auto'][n]:.2f} | {s['torch'][n]:.2f} | {s['torch:native'][n]:.2f} | "
+                    f"{ratio:.2f}x |") in readme
+    assert f"Within {worst:.2f}x at all 12" in readme

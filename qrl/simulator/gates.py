@@ -144,12 +144,14 @@ class StateBuffers:
         return buffer
 
 
-def matmul_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """``a @ b`` (batch axes broadcast), into ``out`` (a state batch, viewed to the product's shape) if given."""
+def matmul_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None, bmm: bool = False) -> torch.Tensor:
+    """``a @ b`` (batch axes broadcast), into ``out`` (a state batch, viewed to the product's shape) if given; ``bmm``:
+    by ``torch.bmm`` (two 3-D batches of one size), whose autograd graph is one node where ``matmul``'s is four."""
+    product = torch.bmm if bmm else torch.matmul
     if out is None:
-        return torch.matmul(a, b)
+        return product(a, b)
     shape = (*torch.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1])
-    return torch.matmul(a, b, out=out.view(shape))
+    return product(a, b, out=out.view(shape))
 
 
 def apply_1q(state: torch.Tensor, wire: int, m: torch.Tensor, n: int, out: torch.Tensor | None = None) -> torch.Tensor:

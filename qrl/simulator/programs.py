@@ -575,9 +575,9 @@ def apply_chunk(state: torch.Tensor, first: int, kron: torch.Tensor, n: int,
     broadcast one in between; into ``out`` (a state batch, no autograd) if given."""
     batch, dim = state.shape[0], kron.shape[-1]
     if first == 0:
-        return matmul_into(kron, state.view(batch, dim, -1), out).reshape(batch, -1)
+        return matmul_into(kron, state.view(batch, dim, -1), out, bmm=True).reshape(batch, -1)
     if 2**first * dim == state.shape[1]:
-        return matmul_into(state.view(batch, -1, dim), kron.mT, out).reshape(batch, -1)
+        return matmul_into(state.view(batch, -1, dim), kron.mT, out, bmm=True).reshape(batch, -1)
     return matmul_into(kron.unsqueeze(1), _chunk_view(state, first, dim), out).reshape(batch, -1)
 
 
