@@ -1330,3 +1330,10 @@ def test_the_readme_rows_of_the_reused_buffers_are_the_committed_measurements():
             assert (f"| {name} | {n} | {s['auto'][n]:.2f} | {s['torch'][n]:.2f} | {s['torch:native'][n]:.2f} | "
                     f"{ratio:.2f}x |") in readme
     assert f"Within {worst:.2f}x at all 12" in readme
+    fits = {stamp: bench.load(COMMITTED / f"scaling-20261206-{stamp}.json")["seconds"] for stamp in
+            ("034841", "035122", "035334")}  # 21 and 23 qubits, where the factor was not fitted
+    ratio = {stamp: [f"{s['auto'][n] / min(v[n] for v in s.values()):.2f}x" for n in s["auto"]]
+             for stamp, s in fits.items()}
+    assert (f"`hsiao` {ratio['034841'][0]} and {ratio['034841'][1]} (the torch program" in readme
+            and f"`chen_vqdqn` {ratio['035122'][0]} and {ratio['035122'][1]} (the kernel)" in readme
+            and f"Meyer et al.'s {ratio['035334'][0]} at 21" in readme)
