@@ -1129,6 +1129,12 @@ def test_the_readme_heap_pad_rows_are_the_committed_measurements():
     runs = (("Meyer et al.'s", "no", ("20261205-235350", "20261205-235953"), ("20261205-235650", "20261206-000246")),
             ("`hsiao`", "yes", ("20261205-235459", "20261206-000103"), ("20261205-235745", "20261206-000343")),
             ("`hea`", "yes", ("20261205-235530", "20261206-000132"), ("20261205-235815", "20261206-000411")))
+    _assert_before_after_rows(readme, runs)
+
+
+def _assert_before_after_rows(readme: str, runs) -> None:
+    """README tables of the torch program before and after a change, per ``(name, gradient, before stamps, after
+    stamps)``: its times, their ratio of sums, the kernel's times and the peak RSS, each run's from its JSON."""
     for name, grad, before, after in runs:
         b, a = ([bench.load(COMMITTED / f"scaling-{s}.json") for s in stamps] for stamps in (before, after))
         for n in map(str, b[0]["qubits"]):
@@ -1301,20 +1307,11 @@ def test_the_readme_rows_of_the_reused_buffers_are_the_committed_measurements():
     of each commit alternately (Meyer et al.'s circuit with a gradient once), and auto without a gradient after, from
     the JSON."""
     readme = _readme()
-    runs = (("Meyer et al.'s", "no", ("024344", "025535"), ("024859", "025906")),
-            ("`hsiao`", "yes", ("024448", "025641"), ("024957", "030005")),
-            ("`hea`", "yes", ("024611", "025804"), ("025150", "030157")),
-            ("Meyer et al.'s", "yes", ("024752",), ("025413",)))
-    for name, grad, before, after in runs:
-        b, a = ([bench.load(COMMITTED / f"scaling-20261206-{s}.json") for s in stamps] for stamps in (before, after))
-        for n in map(str, b[0]["qubits"]):
-            tb, ta = ([d["seconds"]["torch"][n] for d in runs] for runs in (b, a))
-            kb, ka = ([d["seconds"]["torch:native"][n] for d in runs] for runs in (b, a))
-            rb, ra = ([f"{d['peak_rss_gb']['torch'][n]:.2f}" for d in runs] for runs in (b, a))
-            row = (f"| {name} | {n} | {grad} | {', '.join(map(_ms, tb))} | {', '.join(map(_ms, ta))} | "
-                   f"{sum(tb) / sum(ta):.2f}x | {', '.join(map(_ms, kb))}; {', '.join(map(_ms, ka))} | "
-                   f"{', '.join(rb)}; {', '.join(ra)} |")
-            assert row in readme, row
+    day = lambda *stamps: tuple(f"20261206-{stamp}" for stamp in stamps)  # noqa: E731
+    _assert_before_after_rows(readme, (("Meyer et al.'s", "no", day("024344", "025535"), day("024859", "025906")),
+                                       ("`hsiao`", "yes", day("024448", "025641"), day("024957", "030005")),
+                                       ("`hea`", "yes", day("024611", "025804"), day("025150", "030157")),
+                                       ("Meyer et al.'s", "yes", day("024752"), day("025413"))))
     nograd = [bench.load(COMMITTED / f"scaling-20261206-{s}.json")["seconds"] for s in
               ("030601", "030725", "030803", "030931", "031031", "031131", "031208", "031215", "031225")]
     ratios = [s["auto"][n] / min(v[n] for v in s.values()) for s in nograd for n in s["auto"]]
