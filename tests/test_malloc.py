@@ -68,13 +68,18 @@ def test_the_thresholds_are_set_through_mallopt_unless_the_environment_names_its
     assert malloc.fix_malloc_thresholds() is False and len(mallopt.calls) == 7
 
 
+def _without_malloc_settings() -> dict[str, str]:
+    """This environment without ``QRL_KEEP_MALLOC`` and glibc's own malloc settings: a subprocess gets qrl's."""
+    return {k: v for k, v in os.environ.items() if k not in ("QRL_KEEP_MALLOC", *malloc._GLIBC_SETTINGS)}
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux") or not malloc._glibc()
                     or not hasattr(ctypes.CDLL(None), "mallinfo2"), reason="glibc's malloc statistics (2.33+) only")
 def test_after_import_qrl_a_16_mib_block_comes_from_the_heap_and_stays_there():
     """glibc's own thresholds (a fresh process: 128 KiB) map a 16 MiB block afresh and unmap it when freed; qrl's put
     it on the heap and keep the heap when it is freed (glibc's malloc statistics, ``mallinfo2``; a count of page
     faults, tried first, depended on the heap's layout from run to run)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("QRL_KEEP_MALLOC", *malloc._GLIBC_SETTINGS)}
+    env = _without_malloc_settings()
 
     def mebibytes(extra: dict) -> tuple[float, float]:
         out = subprocess.run([sys.executable, "-c", REUSE], env={**env, **extra}, capture_output=True, text=True,
@@ -94,7 +99,7 @@ def test_after_import_qrl_a_64_mib_block_comes_from_the_heaps_pad():
     """Over the mmap threshold a block is mapped afresh (and faulted in page by page) unless the heap's top has room:
     with qrl's pad (TOP_PAD) the heap, once it has grown, has 512 MiB there, and a 64 MiB block comes from it; with
     glibc's own (128 KiB) it is mapped for itself."""
-    env = {k: v for k, v in os.environ.items() if k not in ("QRL_KEEP_MALLOC", *malloc._GLIBC_SETTINGS)}
+    env = _without_malloc_settings()
 
     def mapped(extra: dict) -> float:
         out = subprocess.run([sys.executable, "-c", LARGE], env={**env, **extra}, capture_output=True, text=True,
@@ -124,6 +129,6 @@ def test_the_pad_keeps_twenty_qubits_within_the_memory_goal():
     """Issue 15's memory goal: a forward + backward of ``hea`` at 20 qubits and 8 samples (the adjoint program) under
     1 GiB above the process's start, with qrl's malloc settings: a 1 GiB pad made it 1.08-1.14 GiB (freed temporaries
     kept on the heap), 512 MiB 0.58-0.64 (0.48 with glibc's)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("QRL_KEEP_MALLOC", *malloc._GLIBC_SETTINGS)}
+    env = _without_malloc_settings()
     out = subprocess.run([sys.executable, "-c", PEAK], env=env, capture_output=True, text=True, check=True).stdout
     assert float(out.split()[-1]) < 1.0, out
