@@ -104,7 +104,10 @@ Measured over estimated, 16 calls without a gradient (8 circuits at 20 and 22 qu
 2026-12-06, with the heap pad): the torch program 0.17-0.36 of its estimate, the kernel 0.25-0.32; this is the ratio
 of their geometric means (0.241 / 0.278), and takes the faster program in all 16, where ``large_state_factor`` took
 the kernel for Meyer et al.'s circuit at 22 qubits, 2.10x slower (README, "The cost model above 18 qubits, refitted
-with the pad"; ``bench.model_ratios`` recomputes the ratios)."""
+with the pad"; ``bench.model_ratios`` recomputes the ratios). Timed again once runs without autograd wrote into reused
+buffers (the torch program 0.17-0.31 of its estimate, the kernel 0.23-0.34): it still takes the faster program in all
+16, where their new ratio, 0.82, would miss ``chen_vqdqn`` at 22 qubits (1.24x); kept (README, "Reused buffers for
+runs without autograd")."""
 
 
 def large_state_factor(amplitudes: int) -> float:
