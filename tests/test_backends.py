@@ -285,6 +285,29 @@ def test_permutation_gates_above_the_gather_size_are_copied_a_slice_at_a_time(pr
         np.testing.assert_allclose(g.double().numpy(), r.numpy(), atol=F32_TOL, rtol=0)
 
 
+@pytest.mark.parametrize("max_elements", [2**18, 16])
+def test_chunk_overlap_sums_products_over_the_other_wires_in_each_of_its_forms(max_elements, monkeypatch):
+    """``chunk_overlap(mu, psi, first, dim)`` (the adjoint method's gradient of a chunk's matrix, conjugated) equals
+    ``einsum`` for every chunk of 1-4 wires on 9 qubits, batch 3, complex128: the first wires' product, the last
+    wires' with the trace over the wires after, the broadcast per-row products and (the bound lowered to 16 results)
+    those products slice by slice; and the block overlap on adjacent and distant pairs."""
+    from qrl.simulator import gates
+    from qrl.simulator.fusion import block_overlap, block_view
+
+    monkeypatch.setattr(gates, "OVERLAP_MAX_ELEMENTS", max_elements)
+    n, gen = 9, torch.Generator().manual_seed(370)
+    mu, psi = (torch.randn(3, 2**n, generator=gen, dtype=torch.complex128) for _ in range(2))
+    for k in range(1, 5):
+        for first in range(n - k + 1):
+            view = (3, 2**first, 2**k, -1)
+            ref = torch.einsum("baic,bajc->bij", mu.view(view), psi.view(view))
+            got = gates.chunk_overlap(mu, psi, first, 2**k)
+            np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-10, rtol=0, err_msg=f"{first}, {k} wires")
+    for pair in ((0, 1), (3, 4), (7, 8), (0, 8), (2, 5)):
+        ref = torch.einsum("bxiyjr,bxkylr->bijkl", block_view(mu, pair, n), block_view(psi, pair, n)).reshape(3, 4, 4)
+        np.testing.assert_allclose(block_overlap(mu, psi, pair, n).numpy(), ref.numpy(), atol=1e-10, rtol=0)
+
+
 def test_a_run_of_permutation_gates_has_a_second_derivative():
     """:class:`MonomialRun`'s backward is itself a run (the inverse), so gradcheck and gradgradcheck hold: CNOT, CY
     (phases), Toffoli, on wires in either order."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from qrl.simulator.gates import matmul_into
+from qrl.simulator.gates import chunk_overlap, matmul_into
 
 _SWAP = np.eye(4, dtype=complex)[[0, 2, 1, 3]]
 
@@ -186,20 +186,15 @@ class BlockProduct(torch.autograd.Function):
         return grad_m, grad_view
 
 
-def block_overlap(lam: torch.Tensor, psi: torch.Tensor, pair: tuple[int, int], n: int) -> torch.Tensor:
-    """``R[b, i, j] = sum lam[b, ..i..] conj(psi[b, ..j..])`` over all but the ``pair`` bits: the gradient of
-    a 4x4 applied on ``pair`` (the output state's gradient ``lam``, the input state ``psi``)."""
+def block_overlap(mu: torch.Tensor, psi: torch.Tensor, pair: tuple[int, int], n: int) -> torch.Tensor:
+    """``R[b, i, j] = sum mu[b, ..i..] psi[b, ..j..]`` over all but the ``pair`` bits: a 4x4 on ``pair`` has the
+    gradient ``conj(R)`` (``mu`` the conjugated gradient of its output, ``psi`` its input; as
+    :func:`qrl.simulator.gates.chunk_overlap`, whose product adjacent wires take)."""
     lo, hi = pair
-    batch = psi.shape[0]
     if hi == lo + 1:
-        lam4, psi4 = lam.view(batch, 2**lo, 4, -1), psi.view(batch, 2**lo, 4, -1)
-        if lam4.shape[1] == 1:
-            return lam4[:, 0] @ psi4[:, 0].conj().mT
-        if lam4.shape[-1] == 1:
-            return lam4[..., 0].mT @ psi4[..., 0].conj()
-        return torch.einsum("bxir,bxjr->bij", lam4, psi4.conj())
-    out = torch.einsum("bxiyjr,bxkylr->bijkl", block_view(lam, pair, n), block_view(psi, pair, n).conj())
-    return out.reshape(batch, 4, 4)
+        return chunk_overlap(mu, psi, lo, 4)
+    out = torch.einsum("bxiyjr,bxkylr->bijkl", block_view(mu, pair, n), block_view(psi, pair, n))
+    return out.reshape(psi.shape[0], 4, 4)
 
 
 GROUP_WIDTH = 4

@@ -33,6 +33,8 @@ from qrl.simulator.gates import (
     apply_kq,
     apply_monomials,
     as_rotations,
+    chunk_overlap,
+    conjugate_monomials,
     inverse_monomials,
     kron_chunk,
     local_index,
@@ -43,7 +45,6 @@ from qrl.simulator.gates import (
     schedule,
     state_bytes,
     time_ordered_product,
-    wire_view,
 )
 from qrl.simulator.trace import Gate
 
@@ -164,9 +165,9 @@ class WiresProgram:
     wire of a moment (its operands are the ``depth`` slot groups from ``first`` on); ``("kron", wires, first,
     depth)`` applies the Kronecker product of those wires' 2x2s (:func:`moment_parts`); ``("diag", d)``
     multiplies by a fused diagonal; ``("perm", perm, phase)`` gathers the amplitudes of a constant gate
-    or run that permutes basis states (``("mono", gates, inverse)`` above :data:`PERMUTE_MAX_QUBITS`: a copy per
-    gate, :func:`~qrl.simulator.gates.apply_monomials`); ``("2q", wires, M)`` applies any other constant gate's
-    matrix. With
+    or run that permutes basis states (``("mono", gates, inverse, conjugated inverse)`` above
+    :data:`PERMUTE_MAX_QUBITS`: a copy per gate, :func:`~qrl.simulator.gates.apply_monomials`); ``("2q", wires, M)``
+    applies any other constant gate's matrix. With
     ``fuse``, ``("block", pair, index)`` applies a two-qubit block's 4x4 and, unless ``group`` is false,
     ``("group", first, k, members)`` the product of consecutive blocks on ``k`` neighbouring positions from
     ``first`` as one ``2**k x 2**k`` per sample (``members``: ``(index, offset)`` in time order).
@@ -309,11 +310,13 @@ class WiresProgram:
 
     def _monomial_step(self, run: list[tuple[tuple[int, ...], np.ndarray]]) -> tuple:
         """A run of monomial gates ``(wires, matrix)``: up to :data:`PERMUTE_MAX_QUBITS` one gather, ``("perm", perm,
-        phase)``; above, ``("mono", gates, inverse)``, each gate one copy of the state (:func:`apply_monomials`)."""
+        phase)``; above, ``("mono", gates, inverse, conjugated inverse)``, each gate one copy of the state
+        (:func:`apply_monomials`)."""
         if self.n <= PERMUTE_MAX_QUBITS:
             return ("perm", *run_permutation(run, self.n))
         gates = tuple(monomial_gate(wires, m) for wires, m in run)
-        return ("mono", gates, inverse_monomials(gates))
+        inverse = inverse_monomials(gates)
+        return ("mono", gates, inverse, conjugate_monomials(inverse))
 
     def _block_slots(self, items: list, pair: tuple[int, int], n_pool: int) -> list[tuple]:
         """A block's 4x4 slots on ``pair`` (:func:`_block_slot`), with every constant one (a constant gate, a
@@ -473,55 +476,58 @@ class WiresProgram:
         each step on the final state ``psi`` (every step is unitary) and on the incoming gradient ``lam``.
 
         For ``y = M x`` on a wire, torch's vector-Jacobian products are ``grad_x = M^H grad_y`` and
-        ``grad_M = sum grad_y x^H`` over the other axes. Memory: ``psi``, ``lam`` and a few temporaries,
-        whatever the depth, where autograd keeps a state batch per step.
+        ``grad_M = sum grad_y x^H`` over the other axes. The walk carries ``mu = conj(lam)`` instead (``mu`` takes
+        ``conj(M^H) = M^T``, conjugated diagonals and phases), so that ``grad_M = conj(sum mu x^T)`` is a product
+        with no conjugated state batch (:func:`~qrl.simulator.gates.chunk_overlap`). Memory: ``psi``, ``mu`` and a
+        few temporaries, whatever the depth, where autograd keeps a state batch per step.
         """
         n, dev, cdtype = self.n, psi.device, psi.dtype
         grads, k = [torch.zeros_like(f) for f in fused], len(fused)
-        buffers = reused_buffers(psi)  # three, for psi, lam and the next step's output; never the ones handed in
+        buffers = reused_buffers(psi)  # three, for psi, mu and the next step's output; never the ones handed in
+        mu = torch.conj_physical(lam) if buffers is None else torch.conj_physical(lam, out=buffers.other(psi))
         for step_i in reversed(range(len(self._program))):
             step = self._program[step_i]
             kind = step[0]
             if kind == "1q":
                 k -= 1
                 for j in reversed(range(len(step[1]))):
-                    w, inverse = step[1][j], fused[k][:, j].conj().transpose(-1, -2)
-                    psi = apply_1q(psi, w, inverse, n, into(buffers, psi, lam))
-                    grads[k][:, j] = _overlap(wire_view(lam, w, n), wire_view(psi, w, n))
-                    lam = apply_1q(lam, w, inverse, n, into(buffers, lam, psi))
+                    w, m = step[1][j], fused[k][:, j].transpose(-1, -2)
+                    psi = apply_1q(psi, w, m.conj(), n, into(buffers, psi, mu))  # one after the other: psi is new
+                    grads[k][:, j] = chunk_overlap(mu, psi, w, 2).conj()
+                    mu = apply_1q(mu, w, m, n, into(buffers, mu, psi))
             elif kind == "rotate":
-                psi = rotate(psi, n - step[1], n, into(buffers, psi, lam))  # one after the other: psi is new
-                lam = rotate(lam, n - step[1], n, into(buffers, lam, psi))
+                psi = rotate(psi, n - step[1], n, into(buffers, psi, mu))
+                mu = rotate(mu, n - step[1], n, into(buffers, mu, psi))
             elif kind in ("kron", "group"):
                 k -= 1
-                first, inverse = (step[1][0] if kind == "kron" else step[1]), fused[k].conj().mT
-                psi = apply_chunk(psi, first, inverse, n, into(buffers, psi, lam))
-                grads[k] = chunk_overlap(lam, psi, first, inverse.shape[-1], n)
-                lam = apply_chunk(lam, first, inverse, n, into(buffers, lam, psi))
+                first, m = (step[1][0] if kind == "kron" else step[1]), fused[k].mT
+                psi = apply_chunk(psi, first, m.conj(), n, into(buffers, psi, mu))
+                grads[k] = chunk_overlap(mu, psi, first, m.shape[-1]).conj()
+                mu = apply_chunk(mu, first, m, n, into(buffers, mu, psi))
             elif kind == "block":
                 k -= 1
-                inverse = fused[k].conj().mT
-                psi = apply_block(psi, step[1], inverse, n, into(buffers, psi, lam))
-                grads[k] = block_overlap(lam, psi, step[1], n)
-                lam = apply_block(lam, step[1], inverse, n, into(buffers, lam, psi))
+                m = fused[k].mT
+                psi = apply_block(psi, step[1], m.conj(), n, into(buffers, psi, mu))
+                grads[k] = block_overlap(mu, psi, step[1], n).conj()
+                mu = apply_block(mu, step[1], m, n, into(buffers, mu, psi))
             elif kind == "diag":
-                d = self._const(("diag", step[2]), step[1], cdtype, dev).conj()
-                psi = multiply(psi, d, into(buffers, psi, lam))
-                lam = multiply(lam, d, into(buffers, lam, psi))
+                d = self._const(("diag", step[2]), step[1], cdtype, dev)
+                psi = multiply(psi, d.conj(), into(buffers, psi, mu))
+                mu = multiply(mu, d, into(buffers, mu, psi))
             elif kind == "perm":
                 inv = self._const(("inverse", step_i), np.argsort(step[1]), torch.int64, dev)
                 if step[2] is not None:
-                    phase = self._const(("phase", step_i), step[2], cdtype, dev).conj()
-                    psi = multiply(psi, phase, into(buffers, psi, lam))
-                    lam = multiply(lam, phase, into(buffers, lam, psi))
-                psi = gather(psi, inv, into(buffers, psi, lam))
-                lam = gather(lam, inv, into(buffers, lam, psi))
+                    phase = self._const(("phase", step_i), step[2], cdtype, dev)
+                    psi = multiply(psi, phase.conj(), into(buffers, psi, mu))
+                    mu = multiply(mu, phase, into(buffers, mu, psi))
+                psi = gather(psi, inv, into(buffers, psi, mu))
+                mu = gather(mu, inv, into(buffers, mu, psi))
             elif kind == "mono":
-                psi = apply_monomials(psi, step[2], n, buffers, (lam,))
-                lam = apply_monomials(lam, step[2], n, buffers, (psi,))
+                psi = apply_monomials(psi, step[2], n, buffers, (mu,))
+                mu = apply_monomials(mu, step[3], n, buffers, (psi,))
             else:
-                inverse = self._const(("2q", step_i), step[2], cdtype, dev).conj().T
-                psi, lam = apply_kq(psi, step[1], inverse, n), apply_kq(lam, step[1], inverse, n)
+                m = self._const(("2q", step_i), step[2], cdtype, dev).T
+                psi, mu = apply_kq(psi, step[1], m.conj(), n), apply_kq(mu, step[1], m, n)
         return grads
 
 
@@ -593,16 +599,6 @@ def apply_group(state: torch.Tensor, first: int, m: torch.Tensor, n: int,
     return apply_chunk(state, first, m, n, out)
 
 
-def chunk_overlap(lam: torch.Tensor, psi: torch.Tensor, first: int, dim: int, n: int) -> torch.Tensor:
-    """The gradient of :func:`apply_chunk`'s ``dim x dim`` matrix: ``sum lam[b, a, i, c] conj(psi[b, a, j, c])``
-    over the wires before and after the chunk."""
-    batch = psi.shape[0]
-    if 2**first * dim == psi.shape[1]:
-        return lam.view(batch, -1, dim).mT @ psi.view(batch, -1, dim).conj()
-    lam_v, psi_v = _chunk_view(lam, first, dim), _chunk_view(psi, first, dim)
-    return (lam_v @ psi_v.conj().mT).sum(1)
-
-
 def cheaper_program(gates: list[Gate], n: int, n_angle: int, n_weight: int,
                     adjoint: bool | None = False) -> WiresProgram:
     """The per-wire program with or without two-qubit blocks, whichever :meth:`WiresProgram.cost` says is
@@ -660,16 +656,6 @@ def _block_slot(wires: tuple[int, ...], item, pair: tuple[int, int], n_pool: int
     if len(wires) == 1:
         return item[0], embed(item[1], wires, pair), embed(item[2], wires, pair)
     return n_pool, embed(item.matrix, wires, pair), np.zeros((4, 4), dtype=complex)
-
-
-def _overlap(lam: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
-    """``R[b, i, j] = sum_{a, c} lam[b, a, i, c] conj(psi[b, a, j, c])`` of two ``(B, 2**w, 2, rest)`` views:
-    a batched matmul where ``rest`` is long, four elementwise products and sums where it is short (as in
-    :func:`qrl.simulator.gates.apply_1q`; ``einsum`` copied both operands every time)."""
-    if psi.shape[-1] >= 64:
-        return (lam @ psi.conj().transpose(-1, -2)).sum(1)
-    rows = [torch.stack([(lam[:, :, i] * psi[:, :, j].conj()).sum((1, 2)) for j in (0, 1)], -1) for i in (0, 1)]
-    return torch.stack(rows, -2)
 
 
 class AdjointRun(torch.autograd.Function):
