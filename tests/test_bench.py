@@ -524,17 +524,19 @@ def test_the_readme_26_qubit_tiny_batch_rows_are_the_committed_measurement():
 
 def test_auto_at_25_and_26_qubits_runs_each_call_where_it_fits_from_the_stored_crossovers(monkeypatch):
     """On a machine of this one's memory (23.5 GiB), from the stored tables: at 26 qubits 1-2 samples on torch (the
-    tiny table), 3-8 on the kernel (the small table's choice at 24, within 3/4 of memory: 4.05 state batches
-    estimated, as the kernel reads the Z words out itself), 9 and more on the kernel in chunks of 8 (on Lightning
-    until 2026-12-05); at 25 qubits the kernel up to 16 samples (until the estimate followed the measured peaks: up
-    to 4 and 8), in chunks of 16 beyond."""
+    tiny table), 3 on the torch program by the cost model (the kernel until the adjoint method's overlaps stopped
+    conjugating a state batch, 2026-12-06; measured then with a gradient: 77.8 s against 81.7 on the kernel,
+    ``scaling-20261206-050905.json``), 4-8 on the kernel (within 3/4 of memory: 4.05 state batches estimated, as the
+    kernel reads the Z words out itself), 9 and more on the kernel in chunks of 8 (on Lightning until 2026-12-05); at
+    25 qubits 3 samples on the torch program, the kernel from 4 to 16 samples (until the estimate followed the
+    measured peaks: up to 4 and 8), in chunks of 16 beyond."""
     from qrl.backends import select
     from qrl.circuits import CircuitSpec
 
     monkeypatch.setattr(select, "physical_memory", lambda: int(23.5 * 2**30))
-    expected = {26: {1: "wires", 2: "wires", 3: "native", 4: "native", 5: "native", 8: "native", 9: "native 8",
+    expected = {26: {1: "wires", 2: "wires", 3: "wires", 4: "native", 5: "native", 8: "native", 9: "native 8",
                      16: "native 8", 64: "native 8"},
-                25: {2: "wires", 3: "native", 8: "native", 16: "native", 17: "native 16", 64: "native 16"}}
+                25: {2: "wires", 3: "wires", 4: "native", 8: "native", 16: "native", 17: "native 16", 64: "native 16"}}
     for n, choices in expected.items():
         backend = select.make_backend(CircuitSpec(n_qubits=n, n_layers=5, n_inputs=n, n_outputs=n), "auto")
         chosen = {b: backend.for_batch(b) for b in choices}
@@ -1335,3 +1337,27 @@ def test_the_readme_rows_of_the_reused_buffers_are_the_committed_measurements():
     assert (f"`hsiao` {ratio['034841'][0]} and {ratio['034841'][1]} (the torch program" in readme
             and f"`chen_vqdqn` {ratio['035122'][0]} and {ratio['035122'][1]} (the kernel)" in readme
             and f"Meyer et al.'s {ratio['035334'][0]} at 21" in readme)
+
+
+def test_the_readme_rows_of_the_overlaps_without_conjugation_are_the_committed_measurements():
+    """README, "The adjoint method's overlaps without a conjugated copy": the before/after table (two runs each of three
+    commands), auto with a gradient on the two circuits nearest the crossover after the refit, and the 26-qubit call
+    of 3 samples whose choice the refit changed, each from its JSON."""
+    readme = _readme()
+    day = lambda *stamps: tuple(f"20261206-{stamp}" for stamp in stamps)  # noqa: E731
+    _assert_before_after_rows(readme, (("`hsiao`", "yes", day("043135", "044113"), day("043227", "044207")),
+                                       ("`hea`", "yes", day("043421", "044358"), day("043550", "044527")),
+                                       ("Meyer et al.'s", "yes", day("043812", "044751"), day("044016", "044950"))))
+    chen, lockwood = (bench.load(COMMITTED / f"scaling-20261206-{s}.json")["seconds"] for s in ("050251", "050615"))
+    ratio = lambda s, n: f"{s['auto'][n] / min(v[n] for v in s.values()):.2f}x"  # noqa: E731
+    assert (f"`chen_vqdqn` {ratio(chen, '20')} and {ratio(chen, '22')} at 20 and 22 qubits "
+            f"({chen['auto']['20']:.2f} s against {chen['torch:native']['20']:.2f} on the kernel at 20; "
+            f"the torch program {chen['torch']['20']:.2f})") in readme
+    assert (f"`lockwood_si` {ratio(lockwood, '20')} and {ratio(lockwood, '22')} (the torch program "
+            f"{lockwood['torch']['20']:.2f} and {lockwood['torch']['22']:.2f} s against "
+            f"{lockwood['torch:native']['20']:.2f} and {lockwood['torch:native']['22']:.2f} on the kernel") in readme
+    big = bench.load(COMMITTED / "scaling-20261206-050905.json")
+    assert (big["batch"], big["qubits"]) == (3, [26])
+    seconds = big["seconds"]
+    assert (f"{seconds['torch']['26']:.1f} s on the torch program against {seconds['torch:native']['26']:.1f} on the "
+            f"kernel, {big['peak_rss_gb']['torch']['26']:.2f} GiB peak") in readme
