@@ -524,19 +524,18 @@ def test_the_readme_26_qubit_tiny_batch_rows_are_the_committed_measurement():
 
 def test_auto_at_25_and_26_qubits_runs_each_call_where_it_fits_from_the_stored_crossovers(monkeypatch):
     """On a machine of this one's memory (23.5 GiB), from the stored tables: at 26 qubits 1-2 samples on torch (the
-    tiny table), 3 on the torch program by the cost model (the kernel until the adjoint method's overlaps stopped
-    conjugating a state batch, 2026-12-06; measured then with a gradient: 77.8 s against 81.7 on the kernel,
-    ``scaling-20261206-050905.json``), 4-8 on the kernel (within 3/4 of memory: 4.05 state batches estimated, as the
-    kernel reads the Z words out itself), 9 and more on the kernel in chunks of 8 (on Lightning until 2026-12-05); at
-    25 qubits 3 samples on the torch program, the kernel from 4 to 16 samples (until the estimate followed the
-    measured peaks: up to 4 and 8), in chunks of 16 beyond."""
+    tiny table), 3-8 on the kernel (the small table's choice at 24, within 3/4 of memory: 4.05 state batches
+    estimated, as the kernel reads the Z words out itself; at 3 samples with a gradient 81.7 s against 77.8 on the
+    torch program, 1.05x, timed once on 2026-12-06, ``scaling-20261206-050905.json``), 9 and more on the kernel in
+    chunks of 8 (on Lightning until 2026-12-05); at 25 qubits the kernel up to 16 samples (until the estimate followed
+    the measured peaks: up to 4 and 8), in chunks of 16 beyond."""
     from qrl.backends import select
     from qrl.circuits import CircuitSpec
 
     monkeypatch.setattr(select, "physical_memory", lambda: int(23.5 * 2**30))
-    expected = {26: {1: "wires", 2: "wires", 3: "wires", 4: "native", 5: "native", 8: "native", 9: "native 8",
+    expected = {26: {1: "wires", 2: "wires", 3: "native", 4: "native", 5: "native", 8: "native", 9: "native 8",
                      16: "native 8", 64: "native 8"},
-                25: {2: "wires", 3: "wires", 4: "native", 8: "native", 16: "native", 17: "native 16", 64: "native 16"}}
+                25: {2: "wires", 3: "native", 8: "native", 16: "native", 17: "native 16", 64: "native 16"}}
     for n, choices in expected.items():
         backend = select.make_backend(CircuitSpec(n_qubits=n, n_layers=5, n_inputs=n, n_outputs=n), "auto")
         chosen = {b: backend.for_batch(b) for b in choices}
@@ -1151,15 +1150,16 @@ def _assert_before_after_rows(readme: str, runs) -> None:
 
 def test_the_large_state_factor_is_the_fit_to_the_committed_calls():
     """``LARGE_STATE_FACTOR`` (qrl/backends/calls.py) is the least-squares line through the measured over estimated
-    times of the torch program in the committed ``qrl bench calls`` run since the adjoint method's overlaps conjugate
-    no state batch (each estimate by the model stored in that run), to two digits; the README quotes those ratios, and
-    those of the earlier fits (reused buffers, the heap pad of 512 MiB, of 1 GiB, none)."""
+    times of the torch program in the committed ``qrl bench calls`` run at 20-24 qubits since the adjoint method's
+    overlaps conjugate no state batch (each estimate by the model stored in that run), to two digits; the README
+    quotes those ratios, and those of the earlier fits (20-22 qubits after the overlaps, reused buffers, the heap pad
+    of 512 MiB, of 1 GiB, none)."""
     from qrl.backends.calls import LARGE_STATE_FACTOR, CallModel
 
     readme = _readme()
     ratios = {}
-    for stamp in ("20261206-045358", "20261206-030541", "20261206-004720", "20261205-234714",
-                  "20261205-235213"):  # overlaps without a conjugated state; buffers; pads; none
+    for stamp in ("20261206-055132", "20261206-045358", "20261206-030541", "20261206-004720", "20261205-234714",
+                  "20261205-235213"):  # overlaps without a conjugated state, 20-24 qubits, 20-22; buffers; pads; none
         run = bench.load(COMMITTED / f"calls-{stamp}.json")
         model = CallModel.from_json(run["model"])
         ratios[stamp] = [(np.log2(r["batch"] * 2 ** r["qubits"] * 8 / 2**20) - 6,
@@ -1167,7 +1167,7 @@ def test_the_large_state_factor_is_the_fit_to_the_committed_calls():
                          for r in run["rows"]]
         quoted = ", ".join(f"{y:.2f}" for _, y in ratios[stamp])
         assert f"measured over estimated {quoted}" in readme, quoted
-    x, y = np.array(ratios["20261206-045358"]).T
+    x, y = np.array(ratios["20261206-055132"]).T
     slope, intercept = np.polyfit(x, y, 1)
     assert (round(intercept, 2), round(slope, 2)) == LARGE_STATE_FACTOR
 
@@ -1341,8 +1341,8 @@ def test_the_readme_rows_of_the_reused_buffers_are_the_committed_measurements():
 
 def test_the_readme_rows_of_the_overlaps_without_conjugation_are_the_committed_measurements():
     """README, "The adjoint method's overlaps without a conjugated copy": the before/after table (two runs each of three
-    commands), auto with a gradient on the two circuits nearest the crossover after the refit, and the 26-qubit call
-    of 3 samples whose choice the refit changed, each from its JSON."""
+    commands), auto with a gradient on the two circuits nearest the crossover after the first refit, and the three
+    calls whose choice that refit changed, each from its JSON."""
     readme = _readme()
     day = lambda *stamps: tuple(f"20261206-{stamp}" for stamp in stamps)  # noqa: E731
     _assert_before_after_rows(readme, (("`hsiao`", "yes", day("043135", "044113"), day("043227", "044207")),
@@ -1356,6 +1356,13 @@ def test_the_readme_rows_of_the_overlaps_without_conjugation_are_the_committed_m
     assert (f"`lockwood_si` {ratio(lockwood, '20')} and {ratio(lockwood, '22')} (the torch program "
             f"{lockwood['torch']['20']:.2f} and {lockwood['torch']['22']:.2f} s against "
             f"{lockwood['torch:native']['20']:.2f} and {lockwood['torch:native']['22']:.2f} on the kernel") in readme
+    meyer, chen24 = (bench.load(COMMITTED / f"scaling-20261206-{s}.json")["seconds"] for s in ("052237", "051912"))
+    assert (f"Meyer et al.'s at 23 qubits and 16 samples, auto (the torch program) the fastest "
+            f"({meyer['auto']['23']:.1f} s; the kernel {meyer['torch:native']['23']:.1f}") in readme
+    assert ratio(meyer, "23") == "1.00x"
+    assert (f"`chen_vqdqn` at 24 qubits and 6 samples, **auto {ratio(chen24, '24')}** (the torch program, "
+            f"{chen24['auto']['24']:.1f} s; the same program beside it {chen24['torch']['24']:.1f}, the kernel "
+            f"{chen24['torch:native']['24']:.1f}") in readme
     big = bench.load(COMMITTED / "scaling-20261206-050905.json")
     assert (big["batch"], big["qubits"]) == (3, [26])
     seconds = big["seconds"]
