@@ -1368,3 +1368,14 @@ def test_the_readme_rows_of_the_overlaps_without_conjugation_are_the_committed_m
     seconds = big["seconds"]
     assert (f"{seconds['torch']['26']:.1f} s on the torch program against {seconds['torch:native']['26']:.1f} on the "
             f"kernel, {big['peak_rss_gb']['torch']['26']:.2f} GiB peak") in readme
+
+
+def test_the_readme_lockwood_si_at_14_qubits_timed_again_is_the_committed_measurement():
+    """README, "Rollout-sized calls by a cost model": ``lockwood_si`` at 14 qubits and 8 samples, auto over the fastest
+    in the two runs of 2026-12-06, from their JSON (1.19x-1.23x before)."""
+    readme = _readme()
+    runs = [bench.load(COMMITTED / f"scaling-20261206-{s}.json")["seconds"] for s in ("055851", "055901")]
+    ratios = [s["auto"]["14"] / min(v["14"] for v in s.values()) for s in runs]
+    assert max(ratios) < 1.2
+    assert f"auto (the torch program) {ratios[0]:.2f}x and {ratios[1]:.2f}x of the kernel" in readme
+    assert f"{ratios[0]:.2f}x and {ratios[1]:.2f}x in two runs on 2026-12-06" in readme
