@@ -1379,3 +1379,14 @@ def test_the_readme_lockwood_si_at_14_qubits_timed_again_is_the_committed_measur
     assert max(ratios) < 1.2
     assert f"auto (the torch program) {ratios[0]:.2f}x and {ratios[1]:.2f}x of the kernel" in readme
     assert f"{ratios[0]:.2f}x and {ratios[1]:.2f}x in two runs on 2026-12-06" in readme
+
+
+def test_the_readme_huge_page_trial_is_the_committed_measurement():
+    """README, "Where hsiao's time at 24 qubits goes": the torch program at 22 qubits with and without torch's
+    transparent huge pages (``hea`` with a gradient, Meyer et al.'s without), one run each way, from their JSON."""
+    readme = _readme()
+    seconds = {s: bench.load(COMMITTED / f"scaling-20261206-{s}.json")["seconds"]["torch"]["22"]
+               for s in ("061457", "061640", "061746", "061904")}
+    with_thp, without = _ms(seconds["061640"]), _ms(seconds["061457"])
+    assert f"took {with_thp} ms at 22 qubits on the torch program with it against {without}" in readme
+    assert f"meyer_iqp --no-grad` {_ms(seconds['061904'])} against {_ms(seconds['061746'])}" in readme
