@@ -397,8 +397,7 @@ def _copy_time(batch: int, n: int, place: str, budget_s: float) -> float:
     afresh, so the copy was timed with its page faults or not, by the process's history (the fraction of the bound
     printed for Meyer et al.'s circuit at 22 qubits and 8 samples read 114% and 15% in two runs of one command)."""
     state = torch.randn(batch, 2**n, dtype=torch.complex64, device=place)
-    out = torch.empty_like(state)
-    out.zero_()
+    out = torch.zeros_like(state)
 
     def copy():
         out.copy_(state)

@@ -107,6 +107,11 @@ def kron_chunk(m: torch.Tensor) -> torch.Tensor:
     return out.reshape(*lead, *out.shape[-2:])
 
 
+def chunk_view(state: torch.Tensor, first: int, dim: int) -> torch.Tensor:
+    """``(B, 2**n)`` as ``(B, 2**first, dim, rest)``: axis 2 is the chunk of wires from ``first``."""
+    return state.view(state.shape[0], 2**first, dim, -1)
+
+
 def wire_view(state: torch.Tensor, wire: int, n: int) -> torch.Tensor:
     """``(B, 2**n)`` as ``(B, 2**wire, 2, 2**(n - wire - 1))``: axis 2 is ``wire``."""
     return state.reshape(state.shape[0], 2**wire, 2, 2 ** (n - wire - 1))
@@ -266,7 +271,7 @@ def chunk_overlap(mu: torch.Tensor, psi: torch.Tensor, first: int, dim: int) -> 
     One batched product on the first wires, one with the trace over ``rest`` on the last ones, else products per
     row in slices of :data:`OVERLAP_MAX_ELEMENTS` results."""
     batch = psi.shape[0]
-    m, p = mu.view(batch, 2**first, dim, -1), psi.view(batch, 2**first, dim, -1)
+    m, p = chunk_view(mu, first, dim), chunk_view(psi, first, dim)
     rows, rest = m.shape[1], m.shape[-1]
     if rows == 1:
         return torch.bmm(m[:, 0], p[:, 0].mT)

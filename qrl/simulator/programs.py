@@ -34,6 +34,7 @@ from qrl.simulator.gates import (
     apply_monomials,
     as_rotations,
     chunk_overlap,
+    chunk_view,
     conjugate_monomials,
     inverse_monomials,
     kron_chunk,
@@ -484,7 +485,7 @@ class WiresProgram:
         n, dev, cdtype = self.n, psi.device, psi.dtype
         grads, k = [torch.zeros_like(f) for f in fused], len(fused)
         buffers = reused_buffers(psi)  # three, for psi, mu and the next step's output; never the ones handed in
-        mu = torch.conj_physical(lam) if buffers is None else torch.conj_physical(lam, out=buffers.other(psi))
+        mu = torch.conj_physical(lam, out=into(buffers, psi))
         for step_i in reversed(range(len(self._program))):
             step = self._program[step_i]
             kind = step[0]
@@ -569,11 +570,6 @@ def group_members(blocks: torch.Tensor, index: list[int], const, key) -> torch.T
     return blocks[const(key, index, torch.int64, blocks.device)]
 
 
-def _chunk_view(state: torch.Tensor, first: int, dim: int) -> torch.Tensor:
-    """``(B, 2**n)`` as ``(B, 2**first, dim, rest)``: axis 2 is the chunk of wires from ``first``."""
-    return state.view(state.shape[0], 2**first, dim, -1)
-
-
 def apply_chunk(state: torch.Tensor, first: int, kron: torch.Tensor, n: int,
                 out: torch.Tensor | None = None) -> torch.Tensor:
     """Apply a ``(B, 2**k, 2**k)`` matrix on the ``k`` wires from ``first``: one batched product from the left
@@ -584,7 +580,7 @@ def apply_chunk(state: torch.Tensor, first: int, kron: torch.Tensor, n: int,
         return matmul_into(kron, state.view(batch, dim, -1), out, bmm=True).reshape(batch, -1)
     if 2**first * dim == state.shape[1]:
         return matmul_into(state.view(batch, -1, dim), kron.mT, out, bmm=True).reshape(batch, -1)
-    return matmul_into(kron.unsqueeze(1), _chunk_view(state, first, dim), out).reshape(batch, -1)
+    return matmul_into(kron.unsqueeze(1), chunk_view(state, first, dim), out).reshape(batch, -1)
 
 
 def apply_group(state: torch.Tensor, first: int, m: torch.Tensor, n: int,
@@ -595,7 +591,7 @@ def apply_group(state: torch.Tensor, first: int, m: torch.Tensor, n: int,
     batch, dim = state.shape[0], m.shape[-1]
     middle = 0 < first and 2**first * dim < state.shape[1]
     if middle and torch.is_grad_enabled() and (m.requires_grad or state.requires_grad):
-        return BlockProduct.apply(m, _chunk_view(state, first, dim)).reshape(batch, -1)
+        return BlockProduct.apply(m, chunk_view(state, first, dim)).reshape(batch, -1)
     return apply_chunk(state, first, m, n, out)
 
 
