@@ -27,6 +27,16 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.0f}" if seconds >= 1 else f"{seconds * 1e3:.1f}"
 
 
+def _auto_over_fastest(seconds: dict, n: str) -> float:
+    """A ``qrl bench scaling`` result's ``auto`` time at ``n`` qubits over the fastest backend's there."""
+    return seconds["auto"][n] / min(v[n] for v in seconds.values())
+
+
+def _day(*stamps: str) -> tuple[str, ...]:
+    """Time stamps of 2026-12-06 (``HHMMSS``) as the JSON files name them."""
+    return tuple(f"20261206-{stamp}" for stamp in stamps)
+
+
 def test_policy_bench_measures_every_path(tmp_path):
     result = bench.bench_policy(batches=(1, 3), n_layers=1, budget_s=0.0, include_slow=True)
     assert set(result["seconds"]) == {"update", "rollout"}
@@ -1235,7 +1245,7 @@ def test_the_readme_rows_without_a_gradient_after_their_own_factor_are_the_commi
     """README, calls without a gradient above 18 qubits after FORWARD_STATE_FACTOR: the ratios quoted, from the JSON."""
     readme = _readme()
     load = lambda stamp: bench.load(COMMITTED / f"scaling-20261206-{stamp}.json")["seconds"]  # noqa: E731
-    ratio = lambda s, n: s["auto"][n] / min(v[n] for v in s.values())  # noqa: E731
+    ratio = _auto_over_fastest
     first, second = load("002318"), load("002608")
     assert (f"4.17 and 3.00 s on `auto` against 4.16 and 2.99 on the torch program and 6.64 and 6.57 on the kernel "
             f"({ratio(first, '22'):.2f}x and {ratio(second, '22'):.2f}x;") in readme
@@ -1255,7 +1265,7 @@ def test_the_readme_rows_with_the_smaller_pad_are_the_committed_measurements():
                 f"{meyer['torch:native']['22'] * 1e3:.0f} ms in that run)" in readme)
     assert (f"`hsiao` with one {hsiao['torch']['20'] * 1e3:.1f} ms at 20 and {hsiao['torch']['22'] * 1e3:.0f} "
             f"at 22") in readme
-    ratio = lambda s, n: f"{s['auto'][n] / min(v[n] for v in s.values()):.2f}x"  # noqa: E731
+    ratio = lambda s, n: f"{_auto_over_fastest(s, n):.2f}x"  # noqa: E731
     first, second, nograd, grad = load("004914"), load("005257"), load("004939"), load("005051")
     assert (f"twice, {ratio(first, '20')}, {ratio(first, '22')}, {ratio(second, '20')} and {ratio(second, '22')}"
             in readme)
@@ -1299,7 +1309,7 @@ def test_the_readme_rows_without_a_gradient_at_21_and_23_qubits_are_the_committe
     for stamp in ("011928", "012023", "012202", "012423"):
         seconds = bench.load(COMMITTED / f"scaling-20261206-{stamp}.json")["seconds"]
         for n in ("21", "23"):
-            ratios.append(seconds["auto"][n] / min(v[n] for v in seconds.values()))
+            ratios.append(_auto_over_fastest(seconds, n))
             choices.append(seconds["torch"][n] < seconds["torch:native"][n])
     assert f"`auto` within {max(ratios):.2f}x of the fastest at all 8" in readme
     assert choices == [True] * 4 + [False] * 4  # the torch program fastest for Meyer et al.'s and hsiao, not the others
@@ -1310,14 +1320,13 @@ def test_the_readme_rows_of_the_reused_buffers_are_the_committed_measurements():
     of each commit alternately (Meyer et al.'s circuit with a gradient once), and auto without a gradient after, from
     the JSON."""
     readme = _readme()
-    day = lambda *stamps: tuple(f"20261206-{stamp}" for stamp in stamps)  # noqa: E731
-    _assert_before_after_rows(readme, (("Meyer et al.'s", "no", day("024344", "025535"), day("024859", "025906")),
-                                       ("`hsiao`", "yes", day("024448", "025641"), day("024957", "030005")),
-                                       ("`hea`", "yes", day("024611", "025804"), day("025150", "030157")),
-                                       ("Meyer et al.'s", "yes", day("024752"), day("025413"))))
+    _assert_before_after_rows(readme, (("Meyer et al.'s", "no", _day("024344", "025535"), _day("024859", "025906")),
+                                       ("`hsiao`", "yes", _day("024448", "025641"), _day("024957", "030005")),
+                                       ("`hea`", "yes", _day("024611", "025804"), _day("025150", "030157")),
+                                       ("Meyer et al.'s", "yes", _day("024752"), _day("025413"))))
     nograd = [bench.load(COMMITTED / f"scaling-20261206-{s}.json")["seconds"] for s in
               ("030601", "030725", "030803", "030931", "031031", "031131", "031208", "031215", "031225")]
-    ratios = [s["auto"][n] / min(v[n] for v in s.values()) for s in nograd for n in s["auto"]]
+    ratios = [_auto_over_fastest(s, n) for s in nograd for n in s["auto"]]
     assert len(ratios) == 16 and f"`auto` within {max(ratios):.2f}x of the fastest in all 16" in readme
     names = {"032145": "Meyer et al.'s", "032246": "`hsiao`", "032619": "`chen_vqdqn`", "033011": "`lockwood_si`",
              "033235": "`jerbi_skolik`", "033600": "`strongly_entangling`"}
@@ -1325,14 +1334,14 @@ def test_the_readme_rows_of_the_reused_buffers_are_the_committed_measurements():
     for stamp, name in names.items():  # auto with a gradient after the refit
         s = bench.load(COMMITTED / f"scaling-20261206-{stamp}.json")["seconds"]
         for n in ("20", "22"):
-            ratio = s["auto"][n] / min(v[n] for v in s.values())
+            ratio = _auto_over_fastest(s, n)
             worst = max(worst, ratio)
             assert (f"| {name} | {n} | {s['auto'][n]:.2f} | {s['torch'][n]:.2f} | {s['torch:native'][n]:.2f} | "
                     f"{ratio:.2f}x |") in readme
     assert f"Within {worst:.2f}x at all 12" in readme
     fits = {stamp: bench.load(COMMITTED / f"scaling-20261206-{stamp}.json")["seconds"] for stamp in
             ("034841", "035122", "035334")}  # 21 and 23 qubits, where the factor was not fitted
-    ratio = {stamp: [f"{s['auto'][n] / min(v[n] for v in s.values()):.2f}x" for n in s["auto"]]
+    ratio = {stamp: [f"{_auto_over_fastest(s, n):.2f}x" for n in s["auto"]]
              for stamp, s in fits.items()}
     assert (f"`hsiao` {ratio['034841'][0]} and {ratio['034841'][1]} (the torch program" in readme
             and f"`chen_vqdqn` {ratio['035122'][0]} and {ratio['035122'][1]} (the kernel)" in readme
@@ -1344,12 +1353,11 @@ def test_the_readme_rows_of_the_overlaps_without_conjugation_are_the_committed_m
     commands), auto with a gradient on the two circuits nearest the crossover after the first refit, and the three
     calls whose choice that refit changed, each from its JSON."""
     readme = _readme()
-    day = lambda *stamps: tuple(f"20261206-{stamp}" for stamp in stamps)  # noqa: E731
-    _assert_before_after_rows(readme, (("`hsiao`", "yes", day("043135", "044113"), day("043227", "044207")),
-                                       ("`hea`", "yes", day("043421", "044358"), day("043550", "044527")),
-                                       ("Meyer et al.'s", "yes", day("043812", "044751"), day("044016", "044950"))))
+    _assert_before_after_rows(readme, (("`hsiao`", "yes", _day("043135", "044113"), _day("043227", "044207")),
+                                       ("`hea`", "yes", _day("043421", "044358"), _day("043550", "044527")),
+                                       ("Meyer et al.'s", "yes", _day("043812", "044751"), _day("044016", "044950"))))
     chen, lockwood = (bench.load(COMMITTED / f"scaling-20261206-{s}.json")["seconds"] for s in ("050251", "050615"))
-    ratio = lambda s, n: f"{s['auto'][n] / min(v[n] for v in s.values()):.2f}x"  # noqa: E731
+    ratio = lambda s, n: f"{_auto_over_fastest(s, n):.2f}x"  # noqa: E731
     assert (f"`chen_vqdqn` {ratio(chen, '20')} and {ratio(chen, '22')} at 20 and 22 qubits "
             f"({chen['auto']['20']:.2f} s against {chen['torch:native']['20']:.2f} on the kernel at 20; "
             f"the torch program {chen['torch']['20']:.2f})") in readme
@@ -1375,7 +1383,7 @@ def test_the_readme_lockwood_si_at_14_qubits_timed_again_is_the_committed_measur
     in the two runs of 2026-12-06, from their JSON (1.19x-1.23x before)."""
     readme = _readme()
     runs = [bench.load(COMMITTED / f"scaling-20261206-{s}.json")["seconds"] for s in ("055851", "055901")]
-    ratios = [s["auto"]["14"] / min(v["14"] for v in s.values()) for s in runs]
+    ratios = [_auto_over_fastest(s, "14") for s in runs]
     assert max(ratios) < 1.2
     assert f"auto (the torch program) {ratios[0]:.2f}x and {ratios[1]:.2f}x of the kernel" in readme
     assert f"{ratios[0]:.2f}x and {ratios[1]:.2f}x in two runs on 2026-12-06" in readme
