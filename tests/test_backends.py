@@ -308,6 +308,29 @@ def test_chunk_overlap_sums_products_over_the_other_wires_in_each_of_its_forms(m
         np.testing.assert_allclose(block_overlap(mu, psi, pair, n).numpy(), ref.numpy(), atol=1e-10, rtol=0)
 
 
+def test_a_matrix_per_sample_times_every_row_runs_per_sample_without_autograd_and_equals_the_broadcast_product():
+    """``matmul_into`` of ``(B, 1, d, d) @ (B, rows, d, rest)`` one sample at a time (the bounds of
+    ``PER_SAMPLE_MIN_EXPANDED`` lowered to 0) equals ``torch.matmul``'s broadcast product, into a new tensor and into
+    ``out``; the same size at the default bounds, or with a gradient recorded, stays one broadcast product."""
+    from qrl.simulator import gates
+
+    gen = torch.Generator().manual_seed(372)
+    a = torch.randn(3, 1, 4, 4, generator=gen, dtype=torch.complex128)
+    b = torch.randn(3, 8, 4, 5, generator=gen, dtype=torch.complex128)
+    ref = torch.matmul(a, b)
+    assert not gates.per_sample_product(a, b)  # 384 expanded elements: under the default bound
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gates, "PER_SAMPLE_MIN_EXPANDED", 0)
+        patch.setattr(gates, "PER_SAMPLE_MIN_AMPLITUDES", 0)
+        assert gates.per_sample_product(a, b)
+        out = torch.zeros(3, 8 * 4 * 5, dtype=torch.complex128)
+        for got in (gates.matmul_into(a, b), gates.matmul_into(a, b, out)):
+            np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-12, rtol=0)
+        np.testing.assert_allclose(out.view(ref.shape).numpy(), ref.numpy(), atol=1e-12, rtol=0)
+        assert not gates.per_sample_product(a.requires_grad_(), b)  # autograd records one product
+        assert not gates.per_sample_product(a[:1].detach(), b[:1, :1])  # one row: nothing to broadcast over
+
+
 def test_a_run_of_permutation_gates_has_a_second_derivative():
     """:class:`MonomialRun`'s backward is itself a run (the inverse), so gradcheck and gradgradcheck hold: CNOT, CY
     (phases), Toffoli, on wires in either order."""
@@ -365,6 +388,56 @@ def test_runs_without_autograd_write_into_two_buffers_and_the_adjoint_method_int
     made.clear()
     TorchStatevector(spec, "wires")(angles, weights).sum().backward()  # autograd: new tensors
     assert made == []
+
+
+def test_buffers_go_back_to_a_pool_that_keeps_one_size_and_never_the_states_a_call_returns(monkeypatch):
+    """Across calls (``REUSE_MIN_BYTES`` lowered to 0, the pool emptied first): the second forward + backward of the
+    adjoint program takes every buffer but one from the pool (the forward's returned state stays out: it is saved for
+    the backward), and two forwards before either backward keep their states and gradients (against autograd on the
+    per-wire program). The pool holds at most three buffers, of one size: a call of another size or one with autograd
+    empties it."""
+    from qrl.simulator import gates, programs
+
+    fresh = []
+    take = gates.BufferPool.take
+
+    def counted(self, numel, dtype, device):
+        known = {b.untyped_storage().data_ptr() for b in self._free}
+        out = take(self, numel, dtype, device)
+        fresh.append(out.untyped_storage().data_ptr() not in known)
+        return out
+
+    monkeypatch.setattr(gates.BufferPool, "take", counted)
+    monkeypatch.setattr(programs, "REUSE_MIN_BYTES", 0)
+    programs.BUFFER_POOL.clear()
+    spec = CircuitSpec(n_qubits=7, n_layers=3, n_inputs=7, ansatz="strongly_entangling")
+    adjoint, wires = TorchStatevector(spec, "adjoint"), TorchStatevector(spec, "wires")
+    gen = torch.Generator().manual_seed(371)
+    a1, a2 = (torch.rand(4, *spec.input_shape, generator=gen, dtype=torch.float64) * 3 for _ in range(2))
+    weights = torch.rand(spec.weight_shape, generator=gen, dtype=torch.float64, requires_grad=True)
+    state_bytes = 4 * 2**7 * 16
+    for _ in range(2):
+        fresh.clear()
+        adjoint(a1, weights).sum().backward()
+        assert programs.BUFFER_POOL.held_bytes() == 3 * state_bytes
+    assert sorted(fresh) == [False] * 4 + [True]  # five buffers (two forward, three backward), one new: the one
+    # the last call's forward returned stayed out of the pool
+    expected = []
+    for a in (a1, a2):
+        out = wires(a, weights)
+        expected.append((out.detach(), torch.autograd.grad(out.square().sum(), weights)[0]))
+    outs = [adjoint(a, weights) for a in (a1, a2)]  # the second forward before the first backward
+    for out, (value, _) in zip(outs, expected, strict=True):
+        np.testing.assert_allclose(out.detach().numpy(), value.numpy(), atol=1e-10, rtol=0)
+    for out, (_, grad) in zip(reversed(outs), reversed(expected), strict=True):
+        got = torch.autograd.grad(out.square().sum(), weights)[0]
+        np.testing.assert_allclose(got.numpy(), grad.numpy(), atol=1e-10, rtol=0)
+    assert programs.BUFFER_POOL.held_bytes() == 3 * state_bytes
+    with torch.no_grad():
+        adjoint(a1[:3], weights)  # another size: the pool now holds one buffer of it
+    assert programs.BUFFER_POOL.held_bytes() == 3 * 2**7 * 16
+    wires(a1[:3], weights).sum().backward()  # autograd on a state batch of REUSE_MIN_BYTES or more
+    assert programs.BUFFER_POOL.held_bytes() == 0
 
 
 @pytest.mark.parametrize("program", PROGRAMS)

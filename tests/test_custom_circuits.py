@@ -183,10 +183,13 @@ def test_runs_into_reused_buffers_match_default_qubit(chunk, monkeypatch):
     """With every state batch written into reused buffers (``REUSE_MIN_BYTES`` lowered to 0; runs of permutation gates
     copied from 3 qubits, so they share them), 20 random circuits per chunk at batch 5: values without a gradient
     (the per-wire and fused programs) and the adjoint method's gradients (its forward and its backward, three buffers
-    for two states) equal default.qubit, and the programs writing new tensors, to 1e-6 in float64."""
-    from qrl.simulator import programs
+    for two states) equal default.qubit, and the programs writing new tensors, to 1e-6 in float64. Every broadcast
+    product of a matrix per sample without autograd runs one sample at a time (``PER_SAMPLE_MIN_EXPANDED`` lowered)."""
+    from qrl.simulator import gates, programs
 
     monkeypatch.setattr(programs, "PERMUTE_MAX_QUBITS", 2)
+    monkeypatch.setattr(gates, "PER_SAMPLE_MIN_EXPANDED", 0)
+    monkeypatch.setattr(gates, "PER_SAMPLE_MIN_AMPLITUDES", 0)
     for seed in range(200 + 20 * chunk, 220 + 20 * chunk):
         spec = _spec_of(seed)
         default = _unbroadcast(qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=spec.n_qubits),

@@ -27,6 +27,7 @@ from qrl.simulator.fusion import (
 )
 from qrl.simulator.gates import (
     PAULI_K,
+    BufferPool,
     MonomialRun,
     StateBuffers,
     apply_1q,
@@ -470,6 +471,8 @@ class WiresProgram:
                          else apply_monomials(state, step[1], n, buffers))
             else:
                 state = apply_kq(state, step[1], self._const(("2q", step_i), step[2], cdtype, dev), n)
+        if buffers is not None:
+            buffers.release(state)  # the state returned stays out of the pool
         return state
 
     def adjoint_backward(self, psi: torch.Tensor, lam: torch.Tensor, fused: list) -> list[torch.Tensor]:
@@ -529,6 +532,8 @@ class WiresProgram:
             else:
                 m = self._const(("2q", step_i), step[2], cdtype, dev).T
                 psi, mu = apply_kq(psi, step[1], m.conj(), n), apply_kq(mu, step[1], m, n)
+        if buffers is not None:
+            buffers.release()  # nothing returned is a state batch
         return grads
 
 
@@ -539,11 +544,21 @@ step: glibc maps such blocks afresh (:data:`qrl.malloc.MMAP_THRESHOLD`), so ever
 page. Smaller ones come from the heap at no such cost, and run as before (the same values either way)."""
 
 
+BUFFER_POOL = BufferPool()
+"""The state batches that runs on the CPU without autograd give back, for the next run of the same size (on a GPU
+torch's caching allocator keeps freed blocks already). A run with autograd on a state batch of
+:data:`REUSE_MIN_BYTES` or more empties it, so the memory it holds is never on top of autograd's."""
+
+
 def reused_buffers(state: torch.Tensor) -> StateBuffers | None:
-    """Buffers for a run on ``state`` without autograd, where its batch is :data:`REUSE_MIN_BYTES` or more."""
-    if torch.is_grad_enabled() or state.shape[0] * state.shape[-1] * state.element_size() < REUSE_MIN_BYTES:
+    """Buffers for a run on ``state`` without autograd, where its batch is :data:`REUSE_MIN_BYTES` or more (from
+    :data:`BUFFER_POOL` on the CPU; the run gives them back by :meth:`StateBuffers.release`)."""
+    if state.shape[0] * state.shape[-1] * state.element_size() < REUSE_MIN_BYTES:
         return None
-    return StateBuffers(state)
+    if torch.is_grad_enabled():
+        BUFFER_POOL.clear()
+        return None
+    return StateBuffers(state, BUFFER_POOL if state.device.type == "cpu" else None)
 
 
 def into(buffers: StateBuffers | None, *held: torch.Tensor) -> torch.Tensor | None:
