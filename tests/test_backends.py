@@ -394,8 +394,8 @@ def test_buffers_go_back_to_a_pool_that_keeps_one_size_and_never_the_states_a_ca
     """Across calls (``REUSE_MIN_BYTES`` lowered to 0, the pool emptied first): the second forward + backward of the
     adjoint program takes every buffer but one from the pool (the forward's returned state stays out: it is saved for
     the backward), and two forwards before either backward keep their states and gradients (against autograd on the
-    per-wire program). The pool holds at most three buffers, of one size: a call of another size or one with autograd
-    empties it."""
+    per-wire program). The pool holds at most three buffers, of one size: a call of another size, one with autograd or
+    one on another backend empties it."""
     from qrl.simulator import gates, programs
 
     fresh = []
@@ -438,6 +438,11 @@ def test_buffers_go_back_to_a_pool_that_keeps_one_size_and_never_the_states_a_ca
     assert programs.BUFFER_POOL.held_bytes() == 3 * 2**7 * 16
     wires(a1[:3], weights).sum().backward()  # autograd on a state batch of REUSE_MIN_BYTES or more
     assert programs.BUFFER_POOL.held_bytes() == 0
+    for other in ("lightning.qubit", "default.qubit"):  # a call on another backend empties it too
+        adjoint(a1, weights).sum().backward()
+        assert programs.BUFFER_POOL.held_bytes() == 3 * state_bytes
+        make_backend(spec, other)(a1, weights.detach())
+        assert programs.BUFFER_POOL.held_bytes() == 0, other
 
 
 @pytest.mark.parametrize("program", PROGRAMS)

@@ -15,7 +15,7 @@ from pennylane.measurements import ExpectationMP
 from torch.autograd.function import once_differentiable
 
 from qrl.errors import QRLError
-from qrl.simulator import trace_circuit
+from qrl.simulator import release_buffers, trace_circuit
 
 OPS_MODULES = {
     "lightning.qubit": "pennylane_lightning.lightning_qubit_ops",
@@ -211,6 +211,7 @@ class LightningStatevector:
             tracker.record()
 
     def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
+        release_buffers()
         angles = self.rotation_angles(inputs, weights)
         sim = self.simulator("C128" if angles.dtype == torch.float64 else "C64")
         self.track(batches=1, executions=int(angles.shape[0]))

@@ -10,6 +10,7 @@ import torch
 from qrl.backends.lightning import LightningStatevector
 from qrl.circuits.custom import measurement_width, measures_probabilities
 from qrl.errors import QRLError
+from qrl.simulator import release_buffers
 
 LIGHTNING = ("lightning.qubit", "lightning.gpu", "lightning.kokkos")
 MIXED_STATE_DEVICES = ("default.mixed",)
@@ -99,6 +100,7 @@ class PennyLaneQNode:
         return "parameter-shift" if method == "adjoint" and measures_probabilities(spec) else method
 
     def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
+        release_buffers()
         if self.native is not None:
             like = weights[0] if weights else inputs
             return self.native(inputs, *weights).to(dtype=like.dtype, device=like.device)

@@ -19,6 +19,7 @@ from qrl.simulator import (
     cheaper_program,
     forward_peak_bytes,
     gradient_peak_bytes,
+    release_buffers,
     state_bytes,
     trace_circuit,
 )
@@ -190,6 +191,8 @@ class TorchStatevector:
 
     def __call__(self, inputs: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
         per_sample, shared, rdtype, cdtype = self._prepare(inputs, weights)
+        if not isinstance(self._impl, WiresProgram):
+            release_buffers()
         if self._kernel_readout is not None:  # the native program reads out in its own call
             return self._impl.values(per_sample, shared, self._kernel_readout, rdtype)
         return self._readout(self._impl.state(per_sample, shared, cdtype), rdtype)

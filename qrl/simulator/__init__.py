@@ -29,6 +29,7 @@ from qrl.simulator.programs import (
     cheaper_program,
     forward_peak_bytes,
     gradient_peak_bytes,
+    release_buffers,
 )
 from qrl.simulator.readout import Readout, z_diagonal
 from qrl.simulator.trace import PARAMETRIC_1Q, Gate, Source, TracedCircuit, trace_circuit, trace_gates
@@ -53,6 +54,7 @@ __all__ = [
     "cheaper_program",
     "forward_peak_bytes",
     "gradient_peak_bytes",
+    "release_buffers",
     "rotations",
     "schedule",
     "state_bytes",

@@ -135,8 +135,9 @@ class BufferPool:
 
     A run's :class:`StateBuffers` are otherwise new each call: at 24 qubits and 8 samples five 1 GiB batches faulted
     in page by page per forward + backward (README, "Where hsiao's time at 24 qubits goes"). The pool keeps buffers of
-    one size only (a run of another size, or :meth:`clear`, drops them) and at most :data:`POOL_MAX_BUFFERS`, so a call
-    never finds more held than a call of its own size leaves. Thread-safe; a buffer taken belongs to its run alone.
+    one size only (a run of another size, or :meth:`clear`, drops them) and at most :data:`POOL_MAX_BUFFERS`; the
+    programs empty it where a call runs without them (:func:`qrl.simulator.programs.release_buffers`). Thread-safe; a
+    buffer taken belongs to its run alone.
     """
 
     def __init__(self):

@@ -550,13 +550,20 @@ torch's caching allocator keeps freed blocks already). A run with autograd on a 
 :data:`REUSE_MIN_BYTES` or more empties it, so the memory it holds is never on top of autograd's."""
 
 
+def release_buffers() -> None:
+    """Empty :data:`BUFFER_POOL`: called by every backend call that does not run a :class:`WiresProgram` (the native
+    kernel, Lightning, PennyLane), so that memory sized for the last large torch program run is not held beside it
+    (``device="auto"`` sizes each call to fit memory alone)."""
+    BUFFER_POOL.clear()
+
+
 def reused_buffers(state: torch.Tensor) -> StateBuffers | None:
     """Buffers for a run on ``state`` without autograd, where its batch is :data:`REUSE_MIN_BYTES` or more (from
     :data:`BUFFER_POOL` on the CPU; the run gives them back by :meth:`StateBuffers.release`)."""
     if state.shape[0] * state.shape[-1] * state.element_size() < REUSE_MIN_BYTES:
         return None
     if torch.is_grad_enabled():
-        BUFFER_POOL.clear()
+        release_buffers()
         return None
     return StateBuffers(state, BUFFER_POOL if state.device.type == "cpu" else None)
 
