@@ -1631,3 +1631,19 @@ def test_every_wires_z_from_18_qubits_equals_lightning(program):
             np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-4, rtol=0, err_msg=f"{program} float32")
     state = torch.randn(3, 8, dtype=torch.complex128, requires_grad=True)
     assert torch.autograd.gradcheck(WireZ.apply, (state,))  # against finite differences, three wires
+
+
+@pytest.mark.parametrize("chunk", [8, 16, 2**22])
+def test_wire_z_reads_its_states_in_chunks_of_samples_with_the_same_values_and_gradients(chunk, monkeypatch):
+    """``WireZ`` in chunks of one, two or all samples (``WIRE_Z_CHUNK_ELEMENTS`` of 8, 16 or the default, 3 wires,
+    batch 5): the values are ``<Z_w>`` from the probabilities summed wire by wire (a closed form), and gradcheck
+    holds."""
+    from qrl.simulator import readout
+
+    monkeypatch.setattr(readout, "WIRE_Z_CHUNK_ELEMENTS", chunk)
+    assert len(readout.sample_chunks(torch.zeros(5, 8))) == {8: 5, 16: 3, 2**22: 1}[chunk]
+    state = torch.randn(5, 8, dtype=torch.complex128, generator=torch.Generator().manual_seed(373), requires_grad=True)
+    p = (state.abs() ** 2).detach().view(5, 2, 2, 2)
+    expected = torch.stack([(p.select(1 + w, 0) - p.select(1 + w, 1)).sum((1, 2)) for w in range(3)], 1)
+    np.testing.assert_allclose(readout.WireZ.apply(state).detach().numpy(), expected.numpy(), atol=1e-12, rtol=0)
+    assert torch.autograd.gradcheck(readout.WireZ.apply, (state,))

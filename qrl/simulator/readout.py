@@ -7,6 +7,7 @@ import functools
 import numpy as np
 import torch
 from pennylane.measurements import ExpectationMP, ProbabilityMP
+from torch.autograd.function import once_differentiable
 
 from qrl.circuits.custom import one_line
 from qrl.errors import QRLError
@@ -178,28 +179,46 @@ class WireZ(torch.autograd.Function):
     @staticmethod
     def forward(ctx, state: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(state)
-        batch = state.shape[0]
         n = state.shape[1].bit_length() - 1
-        level = state.real.square()
-        level.addcmul_(state.imag, state.imag)
-        values = level.new_empty(batch, n)
-        for w in range(n):
-            halves = level.view(batch, 2, -1)
-            sums = halves.sum(2)
-            values[:, w] = sums[:, 0] - sums[:, 1]
-            if w < n - 1:
-                level = halves[:, 0] + halves[:, 1]
+        values = state.real.new_empty(state.shape[0], n)
+        for rows in sample_chunks(state):
+            level = state[rows].real.square()
+            level.addcmul_(state[rows].imag, state[rows].imag)
+            for w in range(n):
+                halves = level.view(level.shape[0], 2, -1)
+                sums = halves.sum(2)
+                values[rows, w] = sums[:, 0] - sums[:, 1]
+                if w < n - 1:
+                    level = halves[:, 0] + halves[:, 1]
         return values
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (state,) = ctx.saved_tensors
-        batch, n = grad.shape
+        n = grad.shape[1]
         signs = torch.tensor([2.0, -2.0], dtype=grad.dtype, device=grad.device)  # d|psi|^2/dpsi = 2 psi, times z_w
-        cotangent = grad.new_zeros(batch, 1)
-        for w in range(n):
-            cotangent = (cotangent[:, :, None] + grad[:, w, None, None] * signs).reshape(batch, -1)
-        return torch.view_as_complex(torch.view_as_real(state) * cotangent[..., None])
+        out = torch.empty_like(state)
+        for rows in sample_chunks(state):
+            g = grad[rows]
+            cotangent = g.new_zeros(g.shape[0], 1)
+            for w in range(n):
+                cotangent = (cotangent[:, :, None] + g[:, w, None, None] * signs).reshape(g.shape[0], -1)
+            torch.mul(torch.view_as_real(state[rows]), cotangent[..., None], out=torch.view_as_real(out[rows]))
+        return out
+
+
+WIRE_Z_CHUNK_ELEMENTS = 2**22
+""":class:`WireZ` reads its states in chunks of samples of at most this many amplitudes (one sample where a sample
+has more): its temporaries (``|psi|^2``, the halves' sums, the cotangent) are then at most 16 MiB in float32, or one
+sample's, and come from the heap (:mod:`qrl.malloc`) instead of state-sized blocks mapped afresh on every call (at 24
+qubits and 8 samples, 512 MiB, 256 MiB, ... forward and backward)."""
+
+
+def sample_chunks(state: torch.Tensor) -> list[slice]:
+    """The slices of samples :class:`WireZ` reads at once (:data:`WIRE_Z_CHUNK_ELEMENTS`)."""
+    rows = max(1, WIRE_Z_CHUNK_ELEMENTS // state.shape[1])
+    return [slice(s, s + rows) for s in range(0, state.shape[0], rows)]
 
 
 LAZY_MIN_QUBITS = 18
