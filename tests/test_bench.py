@@ -1398,3 +1398,26 @@ def test_the_readme_huge_page_trial_is_the_committed_measurement():
     with_thp, without = _ms(seconds["061640"]), _ms(seconds["061457"])
     assert f"took {with_thp} ms at 22 qubits on the torch program with it against {without}" in readme
     assert f"meyer_iqp --no-grad` {_ms(seconds['061904'])} against {_ms(seconds['061746'])}" in readme
+
+
+def test_the_readme_rows_of_the_buffers_kept_across_calls_are_the_committed_fresh_process_calls():
+    """README, "Buffers kept from call to call": ``hsiao`` and ``hea`` at 24 qubits and 8 samples in fresh processes,
+    before and after, two rounds of three calls each; per row the second and third calls' forward + backward seconds
+    (round by round), their ratio of sums, the page faults of those calls and the peak RSS, from the committed JSON."""
+    readme = _readme()
+    rows = json.loads((COMMITTED / "fresh-calls-20261206-074240.json").read_text())["rows"]
+    for circuit, gradient, label in (("hsiao", True, "`hsiao` | yes"), ("hea", True, "`hea` | yes"),
+                                     ("hea", False, "`hea` | no")):
+        cells, sums = [], []
+        for tree in ("before", "after"):
+            calls = sorted((r for r in rows if (r["tree"], r["circuit"], r["gradient"]) == (tree, circuit, gradient)
+                            and r["call"] > 1), key=lambda r: (r["round"], r["call"]))
+            assert len(calls) == 4
+            seconds = [r["forward_s"] + r["backward_s"] for r in calls]
+            faults = [r["page_faults"] / 1e6 for r in calls]
+            sums.append(sum(seconds))
+            cells.append((", ".join(f"{s:.2f}" for s in seconds), f"{min(faults):.2f}-{max(faults):.2f}",
+                          f"{max(r['max_rss_gib'] for r in calls):.2f}"))
+        (tb, fb, rb), (ta, fa, ra) = cells
+        row = f"| {label} | {tb} | {ta} | {sums[0] / sums[1]:.2f}x | {fb}; {fa} | {rb}; {ra} |"
+        assert row in readme, row

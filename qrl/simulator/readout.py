@@ -174,7 +174,8 @@ class WireZ(torch.autograd.Function):
     ``sum_w g_w z_w(j)``, built by doubling (``2**(w + 1)`` entries after wire ``w``), times ``2 psi``. Until
     2026-12-05 each wire's value took a signed copy of the probabilities and its backward as many: from 18 qubits (where
     the readout is not a matrix product, :data:`LAZY_MIN_QUBITS`) ``hsiao``'s forward + backward at 64 samples spent
-    2.5 s of 3.7 in the readout, 0.2 s now (README, "The readout from 18 qubits")."""
+    2.5 s of 3.7 in the readout, 0.2 s now (README, "The readout from 18 qubits"). Both read the states in chunks of
+    samples (:func:`sample_chunks`)."""
 
     @staticmethod
     def forward(ctx, state: torch.Tensor) -> torch.Tensor:
