@@ -92,7 +92,7 @@ class CallModel:
         return model if all(np.isfinite(x) and x > 0 for x in numbers) else None
 
 
-LARGE_STATE_FACTOR = (0.72, 0.27)
+LARGE_STATE_FACTOR = (0.97, 0.04)
 """``(factor at a 64 MiB state batch, more per doubling of it)``: :func:`large_state_factor`."""
 
 
