@@ -534,18 +534,20 @@ def test_the_readme_26_qubit_tiny_batch_rows_are_the_committed_measurement():
 
 def test_auto_at_25_and_26_qubits_runs_each_call_where_it_fits_from_the_stored_crossovers(monkeypatch):
     """On a machine of this one's memory (23.5 GiB), from the stored tables: at 26 qubits 1-2 samples on torch (the
-    tiny table), 3-8 on the kernel (the small table's choice at 24, within 3/4 of memory: 4.05 state batches
-    estimated, as the kernel reads the Z words out itself; at 3 samples with a gradient 81.7 s against 77.8 on the
-    torch program, 1.05x, timed once on 2026-12-06, ``scaling-20261206-050905.json``), 9 and more on the kernel in
-    chunks of 8 (on Lightning until 2026-12-05); at 25 qubits the kernel up to 16 samples (until the estimate followed
-    the measured peaks: up to 4 and 8), in chunks of 16 beyond."""
+    tiny table), 3 on the torch program (by the model's large-state factor since its fit of 2026-12-06 08:20; the
+    kernel before: at 3 samples with a gradient 81.7 s against 77.8 on the torch program, timed once on 2026-12-06,
+    ``scaling-20261206-050905.json``), 4-8 on the kernel (the small table's choice at 24, within 3/4 of memory: 4.05
+    state batches estimated, as the kernel reads the Z words out itself), 9 and more on the kernel in chunks of 8 (on
+    Lightning until 2026-12-05); at 25 qubits the torch program at 3 samples, the kernel at 4-16 (until the estimate
+    followed the measured peaks: up to 4 and 8), in chunks of 16 beyond."""
     from qrl.backends import select
     from qrl.circuits import CircuitSpec
 
     monkeypatch.setattr(select, "physical_memory", lambda: int(23.5 * 2**30))
-    expected = {26: {1: "wires", 2: "wires", 3: "native", 4: "native", 5: "native", 8: "native", 9: "native 8",
+    expected = {26: {1: "wires", 2: "wires", 3: "wires", 4: "native", 5: "native", 8: "native", 9: "native 8",
                      16: "native 8", 64: "native 8"},
-                25: {2: "wires", 3: "native", 8: "native", 16: "native", 17: "native 16", 64: "native 16"}}
+                25: {2: "wires", 3: "wires", 4: "native", 8: "native", 16: "native", 17: "native 16",
+                     64: "native 16"}}
     for n, choices in expected.items():
         backend = select.make_backend(CircuitSpec(n_qubits=n, n_layers=5, n_inputs=n, n_outputs=n), "auto")
         chosen = {b: backend.for_batch(b) for b in choices}
@@ -1160,16 +1162,16 @@ def _assert_before_after_rows(readme: str, runs) -> None:
 
 def test_the_large_state_factor_is_the_fit_to_the_committed_calls():
     """``LARGE_STATE_FACTOR`` (qrl/backends/calls.py) is the least-squares line through the measured over estimated
-    times of the torch program in the committed ``qrl bench calls`` run at 20-24 qubits since the adjoint method's
-    overlaps conjugate no state batch (each estimate by the model stored in that run), to two digits; the README
-    quotes those ratios, and those of the earlier fits (20-22 qubits after the overlaps, reused buffers, the heap pad
-    of 512 MiB, of 1 GiB, none)."""
+    times of the torch program in the committed ``qrl bench calls`` run at 20-24 qubits since runs without autograd
+    keep their buffers from call to call (each estimate by the model stored in that run), to two digits; the README
+    quotes those ratios, and those of the earlier fits (20-24 and 20-22 qubits after the overlaps, reused buffers, the
+    heap pad of 512 MiB, of 1 GiB, none)."""
     from qrl.backends.calls import LARGE_STATE_FACTOR, CallModel
 
     readme = _readme()
     ratios = {}
-    for stamp in ("20261206-055132", "20261206-045358", "20261206-030541", "20261206-004720", "20261205-234714",
-                  "20261205-235213"):  # overlaps without a conjugated state, 20-24 qubits, 20-22; buffers; pads; none
+    for stamp in ("20261206-082018", "20261206-055132", "20261206-045358", "20261206-030541", "20261206-004720",
+                  "20261205-234714", "20261205-235213"):  # kept buffers; overlaps at 20-24 qubits, 20-22; buffers; pads
         run = bench.load(COMMITTED / f"calls-{stamp}.json")
         model = CallModel.from_json(run["model"])
         ratios[stamp] = [(np.log2(r["batch"] * 2 ** r["qubits"] * 8 / 2**20) - 6,
@@ -1177,7 +1179,7 @@ def test_the_large_state_factor_is_the_fit_to_the_committed_calls():
                          for r in run["rows"]]
         quoted = ", ".join(f"{y:.2f}" for _, y in ratios[stamp])
         assert f"measured over estimated {quoted}" in readme, quoted
-    x, y = np.array(ratios["20261206-055132"]).T
+    x, y = np.array(ratios["20261206-082018"]).T
     slope, intercept = np.polyfit(x, y, 1)
     assert (round(intercept, 2), round(slope, 2)) == LARGE_STATE_FACTOR
 
@@ -1421,3 +1423,25 @@ def test_the_readme_rows_of_the_buffers_kept_across_calls_are_the_committed_fres
         (tb, fb, rb), (ta, fa, ra) = cells
         row = f"| {label} | {tb} | {ta} | {sums[0] / sums[1]:.2f}x | {fb}; {fa} | {rb}; {ra} |"
         assert row in readme, row
+
+
+def test_the_readme_rows_at_20_and_22_qubits_after_the_kept_buffers_are_the_committed_measurements():
+    """README, "Buffers kept from call to call": the torch program before (``c14a55d``) and after (``8324ceb``) at 20
+    and 22 qubits, one run each way, from their JSON."""
+    _assert_before_after_rows(_readme(), (("`hsiao`", "yes", _day("082112"), _day("082200")),
+                                          ("`hea`", "yes", _day("082320"), _day("082441")),
+                                          ("Meyer et al.'s", "yes", _day("082641"), _day("082841")),
+                                          ("`hea`", "no", _day("082905"), _day("082930"))))
+
+
+def test_the_readme_auto_checks_after_the_large_state_refit_are_the_committed_measurements():
+    """README, "Buffers kept from call to call": two calls the refitted large-state factor moved to the torch program,
+    timed with auto beside both programs; auto within 1.2x of the fastest, and the kernel (the old choice) not."""
+    readme = _readme()
+    for stamp, n in (("084054", "22"), ("084251", "24")):
+        seconds = bench.load(COMMITTED / f"scaling-20261206-{stamp}.json")["seconds"]
+        assert _auto_over_fastest(seconds, n) < 1.2 and seconds["torch:native"][n] / seconds["torch"][n] > 1.2
+        assert (f"auto {_ms(seconds['auto'][n])} ms, the torch program {_ms(seconds['torch'][n])}, the kernel "
+                f"{_ms(seconds['torch:native'][n])}") in readme
+        ratio = seconds["torch:native"][n] / seconds["torch"][n]
+        assert f"{ratio:.2f}x" in readme and f"{_auto_over_fastest(seconds, n):.2f}x" in readme

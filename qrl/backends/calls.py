@@ -114,15 +114,18 @@ def large_state_factor(amplitudes: int) -> float:
     """How many times its estimate a forward + backward of the torch program takes on a state batch of ``amplitudes``
     complex64 numbers above the sizes the model was fitted at (:data:`CALL_MODEL_MAX_QUBITS`): from a few hundred MiB
     of kept states it takes the adjoint method, three passes for one. Fitted to ``hsiao``, Meyer et al.'s circuit and
-    ``chen_vqdqn`` at 8 samples and 20, 22 and 24 qubits (``qrl bench calls``, ``calls-20261206-055132.json``), measured
-    over estimated: 0.85, 1.05, 3.25; 0.85, 0.93, 1.31; 0.89, 0.94, 1.24 (64 MiB, 256 MiB, 1 GiB); at least 1.
+    ``chen_vqdqn`` at 8 samples and 20, 22 and 24 qubits (``qrl bench calls``, ``calls-20261206-082018.json``), measured
+    over estimated: 1.32, 1.09, 1.37; 0.84, 0.90, 1.07; 0.86, 0.95, 1.00 (64 MiB, 256 MiB, 1 GiB); at least 1.
     Refitted each time the torch program's large temporaries changed: (2.17, 0.44) when glibc mapped and faulted in
     each afresh (2026-12-05); (1.04, 0.46) with a 1 GiB heap pad (:data:`qrl.malloc.TOP_PAD`), (1.08, 0.47) with 512
     MiB, where Meyer et al.'s at 22 qubits still took 1.95x its estimate; (0.85, 0.22) since runs without autograd
     write into reused buffers (2026-12-06, :class:`qrl.simulator.gates.StateBuffers`); (0.72, 0.27) since the adjoint
     method's overlaps conjugate no state batch (:func:`qrl.simulator.gates.chunk_overlap`; fitted at 20 and 22 qubits
     alone, (0.82, 0.07), it would have sent ``chen_vqdqn`` at 24 qubits and 6 samples to the torch program, which ran
-    it 1.07x slower than the kernel). The kernel's estimates held throughout (0.77-1.04 of its times)."""
+    it 1.07x slower than the kernel); (0.97, 0.04) since runs without autograd keep their buffers from call to call
+    (:class:`qrl.simulator.gates.BufferPool`), a matrix per sample times its rows runs per sample and the readout
+    reads in chunks of samples (before: ``calls-20261206-055132.json``, 0.85, 1.05, 3.25; 0.85, 0.93, 1.31; 0.89,
+    0.94, 1.24). The kernel's estimates held throughout (0.77-1.04 of its times)."""
     at_64_mib, per_doubling = LARGE_STATE_FACTOR
     return max(1.0, at_64_mib + per_doubling * (float(np.log2(amplitudes * 8 / 2**20)) - 6))
 
