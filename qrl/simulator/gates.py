@@ -213,9 +213,10 @@ PER_SAMPLE_MIN_EXPANDED = 2**20
 copies the matrices out to ``(B, rows, d, d)`` first (``torch.matmul`` merges the batch axes): a state batch's worth at
 ``d == rest``. Without autograd, where that copy would be at least this many elements and a sample at least
 :data:`PER_SAMPLE_MIN_AMPLITUDES` amplitudes, :func:`matmul_into` takes one product per sample instead, whose matrix
-broadcasts over the rows with no copy. Measured (complex64, one thread, 2026-12-06), broadcast over per sample at
-``d = 16``: 2.8x at 24 qubits and 8 samples, 2.3x at 22 (``d = 8``), 2.6x at 20, 1.27x at 18, 1.35x at 16 and 64
-samples; 0.87x-1.08x where the copy is smaller (14-17 qubits), 0.59x at 12 qubits and 64 samples."""
+broadcasts over the rows with no copy. Measured (complex64, one thread, qrl's :mod:`qrl.malloc` settings,
+2026-12-06), the broadcast product's time over the per-sample ones' at ``d = 16``: 2.8x at 24 and 22 qubits and 8
+samples (1.17x at 22 with ``d = 8``), 1.23x at 20, 1.9x at 18, 1.03x at 16 and 64 samples; where the copy is smaller
+0.98x at 17 qubits and 16 samples, 1.09x at 15 and 64, 0.88x-0.94x at 14, 0.58x at 12 and 64."""
 PER_SAMPLE_MIN_AMPLITUDES = 2**15
 
 
