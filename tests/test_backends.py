@@ -394,8 +394,8 @@ def test_buffers_go_back_to_a_pool_that_keeps_one_size_and_never_the_states_a_ca
     """Across calls (``REUSE_MIN_BYTES`` lowered to 0, the pool emptied first): the second forward + backward of the
     adjoint program takes every buffer but one from the pool (the forward's returned state stays out: it is saved for
     the backward), and two forwards before either backward keep their states and gradients (against autograd on the
-    per-wire program). The pool holds at most three buffers, of one size: a call of another size, one with autograd or
-    one on another backend empties it."""
+    per-wire program). The pool holds at most three buffers, of one size: a call of another size, one with autograd,
+    one on another backend or one in or out of ``torch.inference_mode`` where the buffers were not empties it."""
     from qrl.simulator import gates, programs
 
     fresh = []
@@ -443,6 +443,14 @@ def test_buffers_go_back_to_a_pool_that_keeps_one_size_and_never_the_states_a_ca
         assert programs.BUFFER_POOL.held_bytes() == 3 * state_bytes
         make_backend(spec, other)(a1, weights.detach())
         assert programs.BUFFER_POOL.held_bytes() == 0, other
+    with torch.inference_mode():  # buffers made in inference mode are not handed to runs outside it, and back
+        inference = adjoint(a1, weights.detach())
+    assert programs.BUFFER_POOL.held_bytes() == state_bytes
+    for _ in range(2):
+        with torch.no_grad():
+            np.testing.assert_allclose(adjoint(a1, weights).numpy(), inference.numpy(), atol=1e-12, rtol=0)
+        with torch.inference_mode():
+            np.testing.assert_allclose(adjoint(a1, weights).numpy(), inference.numpy(), atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize("program", PROGRAMS)

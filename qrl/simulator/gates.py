@@ -146,10 +146,13 @@ class BufferPool:
         self._free: list[torch.Tensor] = []
 
     def take(self, numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """A flat buffer of ``numel`` elements: one given back, else a new one (dropping those of another size)."""
+        """A flat buffer of ``numel`` elements: one given back, else a new one (dropping those of another size, or
+        made in or out of ``torch.inference_mode`` where this call is not: an inference tensor cannot be written
+        outside it)."""
+        key = (numel, dtype, device, torch.is_inference_mode_enabled())
         with self._lock:
-            if self._key != (numel, dtype, device):
-                self._key, self._free = (numel, dtype, device), []
+            if self._key != key:
+                self._key, self._free = key, []
             if self._free:
                 return self._free.pop()
         return torch.empty(numel, dtype=dtype, device=device)
@@ -158,7 +161,8 @@ class BufferPool:
         """Keep ``buffers`` (no longer used by anyone) for the next run of their size, up to the pool's bound."""
         with self._lock:
             for buffer in buffers:
-                if (buffer.numel(), buffer.dtype, buffer.device) == self._key and len(self._free) < POOL_MAX_BUFFERS:
+                key = (buffer.numel(), buffer.dtype, buffer.device, buffer.is_inference())
+                if key == self._key and len(self._free) < POOL_MAX_BUFFERS:
                     self._free.append(buffer.reshape(-1))
 
     def clear(self) -> None:
