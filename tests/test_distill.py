@@ -189,13 +189,18 @@ def test_sigterm_ends_the_lesson_like_ctrl_c(teacher_zip, tmp_path, monkeypatch)
     assert PPO.load(run_dir / "model.zip", device="cpu").policy is not None
 
 
-def test_ctrl_c_inside_the_final_save_leaves_a_whole_model(teacher_zip, tmp_path, monkeypatch):
+def test_ctrl_c_inside_the_final_save_leaves_a_whole_model(teacher_zip, tmp_path, monkeypatch, request):
     """A second Ctrl-C while the model is written: the write finishes, then the KeyboardInterrupt (before, torch's
-    zip writer turned it into a RuntimeError in the middle of the write)."""
+    zip writer turned it into a RuntimeError in the middle of the write). Python's own SIGINT handler is put in place
+    first: in CI a test run before in the same worker had left SIGINT ignored (SIG_IGN), so the deferred interrupt,
+    raised again to that disposition, did nothing (2026-12-06)."""
     import signal
     import zipfile
 
     import qrl.distill
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
 
     write, armed, torch_writes = zipfile._ZipWriteFile.write, [False], []
 
