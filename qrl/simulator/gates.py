@@ -193,22 +193,25 @@ class StateBuffers:
 
     def other(self, *held: torch.Tensor) -> torch.Tensor:
         """A buffer of ``like``'s shape whose memory is none of ``held``'s."""
-        taken = {state.untyped_storage().data_ptr() for state in held}
-        for buffer in self._buffers:
-            if buffer.untyped_storage().data_ptr() not in taken:
-                return buffer
+        free = self.apart_from(held)
+        if free:
+            return free[0]
         numel = math.prod(self._shape)
         flat = (self._pool.take(numel, self._dtype, self._device) if self._pool is not None
                 else torch.empty(numel, dtype=self._dtype, device=self._device))
         self._buffers.append(flat.view(self._shape))
         return self._buffers[-1]
 
+    def apart_from(self, states: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """This run's buffers whose memory is none of ``states``', in the order they were made."""
+        taken = {state.untyped_storage().data_ptr() for state in states}
+        return [b for b in self._buffers if b.untyped_storage().data_ptr() not in taken]
+
     def release(self, *kept: torch.Tensor) -> None:
         """End of the run: every buffer but those holding ``kept`` (the states it returns) goes to the pool. The
         buffers are then no longer this object's."""
         if self._pool is not None:
-            taken = {state.untyped_storage().data_ptr() for state in kept}
-            self._pool.give([b for b in self._buffers if b.untyped_storage().data_ptr() not in taken])
+            self._pool.give(self.apart_from(kept))
         self._buffers = []
 
 
@@ -245,12 +248,14 @@ def matmul_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = Non
 def per_sample_product(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether :func:`matmul_into` takes ``a @ b`` one sample at a time (no autograd; see
     :data:`PER_SAMPLE_MIN_EXPANDED`)."""
-    if a.dim() != 4 or b.dim() != 4 or a.shape[1] != 1 or a.shape[0] != b.shape[0] or b.shape[1] == 1:
+    if a.dim() != 4 or b.dim() != 4:
         return False
-    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+    (batch, one, d_out, d_in), (rows_batch, rows, d_rows, rest) = a.shape, b.shape
+    if one != 1 or rows == 1 or batch != rows_batch:
         return False
-    return (b.shape[0] * b.shape[1] * a.shape[-2] * a.shape[-1] >= PER_SAMPLE_MIN_EXPANDED
-            and b[0].numel() >= PER_SAMPLE_MIN_AMPLITUDES)
+    if batch * rows * d_out * d_in < PER_SAMPLE_MIN_EXPANDED or rows * d_rows * rest < PER_SAMPLE_MIN_AMPLITUDES:
+        return False  # the sizes first: this runs on every small product of the torch path
+    return not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad))
 
 
 def apply_1q(state: torch.Tensor, wire: int, m: torch.Tensor, n: int, out: torch.Tensor | None = None) -> torch.Tensor:
