@@ -5,7 +5,7 @@
 # Needs torch with CUDA and qrl's dependencies; a machine without a registry gets pennylane, pennylane-lightning,
 # stable-baselines3, gymnasium and their small dependencies as wheels (pip download --no-deps for its Python). A
 # workplace that copies the working tree to the GPU machine may cap its size: runs/reference/ (over 100 MiB) is
-# not needed here and can stay behind.
+# not needed here and can stay behind. STEPS="pytest persample ..." runs only the steps named (a short device lease).
 set -u
 OUT_DIR=${1:-runs/gpu}
 WORK=$(mktemp -d)
@@ -15,6 +15,7 @@ PY=${PYTHON:-python3}
 pack() { tar -czf "$OUT_DIR/gpu-results.tar.gz" -C "$WORK" . 2>/dev/null; }
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, log it, keep going on failure
   local name=$1 limit=$2; shift 2
+  if [ -n "${STEPS:-}" ] && [[ " $STEPS " != *" $name "* ]]; then return; fi
   echo "=== $name ($(date -u +%H:%M:%S)): $*"
   timeout "$limit" "$@" >"$WORK/$name.txt" 2>&1
   echo "--- $name: exit $? ($(date -u +%H:%M:%S))"
@@ -25,6 +26,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv |
 $PY -c "import torch, pennylane, stable_baselines3 as s; print('torch', torch.__version__, torch.cuda.get_device_name(),
 'pennylane', pennylane.__version__, 'sb3', s.__version__)" | tee -a "$WORK/gpu.txt"
 step pytest 150 $PY -m pytest -q -p no:cacheprovider -o addopts= tests/test_cuda.py
+# a matrix per sample one sample at a time (the CPU's choice for large products without autograd) or broadcast
+step persample 170 $PY tests/gpu/persample.py "$WORK"
 B="$PY -m qrl.cli bench"
 step scaling-b64 90 $B scaling --qubits 16 18 20 22 24 --batch 64 --backends torch@cuda --out "$WORK"
 step scaling-b256 60 $B scaling --qubits 16 18 20 22 --batch 256 --backends torch@cuda --out "$WORK"
