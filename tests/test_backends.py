@@ -311,7 +311,8 @@ def test_chunk_overlap_sums_products_over_the_other_wires_in_each_of_its_forms(m
 def test_a_matrix_per_sample_times_every_row_runs_per_sample_without_autograd_and_equals_the_broadcast_product():
     """``matmul_into`` of ``(B, 1, d, d) @ (B, rows, d, rest)`` one sample at a time (the bounds of
     ``PER_SAMPLE_MIN_EXPANDED`` lowered to 0) equals ``torch.matmul``'s broadcast product, into a new tensor and into
-    ``out``; the same size at the default bounds, or with a gradient recorded, stays one broadcast product."""
+    ``out``; the same size at the default bounds, or with a gradient recorded, or off the CPU, stays one broadcast
+    product."""
     from qrl.simulator import gates
 
     gen = torch.Generator().manual_seed(372)
@@ -329,6 +330,10 @@ def test_a_matrix_per_sample_times_every_row_runs_per_sample_without_autograd_an
         np.testing.assert_allclose(out.view(ref.shape).numpy(), ref.numpy(), atol=1e-12, rtol=0)
         assert not gates.per_sample_product(a.requires_grad_(), b)  # autograd records one product
         assert not gates.per_sample_product(a[:1].detach(), b[:1, :1])  # one row: nothing to broadcast over
+        # measured on the CPU only: tensors elsewhere (the meta device standing in for a GPU) keep the broadcast
+        assert not gates.per_sample_product(a.detach().to("meta"), b.to("meta"))
+        patch.setattr(gates, "PER_SAMPLE_DEVICES", ("cpu", "meta"))
+        assert gates.per_sample_product(a.detach().to("meta"), b.to("meta"))
 
 
 def test_a_run_of_permutation_gates_has_a_second_derivative():

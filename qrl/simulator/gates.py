@@ -225,6 +225,10 @@ broadcasts over the rows with no copy. Measured (complex64, one thread, qrl's :m
 samples (1.17x at 22 with ``d = 8``), 1.23x at 20, 1.9x at 18, 1.03x at 16 and 64 samples; where the copy is smaller
 0.98x at 17 qubits and 16 samples, 1.09x at 15 and 64, 0.88x-0.94x at 14, 0.58x at 12 and 64."""
 PER_SAMPLE_MIN_AMPLITUDES = 2**15
+PER_SAMPLE_DEVICES = ("cpu",)
+"""Where the per-sample products run: measured on the CPU only. On a GPU each sample would be a kernel launch (1,024
+per product at batch 1,024), and the GPU table of 2026-12-04 was measured with the broadcast product; there it stays
+until measured (``tests/gpu/persample.py`` times both, ``tests/gpu/check.sh`` runs it)."""
 
 
 def matmul_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None, bmm: bool = False) -> torch.Tensor:
@@ -255,6 +259,8 @@ def per_sample_product(a: torch.Tensor, b: torch.Tensor) -> bool:
         return False
     if batch * rows * d_out * d_in < PER_SAMPLE_MIN_EXPANDED or rows * d_rows * rest < PER_SAMPLE_MIN_AMPLITUDES:
         return False  # the sizes first: this runs on every small product of the torch path
+    if a.device.type not in PER_SAMPLE_DEVICES:
+        return False
     return not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad))
 
 

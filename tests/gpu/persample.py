@@ -1,7 +1,7 @@
 """Should the torch path take a matrix per sample one sample at a time on a GPU too (issue 15)? On the CPU,
 ``qrl.simulator.gates.matmul_into`` does so for large products without autograd (the adjoint backward, rollouts),
-measured 1.2-2.8x faster there; on a GPU each sample is a kernel launch. Times hea (5 layers) both ways, calls
-alternated, and checks both give the same values. python3 tests/gpu/persample.py OUT_DIR (JSON there)."""
+measured 1.2-2.8x faster there; on a GPU (``PER_SAMPLE_DEVICES``) each sample would be a kernel launch. Times hea (5
+layers) both ways, calls alternated, same values checked. python3 tests/gpu/persample.py OUT_DIR (JSON there)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from qrl.simulator import gates
 PLACE = "cuda" if torch.cuda.is_available() else "cpu"
 GRAD = ((16, 64), (18, 64), (20, 64), (22, 64), (24, 64), (20, 1024), (26, 16)) if PLACE == "cuda" else ((12, 8),)
 NO_GRAD = ((22, 16), (24, 16), (26, 16)) if PLACE == "cuda" else ((12, 8),)
-ON = gates.PER_SAMPLE_MIN_EXPANDED
-OFF = 2**62  # no product is that large: the broadcast product everywhere
+ON = (*gates.PER_SAMPLE_DEVICES, PLACE)  # per sample here too, where the sizes say so
+OFF = gates.PER_SAMPLE_DEVICES  # the default: the broadcast product off the CPU
 
 
 def finish() -> None:
@@ -47,7 +47,7 @@ def point(n: int, batch: int, grad: bool) -> dict:
     outs, peaks = {}, {}
     for round_ in range(4):  # the first round warms both up and is not timed
         for name, bound in (("per_sample", ON), ("broadcast", OFF)):
-            gates.PER_SAMPLE_MIN_EXPANDED = bound
+            gates.PER_SAMPLE_DEVICES = bound
             if PLACE == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             start = time.perf_counter()
@@ -56,7 +56,7 @@ def point(n: int, batch: int, grad: bool) -> dict:
                 times[name].append(time.perf_counter() - start)
             if PLACE == "cuda":
                 peaks[name] = torch.cuda.max_memory_allocated() / 2**30
-    gates.PER_SAMPLE_MIN_EXPANDED = ON
+    gates.PER_SAMPLE_DEVICES = OFF
     row = {"n": n, "batch": batch, "grad": grad, "max_abs_diff": float((outs["per_sample"] - outs["broadcast"]).abs()
                                                                         .max())}
     row.update({f"{k}_ms": statistics.median(v) * 1e3 for k, v in times.items()})
@@ -83,7 +83,7 @@ def main() -> None:
                       f" broadcast {r['broadcast_ms']:.2f} ms ({r['broadcast_over_per_sample']:.2f}x), "
                       f"diff {r['max_abs_diff']:.1e}", flush=True)
             except Exception as exc:  # out of memory, say: print it and go on
-                gates.PER_SAMPLE_MIN_EXPANDED = ON
+                gates.PER_SAMPLE_DEVICES = OFF
                 print(f"n={n} batch={batch}: {type(exc).__name__}: {str(exc)[:200]}", flush=True)
             (out / "persample.json").write_text(json.dumps({"kind": "persample", "device": device,
                                                             "torch": torch.__version__, "rows": rows}, indent=1))
