@@ -1656,6 +1656,7 @@ def test_wire_z_reads_its_states_in_chunks_of_samples_with_the_same_values_and_g
 
     monkeypatch.setattr(readout, "WIRE_Z_CHUNK_ELEMENTS", chunk)
     assert len(readout.sample_chunks(torch.zeros(5, 8))) == {8: 5, 16: 3, 2**22: 1}[chunk]
+    assert readout.sample_chunks(torch.zeros(5, 8, device="meta")) == [slice(0, 5)]  # off the CPU: at once
     state = torch.randn(5, 8, dtype=torch.complex128, generator=torch.Generator().manual_seed(373), requires_grad=True)
     p = (state.abs() ** 2).detach().view(5, 2, 2, 2)
     expected = torch.stack([(p.select(1 + w, 0) - p.select(1 + w, 1)).sum((1, 2)) for w in range(3)], 1)

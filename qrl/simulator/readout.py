@@ -217,7 +217,10 @@ qubits and 8 samples, 512 MiB, 256 MiB, ... forward and backward)."""
 
 
 def sample_chunks(state: torch.Tensor) -> list[slice]:
-    """The slices of samples :class:`WireZ` reads at once (:data:`WIRE_Z_CHUNK_ELEMENTS`)."""
+    """The slices of samples :class:`WireZ` reads at once (:data:`WIRE_Z_CHUNK_ELEMENTS`; on a GPU all at once: its
+    caching allocator keeps the temporaries, and each chunk would be kernel launches)."""
+    if state.device.type != "cpu":
+        return [slice(0, state.shape[0])]
     rows = max(1, WIRE_Z_CHUNK_ELEMENTS // state.shape[1])
     return [slice(s, s + rows) for s in range(0, state.shape[0], rows)]
 
