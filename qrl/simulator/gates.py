@@ -219,12 +219,18 @@ PER_SAMPLE_MIN_EXPANDED = 2**20
 """A broadcast product of one matrix per sample with every row of its state, ``(B, 1, d, d) @ (B, rows, d, rest)``,
 copies the matrices out to ``(B, rows, d, d)`` first (``torch.matmul`` merges the batch axes): a state batch's worth at
 ``d == rest``. Without autograd, where that copy would be at least this many elements and a sample at least
-:data:`PER_SAMPLE_MIN_AMPLITUDES` amplitudes, :func:`matmul_into` takes one product per sample instead, whose matrix
-broadcasts over the rows with no copy. Measured (complex64, one thread, qrl's :mod:`qrl.malloc` settings,
-2026-12-06), the broadcast product's time over the per-sample ones' at ``d = 16``: 2.8x at 24 and 22 qubits and 8
-samples (1.17x at 22 with ``d = 8``), 1.23x at 20, 1.9x at 18, 1.03x at 16 and 64 samples; where the copy is smaller
-0.98x at 17 qubits and 16 samples, 1.09x at 15 and 64, 0.88x-0.94x at 14, 0.58x at 12 and 64."""
+:data:`PER_SAMPLE_MIN_AMPLITUDES` amplitudes, :func:`matmul_into` takes one product per sample instead, whose matrix is
+copied over a block of rows only (:data:`PER_SAMPLE_BLOCK_ELEMENTS`; until 2026-12-06 ``bmm`` copied it over all of a
+sample's rows, which this docstring called no copy). Measured with that copy (complex64, one thread, qrl's
+:mod:`qrl.malloc` settings, 2026-12-06), the broadcast product's time over the per-sample ones' at ``d = 16``: 2.8x at
+24 and 22 qubits and 8 samples (1.17x at 22 with ``d = 8``), 1.23x at 20, 1.9x at 18, 1.03x at 16 and 64 samples; where
+the copy is smaller 0.98x at 17 qubits and 16 samples, 1.09x at 15 and 64, 0.88x-0.94x at 14, 0.58x at 12 and 64."""
 PER_SAMPLE_MIN_AMPLITUDES = 2**15
+PER_SAMPLE_BLOCK_ELEMENTS = 2**18
+"""A per-sample product broadcasts its matrix over at most this many elements (2 MiB in complex64, from the heap) and
+runs over the rows in blocks of that many: ``torch.bmm`` (and ``matmul``) copy a broadcast operand out to a contiguous
+one first, one sample's worth (128 MiB at 24 qubits with ``d = rest = 16``), which in a forward + backward of ``hea``
+at 24 qubits and 8 samples was mapped afresh and faulted in on each of 40 products (1.31 M page faults per call)."""
 PER_SAMPLE_DEVICES = ("cpu",)
 """Where the per-sample products run: measured on the CPU only. On a GPU each sample would be a kernel launch (1,024
 per product at batch 1,024), and the GPU table of 2026-12-04 was measured with the broadcast product; there it stays
@@ -240,8 +246,12 @@ def matmul_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = Non
     if not bmm and per_sample_product(a, b):
         shape = (*b.shape[:-2], a.shape[-2], b.shape[-1])
         out = b.new_empty(shape) if out is None else out.view(shape)
+        rows = b.shape[1]
+        step = min(rows, max(1, PER_SAMPLE_BLOCK_ELEMENTS // (a.shape[-2] * a.shape[-1])))
         for s in range(b.shape[0]):
-            torch.matmul(a[s, 0], b[s], out=out[s])
+            m = a[s].expand(step, -1, -1).contiguous()  # bmm would copy a broadcast matrix over all the rows
+            for r in range(0, rows, step):
+                torch.bmm(m[:rows - r], b[s, r:r + step], out=out[s, r:r + step])
         return out
     if out is None:
         return product(a, b)

@@ -163,11 +163,11 @@ class WiresProgram:
     - runs of constant diagonal two-qubit gates (the CZ ring) are fused into one sign vector, runs of gates that
       permute basis states (a CNOT ring) into one gather (:func:`run_permutation`).
 
-    The program is a list of steps: ``("1q", wires, first, depth)`` applies one fused 2x2 matrix per
-    wire of a moment (its operands are the ``depth`` slot groups from ``first`` on); ``("kron", wires, first,
-    depth)`` applies the Kronecker product of those wires' 2x2s (:func:`moment_parts`); ``("diag", d)``
-    multiplies by a fused diagonal; ``("perm", perm, phase)`` gathers the amplitudes of a constant gate
-    or run that permutes basis states (``("mono", gates, inverse, conjugated inverse)`` above
+    The program is a list of steps: ``("1q", wires, first, depth)`` applies one fused 2x2 matrix per wire of a moment
+    (its operands are the ``depth`` slot groups from ``first`` on); ``("kron", wires, first, depth)`` applies the
+    Kronecker product of those wires' 2x2s (:func:`moment_parts`); ``("diag", d, index, real)`` multiplies by a
+    fused diagonal (``real``: its own conjugate, as a CZ ring's); ``("perm", perm, phase)`` gathers the amplitudes
+    of a constant gate or run that permutes basis states (``("mono", gates, inverse, conjugated inverse)`` above
     :data:`PERMUTE_MAX_QUBITS`: a copy per gate, :func:`~qrl.simulator.gates.apply_monomials`); ``("2q", wires, M)``
     applies any other constant gate's matrix. With
     ``fuse``, ``("block", pair, index)`` applies a two-qubit block's 4x4 and, unless ``group`` is false,
@@ -257,6 +257,7 @@ class WiresProgram:
         slots: list[tuple[int, np.ndarray, np.ndarray]] = []
         blocks: list[list[tuple[int, np.ndarray, np.ndarray]]] = []
         diagonals: list[np.ndarray] = []
+        real: list[bool] = []  # per distinct diagonal: all its entries real
         self._program, self._chunk_sizes = [], []
         identity = (n_pool, eye, np.zeros((2, 2), dtype=complex))
         for step in steps:
@@ -278,7 +279,8 @@ class WiresProgram:
                             len(diagonals))
                 if same == len(diagonals):
                     diagonals.append(step[1])
-                self._program.append(("diag", diagonals[same], same))
+                    real.append(not np.iscomplexobj(step[1]) or not np.any(np.imag(step[1])))
+                self._program.append(("diag", diagonals[same], same, real[same]))  # real: its own conjugate
                 continue
             if kind == "run":  # monomial gates: one gather for the run, or one matrix product per gate
                 self._program.append(self._monomial_step(step[1]))
@@ -515,8 +517,8 @@ class WiresProgram:
                 grads[k] = block_overlap(mu, psi, step[1], n).conj()
                 mu = apply_block(mu, step[1], m, n, into(buffers, mu, psi))
             elif kind == "diag":
-                d = self._const(("diag", step[2]), step[1], cdtype, dev)
-                psi = multiply(psi, d.conj(), into(buffers, psi, mu))
+                d = self._const(("diag", step[2]), step[1], cdtype, dev)  # a CZ ring's is real: no conjugated copy
+                psi = multiply(psi, d if step[3] else d.conj(), into(buffers, psi, mu))
                 mu = multiply(mu, d, into(buffers, mu, psi))
             elif kind == "perm":
                 inv = self._const(("inverse", step_i), np.argsort(step[1]), torch.int64, dev)
