@@ -308,11 +308,12 @@ def test_chunk_overlap_sums_products_over_the_other_wires_in_each_of_its_forms(m
         np.testing.assert_allclose(block_overlap(mu, psi, pair, n).numpy(), ref.numpy(), atol=1e-10, rtol=0)
 
 
-def test_a_matrix_per_sample_times_every_row_runs_per_sample_without_autograd_and_equals_the_broadcast_product():
+@pytest.mark.parametrize("block", [16, 48, 2**18])
+def test_a_matrix_per_sample_times_every_row_runs_per_sample_without_autograd_and_equals_the_broadcast_product(block):
     """``matmul_into`` of ``(B, 1, d, d) @ (B, rows, d, rest)`` one sample at a time (the bounds of
-    ``PER_SAMPLE_MIN_EXPANDED`` lowered to 0) equals ``torch.matmul``'s broadcast product, into a new tensor and into
-    ``out``; the same size at the default bounds, or with a gradient recorded, or off the CPU, stays one broadcast
-    product."""
+    ``PER_SAMPLE_MIN_EXPANDED`` lowered to 0), over blocks of one, three (the last of two) or all eight rows
+    (``PER_SAMPLE_BLOCK_ELEMENTS``), equals ``torch.matmul``'s broadcast product, into a new tensor and into ``out``;
+    the same size at the default bounds, or with a gradient recorded, or off the CPU, stays one broadcast product."""
     from qrl.simulator import gates
 
     gen = torch.Generator().manual_seed(372)
@@ -323,6 +324,7 @@ def test_a_matrix_per_sample_times_every_row_runs_per_sample_without_autograd_an
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(gates, "PER_SAMPLE_MIN_EXPANDED", 0)
         patch.setattr(gates, "PER_SAMPLE_MIN_AMPLITUDES", 0)
+        patch.setattr(gates, "PER_SAMPLE_BLOCK_ELEMENTS", block)
         assert gates.per_sample_product(a, b)
         out = torch.zeros(3, 8 * 4 * 5, dtype=torch.complex128)
         for got in (gates.matmul_into(a, b), gates.matmul_into(a, b, out)):

@@ -184,12 +184,14 @@ def test_runs_into_reused_buffers_match_default_qubit(chunk, monkeypatch):
     copied from 3 qubits, so they share them), 20 random circuits per chunk at batch 5: values without a gradient
     (the per-wire and fused programs) and the adjoint method's gradients (its forward and its backward, three buffers
     for two states) equal default.qubit, and the programs writing new tensors, to 1e-6 in float64. Every broadcast
-    product of a matrix per sample without autograd runs one sample at a time (``PER_SAMPLE_MIN_EXPANDED`` lowered)."""
+    product of a matrix per sample without autograd runs one sample at a time (``PER_SAMPLE_MIN_EXPANDED`` lowered), in
+    blocks of rows (``PER_SAMPLE_BLOCK_ELEMENTS`` of 40: ten rows of a 2x2, two of a 4x4, one of larger ones)."""
     from qrl.simulator import gates, programs
 
     monkeypatch.setattr(programs, "PERMUTE_MAX_QUBITS", 2)
     monkeypatch.setattr(gates, "PER_SAMPLE_MIN_EXPANDED", 0)
     monkeypatch.setattr(gates, "PER_SAMPLE_MIN_AMPLITUDES", 0)
+    monkeypatch.setattr(gates, "PER_SAMPLE_BLOCK_ELEMENTS", 40)
     for seed in range(200 + 20 * chunk, 220 + 20 * chunk):
         spec = _spec_of(seed)
         default = _unbroadcast(qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=spec.n_qubits),
@@ -304,6 +306,49 @@ def test_user_circuit_needs_weight_shapes_matching_its_arguments(user_site):
     with pytest.raises(QRLError, match="uses wires \\[2, 3\\]"):
         custom_circuit("user_circuits:ring", n_qubits=2, n_inputs=4, weight_shapes={"scaling": (1, 4),
                                                                                       "weights": (1, 4, 2)})
+
+
+def _phase_ring(inputs, weights):
+    """Rings of constant two-qubit diagonal gates with complex phases (a diagonal step that is not its own
+    conjugate), between trainable rotations."""
+    n = weights.shape[-1]
+    for w in range(n):
+        qml.RX(inputs[..., w % inputs.shape[-1]], wires=w)
+    for layer in range(weights.shape[0]):
+        for w in range(n):
+            qml.RY(weights[layer, w], wires=w)
+        for w in range(n):
+            qml.ControlledPhaseShift(0.7 + 0.1 * w, wires=[w, (w + 1) % n])
+        qml.IsingZZ(0.3, wires=[0, n - 1])
+        qml.CZ(wires=[1, 2])
+    return [qml.expval(qml.PauliX(w)) for w in range(n)]
+
+
+@pytest.mark.parametrize("program", ["wires", "adjoint"])
+def test_constant_complex_diagonals_match_default_qubit(program):
+    """A ring of ControlledPhaseShift and an IsingZZ with constant angles fuse into a complex diagonal (the CZ rings of
+    the built-ins are real, their own conjugate, which the adjoint backward uses as it is): values and gradients at 8
+    qubits, batch 3, float64, against default.qubit."""
+    from qrl.circuits import CircuitSpec
+
+    register_circuit("phase_ring", replace=True)(_phase_ring)
+    spec = custom_circuit("phase_ring", n_qubits=8, n_inputs=3, weight_shapes={"weights": (2, 8)})
+    backend = TorchStatevector(spec, program)
+    assert any(step[0] == "diag" and not step[3] for step in backend._impl._program)  # a complex diagonal
+    hea = TorchStatevector(CircuitSpec(n_qubits=8, n_inputs=8), program)
+    assert all(step[3] for step in hea._impl._program if step[0] == "diag")  # CZ rings: real, used as they are
+    gen = torch.Generator().manual_seed(374)
+    weights = torch.rand(2, 8, generator=gen, dtype=torch.float64) * 4 - 2
+    inputs = torch.rand(3, 3, generator=gen, dtype=torch.float64) * 2 - 1
+    qnode = qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=8), interface="torch", diff_method="backprop")
+
+    def both(f):
+        x, w = inputs.clone().requires_grad_(True), weights.clone().requires_grad_(True)
+        out = f(x, w)
+        return [out.detach(), *torch.autograd.grad((out * torch.arange(1.0, 9.0, dtype=out.dtype)).sum(), (x, w))]
+
+    for g, w in zip(both(backend), both(_unbroadcast(qnode)), strict=True):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), atol=TOL, rtol=0)
 
 
 LIBRARY = ["jerbi_skolik", "hsiao", "meyer_iqp", "chen_vqdqn", "lockwood_si", "born_parity"]
