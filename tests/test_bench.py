@@ -1406,15 +1406,33 @@ def test_the_readme_rows_of_the_buffers_kept_across_calls_are_the_committed_fres
     """README, "Buffers kept from call to call": ``hsiao`` and ``hea`` at 24 qubits and 8 samples in fresh processes,
     before and after, two rounds of three calls each; per row the second and third calls' forward + backward seconds
     (round by round), their ratio of sums, the page faults of those calls and the peak RSS, from the committed JSON."""
+    _assert_fresh_call_rows("fresh-calls-20261206-074240.json", (("hsiao", True, "`hsiao` | yes", 4),
+                                                                  ("hea", True, "`hea` | yes", 4),
+                                                                  ("hea", False, "`hea` | no", 4)))
+
+
+def test_the_readme_rows_of_the_blocked_per_sample_products_are_the_committed_fresh_process_calls():
+    """README, "Per-sample products in blocks of rows": ``hea`` at 24 qubits and 8 samples in fresh processes, before
+    and after, two rounds (three calls with a gradient, four without), as the rows above; and the 20-22 qubit runs."""
+    _assert_fresh_call_rows("fresh-calls-20261206-102000.json", (("hea", True, "`hea` | yes", 4),
+                                                                  ("hea", False, "`hea` | no", 6)))
     readme = _readme()
-    rows = json.loads((COMMITTED / "fresh-calls-20261206-074240.json").read_text())["rows"]
-    for circuit, gradient, label in (("hsiao", True, "`hsiao` | yes"), ("hea", True, "`hea` | yes"),
-                                     ("hea", False, "`hea` | no")):
+    seconds = [bench.load(COMMITTED / f"scaling-{s}.json")["seconds"]["torch"]
+               for s in _day("102112", "102204", "102256", "102348")]
+    for n in ("20", "22"):
+        assert ", ".join(_ms(t[n]) for t in seconds[:3]) + f" and {_ms(seconds[3][n])}" in readme
+
+
+def _assert_fresh_call_rows(name: str, rows: tuple) -> None:
+    """Each ``(circuit, gradient, label, calls)`` row of a README table of calls in fresh processes (before, after):
+    the calls after the first of each round, their seconds, ratio of sums, page faults and peak RSS, from ``name``."""
+    readme, measured = _readme(), json.loads((COMMITTED / name).read_text())["rows"]
+    for circuit, gradient, label, count in rows:
         cells, sums = [], []
         for tree in ("before", "after"):
-            calls = sorted((r for r in rows if (r["tree"], r["circuit"], r["gradient"]) == (tree, circuit, gradient)
+            calls = sorted((r for r in measured if (r["tree"], r["circuit"], r["gradient"]) == (tree, circuit, gradient)
                             and r["call"] > 1), key=lambda r: (r["round"], r["call"]))
-            assert len(calls) == 4
+            assert len(calls) == count
             seconds = [r["forward_s"] + r["backward_s"] for r in calls]
             faults = [r["page_faults"] / 1e6 for r in calls]
             sums.append(sum(seconds))
