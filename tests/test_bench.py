@@ -1423,6 +1423,24 @@ def test_the_readme_rows_of_the_blocked_per_sample_products_are_the_committed_fr
         assert ", ".join(_ms(t[n]) for t in seconds[:3]) + f" and {_ms(seconds[3][n])}" in readme
 
 
+def test_the_readme_rollout_calls_above_20_qubits_are_the_committed_measurements():
+    """README, "Per-sample products in blocks of rows": calls without a gradient timed with auto beside both programs
+    (``chen_vqdqn`` at 22 qubits and 7, 8, 9 samples, where the model's choice turns torch, kernel, torch; ``hea`` at
+    24 and 8): auto within 1.2x of the fastest at each, and the numbers in the README from their JSON."""
+    readme = " ".join(_readme().split())  # the numbers as read, whatever the line breaks
+    runs = [bench.load(COMMITTED / f"scaling-{s}.json") for s in _day("103529", "103621", "103723", "103925")]
+    for run in runs:
+        assert run.get("no_grad") and _auto_over_fastest(run["seconds"], str(run["qubits"][0])) < 1.2
+    chen = [[_ms(r["seconds"][backend]["22"]) for r in runs[:3]] for backend in ("auto", "torch", "torch:native")]
+    for first, second, third in chen:
+        assert f"{first}, {second} and {third}" in readme
+    hea = runs[3]["seconds"]
+    assert (f"auto (the kernel) {_ms(hea['auto']['24'])} ms, the torch program {_ms(hea['torch']['24'])}, the kernel "
+            f"{_ms(hea['torch:native']['24'])}") in readme
+    ratios = ", ".join(f"{_auto_over_fastest(r['seconds'], str(r['qubits'][0])):.2f}x" for r in runs[:3])
+    assert f"Auto within {ratios} and {_auto_over_fastest(hea, '24'):.2f}x of the fastest" in readme
+
+
 def _assert_fresh_call_rows(name: str, rows: tuple) -> None:
     """Each ``(circuit, gradient, label, calls)`` row of a README table of calls in fresh processes (before, after):
     the calls after the first of each round, their seconds, ratio of sums, page faults and peak RSS, from ``name``."""
