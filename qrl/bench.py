@@ -350,11 +350,18 @@ def _scaling_point(spec, backend: str, place: str, x: torch.Tensor, max_call_s: 
                    no_grad: bool = False) -> dict[str, Any]:
     """One point of :func:`bench_scaling`: the first forward + backward's time (and, where it took at most
     ``max_call_s``, the ``step`` to time again with the other backends, interleaved), the forward passes over the state,
-    and on a GPU its peak memory."""
+    and on a GPU its peak memory. Each first call starts with the torch programs' buffer pool empty: until 2026-12-06
+    a backend's first call took the state batches that the backend before had left there, so that of two backends
+    timed by one call each, the first paid for mapping its buffers and the second did not (Meyer et al.'s circuit at 24
+    qubits and 11 samples: auto, run first, 102.0 s against the torch program's 86.9; in a process of its own, auto's
+    first call 96.1 s and its second 83.5, README)."""
+    from qrl.simulator import release_buffers
+
     vqc = _scaling_vqc(spec, backend.partition("@")[0]).to(place)
     x = x.to(place)
     if place != "cpu":
         torch.cuda.reset_peak_memory_stats(place)
+    release_buffers()  # each backend's first call from an empty pool, not with the buffers the one before left there
     step = _forward(vqc, x, place) if no_grad else _step(vqc, x, place)
     start = time.perf_counter()
     step()

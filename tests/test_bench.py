@@ -1470,6 +1470,34 @@ def test_the_readme_rows_at_20_and_22_qubits_after_the_kept_buffers_are_the_comm
                                           ("`hea`", "no", _day("082905"), _day("082930"))))
 
 
+def test_each_backends_first_scaling_call_starts_with_an_empty_buffer_pool(monkeypatch):
+    """``qrl bench scaling`` times a slow backend by its first call: that call must not take the state batches the
+    backend before it left in the torch programs' pool (runs without autograd, the pool's bound lowered to every
+    size). The pool is non-empty after the first backend's call, and empty as each next backend's first call starts."""
+    from qrl.simulator import programs
+
+    monkeypatch.setattr(programs, "REUSE_MIN_BYTES", 0)
+    held, forward = [], bench._forward
+
+    def watched(vqc, x, place="cpu"):
+        call = forward(vqc, x, place)
+        first = []
+
+        def step():
+            if not first:
+                held.append(programs.BUFFER_POOL.held_bytes())
+                first.append(True)
+            call()
+            if len(held) == 1:
+                held.append(programs.BUFFER_POOL.held_bytes())  # what the first backend left
+
+        return step
+
+    monkeypatch.setattr(bench, "_forward", watched)
+    bench.bench_scaling(qubits=(8,), batch=4, backends=("torch:wires", "torch:adjoint"), budget_s=0.0, no_grad=True)
+    assert held[0] == 0 and held[1] > 0 and held[2] == 0
+
+
 def test_the_readme_auto_checks_after_the_large_state_refit_are_the_committed_measurements():
     """README, "Buffers kept from call to call" and after: seven calls the refitted large-state factor moved to the
     torch program, timed with auto beside both programs; auto within 1.2x of the fastest, the kernel (the old choice)
