@@ -1504,7 +1504,7 @@ def test_the_readme_auto_checks_after_the_large_state_refit_are_the_committed_me
     not."""
     readme = " ".join(_readme().split())  # the numbers as read, whatever the line breaks
     for stamp, n in (("084054", "22"), ("084251", "24"), ("095433", "24"), ("095559", "22"), ("104518", "24"),
-                     ("104909", "24"), ("105502", "24")):
+                     ("104909", "24"), ("105502", "24"), ("110751", "24")):
         seconds = bench.load(COMMITTED / f"scaling-20261206-{stamp}.json")["seconds"]
         assert _auto_over_fastest(seconds, n) < 1.2 and seconds["torch:native"][n] / seconds["torch"][n] > 1.2
         assert (f"auto {_ms(seconds['auto'][n])} ms, the torch program {_ms(seconds['torch'][n])}, the kernel "
