@@ -338,31 +338,6 @@ def test_a_matrix_per_sample_times_every_row_runs_per_sample_without_autograd_an
         assert gates.per_sample_product(a.detach().to("meta"), b.to("meta"))
 
 
-@pytest.mark.parametrize("d", range(1, 8))
-def test_a_rotation_sample_by_sample_equals_the_batchs_transposed_copy(d, monkeypatch):
-    """``rotate`` moves wire ``w`` to ``(w - d) mod n``: amplitude ``i * 2**(n-d) + j`` goes to ``j * 2**d + i``
-    (closed form, index by index). Sample by sample (its bounds lowered) into a new tensor and into ``out``, and as the
-    batch's copy at the default bounds, and with autograd recording (the batch's copy, differentiable)."""
-    from qrl.simulator import fusion
-
-    n, gen = 8, torch.Generator().manual_seed(375 + d)
-    state = torch.randn(3, 2**n, dtype=torch.complex128, generator=gen)
-    i, j = np.divmod(np.arange(2**n), 2 ** (n - d))
-    want = np.zeros((3, 2**n), dtype=complex)
-    want[:, j * 2**d + i] = state.numpy()
-    np.testing.assert_array_equal(fusion.rotate(state, d, n).numpy(), want)  # 256 amplitudes: the batch's copy
-    monkeypatch.setattr(fusion, "ROTATE_PER_SAMPLE_MIN_AMPLITUDES", 0)
-    monkeypatch.setattr(fusion, "ROTATE_PER_SAMPLE_MIN_SIDE", 1)
-    out = torch.zeros_like(state)
-    for got in (fusion.rotate(state, d, n), fusion.rotate(state, d, n, out)):
-        np.testing.assert_array_equal(got.numpy(), want)
-    np.testing.assert_array_equal(out.numpy(), want)
-    leaf = state.clone().requires_grad_(True)
-    rotated = fusion.rotate(leaf, d, n)
-    rotated.real.sum().backward()
-    assert rotated.grad_fn is not None and torch.equal(leaf.grad, torch.ones_like(leaf))
-
-
 def test_a_run_of_permutation_gates_has_a_second_derivative():
     """:class:`MonomialRun`'s backward is itself a run (the inverse), so gradcheck and gradgradcheck hold: CNOT, CY
     (phases), Toffoli, on wires in either order."""

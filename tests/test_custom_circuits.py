@@ -185,16 +185,13 @@ def test_runs_into_reused_buffers_match_default_qubit(chunk, monkeypatch):
     (the per-wire and fused programs) and the adjoint method's gradients (its forward and its backward, three buffers
     for two states) equal default.qubit, and the programs writing new tensors, to 1e-6 in float64. Every broadcast
     product of a matrix per sample without autograd runs one sample at a time (``PER_SAMPLE_MIN_EXPANDED`` lowered), in
-    blocks of rows (``PER_SAMPLE_BLOCK_ELEMENTS`` of 40: ten rows of a 2x2, two of a 4x4, one of larger ones), and
-    every rotation of the fused programs sample by sample (``ROTATE_PER_SAMPLE_MIN_AMPLITUDES`` lowered)."""
-    from qrl.simulator import fusion, gates, programs
+    blocks of rows (``PER_SAMPLE_BLOCK_ELEMENTS`` of 40: ten rows of a 2x2, two of a 4x4, one of larger ones)."""
+    from qrl.simulator import gates, programs
 
     monkeypatch.setattr(programs, "PERMUTE_MAX_QUBITS", 2)
     monkeypatch.setattr(gates, "PER_SAMPLE_MIN_EXPANDED", 0)
     monkeypatch.setattr(gates, "PER_SAMPLE_MIN_AMPLITUDES", 0)
     monkeypatch.setattr(gates, "PER_SAMPLE_BLOCK_ELEMENTS", 40)
-    monkeypatch.setattr(fusion, "ROTATE_PER_SAMPLE_MIN_AMPLITUDES", 0)  # rotations sample by sample
-    monkeypatch.setattr(fusion, "ROTATE_PER_SAMPLE_MIN_SIDE", 1)
     for seed in range(200 + 20 * chunk, 220 + 20 * chunk):
         spec = _spec_of(seed)
         default = _unbroadcast(qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=spec.n_qubits),

@@ -120,30 +120,11 @@ def relayout(steps: list[tuple], n: int) -> list[tuple]:
     return out
 
 
-ROTATE_PER_SAMPLE_MIN_AMPLITUDES = 2**18
-ROTATE_PER_SAMPLE_MIN_SIDE = 64
-""":func:`rotate` is a transposing copy of each sample's ``2**d x 2**(n - d)`` matrix. torch's copy of the whole batch's
-transposed view runs element by element, far from a copy's speed where the state batch is beyond the cache: at 22
-qubits and 16 samples (512 MiB) 130-430 ms for ``d`` from 6 to 16 against 27 ms for a plain copy. torch's copy of one
-transposed matrix (a 2-D copy, done in cache-sized blocks) takes 69-103 ms there. So, without autograd and on the CPU,
-where a sample has at least this many amplitudes and both sides of its matrix at least
-:data:`ROTATE_PER_SAMPLE_MIN_SIDE`, a rotation copies sample by sample (measured, one thread, complex64, ms: 20 qubits
-and 8 samples 9-10 against 14-51 for ``d`` from 6 to 14; 18 and 8, 2 against 3-6; at 24 qubits and 4 samples 69-98
-against 111-438; with a side under 64, or at 16 qubits, the batch's copy is as fast or faster)."""
-
-
 def rotate(state: torch.Tensor, d: int, n: int, out: torch.Tensor | None = None) -> torch.Tensor:
     """Move every wire ``d`` positions towards the front (the first ``d`` go to the back): one copy (into ``out``, a
-    state batch, if given), sample by sample where :data:`ROTATE_PER_SAMPLE_MIN_AMPLITUDES` says so."""
+    state batch, if given)."""
     batch = state.shape[0]
     moved = state.view(batch, 2**d, 2 ** (n - d)).transpose(1, 2)
-    if (2**n >= ROTATE_PER_SAMPLE_MIN_AMPLITUDES and min(2**d, 2 ** (n - d)) >= ROTATE_PER_SAMPLE_MIN_SIDE
-            and state.device.type == "cpu" and not (torch.is_grad_enabled() and state.requires_grad)):
-        out = state.new_empty(state.shape) if out is None else out
-        target = out.view(moved.shape)
-        for sample in range(batch):
-            target[sample].copy_(moved[sample])  # a 2-D transposed copy: torch's blocked transpose
-        return out
     if out is None:
         return moved.reshape(batch, -1)
     out.view(moved.shape).copy_(moved)
