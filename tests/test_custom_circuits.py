@@ -341,13 +341,9 @@ def test_constant_complex_diagonals_match_default_qubit(program):
     weights = torch.rand(2, 8, generator=gen, dtype=torch.float64) * 4 - 2
     inputs = torch.rand(3, 3, generator=gen, dtype=torch.float64) * 2 - 1
     qnode = qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=8), interface="torch", diff_method="backprop")
-
-    def both(f):
-        x, w = inputs.clone().requires_grad_(True), weights.clone().requires_grad_(True)
-        out = f(x, w)
-        return [out.detach(), *torch.autograd.grad((out * torch.arange(1.0, 9.0, dtype=out.dtype)).sum(), (x, w))]
-
-    for g, w in zip(both(backend), both(_unbroadcast(qnode)), strict=True):
+    cot = torch.arange(1.0, 9.0, dtype=torch.float64)
+    want = _outputs_and_grads(_unbroadcast(qnode), inputs, weights, cot)
+    for g, w in zip(_outputs_and_grads(backend, inputs, weights, cot), want, strict=True):
         np.testing.assert_allclose(g.numpy(), w.numpy(), atol=TOL, rtol=0)
 
 
