@@ -1319,7 +1319,7 @@ def test_the_readme_rows_without_a_gradient_at_21_and_23_qubits_are_the_committe
     readme = _readme()
     ratios, choices = [], []
     for stamp in ("011928", "012023", "012202", "012423"):
-        seconds = _scaling_run(stamp)["seconds"]
+        seconds = _scaling_seconds(stamp)
         for n in ("21", "23"):
             ratios.append(_auto_over_fastest(seconds, n))
             choices.append(seconds["torch"][n] < seconds["torch:native"][n])
@@ -1336,7 +1336,7 @@ def test_the_readme_rows_of_the_reused_buffers_are_the_committed_measurements():
                                        ("`hsiao`", "yes", _day("024448", "025641"), _day("024957", "030005")),
                                        ("`hea`", "yes", _day("024611", "025804"), _day("025150", "030157")),
                                        ("Meyer et al.'s", "yes", _day("024752"), _day("025413"))))
-    nograd = [_scaling_run(s)["seconds"] for s in
+    nograd = [_scaling_seconds(s) for s in
               ("030601", "030725", "030803", "030931", "031031", "031131", "031208", "031215", "031225")]
     ratios = [_auto_over_fastest(s, n) for s in nograd for n in s["auto"]]
     assert len(ratios) == 16 and f"`auto` within {max(ratios):.2f}x of the fastest in all 16" in readme
@@ -1344,14 +1344,14 @@ def test_the_readme_rows_of_the_reused_buffers_are_the_committed_measurements():
              "033235": "`jerbi_skolik`", "033600": "`strongly_entangling`"}
     worst = 0.0
     for stamp, name in names.items():  # auto with a gradient after the refit
-        s = _scaling_run(stamp)["seconds"]
+        s = _scaling_seconds(stamp)
         for n in ("20", "22"):
             ratio = _auto_over_fastest(s, n)
             worst = max(worst, ratio)
             assert (f"| {name} | {n} | {s['auto'][n]:.2f} | {s['torch'][n]:.2f} | {s['torch:native'][n]:.2f} | "
                     f"{ratio:.2f}x |") in readme
     assert f"Within {worst:.2f}x at all 12" in readme
-    fits = {stamp: _scaling_run(stamp)["seconds"] for stamp in
+    fits = {stamp: _scaling_seconds(stamp) for stamp in
             ("034841", "035122", "035334")}  # 21 and 23 qubits, where the factor was not fitted
     ratio = {stamp: [f"{_auto_over_fastest(s, n):.2f}x" for n in s["auto"]]
              for stamp, s in fits.items()}
@@ -1368,7 +1368,7 @@ def test_the_readme_rows_of_the_overlaps_without_conjugation_are_the_committed_m
     _assert_before_after_rows(readme, (("`hsiao`", "yes", _day("043135", "044113"), _day("043227", "044207")),
                                        ("`hea`", "yes", _day("043421", "044358"), _day("043550", "044527")),
                                        ("Meyer et al.'s", "yes", _day("043812", "044751"), _day("044016", "044950"))))
-    chen, lockwood = (_scaling_run(s)["seconds"] for s in ("050251", "050615"))
+    chen, lockwood = (_scaling_seconds(s) for s in ("050251", "050615"))
     ratio = lambda s, n: f"{_auto_over_fastest(s, n):.2f}x"  # noqa: E731
     assert (f"`chen_vqdqn` {ratio(chen, '20')} and {ratio(chen, '22')} at 20 and 22 qubits "
             f"({chen['auto']['20']:.2f} s against {chen['torch:native']['20']:.2f} on the kernel at 20; "
@@ -1376,7 +1376,7 @@ def test_the_readme_rows_of_the_overlaps_without_conjugation_are_the_committed_m
     assert (f"`lockwood_si` {ratio(lockwood, '20')} and {ratio(lockwood, '22')} (the torch program "
             f"{lockwood['torch']['20']:.2f} and {lockwood['torch']['22']:.2f} s against "
             f"{lockwood['torch:native']['20']:.2f} and {lockwood['torch:native']['22']:.2f} on the kernel") in readme
-    meyer, chen24 = (_scaling_run(s)["seconds"] for s in ("052237", "051912"))
+    meyer, chen24 = (_scaling_seconds(s) for s in ("052237", "051912"))
     assert (f"Meyer et al.'s at 23 qubits and 16 samples, auto (the torch program) the fastest "
             f"({meyer['auto']['23']:.1f} s; the kernel {meyer['torch:native']['23']:.1f}") in readme
     assert ratio(meyer, "23") == "1.00x"
@@ -1394,7 +1394,7 @@ def test_the_readme_lockwood_si_at_14_qubits_timed_again_is_the_committed_measur
     """README, "Rollout-sized calls by a cost model": ``lockwood_si`` at 14 qubits and 8 samples, auto over the fastest
     in the two runs of 2026-12-06, from their JSON (1.19x-1.23x before)."""
     readme = _readme()
-    runs = [_scaling_run(s)["seconds"] for s in ("055851", "055901")]
+    runs = [_scaling_seconds(s) for s in ("055851", "055901")]
     ratios = [_auto_over_fastest(s, "14") for s in runs]
     assert max(ratios) < 1.2
     assert f"auto (the torch program) {ratios[0]:.2f}x and {ratios[1]:.2f}x of the kernel" in readme
@@ -1405,7 +1405,7 @@ def test_the_readme_huge_page_trial_is_the_committed_measurement():
     """README, "Where hsiao's time at 24 qubits goes": the torch program at 22 qubits with and without torch's
     transparent huge pages (``hea`` with a gradient, Meyer et al.'s without), one run each way, from their JSON."""
     readme = _readme()
-    seconds = {s: _scaling_run(s)["seconds"]["torch"]["22"]
+    seconds = {s: _scaling_seconds(s)["torch"]["22"]
                for s in ("061457", "061640", "061746", "061904")}
     with_thp, without = _ms(seconds["061640"]), _ms(seconds["061457"])
     assert f"took {with_thp} ms at 22 qubits on the torch program with it against {without}" in readme
@@ -1427,8 +1427,7 @@ def test_the_readme_rows_of_the_blocked_per_sample_products_are_the_committed_fr
     _assert_fresh_call_rows("fresh-calls-20261206-102000.json", (("hea", True, "`hea` | yes", 4),
                                                                   ("hea", False, "`hea` | no", 6)))
     readme = _readme()
-    seconds = [bench.load(COMMITTED / f"scaling-{s}.json")["seconds"]["torch"]
-               for s in _day("102112", "102204", "102256", "102348")]
+    seconds = [_scaling_seconds(s)["torch"] for s in ("102112", "102204", "102256", "102348")]
     for n in ("20", "22"):
         assert ", ".join(_ms(t[n]) for t in seconds[:3]) + f" and {_ms(seconds[3][n])}" in readme
 
@@ -1438,7 +1437,7 @@ def test_the_readme_rollout_calls_above_20_qubits_are_the_committed_measurements
     (``chen_vqdqn`` at 22 qubits and 7, 8, 9 samples, where the model's choice turns torch, kernel, torch; ``hea`` at
     24 and 8): auto within 1.2x of the fastest at each, and the numbers in the README from their JSON."""
     readme = " ".join(_readme().split())  # the numbers as read, whatever the line breaks
-    runs = [bench.load(COMMITTED / f"scaling-{s}.json") for s in _day("103529", "103621", "103723", "103925")]
+    runs = [_scaling_run(s) for s in ("103529", "103621", "103723", "103925")]
     for run in runs:
         assert run.get("no_grad") and _auto_over_fastest(run["seconds"], str(run["qubits"][0])) < 1.2
     chen = [[_ms(r["seconds"][backend]["22"]) for r in runs[:3]] for backend in ("auto", "torch", "torch:native")]
@@ -1515,7 +1514,7 @@ def test_the_readme_auto_checks_after_the_large_state_refit_are_the_committed_me
     readme = " ".join(_readme().split())  # the numbers as read, whatever the line breaks
     for stamp, n in (("084054", "22"), ("084251", "24"), ("095433", "24"), ("095559", "22"), ("104518", "24"),
                      ("104909", "24"), ("105502", "24"), ("110751", "24")):
-        seconds = _scaling_run(stamp)["seconds"]
+        seconds = _scaling_seconds(stamp)
         assert _auto_over_fastest(seconds, n) < 1.2 and seconds["torch:native"][n] / seconds["torch"][n] > 1.2
         assert (f"auto {_ms(seconds['auto'][n])} ms, the torch program {_ms(seconds['torch'][n])}, the kernel "
                 f"{_ms(seconds['torch:native'][n])}") in readme
