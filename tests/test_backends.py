@@ -1396,7 +1396,7 @@ def test_auto_sizes_a_float64_calls_chunks_by_its_complex128_states(monkeypatch)
                         values_and_grads(backend, angles, weights, cot), strict=True):
             np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL if dtype == torch.float64 else F32_TOL,
                                        rtol=0)
-    assert calls == [(torch.float32, 8)] + [(torch.float64, 4)] * 4  # two chunks, each computed again backward
+    assert calls == [(torch.float32, 8)] + [(torch.float64, 4)] * 3  # two chunks; the first computed again backward
 
 
 def test_auto_on_a_gpu_runs_calls_over_its_memory_in_chunks(monkeypatch):
@@ -1431,8 +1431,9 @@ def test_auto_on_a_gpu_runs_calls_over_its_memory_in_chunks(monkeypatch):
 
 def test_chunks_keep_their_states_or_compute_them_again_with_the_same_bits(monkeypatch):
     """A chunked gradient call keeps each chunk's state for its backward where they fit beside one chunk's forward +
-    backward, else keeps nothing and runs each chunk's forward again in the backward: the same values and gradients
-    to the bit either way, and without a gradient plain chunks."""
+    backward; where fewer fit, the last chunks keep theirs (the last always: its backward comes first) and the others
+    keep nothing and run their forward again in the backward: the same values and gradients to the bit either way,
+    and without a gradient plain chunks."""
     from qrl.backends import chunks as chunks_module
     from qrl.backends.chunks import Chunks
 
@@ -1463,19 +1464,75 @@ def test_chunks_keep_their_states_or_compute_them_again_with_the_same_bits(monke
     keep_result, before, after = run(kept)
     assert (before, after) == (3, 3) and sum(saved) >= 2 * state + kernel.kept_bytes(4)  # 8 + 8 + 4: each one's kept
     saved.clear()
+    one_more = kernel.gradient_bytes(8) + state  # room for one chunk's forward + backward and one more kept state
+    available = int(one_more / chunks_module.KEEP_MARGIN) + 1
+    monkeypatch.setattr(chunks_module, "available_memory", lambda: available)
+    assert kept.kept_chunks(20, 8) == 2 and not kept.keeps(20, 8)
+    saved.clear()
+    partly_result, before, after = run(kept)
+    assert (before, after) == (3, 4) and 2 * state > sum(saved) >= state  # the first chunk's forward run again
     monkeypatch.setattr(chunks_module, "KEEP_MARGIN", 0.0)  # as when the memory available now holds one chunk only
-    assert not kept.keeps(20, 8)
+    assert kept.kept_chunks(20, 8) == 1 and not kept.keeps(20, 8)
+    saved.clear()
     again_result, before, after = run(kept)
-    assert (before, after) == (3, 6) and sum(saved) < state  # nothing kept; each chunk's forward run again
+    assert (before, after) == (3, 5) and state > sum(saved) >= kernel.kept_bytes(4)  # only the last chunk kept
     whole = values_and_grads(kernel, angles, weights, cot)
-    for k, a, w in zip(keep_result, again_result, whole, strict=True):
-        assert torch.equal(k, a)
+    for k, p, a, w in zip(keep_result, partly_result, again_result, whole, strict=True):
+        assert torch.equal(k, a) and torch.equal(k, p)
         np.testing.assert_allclose(k.numpy(), w.numpy(), atol=F32_TOL, rtol=0)
     with torch.no_grad():
         assert torch.equal(kept(angles, weights), keep_result[0])
     assert not Chunks(kernel, 8, kernel.gradient_bytes(8)).keeps(20, 8)  # two kept states do not fit the budget
     with pytest.raises(ValueError, match="at least one sample"):
         Chunks(kernel, 0, 1)
+
+
+def test_the_torch_programs_adjoint_method_says_what_it_keeps(monkeypatch):
+    """Where the torch program runs its adjoint method, ``kept_bytes`` bounds what autograd saves for a call beside
+    another's (the final state, the readout's squared amplitudes, the gate matrices; not the constants calls share) and
+    is within 2.5x of it; with autograd it says nothing. Chunks of it then keep their states where they fit, with the
+    bits of chunks that run their forwards again."""
+    from qrl.backends import chunks as chunks_module
+    from qrl.backends.chunks import Chunks
+    from qrl.circuits import custom_circuit
+
+    def saved_by_second_call(backend, angles, weights):
+        storages: dict[int, int] = {}
+
+        def pack(t):
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            backend(angles, *weights)
+            shared = sum(storages.values())
+            backend(angles, *weights)
+        return sum(storages.values()) - shared
+
+    gen = torch.Generator().manual_seed(13)
+    hea = CircuitSpec(n_qubits=12, n_layers=3, n_inputs=12, n_outputs=12)
+    for spec in (hea, custom_circuit("meyer_iqp", n_qubits=12, n_inputs=12, n_layers=3),
+                 custom_circuit("born_parity", n_qubits=16, n_inputs=3, n_layers=2),  # the state outweighs the rest
+                 CircuitSpec(n_qubits=16, n_layers=2, n_inputs=16, n_outputs=16)):
+        program = TorchStatevector(spec, "fused-adjoint")
+        weights = [torch.rand(shape, generator=gen).requires_grad_(True) for shape in spec.weight_shapes.values()]
+        saved = saved_by_second_call(program, torch.rand(8, *spec.input_shape, generator=gen), weights)
+        assert saved <= program.kept_bytes(8) <= 2.5 * saved, (spec, saved, program.kept_bytes(8))
+        assert program.kept_bytes(16) == 2 * program.kept_bytes(8)
+    autograd = TorchStatevector(hea, "fused")
+    assert autograd.gradient_method(8) == "autograd" and autograd.kept_bytes(8) is None
+    program = TorchStatevector(hea, "fused-adjoint")
+    monkeypatch.setattr(chunks_module, "available_memory", lambda: 10**12)
+    kept = Chunks(program, 8, program.gradient_bytes(8) + 2 * program.kept_bytes(8))
+    assert kept.keeps(20) and not Chunks(program, 8, program.gradient_bytes(8)).keeps(20)
+    angles = torch.rand(20, *hea.input_shape, generator=gen)
+    weights = torch.rand(hea.weight_shape, generator=gen)
+    cot = torch.randn(20, hea.n_outputs, generator=gen)
+    results = [values_and_grads(chunked, angles, weights, cot)
+               for chunked in (kept, Chunks(program, 8, program.gradient_bytes(8)))]
+    for k, again, whole in zip(*results, values_and_grads(program, angles, weights, cot), strict=True):
+        assert torch.equal(k, again)
+        np.testing.assert_allclose(k.numpy(), whole.numpy(), atol=F32_TOL, rtol=0)
 
 
 def test_chunks_without_a_gradient_are_sized_by_a_forward_alone(monkeypatch):

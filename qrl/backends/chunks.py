@@ -21,11 +21,12 @@ class Chunks:
     ``B`` samples as ``ceil(B / size)`` consecutive calls of at most ``size`` samples, the largest batch whose forward
     + backward fits ``memory`` bytes (:func:`largest_batch_within`), and their outputs concatenated.
 
-    Under autograd each chunk is its own node. Where the states the chunks keep for their backward (the kernel's
-    :meth:`~qrl.backends.torch.TorchStatevector.kept_bytes`) fit beside one chunk's forward + backward, they are kept;
-    otherwise each chunk runs as a checkpoint (:func:`torch.utils.checkpoint.checkpoint`): its forward keeps nothing
-    and is run again in the backward, one chunk at a time, so the peak is one chunk's forward + backward whatever
-    ``B``, for the price of each chunk's forward once more.
+    Under autograd each chunk is its own node. The last chunk, and as many before it as the states they keep for
+    their backward (:meth:`~qrl.backends.torch.TorchStatevector.kept_bytes`) fit beside one chunk's forward +
+    backward, keep them (:meth:`kept_chunks`); each other chunk runs as a checkpoint
+    (:func:`torch.utils.checkpoint.checkpoint`): its forward keeps nothing and is run again in the backward, one chunk
+    at a time, so the peak is one chunk's forward + backward whatever ``B``, for the price of those chunks' forwards
+    once more.
 
     A call without a gradient (a rollout's, a target network's) runs in chunks of ``forward_size``, the largest batch
     whose forward alone fits (:meth:`~qrl.backends.torch.TorchStatevector.forward_bytes`; at least ``size``): at 26
@@ -52,22 +53,30 @@ class Chunks:
         if batch <= size:
             return self.backend(inputs, *weights)
         pieces = inputs.split(size)
-        if not differentiated or self.keeps(batch, _itemsize(weights, inputs)):
+        if not differentiated:
             return torch.cat([self.backend(x, *weights) for x in pieces])
+        again = len(pieces) - self.kept_chunks(batch, _itemsize(weights, inputs))
         return torch.cat([checkpoint(self.backend, x, *weights, use_reentrant=False, preserve_rng_state=False)
-                          for x in pieces])
+                          for x in pieces[:again]] + [self.backend(x, *weights) for x in pieces[again:]])
 
-    def keeps(self, batch: int, itemsize: int = 8) -> bool:
-        """Whether a gradient call of ``batch`` samples keeps its chunks' states (else they are computed again in the
-        backward): the states kept by every chunk but one, and one chunk's forward + backward, within the budget and
-        :data:`KEEP_MARGIN` of the memory available now."""
+    def kept_chunks(self, batch: int, itemsize: int = 8) -> int:
+        """How many of a gradient call's chunks of ``batch`` samples keep their states for the backward: the last ones
+        (autograd runs the chunks' backwards last chunk first, each freeing what its chunk kept); the others keep
+        nothing and run their forward again in the backward. The last chunk always keeps: its forward + backward is
+        the peak either way. Chunks before it keep where their states
+        (:meth:`~qrl.backends.torch.TorchStatevector.kept_bytes`), beside one chunk's forward + backward, are within
+        the budget and :data:`KEEP_MARGIN` of the memory available now."""
+        chunks = -(-batch // self.size)
         kept = getattr(self.backend, "kept_bytes", None)
         per_chunk = kept(self.size, itemsize) if kept is not None else None
-        if per_chunk is None:  # the backend does not say what it keeps
-            return False
-        chunks = -(-batch // self.size)
-        need = (chunks - 1) * per_chunk + self.backend.gradient_bytes(self.size, itemsize)
-        return need <= min(self.memory, KEEP_MARGIN * available_memory())
+        if per_chunk is None or chunks <= 1:  # the backend does not say what it keeps: only the last chunk
+            return 1
+        room = min(self.memory, KEEP_MARGIN * available_memory()) - self.backend.gradient_bytes(self.size, itemsize)
+        return max(1, min(chunks, 1 + int(room // per_chunk)))
+
+    def keeps(self, batch: int, itemsize: int = 8) -> bool:
+        """Whether every chunk of a gradient call of ``batch`` samples keeps its state (:meth:`kept_chunks`)."""
+        return self.kept_chunks(batch, itemsize) == -(-batch // self.size)
 
     def gradient_bytes(self, batch: int, itemsize: int = 8) -> int:
         """Peak memory of one forward + backward of ``batch`` samples, as computed again in the backward where needed:

@@ -178,7 +178,7 @@ class WiresProgram:
     def __init__(self, gates: list[Gate], n: int, n_angle: int, n_weight: int, adjoint: bool | None = False,
                  fuse: bool = False, plain: bool = False, group: bool = True):
         self.n, self.n_angle, self.adjoint, self.fuse, self.plain = n, n_angle, adjoint, fuse, plain
-        self.group = group
+        self.group, self.n_weight = group, n_weight
         self._const = TensorCache()
         self._compile(gates, n_angle + n_weight)
         self._passes = sum(len(step[1]) if step[0] in ("1q", "mono") else 1 for step in self._program)
@@ -205,6 +205,17 @@ class WiresProgram:
         :func:`qrl.simulator.fusion.apply_block`) as three: to choose between the fused and unfused programs."""
         copies = sum(step[0] == "block" and not block_in_place(step[1], self.n) for step in self._program)
         return self.passes() + 2 * copies
+
+    def matrix_bytes(self, batch: int, itemsize: int = 8) -> int:
+        """Memory of one call's gate matrices at ``batch`` samples (every one is per sample: ``(B, ...)``) in
+        amplitudes of ``itemsize`` bytes, with the angle pool they are built from; counted once by building them for
+        one sample."""
+        if getattr(self, "_matrix_elements", None) is None:
+            with torch.no_grad():
+                one = self._slot_matrices(torch.zeros(1, self.n_angle), torch.zeros(self.n_weight), torch.complex64)
+            self._matrix_elements = sum(m.numel() for m in one)
+        pool = self.n_angle + self.n_weight + len(self._pool_consts)  # real: half an amplitude each
+        return batch * (self._matrix_elements * itemsize + pool * itemsize // 2)
 
     def saved_states(self, batch: int = 1, itemsize: int = 8) -> int:
         """State batches kept for the backward pass of a call at ``batch`` samples: with autograd one per pass;
