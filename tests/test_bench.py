@@ -1520,3 +1520,23 @@ def test_the_readme_auto_checks_after_the_large_state_refit_are_the_committed_me
                 f"{_ms(seconds['torch:native'][n])}") in readme
         ratio = seconds["torch:native"][n] / seconds["torch"][n]
         assert f"{ratio:.2f}x" in readme and f"{_auto_over_fastest(seconds, n):.2f}x" in readme
+
+
+def test_the_readme_last_chunk_table_is_the_committed_measurements():
+    """README, "The last chunk keeps its state": auto's chunked gradient calls before and after, one call each, their
+    ratios and peaks; and the kernel's one call beside auto's after at 25 qubits, slower than auto."""
+    readme = _readme()
+    rows = (("meyer_iqp", "25", 16, "123432", "124523"), ("hea", "26", 16, "125721", "125135"),
+            ("hea", "24", 64, "130148", "130600"))
+    for circuit, n, batch, before, after in rows:
+        runs = [_scaling_run(stamp) for stamp in (before, after)]
+        assert all(r["batch"] == batch and r["n_layers"] == 5 and r["qubits"] == [int(n)] for r in runs)
+        assert [r.get("circuit") or r["ansatz"] for r in runs] == [circuit, circuit]
+        old, new = (r["seconds"]["auto"][n] for r in runs)
+        peaks = ", ".join(f"{r['peak_rss_gb']['auto'][n]:.2f}" for r in runs)
+        assert new < old and f"| {old:.1f} | {new:.1f} | {old / new:.2f}x faster | {peaks} |" in readme
+    seconds = _scaling_seconds("124523")
+    assert seconds["torch:native"]["25"] > seconds["auto"]["25"]
+    ratio = seconds["torch:native"]["25"] / seconds["auto"]["25"]
+    assert (f"took {seconds['torch:native']['25']:.1f} s in the same process as auto's {seconds['auto']['25']:.1f} "
+            f"(auto {ratio:.2f}x faster") in readme
