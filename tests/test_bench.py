@@ -1540,3 +1540,8 @@ def test_the_readme_last_chunk_table_is_the_committed_measurements():
     ratio = seconds["torch:native"]["25"] / seconds["auto"]["25"]
     assert (f"took {seconds['torch:native']['25']:.1f} s in the same process as auto's {seconds['auto']['25']:.1f} "
             f"(auto {ratio:.2f}x faster") in readme
+    hsiao = _scaling_run("133050")
+    auto, peak = hsiao["seconds"]["auto"]["26"], hsiao["peak_rss_gb"]["auto"]["26"]
+    assert (hsiao["circuit"], hsiao["batch"]) == ("hsiao", 16)
+    assert f"--backends auto`): {auto:.1f} s at {peak:.2f} GiB peak" in readme
+    assert f"took 350.8 s at 12.45 GiB: auto {350.8 / auto:.2f}x faster" in readme  # the kernel's, printed by the block

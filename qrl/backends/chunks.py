@@ -79,8 +79,8 @@ class Chunks:
         return self.kept_chunks(batch, itemsize) == -(-batch // self.size)
 
     def gradient_bytes(self, batch: int, itemsize: int = 8) -> int:
-        """Peak memory of one forward + backward of ``batch`` samples, as computed again in the backward where needed:
-        one chunk's (the chunks keep nothing then)."""
+        """Peak memory of one forward + backward of ``batch`` samples: one chunk's (the chunks before the last keep
+        their states only where they fit the budget beside it: :meth:`kept_chunks`)."""
         return self.backend.gradient_bytes(min(batch, self.size), itemsize)
 
     def __getattr__(self, name: str):  # passes, spec, program, n, ...: the backend's
