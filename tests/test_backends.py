@@ -1313,6 +1313,35 @@ def test_auto_runs_gradient_calls_on_the_kernel_where_the_torch_program_would_ta
     assert select.adjoint_from_batch(TorchStatevector(CircuitSpec(n_qubits=12, n_layers=1)), 8) > 1000
 
 
+def test_auto_keeps_update_calls_on_the_torch_program_where_the_model_chose_it_for_adjoint_calls(monkeypatch):
+    """Where the torch program already differentiates calls of ``SMALL_BATCH_MAX`` samples by its adjoint method and
+    the cost model chose it for them, larger gradient calls stay on it (``hsiao`` at 25 qubits, 32 samples: the torch
+    program in chunks 2.05x faster than the kernel, README "The last chunk keeps its state"); where the model chose the
+    kernel at that batch, or the calls there ran autograd, the kernel takes them from the adjoint batch as before."""
+    import circuit_shapes  # noqa: F401  (registers one_cnot)
+
+    from qrl.backends import select
+    from qrl.backends.chunks import Chunks
+    from qrl.circuits import custom_circuit
+    from qrl.simulator import programs
+
+    large = make_backend(custom_circuit("hsiao", n_qubits=25, n_inputs=25, n_layers=5), "auto").cpu
+    assert large.larger is None and large.rollouts[-1].program != "native"
+    update = large.for_batch(32)
+    assert isinstance(update, Chunks) and update.backend.program != "native" and update.size < 32
+    for table in ("auto_table", "small_batch_table", "tiny_batch_table"):
+        monkeypatch.setattr(select, table, lambda: {4: select.NATIVE, 16: select.NATIVE})
+    spec = custom_circuit("one_cnot", n_qubits=20, n_inputs=20, n_layers=5)
+    assert make_backend(spec, "auto").cpu.larger is not None  # calls of 16 run autograd: the rule of 20 qubits
+    monkeypatch.setattr(programs, "AUTOGRAD_MAX_BYTES", 0)  # every gradient call by the adjoint method
+    for at_16, kept_on_torch in (("torch", True), (select.NATIVE, False)):
+        monkeypatch.setattr(select, "rollout_devices", lambda spec, programs=None, gradient=True, last=at_16:
+                            [*["torch"] * (select.SMALL_BATCH_MAX - 1), last])
+        dispatch = make_backend(spec, "auto").cpu
+        assert (dispatch.larger is None) == kept_on_torch, at_16
+        assert (dispatch.for_batch(64).program == "native") != kept_on_torch, at_16
+
+
 def test_auto_runs_calls_that_would_not_fit_in_memory_in_chunks(monkeypatch):
     """A call whose program's forward + backward estimate exceeds the share of physical memory runs on that program in
     chunks of the largest batch that fits, with the same values and gradients; calls that fit stay on the measured

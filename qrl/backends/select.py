@@ -378,8 +378,9 @@ def _auto_backend(spec: CircuitSpec, name: str):
     :class:`BatchDispatch`), and calls on an accelerator on the torch program there (:class:`AcceleratorDispatch`)."""
     programs: dict = {}  # built once: the rules build the kernel's and the torch program to count passes
     table, name = name, _for_large_batches(name, spec, programs)
-    larger = NATIVE if name != table else None  # the work ratio took update batches off the kernel: not all of them
     rollouts = rollout_devices(spec, programs)
+    # the work ratio took update batches off the kernel: not all of them, unless the model chose in the same regime
+    larger = NATIVE if name != table and not _model_chose_torch_adjoint(rollouts, programs) else None
     forward = rollout_devices(spec, programs, gradient=False)
     made = {b: programs[b] if b in programs else make_backend(spec, b)
             for b in dict.fromkeys((name, *rollouts, *forward, *([larger] if larger else [])))}
@@ -387,6 +388,20 @@ def _auto_backend(spec: CircuitSpec, name: str):
                                   forward=forward if forward != rollouts else None)
     return AcceleratorDispatch(by_memory(8), spec, memory_fraction=AUTO_MEMORY_FRACTION,
                                wide=functools.partial(by_memory, 16))
+
+
+def _model_chose_torch_adjoint(rollouts: list[str], programs: dict) -> bool:
+    """Whether the cost model chose the torch program for gradient calls of ``SMALL_BATCH_MAX`` samples (``rollouts``,
+    :func:`rollout_devices`) where that program already differentiates them by its adjoint method: then gradient
+    calls of more samples stay on it instead of going to the kernel from the batch at which its adjoint method starts
+    (:func:`adjoint_from_batch`, a rule measured at 20 qubits where the calls of 16 ran autograd): the model weighed
+    the two programs in the regime of the larger calls, whose cost grows with their samples on both. Measured on
+    ``hsiao`` with a gradient (README, "The last chunk keeps its state"): at 25 qubits and 32 samples the torch program
+    in chunks of 8 took 138.5 s, the kernel in chunks of 16 (the rule's choice) 283.3 s; at 26 and 16 the model's
+    choice, the torch program, 164.8 s against the kernel's 350.8."""
+    torch_program = programs.get("torch")
+    return (rollouts[-1] == "torch" and torch_program is not None
+            and torch_program.gradient_method(SMALL_BATCH_MAX) == "adjoint")
 
 
 def _memory_dispatch(spec: CircuitSpec, name: str, rollouts: tuple[str, ...], made: dict, itemsize: int,
