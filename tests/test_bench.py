@@ -1545,3 +1545,28 @@ def test_the_readme_last_chunk_table_is_the_committed_measurements():
     assert (hsiao["circuit"], hsiao["batch"]) == ("hsiao", 16)
     assert f"--backends auto`): {auto:.1f} s at {peak:.2f} GiB peak" in readme
     assert f"took 350.8 s at 12.45 GiB: auto {350.8 / auto:.2f}x faster" in readme  # the kernel's, printed by the block
+
+
+def test_the_readme_hsiao_update_calls_above_20_qubits_are_the_committed_measurements():
+    """README, "The last chunk keeps its state": `hsiao`'s gradient calls of 32 samples at 22, 23 and 25 qubits before
+    (auto on the kernel; the torch program faster) and after (auto on the torch program), as committed."""
+    readme = _readme()
+    before = {n: _scaling_seconds(stamp) for n, stamp in (("22", "134205"), ("23", "134438"))}
+    for n, seconds in before.items():
+        assert seconds["torch"][n] < seconds["torch:native"][n] < seconds["auto"][n]  # auto ran the kernel, first
+    assert "at 22 qubits took 18396 ms, its later ones " + _ms(before["22"]["torch"]["22"]) in readme
+    assert (f"the torch program {_ms(before['22']['torch']['22'])} ms against the kernel's "
+            f"{_ms(before['22']['torch:native']['22'])} at 22 qubits, {_ms(before['23']['torch']['23'])} against "
+            f"{_ms(before['23']['torch:native']['23'])} at 23") in readme
+    assert f"auto, the kernel, {_ms(before['22']['auto']['22'])} and {_ms(before['23']['auto']['23'])} ms" in readme
+    old = _scaling_seconds("133658")["auto"]["25"]
+    assert f"138.5 s in chunks against auto's (the kernel in chunks of 16) {old:.1f} s" in readme
+    assert f"auto {old / 138.5:.2f}x slower than the fastest" in readme
+    new = _scaling_seconds("135657")["auto"]["25"]
+    assert f"32 samples {new:.1f} s (`scaling-20261206-135657.json`, {old / new:.2f}x faster than before, " \
+           f"{new / 138.5:.2f}x the torch program's chunks" in readme
+    after, reverse = _scaling_seconds("140040"), _scaling_seconds("140214")
+    assert after["auto"]["23"] < after["torch"]["23"] < after["torch:native"]["23"]
+    assert (f"auto {_ms(after['auto']['23'])} ms (timed again; its first call 19565), the torch program "
+            f"{_ms(after['torch']['23'])} and the kernel {_ms(after['torch:native']['23'])}") in readme
+    assert f"the torch program {_ms(reverse['torch']['23'])}, auto {_ms(reverse['auto']['23'])}" in readme
