@@ -1521,6 +1521,8 @@ def test_the_torch_programs_adjoint_method_says_what_it_keeps(monkeypatch):
     another's (the final state, the readout's squared amplitudes, the gate matrices; not the constants calls share) and
     is within 2.5x of it; with autograd it says nothing. Chunks of it then keep their states where they fit, with the
     bits of chunks that run their forwards again."""
+    import pickle
+
     from qrl.backends import chunks as chunks_module
     from qrl.backends.chunks import Chunks
     from qrl.circuits import custom_circuit
@@ -1550,6 +1552,9 @@ def test_the_torch_programs_adjoint_method_says_what_it_keeps(monkeypatch):
         assert program.kept_bytes(16) == 2 * program.kept_bytes(8)
     autograd = TorchStatevector(hea, "fused")
     assert autograd.gradient_method(8) == "autograd" and autograd.kept_bytes(8) is None
+    old = pickle.loads(pickle.dumps(TorchStatevector(hea, "fused-adjoint")))
+    del old._impl.n_weight  # as pickled before: says nothing, so its chunks keep only the last
+    assert old.kept_bytes(8) is None and Chunks(old, 8, 10**12).kept_chunks(20) == 1
     program = TorchStatevector(hea, "fused-adjoint")
     monkeypatch.setattr(chunks_module, "available_memory", lambda: 10**12)
     kept = Chunks(program, 8, program.gradient_bytes(8) + 2 * program.kept_bytes(8))

@@ -180,9 +180,11 @@ class TorchStatevector:
         readout's constants the calls share; the eight circuits of ``qrl bench calls`` at 8-20 qubits and 8 samples):
         1.01-1.03 state batches at 20 qubits, 1.51 for ``born_parity`` (its probabilities keep the squared amplitudes
         beside the state); 0.40-0.79 of this estimate throughout. ``None`` for the others (autograd's states, a
-        kernel whose state leaves it), whose estimates do not tell what they keep apart from their peak."""
+        kernel whose state leaves it, a torch program pickled before), whose estimates do not tell what they keep apart
+        from their peak."""
         if isinstance(self._impl, WiresProgram) and self.gradient_method(batch, itemsize) == "adjoint":
-            return 2 * state_bytes(self.n, batch, itemsize) + 4 * self._impl.matrix_bytes(batch, itemsize)
+            matrices = self._impl.matrix_bytes(batch, itemsize)  # (None: pickled before it could say)
+            return None if matrices is None else 2 * state_bytes(self.n, batch, itemsize) + 4 * matrices
         if not isinstance(self._impl, NativeProgram) or self._kernel_readout is None:
             return None
         rows = padded(batch)

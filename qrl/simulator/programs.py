@@ -206,10 +206,12 @@ class WiresProgram:
         copies = sum(step[0] == "block" and not block_in_place(step[1], self.n) for step in self._program)
         return self.passes() + 2 * copies
 
-    def matrix_bytes(self, batch: int, itemsize: int = 8) -> int:
+    def matrix_bytes(self, batch: int, itemsize: int = 8) -> int | None:
         """Memory of one call's gate matrices at ``batch`` samples (every one is per sample: ``(B, ...)``) in
         amplitudes of ``itemsize`` bytes, with the angle pool they are built from; counted once by building them for
-        one sample."""
+        one sample. ``None`` for a program pickled before it kept its count of weights."""
+        if getattr(self, "n_weight", None) is None:
+            return None
         if getattr(self, "_matrix_elements", None) is None:
             with torch.no_grad():
                 one = self._slot_matrices(torch.zeros(1, self.n_angle), torch.zeros(self.n_weight), torch.complex64)
