@@ -1570,3 +1570,10 @@ def test_the_readme_hsiao_update_calls_above_20_qubits_are_the_committed_measure
     assert (f"auto {_ms(after['auto']['23'])} ms (timed again; its first call 19565), the torch program "
             f"{_ms(after['torch']['23'])} and the kernel {_ms(after['torch:native']['23'])}") in readme
     assert f"the torch program {_ms(reverse['torch']['23'])}, auto {_ms(reverse['auto']['23'])}" in readme
+    meyer = _scaling_run("142412")  # Meyer et al.'s at 25 qubits and 32 samples: auto on the kernel, a miss
+    auto = meyer["seconds"]["auto"]["25"]
+    assert (meyer["circuit"], meyer["batch"]) == ("meyer_iqp", 32) and auto / 604.1 > 1.2  # the block's torch chunks
+    assert f"auto {auto:.1f} s (`scaling-20261206-142412.json`" in readme
+    assert "program's 604.1 s in four chunks of 8" in readme
+    assert f"**auto {auto / 604.1:.2f}x slower, a miss" in readme
+    assert f"circuit at 25 qubits and 32 samples: {auto / 604.1:.2f}x**" in readme
