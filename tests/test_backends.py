@@ -1497,7 +1497,6 @@ def test_chunks_keep_their_states_or_compute_them_again_with_the_same_bits(monke
     available = int(one_more / chunks_module.KEEP_MARGIN) + 1
     monkeypatch.setattr(chunks_module, "available_memory", lambda: available)
     assert kept.kept_chunks(20, 8) == 2 and not kept.keeps(20, 8)
-    saved.clear()
     partly_result, before, after = run(kept)
     assert (before, after) == (3, 4) and 2 * state > sum(saved) >= state  # the first chunk's forward run again
     monkeypatch.setattr(chunks_module, "KEEP_MARGIN", 0.0)  # as when the memory available now holds one chunk only

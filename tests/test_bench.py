@@ -1436,7 +1436,7 @@ def test_the_readme_rollout_calls_above_20_qubits_are_the_committed_measurements
     """README, "Per-sample products in blocks of rows": calls without a gradient timed with auto beside both programs
     (``chen_vqdqn`` at 22 qubits and 7, 8, 9 samples, where the model's choice turns torch, kernel, torch; ``hea`` at
     24 and 8): auto within 1.2x of the fastest at each, and the numbers in the README from their JSON."""
-    readme = " ".join(_readme().split())  # the numbers as read, whatever the line breaks
+    readme = _readme()  # whitespace runs as single spaces: the numbers as read, whatever the line breaks
     runs = [_scaling_run(s) for s in ("103529", "103621", "103723", "103925")]
     for run in runs:
         assert run.get("no_grad") and _auto_over_fastest(run["seconds"], str(run["qubits"][0])) < 1.2
@@ -1511,7 +1511,7 @@ def test_the_readme_auto_checks_after_the_large_state_refit_are_the_committed_me
     """README, "Buffers kept from call to call" and after: seven calls the refitted large-state factor moved to the
     torch program, timed with auto beside both programs; auto within 1.2x of the fastest, the kernel (the old choice)
     not."""
-    readme = " ".join(_readme().split())  # the numbers as read, whatever the line breaks
+    readme = _readme()  # whitespace runs as single spaces: the numbers as read, whatever the line breaks
     for stamp, n in (("084054", "22"), ("084251", "24"), ("095433", "24"), ("095559", "22"), ("104518", "24"),
                      ("104909", "24"), ("105502", "24"), ("110751", "24")):
         seconds = _scaling_seconds(stamp)
@@ -1559,21 +1559,22 @@ def test_the_readme_hsiao_update_calls_above_20_qubits_are_the_committed_measure
             f"{_ms(before['22']['torch:native']['22'])} at 22 qubits, {_ms(before['23']['torch']['23'])} against "
             f"{_ms(before['23']['torch:native']['23'])} at 23") in readme
     assert f"auto, the kernel, {_ms(before['22']['auto']['22'])} and {_ms(before['23']['auto']['23'])} ms" in readme
+    chunks = 138.5  # the torch program in chunks at 25 qubits, printed by the README's block (no JSON)
     old = _scaling_seconds("133658")["auto"]["25"]
-    assert f"138.5 s in chunks against auto's (the kernel in chunks of 16) {old:.1f} s" in readme
-    assert f"auto {old / 138.5:.2f}x slower than the fastest" in readme
+    assert f"{chunks} s in chunks against auto's (the kernel in chunks of 16) {old:.1f} s" in readme
+    assert f"auto {old / chunks:.2f}x slower than the fastest" in readme
     new = _scaling_seconds("135657")["auto"]["25"]
     assert f"32 samples {new:.1f} s (`scaling-20261206-135657.json`, {old / new:.2f}x faster than before, " \
-           f"{new / 138.5:.2f}x the torch program's chunks" in readme
+           f"{new / chunks:.2f}x the torch program's chunks" in readme
     after, reverse = _scaling_seconds("140040"), _scaling_seconds("140214")
     assert after["auto"]["23"] < after["torch"]["23"] < after["torch:native"]["23"]
     assert (f"auto {_ms(after['auto']['23'])} ms (timed again; its first call 19565), the torch program "
             f"{_ms(after['torch']['23'])} and the kernel {_ms(after['torch:native']['23'])}") in readme
     assert f"the torch program {_ms(reverse['torch']['23'])}, auto {_ms(reverse['auto']['23'])}" in readme
     meyer = _scaling_run("142412")  # Meyer et al.'s at 25 qubits and 32 samples: auto on the kernel, a miss
-    auto = meyer["seconds"]["auto"]["25"]
-    assert (meyer["circuit"], meyer["batch"]) == ("meyer_iqp", 32) and auto / 604.1 > 1.2  # the block's torch chunks
+    auto, chunks = meyer["seconds"]["auto"]["25"], 604.1  # the torch program's chunks, printed by the block
+    assert (meyer["circuit"], meyer["batch"]) == ("meyer_iqp", 32) and auto / chunks > 1.2
     assert f"auto {auto:.1f} s (`scaling-20261206-142412.json`" in readme
-    assert "program's 604.1 s in four chunks of 8" in readme
-    assert f"**auto {auto / 604.1:.2f}x slower, a miss" in readme
-    assert f"circuit at 25 qubits and 32 samples: {auto / 604.1:.2f}x**" in readme
+    assert f"program's {chunks} s in four chunks of 8" in readme
+    assert f"**auto {auto / chunks:.2f}x slower, a miss" in readme
+    assert f"circuit at 25 qubits and 32 samples: {auto / chunks:.2f}x**" in readme
