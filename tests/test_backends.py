@@ -1308,16 +1308,18 @@ def test_auto_runs_gradient_calls_on_the_kernel_where_the_torch_program_would_ta
         with torch.no_grad():
             assert dispatch.for_batch(first) is torch_program
         assert pickle.loads(pickle.dumps(dispatch)).for_batch(first).program == "native"
-    meyer = custom_circuit("meyer_iqp", n_qubits=20, n_inputs=20, n_layers=4)
-    assert make_backend(meyer, "auto").cpu.larger is None  # on the kernel at every update batch
+    hea = CircuitSpec(n_qubits=20, n_layers=5)
+    assert make_backend(hea, "auto").cpu.larger is None  # on the kernel at every update batch
     assert select.adjoint_from_batch(TorchStatevector(CircuitSpec(n_qubits=12, n_layers=1)), 8) > 1000
 
 
 def test_auto_keeps_update_calls_on_the_torch_program_where_the_model_chose_it_for_adjoint_calls(monkeypatch):
     """Where the torch program already differentiates calls of ``SMALL_BATCH_MAX`` samples by its adjoint method and
     the cost model chose it for them, larger gradient calls stay on it (``hsiao`` at 25 qubits, 32 samples: the torch
-    program in chunks 2.05x faster than the kernel, README "The last chunk keeps its state"); where the model chose the
-    kernel at that batch, or the calls there ran autograd, the kernel takes them from the adjoint batch as before."""
+    program in chunks 2.05x faster than the kernel, README "The last chunk keeps its state"), or run on it where the
+    work ratio kept update batches on the kernel (Meyer et al.'s circuit at 20-25 qubits: README "Update-sized
+    gradient calls follow the model where it weighed the adjoint method"); where the model chose the kernel at that
+    batch, or the calls there ran autograd, the kernel takes them from the adjoint batch as before, or keeps them."""
     import circuit_shapes  # noqa: F401  (registers one_cnot)
 
     from qrl.backends import select
@@ -1333,13 +1335,21 @@ def test_auto_keeps_update_calls_on_the_torch_program_where_the_model_chose_it_f
         monkeypatch.setattr(select, table, lambda: {4: select.NATIVE, 16: select.NATIVE})
     spec = custom_circuit("one_cnot", n_qubits=20, n_inputs=20, n_layers=5)
     assert make_backend(spec, "auto").cpu.larger is not None  # calls of 16 run autograd: the rule of 20 qubits
+    kernel_by_work = CircuitSpec(n_qubits=20, n_layers=5)  # hea: the work ratio keeps its update batches on the kernel
+    assert make_backend(kernel_by_work, "auto").cpu.larger is None
     monkeypatch.setattr(programs, "AUTOGRAD_MAX_BYTES", 0)  # every gradient call by the adjoint method
-    for at_16, kept_on_torch in (("torch", True), (select.NATIVE, False)):
+    for at_16, on_torch in (("torch", True), (select.NATIVE, False)):
         monkeypatch.setattr(select, "rollout_devices", lambda spec, programs=None, gradient=True, last=at_16:
                             [*["torch"] * (select.SMALL_BATCH_MAX - 1), last])
         dispatch = make_backend(spec, "auto").cpu
-        assert (dispatch.larger is None) == kept_on_torch, at_16
-        assert (dispatch.for_batch(64).program == "native") != kept_on_torch, at_16
+        assert (dispatch.larger is None) == on_torch, at_16
+        assert (dispatch.for_batch(64).program == "native") != on_torch, at_16
+        dispatch = make_backend(kernel_by_work, "auto").cpu  # update batches on the kernel by the work ratio
+        assert (dispatch.larger is not None) == on_torch, at_16
+        assert (dispatch.for_batch(64).program == "native") != on_torch, at_16
+        assert dispatch.for_batch(select.SMALL_BATCH_MAX + 1).program == dispatch.for_batch(64).program, at_16
+        with torch.no_grad():  # calls without a gradient stay on the kernel
+            assert dispatch.for_batch(64).program == "native", at_16
 
 
 def test_auto_runs_calls_that_would_not_fit_in_memory_in_chunks(monkeypatch):

@@ -1578,3 +1578,32 @@ def test_the_readme_hsiao_update_calls_above_20_qubits_are_the_committed_measure
     assert f"program's {chunks} s in four chunks of 8" in readme
     assert f"**auto {auto / chunks:.2f}x slower, a miss" in readme
     assert f"circuit at 25 qubits and 32 samples: {auto / chunks:.2f}x**" in readme
+
+
+def test_the_readme_meyer_update_calls_table_is_the_committed_measurements():
+    """README, "Update-sized gradient calls follow the model where it weighed the adjoint method": Meyer et al.'s
+    gradient calls at 20-25 qubits before (auto on the kernel) and after (auto on the torch program), as committed."""
+    readme = _readme()
+    before = {n: _scaling_run(stamp) for n, stamp in (("20", "150616"), ("22", "150923"), ("24", "151441"))}
+    after = {n: _scaling_run(stamp) for n, stamp in (("20", "152558"), ("20/64", "152716"), ("22", "152904"),
+                                                      ("24", "153442"), ("25", "154435"))}
+    for run in (*before.values(), *after.values()):
+        assert run["circuit"] == "meyer_iqp" and run["batch"] == (64 if run is after["20/64"] else 32)
+    for n in ("20", "22"):
+        old, new = before[n]["seconds"], after[n]["seconds"]
+        assert old["torch"][n] < old["auto"][n] and new["auto"][n] < old["auto"][n]
+        row = (f"| {n} / 32 | {_ms(old['auto'][n])} ms | {_ms(old['torch'][n])} | {_ms(old['torch:native'][n])} | "
+               f"{_ms(new['auto'][n])} (torch {_ms(new['torch'][n])}")
+        assert row in readme
+        assert f"{_auto_over_fastest(old, n):.2f}x -> {_auto_over_fastest(new, n):.2f}x |" in readme
+    wide = after["20/64"]["seconds"]
+    assert (f"| 20 / 64 | | | | {_ms(wide['auto']['20'])} (torch {_ms(wide['torch']['20'])}, kernel "
+            f"{_ms(wide['torch:native']['20'])}) | -> {_auto_over_fastest(wide, '20'):.2f}x |") in readme
+    kernel, chunks = before["24"]["seconds"]["auto"]["24"], 331.8  # the torch program's chunks, printed by the block
+    new = after["24"]["seconds"]["auto"]["24"]
+    assert (f"| 24 / 32 | {kernel:.1f} s | {chunks} s (chunks of 17) | | {new:.1f} s | 1.00x -> "
+            f"{new / kernel:.2f}x |") in readme
+    old, chunks = _scaling_seconds("142412")["auto"]["25"], 604.1  # as in the previous section
+    new = after["25"]["seconds"]["auto"]["25"]
+    assert (f"| 25 / 32 | {old:.1f} s | {chunks} s (chunks of 8) | | {new:.1f} s | {old / chunks:.2f}x -> "
+            f"{new / min(new, chunks):.2f}x |") in readme

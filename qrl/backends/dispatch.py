@@ -34,8 +34,8 @@ class BatchDispatch:
     runs on its entry instead, and ``small``, ``tiny`` and their limits are not used; with ``forward_rollouts`` too
     (alike), a call made while gradients are not recorded runs on its entry there. With ``larger`` (``(first batch,
     backend)``), calls of at least that many samples made while gradients are recorded run on that backend (role
-    ``"larger"`` in ``limits`` and ``chunked``): the native kernel from the batch at which the torch program would
-    differentiate by its adjoint method (:func:`qrl.backends.select.adjoint_from_batch`).
+    ``"larger"`` in ``limits`` and ``chunked``): the native kernel or the torch program, from the batch at which the
+    torch program would differentiate by its adjoint method (:func:`qrl.backends.select.adjoint_from_batch`).
 
     All are exact backends of one circuit (``f(inputs, *weights)``), so a call's values and gradients are the
     same to rounding (1e-13 in float64) whichever runs it; the choice depends on the batch size (and for ``larger``

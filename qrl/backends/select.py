@@ -379,8 +379,7 @@ def _auto_backend(spec: CircuitSpec, name: str):
     programs: dict = {}  # built once: the rules build the kernel's and the torch program to count passes
     table, name = name, _for_large_batches(name, spec, programs)
     rollouts = rollout_devices(spec, programs)
-    # the work ratio took update batches off the kernel: not all of them, unless the model chose in the same regime
-    larger = NATIVE if name != table and not _model_chose_torch_adjoint(rollouts, programs) else None
+    larger = _for_larger_gradient_calls(table, name, rollouts, programs)
     forward = rollout_devices(spec, programs, gradient=False)
     made = {b: programs[b] if b in programs else make_backend(spec, b)
             for b in dict.fromkeys((name, *rollouts, *forward, *([larger] if larger else [])))}
@@ -390,15 +389,30 @@ def _auto_backend(spec: CircuitSpec, name: str):
                                wide=functools.partial(by_memory, 16))
 
 
+def _for_larger_gradient_calls(table: str, name: str, rollouts: list[str], programs: dict) -> str | None:
+    """The program of gradient calls from the batch at which the torch program takes its adjoint method
+    (:func:`adjoint_from_batch`) where it is not the update batches' ``name`` (else ``None``): where the work ratio
+    took update batches off the table's kernel (:func:`_for_large_batches`), the kernel, unless the cost model chose the
+    torch program at ``SMALL_BATCH_MAX`` samples where it runs its adjoint method (:func:`_model_chose_torch_adjoint`);
+    where the update batches stay on the kernel, the torch program if the model chose it so."""
+    chose_torch = _model_chose_torch_adjoint(rollouts, programs)
+    if name != table:
+        return None if chose_torch else NATIVE
+    return "torch" if name == NATIVE and chose_torch else None
+
+
 def _model_chose_torch_adjoint(rollouts: list[str], programs: dict) -> bool:
     """Whether the cost model chose the torch program for gradient calls of ``SMALL_BATCH_MAX`` samples (``rollouts``,
     :func:`rollout_devices`) where that program already differentiates them by its adjoint method: then gradient
-    calls of more samples stay on it instead of going to the kernel from the batch at which its adjoint method starts
-    (:func:`adjoint_from_batch`, a rule measured at 20 qubits where the calls of 16 ran autograd): the model weighed
-    the two programs in the regime of the larger calls, whose cost grows with their samples on both. Measured on
+    calls of more samples run on it too (:func:`_for_larger_gradient_calls`), instead of going to the kernel from the
+    batch at which its adjoint method starts (:func:`adjoint_from_batch`, a rule measured at 20 qubits where the calls
+    of 16 ran autograd) or staying there by the work ratio (:func:`_for_large_batches`): the model weighed the two
+    programs in the regime of the larger calls, whose cost grows with their samples on both. Measured on
     ``hsiao`` with a gradient (README, "The last chunk keeps its state"): at 25 qubits and 32 samples the torch program
     in chunks of 8 took 138.5 s, the kernel in chunks of 16 (the rule's choice) 283.3 s; at 26 and 16 the model's
-    choice, the torch program, 164.8 s against the kernel's 350.8."""
+    choice, the torch program, 164.8 s against the kernel's 350.8; on Meyer et al.'s circuit, whose update batches the
+    work ratio keeps on the kernel, at 32 samples 1.26x at 25 qubits and 1.39x at 20 (README, "Update-sized gradient
+    calls follow the model where it weighed the adjoint method")."""
     torch_program = programs.get("torch")
     return (rollouts[-1] == "torch" and torch_program is not None
             and torch_program.gradient_method(SMALL_BATCH_MAX) == "adjoint")
@@ -420,7 +434,7 @@ def _memory_dispatch(spec: CircuitSpec, name: str, rollouts: tuple[str, ...], ma
                      for batch, b in enumerate(names, start=1))
 
     roles = {"large": name, **({"larger": larger} if larger else {})}
-    first = adjoint_from_batch(made[name], itemsize) if larger else None
+    first = adjoint_from_batch(made["torch"], itemsize) if larger else None  # the torch program: name or larger
     return BatchDispatch(made[name], made[rollouts[-1]], rollouts=per_batch(rollouts),
                          forward_rollouts=per_batch(forward) if forward is not None else None,
                          limits={role: fits[b] for role, b in roles.items() if fits[b] is not None},
