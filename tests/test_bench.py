@@ -1607,3 +1607,23 @@ def test_the_readme_meyer_update_calls_table_is_the_committed_measurements():
     new = after["25"]["seconds"]["auto"]["25"]
     assert (f"| 25 / 32 | {old:.1f} s | {chunks} s (chunks of 8) | | {new:.1f} s | {old / chunks:.2f}x -> "
             f"{new / min(new, chunks):.2f}x |") in readme
+
+
+def test_the_readme_update_calls_at_20_qubits_are_the_committed_measurements():
+    """README, "Update-sized gradient calls follow the model ...": the six circuits whose update batches stay on the
+    kernel at 20 qubits and 32 samples, and `hsiao`'s (on the torch program) at 21 and 24 qubits, as committed."""
+    readme = _readme()
+    runs = [_scaling_run(stamp) for stamp in ("161810", "162106", "162311", "162524", "162712", "162835")]
+    assert [run.get("circuit", run["ansatz"]) for run in runs] == [
+        "hea", "strongly_entangling", "chen_vqdqn", "lockwood_si", "born_parity", "jerbi_skolik"]
+    auto = [_auto_over_fastest(run["seconds"], "20") for run in runs]
+    torch_program = [run["seconds"]["torch"]["20"] / min(s["20"] for s in run["seconds"].values()) for run in runs]
+    assert all(run["batch"] == 32 for run in runs) and max(auto) <= 1.2
+    assert f"auto on the kernel within {min(auto):.2f}x-{max(auto):.2f}x of the fastest" in readme
+    assert f"torch program {min(torch_program):.2f}x-{max(torch_program):.2f}x slower" in readme
+    small, large = _scaling_seconds("160903"), _scaling_seconds("161229")
+    assert (f"auto {_ms(small['auto']['21'])} ms, the torch program {_ms(small['torch']['21'])} (the same program; "
+            f"medians of interleaved calls) and the kernel {_ms(small['torch:native']['21'])}") in readme
+    assert large["auto"]["24"] < large["torch:native"]["24"]
+    assert (f"auto in chunks {large['auto']['24']:.1f} s against the kernel's {large['torch:native']['24']:.1f} s"
+            in readme)
