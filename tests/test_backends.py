@@ -1331,6 +1331,9 @@ def test_auto_keeps_update_calls_on_the_torch_program_where_the_model_chose_it_f
     assert large.larger is None and large.rollouts[-1].program != "native"
     update = large.for_batch(32)
     assert isinstance(update, Chunks) and update.backend.program != "native" and update.size < 32
+    meyer = make_backend(custom_circuit("meyer_iqp", n_qubits=20, n_inputs=20, n_layers=5), "auto").cpu
+    assert meyer.large.program == "native" and meyer.larger[0] == select.SMALL_BATCH_MAX + 1  # work ratio: the kernel
+    assert meyer.for_batch(32).program != "native" and meyer.larger[1].program != "native"  # the model: torch
     for table in ("auto_table", "small_batch_table", "tiny_batch_table"):
         monkeypatch.setattr(select, table, lambda: {4: select.NATIVE, 16: select.NATIVE})
     spec = custom_circuit("one_cnot", n_qubits=20, n_inputs=20, n_layers=5)
