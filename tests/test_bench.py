@@ -1603,6 +1603,15 @@ def test_the_readme_meyer_update_calls_table_is_the_committed_measurements():
     new = after["24"]["seconds"]["auto"]["24"]
     assert (f"| 24 / 32 | {kernel:.1f} s | {chunks} s (chunks of 17) | | {new:.1f} s | 1.00x -> "
             f"{new / kernel:.2f}x |") in readme
+    more = {n: _scaling_run(stamp) for n, stamp in (("21", "163832"), ("23", "164539"))}  # after, first calls
+    assert all((run["circuit"], run["batch"]) == ("meyer_iqp", 32) for run in more.values())
+    assert all(_auto_over_fastest(run["seconds"], n) <= 1.2 for n, run in more.items())
+    seconds = {n: run["seconds"] for n, run in more.items()}
+    assert (f"auto {_ms(seconds['21']['auto']['21'])} and {_ms(seconds['23']['auto']['23'])} ms, the torch program "
+            f"{_ms(seconds['21']['torch']['21'])} and {_ms(seconds['23']['torch']['23'])}, the kernel "
+            f"{_ms(seconds['21']['torch:native']['21'])} and {_ms(seconds['23']['torch:native']['23'])}") in readme
+    kernel = [seconds[n]["torch:native"][n] / seconds[n]["torch"][n] for n in ("21", "23")]
+    assert f"was {kernel[0]:.2f}x and {kernel[1]:.2f}x slower than the torch program" in readme
     old, chunks = _scaling_seconds("142412")["auto"]["25"], 604.1  # as in the previous section
     new = after["25"]["seconds"]["auto"]["25"]
     assert (f"| 25 / 32 | {old:.1f} s | {chunks} s (chunks of 8) | | {new:.1f} s | {old / chunks:.2f}x -> "
