@@ -1612,6 +1612,10 @@ def test_the_readme_meyer_update_calls_table_is_the_committed_measurements():
             f"{_ms(seconds['21']['torch:native']['21'])} and {_ms(seconds['23']['torch:native']['23'])}") in readme
     kernel = [seconds[n]["torch:native"][n] / seconds[n]["torch"][n] for n in ("21", "23")]
     assert f"was {kernel[0]:.2f}x and {kernel[1]:.2f}x slower than the torch program" in readme
+    wide = _scaling_run("170050")  # 22 qubits, 64 samples: auto (the torch program) and the kernel
+    assert (wide["circuit"], wide["batch"]) == ("meyer_iqp", 64) and _auto_over_fastest(wide["seconds"], "22") <= 1.2
+    assert (f"auto {_ms(wide['seconds']['auto']['22'])} ms against the kernel's "
+            f"{_ms(wide['seconds']['torch:native']['22'])}") in readme
     old, chunks = _scaling_seconds("142412")["auto"]["25"], 604.1  # as in the previous section
     new = after["25"]["seconds"]["auto"]["25"]
     assert (f"| 25 / 32 | {old:.1f} s | {chunks} s (chunks of 8) | | {new:.1f} s | {old / chunks:.2f}x -> "
