@@ -66,7 +66,7 @@ class Chunks:
         the peak either way. Chunks before it keep where their states
         (:meth:`~qrl.backends.torch.TorchStatevector.kept_bytes`), beside one chunk's forward + backward, are within
         the budget and :data:`KEEP_MARGIN` of the memory available now."""
-        chunks = -(-batch // self.size)
+        chunks = self.count(batch)
         kept = getattr(self.backend, "kept_bytes", None)
         per_chunk = kept(self.size, itemsize) if kept is not None else None
         if per_chunk is None or chunks <= 1:  # the backend does not say what it keeps: only the last chunk
@@ -76,7 +76,11 @@ class Chunks:
 
     def keeps(self, batch: int, itemsize: int = 8) -> bool:
         """Whether every chunk of a gradient call of ``batch`` samples keeps its state (:meth:`kept_chunks`)."""
-        return self.kept_chunks(batch, itemsize) == -(-batch // self.size)
+        return self.kept_chunks(batch, itemsize) == self.count(batch)
+
+    def count(self, batch: int) -> int:
+        """How many chunks a gradient call of ``batch`` samples runs in."""
+        return -(-batch // self.size)
 
     def gradient_bytes(self, batch: int, itemsize: int = 8) -> int:
         """Peak memory of one forward + backward of ``batch`` samples: one chunk's (the chunks before the last keep

@@ -391,14 +391,14 @@ def _auto_backend(spec: CircuitSpec, name: str):
 
 def _for_larger_gradient_calls(table: str, name: str, rollouts: list[str], programs: dict) -> str | None:
     """The program of gradient calls from the batch at which the torch program takes its adjoint method
-    (:func:`adjoint_from_batch`) where it is not the update batches' ``name`` (else ``None``): where the work ratio
-    took update batches off the table's kernel (:func:`_for_large_batches`), the kernel, unless the cost model chose the
-    torch program at ``SMALL_BATCH_MAX`` samples where it runs its adjoint method (:func:`_model_chose_torch_adjoint`);
-    where the update batches stay on the kernel, the torch program if the model chose it so."""
-    chose_torch = _model_chose_torch_adjoint(rollouts, programs)
-    if name != table:
-        return None if chose_torch else NATIVE
-    return "torch" if name == NATIVE and chose_torch else None
+    (:func:`adjoint_from_batch`) where the table chose the kernel (``table``) and that is not the update batches'
+    ``name`` (else ``None``): the torch program where the cost model chose it at ``SMALL_BATCH_MAX`` samples with its
+    adjoint method (:func:`_model_chose_torch_adjoint`), else the kernel, whichever program the work ratio gave the
+    update batches (:func:`_for_large_batches`)."""
+    if table != NATIVE:
+        return None
+    choice = "torch" if _model_chose_torch_adjoint(rollouts, programs) else NATIVE
+    return None if choice == name else choice
 
 
 def _model_chose_torch_adjoint(rollouts: list[str], programs: dict) -> bool:
