@@ -1317,7 +1317,7 @@ def test_auto_keeps_update_calls_on_the_torch_program_where_the_model_chose_it_f
     """Where the torch program already differentiates calls of ``SMALL_BATCH_MAX`` samples by its adjoint method and
     the cost model chose it for them, larger gradient calls stay on it (``hsiao`` at 25 qubits, 32 samples: the torch
     program in chunks 2.05x faster than the kernel, README "The last chunk keeps its state"), or run on it where the
-    work ratio kept update batches on the kernel (Meyer et al.'s circuit at 20-25 qubits: README "Update-sized
+    work ratio kept update batches on the kernel (Meyer et al.'s circuit at 19-25 qubits: README "Update-sized
     gradient calls follow the model where it weighed the adjoint method"); where the model chose the kernel at that
     batch, or the calls there ran autograd, the kernel takes them from the adjoint batch as before, or keeps them."""
     import circuit_shapes  # noqa: F401  (registers one_cnot)

@@ -1582,7 +1582,7 @@ def test_the_readme_hsiao_update_calls_above_20_qubits_are_the_committed_measure
 
 def test_the_readme_meyer_update_calls_table_is_the_committed_measurements():
     """README, "Update-sized gradient calls follow the model where it weighed the adjoint method": Meyer et al.'s
-    gradient calls at 20-25 qubits before (auto on the kernel) and after (auto on the torch program), as committed."""
+    gradient calls at 19-25 qubits before (auto on the kernel) and after (auto on the torch program), as committed."""
     readme = _readme()
     before = {n: _scaling_run(stamp) for n, stamp in (("20", "150616"), ("22", "150923"), ("24", "151441"))}
     after = {n: _scaling_run(stamp) for n, stamp in (("20", "152558"), ("20/64", "152716"), ("22", "152904"),
@@ -1612,6 +1612,10 @@ def test_the_readme_meyer_update_calls_table_is_the_committed_measurements():
             f"{_ms(seconds['21']['torch:native']['21'])} and {_ms(seconds['23']['torch:native']['23'])}") in readme
     kernel = [seconds[n]["torch:native"][n] / seconds[n]["torch"][n] for n in ("21", "23")]
     assert f"was {kernel[0]:.2f}x and {kernel[1]:.2f}x slower than the torch program" in readme
+    low = _scaling_run("172409")  # 19 qubits, after
+    assert (low["circuit"], low["batch"]) == ("meyer_iqp", 32) and _auto_over_fastest(low["seconds"], "19") <= 1.2
+    assert (f"auto {_ms(low['seconds']['auto']['19'])} ms, the torch program {_ms(low['seconds']['torch']['19'])}, "
+            f"the kernel, the choice before, {_ms(low['seconds']['torch:native']['19'])}") in readme
     wide = _scaling_run("170050")  # 22 qubits, 64 samples: auto (the torch program) and the kernel
     assert (wide["circuit"], wide["batch"]) == ("meyer_iqp", 64) and _auto_over_fastest(wide["seconds"], "22") <= 1.2
     assert (f"auto {_ms(wide['seconds']['auto']['22'])} ms against the kernel's "
