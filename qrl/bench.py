@@ -293,10 +293,10 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
     backend's per-wire programs, ``passes`` counts the passes over the state batch of forward + backward
     (:data:`PASSES_PER_FORWARD_PASS` per forward pass) and ``copy_s`` is the time of one copy of the state
     batch measured in the same run: ``passes * copy_s / seconds`` is the fraction of the copy-bandwidth bound.
+    ``skipped`` (where any) names the backends not run from a size on because their estimated peak exceeded the
+    memory available (:func:`_over_memory`), with the bytes they would have needed.
     """
     import resource
-
-    from qrl.circuits import CircuitSpec, custom_circuit
 
     seconds: dict[str, dict[str, float]] = {b: {} for b in backends}
     places = {b: _torch_place(b) for b in backends}
@@ -305,16 +305,20 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
     passes: dict[str, dict[str, int]] = {b: {} for b in backends}  # torch per-wire programs, forward + backward
     copy_s: dict[str, float] = {}  # one copy of the state batch (read + write), measured in this run
     dropped: set[str] = set()
+    skipped: dict[str, dict[str, int]] = {}  # backend -> qubits -> bytes a call would need, over what was available
+    say = log or _silent
     for n in qubits:
-        spec = (CircuitSpec(n_qubits=n, n_layers=n_layers, n_inputs=n, n_outputs=n, ansatz=ansatz) if circuit is None
-                else custom_circuit(circuit, n_qubits=n, n_inputs=n, n_layers=n_layers, obs_map="identity",
-                                    output_scaling=False))
+        spec = _named_spec(circuit or ansatz, n, n_layers)  # a circuit of the library, or the ansatz
         x = torch.randn(batch, n, generator=torch.Generator().manual_seed(n))
         steps = {}  # the backends to time again, interleaved: those whose first call was short
         for backend in backends:
-            if backend in dropped:
+            if backend in dropped or backend in skipped:
                 continue
             point = _scaling_point(spec, backend, places[backend], x, max_call_s, no_grad)
+            if "needs" in point:  # would not fit in memory now: not run, here nor at larger sizes
+                skipped[backend] = {str(n): point["needs"]}
+                say(f"n={n:<3} {backend}: not run: {point['why']}")
+                continue
             seconds[backend][str(n)] = point["seconds"]
             if point["seconds"] > max_call_s:  # timed once, and not run at larger sizes
                 dropped.add(backend)
@@ -325,25 +329,24 @@ def bench_scaling(qubits: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16), batch: in
                 peak_gpu_gb[backend][str(n)] = point["peak_gpu_gb"]
             if point["passes"] and not no_grad:  # (passes count forward + backward)
                 passes[backend][str(n)] = PASSES_PER_FORWARD_PASS * point["passes"]
-            if log:  # as each backend's first call ends (minutes at the largest sizes)
-                gpu = f", peak GPU {point['peak_gpu_gb']:.2f} GiB" if "peak_gpu_gb" in point else ""
-                log(f"n={n:<3} {backend}: first call {point['seconds'] * 1e3:.2f} ms, "
-                    f"peak RSS {peak_rss_gb[backend][str(n)]:.2f} GiB{gpu}")
+            gpu = f", peak GPU {point['peak_gpu_gb']:.2f} GiB" if "peak_gpu_gb" in point else ""
+            say(f"n={n:<3} {backend}: first call {point['seconds'] * 1e3:.2f} ms, "  # as each first call ends
+                f"peak RSS {peak_rss_gb[backend][str(n)]:.2f} GiB{gpu}")
         for backend, s in (_median_times(steps, min_repeats=3, budget_s=budget_s) if steps else {}).items():
             seconds[backend][str(n)] = s
-            if log:
-                log(f"n={n:<3} {backend}: {s * 1e3:.2f} ms (median, calls interleaved)")
+            say(f"n={n:<3} {backend}: {s * 1e3:.2f} ms (median, calls interleaved)")
         del steps  # the programs timed, freed before the copy below allocates two state batches
         for place in sorted({places[b] for b in backends if str(n) in passes[b]}):
             copy_s[_copy_key(n, place)] = _copy_time(batch, n, place, budget_s)
     best = {str(n): min((b for b in backends if str(n) in seconds[b]), key=lambda b: seconds[b][str(n)])
-            for n in qubits}
+            for n in qubits if any(str(n) in seconds[b] for b in backends)}
     return {"kind": "scaling", "batch": batch, "n_layers": n_layers, "ansatz": ansatz, "qubits": list(qubits),
             "backends": list(backends),  # in the order they ran
             **({"circuit": circuit} if circuit else {}), **({"no_grad": True} if no_grad else {}),
             "seconds": seconds, "fastest": best, "peak_rss_gb": peak_rss_gb,
             "state_mb": {str(n): batch * 8 * 2**n / 2**20 for n in qubits}, "passes": passes, "copy_s": copy_s,
-            **({"peak_gpu_gb": peak_gpu_gb, "gpu": torch.cuda.get_device_name()} if peak_gpu_gb else {})}
+            **({"peak_gpu_gb": peak_gpu_gb, "gpu": torch.cuda.get_device_name()} if peak_gpu_gb else {}),
+            **({"skipped": skipped} if skipped else {})}
 
 
 def _scaling_point(spec, backend: str, place: str, x: torch.Tensor, max_call_s: float,
@@ -354,7 +357,8 @@ def _scaling_point(spec, backend: str, place: str, x: torch.Tensor, max_call_s: 
     a backend's first call took the state batches that the backend before had left there, so that of two backends
     timed by one call each, the first paid for mapping its buffers and the second did not (Meyer et al.'s circuit at 24
     qubits and 11 samples: auto, run first, 102.0 s against the torch program's 86.9; in a process of its own, auto's
-    first call 96.1 s and its second 83.5, README)."""
+    first call 96.1 s and its second 83.5, README). A CPU point whose program would not fit the memory available now is
+    not run: ``needs`` and ``why`` instead (:func:`_over_memory`)."""
     from qrl.simulator import release_buffers
 
     vqc = _scaling_vqc(spec, backend.partition("@")[0]).to(place)
@@ -362,6 +366,10 @@ def _scaling_point(spec, backend: str, place: str, x: torch.Tensor, max_call_s: 
     if place != "cpu":
         torch.cuda.reset_peak_memory_stats(place)
     release_buffers()  # each backend's first call from an empty pool, not with the buffers the one before left there
+    if place == "cpu":
+        over = _over_memory(vqc.backend, x.shape[0], no_grad)
+        if over is not None:
+            return over
     step = _forward(vqc, x, place) if no_grad else _step(vqc, x, place)
     start = time.perf_counter()
     step()
@@ -371,6 +379,36 @@ def _scaling_point(spec, backend: str, place: str, x: torch.Tensor, max_call_s: 
     if place != "cpu":
         point["peak_gpu_gb"] = torch.cuda.max_memory_allocated(place) / 2**30
     return point
+
+
+def _silent(line: str) -> None:
+    """A log that drops its lines."""
+
+
+def _over_memory(backend, batch: int, no_grad: bool) -> dict[str, Any] | None:
+    """Where the program that would run a CPU call of ``batch`` samples on ``backend`` holds its state batch and its
+    estimated peak (:meth:`~qrl.backends.torch.TorchStatevector.gradient_bytes`, with ``no_grad``
+    :meth:`~qrl.backends.torch.TorchStatevector.forward_bytes`) exceeds the memory available now, what it needs and
+    why it is not run (else ``None``): a named program is run on the whole batch, and such a call was killed by the
+    kernel's out-of-memory killer, with the points timed before it (the native kernel at 24 qubits and 64 samples,
+    after 10 minutes of auto's call, 2026-12-06). ``device="auto"`` runs it in chunks that fit (its calls are
+    :class:`~qrl.backends.chunks.Chunks` there, not checked here); Lightning and PennyLane devices give no
+    estimate."""
+    from qrl.backends.dispatch import cpu_backend
+    from qrl.backends.memory import available_memory, format_bytes
+    from qrl.backends.torch import TorchStatevector
+
+    program = cpu_backend(backend, batch)
+    if not isinstance(program, TorchStatevector):
+        return None
+    needs = program.forward_bytes(batch) if no_grad else program.gradient_bytes(batch)
+    have = available_memory()
+    if needs <= have:
+        return None
+    call = "forward" if no_grad else "forward + backward"
+    return {"needs": needs, "why": f"one {call} of {batch} samples needs about {format_bytes(needs)}; "
+                                   f"{format_bytes(have)} available; try a smaller --batch, or --backends auto "
+                                   f"(which runs such a call in chunks that fit)"}
 
 
 def _torch_place(backend: str) -> str:
@@ -875,7 +913,7 @@ def format_scaling(result: dict[str, Any], baseline: str | None = None) -> str:
         for b in others:
             base, mine = result["seconds"][baseline].get(key), result["seconds"][b].get(key)
             extra += " - |" if base is None or mine is None else f" {base / mine:.2f}x |"
-        lines.append(f"| {n} | " + " | ".join(cells) + f" | {result['fastest'][key]} | "
+        lines.append(f"| {n} | " + " | ".join(cells) + f" | {result['fastest'].get(key, '-')} | "
                      + ("-" if state is None else f"{state:.3g}") + " | "
                      + ("-" if peak is None else f"{peak:.2f}") + " |" + extra)
     return "\n".join(lines)

@@ -1644,3 +1644,31 @@ def test_the_readme_update_calls_at_20_qubits_are_the_committed_measurements():
     assert large["auto"]["24"] < large["torch:native"]["24"]
     assert (f"auto in chunks {large['auto']['24']:.1f} s against the kernel's {large['torch:native']['24']:.1f} s"
             in readme)
+
+
+def test_scaling_does_not_run_a_named_program_whose_call_would_not_fit_in_memory(monkeypatch):
+    """A named program's call (the whole batch at once) whose estimated peak exceeds the memory available is not run,
+    here nor at larger sizes (such a call was killed by the out-of-memory killer with the points timed before it);
+    the other backends are timed, the JSON names what was skipped and its estimate, the table shows it as "-"."""
+    from qrl.backends import memory
+    from qrl.backends.select import NATIVE, make_backend
+
+    spec = bench._named_spec("hea", 6, 1)
+    need_6 = make_backend(spec, NATIVE).gradient_bytes(4)
+    monkeypatch.setattr(memory, "available_memory", lambda: need_6 - 1)  # the 4-qubit call fits, the 6-qubit not
+    lines = []
+    result = bench.bench_scaling(qubits=(4, 6, 8), batch=4, n_layers=1, backends=(NATIVE, "lightning.qubit"),
+                                 budget_s=0.0, log=lines.append)
+    assert set(result["seconds"][NATIVE]) == {"4"} and set(result["seconds"]["lightning.qubit"]) == {"4", "6", "8"}
+    assert result["skipped"] == {NATIVE: {"6": need_6}}  # dropped for 8: not tried again
+    assert result["fastest"]["6"] == result["fastest"]["8"] == "lightning.qubit"
+    (why,) = [line for line in lines if "not run" in line]
+    assert why.startswith(f"n=6   {NATIVE}: not run: one forward + backward of 4 samples needs about") and \
+        "try a smaller --batch, or --backends auto" in why
+    table = bench.format_scaling(result).splitlines()
+    assert table[3].startswith("| 6 | - | ") and "| lightning.qubit |" in table[3]
+    monkeypatch.setattr(memory, "available_memory", lambda: 0)  # nothing fits: a row without a fastest backend
+    result = bench.bench_scaling(qubits=(4,), batch=2, n_layers=1, backends=("torch",), budget_s=0.0, no_grad=True)
+    needs = make_backend(bench._named_spec("hea", 4, 1), "torch").forward_bytes(2)
+    assert result["seconds"] == {"torch": {}} and result["skipped"] == {"torch": {"4": needs}}
+    assert result["fastest"] == {} and bench.format_scaling(result).splitlines()[2].startswith("| 4 | - | - |")
