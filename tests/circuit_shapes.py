@@ -1,7 +1,9 @@
 """Users' circuits for `qrl bench scaling --circuit circuit_shapes:one_cnot` (README, "Circuits of other shapes": each
 layer an encoding RX and a Rot on every wire, then one CNOT, on a wire pair that moves with the layer) and `qrl bench
 calls --circuits circuit_shapes:brick_cz ...`: shapes the cost model of rollout-sized calls was not fitted to, and
-`zz_words`, whose readout is two-wire Z words (README, "Z words of several wires from 18 qubits")."""
+`zz_words`, whose readout is two-wire Z words (README, "Z words of several wires from 18 qubits"); `templates_basic`,
+`xx_yy_ring`, `all_pairs_cz` and `long_crz`, four more shapes that `auto`'s rules were checked on after they were set
+(README, "Four more users' shapes")."""
 
 import pennylane as qml
 
@@ -82,3 +84,55 @@ def zz_words(inputs, weights):
         for i in range(n):
             qml.CZ(wires=[i, (i + 1) % n])
     return [qml.expval(qml.PauliZ(i) @ qml.PauliZ((i + 1) % n)) for i in range(n)]
+
+
+@register_circuit("templates_basic", weight_shapes=lambda n, layers: {"weights": (layers, n)}, replace=True)
+def templates_basic(inputs, weights):
+    """PennyLane's templates as its tutorials use them: the inputs encoded once (``AngleEmbedding``, RY), then
+    ``BasicEntanglerLayers`` (an RX per wire and a CNOT ring per layer)."""
+    wires = range(weights.shape[1])
+    qml.AngleEmbedding(inputs, wires=wires, rotation="Y")
+    qml.BasicEntanglerLayers(weights, wires=wires)
+    return [qml.expval(qml.PauliZ(i)) for i in wires]
+
+
+@register_circuit("xx_yy_ring", weight_shapes=lambda n, layers: {"weights": (layers, n, 2)}, replace=True)
+def xx_yy_ring(inputs, weights):
+    """RX(x) on every wire, then rings of trained IsingXX and IsingYY (two-qubit rotations that are not diagonal)."""
+    layers, n = weights.shape[0], weights.shape[1]
+    for layer in range(layers):
+        for i in range(n):
+            qml.RX(inputs[..., i], wires=i)
+        for i in range(n):
+            qml.IsingXX(weights[layer, i, 0], wires=[i, (i + 1) % n])
+        for i in range(n):
+            qml.IsingYY(weights[layer, i, 1], wires=[i, (i + 1) % n])
+    return [qml.expval(qml.PauliZ(i)) for i in range(n)]
+
+
+@register_circuit("all_pairs_cz", weight_shapes=lambda n, layers: {"weights": (layers, n, 2)}, replace=True)
+def all_pairs_cz(inputs, weights):
+    """RY(x) and a trained RZ, RY on every wire, then a CZ on every pair of wires (n (n - 1) / 2 per layer)."""
+    layers, n = weights.shape[0], weights.shape[1]
+    for layer in range(layers):
+        for i in range(n):
+            qml.RY(inputs[..., i], wires=i)
+            qml.RZ(weights[layer, i, 0], wires=i)
+            qml.RY(weights[layer, i, 1], wires=i)
+        for i in range(n):
+            for j in range(i + 1, n):
+                qml.CZ(wires=[i, j])
+    return [qml.expval(qml.PauliZ(i)) for i in range(n)]
+
+
+@register_circuit("long_crz", weight_shapes=lambda n, layers: {"weights": (layers, n, 2)}, replace=True)
+def long_crz(inputs, weights):
+    """RY(x) and a trained RX on every wire, then trained CRZs from each wire to the one half the register away."""
+    layers, n = weights.shape[0], weights.shape[1]
+    for layer in range(layers):
+        for i in range(n):
+            qml.RY(inputs[..., i], wires=i)
+            qml.RX(weights[layer, i, 0], wires=i)
+        for i in range(n):
+            qml.CRZ(weights[layer, i, 1], wires=[i, (i + n // 2) % n])
+    return [qml.expval(qml.PauliZ(i)) for i in range(n)]

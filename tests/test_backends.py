@@ -1239,7 +1239,8 @@ def test_the_users_circuit_shapes_run_alike_on_lightning_the_torch_programs_and_
 
     from qrl.circuits import custom_circuit
 
-    for name in ("one_cnot", "brick_cz", "zz_ring", "crx_chain", "two_cnot_rz", "zz_words"):
+    for name in ("one_cnot", "brick_cz", "zz_ring", "crx_chain", "two_cnot_rz", "zz_words", "templates_basic",
+                 "xx_yy_ring", "all_pairs_cz", "long_crz"):
         spec = custom_circuit(name, n_qubits=5, n_inputs=5, n_layers=3)
         gen = torch.Generator().manual_seed(3)
         weights = torch.rand(spec.weight_shapes["weights"], generator=gen, dtype=torch.float64) * 2 * math.pi

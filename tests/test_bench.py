@@ -1672,3 +1672,48 @@ def test_scaling_does_not_run_a_named_program_whose_call_would_not_fit_in_memory
     needs = make_backend(bench._named_spec("hea", 4, 1), "torch").forward_bytes(2)
     assert result["seconds"] == {"torch": {}} and result["skipped"] == {"torch": {"4": needs}}
     assert result["fastest"] == {} and bench.format_scaling(result).splitlines()[2].startswith("| 4 | - | - |")
+
+
+def test_the_readme_four_more_shapes_are_the_committed_measurements():
+    """README, "Four more users' shapes": the cost model's choices on the four shapes (summary of the committed calls),
+    auto beside both programs at 4-16 qubits (within 1.06x at 82 of 84 points; the two others and the one timed again,
+    each the same program as the one it is compared with), and ``long_crz``'s passes."""
+    flat = _readme()
+    calls = bench.load(COMMITTED / "calls-20261206-182103.json")
+    within, total, worst, rules, rules_worst = re.search(CALLS_SUMMARY, bench.format_calls(calls)).groups()
+    assert (within, total, worst, rules, rules_worst) == ("80", "80", "1.09", "67", "2.19")
+    assert f"within 1.2x of the faster in {within} of {total} calls (worst {worst}x" in flat
+    assert f"the rules before it in {rules} (worst {rules_worst}x)" in flat
+    stamps = ("182125", "182138", "182152", "182236", "182253", "182308", "182331", "182345", "182359", "182425",
+              "182441", "182456")
+    ratios = {}
+    for stamp in stamps:
+        run = _scaling_run(stamp)
+        assert run["backends"] == ["auto", "torch", "torch:native"] and run["qubits"] == [4, 6, 8, 10, 12, 14, 16]
+        for n in map(str, run["qubits"]):
+            ratios[(run["circuit"].partition(":")[2], run["batch"], n)] = _auto_over_fastest(run["seconds"], n)
+    close = [k for k, r in ratios.items() if r <= 1.06]
+    assert len(ratios) == 84 and len(close) == 82 and "within 1.06x of the fastest at 82 of 84 points" in flat
+    (a, b) = sorted(set(ratios) - set(close))
+    assert (a, b) == (("long_crz", 64, "16"), ("xx_yy_ring", 8, "16"))
+    for (circuit, batch, n), stamp, other in ((a, "182425", "torch"), (b, "182253", "torch")):
+        s = _scaling_seconds(stamp)
+        assert f"{ratios[(circuit, batch, n)]:.2f}x" in flat
+        assert f"{s['auto'][n] * 1e3:.1f} against {s[other][n] * 1e3:.1f} ms" in flat
+    again = _scaling_seconds("182850")
+    assert f"{again['auto']['16'] / again['torch']['16']:.2f}x ({again['auto']['16'] * 1e3:.1f} against " \
+           f"{again['torch']['16'] * 1e3:.1f} ms" in flat
+    passes = {r["qubits"]: r["torch_passes"] for r in calls["rows"]
+              if r["circuit"] == "circuit_shapes:long_crz" and r["batch"] == 16}
+    assert passes == {12: 6, 13: 181, 14: 7, 15: 207, 16: 8}
+    assert "in 6, 7 and 8 passes at 12, 14 and 16 qubits" in flat and "makes 181 and 207 passes at 13 and 15" in flat
+    from qrl.backends.memory import format_bytes
+
+    meyer = bench.load(COMMITTED / "scaling-20261206-184343.json")  # Meyer et al.'s at 24 qubits and 64, the skip
+    assert (meyer["circuit"], meyer["batch"], meyer["backends"]) == ("meyer_iqp", 64, ["auto", "torch:native"])
+    auto = meyer["seconds"]["auto"]["24"]
+    assert meyer["seconds"]["torch:native"] == {} and f"auto {auto:.1f} s, the kernel not run" in flat
+    assert f"needs about {format_bytes(meyer['skipped']['torch:native']['24'])}; 22.4 GiB available" in flat
+    kernel, first = 670.9, 633.5  # the kernel in its chunks (the README's block), auto's first run (killed, no JSON)
+    assert f"{first / kernel:.2f}x and {auto / kernel:.2f}x of the kernel's time" in flat
+    assert f"{kernel / first:.2f}x slower than auto" in flat
