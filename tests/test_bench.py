@@ -1717,3 +1717,16 @@ def test_the_readme_four_more_shapes_are_the_committed_measurements():
     kernel, first = 670.9, 633.5  # the kernel in its chunks (the README's block), auto's first run (killed, no JSON)
     assert f"{first / kernel:.2f}x and {auto / kernel:.2f}x of the kernel's time" in flat
     assert f"{kernel / first:.2f}x slower than auto" in flat
+
+
+def test_the_readme_older_auto_points_timed_again_are_the_committed_measurements():
+    """README, the goal of auto: ``lockwood_si`` at 14 qubits and 8 samples and Meyer et al.'s circuit at 15 qubits and
+    32 samples, the two older points over 1.2x, timed three times each later on 2026-12-06: auto over the fastest."""
+    flat = _readme()
+    for circuit, n, batch, stamps in (("lockwood_si", "14", 8, ("184607", "184616", "184623")),
+                                      ("meyer_iqp", "15", 32, ("184540", "184549", "184558"))):
+        runs = [_scaling_run(stamp) for stamp in stamps]
+        assert all((r["circuit"], r["batch"], r["qubits"]) == (circuit, batch, [int(n)]) for r in runs)
+        ratios = [f"{_auto_over_fastest(r['seconds'], n):.2f}x" for r in runs]
+        assert "{}, {} and {}".format(*ratios) in flat, (circuit, ratios)
+        assert all(float(x[:-1]) <= 1.2 for x in ratios)
