@@ -1714,6 +1714,12 @@ def test_the_readme_four_more_shapes_are_the_committed_measurements():
     auto = meyer["seconds"]["auto"]["24"]
     assert meyer["seconds"]["torch:native"] == {} and f"auto {auto:.1f} s, the kernel not run" in flat
     assert f"needs about {format_bytes(meyer['skipped']['torch:native']['24'])}; 22.4 GiB available" in flat
+    chen = bench.load(COMMITTED / "scaling-20261206-184958.json")  # chen_vqdqn at 24 and 32: the torch program skipped
+    assert (chen["circuit"], chen["batch"], chen["seconds"]["torch"]) == ("chen_vqdqn", 32, {})
+    seconds, peak = chen["seconds"]["auto"]["24"], chen["peak_rss_gb"]["auto"]["24"]
+    assert f"auto (the kernel, one call) {seconds:.1f} s at {peak:.2f} GiB; the torch program not run there " \
+           f"({format_bytes(chen['skipped']['torch']['24'])} estimated" in flat
+    assert f"309.9 s at 11.35 GiB, {309.9 / chen['seconds']['auto']['24']:.2f}x slower" in flat  # the block's print
     kernel, first = 670.9, 633.5  # the kernel in its chunks (the README's block), auto's first run (killed, no JSON)
     assert f"{first / kernel:.2f}x and {auto / kernel:.2f}x of the kernel's time" in flat
     assert f"{kernel / first:.2f}x slower than auto" in flat
