@@ -665,6 +665,33 @@ def test_unfused_passes_are_counted_without_compiling(n):
         assert unfused_passes(traced.gates, n) == program.passes(), spec
 
 
+def test_the_torch_program_weighs_a_block_applied_by_einsum_as_two_passes():
+    """cheaper_program (``device="torch"`` above DENSE_MAX_QUBITS): a fused block that is not in place costs its pass
+    and one more (a copy in and out), so the fused program is chosen for users' circuits whose blocks all copy where it
+    ran 1.05x-2.71x faster (README, "Blocks applied by einsum weighed two passes"), and the circuits whose programs it
+    did not change keep theirs (strongly_entangling, whose blocks copy too, unfused; Meyer et al.'s fused)."""
+    import circuit_shapes  # noqa: F401  (registers them)
+
+    from qrl.circuits import custom_circuit
+    from qrl.simulator import trace_circuit
+    from qrl.simulator.fusion import block_in_place
+    from qrl.simulator.programs import unfused_passes
+
+    def spec(name, n):
+        return custom_circuit(name, n_qubits=n, n_inputs=n, n_layers=5, obs_map="identity", output_scaling=False)
+
+    for name, n in (("long_crz", 9), ("long_crz", 13), ("long_crz", 15), ("brick_cz", 7), ("xx_yy_ring", 7)):
+        fused = TorchStatevector(spec(name, n), "fused-pairs")._impl
+        copies = sum(step[0] == "block" and not block_in_place(step[1], n) for step in fused._program)
+        traced = trace_circuit(spec(name, n))
+        # between the two weights: chosen with two passes per copying block, not with three
+        assert fused.passes() + copies < unfused_passes(traced.gates, n) <= fused.passes() + 2 * copies, (name, n)
+        assert TorchStatevector(spec(name, n)).program == "fused", (name, n)
+    for n in (8, 12, 17):
+        assert TorchStatevector(CircuitSpec(n_qubits=n, n_inputs=n, ansatz="strongly_entangling")).program == "wires"
+        assert TorchStatevector(_meyer(n, 2)).program == "fused"
+
+
 def test_fused_programs_match_default_qubit_at_sixteen_qubits():
     """Meyer et al.'s circuit (every gate data-dependent, blocks on every wire pair of the ring) at 16 qubits:
     the fused programs' values and gradients against default.qubit (backprop, one sample at a time), float64."""

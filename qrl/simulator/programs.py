@@ -202,9 +202,15 @@ class WiresProgram:
 
     def cost(self) -> float:
         """Estimated passes of one forward call, weighing a block applied by ``einsum`` (a copy in and out,
-        :func:`qrl.simulator.fusion.apply_block`) as three: to choose between the fused and unfused programs."""
+        :func:`qrl.simulator.fusion.apply_block`) as two: to choose between the fused and unfused programs. Weighed
+        three until 2026-12-06 (an estimate, never timed); that kept a users' circuit of long-range ``CRZ``s
+        (``long_crz`` in ``tests/circuit_shapes.py``: every block copies) at 9, 11, 13 and 15 qubits, a brick wall of
+        CZs and a ring of ``IsingXX`` / ``IsingYY`` at 7, on the unfused program, which ran 1.05x-2.71x slower than the
+        fused one in 22 of 24 calls (1, 8 and 64 samples, with and without a gradient) and 0.97x and 0.99x in the two
+        others (README, "Blocks applied by einsum weighed two passes"). Of the 18 circuits of the README's checks at
+        7-26 qubits, those are the programs it changed."""
         copies = sum(step[0] == "block" and not block_in_place(step[1], self.n) for step in self._program)
-        return self.passes() + 2 * copies
+        return self.passes() + copies
 
     def matrix_bytes(self, batch: int, itemsize: int = 8) -> int | None:
         """Memory of one call's gate matrices at ``batch`` samples (every one is per sample: ``(B, ...)``) in
