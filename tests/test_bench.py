@@ -1736,3 +1736,31 @@ def test_the_readme_older_auto_points_timed_again_are_the_committed_measurements
         ratios = [f"{_auto_over_fastest(r['seconds'], n):.2f}x" for r in runs]
         assert "{}, {} and {}".format(*ratios) in flat, (circuit, ratios)
         assert all(float(x[:-1]) <= 1.2 for x in ratios)
+
+
+def test_the_readme_einsum_weight_rows_are_the_committed_measurements():
+    """README, "Blocks applied by einsum weighed two passes": the unfused against the fused program where the weight
+    decides (24 calls: the fused faster in 22, the range, the two others), the model's choices and auto after."""
+    flat = _readme()
+    stamps = ("185957", "190006", "190044", "190052", "190101", "190114", "190149", "190154", "190159", "190204",
+              "190209", "190215", "190222", "190230", "190238")
+    ratios = []
+    for stamp in stamps:
+        run = _scaling_run(stamp)
+        assert run["backends"] == ["torch:wires", "torch:fused"]
+        ratios += [run["seconds"]["torch:wires"][n] / run["seconds"]["torch:fused"][n] for n in map(str, run["qubits"])]
+    faster = sorted(r for r in ratios if r >= 1)
+    assert (len(ratios), len(faster)) == (24, 22)
+    assert f"{faster[0]:.2f}x-{faster[-1]:.2f}x faster in 22 of the 24 calls" in flat
+    assert "and {:.2f}x and {:.2f}x in the other two".format(*sorted(r for r in ratios if r < 1)) in flat
+    calls = bench.load(COMMITTED / "calls-20261206-190340.json")
+    within, total, worst = re.search(CALLS_SUMMARY, bench.format_calls(calls)).groups()[:3]
+    assert (within, total, worst) == ("20", "20", "1.00")
+    after = [_auto_over_fastest(_scaling_seconds(s), n) for s in ("190403", "190415", "190426") for n in
+             ("9", "11", "13", "15")]
+    assert len(after) == 12 and f"within {max(after):.2f}x of the fastest at all 12 points" in flat
+    before = bench.load(COMMITTED / "calls-20261206-182103.json")
+    one = {(r["qubits"], "before" if rows is before else "after"): r["torch_s"] for rows in (before, calls)
+           for r in rows["rows"] if r["circuit"] == "circuit_shapes:long_crz" and r["batch"] == 1}
+    assert (f"{one[(13, 'after')] * 1e3:.2f} and {one[(15, 'after')] * 1e3:.2f} ms in the calls after, "
+            f"{one[(13, 'before')] * 1e3:.2f} and {one[(15, 'before')] * 1e3:.2f} in those before") in flat
