@@ -389,8 +389,8 @@ def _over_memory(backend, batch: int, no_grad: bool) -> dict[str, Any] | None:
     """Where the program that would run a CPU call of ``batch`` samples on ``backend`` holds its state batch and its
     estimated peak (:meth:`~qrl.backends.torch.TorchStatevector.gradient_bytes`, with ``no_grad``
     :meth:`~qrl.backends.torch.TorchStatevector.forward_bytes`) exceeds the memory available now, what it needs and
-    why it is not run (else ``None``): a named program is run on the whole batch, and such a call was killed by the
-    kernel's out-of-memory killer, with the points timed before it (the native kernel at 24 qubits and 64 samples,
+    why it is not run (else ``None``): a named program is run on the whole batch, and such a call was killed by
+    Linux's out-of-memory killer, with the points timed before it (the native kernel at 24 qubits and 64 samples,
     after 10 minutes of auto's call, 2026-12-06). ``device="auto"`` runs it in chunks that fit (its calls are
     :class:`~qrl.backends.chunks.Chunks` there, not checked here); Lightning and PennyLane devices give no
     estimate."""
