@@ -1720,6 +1720,12 @@ def test_the_readme_four_more_shapes_are_the_committed_measurements():
     assert f"auto (the kernel, one call) {seconds:.1f} s at {peak:.2f} GiB; the torch program not run there " \
            f"({format_bytes(chen['skipped']['torch']['24'])} estimated" in flat
     assert f"309.9 s at 11.35 GiB, {309.9 / chen['seconds']['auto']['24']:.2f}x slower" in flat  # the block's print
+    chen = bench.load(COMMITTED / "scaling-20261206-191907.json")  # and at 25 qubits
+    assert (chen["circuit"], chen["batch"], chen["qubits"], chen["seconds"]["torch"]) == ("chen_vqdqn", 32, [25], {})
+    seconds, peak = chen["seconds"]["auto"]["25"], chen["peak_rss_gb"]["auto"]["25"]
+    assert f"auto (the kernel in chunks of 16) {seconds:.1f} s at {peak:.2f} GiB; the torch program " \
+           f"({format_bytes(chen['skipped']['torch']['25'])} estimated at once)" in flat
+    assert f"628.9 s at 10.84 GiB, {628.9 / seconds:.2f}x slower" in flat and f"{seconds:.1f} s against 628.9" in flat
     kernel, first = 670.9, 633.5  # the kernel in its chunks (the README's block), auto's first run (killed, no JSON)
     assert f"{first / kernel:.2f}x and {auto / kernel:.2f}x of the kernel's time" in flat
     assert f"{kernel / first:.2f}x slower than auto" in flat
