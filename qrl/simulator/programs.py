@@ -206,9 +206,9 @@ class WiresProgram:
         three until 2026-12-06 (an estimate, never timed); that kept a users' circuit of long-range ``CRZ``s
         (``long_crz`` in ``tests/circuit_shapes.py``: every block copies) at 9, 11, 13 and 15 qubits, a brick wall of
         CZs and a ring of ``IsingXX`` / ``IsingYY`` at 7, on the unfused program, which ran 1.05x-2.71x slower than the
-        fused one in 22 of 24 calls (1, 8 and 64 samples, with and without a gradient) and 0.97x and 0.99x in the two
-        others (README, "Blocks applied by einsum weighed two passes"). Of the 18 circuits of the README's checks at
-        7-26 qubits, those are the programs it changed."""
+        fused one in 22 of 24 calls (1, 8 and 64 samples with a gradient; at 13 and 15 qubits without one too) and
+        0.97x and 0.99x in the two others (README, "Blocks applied by einsum weighed two passes"). Of the 18 circuits of
+        the README's checks at 7-26 qubits, those are the programs it changed."""
         copies = sum(step[0] == "block" and not block_in_place(step[1], self.n) for step in self._program)
         return self.passes() + copies
 
