@@ -3,7 +3,8 @@ layer an encoding RX and a Rot on every wire, then one CNOT, on a wire pair that
 calls --circuits circuit_shapes:brick_cz ...`: shapes the cost model of rollout-sized calls was not fitted to, and
 `zz_words`, whose readout is two-wire Z words (README, "Z words of several wires from 18 qubits"); `templates_basic`,
 `xx_yy_ring`, `all_pairs_cz` and `long_crz`, four more shapes that `auto`'s rules were checked on after they were set
-(README, "Four more users' shapes")."""
+(README, "Four more users' shapes"); `phase_gates` ... `swap_multirz`, five more, with other gates and readouts
+(README, "Five shapes with other gates, PennyLane's templates among them")."""
 
 import pennylane as qml
 
@@ -135,4 +136,73 @@ def long_crz(inputs, weights):
             qml.RX(weights[layer, i, 0], wires=i)
         for i in range(n):
             qml.CRZ(weights[layer, i, 1], wires=[i, (i + n // 2) % n])
+    return [qml.expval(qml.PauliZ(i)) for i in range(n)]
+
+
+@register_circuit("phase_gates", weight_shapes=lambda n, layers: {"weights": (layers, n, 2)}, replace=True)
+def phase_gates(inputs, weights):
+    """Hadamard, RZ(x), S, a trained PhaseShift and T on every wire, then a ring of trained ControlledPhaseShifts;
+    every wire's X read out (complex constant gates, a diagonal two-qubit rotation, a readout that is not Z)."""
+    layers, n = weights.shape[0], weights.shape[1]
+    for layer in range(layers):
+        for i in range(n):
+            qml.Hadamard(wires=i)
+            qml.RZ(inputs[..., i], wires=i)
+            qml.S(wires=i)
+            qml.PhaseShift(weights[layer, i, 0], wires=i)
+            qml.T(wires=i)
+        for i in range(n):
+            qml.ControlledPhaseShift(weights[layer, i, 1], wires=[i, (i + 1) % n])
+    return [qml.expval(qml.PauliX(i)) for i in range(n)]
+
+
+@register_circuit("toffoli_rot", weight_shapes=lambda n, layers: {"weights": (layers, n, 3)}, replace=True)
+def toffoli_rot(inputs, weights):
+    """RY(x) and a trained Rot on every wire, a chain of Toffolis (three-qubit gates), one trained CRot from the last
+    wire to the first; every wire's Y read out."""
+    layers, n = weights.shape[0], weights.shape[1]
+    for layer in range(layers):
+        for i in range(n):
+            qml.RY(inputs[..., i], wires=i)
+            qml.Rot(*weights[layer, i], wires=i)
+        for i in range(n - 2):
+            qml.Toffoli(wires=[i, i + 1, i + 2])
+        qml.CRot(weights[layer, 0, 0], weights[layer, 0, 1], weights[layer, 0, 2], wires=[n - 1, 0])
+    return [qml.expval(qml.PauliY(i)) for i in range(n)]
+
+
+@register_circuit("strong_template", weight_shapes=lambda n, layers: {"weights": (layers, n, 3)}, replace=True)
+def strong_template(inputs, weights):
+    """PennyLane's ``AngleEmbedding`` (RY) once, then its ``StronglyEntanglingLayers`` template."""
+    wires = range(weights.shape[1])
+    qml.AngleEmbedding(inputs, wires=wires, rotation="Y")
+    qml.StronglyEntanglingLayers(weights, wires=wires)
+    return [qml.expval(qml.PauliZ(i)) for i in wires]
+
+
+@register_circuit("iqp_template", weight_shapes=lambda n, layers: {"weights": (layers, n)}, replace=True)
+def iqp_template(inputs, weights):
+    """PennyLane's ``IQPEmbedding`` (Havlicek et al.'s feature map: Hadamards, RZ(x_i) and a MultiRZ(x_i x_j) on
+    every pair, twice), then ``BasicEntanglerLayers`` of RY; Z0 Z1 and Z on the other wires read out."""
+    n = weights.shape[1]
+    qml.IQPEmbedding(inputs, wires=range(n), n_repeats=2)
+    qml.BasicEntanglerLayers(weights, wires=range(n), rotation=qml.RY)
+    return [qml.expval(qml.PauliZ(0) @ qml.PauliZ(1))] + [qml.expval(qml.PauliZ(i)) for i in range(2, n)]
+
+
+@register_circuit("swap_multirz", weight_shapes=lambda n, layers: {"weights": (layers, n, 2)}, replace=True)
+def swap_multirz(inputs, weights):
+    """U3(x, w, 0.3) on every wire, a trained MultiRZ on three wires, SWAPs, a chain of trained IsingXY, a CY and a
+    CH."""
+    layers, n = weights.shape[0], weights.shape[1]
+    for layer in range(layers):
+        for i in range(n):
+            qml.U3(inputs[..., i], weights[layer, i, 0], 0.3, wires=i)
+        qml.MultiRZ(weights[layer, 0, 1], wires=[0, 1, 2])
+        for i in range(0, n - 1, 2):
+            qml.SWAP(wires=[i, i + 1])
+        for i in range(n - 1):
+            qml.IsingXY(weights[layer, i, 1], wires=[i, i + 1])
+        qml.CY(wires=[0, n - 1])
+        qml.CH(wires=[1, 0])
     return [qml.expval(qml.PauliZ(i)) for i in range(n)]

@@ -692,6 +692,26 @@ def test_the_torch_program_weighs_a_block_applied_by_einsum_as_two_passes():
         assert TorchStatevector(_meyer(n, 2)).program == "fused"
 
 
+def test_iqp_template_keeps_the_unfused_program_by_its_blocks_counted_one_at_a_time():
+    """README, "Five shapes with other gates": PennyLane's ``IQPEmbedding`` at 16 qubits, 532 passes unfused, 542 with
+    its blocks counted one at a time (what cheaper_program compares), 278 as the fused program runs them, in groups;
+    the unfused program is chosen (the fused one is faster at larger batches, slower at one sample)."""
+    import circuit_shapes  # noqa: F401  (registers them)
+
+    from qrl.circuits import custom_circuit
+    from qrl.simulator import WiresProgram, trace_circuit
+    from qrl.simulator.programs import unfused_passes
+
+    spec = custom_circuit("iqp_template", n_qubits=16, n_inputs=16, n_layers=5, obs_map="identity",
+                          output_scaling=False)
+    traced = trace_circuit(spec)
+    sizes = (traced.gates, 16, traced.angles.n_per_sample, traced.angles.n_shared)
+    one_at_a_time = WiresProgram(*sizes, fuse=True, group=False).cost()
+    grouped = WiresProgram(*sizes, fuse=True).passes()
+    assert (unfused_passes(traced.gates, 16), one_at_a_time, grouped) == (532, 542, 278)
+    assert TorchStatevector(spec).program == "wires"
+
+
 def test_fused_programs_match_default_qubit_at_sixteen_qubits():
     """Meyer et al.'s circuit (every gate data-dependent, blocks on every wire pair of the ring) at 16 qubits:
     the fused programs' values and gradients against default.qubit (backprop, one sample at a time), float64."""
@@ -1267,7 +1287,8 @@ def test_the_users_circuit_shapes_run_alike_on_lightning_the_torch_programs_and_
     from qrl.circuits import custom_circuit
 
     for name in ("one_cnot", "brick_cz", "zz_ring", "crx_chain", "two_cnot_rz", "zz_words", "templates_basic",
-                 "xx_yy_ring", "all_pairs_cz", "long_crz"):
+                 "xx_yy_ring", "all_pairs_cz", "long_crz", "phase_gates", "toffoli_rot", "strong_template",
+                 "iqp_template", "swap_multirz"):
         spec = custom_circuit(name, n_qubits=5, n_inputs=5, n_layers=3)
         gen = torch.Generator().manual_seed(3)
         weights = torch.rand(spec.weight_shapes["weights"], generator=gen, dtype=torch.float64) * 2 * math.pi

@@ -1770,3 +1770,88 @@ def test_the_readme_einsum_weight_rows_are_the_committed_measurements():
            for r in rows["rows"] if r["circuit"] == "circuit_shapes:long_crz" and r["batch"] == 1}
     assert (f"{one[(13, 'after')] * 1e3:.2f} and {one[(15, 'after')] * 1e3:.2f} ms in the calls after, "
             f"{one[(13, 'before')] * 1e3:.2f} and {one[(15, 'before')] * 1e3:.2f} in those before") in flat
+
+
+def test_the_readme_five_shapes_with_other_gates_are_the_committed_measurements():
+    """README, "Five shapes with other gates": the model's choices on the five shapes, auto beside both programs at
+    4-16 qubits (within 1.2x at 102 of 105 points; two others the kernel against itself, timed again; the miss and its
+    runs again), the fit's per-node cost against the stored one, and ``hea``'s call at 12 qubits and 4 samples."""
+    flat = _readme()
+    calls = bench.load(COMMITTED / "calls-20261206-202934.json")
+    within, total, worst, rules, rules_worst = re.search(CALLS_SUMMARY, bench.format_calls(calls)).groups()
+    assert (within, total, worst, rules, rules_worst) == ("98", "100", "1.26", "90", "2.47")
+    assert f"within 1.2x of the faster program in {within} of {total} calls (worst {worst}x); the rules before it in " \
+           f"{rules} (worst {rules_worst}x" in flat
+    assert f"they give {calls['fit']['node_s'] * 1e6:.1f} us" in flat
+    assert f"({calls['model']['node_s'] * 1e6:.1f} us" in flat
+    stamps = ("201246", "201322", "201355", "201533", "201609", "201640", "201718", "201743", "201807", "202112",
+              "202211", "202247", "202358", "202428", "202456")
+    ratios = {}
+    for stamp in stamps:
+        run = _scaling_run(stamp)
+        assert run["backends"] == ["auto", "torch", "torch:native"] and run["qubits"] == [4, 6, 8, 10, 12, 14, 16]
+        for n in map(str, run["qubits"]):
+            ratios[(run["circuit"].partition(":")[2], run["batch"], n)] = _auto_over_fastest(run["seconds"], n)
+    assert len(ratios) == 105 and sum(r <= 1.2 for r in ratios.values()) == 102
+    assert sum(r <= 1.06 for r in ratios.values()) == 97 and "at 102 of 105 points (97 within 1.06x)" in flat
+    over = sorted(k for k, r in ratios.items() if r > 1.2)
+    assert over == [("iqp_template", 64, "14"), ("iqp_template", 64, "16"), ("strong_template", 8, "12")]
+    twice = f"{ratios[over[0]]:.2f}x and {ratios[over[1]]:.2f}x; timed again"
+    assert twice == "1.21x and 1.26x; timed again" and twice in flat
+    again = _scaling_seconds("203626")
+    assert "0.94x and 1.00x, `scaling-20261206-203626.json`" in flat
+    assert [f"{again['auto'][n] / again['torch:native'][n]:.2f}" for n in ("14", "16")] == ["0.94", "1.00"]
+    miss = _scaling_seconds("201743")
+    assert f"{ratios[over[2]]:.2f}x** (auto, on the torch program as the model chose, {miss['auto']['12'] * 1e3:.2f} " \
+           f"ms against the kernel's {miss['torch:native']['12'] * 1e3:.2f}" in flat
+    runs = [_auto_over_fastest(_scaling_seconds(s), "12") for s in ("203324", "203332", "203339")]
+    assert f"{runs[0]:.2f}x, {runs[1]:.2f}x and {runs[2]:.2f}x in three runs more" in flat
+    swap = [_auto_over_fastest(_scaling_seconds(s), "15") for s in ("203349", "203400", "203410")]
+    assert f"was {swap[0]:.2f}x, {swap[1]:.2f}x and {swap[2]:.2f}x with `auto` timed again" in flat
+
+
+def test_the_readme_day_drift_and_iqp_template_programs_are_the_committed_measurements():
+    """README, "Five shapes with other gates": ``hea``'s call at 12 qubits and 4 samples on this day and in the fitted
+    calls, the MLP's update on two days, and ``iqp_template``'s two torch programs side by side (and the circuits whose
+    program a grouped count would move, at 7, 9 and 17 qubits)."""
+    flat = _readme()
+
+    def hea(name):
+        return next(r for r in bench.load(COMMITTED / f"calls-{name}.json")["rows"]
+                    if r["circuit"] == "hea" and r["qubits"] == 12 and r["batch"] == 4)
+
+    today, fitted = hea("20261206-203840"), hea("20261205-112331")
+    assert f"ran {today['torch_s'] * 1e3:.2f} ms on the torch program against the kernel's " \
+           f"{today['kernel_s'] * 1e3:.2f} ({today['torch_s'] / today['kernel_s']:.2f}x" in flat
+    assert f"the fitted calls had {fitted['torch_s'] * 1e3:.2f} against {fitted['kernel_s'] * 1e3:.2f}" in flat
+    old, new = [hea(f"20261206-{s}")["torch_s"] * 1e3 for s in ("203859", "203923")], \
+        [hea(f"20261206-{s}")["torch_s"] * 1e3 for s in ("203911", "203936")]
+    assert f"took {old[0]:.2f} and {old[1]:.2f} ms, and {new[0]:.2f} and {new[1]:.2f}" in flat
+    mlp = "mlp (SB3 MlpPolicy 64x64)"
+    update = [bench.load(COMMITTED / f"policy-{s}.json")["seconds"]["update"][mlp]["64"] * 1e3
+              for s in ("20261206-204020", "20261205-004114")]
+    assert f"batch 64 took {update[0]:.2f} ms against {update[1]:.2f} on 2026-12-05" in flat
+
+    def ratios(stamp, n_from=0):  # wires over fused, per qubit count
+        s = _scaling_seconds(stamp)
+        return {int(n): s["torch:wires"][n] / s["torch:fused"][n] for n in s["torch:wires"] if int(n) >= n_from}
+
+    one, eight, many = ratios("204106"), ratios("204130", 12), ratios("204307")
+    assert f"{min(many[n] for n in many if n < 15):.2f}x-{max(many[n] for n in many if n < 15):.2f}x faster at 64 " \
+           f"samples from 8 qubits ({many[15]:.1f}x at 15" in flat
+    assert f"{min(eight.values()):.2f}x-{max(eight.values()):.2f}x at 8 samples from 12 qubits" in flat
+    slower = [1 / one[n] for n in one if n <= 14]
+    assert f"and {min(slower):.2f}x-{max(slower):.2f}x slower at one sample up to 14 qubits" in flat
+    seven = [_scaling_seconds(f"200{s}") for s in ("617", "623", "630", "636", "643", "649", "654", "700", "706",
+                                                   "712", "718", "724", "730", "736", "742", "748", "754", "800",
+                                                   "809", "816", "823", "830", "836", "842", "848", "853", "859",
+                                                   "905")]
+    fused_by = max(s["torch:wires"]["7"] / s["torch:fused"]["7"] for s in seven)
+    wires_by = max(s["torch:fused"]["7"] / s["torch:wires"]["7"] for s in seven)
+    assert f"the fused program up to {fused_by:.2f}x faster at 1 and 8 samples, the unfused one up to " \
+           f"{wires_by:.2f}x at 64 and without a gradient" in flat
+    brick = [_scaling_seconds(s) for s in ("200913", "200923")]
+    assert f"fused {brick[0]['torch:wires']['9'] / brick[0]['torch:fused']['9']:.2f}x and " \
+           f"{brick[1]['torch:wires']['9'] / brick[1]['torch:fused']['9']:.2f}x faster at 9 qubits, " \
+           f"{brick[0]['torch:fused']['17'] / brick[0]['torch:wires']['17']:.2f}x and " \
+           f"{brick[1]['torch:fused']['17'] / brick[1]['torch:wires']['17']:.2f}x slower at 17" in flat
