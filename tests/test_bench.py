@@ -1855,3 +1855,30 @@ def test_the_readme_day_drift_and_iqp_template_programs_are_the_committed_measur
            f"{brick[1]['torch:wires']['9'] / brick[1]['torch:fused']['9']:.2f}x faster at 9 qubits, " \
            f"{brick[0]['torch:fused']['17'] / brick[0]['torch:wires']['17']:.2f}x and " \
            f"{brick[1]['torch:fused']['17'] / brick[1]['torch:wires']['17']:.2f}x slower at 17" in flat
+
+
+def test_the_readme_x_and_y_readout_rows_are_the_committed_measurements():
+    """README, "X and Y read out from 18 qubits": the table (auto, both programs, auto over the fastest, the peak),
+    the other three shapes at 18 and 20 qubits, and the matrices the matrix form held (``n`` of ``(2**n, n)`` complex128
+    at 20 qubits)."""
+    flat = _readme()
+    for stamp, name, letter in (("210003", "phase_gates", "X"), ("210151", "toffoli_rot", "Y")):
+        run = _scaling_run(stamp)
+        assert run["circuit"] == f"circuit_shapes:{name}" and run["backends"] == ["auto", "torch", "torch:native"]
+        for n in ("18", "20"):
+            s = run["seconds"]
+            assert f"| `{name}` ({letter}) | {n} | {_ms(s['auto'][n])} | {_ms(s['torch'][n])} | " \
+                   f"{_ms(s['torch:native'][n])} | {_auto_over_fastest(s, n):.2f}x | " \
+                   f"{run['peak_rss_gb']['torch:native'][n]:.2f} |" in flat
+    near = []
+    for stamp in ("205328", "205607"):  # (iqp_template's torch program not run at 20: its call at 18 took 24.6 s)
+        s = _scaling_seconds(stamp)
+        near += [s["auto"][n] / min(v[n] for v in s.values() if n in v) for n in ("18", "20")]
+    assert _scaling_seconds("205328")["torch"].keys() == {"18"} and "24.6 s at 18 qubits, not run at 20" in flat
+    assert max(near) < 1.035 and "auto the fastest or within 1.03x" in flat
+    strong, again = _scaling_seconds("205131"), _scaling_seconds("210210")
+    assert f"{_auto_over_fastest(strong, '18'):.2f}x at 18 qubits in its one call " \
+           f"({strong['auto']['18'] * 1e3:.2f} against the kernel's {strong['torch:native']['18'] * 1e3:.2f} ms" in flat
+    assert _auto_over_fastest(strong, "20") == 1.0
+    assert f"{_auto_over_fastest(again, '18'):.2f}x with `--budget 1`" in flat
+    assert f"{20 * 2**20 * 20 * 16 / 2**30:.2f} GiB at 20 qubits" in flat

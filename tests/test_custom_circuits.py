@@ -436,13 +436,14 @@ def test_weight_init_is_declared_and_seeded():
 
 
 def test_large_circuit_readout_equals_the_matrix_readout(monkeypatch):
-    """The readout of large circuits (sums over views of ``|psi|^2``, no ``(2**n, width)`` matrix; from
-    ``LAZY_MIN_QUBITS``) forced on 40 random circuits and the built-in readouts: values and gradients equal the
-    matrix readout's, for Z words, sums of them with constants, and probabilities (X or Y words keep the matrix)."""
+    """The readout of large circuits (sums over views of ``|psi|^2``, and for words with an X or a Y flipped views,
+    :class:`~qrl.simulator.readout.PauliFlips`; no ``(2**n, width)`` matrix; from ``LAZY_MIN_QUBITS``) forced on 40
+    random circuits and the built-in readouts, their states read in chunks of two samples: values and gradients equal
+    the matrix readout's, for Z, X and Y words, sums of them with constants, and probabilities."""
     from qrl.circuits import READOUTS, CircuitSpec
     from qrl.simulator import readout
 
-    lazy_seen = 0
+    lazy_seen, flips_seen = 0, 0
     builtins = [CircuitSpec(n_qubits=5, n_inputs=3, n_outputs=2, readout=r) for r in sorted(READOUTS)]
     for seed, spec in [*((s, _spec_of(s)) for s in range(40)), *enumerate(builtins)]:
         gen = torch.Generator().manual_seed(seed)
@@ -454,10 +455,29 @@ def test_large_circuit_readout_equals_the_matrix_readout(monkeypatch):
         lazy = TorchStatevector(spec)
         monkeypatch.undo()
         lazy_seen += lazy._readout._lazy is not None
+        flips_seen += any(column[0] == "pauli" for column in lazy._readout._lazy)
+        monkeypatch.setattr(readout, "WIRE_Z_CHUNK_ELEMENTS", 2 * 2**spec.n_qubits)
         for got, ref in zip(_outputs_and_grads(lazy, inputs, weights, cot),
                             _outputs_and_grads(matrix, inputs, weights, cot), strict=True):
             np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-12, rtol=0, err_msg=f"seed {seed}")
-    assert lazy_seen >= 3 + len(builtins)  # every built-in readout, and the random circuits without X or Y
+        monkeypatch.undo()
+    assert lazy_seen == 40 + len(builtins) and flips_seen >= 10  # every readout; X or Y words in some
+
+
+def test_x_and_y_words_need_no_readout_matrix():
+    """X on every wire: below ``LAZY_MIN_QUBITS`` the matrix form holds a ``(2**n, width)`` matrix per flip mask, so
+    it is read lazily from ``MATRIX_MAX_ENTRIES`` (at 14 qubits 3.4 M entries: the matrix; at 15, 7.9 M: lazy); at 20
+    qubits (the matrix form: 6.7 GiB) lazily, Y words and mixed words too."""
+    from qrl.simulator.readout import Readout
+
+    def x_on_every_wire(n):
+        return [qml.expval(qml.PauliX(i)) for i in range(n)]
+
+    assert Readout(x_on_every_wire(14), 14)._lazy is None
+    assert Readout(x_on_every_wire(15), 15)._lazy is not None
+    large = Readout([*x_on_every_wire(19), qml.expval(qml.PauliY(19) @ qml.PauliZ(0) + 0.5 * qml.PauliZ(3))], 20)
+    assert large.width == 20 and [column[0] for column in large._lazy] == ["pauli"] * 20
+    assert large._lazy[19] == ("pauli", [(0.5, [3])], [(1.0, ((0, "Z"), (19, "Y")))])
 
 
 @pytest.mark.parametrize("program", [None, "native"])

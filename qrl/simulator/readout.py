@@ -54,14 +54,17 @@ class Readout:
     ``2**len(wires)`` columns (wire order as given, the first most significant, as in PennyLane). Terms made
     of Z and I only, and probabilities, are ``|psi|^2 @ D`` for one fixed matrix ``D``; a word with X or Y
     flips the bits of its X/Y wires: ``P psi = c * psi[j ^ mask]``, so ``<P> = Re sum_j conj(psi_j) c_j
-    psi_{j ^ mask}`` (one gather per distinct mask).
+    psi_{j ^ mask}`` (one gather per distinct mask, and a ``(2**n, width)`` matrix of ``c``). Large readouts are read
+    lazily instead (:data:`LAZY_MIN_QUBITS`, :data:`MATRIX_MAX_ENTRIES`): Z words and probabilities from views of
+    ``|psi|^2``, words with an X or a Y by :class:`PauliFlips`.
     """
 
     def __init__(self, measurements: list, n: int):
         self.n = n
-        width = _width(measurements, n)
-        self._lazy = _lazy_columns(measurements, n) if n >= LAZY_MIN_QUBITS or 2**n * width > MATRIX_MAX_ENTRIES \
-            else None
+        width, lazy = _width(measurements, n), _lazy_columns(measurements, n)
+        masks = len({tuple(w for w, letter in word if letter in "XY")
+                     for column in lazy or () if column[0] == "pauli" for _, word in column[2]})
+        self._lazy = lazy if n >= LAZY_MIN_QUBITS or 2**n * width * (1 + masks) > MATRIX_MAX_ENTRIES else None
         if self._lazy is not None:
             self.width, self._const = width, TensorCache()
             return
@@ -126,6 +129,8 @@ class Readout:
         batch, n, out = state.shape[0], self.n, []
         p = state.real**2 + state.imag**2 if self._needs_probabilities else None
         wire_z = WireZ.apply(state) if self._reads_wires else None
+        words = list(dict.fromkeys(word for column in self._lazy if column[0] == "pauli" for _, word in column[2]))
+        flipped = PauliFlips.apply(state, tuple(words)) if words else None
         for column in self._lazy:
             if column[0] == "probs":
                 wires = column[1]
@@ -138,6 +143,8 @@ class Readout:
                     value = value + coeff * wire_z[:, wires[0]]
                     continue
                 value = value + coeff * self._word_z(p, wires)
+            for coeff, word in column[2] if column[0] == "pauli" else ():
+                value = value + coeff * flipped[:, words.index(word)]
             out.append(value[:, None])
         return torch.cat(out, 1)
 
@@ -151,7 +158,7 @@ class Readout:
 
     @functools.cached_property
     def _reads_wires(self) -> bool:  # (cached: computed once, also for a readout pickled before it was)
-        return any(len(wires) == 1 for column in self._lazy if column[0] == "z" for _, wires in column[1])
+        return any(len(wires) == 1 for column in self._lazy if column[0] != "probs" for _, wires in column[1])
 
     @functools.cached_property
     def _needs_probabilities(self) -> bool:
@@ -227,11 +234,12 @@ def sample_chunks(state: torch.Tensor) -> list[slice]:
 
 LAZY_MIN_QUBITS = 18
 """From this many qubits, Z-type expectation values and probabilities are sums over views of ``|psi|^2`` instead of
-one product with a ``(2**n, width)`` matrix (26 outputs at 26 qubits: a 14 GiB matrix)."""
+one product with a ``(2**n, width)`` matrix (26 outputs at 26 qubits: a 14 GiB matrix), and words with an X or a Y are
+read by :class:`PauliFlips` (since 2026-12-06; before, they kept the matrix form, a matrix per flip mask)."""
 MATRIX_MAX_ENTRIES = 2**22
-"""Below :data:`LAZY_MIN_QUBITS` too, readouts whose ``(2**n, width)`` matrix would have more entries than this (32 MiB
-in float64) are read lazily: ``qml.probs`` over many wires (over all 16 wires of 16 qubits, 65536 columns, the matrix
-took 32 GiB and failed)."""
+"""Below :data:`LAZY_MIN_QUBITS` too, readouts whose matrices would have more entries than this (32 MiB in float64:
+``(2**n, width)`` for the diagonal and once more per flip mask) are read lazily: ``qml.probs`` over many wires (over
+all 16 wires of 16 qubits, 65536 columns, the matrix took 32 GiB and failed); X on every wire from 15 qubits."""
 
 
 def _width(measurements: list, n: int) -> int:
@@ -241,18 +249,93 @@ def _width(measurements: list, n: int) -> int:
 
 
 def _lazy_columns(measurements: list, n: int) -> list[tuple] | None:
-    """Per measurement ``("z", [(coeff, wires), ...])`` (one column) or ``("probs", wires)`` (``2**len(wires)``
-    columns); ``None`` when a measurement has an X or Y word or is not supported here (the matrix form then reads
-    it, or says why it cannot)."""
+    """Per measurement ``("z", [(coeff, wires), ...])`` (one column of Z words), ``("pauli", z_words, [(coeff,
+    word), ...])`` (one column with words that have an X or a Y: ``word`` is ``((wire, letter), ...)`` by wire, read by
+    :class:`PauliFlips`) or ``("probs", wires)`` (``2**len(wires)`` columns); ``None`` when a measurement is not
+    supported here (the matrix form then says why)."""
     columns: list[tuple] = []
     for mp in measurements:
         if isinstance(mp, ProbabilityMP) and mp.obs is None:
             columns.append(("probs", tuple(int(w) for w in (mp.wires if len(mp.wires) else range(n)))))
         elif isinstance(mp, ExpectationMP) and mp.obs is not None and mp.obs.pauli_rep is not None:
-            words = list(mp.obs.pauli_rep.items())
-            if any(letter != "Z" for word, _ in words for letter in word.values()):
-                return None
-            columns.append(("z", [(float(np.real(c)), sorted(int(w) for w in word)) for word, c in words]))
+            z_words, flip_words = [], []
+            for word, c in mp.obs.pauli_rep.items():
+                if all(letter == "Z" for letter in word.values()):
+                    z_words.append((float(np.real(c)), sorted(int(w) for w in word)))
+                else:
+                    letters = tuple(sorted((int(w), str(letter)) for w, letter in word.items()))
+                    flip_words.append((float(np.real(c)), letters))
+            columns.append(("pauli", z_words, flip_words) if flip_words else ("z", z_words))
         else:
             return None
     return columns
+
+
+class PauliFlips(torch.autograd.Function):
+    """``<psi| P_k |psi>`` for Pauli words ``P_k`` with an X or a Y, ``(B, 2**n)`` -> ``(B, K)``, without the ``(2**n,
+    width)`` matrices of the matrix form (one per word's flip mask: at 20 qubits, X on every wire, 6.25 GiB; from 18
+    qubits a call of such a readout took 5-22 GiB until 2026-12-06, README "X and Y read out from 18 qubits").
+
+    ``P psi`` at basis state ``j`` is ``c(j ^ m) psi[j ^ m]`` (``m`` the word's X and Y wires, ``c`` its Y and Z
+    signs): a view with an axis per word wire, flipped along the X and Y axes, times a phase over those axes. A word
+    of one X or Y reads the pairs of halves directly (``2 Re`` or ``2 Im`` of ``sum conj(a) b``). Backward:
+    ``2 g P psi`` per word (the state's cotangent for a real ``g <P>``). Both read the states in chunks of samples."""
+
+    @staticmethod
+    def forward(ctx, state: torch.Tensor, words: tuple) -> torch.Tensor:
+        ctx.save_for_backward(state)
+        ctx.words = words
+        n = state.shape[1].bit_length() - 1
+        values = state.real.new_empty(state.shape[0], len(words))
+        for rows in sample_chunks(state):
+            for k, word in enumerate(words):
+                view, pair = _word_view(state[rows], word, n)
+                if pair is not None:
+                    s = (view.select(2, 0).conj() * view.select(2, 1)).sum((1, 2))
+                    values[rows, k] = 2 * (s.real if pair == "X" else s.imag)
+                else:
+                    applied = _flip_apply(view, word)
+                    values[rows, k] = (view.conj() * applied).sum(tuple(range(1, view.dim()))).real
+        return values
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        (state,) = ctx.saved_tensors
+        n = state.shape[1].bit_length() - 1
+        out = torch.zeros_like(state)
+        for rows in sample_chunks(state):
+            for k, word in enumerate(ctx.words):
+                view, pair = _word_view(state[rows], word, n)
+                target, _ = _word_view(out[rows], word, n)
+                g = 2 * grad[rows, k].to(state.dtype).view([-1] + [1] * (view.dim() - 1))
+                if pair is not None:
+                    a, b = view.select(2, 0), view.select(2, 1)
+                    sign = 1 if pair == "X" else 1j  # Y|0> = i|1>, Y|1> = -i|0>
+                    target.select(2, 0).add_(g.squeeze(2) * b * (1 if pair == "X" else -1j))
+                    target.select(2, 1).add_(g.squeeze(2) * a * sign)
+                else:
+                    target.add_(g * _flip_apply(view, word))
+        return out, None
+
+
+def _word_view(state: torch.Tensor, word: tuple, n: int) -> tuple[torch.Tensor, str | None]:
+    """``state`` ``(b, 2**n)`` viewed with an axis of 2 per wire of ``word`` (:func:`wires_view_shape`), and the letter
+    where the word is one X or Y (read by pairs), else ``None``."""
+    view = state.view(wires_view_shape([w for w, _ in word], n, state.shape[0]))
+    return view, (word[0][1] if len(word) == 1 else None)
+
+
+def _flip_apply(view: torch.Tensor, word: tuple) -> torch.Tensor:
+    """``P psi`` on the view of :func:`_word_view`: flipped along the X and Y wires' axes, times ``c(j ^ m)``, each Y
+    wire's ``i (-1)**(1 - b)`` and each Z wire's ``(-1)**b`` over the bits ``b`` of ``j``."""
+    flips = [2 + 2 * j for j, (_, letter) in enumerate(word) if letter in "XY"]
+    phase = torch.ones([1] * view.dim(), dtype=view.dtype, device=view.device)
+    for j, (_, letter) in enumerate(word):
+        if letter == "X":
+            continue
+        signs = (-1j, 1j) if letter == "Y" else (1, -1)
+        shape = [1] * view.dim()
+        shape[2 + 2 * j] = 2
+        phase = phase * torch.tensor(signs, dtype=view.dtype, device=view.device).view(shape)
+    return view.flip(flips) * phase
