@@ -1827,6 +1827,14 @@ def test_the_readme_day_drift_and_iqp_template_programs_are_the_committed_measur
     old, new = [hea(f"20261206-{s}")["torch_s"] * 1e3 for s in ("203859", "203923")], \
         [hea(f"20261206-{s}")["torch_s"] * 1e3 for s in ("203911", "203936")]
     assert f"took {old[0]:.2f} and {old[1]:.2f} ms, and {new[0]:.2f} and {new[1]:.2f}" in flat
+    from qrl.backends.calls import CallModel
+
+    model = CallModel.from_json(bench.load(COMMITTED / "calls-20261206-202934.json")["model"])
+    for stamp, build in (("20261205-112331", "v1252"), ("20261206-182103", "v1272"), ("20261206-202934", "v1300")):
+        run = bench.load(COMMITTED / f"calls-{stamp}.json")
+        over = [r["torch_s"] / model.torch_seconds(r["nodes"], r["torch_passes"], r["qubits"], r["batch"])
+                for r in run["rows"]]
+        assert f"-fc-{build}-" in run["machine"]["platform"] and f"{min(over):.2f}-{max(over):.2f}" in flat
     mlp = "mlp (SB3 MlpPolicy 64x64)"
     update = [bench.load(COMMITTED / f"policy-{s}.json")["seconds"]["update"][mlp]["64"] * 1e3
               for s in ("20261206-204020", "20261205-004114")]
