@@ -733,6 +733,32 @@ def test_fused_programs_match_default_qubit_at_sixteen_qubits():
             np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0, err_msg=program)
 
 
+@pytest.mark.parametrize("name", ["phase_gates", "toffoli_rot"])
+def test_x_and_y_readouts_match_default_qubit_at_eighteen_qubits(name):
+    """From LAZY_MIN_QUBITS, words with an X (``phase_gates``) or a Y (``toffoli_rot``) are read by PauliFlips, with no
+    matrix: values and gradients on the torch program, its adjoint method and the kernel against default.qubit
+    (backprop, one sample at a time), float64, one layer."""
+    import circuit_shapes  # noqa: F401  (registers them)
+
+    from qrl.circuits import custom_circuit
+    from qrl.simulator.readout import LAZY_MIN_QUBITS
+
+    n = LAZY_MIN_QUBITS
+    spec = custom_circuit(name, n_qubits=n, n_inputs=n, n_layers=1, obs_map="identity", output_scaling=False)
+    qnode = qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=n), interface="torch", diff_method="backprop")
+    gen = torch.Generator().manual_seed(5)
+    inputs = torch.rand(2, n, generator=gen, dtype=torch.float64) * 4 - 2
+    weights = torch.rand(spec.weight_shapes["weights"], generator=gen, dtype=torch.float64) * 4 - 2
+    cot = torch.randn(2, n, generator=gen, dtype=torch.float64)
+    reference = values_and_grads(lambda x, w: torch.stack([torch.stack(qnode(row, w)) for row in x]), inputs,
+                                 weights, cot)
+    for program in (None, "adjoint", "native"):
+        backend = TorchStatevector(spec, program)
+        assert [column[0] for column in backend._readout._lazy] == ["pauli"] * n
+        for r, g in zip(reference, values_and_grads(backend, inputs, weights, cot), strict=True):
+            np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0, err_msg=f"{name} {program}")
+
+
 def test_compiler_follows_arithmetic_on_parameters():
     def body(angles, weights):
         qml.RX(2 * angles[..., 0, 0] + torch.sin(weights[0, 0, 0]), wires=0)
