@@ -1327,6 +1327,36 @@ def test_the_users_circuit_shapes_run_alike_on_lightning_the_torch_programs_and_
                 np.testing.assert_allclose(g.numpy(), r.numpy(), atol=F64_TOL, rtol=0, err_msg=f"{name} {program}")
 
 
+def test_from_sixteen_qubits_update_sized_calls_of_fused_programs_of_much_kernel_work_stay_on_them():
+    """NATIVE_FUSED_WORK_RATIO: from 16 qubits, update-sized calls (with and without a gradient, also of the adjoint
+    method's sizes) run on the fused torch program where the kernel's work per torch pass exceeds 11 (Meyer et al.'s,
+    16.7; ``zz_ring``, 12.7), not where it is below (``xx_yy_ring``, 9.4) or the torch program is per-wire (``hea``,
+    ``strongly_entangling``), nor at 15 qubits; ``one_cnot`` (work over 24) keeps the kernel for the calls of the
+    adjoint method's sizes at 20 qubits (README, "Update-sized calls from 16 qubits")."""
+    import circuit_shapes  # noqa: F401  (registers them)
+
+    from qrl.backends.select import NATIVE_FUSED_WORK_RATIO
+    from qrl.circuits import custom_circuit
+
+    assert NATIVE_FUSED_WORK_RATIO == (16, 11.0)
+
+    def programs(spec, batches=(32, 64)):
+        auto = make_backend(spec, "auto")
+        with torch.no_grad():
+            forward = [auto.for_batch(b).program for b in batches]
+        return [auto.for_batch(b).program for b in batches], forward
+
+    def users(name, n):
+        return custom_circuit(name, n_qubits=n, n_inputs=n, n_layers=5)
+
+    for name, n, want in (("meyer_iqp", 16, "fused"), ("meyer_iqp", 18, "fused"), ("zz_ring", 16, "fused"),
+                          ("meyer_iqp", 15, "native"), ("zz_ring", 15, "native"), ("xx_yy_ring", 16, "native")):
+        assert programs(users(name, n)) == ([want] * 2, [want] * 2), (name, n)
+    for ansatz in ("hea", "strongly_entangling"):
+        assert programs(CircuitSpec(n_qubits=16, n_inputs=16, ansatz=ansatz)) == (["native"] * 2, ["native"] * 2)
+    assert programs(users("one_cnot", 20)) == (["native"] * 2, ["fused"] * 2)
+
+
 def test_auto_keeps_update_sized_calls_of_unentangled_circuits_off_the_kernel(monkeypatch):
     """From 12 qubits, calls of more than SMALL_BATCH_MAX samples run on the kernel only where its passes plus half a
     pass per rotation are at most NATIVE_LARGE_BATCH_WORK_RATIO per torch pass: not for ``hsiao`` (no entangling
@@ -1393,7 +1423,8 @@ def test_auto_keeps_update_calls_on_the_torch_program_where_the_model_chose_it_f
     the cost model chose it for them, larger gradient calls stay on it (``hsiao`` at 25 qubits, 32 samples: the torch
     program in chunks 2.05x faster than the kernel, README "The last chunk keeps its state"), or run on it where the
     work ratio kept update batches on the kernel (Meyer et al.'s circuit at 19-25 qubits: README "Update-sized
-    gradient calls follow the model where it weighed the adjoint method"); where the model chose the kernel at that
+    gradient calls follow the model where it weighed the adjoint method"; since, its update batches run on its fused
+    program from 16 qubits, "Update-sized calls from 16 qubits"); where the model chose the kernel at that
     batch, or the calls there ran autograd, the kernel takes them from the adjoint batch as before, or keeps them."""
     import circuit_shapes  # noqa: F401  (registers one_cnot)
 
@@ -1407,8 +1438,8 @@ def test_auto_keeps_update_calls_on_the_torch_program_where_the_model_chose_it_f
     update = large.for_batch(32)
     assert isinstance(update, Chunks) and update.backend.program != "native" and update.size < 32
     meyer = make_backend(custom_circuit("meyer_iqp", n_qubits=20, n_inputs=20, n_layers=5), "auto").cpu
-    assert meyer.large.program == "native" and meyer.larger[0] == select.SMALL_BATCH_MAX + 1  # work ratio: the kernel
-    assert meyer.for_batch(32).program != "native" and meyer.larger[1].program != "native"  # the model: torch
+    # since NATIVE_FUSED_WORK_RATIO its update batches run on its fused program from 16 qubits: no larger calls apart
+    assert meyer.large.program == "fused" and meyer.larger is None and meyer.for_batch(32).program == "fused"
     for table in ("auto_table", "small_batch_table", "tiny_batch_table"):
         monkeypatch.setattr(select, table, lambda: {4: select.NATIVE, 16: select.NATIVE})
     spec = custom_circuit("one_cnot", n_qubits=20, n_inputs=20, n_layers=5)

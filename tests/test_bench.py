@@ -1890,3 +1890,43 @@ def test_the_readme_x_and_y_readout_rows_are_the_committed_measurements():
     assert _auto_over_fastest(strong, "20") == 1.0
     assert f"{_auto_over_fastest(again, '18'):.2f}x with `--budget 1`" in flat
     assert f"{20 * 2**20 * 20 * 16 / 2**30:.2f} GiB at 20 qubits" in flat
+
+
+def test_the_readme_update_sized_calls_from_16_qubits_are_the_committed_measurements():
+    """README, "Update-sized calls from 16 qubits": auto's misses before (its own runs), the side-by-side ratios by the
+    torch program's kind, and the table after."""
+    flat = _readme()
+    before = _scaling_seconds("211855")
+    assert f"1.95x the torch program's time ({before['auto']['18'] * 1e3:.0f} against " \
+           f"{before['torch']['18'] * 1e3:.0f} ms" in flat and _auto_over_fastest(before, "18") > 1.9
+    assert f"without a gradient {_auto_over_fastest(_scaling_seconds('212106'), '20'):.2f}x" in flat
+    meyer = [_auto_over_fastest(_scaling_seconds(stamp), n) for stamp, n in
+             (("212659", "16"), ("212810", "17"), ("212352", "18"), ("212619", "18"))]
+    assert "auto " + ", ".join(f"{r:.2f}x" for r in meyer[:3]) + f" and {meyer[3]:.2f}x slower" in flat
+
+    def kernel_over_torch(stamp):
+        s = _scaling_seconds(stamp)
+        return {n: s["torch:native"][n] / s["torch"][n] for n in s["torch"] if n in s["torch:native"]}
+
+    wires = ("212915", "213108", "213221", "213336", "213431", "213522")  # hea ... jerbi_skolik
+    ratios = [r for stamp in wires for n, r in kernel_over_torch(stamp).items() if n != "14"]
+    at_14 = [kernel_over_torch(stamp)["14"] for stamp in wires]
+    assert f"| {min(ratios):.2f}-{max(ratios):.2f} ({min(at_14):.2f}-{max(at_14):.2f} at 14) |" in flat
+    xx = kernel_over_torch("215021")
+    assert f"| fused | `xx_yy_ring` (9.4) | {xx['16']:.2f}, {xx['18']:.2f} |" in flat
+    fused = ("213715", "213934", "214223", "214512", "214541", "214711")  # Meyer ... zz_ring
+    ratios = [r for stamp in fused for n, r in kernel_over_torch(stamp).items() if n != "14"]
+    assert f"| {min(ratios):.2f}-{max(ratios):.2f} (Meyer et al.'s {kernel_over_torch('213715')['14']:.2f} and " \
+           f"`swap_multirz` {kernel_over_torch('214223')['14']:.2f} at 14) |" in flat
+    rows = (("Meyer et al.'s", "16", "64", "215341"), ("Meyer et al.'s", "18", "64", "215341"),
+            ("`zz_ring`", "16", "64", "215553"), ("`zz_ring`", "18", "64", "215553"),
+            ("`phase_gates`", "18", "32", "215722"), ("`phase_gates`, no gradient", "20", "32", "215913"))
+    for name, n, batch, stamp in rows:
+        s = _scaling_seconds(stamp)
+        assert _scaling_run(stamp)["batch"] == int(batch)
+        assert f"| {name} | {n} | {batch} | " in flat and f" | {_ms(s['auto'][n])} | {_ms(s['torch'][n])} | " \
+               f"{_ms(s['torch:native'][n])} | {_auto_over_fastest(s, n):.2f}x |" in flat
+    hea = _scaling_seconds("220031")
+    for n in ("16", "18"):
+        assert f"| {_ms(hea['auto'][n])} | {_ms(hea['torch'][n])} | {_ms(hea['torch:native'][n])} | " \
+               f"{_auto_over_fastest(hea, n):.2f}x |" in flat

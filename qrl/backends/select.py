@@ -59,6 +59,18 @@ in complex64) stays in the L2 cache and the kernel's passes cost less: a user's 
 (``tests/circuit_shapes.py``, work 40.8 per torch pass) ran 1.35x faster on the kernel, ``hsiao`` (52) 1.22x slower
 (batch 64, side by side, 2026-12-05). At 13 qubits the two were a tie (44.0) and 1.22x slower (42.2); at 14 the first
 (37.8) ran 1.18x slower on the kernel, where the limit of 24 takes torch."""
+NATIVE_FUSED_WORK_RATIO = (16, 11.0)
+"""``(qubits, limit)``: from this many qubits, update-sized calls whose torch program is the fused one (blocks run in
+groups) run on it where the kernel's work per torch pass exceeds this (:func:`_for_large_batches`). That program's
+update-sized calls got faster after :data:`NATIVE_LARGE_BATCH_WORK_RATIO` was fitted (buffers kept from call to call,
+per-sample products in blocks of rows, the adjoint method's overlaps). Timed at 64 samples, 16 and 18 qubits, on
+2026-12-06 (README, "Update-sized calls from 16 qubits"): on the fused program 1.07x-1.82x faster than the kernel for
+the six circuits of work 12.0-19.3 (Meyer et al.'s, ``phase_gates``, ``crx_chain``, ``two_cnot_rz``, ``zz_ring``,
+``swap_multirz``), 1.35x and 1.04x slower for ``xx_yy_ring`` (9.4-9.6); where the torch program is the per-wire one,
+the kernel was faster: 1.25x-2.83x at 14-18 qubits for ``hea``, ``strongly_entangling``, ``chen_vqdqn``,
+``lockwood_si``, ``born_parity`` and ``jerbi_skolik`` (work 8.2-12.8), 1.31x-10x at 14 and 16 for ``toffoli_rot``,
+``strong_template`` and ``iqp_template`` (2.0-11.5). At 14 qubits Meyer et al.'s circuit and ``swap_multirz`` still
+ran 1.19x and 1.18x faster on the kernel. Fitted to those calls; none held out."""
 NATIVE_PASS_RATIO_MIN_QUBITS = 12
 """Below this many qubits a small call costs what its per-call work costs, not its passes, and the kernel is the
 faster whatever the circuit: Meyer et al.'s circuit (4 layers) ran 1.5x-8.1x faster on it at 4-10 qubits and batch
@@ -240,14 +252,18 @@ def _for_large_batches(name: str, spec: CircuitSpec, programs: dict) -> str:
     """The table's choice ``name`` for calls of more than ``SMALL_BATCH_MAX`` samples, or, from
     :data:`NATIVE_PASS_RATIO_MIN_QUBITS` qubits, the torch program where that is the kernel and the circuit's work on
     it exceeds :data:`NATIVE_LARGE_BATCH_WORK_RATIO` passes per torch pass (at 12 qubits
-    :data:`NATIVE_LARGE_BATCH_WORK_RATIO_BY_QUBITS`)."""
+    :data:`NATIVE_LARGE_BATCH_WORK_RATIO_BY_QUBITS`; from 16 qubits on the fused program
+    :data:`NATIVE_FUSED_WORK_RATIO`)."""
     if name != NATIVE or spec.n_qubits < NATIVE_PASS_RATIO_MIN_QUBITS:
         return name
     native, torch_program = _programs(spec, programs)
     if torch_program.passes() is None:
         return name
-    pays = kernel_pays_by_work(native.native_passes(merge_diagonals=True), native.native_rotations(),
-                               torch_program.passes(), spec.n_qubits)
+    work = native.native_passes(merge_diagonals=True), native.native_rotations(), torch_program.passes()
+    pays = kernel_pays_by_work(*work, spec.n_qubits)
+    fused_from, fused_limit = NATIVE_FUSED_WORK_RATIO
+    if pays and spec.n_qubits >= fused_from and torch_program.program == "fused":
+        pays = work[0] + work[1] / 2 <= fused_limit * work[2]
     return name if pays else "torch"
 
 
@@ -397,8 +413,23 @@ def _for_larger_gradient_calls(table: str, name: str, rollouts: list[str], progr
     update batches (:func:`_for_large_batches`)."""
     if table != NATIVE:
         return None
-    choice = "torch" if _model_chose_torch_adjoint(rollouts, programs) else NATIVE
+    moved = name == "torch" and _within_work_ratio(programs)  # by the limit from 16 qubits only: Meyer et al.'s
+    choice = "torch" if _model_chose_torch_adjoint(rollouts, programs) or moved else NATIVE
     return None if choice == name else choice
+
+
+def _within_work_ratio(programs: dict) -> bool:
+    """Whether the kernel's work per torch pass is within :data:`NATIVE_LARGE_BATCH_WORK_RATIO` (so that only
+    :data:`NATIVE_FUSED_WORK_RATIO` sent the update batches to the torch program): then its gradient calls of
+    the adjoint method's sizes stay there too. The kernel for those calls (:func:`adjoint_from_batch`) was measured on
+    circuits of more work (``hsiao``, ``one_cnot``); Meyer et al.'s circuit (16.9) at 18 qubits ran its calls of 32
+    and 64 samples 1.76x and 1.64x slower on the kernel than on the torch program's adjoint method (README,
+    "Update-sized calls from 16 qubits")."""
+    native, torch_program = programs.get(NATIVE), programs.get("torch")
+    if native is None or torch_program is None or not torch_program.passes():
+        return False
+    work = native.native_passes(merge_diagonals=True) + native.native_rotations() / 2
+    return work <= NATIVE_LARGE_BATCH_WORK_RATIO * torch_program.passes()
 
 
 def _model_chose_torch_adjoint(rollouts: list[str], programs: dict) -> bool:
