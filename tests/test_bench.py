@@ -42,6 +42,18 @@ def _scaling_seconds(stamp: str) -> dict:
     return _scaling_run(stamp)["seconds"]
 
 
+def _shapes_auto_ratios(stamps) -> dict:
+    """Auto over the fastest per ``(circuit, batch, qubits)`` in these ``qrl bench scaling`` runs of a users' shape
+    (``--backends auto torch torch:native --qubits 4 6 8 10 12 14 16``)."""
+    ratios = {}
+    for stamp in stamps:
+        run = _scaling_run(stamp)
+        assert run["backends"] == ["auto", "torch", "torch:native"] and run["qubits"] == [4, 6, 8, 10, 12, 14, 16]
+        for n in map(str, run["qubits"]):
+            ratios[(run["circuit"].partition(":")[2], run["batch"], n)] = _auto_over_fastest(run["seconds"], n)
+    return ratios
+
+
 def _day(*stamps: str) -> tuple[str, ...]:
     """Time stamps of 2026-12-06 (``HHMMSS``) as the JSON files name them."""
     return tuple(f"20261206-{stamp}" for stamp in stamps)
@@ -1686,12 +1698,7 @@ def test_the_readme_four_more_shapes_are_the_committed_measurements():
     assert f"the rules before it in {rules} (worst {rules_worst}x)" in flat
     stamps = ("182125", "182138", "182152", "182236", "182253", "182308", "182331", "182345", "182359", "182425",
               "182441", "182456")
-    ratios = {}
-    for stamp in stamps:
-        run = _scaling_run(stamp)
-        assert run["backends"] == ["auto", "torch", "torch:native"] and run["qubits"] == [4, 6, 8, 10, 12, 14, 16]
-        for n in map(str, run["qubits"]):
-            ratios[(run["circuit"].partition(":")[2], run["batch"], n)] = _auto_over_fastest(run["seconds"], n)
+    ratios = _shapes_auto_ratios(stamps)
     close = [k for k, r in ratios.items() if r <= 1.06]
     assert len(ratios) == 84 and len(close) == 82 and "within 1.06x of the fastest at 82 of 84 points" in flat
     (a, b) = sorted(set(ratios) - set(close))
@@ -1786,12 +1793,7 @@ def test_the_readme_five_shapes_with_other_gates_are_the_committed_measurements(
     assert f"({calls['model']['node_s'] * 1e6:.1f} us" in flat
     stamps = ("201246", "201322", "201355", "201533", "201609", "201640", "201718", "201743", "201807", "202112",
               "202211", "202247", "202358", "202428", "202456")
-    ratios = {}
-    for stamp in stamps:
-        run = _scaling_run(stamp)
-        assert run["backends"] == ["auto", "torch", "torch:native"] and run["qubits"] == [4, 6, 8, 10, 12, 14, 16]
-        for n in map(str, run["qubits"]):
-            ratios[(run["circuit"].partition(":")[2], run["batch"], n)] = _auto_over_fastest(run["seconds"], n)
+    ratios = _shapes_auto_ratios(stamps)
     assert len(ratios) == 105 and sum(r <= 1.2 for r in ratios.values()) == 102
     assert sum(r <= 1.06 for r in ratios.values()) == 97 and "at 102 of 105 points (97 within 1.06x)" in flat
     over = sorted(k for k, r in ratios.items() if r > 1.2)
