@@ -1928,6 +1928,10 @@ def test_the_readme_update_sized_calls_from_16_qubits_are_the_committed_measurem
         assert _scaling_run(stamp)["batch"] == int(batch)
         assert f"| {name} | {n} | {batch} | " in flat and f" | {_ms(s['auto'][n])} | {_ms(s['torch'][n])} | " \
                f"{_ms(s['torch:native'][n])} | {_auto_over_fastest(s, n):.2f}x |" in flat
+    swap = _scaling_seconds("222123")
+    assert all(_auto_over_fastest(swap, n) == 1.0 for n in ("16", "18"))
+    assert f"the fastest at both ({_ms(swap['auto']['16'])} and {_ms(swap['auto']['18'])} ms against the kernel's " \
+           f"{_ms(swap['torch:native']['16'])} and {_ms(swap['torch:native']['18'])}" in flat
     hea = _scaling_seconds("220031")
     for n in ("16", "18"):
         assert f"| {_ms(hea['auto'][n])} | {_ms(hea['torch'][n])} | {_ms(hea['torch:native'][n])} | " \

@@ -413,7 +413,7 @@ def _for_larger_gradient_calls(table: str, name: str, rollouts: list[str], progr
     update batches (:func:`_for_large_batches`)."""
     if table != NATIVE:
         return None
-    moved = name == "torch" and _within_work_ratio(programs)  # by the limit from 16 qubits only: Meyer et al.'s
+    moved = name == "torch" and _within_work_ratio(programs)  # sent there by NATIVE_FUSED_WORK_RATIO alone
     choice = "torch" if _model_chose_torch_adjoint(rollouts, programs) or moved else NATIVE
     return None if choice == name else choice
 
