@@ -259,12 +259,18 @@ def _for_large_batches(name: str, spec: CircuitSpec, programs: dict) -> str:
     native, torch_program = _programs(spec, programs)
     if torch_program.passes() is None:
         return name
-    work = native.native_passes(merge_diagonals=True), native.native_rotations(), torch_program.passes()
-    pays = kernel_pays_by_work(*work, spec.n_qubits)
+    pays = kernel_pays_by_work(native.native_passes(merge_diagonals=True), native.native_rotations(),
+                               torch_program.passes(), spec.n_qubits)
     fused_from, fused_limit = NATIVE_FUSED_WORK_RATIO
     if pays and spec.n_qubits >= fused_from and torch_program.program == "fused":
-        pays = work[0] + work[1] / 2 <= fused_limit * work[2]
+        pays = _kernel_work(native) <= fused_limit * torch_program.passes()
     return name if pays else "torch"
+
+
+def _kernel_work(native) -> float:
+    """The kernel's work in one forward call, in passes: its passes (consecutive diagonal gates as one) plus half a pass
+    per rotation, as :func:`kernel_pays_by_work` weighs them."""
+    return native.native_passes(merge_diagonals=True) + native.native_rotations() / 2
 
 
 def kernel_pays_by_passes(kernel_passes: int, torch_passes: int) -> bool:
@@ -428,8 +434,7 @@ def _within_work_ratio(programs: dict) -> bool:
     native, torch_program = programs.get(NATIVE), programs.get("torch")
     if native is None or torch_program is None or not torch_program.passes():
         return False
-    work = native.native_passes(merge_diagonals=True) + native.native_rotations() / 2
-    return work <= NATIVE_LARGE_BATCH_WORK_RATIO * torch_program.passes()
+    return _kernel_work(native) <= NATIVE_LARGE_BATCH_WORK_RATIO * torch_program.passes()
 
 
 def _model_chose_torch_adjoint(rollouts: list[str], programs: dict) -> bool:

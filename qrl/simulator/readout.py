@@ -310,10 +310,9 @@ class PauliFlips(torch.autograd.Function):
                 target, _ = _word_view(out[rows], word, n)
                 g = 2 * grad[rows, k].to(state.dtype).view([-1] + [1] * (view.dim() - 1))
                 if pair is not None:
-                    a, b = view.select(2, 0), view.select(2, 1)
-                    sign = 1 if pair == "X" else 1j  # Y|0> = i|1>, Y|1> = -i|0>
-                    target.select(2, 0).add_(g.squeeze(2) * b * (1 if pair == "X" else -1j))
-                    target.select(2, 1).add_(g.squeeze(2) * a * sign)
+                    phase = 1 if pair == "X" else 1j  # Y|0> = i|1>, Y|1> = -i|0>
+                    target.select(2, 0).add_(g.squeeze(2) * view.select(2, 1) * phase.conjugate())
+                    target.select(2, 1).add_(g.squeeze(2) * view.select(2, 0) * phase)
                 else:
                     target.add_(g * _flip_apply(view, word))
         return out, None
