@@ -518,24 +518,33 @@ def bench_calls(circuits: tuple[str, ...] = CALL_CIRCUITS, qubits: tuple[int, ..
                                        "n_layers": n_layers})
 
 
-def calls_again(result: dict[str, Any], source: str) -> dict[str, Any]:
-    """A ``qrl bench calls`` result with its timings kept and the rest computed again by the model as it is now:
-    its choice for each call (:func:`qrl.backends.select.call_model`, the stored fit) and the fit (to refit after a
-    change of the model's form without timing again); ``source`` (the file it was read from) and the machine that timed
-    them kept as ``calls_from`` and ``calls_machine``."""
+def calls_again(results: list[dict[str, Any]], sources: list[str]) -> dict[str, Any]:
+    """``qrl bench calls`` results (one or several: the same calls timed on several days, whose VM builds cost the torch
+    program's operations differently) as one, with their timings kept and the rest computed again by the model as it
+    is now: its choice for each call (:func:`qrl.backends.select.call_model`, the stored fit) and the fit, to all the
+    calls at once (to refit after a change of the model's form without timing again, or across days); ``sources``
+    (the files they were read from) and the machines that timed them kept as ``calls_from`` and ``calls_machine`` (a
+    list for several)."""
     from qrl.backends.select import call_model
 
-    model, keys = call_model(), ("circuits", "qubits", "batches", "n_layers")
+    model, keys, rows, setup = call_model(), ("circuits", "qubits", "batches"), [], {}
     try:
-        rows = [dict(r) for r in result["rows"]]
-        for r in rows:
-            r["model_choice"] = _model_choice(model, r)
-        setup = {k: result[k] for k in keys}
+        for result in results:
+            rows += [{**r, "model_choice": _model_choice(model, r)} for r in result["rows"]]
+            for k in keys:
+                setup[k] = setup.get(k, []) + [x for x in result[k] if x not in setup.get(k, [])]
+        layers = {result["n_layers"] for result in results}
     except (KeyError, TypeError, ValueError) as exc:
         raise QRLError(f"expected a result of qrl bench calls (rows with nodes, torch_passes, kernel_pass_counts, "
                        f"rotations, qubits, batch and times); got one without {exc}; try a calls-*.json of "
                        f"runs/reference/bench/") from None
-    return {**_calls_result(rows, model, setup), "calls_from": source, "calls_machine": result.get("machine")}
+    if len(layers) != 1:
+        raise QRLError(f"expected results of qrl bench calls with the same --layers; got {sorted(layers)}; try the "
+                       f"files of one command")
+    machines = [result.get("machine") for result in results]
+    one = len(results) == 1
+    return {**_calls_result(rows, model, {**setup, "n_layers": layers.pop()}),
+            "calls_from": sources[0] if one else list(sources), "calls_machine": machines[0] if one else machines}
 
 
 def _calls_result(rows: list[dict[str, Any]], model, setup: dict[str, Any]) -> dict[str, Any]:

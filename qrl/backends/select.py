@@ -214,7 +214,7 @@ def call_model() -> CallModel:
     return (CallModel.from_json(stored.get("model")) if isinstance(stored, dict) else None) or DEFAULT_CALL_MODEL
 
 
-def write_call_model(model: CallModel, command: str, machine: dict | None = None) -> Path:
+def write_call_model(model: CallModel, command: str, machine: dict | list | None = None) -> Path:
     """Store a fitted cost model of rollout-sized calls for ``device="auto"`` beside the crossovers."""
     from qrl.io import write_json
 

@@ -164,9 +164,10 @@ def _add_calls(what) -> None:
     p.add_argument("--layers", type=int, help=f"layers of every circuit (default {CALL_LAYERS})")
     p.add_argument("--update-auto", action="store_true",
                    help="store the model fitted to these calls for device='auto' on this machine")
-    p.add_argument("--rows", metavar="JSON",
-                   help="a result of qrl bench calls: its timings again, no new ones (the choices and fit computed by "
-                        "the model as it is now); --circuits, --qubits, --batches and --layers are the file's")
+    p.add_argument("--rows", metavar="JSON", nargs="+",
+                   help="results of qrl bench calls: their timings again, no new ones (the choices and fit computed by "
+                        "the model as it is now; several files are fitted together, e.g. the same calls timed on "
+                        "several days); --circuits, --qubits, --batches and --layers are the files'")
     _add_common(p, budget=True)
     p.set_defaults(run=run_calls)
 
@@ -213,19 +214,23 @@ def run_calls(args) -> int:
 
 
 def _calls_again(args) -> int:
-    """``qrl bench calls --rows JSON``: a result's timings, choices and fit by the model as it is now."""
+    """``qrl bench calls --rows JSON [JSON ...]``: the results' timings, choices and one fit by the model as it is
+    now."""
     from qrl import bench
     from qrl.backends.calls import CallModel
     from qrl.backends.select import write_call_model
 
-    result = bench.calls_again(bench.load(args.rows), str(args.rows))
+    sources = [str(path) for path in args.rows]
+    files = " ".join(sources)
+    result = bench.calls_again([bench.load(path) for path in args.rows], sources)
     table = bench.format_calls(result)
     if args.update_auto:
         if "error" in result["fit"]:
-            raise QRLError(f"{args.rows}: {result['fit']['error']}")
-        path = write_call_model(CallModel.from_json(result["fit"]), f"qrl bench calls --rows {args.rows} --update-auto",
+            raise QRLError(f"{files}: {result['fit']['error']}")
+        path = write_call_model(CallModel.from_json(result["fit"]),
+                                f"qrl bench calls --rows {files} --update-auto",
                                 machine=result["calls_machine"])
-        table += f"\n\n(device='auto' now chooses rollout-sized calls by the model fitted to {args.rows}: {path})"
+        table += f"\n\n(device='auto' now chooses rollout-sized calls by the model fitted to {files}: {path})"
     return _finish(result, table, args.out)
 
 
