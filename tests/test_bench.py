@@ -2051,3 +2051,31 @@ def _two_day_rows(readme: str) -> tuple[list, list]:
         rows.append((name, int(n), run["batch"]))
         before.append((program, time / fastest))
     return rows, before
+
+
+def test_the_readme_lazy_x_and_y_readout_rows_are_the_committed_measurements():
+    """README, "X and Y read out lazily from 11 qubits": the torch program's time before over after per circuit, batch
+    and qubit count (the faster of two runs per side, the runs alternating before and after), from the JSON; and the
+    threshold they gave."""
+    from qrl.simulator.readout import FLIPS_LAZY_MIN_QUBITS
+
+    readme = (ROOT / "README.md").read_text()
+    names = sorted(p.name[8:23] for p in COMMITTED.glob("scaling-2026120*.json"))
+    for first, last, qubits, batches in (("20261206-235205", "20261206-235645", ["8", "9", "10", "11", "12", "14"],
+                                          (64, 8, 1)),
+                                         ("20261206-235737", "20261207-000154", ["9", "10", "11", "12"], (64, 1))):
+        stamps = [s for s in names if first <= s <= last]
+        assert len(stamps) == 4 * len(batches) * 2  # 2 circuits x batches x 2 sides x 2 runs
+        times: dict = {}
+        for i, stamp in enumerate(stamps):
+            run = bench.load(COMMITTED / f"scaling-{stamp}.json")
+            assert run["backends"] == ["torch"] and run["qubits"] == [int(n) for n in qubits]
+            key = (run["circuit"].partition(":")[2], run["batch"], i % 2)  # i % 2: 0 before, 1 after
+            times.setdefault(key, []).append(run["seconds"]["torch"])
+        for circuit in ("phase_gates", "toffoli_rot"):
+            for batch in batches:
+                before, after = times[circuit, batch, 0], times[circuit, batch, 1]
+                assert len(before) == len(after) == 2
+                cells = [f"{min(t[n] for t in before) / min(t[n] for t in after):.2f}x" for n in qubits]
+                assert f"| `{circuit}` | {batch} | " + " | ".join(cells) + " |" in readme, (circuit, batch)
+    assert FLIPS_LAZY_MIN_QUBITS == 11 and "`FLIPS_LAZY_MIN_QUBITS` in `qrl/simulator/readout.py`" in readme

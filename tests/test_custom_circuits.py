@@ -464,17 +464,25 @@ def test_large_circuit_readout_equals_the_matrix_readout(monkeypatch):
     assert lazy_seen == 40 + len(builtins) and flips_seen >= 10  # every readout; X or Y words in some
 
 
-def test_x_and_y_words_need_no_readout_matrix():
-    """X on every wire: below ``LAZY_MIN_QUBITS`` the matrix form holds a ``(2**n, width)`` matrix per flip mask, so
-    it is read lazily from ``MATRIX_MAX_ENTRIES`` (at 14 qubits 3.4 M entries: the matrix; at 15, 7.9 M: lazy); at 20
-    qubits (the matrix form: 6.7 GiB) lazily, Y words and mixed words too."""
+def test_x_and_y_words_need_no_readout_matrix(monkeypatch):
+    """X on every wire: the matrix form holds a ``(2**n, width)`` matrix per flip mask, slower than the flipped views
+    from ``FLIPS_LAZY_MIN_QUBITS`` (11), where a readout with an X or a Y word is read lazily (Z words alone keep the
+    matrix below ``LAZY_MIN_QUBITS``); without that rule, from ``MATRIX_MAX_ENTRIES`` (at 14 qubits 3.4 M entries: the
+    matrix; at 15, 7.9 M: lazy); at 20 qubits (the matrix form: 6.7 GiB) lazily, Y words and mixed words too."""
+    from qrl.simulator import readout
     from qrl.simulator.readout import Readout
 
     def x_on_every_wire(n):
         return [qml.expval(qml.PauliX(i)) for i in range(n)]
 
+    assert Readout(x_on_every_wire(10), 10)._lazy is None
+    assert Readout(x_on_every_wire(11), 11)._lazy is not None
+    assert Readout([qml.expval(qml.PauliZ(0)), qml.expval(qml.PauliY(9) @ qml.PauliZ(1))], 11)._lazy is not None
+    assert Readout([qml.expval(qml.PauliZ(i)) for i in range(17)], 17)._lazy is None
+    monkeypatch.setattr(readout, "FLIPS_LAZY_MIN_QUBITS", 99)
     assert Readout(x_on_every_wire(14), 14)._lazy is None
     assert Readout(x_on_every_wire(15), 15)._lazy is not None
+    monkeypatch.undo()
     large = Readout([*x_on_every_wire(19), qml.expval(qml.PauliY(19) @ qml.PauliZ(0) + 0.5 * qml.PauliZ(3))], 20)
     assert large.width == 20 and [column[0] for column in large._lazy] == ["pauli"] * 20
     assert large._lazy[19] == ("pauli", [(0.5, [3])], [(1.0, ((0, "Z"), (19, "Y")))])

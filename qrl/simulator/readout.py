@@ -64,7 +64,8 @@ class Readout:
         width, lazy = _width(measurements, n), _lazy_columns(measurements, n)
         masks = len({tuple(w for w, letter in word if letter in "XY")
                      for column in lazy or () if column[0] == "pauli" for _, word in column[2]})
-        self._lazy = lazy if n >= LAZY_MIN_QUBITS or 2**n * width * (1 + masks) > MATRIX_MAX_ENTRIES else None
+        self._lazy = lazy if (n >= LAZY_MIN_QUBITS or (masks and n >= FLIPS_LAZY_MIN_QUBITS)
+                              or 2**n * width * (1 + masks) > MATRIX_MAX_ENTRIES) else None
         if self._lazy is not None:
             self.width, self._const = width, TensorCache()
             return
@@ -236,6 +237,14 @@ LAZY_MIN_QUBITS = 18
 """From this many qubits, Z-type expectation values and probabilities are sums over views of ``|psi|^2`` instead of
 one product with a ``(2**n, width)`` matrix (26 outputs at 26 qubits: a 14 GiB matrix), and words with an X or a Y are
 read by :class:`PauliFlips` (since 2026-12-06; before, they kept the matrix form, a matrix per flip mask)."""
+FLIPS_LAZY_MIN_QUBITS = 11
+"""From this many qubits, a readout with a word with an X or a Y is read lazily (:class:`PauliFlips`, and its Z words
+and probabilities from views): the matrix form's gather and ``(B, 2**n) x (2**n, width)`` product per flip mask cost
+more than the flipped views. Forward + backward on the torch program, X on every wire (``phase_gates``) and Y
+(``toffoli_rot``), lazily over the matrix form (``qrl bench scaling`` on the commit before and after, alternated): at
+11 qubits 1.23x-1.35x faster at 64 samples, 0.98x-0.99x at 1; at 10, 1.11x-1.14x and 0.87x-0.89x (so not from 10); at
+12, 1.27x-1.45x and 1.11x-1.19x; at 14, 1.25x-1.64x (README, "X and Y read out lazily from 11 qubits"). Until
+2026-12-06 only from :data:`LAZY_MIN_QUBITS` or :data:`MATRIX_MAX_ENTRIES`."""
 MATRIX_MAX_ENTRIES = 2**22
 """Below :data:`LAZY_MIN_QUBITS` too, readouts whose matrices would have more entries than this (32 MiB in float64:
 ``(2**n, width)`` for the diagonal and once more per flip mask) are read lazily: ``qml.probs`` over many wires (over
