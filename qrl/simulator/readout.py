@@ -55,8 +55,9 @@ class Readout:
     of Z and I only, and probabilities, are ``|psi|^2 @ D`` for one fixed matrix ``D``; a word with X or Y
     flips the bits of its X/Y wires: ``P psi = c * psi[j ^ mask]``, so ``<P> = Re sum_j conj(psi_j) c_j
     psi_{j ^ mask}`` (one gather per distinct mask, and a ``(2**n, width)`` matrix of ``c``). Large readouts are read
-    lazily instead (:data:`LAZY_MIN_QUBITS`, :data:`MATRIX_MAX_ENTRIES`): Z words and probabilities from views of
-    ``|psi|^2``, words with an X or a Y by :class:`PauliFlips`.
+    lazily instead (:data:`LAZY_MIN_QUBITS`, :data:`MATRIX_MAX_ENTRIES`; with an X or a Y word from
+    :data:`FLIPS_LAZY_MIN_QUBITS`): Z words and probabilities from views of ``|psi|^2``, words with an X or a Y by
+    :class:`PauliFlips`.
     """
 
     def __init__(self, measurements: list, n: int):
