@@ -259,12 +259,17 @@ def _for_large_batches(name: str, spec: CircuitSpec, programs: dict) -> str:
     native, torch_program = _programs(spec, programs)
     if torch_program.passes() is None:
         return name
-    pays = kernel_pays_by_work(native.native_passes(merge_diagonals=True), native.native_rotations(),
-                               torch_program.passes(), spec.n_qubits)
+    pays = _pays_by_work(native, torch_program)
     fused_from, fused_limit = NATIVE_FUSED_WORK_RATIO
     if pays and spec.n_qubits >= fused_from and torch_program.program == "fused":
         pays = _kernel_work(native) <= fused_limit * torch_program.passes()
     return name if pays else "torch"
+
+
+def _pays_by_work(native, torch_program) -> bool:
+    """:func:`kernel_pays_by_work` for the kernel's program ``native`` and the torch program of the same circuit."""
+    return kernel_pays_by_work(native.native_passes(merge_diagonals=True), native.native_rotations(),
+                               torch_program.passes(), torch_program.n)
 
 
 def _kernel_work(native) -> float:
@@ -425,16 +430,16 @@ def _for_larger_gradient_calls(table: str, name: str, rollouts: list[str], progr
 
 
 def _within_work_ratio(programs: dict) -> bool:
-    """Whether the kernel's work per torch pass is within :data:`NATIVE_LARGE_BATCH_WORK_RATIO` (so that only
-    :data:`NATIVE_FUSED_WORK_RATIO` sent the update batches to the torch program): then its gradient calls of
-    the adjoint method's sizes stay there too. The kernel for those calls (:func:`adjoint_from_batch`) was measured on
-    circuits of more work (``hsiao``, ``one_cnot``); Meyer et al.'s circuit (16.9) at 18 qubits ran its calls of 32
-    and 64 samples 1.76x and 1.64x slower on the kernel than on the torch program's adjoint method (README,
-    "Update-sized calls from 16 qubits")."""
+    """Whether the kernel's work per torch pass is within :data:`NATIVE_LARGE_BATCH_WORK_RATIO`
+    (:func:`kernel_pays_by_work`; so that only :data:`NATIVE_FUSED_WORK_RATIO` sent the update batches to the torch
+    program): then its gradient calls of the adjoint method's sizes stay there too. The kernel for those calls
+    (:func:`adjoint_from_batch`) was measured on circuits of more work (``hsiao``, ``one_cnot``); Meyer et al.'s circuit
+    (16.9) at 18 qubits ran its calls of 32 and 64 samples 1.76x and 1.64x slower on the kernel than on the torch
+    program's adjoint method (README, "Update-sized calls from 16 qubits")."""
     native, torch_program = programs.get(NATIVE), programs.get("torch")
     if native is None or torch_program is None or not torch_program.passes():
         return False
-    return _kernel_work(native) <= NATIVE_LARGE_BATCH_WORK_RATIO * torch_program.passes()
+    return _pays_by_work(native, torch_program)
 
 
 def _model_chose_torch_adjoint(rollouts: list[str], programs: dict) -> bool:

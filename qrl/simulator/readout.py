@@ -131,7 +131,7 @@ class Readout:
         batch, n, out = state.shape[0], self.n, []
         p = state.real**2 + state.imag**2 if self._needs_probabilities else None
         wire_z = WireZ.apply(state) if self._reads_wires else None
-        words = list(dict.fromkeys(word for column in self._lazy if column[0] == "pauli" for _, word in column[2]))
+        words = self._flip_columns
         flipped = PauliFlips.apply(state, tuple(words)) if words else None
         for column in self._lazy:
             if column[0] == "probs":
@@ -146,7 +146,7 @@ class Readout:
                     continue
                 value = value + coeff * self._word_z(p, wires)
             for coeff, word in column[2] if column[0] == "pauli" else ():
-                value = value + coeff * flipped[:, words.index(word)]
+                value = value + coeff * flipped[:, words[word]]
             out.append(value[:, None])
         return torch.cat(out, 1)
 
@@ -161,6 +161,13 @@ class Readout:
     @functools.cached_property
     def _reads_wires(self) -> bool:  # (cached: computed once, also for a readout pickled before it was)
         return any(len(wires) == 1 for column in self._lazy if column[0] != "probs" for _, wires in column[1])
+
+    @functools.cached_property
+    def _flip_columns(self) -> dict:
+        """Each distinct word with an X or a Y (in the order first read) -> its column of :class:`PauliFlips`'
+        values."""
+        words = dict.fromkeys(word for column in self._lazy if column[0] == "pauli" for _, word in column[2])
+        return {word: k for k, word in enumerate(words)}
 
     @functools.cached_property
     def _needs_probabilities(self) -> bool:
