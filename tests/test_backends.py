@@ -1577,6 +1577,48 @@ def test_auto_on_a_gpu_runs_calls_over_its_memory_in_chunks(monkeypatch):
     assert type(make_backend(spec, "auto").for_inputs(torch.zeros(64, 1, 8))) is TorchStatevector
 
 
+@pytest.mark.parametrize("name, n, batch, feature", [
+    ("hea", 4, 8, "dense"), ("hea", 8, 8, "chunk products"), ("meyer_iqp", 10, 8, "fused"),
+    ("circuit_shapes:phase_gates", 12, 8, "X read out lazily"), ("born_parity", 18, 8, "probabilities"),
+    ("hea", 18, 8, "Z read out lazily"), ("hea", 20, 64, "adjoint"), ("hea", 8, 40, "chunks")])
+def test_auto_keeps_a_call_on_another_device_on_that_device(monkeypatch, name, n, batch, feature):
+    """The path a GPU takes (``device="auto"``'s torch program on the inputs' device; the readout at once, buffers
+    outside the CPU's pool, matrices not per sample, chunks by the device's memory), run on PyTorch's ``meta`` device,
+    which has no data: a constant made on the CPU and met in arithmetic with the state raises there as on a GPU
+    (indices are not checked so). Forward with a gradient and without, and the backward, end on ``meta``. Values on a
+    GPU: tests/test_cuda.py (skipped without one)."""
+    import circuit_shapes  # noqa: F401  (registers them)
+
+    from qrl.backends import dispatch, select
+    from qrl.backends.chunks import Chunks
+    from qrl.circuits import custom_circuit
+    from qrl.nn import VQC
+
+    spec = (CircuitSpec(n_qubits=n, n_layers=2, n_inputs=n, n_outputs=n) if name == "hea" else
+            custom_circuit(name, n_qubits=n, n_inputs=n, n_layers=2, obs_map="identity", output_scaling=False))
+    vqc = VQC(spec, device="auto", seed=0)
+    if feature == "chunks":  # a GPU's memory made small: 16 samples of complex64 at once
+        program = TorchStatevector(vqc.spec)
+        monkeypatch.setattr(dispatch, "accelerator_memory",
+                            lambda device: int(program.gradient_bytes(16) / select.AUTO_MEMORY_FRACTION) + 1)
+    vqc = vqc.to("meta")
+    x = torch.randn(batch, n).to("meta")
+    out = vqc(x)
+    out.sum().backward()
+    with torch.no_grad():
+        rollout = vqc(x)
+    assert out.device.type == rollout.device.type == "meta" and out.shape == rollout.shape == (batch, spec.n_outputs)
+    assert all(p.grad is not None and p.grad.device.type == "meta" for p in vqc.parameters() if p.requires_grad)
+    chosen, program = vqc.backend.for_inputs(x), vqc.backend.accelerated
+    readout = program._readout
+    assert {"dense": program.program == "dense", "chunk products": program.program == "wires",
+            "fused": program.program == "fused", "X read out lazily": bool(readout._lazy and readout._flip_columns),
+            "probabilities": any(column[0] == "probs" for column in readout._lazy or ()),
+            "Z read out lazily": readout._lazy is not None,
+            "adjoint": program.gradient_method(batch) == "adjoint",
+            "chunks": isinstance(chosen, Chunks) and chosen.size == 16}[feature]
+
+
 def test_chunks_keep_their_states_or_compute_them_again_with_the_same_bits(monkeypatch):
     """A chunked gradient call keeps each chunk's state for its backward where they fit beside one chunk's forward +
     backward; where fewer fit, the last chunks keep theirs (the last always: its backward comes first) and the others
