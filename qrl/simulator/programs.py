@@ -226,8 +226,10 @@ class WiresProgram:
         return batch * (self._matrix_elements * itemsize + pool * itemsize // 2)
 
     def saved_states(self, batch: int = 1, itemsize: int = 8) -> int:
-        """State batches kept for the backward pass of a call at ``batch`` samples: with autograd one per pass;
-        with the adjoint method the final state, and the state and gradient walked back (about 4)."""
+        """State batches a call at ``batch`` samples holds at its backward's peak, beside the two in flight that
+        :func:`gradient_peak_bytes` adds: with autograd one per pass; with the adjoint method 4 (the final state, the
+        readout's cotangent, and the state and gradient walked back; the walk's third buffer and the temporaries of a
+        step are the two in flight)."""
         return 4 if self.uses_adjoint(batch, itemsize) else self._passes
 
     def _compile(self, gates: list[Gate], n_pool: int) -> None:
