@@ -2079,3 +2079,28 @@ def test_the_readme_lazy_x_and_y_readout_rows_are_the_committed_measurements():
                 cells = [f"{min(t[n] for t in before) / min(t[n] for t in after):.2f}x" for n in qubits]
                 assert f"| `{circuit}` | {batch} | " + " | ".join(cells) + " |" in readme, (circuit, batch)
     assert FLIPS_LAZY_MIN_QUBITS == 11 and "`FLIPS_LAZY_MIN_QUBITS` in `qrl/simulator/readout.py`" in readme
+
+
+def test_the_readme_large_gradient_calls_of_the_two_day_fit_are_the_committed_measurements():
+    """README, "Large gradient calls the two-day fit moved or left untimed": auto's call from the JSON, the other
+    program's from the block's lines in the committed log, and the ratio between them."""
+    readme = _readme()
+    log = (COMMITTED / "chunks-20261207.log").read_text()
+    rows = (("meyer_iqp", 26, 16, "010600", "Meyer et al.'s circuit", "torch program, 4 x 4", "kernel", 8,
+             "kernel, 2 x 8"),
+            ("lockwood_si", 24, 32, "014757", "`lockwood_si`", "kernel, one call", "torch", 17,
+             "torch program, 17 + 15"),
+            ("born_parity", 24, 32, "020450", "`born_parity`", "kernel, 2 x 16", "torch", 17, "torch program, 17 + 15"))
+    for circuit, n, batch, stamp, name, chosen, program, size, other in rows:
+        run = bench.load(COMMITTED / f"scaling-20261207-{stamp}.json")
+        assert (run["circuit"], run["qubits"], run["batch"], run["backends"]) == (circuit, [n], batch, ["auto"])
+        auto, peak = run["seconds"]["auto"][str(n)], run["peak_rss_gb"]["auto"][str(n)]
+        block = log.split(f"== {circuit} {n}/{batch} {program} chunks")[1].split("==")[0]
+        assert f"chunks of {size}, kept 1" in block, circuit
+        seconds, gib = (float(v) for v in block.split("call ")[1].split(" GiB")[0].split(" s, peak RSS "))
+        assert (f"| {name}, {n} qubits, {batch} samples | {chosen}: {auto:.1f} s, {peak:.2f} GiB | {other}: "
+                f"{seconds:.1f} s, {gib:.2f} GiB | {seconds / auto:.2f}x |") in readme, circuit
+    strongly = bench.load(COMMITTED / "scaling-20261207-020009.json")
+    assert (strongly["ansatz"], strongly.get("circuit"), strongly["batch"]) == ("strongly_entangling", None, 32)
+    auto, peak = strongly["seconds"]["auto"]["24"], strongly["peak_rss_gb"]["auto"]["24"]
+    assert f"auto (the kernel, one call) {auto:.1f} s at {peak:.2f} GiB (`-020009`)" in readme
