@@ -1589,13 +1589,12 @@ def test_auto_keeps_a_call_on_another_device_on_that_device(monkeypatch, name, n
     GPU: tests/test_cuda.py (skipped without one)."""
     import circuit_shapes  # noqa: F401  (registers them)
 
+    from qrl import bench
     from qrl.backends import dispatch, select
     from qrl.backends.chunks import Chunks
-    from qrl.circuits import custom_circuit
     from qrl.nn import VQC
 
-    spec = (CircuitSpec(n_qubits=n, n_layers=2, n_inputs=n, n_outputs=n) if name == "hea" else
-            custom_circuit(name, n_qubits=n, n_inputs=n, n_layers=2, obs_map="identity", output_scaling=False))
+    spec = bench._named_spec(name, n, 2)  # as qrl bench scaling builds it: an ansatz or a circuit of the library
     vqc = VQC(spec, device="auto", seed=0)
     if feature == "chunks":  # a GPU's memory made small: 16 samples of complex64 at once
         program = TorchStatevector(vqc.spec)
