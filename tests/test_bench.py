@@ -2104,3 +2104,32 @@ def test_the_readme_large_gradient_calls_of_the_two_day_fit_are_the_committed_me
     assert (strongly["ansatz"], strongly.get("circuit"), strongly["batch"]) == ("strongly_entangling", None, 32)
     auto, peak = strongly["seconds"]["auto"]["24"], strongly["peak_rss_gb"]["auto"]["24"]
     assert f"auto (the kernel, one call) {auto:.1f} s at {peak:.2f} GiB (`-020009`)" in readme
+
+
+def test_the_readme_meyer_re_run_of_2026_12_07_is_the_committed_measurements():
+    """README, the first goal's re-run on 2026-12-07: times and ratios against default.qubit and lightning.qubit from
+    the two committed runs."""
+    readme = _readme()
+    first, second = (bench.load(COMMITTED / f"circuits-20261207-{stamp}.json")["meyer"]["rows"]
+                     for stamp in ("031657", "031937"))
+    ten, fourteen, again = first[0]["seconds"], first[1]["seconds"], second[0]["seconds"]
+    assert (first[0]["qubits"], first[1]["qubits"], second[0]["qubits"]) == (10, 14, 14)
+    ratio = lambda s, path: f"{s['default.qubit'] / s[path]:.1f}x"  # noqa: E731
+    assert f"the kernel {ratio(ten, 'qrl-native')} faster than `default.qubit` ({_ms(ten['qrl-native'])} against " \
+           f"{_ms(ten['default.qubit'])} ms)" in readme
+    assert f"the kernel {ratio(fourteen, 'qrl-native')} and {ratio(again, 'qrl-native')}, the fused torch program " \
+           f"{ratio(fourteen, 'qrl')} and {ratio(again, 'qrl')}: not reached in one of two runs" in readme
+    assert f"took {_ms(fourteen['default.qubit'])} and {_ms(again['default.qubit'])} ms there" in readme
+    assert f"the torch program {_ms(fourteen['qrl'])} and {_ms(again['qrl'])} ms" in readme
+    assert f"the kernel {_ms(fourteen['qrl-native'])} and {_ms(again['qrl-native'])} (" in readme
+    lightning = fourteen["lightning.qubit"]
+    assert f"{lightning / fourteen['qrl-native']:.1f}x on the kernel and {lightning / fourteen['qrl']:.1f}x on the " \
+           f"torch program" in readme
+    policy = bench.load(COMMITTED / "policy-20261207-031414.json")["seconds"]["update"]
+    mlp = next(v for k, v in policy.items() if k.startswith("mlp"))
+    assert f"batch 64 on `auto` {policy['qrl auto']['64'] / mlp['64']:.2f}x the MLP's" in readme
+    scaling = bench.load(COMMITTED / "scaling-20261207-031534.json")["seconds"]
+    plain = scaling["torch:plain-adjoint"]
+    for path, words in (("auto", "auto"), ("torch", "and the torch program")):
+        cells = [f"{plain[n] / scaling[path][n]:.2f}x" for n in ("16", "18", "20")]
+        assert f"{words} {cells[0]}, {cells[1]} and {cells[2]}" in readme, path
