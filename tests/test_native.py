@@ -217,7 +217,8 @@ def test_pass_counts_group_runs_as_the_kernel_does():
     """The forward's and the backward's passes (the cost model's kernel work): hea's layer of runs on every wire and
     its ring of CZs, as one diagonal, makes n + 1 passes ungrouped; from FUSED_RUNS_MIN_QUBITS the forward applies
     three runs per pass, from FUSED_ADJOINT_MIN_QUBITS the backward two; a run next to one on the same wire starts a
-    new pass (Meyer et al.'s runs wait for their own wire's gate: few groups)."""
+    new pass. Meyer et al.'s circuit: each controlled rotation one pass (a controlled run), its Hadamard layers 3 runs
+    per pass forward."""
     def counts(n, layers=2):
         program = TorchStatevector(CircuitSpec(n_qubits=n, n_layers=layers, n_inputs=4, n_outputs=2), "native")._impl
         return program.passes(merge_diagonals=True), program.pass_counts()
@@ -227,21 +228,33 @@ def test_pass_counts_group_runs_as_the_kernel_does():
     assert counts(12) == (26, (2 * (4 + 1), 26))  # 12 runs: 4 forward passes per layer
     assert counts(native.FUSED_ADJOINT_MIN_QUBITS, layers=1) == (21, (7 + 1, 10 + 1))
     meyer = TorchStatevector(custom_circuit("meyer_iqp", n_qubits=12, n_layers=2, n_inputs=12), "native")._impl
-    forward, backward = meyer.pass_counts()
-    assert backward == meyer.passes(merge_diagonals=True) and meyer.passes(True) * 2 // 3 < forward < backward
+    assert meyer.passes(merge_diagonals=True) == 2 * 12 + 2 * 12  # 24 controlled rotations, two Hadamard layers
+    assert meyer.pass_counts() == (2 * 12 / 2 + 2 * 4, 2 * 12 / 2 + 24)  # a controlled run: half the state
+
+
+def _sparse_cnots(inputs, weights):
+    for layer in range(weights.shape[0]):
+        for w in range(weights.shape[1]):
+            qml.RY(inputs[..., w] + weights[layer, w, 0], wires=w)
+        qml.CNOT(wires=[layer, layer + 1])
+        for w in range(weights.shape[1]):
+            qml.RZ(weights[layer, w, 1], wires=w)
+    return [qml.expval(qml.PauliZ(w)) for w in range(weights.shape[1])]
 
 
 def test_runs_are_not_brought_together_where_that_would_cut_them(monkeypatch):
-    """Meyer et al.'s circuit (a controlled rotation on two wires at a time): emitting every wire's run before each
-    two-qubit gate would cut the other wires' runs (271 runs instead of 211 at 14 qubits, more passes backward), so
-    its gate list keeps one run per wire between its own gates, as the ungrouped program's."""
-    spec = custom_circuit("meyer_iqp", n_qubits=native.FUSED_RUNS_MIN_QUBITS, n_layers=2,
-                          n_inputs=native.FUSED_RUNS_MIN_QUBITS)
+    """A layer of RY on every wire, one CNOT, RZ on every wire: emitting every wire's run before each two-qubit gate
+    would cut the other wires' runs in two (more passes backward), so the gate list keeps one run per wire between
+    its own gates, as the ungrouped program's."""
+    n = native.FUSED_RUNS_MIN_QUBITS
+    register_circuit("native_sparse_cnots", replace=True)(_sparse_cnots)
+    spec = custom_circuit("native_sparse_cnots", n_qubits=n, n_inputs=n, weight_shapes={"weights": (2, n, 2)})
     counts, runs = {}, native._runs
     monkeypatch.setattr(native, "_runs", lambda ops, diagonals, together=False: counts.setdefault(
         together, runs(ops, diagonals, together)))
     grouped = TorchStatevector(spec, "native")._impl
-    assert native._run_count(counts[True]) > native._run_count(counts[False])  # together: more runs
+    # apart: a run per wire, and four more where the two CNOTs cut their wires; together: more runs
+    assert native._run_count(counts[True]) > native._run_count(counts[False]) == n + 4
     apart = TorchStatevector(spec, "native-runs")._impl
     assert grouped.fused_runs == (3, 1) and apart.fused_runs == (1, 1) and np.array_equal(grouped.ops, apart.ops)
 
@@ -489,3 +502,87 @@ def test_a_build_for_a_cpu_without_fma_computes_the_same_to_the_bit(monkeypatch,
     assert len(list((tmp_path / "2").iterdir())) == 1  # the second build is its own library
     pairs = [pair for here, base in zip(results[:2], results[2:], strict=True) for pair in zip(here, base, strict=True)]
     assert all(torch.equal(a, b) for a, b in pairs)
+
+
+def _controlled_rotations(inputs, weights):
+    n = weights.shape[1]
+    for w in range(n):
+        qml.RY(inputs[..., w], wires=w)
+    for layer in range(weights.shape[0]):
+        qml.CRX(weights[layer, 0, 0] * inputs[..., 0], wires=[0, 1])
+        qml.CRY(weights[layer, 1, 0], wires=[3, 1])  # the control after the target
+        qml.CRZ(inputs[..., 2] + weights[layer, 2, 0], wires=[2, n - 1])  # far apart
+        qml.CRot(*(weights[layer, 3, k] + inputs[..., 3] for k in range(3)), wires=[n - 1, 0])
+        qml.ControlledPhaseShift(weights[layer, 4, 0], wires=[1, 4])  # a gate on the control: not a controlled run
+        qml.Hadamard(wires=layer % n)
+    return [qml.expval(qml.PauliZ(w)) for w in range(n)] + [qml.expval(qml.PauliX(0) @ qml.PauliY(3))]
+
+
+class _NotControlled(qml.operation.Operation):
+    """A gate named as a controlled rotation whose decomposition does not leave the control's 0 half alone:
+    RY(a) on the target on both sides of two CNOTs (RY(2a) there)."""
+
+    num_wires, num_params = 2, 1
+
+    @staticmethod
+    def compute_decomposition(angle, wires):
+        return [qml.RY(angle, wires=wires[1]), qml.CNOT(wires=wires), qml.RY(angle, wires=wires[1]),
+                qml.CNOT(wires=wires)]
+
+
+def _not_controlled(inputs, weights):
+    qml.Hadamard(wires=0)
+    _NotControlled(inputs[..., 0] * weights[0], wires=[0, 1])
+    qml.CRY(weights[1], wires=[1, 2])
+    return [qml.expval(qml.PauliZ(w)) for w in range(3)]
+
+
+def _kernel_against_default_qubit(spec, batch: int, dtype=torch.float64, atol: float = 1e-12):
+    """The kernel's values and gradients (inputs and weights) against default.qubit's with backprop, in float64."""
+    gen = torch.Generator().manual_seed(batch)
+    shape = spec.weight_shapes["weights"]
+    x = (torch.rand(batch, spec.n_inputs, generator=gen, dtype=torch.float64) * 4 - 2).requires_grad_(True)
+    w = (torch.rand(shape, generator=gen, dtype=torch.float64) * 4 - 2).requires_grad_(True)
+    qnode = qml.QNode(spec.qfunc(), qml.device("default.qubit", wires=spec.n_qubits), interface="torch",
+                      diff_method="backprop")
+    ref = torch.stack([torch.cat([torch.as_tensor(r).reshape(-1) for r in qnode(xi, w)]) for xi in x])
+    cot = torch.linspace(-1, 1, ref.numel(), dtype=torch.float64).reshape(ref.shape)
+    g_ref = torch.autograd.grad((ref * cot).sum(), (x, w))
+    backend = TorchStatevector(spec, "native")
+    xd, wd = x.detach().to(dtype).requires_grad_(True), w.detach().to(dtype).requires_grad_(True)
+    got = backend(xd, wd)
+    torch.testing.assert_close(got.double(), ref, atol=atol, rtol=0)
+    for a, b in zip(torch.autograd.grad((got * cot.to(dtype)).sum(), (xd, wd)), g_ref, strict=True):
+        torch.testing.assert_close(a.double(), b, atol=atol * 10, rtol=0)
+    return backend._impl
+
+
+@pytest.mark.parametrize("batch", [3, 17])
+def test_controlled_rotations_run_as_controlled_runs_with_default_qubits_values_and_gradients(batch):
+    """CRX, CRY, CRZ and CRot (PennyLane's decompositions: gates on the target between two CNOTs) run as controlled
+    runs, over the half of the state where the control is 1 (a control after its target, wires far apart, angles of
+    inputs and weights); ControlledPhaseShift, whose decomposition turns the control too, as its gates: values and
+    gradients equal default.qubit's to 1e-12 in float64 and 1e-5 in float32."""
+    register_circuit("native_controlled", replace=True)(_controlled_rotations)
+    spec = custom_circuit("native_controlled", n_qubits=6, n_inputs=6, weight_shapes={"weights": (2, 6, 3)})
+    program = _kernel_against_default_qubit(spec, batch)
+    _kernel_against_default_qubit(spec, batch, torch.float32, atol=1e-5)
+    heads = program.ops[program.ops[:, 0] == 8]
+    assert [tuple(h[2:4]) for h in heads] == [(0, 1), (3, 1), (2, 5), (5, 0)] * 2  # (control, target); no (1, 4)
+    assert np.array_equal(heads[:, 4], [4, 2, 2, 5] * 2)  # CRX: 2 rotations and 2 constants; CRot: 5 rotations
+    assert int(np.sum(program.ops[:, 0] == 9)) == len(heads) and int(np.sum(program.ops[:, 0] == 5)) == 2 * 2
+
+
+def test_a_decomposition_that_turns_the_controls_zero_half_is_not_a_controlled_run(monkeypatch):
+    """The tracer tags a controlled rotation's gates only where they multiply to the identity where the control is
+    0 (checked on the recorded angles): a gate named as one whose decomposition turns that half too runs as its
+    gates, with default.qubit's values; a CRY beside it is still a controlled run."""
+    from qrl.simulator import trace
+
+    monkeypatch.setattr(trace, "CONTROLLED_ROTATIONS", trace.CONTROLLED_ROTATIONS | {"_NotControlled"})
+    register_circuit("native_not_controlled", replace=True)(_not_controlled)
+    spec = custom_circuit("native_not_controlled", n_qubits=3, n_inputs=1, weight_shapes={"weights": (2,)})
+    gates = trace.trace_circuit(spec).gates
+    assert [g.controlled for g in gates[1:5]] == [None] * 4 and gates[5].controlled == (5, 1, 2)
+    program = _kernel_against_default_qubit(spec, 5)
+    assert program.ops[:, 0].tolist().count(8) == 1 and program.ops[:, 0].tolist().count(5) == 2

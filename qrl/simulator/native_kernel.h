@@ -6,10 +6,11 @@
  * (SIMD) and the batch of a small circuit stays in the L1/L2 cache. Padding samples start in |0>, turn by angle 0
  * and have a zero cotangent: they change no value and no gradient. Gates come as 8 int32 each (native.py):
  *   kind (0-2: RX, RY, RZ; 3: a constant on one wire; 4: dense constant, 5: monomial constant, 6: diagonal of the
- *   whole state, 7: a product of CZs), k (wires; kind 7: its terms), w0, w1, w2, src (0: per-sample row, 1: shared),
- *   idx, moff; kinds 0-3 make runs on a wire: the first of a run has the run's length in w1, the last one in w2 (the
- *   run is applied in one pass over the state, VLEN samples at a time in registers; with G > 1, up to G consecutive
- *   runs on distinct wires share one pass: rotate_group, adjoint_group).
+ *   whole state, 7: a product of CZs; 8, 9: the head and the end of a controlled run, controlled_run), k (wires;
+ *   kind 7: its terms), w0, w1, w2, src (0: per-sample row, 1: shared), idx, moff (a rotation: 1 turns by minus its
+ *   angle, in a controlled run); kinds 0-3 make runs on a wire: the first of a run has the run's length in w1, the
+ *   last one in w2 (the run is applied in one pass over the state, VLEN samples at a time in registers; with G > 1,
+ *   up to G consecutive runs on distinct wires share one pass: rotate_group, adjoint_group).
  * Rotations take cos and sin of half their angle: per-sample (rows of Bp) or shared (one number each).
  * Constant gates (matrices in mre/mim, from moff): one-qubit 2x2 (the inverse at moff + 4), dense d x d (the inverse
  * at moff + d * d), monomial (out[perm[c]] = phase[c] * in[c]; the inverse at moff + d) or a diagonal of the whole
@@ -59,69 +60,113 @@ static inline void FN(mat)(const double *mre, const double *mim, VEC *xr, VEC *x
     *yr = m2r * ar - m2i * ai + m3r * br - m3i * bi; *yi = m2r * ai + m2i * ar + m3r * bi + m3i * br;
 }
 
+/* one pair of rows (offsets o0, o1: bit 0 and bit 1 of the run's wire) through a run of m one-qubit gates, each block
+ * of VLEN samples in registers; with signs (a controlled run's), a rotation with slot 7 set turns by minus its angle
+ * (a constant, so that the plain runs' copy has no test for it) */
+static inline void FN(run_pair)(int Bp, int m, const int32_t *run, const double *mre, const double *mim,
+                                const REAL *cps, const REAL *sps, const REAL *csh, const REAL *ssh, REAL *re, REAL *im,
+                                size_t o0, size_t o1, const int signs) {
+    REAL *ar = re + o0, *ai = im + o0, *br = re + o1, *bi = im + o1;
+    for (int b0 = 0; b0 < Bp; b0 += VLEN) {
+        VEC xr = FN(load)(ar + b0), xi = FN(load)(ai + b0), yr = FN(load)(br + b0), yi = FN(load)(bi + b0);
+        for (int t = 0; t < m; t++) {
+            const int32_t *op = run + 8 * t;
+            if (op[0] == 3) {
+                FN(mat)(mre + op[7], mim + op[7], &xr, &xi, &yr, &yi);
+                continue;
+            }
+            VEC c, s;
+            FN(cos_sin)(op, Bp, b0, cps, sps, csh, ssh, &c, &s);
+            FN(rot)(op[0], c, signs && op[7] ? -s : s, &xr, &xi, &yr, &yi);
+        }
+        FN(store)(ar + b0, xr); FN(store)(ai + b0, xi); FN(store)(br + b0, yr); FN(store)(bi + b0, yi);
+    }
+}
+
 /* a run of m one-qubit gates on one wire (run[2]) in one pass over the state: each block of VLEN samples of a pair
  * of rows goes through the whole run in registers */
 static void FN(rotate_run)(int n, int Bp, int m, const int32_t *run, const double *mre, const double *mim,
                            const REAL *cps, const REAL *sps, const REAL *csh, const REAL *ssh, REAL *re, REAL *im) {
     size_t dim = (size_t)1 << n, mask = (size_t)1 << (n - 1 - run[2]);
-    for (size_t j0 = 0; j0 < dim; j0++) {
-        if (j0 & mask) continue;
-        REAL *ar = re + j0 * Bp, *ai = im + j0 * Bp, *br = re + (j0 | mask) * Bp, *bi = im + (j0 | mask) * Bp;
-        for (int b0 = 0; b0 < Bp; b0 += VLEN) {
-            VEC xr = FN(load)(ar + b0), xi = FN(load)(ai + b0), yr = FN(load)(br + b0), yi = FN(load)(bi + b0);
-            for (int t = 0; t < m; t++) {
-                const int32_t *op = run + 8 * t;
-                if (op[0] == 3) {
-                    FN(mat)(mre + op[7], mim + op[7], &xr, &xi, &yr, &yi);
-                    continue;
-                }
-                VEC c, s;
-                FN(cos_sin)(op, Bp, b0, cps, sps, csh, ssh, &c, &s);
-                FN(rot)(op[0], c, s, &xr, &xi, &yr, &yi);
+    for (size_t j0 = 0; j0 < dim; j0++)
+        if (!(j0 & mask))
+            FN(run_pair)(Bp, m, run, mre, mim, cps, sps, csh, ssh, re, im, j0 * Bp, (j0 | mask) * Bp, 0);
+}
+
+/* the adjoint walk back through a run (its last gate first) for one pair of rows (o0, o1), each block of VLEN samples
+ * in registers: per gate the gradient per sample, 0.5 Im <lam| P phi> (phi the state after the gate, lam the adjoint
+ * state there), added into g (m rows of Bp; minus it for a rotation by minus its angle, slot 7); then phi and lam
+ * taken back through it (s -> -s) */
+static inline void FN(adjoint_pair)(int Bp, int m, const int32_t *run, const double *mre, const double *mim,
+                                    const REAL *cps, const REAL *sps, const REAL *csh, const REAL *ssh, REAL *pr,
+                                    REAL *pim, REAL *lr, REAL *li, REAL *g, size_t o0, size_t o1, const int signs) {
+    for (int b0 = 0; b0 < Bp; b0 += VLEN) {
+        VEC p0r = FN(load)(pr + o0 + b0), p0i = FN(load)(pim + o0 + b0);
+        VEC p1r = FN(load)(pr + o1 + b0), p1i = FN(load)(pim + o1 + b0);
+        VEC l0r = FN(load)(lr + o0 + b0), l0i = FN(load)(li + o0 + b0);
+        VEC l1r = FN(load)(lr + o1 + b0), l1i = FN(load)(li + o1 + b0);
+        for (int t = m - 1; t >= 0; t--) {
+            const int32_t *op = run + 8 * t;
+            if (op[0] == 3) {  /* a constant: no gradient; its inverse at moff + 4 */
+                FN(mat)(mre + op[7] + 4, mim + op[7] + 4, &p0r, &p0i, &p1r, &p1i);
+                FN(mat)(mre + op[7] + 4, mim + op[7] + 4, &l0r, &l0i, &l1r, &l1i);
+                continue;
             }
-            FN(store)(ar + b0, xr); FN(store)(ai + b0, xi); FN(store)(br + b0, yr); FN(store)(bi + b0, yi);
+            VEC c, s, d;
+            FN(cos_sin)(op, Bp, b0, cps, sps, csh, ssh, &c, &s);
+            int minus = signs && op[7];
+            if (minus) s = -s;
+            if (op[0] == 0) d = l0r * p1i - l0i * p1r + l1r * p0i - l1i * p0r;
+            else if (op[0] == 1) d = l1r * p0r + l1i * p0i - l0r * p1r - l0i * p1i;
+            else d = l0r * p0i - l0i * p0r - l1r * p1i + l1i * p1r;
+            REAL *gt = g + (size_t)t * Bp + b0;
+            FN(store)(gt, FN(load)(gt) + (minus ? (REAL)-0.5 : (REAL)0.5) * d);
+            FN(rot)(op[0], c, -s, &p0r, &p0i, &p1r, &p1i);
+            FN(rot)(op[0], c, -s, &l0r, &l0i, &l1r, &l1i);
         }
+        FN(store)(pr + o0 + b0, p0r); FN(store)(pim + o0 + b0, p0i);
+        FN(store)(pr + o1 + b0, p1r); FN(store)(pim + o1 + b0, p1i);
+        FN(store)(lr + o0 + b0, l0r); FN(store)(li + o0 + b0, l0i);
+        FN(store)(lr + o1 + b0, l1r); FN(store)(li + o1 + b0, l1i);
     }
 }
 
-/* the adjoint walk back through a run (its last gate first) in one pass: per gate the gradient per sample,
- * 0.5 Im <lam| P phi> (phi the state after the gate, lam the adjoint state there), into g (m rows of Bp); then phi
- * and lam taken back through it (s -> -s) */
+/* the adjoint walk back through a run in one pass over the state (adjoint_pair for every pair of rows) */
 static void FN(adjoint_run)(int n, int Bp, int m, const int32_t *run, const double *mre, const double *mim,
                             const REAL *cps, const REAL *sps, const REAL *csh, const REAL *ssh, REAL *pr, REAL *pim,
                             REAL *lr, REAL *li, REAL *g) {
     size_t dim = (size_t)1 << n, mask = (size_t)1 << (n - 1 - run[2]);
     memset(g, 0, (size_t)m * Bp * sizeof(REAL));
-    for (size_t j0 = 0; j0 < dim; j0++) {
-        if (j0 & mask) continue;
-        size_t o0 = j0 * Bp, o1 = (j0 | mask) * Bp;
-        for (int b0 = 0; b0 < Bp; b0 += VLEN) {
-            VEC p0r = FN(load)(pr + o0 + b0), p0i = FN(load)(pim + o0 + b0);
-            VEC p1r = FN(load)(pr + o1 + b0), p1i = FN(load)(pim + o1 + b0);
-            VEC l0r = FN(load)(lr + o0 + b0), l0i = FN(load)(li + o0 + b0);
-            VEC l1r = FN(load)(lr + o1 + b0), l1i = FN(load)(li + o1 + b0);
-            for (int t = m - 1; t >= 0; t--) {
-                const int32_t *op = run + 8 * t;
-                if (op[0] == 3) {  /* a constant: no gradient; its inverse at moff + 4 */
-                    FN(mat)(mre + op[7] + 4, mim + op[7] + 4, &p0r, &p0i, &p1r, &p1i);
-                    FN(mat)(mre + op[7] + 4, mim + op[7] + 4, &l0r, &l0i, &l1r, &l1i);
-                    continue;
-                }
-                VEC c, s, d;
-                FN(cos_sin)(op, Bp, b0, cps, sps, csh, ssh, &c, &s);
-                if (op[0] == 0) d = l0r * p1i - l0i * p1r + l1r * p0i - l1i * p0r;
-                else if (op[0] == 1) d = l1r * p0r + l1i * p0i - l0r * p1r - l0i * p1i;
-                else d = l0r * p0i - l0i * p0r - l1r * p1i + l1i * p1r;
-                REAL *gt = g + (size_t)t * Bp + b0;
-                FN(store)(gt, FN(load)(gt) + (REAL)0.5 * d);
-                FN(rot)(op[0], c, -s, &p0r, &p0i, &p1r, &p1i);
-                FN(rot)(op[0], c, -s, &l0r, &l0i, &l1r, &l1i);
-            }
-            FN(store)(pr + o0 + b0, p0r); FN(store)(pim + o0 + b0, p0i);
-            FN(store)(pr + o1 + b0, p1r); FN(store)(pim + o1 + b0, p1i);
-            FN(store)(lr + o0 + b0, l0r); FN(store)(li + o0 + b0, l0i);
-            FN(store)(lr + o1 + b0, l1r); FN(store)(li + o1 + b0, l1i);
-        }
+    for (size_t j0 = 0; j0 < dim; j0++)
+        if (!(j0 & mask))
+            FN(adjoint_pair)(Bp, m, run, mre, mim, cps, sps, csh, ssh, pr, pim, lr, li, g, j0 * Bp, (j0 | mask) * Bp,
+                             0);
+}
+
+/* A controlled run (kind 8: control wire head[2], target head[3]; native.py): the head[4] gates after it (rotations
+ * and constants on the target) applied only to the pairs of rows whose control bit is 1, in one pass; a rotation with
+ * slot 7 set turns by minus its angle (a decomposition's gates between its two CNOTs, conjugated by X). The rows whose
+ * control bit is 0 are left as they are: the gates' product there is the identity (trace.py checks it). */
+static void FN(controlled_run)(int n, int Bp, const int32_t *head, const double *mre, const double *mim,
+                               const REAL *cps, const REAL *sps, const REAL *csh, const REAL *ssh, REAL *re, REAL *im) {
+    int pc = n - 1 - head[2], pt = n - 1 - head[3], pos[2] = {pc < pt ? pc : pt, pc < pt ? pt : pc};
+    for (size_t i = 0; i < ((size_t)1 << n) >> 2; i++) {
+        size_t j0 = group_base(i, 2, pos) | (size_t)1 << pc;
+        FN(run_pair)(Bp, head[4], head + 8, mre, mim, cps, sps, csh, ssh, re, im, j0 * Bp, (j0 | (size_t)1 << pt) * Bp,
+                     1);
+    }
+}
+
+/* the adjoint walk back through a controlled run (adjoint_pair over the pairs whose control bit is 1) */
+static void FN(adjoint_controlled)(int n, int Bp, const int32_t *head, const double *mre, const double *mim,
+                                   const REAL *cps, const REAL *sps, const REAL *csh, const REAL *ssh, REAL *pr,
+                                   REAL *pim, REAL *lr, REAL *li, REAL *g) {
+    int pc = n - 1 - head[2], pt = n - 1 - head[3], pos[2] = {pc < pt ? pc : pt, pc < pt ? pt : pc};
+    memset(g, 0, (size_t)head[4] * Bp * sizeof(REAL));
+    for (size_t i = 0; i < ((size_t)1 << n) >> 2; i++) {
+        size_t j0 = group_base(i, 2, pos) | (size_t)1 << pc;
+        FN(adjoint_pair)(Bp, head[4], head + 8, mre, mim, cps, sps, csh, ssh, pr, pim, lr, li, g, j0 * Bp,
+                         (j0 | (size_t)1 << pt) * Bp, 1);
     }
 }
 
@@ -469,6 +514,11 @@ int FN(forward)(int n, int B, int P, int S, int Q, int nops, int K, int T, int G
     for (int b = 0; b < Bp; b++) re[b] = 1;
     for (int g = 0; g < nops;) {
         const int32_t *op = ops + 8 * g;
+        if (op[0] == 8) {  /* a controlled run: its gates, then its end (kind 9) */
+            FN(controlled_run)(n, Bp, op, mre, mim, cps, sps, csh, ssh, re, im);
+            g += op[4] + 2;
+            continue;
+        }
         if (op[0] >= 4) {
             FN(constant)(n, Bp, op, mre, mim, perm, 0, re, im, tr, ti);
             g++;
@@ -521,6 +571,13 @@ int FN(backward)(int n, int B, int P, int S, int Q, int nops, int K, int T, int 
     }
     for (int k = nops - 1; k >= 0;) {
         const int32_t *op = ops + 8 * k;
+        if (op[0] == 9) {  /* the end of a controlled run: the run walked back from its head */
+            const int32_t *head = op - 8 * (op[4] + 1);
+            FN(adjoint_controlled)(n, Bp, head, mre, mim, cps, sps, csh, ssh, pr, pim, lr, li, g);
+            FN(collect)(B, Bp, op[4], head + 8, g, gps, gsh);
+            k -= op[4] + 2;
+            continue;
+        }
         if (op[0] >= 4) {
             FN(constant)(n, Bp, op, mre, mim, perm, 1, pr, pim, tr, ti);
             FN(constant)(n, Bp, op, mre, mim, perm, 1, lr, li, tr, ti);

@@ -20,6 +20,11 @@ from qrl.simulator.record import Recorder, Ref
 PARAMETRIC_1Q = frozenset({"RX", "RY", "RZ", "PhaseShift", "Rot"})
 """Parametric gates the simulator runs as they are; every other gate is decomposed or constant."""
 
+CONTROLLED_ROTATIONS = frozenset({"CRX", "CRY", "CRZ", "CRot"})
+"""Controlled rotations: decomposed as every other gate (PennyLane's decomposition: one-qubit gates on the target
+between two CNOTs), and their gates tagged with the gate they came from (:attr:`Gate.controlled`) where the gates'
+product is the identity when the control is 0, so that a program may apply them where the control is 1 only."""
+
 _DROPPED = frozenset({"GlobalPhase", "Identity", "Barrier", "Snapshot"})  # no effect on any measurement
 _TRACE_BATCHES = (3, 5)  # two recordings, at two batch sizes and two sets of random values
 
@@ -49,6 +54,9 @@ class Gate:
     wires: tuple[int, ...]
     params: tuple[Source, ...]
     matrix: np.ndarray | None = None  # constant gates only
+    controlled: tuple[int, int, int] | None = None
+    """(group, control wire, target wire) for the gates of one controlled rotation's decomposition
+    (:data:`CONTROLLED_ROTATIONS`; ``group`` tells two such gates apart); ``None`` for every other gate."""
 
 
 @dataclass
@@ -66,8 +74,11 @@ def _unsupported(op, why: str) -> QRLError:
                     f"try device='lightning.qubit' or 'default.qubit' (any PennyLane device runs every gate)")
 
 
-def _flatten_ops(ops, recorder: Recorder) -> list:
-    """Decompose until every op is a :data:`PARAMETRIC_1Q` gate or a gate with constant parameters."""
+def _flatten_ops(ops, recorder: Recorder, tags: list) -> list:
+    """Decompose until every op is a :data:`PARAMETRIC_1Q` gate or a gate with constant parameters; ``tags`` gets,
+    per op returned, ``(group, control, target)`` for the gates of a controlled rotation's decomposition whose
+    other gates are all on the target or CNOTs from the control to it (:data:`CONTROLLED_ROTATIONS`), else
+    ``None``."""
     out = []
     for op in ops:
         if op.name in _DROPPED:
@@ -75,8 +86,16 @@ def _flatten_ops(ops, recorder: Recorder) -> list:
         constant = not any(recorder.ref(p) is not None for p in op.data)
         if op.name in PARAMETRIC_1Q or (constant and op.has_matrix and getattr(op, "batch_size", None) is None):
             out.append(op)
+            tags.append(None)
         elif op.has_decomposition:
-            out.extend(_flatten_ops(op.decomposition(), recorder))
+            start = len(tags)
+            parts = _flatten_ops(op.decomposition(), recorder, tags)
+            control, target = (int(w) for w in op.wires) if op.name in CONTROLLED_ROTATIONS else (-1, -1)
+            if control >= 0 and all(tuple(p.wires) == (target,) or (p.name == "CNOT" and
+                                                                    tuple(p.wires) == (control, target))
+                                    for p in parts):
+                tags[start:] = [(start, control, target)] * len(parts)
+            out.extend(parts)
         else:
             raise _unsupported(op, "no matrix with constant parameters and no decomposition")
     return out
@@ -88,17 +107,17 @@ def _record(circuit, batch: int, seed: int):
     inputs = torch.rand((batch, *circuit.input_shape), generator=gen, dtype=torch.float64) * 2 - 1
     weights = {name: torch.rand(shape, generator=gen, dtype=torch.float64) * 4 - 2
                for name, shape in circuit.weight_shapes.items()}
-    recorder = Recorder()
+    recorder, tags = Recorder(), []
     recorder.leaf(inputs, "inputs", batched=True)
     for name, w in weights.items():
         recorder.leaf(w, name, batched=False)
     with recorder:
         tape = qml.tape.make_qscript(circuit.qfunc())(inputs, *weights.values())
-        ops = _flatten_ops(tape.operations, recorder)
+        ops = _flatten_ops(tape.operations, recorder, tags)
     if recorder.problems:
         raise QRLError(f"the torch backend cannot follow this circuit's angles: {recorder.problems[0]}; write "
                        f"angles as torch expressions of inputs and weights, or try device='lightning.qubit'")
-    return recorder, ops, tape.measurements, {"inputs": inputs, **weights}
+    return recorder, ops, tape.measurements, {"inputs": inputs, **weights}, tags
 
 
 def trace_circuit(circuit) -> TracedCircuit:
@@ -111,7 +130,8 @@ def trace_circuit(circuit) -> TracedCircuit:
     the first recording must reproduce every angle of the second, and both must have the same gates;
     otherwise the circuit is refused rather than misread.
     """
-    (rec, ops, measurements, _), (rec2, ops2, _, leaves2) = (_record(circuit, b, 11 + b) for b in _TRACE_BATCHES)
+    (rec, ops, measurements, _, tags), (rec2, ops2, _, leaves2, _) = (_record(circuit, b, 11 + b)
+                                                                       for b in _TRACE_BATCHES)
     if [(o.name, o.wires) for o in ops] != [(o.name, o.wires) for o in ops2]:
         raise QRLError("the circuit's gate sequence depends on its parameter values; the torch backend needs "
                        "a fixed gate sequence; try device='lightning.qubit'")
@@ -131,16 +151,39 @@ def trace_circuit(circuit) -> TracedCircuit:
         layout.append(entry)
     program = AngleProgram(rec.nodes, list(params), _TRACE_BATCHES[0])
     _check_replay(program, layout, leaves2)
+    tags = _identity_when_off(ops2, layout, tags)
     gates = []
-    for op, entry in zip(ops, layout, strict=True):
+    for op, entry, tag in zip(ops, layout, tags, strict=True):
         wires = tuple(int(w) for w in op.wires)
         if op.name not in PARAMETRIC_1Q or all(not isinstance(e, tuple) for e in entry):
-            gates.append(Gate("const", wires, (), np.asarray(qml.matrix(op, wire_order=op.wires), dtype=complex)))
+            gates.append(Gate("const", wires, (), np.asarray(qml.matrix(op, wire_order=op.wires), dtype=complex),
+                              controlled=tag))
             continue
         srcs = tuple(Source("const", value=e) if not isinstance(e, tuple) else
                      Source(program.kinds[e[0]], program.index[e[0]]) for e in entry)
-        gates.append(Gate(op.name, wires, srcs))
+        gates.append(Gate(op.name, wires, srcs, controlled=tag))
     return TracedCircuit(gates, program, list(measurements), circuit.n_qubits)
+
+
+def _identity_when_off(ops, layout: list, tags: list) -> list:
+    """``tags`` with each group's kept only where its one-qubit gates, as the programs apply them (a parametric
+    ``PhaseShift`` without its global phase), multiply to the identity (to 1e-9) for every sample of the recording
+    ``ops``: then the group does nothing where its control is 0."""
+    kept = list(tags)
+    for group in {t[0] for t in tags if t is not None}:
+        members = [i for i, t in enumerate(tags) if t is not None and t[0] == group]
+        product = torch.eye(2, dtype=torch.complex128)
+        for i in members:
+            if ops[i].name == "CNOT":
+                continue
+            m = torch.as_tensor(qml.matrix(ops[i]), dtype=torch.complex128)
+            if ops[i].name == "PhaseShift" and any(isinstance(e, tuple) for e in layout[i]):
+                m = m * torch.exp(-0.5j * torch.as_tensor(ops[i].data[0], dtype=torch.float64))[..., None, None]
+            product = m @ product
+        if not torch.allclose(product, torch.eye(2, dtype=torch.complex128).expand_as(product), rtol=0, atol=1e-9):
+            for i in members:
+                kept[i] = None
+    return kept
 
 
 def _check_replay(program: AngleProgram, layout: list, leaves: dict) -> None:
