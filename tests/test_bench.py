@@ -538,6 +538,11 @@ def test_the_readme_default_device_numbers_at_4_qubits_are_the_committed_runs():
     assert f"{ppo['vqc_over_mlp']:.2f}x {dqn['vqc_over_mlp']:.2f}x" == "0.90x 1.88x"
     assert [round(ppo["results"][p]["steps_per_s"]) for p in ("mlp", "vqc")] == [4984, 4493]
     assert "PPO 0.90x (pairs 0.90x, 0.88x, 0.94x, 0.93x and 0.89x), DQN 1.88x" in readme
+    ppo, dqn = bench.load(COMMITTED / "train-20261207-051629.json")["runs"]  # re-run on 2026-12-07
+    assert ppo["vqc_device"] == dqn["vqc_device"] == "auto" and ppo["repeats"] == 5
+    pairs = [f"{r:.2f}x" for r in ppo["ratios"]]
+    assert (f"PPO {ppo['vqc_over_mlp']:.2f}x (pairs {', '.join(pairs[:-1])} and {pairs[-1]}), DQN "
+            f"{dqn['vqc_over_mlp']:.2f}x") in " ".join(readme.split())
 
 
 def test_the_readme_26_qubit_tiny_batch_rows_are_the_committed_measurement():
