@@ -94,7 +94,6 @@ backward, README "The native kernel"): 2.5x-7.9x faster at 4-16 qubits at batch 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
 _CONST_1Q, _DENSE, _MONOMIAL, _FULL_DIAGONAL, _CZ_PRODUCT = 3, 4, 5, 6, 7  # kinds 0-3: runs on a wire (native_kernel.h)
 _CONTROLLED, _CONTROLLED_END = 8, 9  # a controlled run's head and end (native_kernel.h)
-_CNOT = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], dtype=complex)
 _X = np.array([[0, 1], [1, 0]], dtype=complex)
 _CZ_PHASES = np.array([1, 1, 1, -1], dtype=complex)
 _library: dict[str, ctypes.CDLL] = {}
@@ -432,23 +431,25 @@ class NativeProgram:
         return ops
 
     def _controlled_body(self, group: list[Gate], mats: list, perms: list, consts: list) -> list[list[int]] | None:
-        """A controlled rotation's decomposition (:attr:`qrl.simulator.trace.Gate.controlled`) as the gates of a
-        controlled run (native_kernel.h's ``controlled_run``): its one-qubit gates on the target, those between an
-        odd number of CNOTs conjugated by X (``X RY(a) X = RY(-a)``, the same for RZ; RX unchanged; a constant's
-        matrix conjugated), the CNOTs dropped; ``None`` where the group is not such a decomposition."""
-        _, control, target = group[0].controlled
+        """A controlled rotation's decomposition (:attr:`qrl.simulator.trace.Gate.controlled`: gates on the target
+        and an even number of CNOTs, as the tracer checked) as the gates of a controlled run (native_kernel.h's
+        ``controlled_run``): its one-qubit gates, those between an odd number of CNOTs conjugated by X
+        (``X RY(a) X = RY(-a)``, the same for RZ; RX unchanged; a constant's matrix conjugated), the CNOTs dropped;
+        ``None``, before anything is appended to ``mats``, ``perms`` or ``consts``, where it would have no gate or
+        more than the kernel's gradient rows (``MAXGROUP * MAXRUN``)."""
+        size = sum(1 if g.name == "const" else len(as_rotations(g)) for g in group if len(g.wires) == 1)
+        if not 0 < size <= MAX_RUN * FUSED_RUNS:
+            return None
         body, odd = [], False
         for g in group:
-            if g.name == "const" and g.wires == (control, target) and np.array_equal(g.matrix, _CNOT):
+            if len(g.wires) == 2:  # a CNOT from the control to the target
                 odd = not odd
-            elif g.name == "const" and g.wires == (target,):
+            elif g.name == "const":
                 body.append(self._constant(Gate("const", g.wires, (), _X @ g.matrix @ _X if odd else g.matrix),
                                            mats, perms))
-            elif g.name != "const" and g.wires == (target,):
-                body += [[*op[:7], int(odd and op[0] != _AXES["X"])] for op in self._rotations(g, consts)]
             else:
-                return None
-        return body if not odd and 0 < len(body) <= MAX_RUN * FUSED_RUNS else None
+                body += [[*op[:7], int(odd and op[0] != _AXES["X"])] for op in self._rotations(g, consts)]
+        return body
 
     def _expand_controlled(self, ops: list[list[int]]) -> list[list[int]]:
         """The gate list with each controlled run's head followed by its gates and its end (kind 9); the head and

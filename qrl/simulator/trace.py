@@ -56,7 +56,9 @@ class Gate:
     matrix: np.ndarray | None = None  # constant gates only
     controlled: tuple[int, int, int] | None = None
     """(group, control wire, target wire) for the gates of one controlled rotation's decomposition
-    (:data:`CONTROLLED_ROTATIONS`; ``group`` tells two such gates apart); ``None`` for every other gate."""
+    (:data:`CONTROLLED_ROTATIONS`; ``group`` tells two such gates apart): one-qubit gates on the target and an even
+    number of CNOTs from the control to it, the target's gates multiplying to the identity where the control is 0;
+    ``None`` for every other gate."""
 
 
 @dataclass
@@ -77,8 +79,8 @@ def _unsupported(op, why: str) -> QRLError:
 def _flatten_ops(ops, recorder: Recorder, tags: list) -> list:
     """Decompose until every op is a :data:`PARAMETRIC_1Q` gate or a gate with constant parameters; ``tags`` gets,
     per op returned, ``(group, control, target)`` for the gates of a controlled rotation's decomposition whose
-    other gates are all on the target or CNOTs from the control to it (:data:`CONTROLLED_ROTATIONS`), else
-    ``None``."""
+    gates are all on the target or CNOTs from the control to it, an even number of those (:data:`CONTROLLED_ROTATIONS`),
+    else ``None``."""
     out = []
     for op in ops:
         if op.name in _DROPPED:
@@ -91,9 +93,9 @@ def _flatten_ops(ops, recorder: Recorder, tags: list) -> list:
             start = len(tags)
             parts = _flatten_ops(op.decomposition(), recorder, tags)
             control, target = (int(w) for w in op.wires) if op.name in CONTROLLED_ROTATIONS else (-1, -1)
-            if control >= 0 and all(tuple(p.wires) == (target,) or (p.name == "CNOT" and
-                                                                    tuple(p.wires) == (control, target))
-                                    for p in parts):
+            cnots = [p.name == "CNOT" and tuple(p.wires) == (control, target) for p in parts]
+            if control >= 0 and sum(cnots) % 2 == 0 and all(c or tuple(p.wires) == (target,)
+                                                            for c, p in zip(cnots, parts, strict=True)):
                 tags[start:] = [(start, control, target)] * len(parts)
             out.extend(parts)
         else:
@@ -169,9 +171,11 @@ def _identity_when_off(ops, layout: list, tags: list) -> list:
     """``tags`` with each group's kept only where its one-qubit gates, as the programs apply them (a parametric
     ``PhaseShift`` without its global phase), multiply to the identity (to 1e-9) for every sample of the recording
     ``ops``: then the group does nothing where its control is 0."""
-    kept = list(tags)
-    for group in {t[0] for t in tags if t is not None}:
-        members = [i for i, t in enumerate(tags) if t is not None and t[0] == group]
+    kept, groups = list(tags), {}
+    for i, t in enumerate(tags):
+        if t is not None:
+            groups.setdefault(t[0], []).append(i)
+    for members in groups.values():
         product = torch.eye(2, dtype=torch.complex128)
         for i in members:
             if ops[i].name == "CNOT":
