@@ -2208,3 +2208,26 @@ def test_the_readme_controlled_runs_section_is_the_committed_measurements():
     largest = bench.load(COMMITTED / "scaling-20261207-044343.json")["seconds"]["auto"]["26"]
     assert f"two chunks of 8: {largest:.1f} s (`scaling-20261207-044343.json`), against the torch program's 895.6 s" \
         in flat
+
+
+def test_the_readme_final_re_run_of_2026_12_07_is_the_committed_measurements():
+    """README, issue 15's goals re-run on 2026-12-07's final code: the torch program over the plain one for hea and
+    strongly_entangling at 10-14 qubits and hea at 16-20, and the policy update against the MLP's."""
+    flat = " ".join(_readme().split())
+    ratios = {}
+    for stamp, plain, qubits in (("052656", "torch:plain", "10 12 14"), ("052711", "torch:plain", "10 12 14"),
+                                 ("052829", "torch:plain-adjoint", "16 18 20")):
+        seconds = bench.load(COMMITTED / f"scaling-20261207-{stamp}.json")["seconds"]
+        for path in ("auto", "torch"):
+            if path in seconds:
+                ratios[stamp, path] = [f"{seconds[plain][n] / seconds[path][n]:.2f}x" for n in qubits.split()]
+    hea, strongly = ratios["052656", "torch"], ratios["052711", "torch"]
+    assert hea == ["3.04x", "3.03x", "3.61x"]  # the goal, 3x, with little margin at 10 and 12 qubits
+    assert (f"`hea` {hea[0]}, {hea[1]} and {hea[2]} and `strongly_entangling` {strongly[0]}, {strongly[1]} and "
+            f"{strongly[2]} faster than the plain program at 10, 12 and 14 qubits") in flat
+    auto, torch_program = ratios["052829", "auto"], ratios["052829", "torch"]
+    assert (f"auto {', '.join(auto[:2])} and {auto[2]} and the torch program {', '.join(torch_program[:2])} and "
+            f"{torch_program[2]} (`-052829`)") in flat
+    update = bench.load(COMMITTED / "policy-20261207-052906.json")["seconds"]["update"]
+    mlp = next(v for k, v in update.items() if k.startswith("mlp"))
+    assert f"a policy update at batch 64 on `auto` {update['qrl auto']['64'] / mlp['64']:.2f}x the MLP's" in flat
